@@ -1,6 +1,16 @@
-#include <stdio.h>
+/* gateway-in: takes the Threema Gateway's callbacks (messages, delivery receipts) into lst.inbound */
+#include "gateway_in.h"
 
-int main(void)
+int main(int argc, char **argv)
 {
-    return 0;
+    struct gateway_in ctx = {0};
+    struct lst_config_section sections[] = {
+        lst_common_config_section(&ctx.cfg.common),
+        gateway_in_config_section(&ctx.cfg),
+    };
+    int code = 0;
+    if (lst_config_main(argc, argv, &gateway_in_program, sections, LST_ARRAY_LEN(sections), &code))
+        code = gateway_in_run(&ctx);
+    lst_config_cleanup(sections, LST_ARRAY_LEN(sections));
+    return code;
 }

@@ -23,13 +23,18 @@ struct lst_histogram;
 struct lst_metrics *lst_metrics_create(void);
 void lst_metrics_destroy(struct lst_metrics *m);
 
-/* Return NULL only on allocation failure or when the name is already registered with another
- * type; updating a NULL series is a no-op, so a metric can never take a service down. */
+/* Return NULL only on allocation failure, for an invalid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)
+ * or label text (name="value" pairs separated by commas, values escaped as by
+ * lst_metrics_label_escape), or when the name is already registered with another type (or, for
+ * a histogram, other bounds); updating a NULL series is a no-op, so a metric can never take a
+ * service down. Label text is compared as a string: keep the label order fixed per metric.
+ * The HELP text of the first registration of a name is kept. */
 struct lst_counter *lst_metrics_counter(struct lst_metrics *m, const char *name, const char *help,
                                         const char *labels);
 struct lst_gauge *lst_metrics_gauge(struct lst_metrics *m, const char *name, const char *help,
                                     const char *labels);
-/* bounds: ascending upper bounds (without +Inf), copied; at most 32. */
+/* bounds: strictly ascending finite upper bounds (without +Inf), copied; at most 32.
+ * Observations of NaN are ignored. */
 struct lst_histogram *lst_metrics_histogram(struct lst_metrics *m, const char *name,
                                             const char *help, const char *labels,
                                             const double *bounds, size_t nbounds);
@@ -54,5 +59,9 @@ extern const size_t lst_metrics_latency_nbuckets;
 
 /* Appends every metric, grouped by name with one HELP and TYPE line each. */
 lst_err lst_metrics_render(struct lst_metrics *m, struct lst_buf *out);
+
+/* Appends value escaped for use between the quotes of a label value (\\, \" and \n), for
+ * callers building label text from data. Bytes of invalid UTF-8 become '?'. */
+lst_err lst_metrics_label_escape(struct lst_buf *out, const char *value);
 
 #endif

@@ -1,0 +1,133 @@
+/* HTTP server on libmicrohttpd 0.9.75: a route table, request bodies with a size limit, JSON
+ * problem details (RFC 9457) for errors, and the built-in /healthz, /readyz and /metrics.
+ *
+ * Threads: one thread per connection (MHD_USE_THREAD_PER_CONNECTION with MHD's internal
+ * polling thread), at most max_connections of them. Handlers may block (gateway-in waits for a
+ * Kafka delivery report inside its handler): a blocked handler holds only its own connection.
+ * With MHD's thread pool instead, each pool thread serves many connections through one event
+ * loop, so one blocking handler would stall every connection that landed on its thread. The
+ * cost, a thread per open connection, is bounded by max_connections; MHD answers connections
+ * beyond it by closing them.
+ *
+ * Handlers run concurrently on those threads: anything they share through ud must be
+ * thread-safe (lst_redis and lst_metrics are).
+ *
+ * Built-in routes (checked before the table): GET /healthz -> 200 {"status":"ok"}; GET /readyz
+ * -> 200 {"status":"ready"} or 503 {"status":"not_ready","reason":"..."} from the ready
+ * callback; GET /metrics -> lst_metrics_render output as text/plain; version=0.0.4. Every
+ * request is counted in lst_http_requests_total{route,method,code} and timed in
+ * lst_http_request_duration_seconds{route,method}; route is the matched route's path pattern
+ * ("unmatched" for 404s), so label cardinality stays bounded.
+ *
+ * Errors the server produces itself: 404 unknown path, 405 known path with another method
+ * (with an Allow header), 413 body above max_body (checked against Content-Length before the
+ * body is read, and while reading for chunked bodies), 500 when a handler set no status. All
+ * as application/problem+json, see lst_http_problem. Malformed HTTP is answered (400) or
+ * closed by libmicrohttpd before any handler runs. HEAD is served by GET routes (MHD omits the
+ * body). MHD's own error messages go to the project logger (event "http.mhd"). */
+#ifndef LST_HTTP_H
+#define LST_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lst/error.h"
+#include "lst/metrics.h"
+#include "lst/util.h"
+
+#define LST_HTTP_MAX_HEADERS 16
+
+/* Everything here is borrowed from the server and valid only during the handler call. */
+struct lst_http_request {
+    const char *method;      /* as sent, e.g. "POST" */
+    const char *path;        /* percent-decoded path without the query string */
+    const char *route;       /* the matched route's path pattern, e.g. "/api/messages/" */
+    const char *body;        /* body_len bytes plus a NUL (for convenience); "" when none */
+    size_t body_len;         /* at most max_body */
+    const char *remote_addr; /* peer IP as text; "" when unknown */
+    void *conn;              /* the MHD connection: use the getters below */
+};
+
+/* A decoded query parameter; NULL when absent or given without a value ("?flag"). */
+const char *lst_http_query(const struct lst_http_request *req, const char *name);
+/* A request header (name case-insensitive); NULL when absent. */
+const char *lst_http_header(const struct lst_http_request *req, const char *name);
+
+struct lst_http_header {
+    char *name;
+    char *value;
+};
+
+/* Filled by the handler. The server initialises it (status 0, empty body) and frees it. */
+struct lst_http_response {
+    int status;               /* 100..599; 0 (unset) becomes a 500 problem */
+    const char *content_type; /* static storage (a literal); NULL means application/json */
+    struct lst_buf body;
+    struct lst_http_header headers[LST_HTTP_MAX_HEADERS]; /* owned, see lst_http_add_header */
+    size_t nheaders;
+};
+
+/* Adds a response header such as Location or Access-Control-Allow-Origin (both copied).
+ * LST_ERR_INVALID for an empty name or CR/LF in either (header injection), LST_ERR_RANGE when
+ * LST_HTTP_MAX_HEADERS are set already. */
+lst_err lst_http_add_header(struct lst_http_response *resp, const char *name, const char *value);
+
+/* Sets status, content type (static storage, NULL = application/json) and a copy of the body,
+ * replacing any previous body. */
+lst_err lst_http_reply(struct lst_http_response *resp, int status, const char *content_type,
+                       const char *body, size_t len);
+
+/* Replaces the response with an RFC 9457 problem:
+ *   Content-Type: application/problem+json
+ *   {"type":"urn:leitstand:problem:<type_slug>","title":<title>,"status":<status>,
+ *    "detail":<detail>}
+ * type_slug is a stable kebab-case identifier (e.g. "payload-too-large") clients may switch
+ * on; title a short fixed summary of the type; detail (printf format, may be NULL) explains this
+ * occurrence. Never put secrets or message contents in detail. */
+lst_err lst_http_problem(struct lst_http_response *resp, int status, const char *type_slug,
+                         const char *title, const char *detail_fmt, ...) LST_PRINTF(5, 6);
+
+/* A route handler: read req, fill resp. ud is the config's ud (the service context). */
+typedef void (*lst_http_handler_fn)(void *ud, const struct lst_http_request *req,
+                                    struct lst_http_response *resp);
+
+struct lst_http_route {
+    const char *method;          /* "GET", "POST", ... (exact, case-sensitive as in HTTP) */
+    const char *path;            /* exact path, or a prefix when prefix is true */
+    bool prefix;                 /* match every path starting with path */
+    lst_http_handler_fn handler; /* required */
+};
+
+/* Readiness: return false and append a short reason to why (e.g. "redis unreachable"). */
+typedef bool (*lst_http_ready_fn)(void *ud, struct lst_buf *why);
+
+struct lst_http_config {
+    const char *bind_addr;    /* IPv4 or IPv6 literal; NULL means "127.0.0.1" */
+    uint16_t port;            /* 0 picks an ephemeral port, see lst_http_server_port */
+    unsigned max_connections; /* concurrent connections = handler threads; 0 means 64 */
+    size_t max_body;          /* largest request body in bytes; 0 means 1 MiB */
+    unsigned conn_timeout_s;  /* idle connections are closed after this; 0 means 30 */
+    unsigned drain_ms;        /* destroy waits this long for in-flight requests; 0 = 5000 */
+    const struct lst_http_route *routes; /* copied (strings too) */
+    size_t nroutes;
+    void *ud;                    /* passed to handlers and ready; borrowed */
+    lst_http_ready_fn ready;     /* NULL means always ready */
+    struct lst_metrics *metrics; /* borrowed, may be NULL; must outlive the server */
+};
+
+struct lst_http_server;
+
+/* Validates the config, binds and starts serving. LST_ERR_CONFIG for a bad config (bad
+ * address, route without handler), LST_ERR_HTTP when MHD cannot start (e.g. port in use). */
+lst_err lst_http_server_create(const struct lst_http_config *cfg, struct lst_http_server **out);
+/* The port actually bound (useful with port 0). */
+uint16_t lst_http_server_port(const struct lst_http_server *s);
+/* Stops accepting connections at once, waits up to drain_ms for requests in flight (their
+ * handlers run to completion and their responses are sent), then stops MHD, which closes the
+ * remaining connections and joins their threads. A handler still running after drain_ms is
+ * waited for (MHD joins its thread), so handlers must bound their own blocking. NULL is a
+ * no-op. */
+void lst_http_server_destroy(struct lst_http_server *s);
+
+#endif

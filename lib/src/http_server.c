@@ -1,0 +1,570 @@
+/* The HTTP server of lst/http.h on libmicrohttpd 0.9.75: daemon lifecycle, routing, body
+ * accumulation with the size limit, built-in endpoints and request metrics. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lst/http.h"
+#include "lst/log.h"
+
+#define DEFAULT_MAX_CONNECTIONS 64
+#define DEFAULT_MAX_BODY        (1024 * 1024)
+#define DEFAULT_TIMEOUT_S       30
+#define DEFAULT_DRAIN_MS        5000
+/* After the body passed max_body we keep reading (and dropping) this much more so that a
+ * chunked upload still gets its 413: MHD can queue a response only once the upload is
+ * complete. A client sending more than that is disconnected without an answer. */
+#define DISCARD_SLACK (1024 * 1024)
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct route {
+    char *method;
+    char *path;
+    size_t path_len;
+    bool prefix;
+    lst_http_handler_fn handler;
+    bool builtin; /* handler gets the server as ud instead of the config's ud */
+};
+
+struct lst_http_server {
+    struct MHD_Daemon *daemon;
+    MHD_socket quiesced_fd; /* listen socket handed back by MHD_quiesce_daemon, ours to close */
+    struct route *routes;
+    size_t nroutes;
+    void *ud;
+    lst_http_ready_fn ready;
+    struct lst_metrics *metrics;
+    size_t max_body;
+    unsigned drain_ms;
+    uint16_t port;
+    atomic_long in_flight;
+    struct sockaddr_storage addr;
+};
+
+/* Per-request state, MHD's con_cls: from the first access-handler call to the completion
+ * callback. */
+struct req_state {
+    int64_t start_ms;
+    const struct route *route; /* NULL: answered early (404/405/413) */
+    struct lst_buf body;
+    size_t received; /* all body bytes seen, also the dropped ones */
+    bool too_large;
+    bool answered;
+};
+
+/* ---- request accessors ---- */
+
+const char *lst_http_query(const struct lst_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *lst_http_header(const struct lst_http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* ---- metrics ---- */
+
+/* Methods outside this set are counted as "other", so a client cannot grow the label set. */
+static const char *method_label(const char *method)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    for (size_t i = 0; i < LST_ARRAY_LEN(known); i++) {
+        if (strcmp(method, known[i]) == 0)
+            return known[i];
+    }
+    return "other";
+}
+
+static void record(struct lst_http_server *s, const struct req_state *st, const char *method,
+                   int status)
+{
+    if (s->metrics == NULL)
+        return;
+    struct lst_buf labels;
+    lst_buf_init(&labels);
+    lst_buf_puts(&labels, "route=\"");
+    lst_metrics_label_escape(&labels, st->route != NULL ? st->route->path : "unmatched");
+    lst_buf_printf(&labels, "\",method=\"%s\"", method_label(method));
+    if (!lst_buf_failed(&labels)) {
+        double secs = (double)(lst_mono_ms() - st->start_ms) / 1000.0;
+        lst_histogram_observe(
+            lst_metrics_histogram(s->metrics, "lst_http_request_duration_seconds",
+                                  "Time from request start to response, by route.", labels.data,
+                                  lst_metrics_latency_buckets, lst_metrics_latency_nbuckets),
+            secs);
+    }
+    lst_buf_printf(&labels, ",code=\"%d\"", status);
+    if (!lst_buf_failed(&labels))
+        lst_counter_inc(lst_metrics_counter(s->metrics, "lst_http_requests_total",
+                                            "HTTP requests answered, by route, method and code.",
+                                            labels.data));
+    lst_buf_cleanup(&labels);
+}
+
+/* ---- responses ---- */
+
+static void response_init(struct lst_http_response *resp)
+{
+    memset(resp, 0, sizeof(*resp));
+    lst_buf_init(&resp->body);
+}
+
+static void response_cleanup(struct lst_http_response *resp)
+{
+    lst_buf_cleanup(&resp->body);
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        free(resp->headers[i].name);
+        free(resp->headers[i].value);
+    }
+    resp->nheaders = 0;
+}
+
+/* Turns resp into an MHD response and queues it; records the metrics. */
+static enum MHD_Result send_response(struct lst_http_server *s, struct MHD_Connection *conn,
+                                     struct req_state *st, const char *method,
+                                     struct lst_http_response *resp)
+{
+    if (resp->status < 100 || resp->status > 599 || lst_buf_failed(&resp->body)) {
+        LST_ERROR("http.handler.no_response",
+                  "handler for %s left status %d (or ran out of "
+                  "memory)",
+                  st->route ? st->route->path : "?", resp->status);
+        lst_http_problem(resp, 500, "internal-error", "Internal Server Error",
+                         "the request could not be processed");
+    }
+    /* MUST_COPY: MHD keeps its own copy, resp is freed right after queueing. */
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(resp->body.len, resp->body.data, MHD_RESPMEM_MUST_COPY);
+    if (r == NULL)
+        return MHD_NO;
+    const char *ctype = resp->content_type ? resp->content_type : "application/json";
+    bool ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) == MHD_YES;
+    for (size_t i = 0; i < resp->nheaders && ok; i++)
+        ok = MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value) == MHD_YES;
+    enum MHD_Result res = ok ? MHD_queue_response(conn, (unsigned)resp->status, r) : MHD_NO;
+    MHD_destroy_response(r);
+    st->answered = true;
+    record(s, st, method, resp->status);
+    LST_DEBUG("http.request", "%s %s -> %d", method_label(method),
+              st->route ? st->route->path : "unmatched", resp->status);
+    return res;
+}
+
+static enum MHD_Result send_problem(struct lst_http_server *s, struct MHD_Connection *conn,
+                                    struct req_state *st, const char *method, int status,
+                                    const char *slug, const char *title, const char *detail)
+{
+    struct lst_http_response resp;
+    response_init(&resp);
+    lst_http_problem(&resp, status, slug, title, "%s", detail);
+    enum MHD_Result res = send_response(s, conn, st, method, &resp);
+    response_cleanup(&resp);
+    return res;
+}
+
+/* ---- routing ---- */
+
+static bool path_matches(const struct route *r, const char *path)
+{
+    if (r->prefix)
+        return strncmp(path, r->path, r->path_len) == 0;
+    return strcmp(path, r->path) == 0;
+}
+
+static bool method_matches(const struct route *r, const char *method)
+{
+    /* HEAD is GET without the body; MHD drops the body for us. */
+    return strcmp(r->method, method) == 0 ||
+           (strcmp(method, "HEAD") == 0 && strcmp(r->method, "GET") == 0);
+}
+
+/* Exact routes win over prefix routes, longer prefixes over shorter ones. */
+static bool better(const struct route *cand, const struct route *best)
+{
+    if (best == NULL)
+        return true;
+    if (cand->prefix != best->prefix)
+        return !cand->prefix;
+    return cand->path_len > best->path_len;
+}
+
+/* The route for method and path; when none matches but the path is known, fills allow with
+ * the accepted methods ("GET, HEAD, POST"). */
+static const struct route *find_route(const struct lst_http_server *s, const char *method,
+                                      const char *path, struct lst_buf *allow)
+{
+    const struct route *best = NULL;
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const struct route *r = &s->routes[i];
+        if (path_matches(r, path) && method_matches(r, method) && better(r, best))
+            best = r;
+    }
+    if (best != NULL)
+        return best;
+    for (size_t i = 0; i < s->nroutes; i++) {
+        const struct route *r = &s->routes[i];
+        if (!path_matches(r, path) || strstr(allow->data ? allow->data : "", r->method))
+            continue;
+        lst_buf_printf(allow, "%s%s", allow->len ? ", " : "", r->method);
+        if (strcmp(r->method, "GET") == 0)
+            lst_buf_puts(allow, ", HEAD");
+    }
+    return NULL;
+}
+
+/* ---- built-in endpoints ---- */
+
+static void handle_healthz(void *ud, const struct lst_http_request *req,
+                           struct lst_http_response *resp)
+{
+    (void)ud;
+    (void)req;
+    const char body[] = "{\"status\":\"ok\"}";
+    lst_http_reply(resp, 200, "application/json", body, sizeof(body) - 1);
+}
+
+static void handle_readyz(void *ud, const struct lst_http_request *req,
+                          struct lst_http_response *resp)
+{
+    struct lst_http_server *s = ud;
+    struct lst_buf why;
+    (void)req;
+    lst_buf_init(&why);
+    if (s->ready == NULL || s->ready(s->ud, &why)) {
+        const char body[] = "{\"status\":\"ready\"}";
+        lst_http_reply(resp, 200, "application/json", body, sizeof(body) - 1);
+    } else {
+        resp->status = 503;
+        resp->content_type = "application/json";
+        lst_buf_puts(&resp->body, "{\"status\":\"not_ready\",\"reason\":");
+        lst_buf_json_str(&resp->body, why.len ? why.data : "unknown", why.len ? why.len : 7);
+        lst_buf_puts(&resp->body, "}");
+    }
+    lst_buf_cleanup(&why);
+}
+
+static void handle_metrics(void *ud, const struct lst_http_request *req,
+                           struct lst_http_response *resp)
+{
+    struct lst_http_server *s = ud;
+    (void)req;
+    resp->status = 200;
+    resp->content_type = METRICS_CONTENT_TYPE;
+    if (s->metrics != NULL && lst_metrics_render(s->metrics, &resp->body) != LST_OK)
+        lst_http_problem(resp, 500, "internal-error", "Internal Server Error",
+                         "metrics could not be rendered");
+}
+
+static const struct lst_http_route builtin_routes[] = {
+    {"GET", "/healthz", false, handle_healthz},
+    {"GET", "/readyz", false, handle_readyz},
+    {"GET", "/metrics", false, handle_metrics},
+};
+
+/* ---- MHD callbacks ---- */
+
+static void remote_addr(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)cap);
+}
+
+static enum MHD_Result run_handler(struct lst_http_server *s, struct MHD_Connection *conn,
+                                   struct req_state *st, const char *url, const char *method)
+{
+    char addr[INET6_ADDRSTRLEN];
+    remote_addr(conn, addr, sizeof(addr));
+    struct lst_http_request req = {
+        .method = method,
+        .path = url,
+        .route = st->route->path,
+        .body = st->body.data ? st->body.data : "",
+        .body_len = st->body.len,
+        .remote_addr = addr,
+        .conn = conn,
+    };
+    struct lst_http_response resp;
+    response_init(&resp);
+    st->route->handler(st->route->builtin ? (void *)s : s->ud, &req, &resp);
+    enum MHD_Result res = send_response(s, conn, st, method, &resp);
+    response_cleanup(&resp);
+    return res;
+}
+
+/* First call for a request: headers are in, no body yet. Answers 404/405/413 right away
+ * (MHD then skips the body and closes the connection after the reply). */
+static enum MHD_Result begin_request(struct lst_http_server *s, struct MHD_Connection *conn,
+                                     const char *url, const char *method, void **con_cls)
+{
+    struct req_state *st = calloc(1, sizeof(*st));
+    if (st == NULL)
+        return MHD_NO;
+    st->start_ms = lst_mono_ms();
+    lst_buf_init(&st->body);
+    *con_cls = st;
+    atomic_fetch_add(&s->in_flight, 1);
+
+    struct lst_buf allow;
+    lst_buf_init(&allow);
+    st->route = find_route(s, method, url, &allow);
+    enum MHD_Result res = MHD_YES;
+    if (st->route == NULL && allow.len == 0) {
+        res = send_problem(s, conn, st, method, 404, "not-found", "Not Found", "no such resource");
+    } else if (st->route == NULL) {
+        struct lst_http_response resp;
+        response_init(&resp);
+        lst_http_problem(&resp, 405, "method-not-allowed", "Method Not Allowed",
+                         "allowed methods: %s", allow.data);
+        lst_http_add_header(&resp, MHD_HTTP_HEADER_ALLOW, allow.data);
+        res = send_response(s, conn, st, method, &resp);
+        response_cleanup(&resp);
+    } else {
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t len = 0;
+        if (cl != NULL && lst_parse_i64(cl, 0, INT64_MAX, &len) == LST_OK &&
+            (uint64_t)len > s->max_body) {
+            st->too_large = true;
+            res = send_problem(s, conn, st, method, 413, "payload-too-large", "Payload Too Large",
+                               "the request body exceeds the limit");
+        }
+    }
+    lst_buf_cleanup(&allow);
+    return res;
+}
+
+/* A piece of the body: keep it while under the limit, then drop (bounded, see DISCARD_SLACK). */
+static enum MHD_Result take_body(struct lst_http_server *s, struct req_state *st, const char *data,
+                                 size_t *size)
+{
+    size_t n = *size;
+    *size = 0;
+    st->received += n;
+    if (st->answered)
+        return MHD_YES; /* an early answer is queued; MHD is skipping the body */
+    if (st->received > s->max_body) {
+        st->too_large = true;
+        lst_buf_cleanup(&st->body);
+        return st->received - s->max_body > DISCARD_SLACK ? MHD_NO : MHD_YES;
+    }
+    return lst_buf_append(&st->body, data, n) == LST_OK ? MHD_YES : MHD_NO;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    struct lst_http_server *s = cls;
+    struct req_state *st = *con_cls;
+    (void)version;
+    if (st == NULL)
+        return begin_request(s, conn, url, method, con_cls);
+    if (*upload_data_size > 0)
+        return take_body(s, st, upload_data, upload_data_size);
+    if (st->answered)
+        return MHD_YES;
+    if (st->too_large)
+        return send_problem(s, conn, st, method, 413, "payload-too-large", "Payload Too Large",
+                            "the request body exceeds the limit");
+    return run_handler(s, conn, st, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct lst_http_server *s = cls;
+    struct req_state *st = *con_cls;
+    (void)conn;
+    if (st == NULL)
+        return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        LST_DEBUG("http.request.aborted", "request ended early (MHD code %d)", (int)toe);
+    lst_buf_cleanup(&st->body);
+    free(st);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->in_flight, 1);
+}
+
+__attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    (void)cls;
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    LST_WARN("http.mhd", "%s", line);
+}
+
+/* ---- lifecycle ---- */
+
+static lst_err copy_route(struct route *dst, const struct lst_http_route *src, bool builtin)
+{
+    if (src->method == NULL || src->path == NULL || src->handler == NULL ||
+        src->method[0] == '\0' || src->path[0] != '/')
+        return LST_ERR_CONFIG;
+    dst->method = lst_strdup(src->method);
+    dst->path = lst_strdup(src->path);
+    if (dst->method == NULL || dst->path == NULL)
+        return LST_ERR_NOMEM;
+    dst->path_len = strlen(dst->path);
+    dst->prefix = src->prefix;
+    dst->handler = src->handler;
+    dst->builtin = builtin;
+    return LST_OK;
+}
+
+static lst_err copy_routes(struct lst_http_server *s, const struct lst_http_config *cfg)
+{
+    size_t nb = LST_ARRAY_LEN(builtin_routes);
+    if (cfg->nroutes > 0 && cfg->routes == NULL)
+        return LST_ERR_CONFIG;
+    s->routes = calloc(nb + cfg->nroutes, sizeof(*s->routes));
+    if (s->routes == NULL)
+        return LST_ERR_NOMEM;
+    lst_err err = LST_OK;
+    /* nroutes also counts an entry whose copy failed half-way, so destroy frees its parts. */
+    for (size_t i = 0; i < nb && err == LST_OK; i++, s->nroutes++)
+        err = copy_route(&s->routes[i], &builtin_routes[i], true);
+    for (size_t i = 0; i < cfg->nroutes && err == LST_OK; i++, s->nroutes++)
+        err = copy_route(&s->routes[nb + i], &cfg->routes[i], false);
+    return err;
+}
+
+static lst_err parse_bind(struct lst_http_server *s, const char *addr, uint16_t port, bool *ipv6)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)(void *)&s->addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)(void *)&s->addr;
+    memset(&s->addr, 0, sizeof(s->addr));
+    *ipv6 = false;
+    if (inet_pton(AF_INET, addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        return LST_OK;
+    }
+    if (inet_pton(AF_INET6, addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        *ipv6 = true;
+        return LST_OK;
+    }
+    LST_ERROR("http.config", "bind address '%s' is not an IP address", addr);
+    return LST_ERR_CONFIG;
+}
+
+static lst_err start_daemon(struct lst_http_server *s, const struct lst_http_config *cfg, bool ipv6)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (ipv6)
+        flags |= MHD_USE_IPv6;
+    unsigned conns = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
+    unsigned timeout = cfg->conn_timeout_s ? cfg->conn_timeout_s : DEFAULT_TIMEOUT_S;
+    /* The logger option goes first so that start-up errors reach our log too. */
+    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
+                                 on_mhd_log, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_SOCK_ADDR, &s->addr, MHD_OPTION_CONNECTION_LIMIT, conns,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        LST_ERROR("http.start.failed", "cannot start the HTTP server on %s:%u",
+                  cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)cfg->port);
+        return LST_ERR_HTTP;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info != NULL ? info->port : cfg->port;
+    return LST_OK;
+}
+
+lst_err lst_http_server_create(const struct lst_http_config *cfg, struct lst_http_server **out)
+{
+    lst_err err = LST_OK;
+    bool ipv6 = false;
+    struct lst_http_server *s = NULL;
+    *out = NULL;
+    if (cfg == NULL) {
+        err = LST_ERR_CONFIG;
+        goto out;
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        err = LST_ERR_NOMEM;
+        goto out;
+    }
+    s->quiesced_fd = MHD_INVALID_SOCKET;
+    atomic_init(&s->in_flight, 0);
+    s->ud = cfg->ud;
+    s->ready = cfg->ready;
+    s->metrics = cfg->metrics;
+    s->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
+    s->drain_ms = cfg->drain_ms ? cfg->drain_ms : DEFAULT_DRAIN_MS;
+    err = copy_routes(s, cfg);
+    if (err == LST_OK)
+        err = parse_bind(s, cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", cfg->port, &ipv6);
+    if (err == LST_OK)
+        err = start_daemon(s, cfg, ipv6);
+    if (err != LST_OK)
+        goto out;
+    LST_INFO("http.started", "HTTP server listening on %s port %u",
+             cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)s->port);
+    *out = s;
+    s = NULL;
+out:
+    lst_http_server_destroy(s);
+    return err;
+}
+
+uint16_t lst_http_server_port(const struct lst_http_server *s)
+{
+    return s->port;
+}
+
+/* Stop accepting, then give requests in flight drain_ms to finish and be sent. */
+static void drain(struct lst_http_server *s)
+{
+    s->quiesced_fd = MHD_quiesce_daemon(s->daemon);
+    int64_t deadline = lst_mono_ms() + s->drain_ms;
+    while (atomic_load(&s->in_flight) > 0 && lst_mono_ms() < deadline)
+        lst_sleep_ms(10, NULL);
+    long left = atomic_load(&s->in_flight);
+    if (left > 0)
+        LST_WARN("http.stop.drain_timeout", "%ld request(s) still in flight after %u ms", left,
+                 s->drain_ms);
+}
+
+void lst_http_server_destroy(struct lst_http_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->daemon != NULL) {
+        drain(s);
+        MHD_stop_daemon(s->daemon);
+        if (s->quiesced_fd != MHD_INVALID_SOCKET)
+            close(s->quiesced_fd);
+    }
+    for (size_t i = 0; i < s->nroutes; i++) {
+        free(s->routes[i].method);
+        free(s->routes[i].path);
+    }
+    free(s->routes);
+    free(s);
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Starts and stops the four Leitstand services natively (no Docker), each in the background
+# with its log in $LST_STACK_DIR/logs and its pid in $LST_STACK_DIR/run.
+#
+#   scripts/services.sh start|stop|status
+#
+# Services read their configuration from the environment (see each binary's --help); this
+# script only points them at the stack started by scripts/stack.sh.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${LST_STACK_DIR:-$ROOT/.stack}
+BUILD_DIR=${LST_BUILD_DIR:-$ROOT/build}
+RUN_DIR=$STACK_DIR/run
+LOG_DIR=$STACK_DIR/logs
+
+export LST_KAFKA_BROKERS=${LST_KAFKA_BROKERS:-127.0.0.1:${LST_KAFKA_PORT:-19092}}
+export LST_REDIS_PORT=${LST_REDIS_PORT:-16379}
+
+# name and default HTTP port, in start order (consumers of a topic before its producers does
+# not matter with Kafka, but the view-api last means the API answers only when all is up).
+SERVICES="ledger:18083 gateway-in:18082 gateway-out:18081 view-api:18080"
+
+port_of() {
+    local name=$1 var
+    var="LST_$(echo "${name//-/_}" | tr '[:lower:]' '[:upper:]')_HTTP_PORT"
+    echo "${!var:-${2}}"
+}
+
+pid_alive() {
+    local pidfile=$1 pid
+    [ -f "$pidfile" ] || return 1
+    pid=$(cat "$pidfile")
+    kill -0 "$pid" 2>/dev/null || return 1
+    # Only a pid whose command line is ours counts: pids are reused.
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$BUILD_DIR/services/" || return 1
+}
+
+wait_healthy() {
+    local name=$1 port=$2 pidfile=$3 deadline=$((SECONDS + 30))
+    while [ $SECONDS -lt $deadline ]; do
+        if ! pid_alive "$pidfile"; then
+            echo "services: $name exited during start-up; last log lines:" >&2
+            tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+            return 1
+        fi
+        if curl -fsS -m 2 "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    echo "services: $name did not answer /healthz on port $port within 30 s" >&2
+    return 1
+}
+
+start_one() {
+    local name=$1 port=$2 bin=$BUILD_DIR/services/$1/$1 pidfile=$RUN_DIR/$1.pid
+    if pid_alive "$pidfile"; then
+        echo "services: $name already running (pid $(cat "$pidfile"))"
+        return 0
+    fi
+    [ -x "$bin" ] || { echo "services: $bin missing; run scripts/setup.sh" >&2; return 1; }
+    LST_HTTP_PORT=$port nohup "$bin" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    wait_healthy "$name" "$port" "$pidfile"
+    echo "services: $name up on http://127.0.0.1:$port (pid $(cat "$pidfile"))"
+}
+
+stop_one() {
+    local name=$1 pidfile=$RUN_DIR/$1.pid pid deadline
+    if ! pid_alive "$pidfile"; then
+        rm -f "$pidfile"
+        return 0
+    fi
+    pid=$(cat "$pidfile")
+    kill -TERM "$pid"
+    deadline=$((SECONDS + 20))
+    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "services: $name ignored SIGTERM for 20 s, killing" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    rm -f "$pidfile"
+    echo "services: $name stopped"
+}
+
+mkdir -p "$RUN_DIR" "$LOG_DIR"
+case "${1:-}" in
+start)
+    for s in $SERVICES; do start_one "${s%%:*}" "$(port_of "${s%%:*}" "${s##*:}")"; done
+    ;;
+stop)
+    for s in $(echo "$SERVICES" | tr ' ' '\n' | tac); do stop_one "${s%%:*}"; done
+    ;;
+status)
+    rc=0
+    for s in $SERVICES; do
+        name=${s%%:*}
+        port=$(port_of "$name" "${s##*:}")
+        if pid_alive "$RUN_DIR/$name.pid"; then
+            ready=$(curl -s -m 2 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/readyz" || true)
+            printf '%-12s up    pid %-7s http://127.0.0.1:%s  readyz=%s\n' "$name" \
+                "$(cat "$RUN_DIR/$name.pid")" "$port" "$ready"
+        else
+            printf '%-12s down\n' "$name"
+            rc=1
+        fi
+    done
+    exit $rc
+    ;;
+*)
+    echo "usage: scripts/services.sh start|stop|status" >&2
+    exit 2
+    ;;
+esac

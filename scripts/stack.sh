@@ -1,0 +1,386 @@
+#!/usr/bin/env bash
+# The local stack: a single-node Apache Kafka 3.9 (KRaft, broker+controller in one JVM) and a
+# Redis with AOF, both on 127.0.0.1, all state in one ignored folder.
+#
+#   scripts/stack.sh up | down | status | restart-kafka | restart-redis | logs [kafka|redis] [N]
+#
+# Environment (defaults in brackets):
+#   LST_STACK_DIR               state folder [<repo>/.stack]
+#   LST_KAFKA_PORT              Kafka client port [19092]
+#   LST_KAFKA_CONTROLLER_PORT   KRaft controller port [19093]
+#   LST_REDIS_PORT              Redis port [16379]
+#   LST_TOPIC_PREFIX            prefix of every topic of proto/topics.tsv [none]
+#   LST_BUILD_DIR               where lst-admin was built [build]
+#   LST_KAFKA_LIBS              the Kafka jars [<repo>/.stack/kafka/libs] (scripts/setup.sh)
+#   LST_KAFKA_READY_TIMEOUT_MS  how long `up` waits for the broker [90000]
+#   LST_KAFKA_STOP_TIMEOUT_S    SIGTERM grace before SIGKILL [30]
+#
+# Only processes this script started (pid files in the stack folder, checked against their
+# command line before any signal) are ever stopped.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STACK="${LST_STACK_DIR:-$ROOT/.stack}"
+KAFKA_PORT="${LST_KAFKA_PORT:-19092}"
+CONTROLLER_PORT="${LST_KAFKA_CONTROLLER_PORT:-19093}"
+REDIS_PORT="${LST_REDIS_PORT:-16379}"
+TOPIC_PREFIX="${LST_TOPIC_PREFIX:-}"
+BUILD_DIR="${LST_BUILD_DIR:-build}"
+KAFKA_LIBS="${LST_KAFKA_LIBS:-$ROOT/.stack/kafka/libs}"
+READY_TIMEOUT_MS="${LST_KAFKA_READY_TIMEOUT_MS:-90000}"
+STOP_TIMEOUT_S="${LST_KAFKA_STOP_TIMEOUT_S:-30}"
+
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
+mkdir -p "$STACK"
+STACK="$(cd "$STACK" && pwd)"
+LST_ADMIN="$BUILD_DIR/tools/lst-admin/lst-admin"
+BROKERS="127.0.0.1:$KAFKA_PORT"
+
+KDIR="$STACK/kafka"
+KAFKA_PID="$KDIR/kafka.pid"
+KAFKA_DATA="$KDIR/data"
+KAFKA_CONF="$KDIR/server.properties"
+KAFKA_LOG="$KDIR/logs/server.log"
+RDIR="$STACK/redis"
+REDIS_PID="$RDIR/redis.pid"
+REDIS_CONF="$RDIR/redis.conf"
+REDIS_LOG="$RDIR/redis.log"
+
+log() { printf 'stack: %s\n' "$*"; }
+die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+elapsed() {
+    local t=$(($(now_ms) - $1))
+    printf '%d.%03d s' $((t / 1000)) $((t % 1000))
+}
+
+for v in KAFKA_PORT CONTROLLER_PORT REDIS_PORT; do
+    if ! [[ "${!v}" =~ ^[0-9]{1,5}$ ]] || [ "${!v}" -lt 1 ] || [ "${!v}" -gt 65535 ]; then
+        die "LST_${v/CONTROLLER/KAFKA_CONTROLLER} '${!v}' is not a port number"
+    fi
+done
+if [ "$KAFKA_PORT" = "$CONTROLLER_PORT" ] || [ "$KAFKA_PORT" = "$REDIS_PORT" ] ||
+    [ "$CONTROLLER_PORT" = "$REDIS_PORT" ]; then
+    die "the three ports must differ"
+fi
+
+need_admin() {
+    [ -x "$LST_ADMIN" ] ||
+        die "lst-admin not found at $LST_ADMIN; run scripts/setup.sh (or set LST_BUILD_DIR)"
+}
+
+# --- process bookkeeping ----------------------------------------------------------------
+
+# Prints the recorded pid of a pid file when that process still runs the expected command:
+# its command line must contain every given pattern. Never trusts a bare pid (pids recycle).
+owned_pid() {
+    local file="$1" pid cmd pat
+    shift
+    [ -f "$file" ] || return 1
+    pid="$(cat "$file" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [ -r "/proc/$pid/cmdline" ] || return 1
+    cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+    for pat in "$@"; do
+        [[ "$cmd" == *"$pat"* ]] || return 1
+    done
+    echo "$pid"
+}
+
+kafka_pid() { owned_pid "$KAFKA_PID" kafka.Kafka "$KAFKA_CONF"; }
+# Redis rewrites its process title; proc-title-template in redis.conf keeps the config path
+# (and so the stack folder) in it.
+redis_pid() { owned_pid "$REDIS_PID" redis-server "$REDIS_CONF"; }
+
+port_busy() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+
+# Waits until pid is gone, at most $2 seconds; polls every 0.1 s.
+wait_gone() {
+    local pid="$1" i
+    for ((i = 0; i < $2 * 10; i++)); do
+        [ -e "/proc/$pid" ] || return 0
+        # A zombie child of ours still has /proc/pid; it is gone for our purposes.
+        [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ] || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# signal_owned SIGNAL PID GETTER: sends SIGNAL only while GETTER (kafka_pid / redis_pid) still
+# names PID, i.e. the pid has not been recycled by an unrelated process in the meantime.
+signal_owned() {
+    if [ "$($3 || true)" = "$2" ]; then
+        kill "-$1" "$2" 2>/dev/null || true
+    fi
+}
+
+# Starts "$@" detached (own session, no stdin, output to $1) and records its pid in $2.
+spawn() {
+    local out="$1" pidfile="$2"
+    shift 2
+    # fd 9 is the stack lock: a daemon must not inherit it or it would hold the lock forever.
+    setsid "$@" </dev/null >"$out" 2>&1 9>&- &
+    echo $! >"$pidfile"
+}
+
+# --- Kafka -------------------------------------------------------------------------------
+
+# A small fixed heap: the dev broker holds little, and CI machines have 2 cores.
+KAFKA_JVM=(-Xms256m -Xmx512m -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true)
+
+render_kafka_conf() {
+    mkdir -p "$KDIR/logs" "$KAFKA_DATA"
+    sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+        -e "s|@DATA_DIR@|$KAFKA_DATA|g" "$ROOT/stack/server.properties.in" >"$KAFKA_CONF.tmp"
+    mv "$KAFKA_CONF.tmp" "$KAFKA_CONF"
+}
+
+# Formats the storage once. The cluster id is made once and kept: a different id makes the
+# broker refuse an already formatted directory.
+format_kafka() {
+    [ -f "$KAFKA_DATA/meta.properties" ] && return 0
+    if [ ! -s "$KDIR/cluster.id" ]; then
+        # 16 random bytes, base64url without padding: the 22-character form Kafka uses.
+        head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KDIR/cluster.id"
+    fi
+    log "kafka: formatting storage (cluster id $(cat "$KDIR/cluster.id"))"
+    java "${KAFKA_JVM[@]}" -Dlog4j.configuration="file:$ROOT/stack/log4j-tools.properties" \
+        -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$(cat "$KDIR/cluster.id")" \
+        -c "$KAFKA_CONF" >"$KDIR/format.log" 2>&1 || {
+        cat "$KDIR/format.log" >&2
+        die "kafka: formatting $KAFKA_DATA failed"
+    }
+}
+
+kafka_log_tail() {
+    echo "---- last lines of $KAFKA_LOG ----" >&2
+    tail -n 40 "$KAFKA_LOG" >&2 2>/dev/null || true
+    echo "---- last lines of $KDIR/kafka.out ----" >&2
+    tail -n 20 "$KDIR/kafka.out" >&2 2>/dev/null || true
+}
+
+start_kafka() {
+    need_admin
+    local t0 pid
+    t0=$(now_ms)
+    pid="$(kafka_pid)" && {
+        if "$LST_ADMIN" wait-ready --brokers "$BROKERS" --timeout-ms 5000 2>/dev/null; then
+            log "kafka: already up (pid $pid, port $KAFKA_PORT)"
+            return 0
+        fi
+        die "kafka: pid $pid runs but does not answer on $BROKERS; try scripts/stack.sh restart-kafka"
+    }
+    ls "$KAFKA_LIBS"/kafka_2.13-*.jar >/dev/null 2>&1 ||
+        die "Kafka jars missing in $KAFKA_LIBS; run scripts/setup.sh"
+    port_busy "$KAFKA_PORT" && die "port $KAFKA_PORT is in use by another process (LST_KAFKA_PORT)"
+    port_busy "$CONTROLLER_PORT" &&
+        die "port $CONTROLLER_PORT is in use by another process (LST_KAFKA_CONTROLLER_PORT)"
+    rm -f "$KAFKA_PID"
+    render_kafka_conf
+    format_kafka
+    spawn "$KDIR/kafka.out" "$KAFKA_PID" \
+        java "${KAFKA_JVM[@]}" -Dkafka.logs.dir="$KDIR/logs" \
+        -Dlog4j.configuration="file:$ROOT/stack/log4j.properties" \
+        -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_CONF"
+    pid="$(cat "$KAFKA_PID")"
+    # A real metadata request, polled until the deadline; lst-admin gives up at once when the
+    # JVM exits (bad config, port taken), so a dead broker fails in seconds, not 90.
+    if ! "$LST_ADMIN" wait-ready --brokers "$BROKERS" --timeout-ms "$READY_TIMEOUT_MS" \
+        --pid "$pid" 2>"$KDIR/wait-ready.err"; then
+        cat "$KDIR/wait-ready.err" >&2
+        kafka_log_tail
+        stop_kafka >/dev/null 2>&1 || true
+        die "kafka did not become ready on $BROKERS"
+    fi
+    log "kafka: up (pid $pid, port $KAFKA_PORT, controller $CONTROLLER_PORT) in $(elapsed "$t0")"
+}
+
+stop_kafka() {
+    local pid t0
+    t0=$(now_ms)
+    if ! pid="$(kafka_pid)"; then
+        rm -f "$KAFKA_PID"
+        log "kafka: not running"
+        return 0
+    fi
+    # SIGTERM makes the broker shut down in a controlled way (flushes, closes the log cleanly,
+    # so the next start needs no recovery); SIGKILL only when it hangs.
+    signal_owned TERM "$pid" kafka_pid
+    if ! wait_gone "$pid" "$STOP_TIMEOUT_S"; then
+        log "kafka: no exit after ${STOP_TIMEOUT_S} s, sending SIGKILL to $pid"
+        # Re-check ownership: the pid must still be our broker before a second signal.
+        signal_owned KILL "$pid" kafka_pid
+        wait_gone "$pid" 10 || die "kafka: pid $pid survived SIGKILL"
+    fi
+    rm -f "$KAFKA_PID"
+    log "kafka: stopped (pid $pid) in $(elapsed "$t0")"
+}
+
+# --- Redis -------------------------------------------------------------------------------
+
+render_redis_conf() {
+    mkdir -p "$RDIR"
+    cat >"$REDIS_CONF.tmp" <<EOF
+# Rendered by scripts/stack.sh; edit the script, not this copy.
+bind 127.0.0.1
+port $REDIS_PORT
+protected-mode yes
+daemonize no
+dir $RDIR
+logfile $REDIS_LOG
+# The command line names this file, so stack.sh can tell its own redis-server from others.
+proc-title-template "{title} {listen-addr} {server-mode} {config-file}"
+# AOF: every write is logged and fsynced once per second (at most ~1 s lost on a crash; the
+# ledger refills that from Kafka). RDB snapshots stay on as a second copy.
+appendonly yes
+appendfsync everysec
+appendfilename "appendonly.aof"
+# DEBUG SLEEP / DEBUG RELOAD for failure tests, from loopback only.
+enable-debug-command local
+EOF
+    mv "$REDIS_CONF.tmp" "$REDIS_CONF"
+}
+
+start_redis() {
+    local t0 pid i
+    t0=$(now_ms)
+    if pid="$(redis_pid)"; then
+        if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -qx PONG; then
+            log "redis: already up (pid $pid, port $REDIS_PORT)"
+            return 0
+        fi
+        die "redis: pid $pid runs but does not answer PING on $REDIS_PORT; try restart-redis"
+    fi
+    port_busy "$REDIS_PORT" && die "port $REDIS_PORT is in use by another process (LST_REDIS_PORT)"
+    rm -f "$REDIS_PID"
+    render_redis_conf
+    spawn "$RDIR/redis.out" "$REDIS_PID" redis-server "$REDIS_CONF"
+    pid="$(cat "$REDIS_PID")"
+    for ((i = 0; i < 200; i++)); do # at most ~20 s: loading a large AOF takes a while
+        if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -qx PONG; then
+            log "redis: up (pid $pid, port $REDIS_PORT) in $(elapsed "$t0")"
+            return 0
+        fi
+        if [ ! -e "/proc/$pid" ]; then
+            break
+        fi
+        sleep 0.1
+    done
+    tail -n 20 "$REDIS_LOG" "$RDIR/redis.out" >&2 2>/dev/null || true
+    stop_redis >/dev/null 2>&1 || true
+    die "redis did not answer PING on port $REDIS_PORT"
+}
+
+stop_redis() {
+    local pid t0
+    t0=$(now_ms)
+    if ! pid="$(redis_pid)"; then
+        rm -f "$REDIS_PID"
+        log "redis: not running"
+        return 0
+    fi
+    # SHUTDOWN fsyncs the AOF and writes a snapshot before exiting; SIGTERM does the same
+    # when the command cannot get through.
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+    if ! wait_gone "$pid" 10; then
+        signal_owned TERM "$pid" redis_pid
+        if ! wait_gone "$pid" 10; then
+            signal_owned KILL "$pid" redis_pid
+            wait_gone "$pid" 5 || die "redis: pid $pid survived SIGKILL"
+        fi
+    fi
+    rm -f "$REDIS_PID"
+    log "redis: stopped (pid $pid) in $(elapsed "$t0")"
+}
+
+# --- commands ----------------------------------------------------------------------------
+
+create_topics() {
+    local t0
+    t0=$(now_ms)
+    "$LST_ADMIN" create-topics --brokers "$BROKERS" --file "$ROOT/proto/topics.tsv" \
+        --prefix "$TOPIC_PREFIX" >"$KDIR/topics.out" ||
+        die "creating the topics of proto/topics.tsv failed"
+    log "topics: $(grep -c '^created' "$KDIR/topics.out" || true) created," \
+        "$(grep -c '^exists' "$KDIR/topics.out" || true) existed in $(elapsed "$t0")"
+}
+
+cmd_up() {
+    local t0
+    t0=$(now_ms)
+    need_admin
+    start_redis
+    start_kafka
+    create_topics
+    log "up in $(elapsed "$t0") (kafka $BROKERS, redis 127.0.0.1:$REDIS_PORT, dir $STACK)"
+}
+
+cmd_down() {
+    stop_kafka
+    stop_redis
+}
+
+cmd_status() {
+    local ok=0 kafka_up=0 pid
+    if pid="$(kafka_pid)" && [ -x "$LST_ADMIN" ] &&
+        "$LST_ADMIN" wait-ready --brokers "$BROKERS" --timeout-ms 5000 2>/dev/null; then
+        printf 'kafka  up    pid %-8s port %s (controller %s)\n' "$pid" "$KAFKA_PORT" \
+            "$CONTROLLER_PORT"
+        kafka_up=1
+    else
+        printf 'kafka  down  port %s%s\n' "$KAFKA_PORT" "${pid:+ (pid $pid not answering)}"
+        ok=1
+    fi
+    if pid="$(redis_pid)" &&
+        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -qx PONG; then
+        printf 'redis  up    pid %-8s port %s\n' "$pid" "$REDIS_PORT"
+    else
+        printf 'redis  down  port %s%s\n' "$REDIS_PORT" "${pid:+ (pid $pid not answering)}"
+        ok=1
+    fi
+    if [ $kafka_up -eq 1 ]; then
+        echo "topics:"
+        "$LST_ADMIN" list-topics --brokers "$BROKERS" --timeout-ms 10000 | sed 's/^/  /' || ok=1
+    fi
+    return $ok
+}
+
+cmd_logs() {
+    local which="${1:-all}" n="${2:-50}"
+    [[ "$n" =~ ^[0-9]+$ ]] || die "logs: line count '$n' is not a number"
+    case "$which" in
+    kafka) tail -n "$n" "$KAFKA_LOG" ;;
+    redis) tail -n "$n" "$REDIS_LOG" ;;
+    all)
+        echo "==== $KAFKA_LOG"
+        tail -n "$n" "$KAFKA_LOG" 2>/dev/null || true
+        echo "==== $REDIS_LOG"
+        tail -n "$n" "$REDIS_LOG" 2>/dev/null || true
+        ;;
+    *) die "logs: expected kafka or redis, got '$which'" ;;
+    esac
+}
+
+usage() {
+    # The header comment of this file, up to the first non-comment line.
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "${BASH_SOURCE[0]}"
+}
+
+# One stack.sh at a time per stack folder: two concurrent `up`s would both start a broker.
+lock() {
+    exec 9>"$STACK/.lock"
+    flock -w 180 9 || die "another scripts/stack.sh holds $STACK/.lock"
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+up) lock; cmd_up ;;
+down) lock; cmd_down ;;
+status) cmd_status ;;
+restart-kafka) lock; need_admin; stop_kafka; start_kafka ;;
+restart-redis) lock; stop_redis; start_redis ;;
+logs) cmd_logs "$@" ;;
+-h | --help | help) usage ;;
+*) usage >&2; exit 2 ;;
+esac

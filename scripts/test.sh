@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Sets up and runs every test of Leitstand; `./leitstand test` and .ci/run call this.
+#
+#  1. set-up and a -Werror build (build/), plus an ASan+UBSan build (build-asan/)
+#  2. unit tests in both builds
+#  3. a test stack (real Kafka + real Redis) on its own ports and folder, so a running
+#     development system is not disturbed; system tests against it; the stack is stopped
+#     afterwards whatever happened
+#  4. the stack script's own check (up twice, status, down leaves no process)
+#
+# Ends with one line "N passed, N failed" counting the suites above.
+set -uo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+BUILD=${LST_BUILD_DIR:-$ROOT/build}
+ASAN_BUILD=$ROOT/build-asan
+JOBS=$(nproc)
+passed=0
+failed=0
+failures=""
+
+step() { printf '\n=== %s\n' "$*"; }
+record() {
+    local name=$1 rc=$2
+    if [ "$rc" -eq 0 ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures="$failures $name"
+    fi
+}
+
+step "set-up and build (-Werror)"
+LST_CMAKE_ARGS="-DLST_WERROR=ON ${LST_CMAKE_ARGS:-}" scripts/setup.sh --build-dir "$BUILD" || {
+    echo "set-up or build failed"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+step "ASan+UBSan build"
+cmake -S . -B "$ASAN_BUILD" -G Ninja -DLST_WERROR=ON -DLST_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
+    cmake --build "$ASAN_BUILD" -j "$JOBS"
+rc=$?
+record asan-build $rc
+
+step "unit tests"
+ctest --test-dir "$BUILD" -L unit --output-on-failure -j "$JOBS"
+record unit $?
+
+if [ $rc -eq 0 ]; then
+    step "unit tests under ASan+UBSan"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --test-dir "$ASAN_BUILD" -L unit --output-on-failure -j "$JOBS"
+    record unit-asan $?
+fi
+
+# The test stack: its own ports and folder.
+export LST_STACK_DIR=$BUILD/test-stack
+export LST_KAFKA_PORT=${LST_TEST_KAFKA_PORT:-29192}
+export LST_KAFKA_CONTROLLER_PORT=${LST_TEST_KAFKA_CONTROLLER_PORT:-29193}
+export LST_REDIS_PORT=${LST_TEST_REDIS_PORT:-26479}
+export LST_KAFKA_BROKERS=127.0.0.1:$LST_KAFKA_PORT
+export LST_BUILD_DIR=$BUILD
+trap 'scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
+
+step "test stack up (Kafka :$LST_KAFKA_PORT, Redis :$LST_REDIS_PORT)"
+if scripts/stack.sh up; then
+    record stack-up 0
+    step "system tests"
+    ctest --test-dir "$BUILD" -L system --output-on-failure
+    record system $?
+else
+    record stack-up 1
+fi
+step "test stack down"
+scripts/stack.sh down
+record stack-down $?
+trap - EXIT
+
+step "stack script check (alternate ports, up twice, down leaves nothing)"
+tests/system/stack_check.sh
+record stack-check $?
+
+printf '\n=== summary\n'
+[ -n "$failures" ] && echo "failed suites:$failures"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,17 @@
+#include "gateway_out.h"
+
+int gateway_out_run(struct gateway_out *ctx)
+{
+    struct lst_service_opts opts = {
+        .name = gateway_out_program.name,
+        .common = &ctx->cfg.common,
+        .http_port = (uint16_t)ctx->cfg.http_port,
+        .ud = ctx,
+    };
+    if (lst_service_start(&opts, &ctx->svc) != LST_OK)
+        return 1;
+    int code = lst_service_run(ctx->svc, NULL, ctx, 500);
+    lst_service_destroy(ctx->svc);
+    ctx->svc = NULL;
+    return code;
+}

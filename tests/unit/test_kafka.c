@@ -1,0 +1,437 @@
+/* Unit tests of the Kafka wrapper against librdkafka's built-in mock cluster: the error paths
+ * (broker down, unknown topic, fatal producer) and the at-least-once bookkeeping. The real
+ * broker is exercised by the system test (tests/system/kill_consumer.sh). Every wait here is
+ * bounded by a few seconds. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "lst/kafka.h"
+#include "lst/log.h"
+#include "lst/util.h"
+#include "lst_test.h"
+
+/* A mock cluster shared by the handles of one test: librdkafka creates it inside a throwaway
+ * handle, and producer and consumer then bootstrap from its address. */
+struct mock {
+    rd_kafka_t *rk;
+    rd_kafka_mock_cluster_t *mc;
+    char brokers[256];
+};
+
+static int mock_start(struct mock *m)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[256];
+
+    memset(m, 0, sizeof(*m));
+    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (m->rk == NULL)
+        return -1;
+    m->mc = rd_kafka_mock_cluster_new(m->rk, 1);
+    if (m->mc == NULL)
+        return -1;
+    snprintf(m->brokers, sizeof(m->brokers), "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
+    return 0;
+}
+
+static void mock_stop(struct mock *m)
+{
+    if (m->mc != NULL)
+        rd_kafka_mock_cluster_destroy(m->mc);
+    if (m->rk != NULL)
+        rd_kafka_destroy(m->rk);
+    memset(m, 0, sizeof(*m));
+}
+
+static const char *const fast_extra[] = {"topic.metadata.refresh.interval.ms=500",
+                                         "reconnect.backoff.max.ms=200",
+                                         "heartbeat.interval.ms=300", NULL};
+
+static struct lst_kafka_config mock_config(const struct mock *m)
+{
+    struct lst_kafka_config cfg = {
+        .brokers = m->brokers,
+        .client_id = "test_kafka",
+        .session_timeout_ms = 1500,
+        .message_timeout_ms = 1500,
+        .flush_timeout_ms = 1000,
+        .extra = fast_extra,
+    };
+    return cfg;
+}
+
+static void test_config_errors(void)
+{
+    struct lst_kafka_config cfg = {.brokers = NULL};
+    struct lst_kafka_producer *p = (void *)1;
+    const char *const bad[] = {"no-equals-sign", NULL};
+    const char *const unknown[] = {"no.such.property=1", NULL};
+
+    CHECK_EQ(lst_kafka_producer_create(&cfg, &p), LST_ERR_CONFIG);
+    CHECK(p == NULL);
+    cfg.brokers = "127.0.0.1:1";
+    cfg.extra = bad;
+    CHECK_EQ(lst_kafka_producer_create(&cfg, &p), LST_ERR_CONFIG);
+    cfg.extra = unknown;
+    CHECK_EQ(lst_kafka_producer_create(&cfg, &p), LST_ERR_CONFIG);
+    lst_kafka_producer_destroy(NULL);
+    lst_kafka_consumer_destroy(NULL);
+}
+
+static int async_calls;
+static lst_err async_err = LST_ERR__COUNT;
+
+static void on_delivery(const struct lst_kafka_delivery *d, void *opaque)
+{
+    (void)opaque;
+    async_calls++;
+    async_err = d->err;
+}
+
+static void test_produce_wait_ok(void)
+{
+    struct mock m;
+    struct lst_kafka_producer *p = NULL;
+    struct lst_kafka_config cfg;
+    struct lst_kafka_delivery d;
+
+    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.ok", 3, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
+    CHECK_EQ(lst_kafka_producer_ready(p, 3000), LST_OK);
+    CHECK_EQ(lst_kafka_produce(p, "t.ok", "k", 1, "v1", 2, 5000, &d), LST_OK);
+    CHECK_EQ(d.err, LST_OK);
+    CHECK_EQ(d.status, LST_KAFKA_PERSISTED);
+    CHECK(d.partition >= 0 && d.partition < 3);
+    CHECK_EQ(d.offset, 0);
+    /* Same key, same partition, next offset. */
+    CHECK_EQ(lst_kafka_produce(p, "t.ok", "k", 1, "v2", 2, 5000, &d), LST_OK);
+    CHECK_EQ(d.offset, 1);
+    CHECK_EQ(lst_kafka_produce(p, "t.ok", NULL, 0, NULL, 0, 0, NULL), LST_OK);
+    CHECK_EQ(lst_kafka_produce_async(p, "t.ok", "a", 1, "x", 1, on_delivery, NULL), LST_OK);
+    CHECK_EQ(lst_kafka_producer_flush(p, 3000), LST_OK);
+    CHECK_EQ(async_calls, 1);
+    CHECK_EQ(async_err, LST_OK);
+    CHECK_EQ(lst_kafka_produce(p, NULL, NULL, 0, NULL, 0, 1000, NULL), LST_ERR_INVALID);
+    CHECK_EQ(lst_kafka_produce(p, "t.ok", NULL, 3, NULL, 0, 1000, NULL), LST_ERR_INVALID);
+    CHECK(!lst_kafka_producer_fatal(p));
+    lst_kafka_producer_destroy(p);
+    mock_stop(&m);
+}
+
+struct thread_arg {
+    struct lst_kafka_producer *p;
+    int id;
+    int ok;
+};
+
+static void *produce_many(void *v)
+{
+    struct thread_arg *a = v;
+    char key[32];
+
+    for (int i = 0; i < 25; i++) {
+        snprintf(key, sizeof(key), "%d-%d", a->id, i);
+        if (lst_kafka_produce(a->p, "t.mt", key, strlen(key), key, strlen(key), 5000, NULL) ==
+            LST_OK)
+            a->ok++;
+    }
+    return NULL;
+}
+
+/* gateway-in answers callbacks from a thread pool, each thread waiting for its own record. */
+static void test_produce_many_threads(void)
+{
+    struct mock m;
+    struct lst_kafka_producer *p = NULL;
+    struct lst_kafka_config cfg;
+    struct thread_arg args[8];
+    pthread_t th[8];
+    int64_t t0;
+
+    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.mt", 4, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
+    t0 = lst_mono_ms();
+    for (int i = 0; i < 8; i++) {
+        args[i] = (struct thread_arg){.p = p, .id = i};
+        REQUIRE(pthread_create(&th[i], NULL, produce_many, &args[i]) == 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        CHECK_EQ(args[i].ok, 25);
+    }
+    CHECK(lst_mono_ms() - t0 < 10000);
+    lst_kafka_producer_destroy(p);
+    mock_stop(&m);
+}
+
+static void test_produce_unknown_topic_bounded(void)
+{
+    struct mock m;
+    struct lst_kafka_producer *p = NULL;
+    struct lst_kafka_config cfg;
+    struct lst_kafka_delivery d;
+    int64_t t0;
+    lst_err e;
+
+    REQUIRE(mock_start(&m) == 0);
+    /* The mock cluster auto-creates every topic asked for; make the broker answer "unknown
+     * topic or partition" to every produce request instead (ApiKey 0 is Produce). */
+    for (int i = 0; i < 200; i++)
+        rd_kafka_mock_push_request_errors(m.mc, 0, 1, RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART);
+    cfg = mock_config(&m);
+    REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
+    t0 = lst_mono_ms();
+    e = lst_kafka_produce(p, "t.missing", "k", 1, "v", 1, 5000, &d);
+    CHECK(e == LST_ERR_NOT_FOUND || e == LST_ERR_TIMEOUT);
+    if (e != LST_ERR_NOT_FOUND && e != LST_ERR_TIMEOUT)
+        fprintf(stderr, "unknown topic gave %s\n", lst_err_name(e));
+    fprintf(stderr, "unknown topic gave %s status %d\n", lst_err_name(e), (int)d.status);
+    CHECK_EQ(d.status, LST_KAFKA_NOT_PERSISTED);
+    /* Bounded by message.timeout.ms (1.5 s), not by our 5 s wait. */
+    CHECK(lst_mono_ms() - t0 < 4000);
+    CHECK(!lst_kafka_producer_fatal(p));
+    lst_kafka_producer_destroy(p);
+    mock_stop(&m);
+}
+
+static void test_produce_broker_down_bounded(void)
+{
+    struct mock m;
+    struct lst_kafka_producer *p = NULL;
+    struct lst_kafka_config cfg;
+    struct lst_kafka_delivery d;
+    int64_t t0;
+
+    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.down", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
+    CHECK_EQ(lst_kafka_produce(p, "t.down", "k", 1, "v", 1, 5000, NULL), LST_OK);
+    rd_kafka_mock_broker_set_down(m.mc, 1);
+    t0 = lst_mono_ms();
+    CHECK_EQ(lst_kafka_produce(p, "t.down", "k", 1, "v", 1, 5000, &d), LST_ERR_TIMEOUT);
+    CHECK(d.status != LST_KAFKA_PERSISTED);
+    CHECK(lst_mono_ms() - t0 < 4000);
+    CHECK(lst_kafka_producer_ready(p, 500) != LST_OK);
+    /* The caller's own wait bound also holds when it is shorter than message.timeout.ms. */
+    t0 = lst_mono_ms();
+    CHECK_EQ(lst_kafka_produce(p, "t.down", "k", 1, "v", 1, 300, &d), LST_ERR_TIMEOUT);
+    CHECK_EQ(d.status, LST_KAFKA_POSSIBLY_PERSISTED);
+    CHECK(lst_mono_ms() - t0 < 1000);
+    rd_kafka_mock_broker_set_up(m.mc, 1);
+    int64_t deadline = lst_mono_ms() + 5000;
+    while (lst_kafka_producer_ready(p, 500) != LST_OK && lst_mono_ms() < deadline)
+        lst_sleep_ms(100, NULL);
+    CHECK_EQ(lst_kafka_producer_ready(p, 500), LST_OK);
+    CHECK_EQ(lst_kafka_produce(p, "t.down", "k", 1, "v", 1, 5000, NULL), LST_OK);
+    lst_kafka_producer_destroy(p);
+    mock_stop(&m);
+}
+
+/* A sequence error from the broker is fatal for the idempotent producer: every later produce
+ * must fail at once with LST_ERR_KAFKA_FATAL. */
+static void test_produce_fatal(void)
+{
+    struct mock m;
+    struct lst_kafka_producer *p = NULL;
+    struct lst_kafka_config cfg;
+    int64_t t0;
+
+    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.fatal", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
+    CHECK_EQ(lst_kafka_produce(p, "t.fatal", "k", 1, "v", 1, 5000, NULL), LST_OK);
+    /* ApiKey 0 is Produce. */
+    rd_kafka_mock_push_request_errors(m.mc, 0, 1,
+                                      RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER);
+    CHECK(lst_kafka_produce(p, "t.fatal", "k", 1, "v", 1, 5000, NULL) != LST_OK);
+    int64_t deadline = lst_mono_ms() + 3000;
+    while (!lst_kafka_producer_fatal(p) && lst_mono_ms() < deadline)
+        lst_sleep_ms(20, NULL);
+    CHECK(lst_kafka_producer_fatal(p));
+    t0 = lst_mono_ms();
+    CHECK_EQ(lst_kafka_produce(p, "t.fatal", "k", 1, "v", 1, 5000, NULL), LST_ERR_KAFKA_FATAL);
+    CHECK(lst_mono_ms() - t0 < 100);
+    CHECK_EQ(lst_kafka_producer_ready(p, 500), LST_ERR_KAFKA_FATAL);
+    lst_kafka_producer_destroy(p);
+    mock_stop(&m);
+}
+
+static struct lst_kafka_consumer *consumer_new(const struct lst_kafka_config *cfg,
+                                               const char *topic, const char *group)
+{
+    struct lst_kafka_consumer *c = NULL;
+    const char *topics[] = {topic};
+    struct lst_kafka_consumer_opts o = {.group_id = group, .topics = topics, .ntopics = 1};
+
+    if (lst_kafka_consumer_create(cfg, &o, &c) != LST_OK)
+        return NULL;
+    return c;
+}
+
+static void produce_n(const struct lst_kafka_config *cfg, const char *topic, int n)
+{
+    struct lst_kafka_producer *p = NULL;
+    char v[16];
+
+    if (lst_kafka_producer_create(cfg, &p) != LST_OK)
+        return;
+    for (int i = 0; i < n; i++) {
+        snprintf(v, sizeof(v), "%d", i);
+        lst_kafka_produce(p, topic, "k", 1, v, strlen(v), 0, NULL);
+    }
+    lst_kafka_producer_flush(p, 3000);
+    lst_kafka_producer_destroy(p);
+}
+
+/* Polls for one record, up to 10 s in total. The first poll includes the group join, which
+ * the mock cluster delays by 3 s for a new group and by session.timeout.ms - 1 s for a rejoin
+ * (hence the short session timeout of these tests). */
+static lst_err poll_one(struct lst_kafka_consumer *c, struct lst_kafka_record *r)
+{
+    int64_t deadline = lst_mono_ms() + 10000;
+    lst_err e;
+
+    do {
+        e = lst_kafka_consumer_poll(c, 200, r);
+    } while (e == LST_ERR_TIMEOUT && lst_mono_ms() < deadline);
+    return e;
+}
+
+static int64_t value_num(const struct lst_kafka_record *r)
+{
+    char buf[16];
+    int64_t v = -1;
+    size_t n = r->len < sizeof(buf) - 1 ? r->len : sizeof(buf) - 1;
+
+    memcpy(buf, r->value, n);
+    buf[n] = '\0';
+    lst_parse_i64(buf, 0, 1000, &v);
+    return v;
+}
+
+static void test_consume_done_close_resume(void)
+{
+    struct mock m;
+    struct lst_kafka_consumer *c = NULL;
+    struct lst_kafka_config cfg;
+    struct lst_kafka_record r;
+
+    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.c", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    produce_n(&cfg, "t.c", 10);
+    c = consumer_new(&cfg, "t.c", "g1");
+    REQUIRE(c != NULL);
+    /* Read 8 records, but only the first 5 are "durable". */
+    for (int i = 0; i < 8; i++) {
+        REQUIRE(poll_one(c, &r) == LST_OK);
+        CHECK_EQ(r.offset, i);
+        CHECK_EQ(value_num(&r), i);
+        CHECK_STREQ(r.topic, "t.c");
+        CHECK(r.keylen == 1 && memcmp(r.key, "k", 1) == 0);
+        CHECK(r.timestamp_ms > 0);
+        if (i < 5)
+            CHECK_EQ(lst_kafka_consumer_done(c, &r), LST_OK);
+        lst_kafka_record_release(&r);
+    }
+    CHECK_EQ(lst_kafka_consumer_ready(c, 2000), LST_OK);
+    CHECK_EQ(lst_kafka_consumer_close(c), LST_OK);
+    CHECK_EQ(lst_kafka_consumer_poll(c, 10, &r), LST_ERR_STATE);
+    lst_kafka_consumer_destroy(c);
+
+    /* Same group: records 5..9 are delivered again, 0..4 are not. */
+    c = consumer_new(&cfg, "t.c", "g1");
+    REQUIRE(c != NULL);
+    for (int i = 5; i < 10; i++) {
+        REQUIRE(poll_one(c, &r) == LST_OK);
+        CHECK_EQ(r.offset, i);
+        CHECK_EQ(lst_kafka_consumer_done(c, &r), LST_OK);
+        lst_kafka_record_release(&r);
+    }
+    CHECK_EQ(lst_kafka_consumer_poll(c, 300, &r), LST_ERR_TIMEOUT);
+    lst_kafka_consumer_destroy(c);
+    mock_stop(&m);
+}
+
+static void test_pause_resume_exact(void)
+{
+    struct mock m;
+    struct lst_kafka_consumer *c = NULL;
+    struct lst_kafka_config cfg;
+    struct lst_kafka_record r;
+    int64_t next;
+
+    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.p", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    produce_n(&cfg, "t.p", 10);
+    c = consumer_new(&cfg, "t.p", "g2");
+    REQUIRE(c != NULL);
+    for (int i = 0; i < 3; i++) {
+        REQUIRE(poll_one(c, &r) == LST_OK);
+        CHECK_EQ(r.offset, i);
+        lst_kafka_consumer_done(c, &r);
+        lst_kafka_record_release(&r);
+    }
+    CHECK_EQ(lst_kafka_consumer_pause_all(c), LST_OK);
+    CHECK(lst_kafka_consumer_paused(c));
+    /* Paused: nothing comes although 7 records wait (pre-fetched ones are held back). */
+    CHECK_EQ(lst_kafka_consumer_poll(c, 700, &r), LST_ERR_TIMEOUT);
+    CHECK_EQ(lst_kafka_consumer_resume_all(c), LST_OK);
+    CHECK(!lst_kafka_consumer_paused(c));
+    /* Resumed exactly where it stopped: no rewind, no gap. */
+    next = 3;
+    while (next < 10) {
+        REQUIRE(poll_one(c, &r) == LST_OK);
+        CHECK_EQ(r.offset, next);
+        next = r.offset + 1;
+        lst_kafka_record_release(&r);
+    }
+    CHECK_EQ(lst_kafka_consumer_poll(c, 300, &r), LST_ERR_TIMEOUT);
+    lst_kafka_consumer_destroy(c);
+    mock_stop(&m);
+}
+
+/* done() for a partition that is no longer ours is LST_ERR_STATE, not a failure. */
+static void test_done_after_close_is_state(void)
+{
+    struct mock m;
+    struct lst_kafka_consumer *c = NULL;
+    struct lst_kafka_config cfg;
+    struct lst_kafka_record r;
+
+    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.s", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    produce_n(&cfg, "t.s", 1);
+    c = consumer_new(&cfg, "t.s", "g3");
+    REQUIRE(c != NULL);
+    REQUIRE(poll_one(c, &r) == LST_OK);
+    CHECK_EQ(lst_kafka_consumer_close(c), LST_OK);
+    CHECK_EQ(lst_kafka_consumer_done(c, &r), LST_ERR_STATE);
+    lst_kafka_record_release(&r);
+    lst_kafka_record_release(&r); /* zeroed: second release is a no-op */
+    lst_kafka_consumer_destroy(c);
+    mock_stop(&m);
+}
+
+static void test_setup(void)
+{
+    lst_log_init("test_kafka", LST_LOG_ERROR);
+}
+
+LST_TEST_MAIN(T(test_setup), T(test_config_errors), T(test_produce_wait_ok),
+              T(test_produce_many_threads), T(test_produce_unknown_topic_bounded),
+              T(test_produce_broker_down_bounded), T(test_produce_fatal),
+              T(test_consume_done_close_resume), T(test_pause_resume_exact),
+              T(test_done_after_close_is_state))
