@@ -26,11 +26,18 @@ port_of() {
     echo "${!var:-${2}}"
 }
 
+# True while pid runs; a zombie (exited, not yet reaped by PID 1) counts as gone.
+running() {
+    local state
+    state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
 pid_alive() {
     local pidfile=$1 pid
     [ -f "$pidfile" ] || return 1
     pid=$(cat "$pidfile")
-    kill -0 "$pid" 2>/dev/null || return 1
+    running "$pid" || return 1
     # Only a pid whose command line is ours counts: pids are reused.
     tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$BUILD_DIR/services/" || return 1
 }
@@ -74,8 +81,8 @@ stop_one() {
     pid=$(cat "$pidfile")
     kill -TERM "$pid"
     deadline=$((SECONDS + 20))
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
+    while running "$pid" && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+    if running "$pid"; then
         echo "services: $name ignored SIGTERM for 20 s, killing" >&2
         kill -KILL "$pid" 2>/dev/null || true
     fi

@@ -427,7 +427,7 @@ static void test_done_after_close_is_state(void)
 
 static void test_setup(void)
 {
-    lst_log_init("test_kafka", LST_LOG_ERROR);
+    lst_log_init("test_kafka", LST_LOG_INFO);
 }
 
 LST_TEST_MAIN(T(test_setup), T(test_config_errors), T(test_produce_wait_ok),
