@@ -135,9 +135,7 @@ static enum MHD_Result send_response(struct lst_http_server *s, struct MHD_Conne
                                      struct lst_http_response *resp)
 {
     if (resp->status < 100 || resp->status > 599 || lst_buf_failed(&resp->body)) {
-        LST_ERROR("http.handler.no_response",
-                  "handler for %s left status %d (or ran out of "
-                  "memory)",
+        LST_ERROR("http.handler.no_response", "handler for %s left status %d or ran out of memory",
                   st->route ? st->route->path : "?", resp->status);
         lst_http_problem(resp, 500, "internal-error", "Internal Server Error",
                          "the request could not be processed");
@@ -311,6 +309,29 @@ static enum MHD_Result run_handler(struct lst_http_server *s, struct MHD_Connect
     return res;
 }
 
+static enum MHD_Result send_not_allowed(struct lst_http_server *s, struct MHD_Connection *conn,
+                                        struct req_state *st, const char *method, const char *allow)
+{
+    struct lst_http_response resp;
+    response_init(&resp);
+    lst_http_problem(&resp, 405, "method-not-allowed", "Method Not Allowed", "allowed methods: %s",
+                     allow);
+    lst_http_add_header(&resp, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result res = send_response(s, conn, st, method, &resp);
+    response_cleanup(&resp);
+    return res;
+}
+
+/* A Content-Length above the limit is refused before a byte of the body is read. */
+static bool declared_too_large(const struct lst_http_server *s, struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    int64_t len = 0;
+    return cl != NULL && lst_parse_i64(cl, 0, INT64_MAX, &len) == LST_OK &&
+           (uint64_t)len > s->max_body;
+}
+
 /* First call for a request: headers are in, no body yet. Answers 404/405/413 right away
  * (MHD then skips the body and closes the connection after the reply). */
 static enum MHD_Result begin_request(struct lst_http_server *s, struct MHD_Connection *conn,
@@ -328,27 +349,13 @@ static enum MHD_Result begin_request(struct lst_http_server *s, struct MHD_Conne
     lst_buf_init(&allow);
     st->route = find_route(s, method, url, &allow);
     enum MHD_Result res = MHD_YES;
-    if (st->route == NULL && allow.len == 0) {
+    if (st->route == NULL && allow.len == 0)
         res = send_problem(s, conn, st, method, 404, "not-found", "Not Found", "no such resource");
-    } else if (st->route == NULL) {
-        struct lst_http_response resp;
-        response_init(&resp);
-        lst_http_problem(&resp, 405, "method-not-allowed", "Method Not Allowed",
-                         "allowed methods: %s", allow.data);
-        lst_http_add_header(&resp, MHD_HTTP_HEADER_ALLOW, allow.data);
-        res = send_response(s, conn, st, method, &resp);
-        response_cleanup(&resp);
-    } else {
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        int64_t len = 0;
-        if (cl != NULL && lst_parse_i64(cl, 0, INT64_MAX, &len) == LST_OK &&
-            (uint64_t)len > s->max_body) {
-            st->too_large = true;
-            res = send_problem(s, conn, st, method, 413, "payload-too-large", "Payload Too Large",
-                               "the request body exceeds the limit");
-        }
-    }
+    else if (st->route == NULL)
+        res = send_not_allowed(s, conn, st, method, allow.data);
+    else if (declared_too_large(s, conn))
+        res = send_problem(s, conn, st, method, 413, "payload-too-large", "Payload Too Large",
+                           "the request body exceeds the limit");
     lst_buf_cleanup(&allow);
     return res;
 }

@@ -29,8 +29,8 @@ static void note_fatal(struct lst_kafka_consumer *c)
     if (atomic_exchange(&c->fatal, true))
         return;
     orig = rd_kafka_fatal_error(c->rk, reason, sizeof(reason));
-    LST_ERROR("kafka.consumer.fatal", "consumer failed for good: %s: %s",
-              rd_kafka_err2name(orig), reason);
+    LST_ERROR("kafka.consumer.fatal", "consumer failed for good: %s: %s", rd_kafka_err2name(orig),
+              reason);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -42,8 +42,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         note_fatal(c);
         return;
     }
-    LST_WARN("kafka.consumer.error", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err),
-             reason);
+    LST_WARN("kafka.consumer.error", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 /* Commits the stored offsets of the current assignment and waits for the answer. */

@@ -102,8 +102,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         return;
     }
     /* Everything else (broker down, transport errors) is retried by librdkafka itself. */
-    LST_WARN("kafka.producer.error", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err),
-             reason);
+    LST_WARN("kafka.producer.error", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 
 static void finish_waiter(struct lst_kafka_producer *p, struct dr_ctx *d,
@@ -247,8 +246,7 @@ static void purge_rest(struct lst_kafka_producer *p)
     int left = rd_kafka_outq_len(p->rk);
 
     if (left > 0) {
-        LST_WARN("kafka.producer.unsent", "%d records (or requests) left unsent at shutdown",
-                 left);
+        LST_WARN("kafka.producer.unsent", "%d records (or requests) left unsent at shutdown", left);
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_flush(p->rk, 1000);
     }
@@ -287,9 +285,8 @@ static void *unconst(const void *ptr)
     return u.m;
 }
 
-static rd_kafka_resp_err_t enqueue(struct lst_kafka_producer *p, const char *topic,
-                                   const void *key, size_t keylen, const void *value, size_t len,
-                                   struct dr_ctx *d)
+static rd_kafka_resp_err_t enqueue(struct lst_kafka_producer *p, const char *topic, const void *key,
+                                   size_t keylen, const void *value, size_t len, struct dr_ctx *d)
 {
     return rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(unconst(key), keylen),
                              RD_KAFKA_V_VALUE(unconst(value), len),

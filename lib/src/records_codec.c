@@ -14,10 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PATH_CAP 192
+#define PATH_CAP      192
 #define ITEM_PATH_CAP (PATH_CAP + 24) /* a path plus "[<index>]" */
 
-#define AT(base, off, type) ((type *)(void *)((char *)(base) + (off)))
+#define AT(base, off, type)  ((type *)(void *)((char *)(base) + (off)))
 #define CAT(base, off, type) ((type const *)(const void *)((const char *)(base) + (off)))
 
 static lst_err fail(struct lst_buf *why, lst_err err, const char *path, const char *fmt, ...)
@@ -90,10 +90,11 @@ static lst_err fail_not_allowed(struct lst_buf *why, const struct lst_table *t, 
 static lst_err validate_table(const struct lst_table *t, const void *rec, const char *path,
                               struct lst_buf *why);
 
-static lst_err check_str(const struct lst_field *f, const char *s, size_t len, const char *path,
-                         struct lst_buf *why)
+/* min_len: the field's own minimum for a string field, 1 for array items. */
+static lst_err check_str(const struct lst_field *f, const char *s, size_t len, size_t min_len,
+                         const char *path, struct lst_buf *why)
 {
-    if (len == 0)
+    if (len < min_len)
         return fail(why, LST_ERR_INVALID, path, "empty (omit optional fields instead)");
     if (len > f->max_len)
         return fail(why, LST_ERR_TOO_LARGE, path, "exceeds %zu bytes", f->max_len);
@@ -104,8 +105,8 @@ static lst_err check_str(const struct lst_field *f, const char *s, size_t len, c
     return LST_OK;
 }
 
-static lst_err validate_strv(const struct lst_field *f, const struct lst_strv *v,
-                             const char *path, struct lst_buf *why)
+static lst_err validate_strv(const struct lst_field *f, const struct lst_strv *v, const char *path,
+                             struct lst_buf *why)
 {
     if ((int64_t)v->len > f->max)
         return fail(why, LST_ERR_TOO_LARGE, path, "more than %lld items", (long long)f->max);
@@ -116,7 +117,7 @@ static lst_err validate_strv(const struct lst_field *f, const struct lst_strv *v
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         if (v->items[i] == NULL)
             return fail(why, LST_ERR_INVALID, ipath, "missing");
-        lst_err err = check_str(f, v->items[i], strlen(v->items[i]), ipath, why);
+        lst_err err = check_str(f, v->items[i], strlen(v->items[i]), 1, ipath, why);
         if (err != LST_OK)
             return err;
     }
@@ -130,7 +131,7 @@ static lst_err validate_value(const struct lst_field *f, const void *rec, const 
     switch (f->type) {
     case LST_FT_STR: {
         const char *s = *CAT(rec, f->off, char *);
-        return check_str(f, s, strlen(s), path, why);
+        return check_str(f, s, strlen(s), (size_t)f->min, path, why);
     }
     case LST_FT_INT: {
         int64_t v = *CAT(rec, f->off, int64_t);
@@ -181,8 +182,8 @@ static bool present_in_struct(const struct lst_field *f, const void *rec, bool r
     return required || has_flag(f, rec);
 }
 
-static lst_err validate_field(const struct lst_table *t, const struct lst_field *f,
-                              const void *rec, unsigned kb, const char *path, struct lst_buf *why)
+static lst_err validate_field(const struct lst_table *t, const struct lst_field *f, const void *rec,
+                              unsigned kb, const char *path, struct lst_buf *why)
 {
     bool allowed = (f->allow & kb) != 0;
     bool required = (f->req & kb) != 0;
@@ -243,8 +244,8 @@ lst_err lst_rec_validate(const struct lst_rec_type *t, const void *rec, struct l
 
 /* ---- extraction from JSON ------------------------------------------------------------- */
 
-static lst_err extract_table(const struct lst_table *t, struct json_object *obj,
-                             const char *path, void *rec, struct lst_buf *why);
+static lst_err extract_table(const struct lst_table *t, struct json_object *obj, const char *path,
+                             void *rec, struct lst_buf *why);
 
 static lst_err dup_json_str(struct json_object *v, const char *path, char **out,
                             struct lst_buf *why)
@@ -292,8 +293,9 @@ static lst_err extract_enum(const struct lst_field *f, struct json_object *v, co
     if (!json_object_is_type(v, json_type_string))
         return fail(why, LST_ERR_INVALID, path, "expected string");
     const char *s = json_object_get_string(v);
+    size_t len = (size_t)json_object_get_string_len(v); /* "text\u0000x" is not "text" */
     for (size_t i = 0; i < f->names_len; i++) {
-        if (strcmp(s, f->names[i]) == 0) {
+        if (strlen(f->names[i]) == len && memcmp(s, f->names[i], len) == 0) {
             int idx = (int)i;
             memcpy(AT(rec, f->off, char), &idx, sizeof(idx));
             return LST_OK;
@@ -309,8 +311,7 @@ static lst_err extract_version(struct json_object *v, const char *path, struct l
         return fail(why, LST_ERR_INVALID, path, "expected integer");
     int64_t ver = json_object_get_int64(v);
     if (ver != LST_RECORD_VERSION)
-        return fail(why, LST_ERR_VERSION, path, "unsupported schema version %lld",
-                    (long long)ver);
+        return fail(why, LST_ERR_VERSION, path, "unsupported schema version %lld", (long long)ver);
     return LST_OK;
 }
 
@@ -378,8 +379,8 @@ static lst_err extract_field(const struct lst_table *t, const struct lst_field *
 
 /* Order: the version first (a v2 record may look like anything), then the kind (it decides
  * which fields belong), then the rest in table order. */
-static lst_err extract_table(const struct lst_table *t, struct json_object *obj,
-                             const char *path, void *rec, struct lst_buf *why)
+static lst_err extract_table(const struct lst_table *t, struct json_object *obj, const char *path,
+                             void *rec, struct lst_buf *why)
 {
     size_t first = 0;
     lst_err err = LST_OK;
@@ -408,22 +409,30 @@ static lst_err parse_object(const char *data, size_t len, struct json_object **o
                             struct lst_buf *why)
 {
     lst_err err = LST_OK;
-    struct json_object *root = NULL;
     struct json_tokener *tok = json_tokener_new();
     if (tok == NULL)
         return LST_ERR_NOMEM;
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-    root = json_tokener_parse_ex(tok, data, (int)len);
+    struct json_object *root = json_tokener_parse_ex(tok, data, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
+    size_t end = json_tokener_get_parse_end(tok);
     if (root == NULL && jerr == json_tokener_continue) {
+        /* A bare number or literal ("42", "true") may go on in a next chunk: json-c waits
+         * for more. A NUL byte is its end-of-input marker and settles it. */
+        root = json_tokener_parse_ex(tok, "", 1);
+        jerr = json_tokener_get_error(tok);
+        end = len;
+    }
+    if (root == NULL && (jerr == json_tokener_continue || jerr == json_tokener_error_parse_eof)) {
         err = fail(why, LST_ERR_INVALID, "", "not JSON (truncated)");
+    } else if (root == NULL && jerr == json_tokener_success) {
+        err = fail(why, LST_ERR_INVALID, "", "expected a JSON object"); /* JSON null */
     } else if (root == NULL) {
         err = fail(why, LST_ERR_INVALID, "", "not JSON (%s at byte %zu)",
-                   json_tokener_error_desc(jerr), json_tokener_get_parse_end(tok));
-    } else if (json_tokener_get_parse_end(tok) < len) {
+                   json_tokener_error_desc(jerr), end);
+    } else if (end < len) {
         /* strict mode stops at a NUL byte without complaint */
-        err = fail(why, LST_ERR_INVALID, "", "trailing data at byte %zu",
-                   json_tokener_get_parse_end(tok));
+        err = fail(why, LST_ERR_INVALID, "", "trailing data at byte %zu", end);
     } else if (!json_object_is_type(root, json_type_object)) {
         err = fail(why, LST_ERR_INVALID, "", "expected a JSON object");
     }

@@ -45,8 +45,7 @@ static lst_err format_pair(struct lst_buf *out, const char *a, const char *b)
     return lst_buf_failed(out) ? LST_ERR_NOMEM : LST_OK;
 }
 
-lst_err lst_request_id_format(struct lst_buf *out, const char *message_id,
-                              const char *employee_id)
+lst_err lst_request_id_format(struct lst_buf *out, const char *message_id, const char *employee_id)
 {
     return format_pair(out, message_id, employee_id);
 }
@@ -69,7 +68,7 @@ lst_err lst_dlq_payload_set(struct lst_dlq_payload *p, const void *data, size_t 
 {
     const char *s = data;
     size_t keep = len > LST_DLQ_PAYLOAD_MAX ? LST_DLQ_PAYLOAD_MAX : len;
-    bool text = len > 0 && memchr(s, '\0', len) == NULL;
+    bool text = len == 0 || memchr(s, '\0', len) == NULL;
     if (text && keep < len)
         keep = utf8_cut(s, keep); /* s[keep] exists: keep < len */
     text = text && lst_utf8_valid(s, keep);

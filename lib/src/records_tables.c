@@ -184,10 +184,10 @@ static bool match_base64(const char *s, size_t len)
     return len % 4 == 0 && all_of(s, len - pad, is_base64_char);
 }
 
-#define ULID_RE "[0-7][0-9A-HJKMNP-TV-Z]{25}"
-#define EMPLOYEE_RE "[A-Za-z0-9][A-Za-z0-9._-]*"
+#define ULID_RE       "[0-7][0-9A-HJKMNP-TV-Z]{25}"
+#define EMPLOYEE_RE   "[A-Za-z0-9][A-Za-z0-9._-]*"
 #define THREEMA_ID_RE "[0-9A-Z*][0-9A-Z]{7}"
-#define MSGID_RE "[0-9a-f]{16}"
+#define MSGID_RE      "[0-9a-f]{16}"
 
 static const struct lst_pattern pat_ulid = {"^" ULID_RE "$", match_ulid};
 static const struct lst_pattern pat_employee = {"^" EMPLOYEE_RE "$", match_employee_id};
@@ -200,77 +200,55 @@ static const struct lst_pattern pat_sha256 = {"^[0-9a-f]{64}$", match_sha256};
 static const struct lst_pattern pat_blob_id = {"^[0-9a-f]{32}$", match_blob_id};
 static const struct lst_pattern pat_phone = {"^\\+[1-9][0-9]{1,14}$", match_phone};
 static const struct lst_pattern pat_email = {"^[^@\\s]+@[^@\\s]+$", match_email};
-static const struct lst_pattern pat_request = {"^" ULID_RE ":" EMPLOYEE_RE "$",
-                                               match_request_id};
+static const struct lst_pattern pat_request = {"^" ULID_RE ":" EMPLOYEE_RE "$", match_request_id};
 static const struct lst_pattern pat_event = {"^" THREEMA_ID_RE ":" MSGID_RE "$", match_event_id};
 static const struct lst_pattern pat_topic = {"^[A-Za-z0-9._-]+$", match_topic};
 
 /* ---- table-building macros -------------------------------------------------------------- */
 
-#define OPT 0u
-#define ALL LST_KINDS_ALL
+#define OPT           0u
+#define ALL           LST_KINDS_ALL
 #define BASE(S, m, t) .name = #m, .type = t, .off = offsetof(struct S, m)
-#define NOHAS .has_off = LST_NO_HAS
-#define HAS(S, m) .has_off = offsetof(struct S, has_##m)
+#define NOHAS         .has_off = LST_NO_HAS
+#define HAS(S, m)     .has_off = offsetof(struct S, has_##m)
 
+/* clang-format off */
 #define F_VER                                                                                      \
-    {                                                                                              \
-        .name = "v", .type = LST_FT_VERSION, NOHAS, .allow = ALL, .req = ALL,                      \
-        .doc = "schema version; readers send unknown versions to the DLQ"                          \
-    }
+    {.name = "v", .type = LST_FT_VERSION, NOHAS, .allow = ALL, .req = ALL,                         \
+     .doc = "schema version; readers send unknown versions to the DLQ"}
+/* Strings are never empty (optional ones are left out), except where F_STR0 says so. */
 #define F_STR(S, m, maxl, pat, al, rq, d)                                                          \
-    {                                                                                              \
-        BASE(S, m, LST_FT_STR), NOHAS, .allow = al, .req = rq, .max_len = maxl, .pattern = pat,    \
-        .doc = d                                                                                   \
-    }
+    {BASE(S, m, LST_FT_STR), NOHAS, .allow = al, .req = rq, .min = 1, .max_len = maxl,             \
+     .pattern = pat, .doc = d}
+#define F_STR0(S, m, maxl, pat, al, rq, d)                                                         \
+    {BASE(S, m, LST_FT_STR), NOHAS, .allow = al, .req = rq, .min = 0, .max_len = maxl,             \
+     .pattern = pat, .doc = d}
 #define F_INT(S, m, lo, hi, al, rq, d)                                                             \
-    {                                                                                              \
-        BASE(S, m, LST_FT_INT), NOHAS, .allow = al, .req = rq, .min = lo, .max = hi, .doc = d      \
-    }
+    {BASE(S, m, LST_FT_INT), NOHAS, .allow = al, .req = rq, .min = lo, .max = hi, .doc = d}
 #define F_INTH(S, m, lo, hi, al, rq, d)                                                            \
-    {                                                                                              \
-        BASE(S, m, LST_FT_INT), HAS(S, m), .allow = al, .req = rq, .min = lo, .max = hi, .doc = d  \
-    }
+    {BASE(S, m, LST_FT_INT), HAS(S, m), .allow = al, .req = rq, .min = lo, .max = hi, .doc = d}
 #define F_NUM(S, m, lo, hi, al, rq, d)                                                             \
-    {                                                                                              \
-        BASE(S, m, LST_FT_NUM), NOHAS, .allow = al, .req = rq, .dmin = lo, .dmax = hi, .doc = d    \
-    }
+    {BASE(S, m, LST_FT_NUM), NOHAS, .allow = al, .req = rq, .dmin = lo, .dmax = hi, .doc = d}
 #define F_NUMH(S, m, lo, hi, al, rq, d)                                                            \
-    {                                                                                              \
-        BASE(S, m, LST_FT_NUM), HAS(S, m), .allow = al, .req = rq, .dmin = lo, .dmax = hi,         \
-        .doc = d                                                                                   \
-    }
+    {BASE(S, m, LST_FT_NUM), HAS(S, m), .allow = al, .req = rq, .dmin = lo, .dmax = hi, .doc = d}
 #define F_BOOL(S, m, al, rq, d)                                                                    \
-    {                                                                                              \
-        BASE(S, m, LST_FT_BOOL), NOHAS, .allow = al, .req = rq, .doc = d                           \
-    }
+    {BASE(S, m, LST_FT_BOOL), NOHAS, .allow = al, .req = rq, .doc = d}
 #define F_BOOLH(S, m, al, rq, d)                                                                   \
-    {                                                                                              \
-        BASE(S, m, LST_FT_BOOL), HAS(S, m), .allow = al, .req = rq, .doc = d                       \
-    }
+    {BASE(S, m, LST_FT_BOOL), HAS(S, m), .allow = al, .req = rq, .doc = d}
 #define F_ENUM(S, m, nm, n, d)                                                                     \
-    {                                                                                              \
-        BASE(S, m, LST_FT_ENUM), NOHAS, .allow = ALL, .req = ALL, .names = nm, .names_len = n,     \
-        .doc = d                                                                                   \
-    }
+    {BASE(S, m, LST_FT_ENUM), NOHAS, .allow = ALL, .req = ALL, .names = nm, .names_len = n,        \
+     .doc = d}
 #define F_STRV(S, m, lo, hi, maxl, pat, al, rq, d)                                                 \
-    {                                                                                              \
-        BASE(S, m, LST_FT_STRV), NOHAS, .allow = al, .req = rq, .min = lo, .max = hi,              \
-        .max_len = maxl, .pattern = pat, .doc = d                                                  \
-    }
+    {BASE(S, m, LST_FT_STRV), NOHAS, .allow = al, .req = rq, .min = lo, .max = hi,                 \
+     .max_len = maxl, .pattern = pat, .doc = d}
 #define F_OBJ(S, m, tbl, al, rq, d)                                                                \
-    {                                                                                              \
-        BASE(S, m, LST_FT_OBJ), NOHAS, .allow = al, .req = rq, .sub = &tbl, .doc = d               \
-    }
+    {BASE(S, m, LST_FT_OBJ), NOHAS, .allow = al, .req = rq, .sub = &tbl, .doc = d}
 #define F_OBJH(S, m, tbl, al, rq, d)                                                               \
-    {                                                                                              \
-        BASE(S, m, LST_FT_OBJ), HAS(S, m), .allow = al, .req = rq, .sub = &tbl, .doc = d           \
-    }
+    {BASE(S, m, LST_FT_OBJ), HAS(S, m), .allow = al, .req = rq, .sub = &tbl, .doc = d}
 #define TABLE(nm, arr, disc_, chk, cln)                                                            \
-    {                                                                                              \
-        .name = nm, .fields = arr, .count = LST_ARRAY_LEN(arr), .disc = disc_, .check = chk,       \
-        .cleanup = cln                                                                             \
-    }
+    {.name = nm, .fields = arr, .count = LST_ARRAY_LEN(arr), .disc = disc_, .check = chk,          \
+     .cleanup = cln}
+/* clang-format on */
 
 /* The engine reads enums as int. */
 _Static_assert(sizeof(enum lst_content_kind) == sizeof(int), "enum size");
@@ -289,8 +267,8 @@ const char *lst_content_kind_name(enum lst_content_kind kind)
 }
 
 #define K(x) (1u << LST_CONTENT_##x)
-#define FI (K(FILE) | K(IMAGE))
-#define LOC K(LOCATION)
+#define FI   (K(FILE) | K(IMAGE))
+#define LOC  K(LOCATION)
 
 /* Fields shared by both directions, after kind and text. */
 #define CONTENT_MEDIA_AND_LOCATION(blob_req)                                                       \
@@ -357,18 +335,17 @@ static const struct lst_field selector_fields[] = {
            "any of these departments"),
     F_STRV(lst_selector, vehicles, 0, LST_SELECTOR_ITEMS_MAX, LST_LABEL_MAX, NULL, ALL, OPT,
            "any of these vehicles"),
-    F_STRV(lst_selector, tags, 0, LST_TAGS_MAX, LST_TAG_MAX, NULL, ALL, OPT,
-           "any of these tags"),
-    F_STRV(lst_selector, employee_ids, 0, LST_RECIPIENTS_MAX, LST_EMPLOYEE_ID_MAX,
-           &pat_employee, ALL, OPT, "employees added by name"),
+    F_STRV(lst_selector, tags, 0, LST_TAGS_MAX, LST_TAG_MAX, NULL, ALL, OPT, "any of these tags"),
+    F_STRV(lst_selector, employee_ids, 0, LST_RECIPIENTS_MAX, LST_EMPLOYEE_ID_MAX, &pat_employee,
+           ALL, OPT, "employees added by name"),
     F_BOOLH(lst_selector, active, ALL, OPT, "only active (true) or inactive (false) employees"),
 };
 static const struct lst_table selector_table = TABLE("selector", selector_fields, -1, NULL, NULL);
 
 static const struct lst_field audience_fields[] = {
     F_OBJ(lst_audience, selector, selector_table, ALL, ALL, "the criteria the dispatcher chose"),
-    F_STRV(lst_audience, recipients, 1, LST_RECIPIENTS_MAX, LST_EMPLOYEE_ID_MAX, &pat_employee,
-           ALL, ALL, "the employee IDs the selector resolved to when sending"),
+    F_STRV(lst_audience, recipients, 1, LST_RECIPIENTS_MAX, LST_EMPLOYEE_ID_MAX, &pat_employee, ALL,
+           ALL, "the employee IDs the selector resolved to when sending"),
 };
 static const struct lst_table audience_table = TABLE("audience", audience_fields, -1, NULL, NULL);
 
@@ -381,8 +358,7 @@ static const struct lst_field message_fields[] = {
           "user ID of the sending dispatcher"),
     F_STR(lst_message, dispatcher_name, LST_NAME_MAX, NULL, ALL, OPT,
           "display name of the dispatcher"),
-    F_STR(lst_message, department, LST_LABEL_MAX, NULL, ALL, OPT,
-          "department of the dispatcher"),
+    F_STR(lst_message, department, LST_LABEL_MAX, NULL, ALL, OPT, "department of the dispatcher"),
     F_STR(lst_message, category, LST_SLUG_MAX, &pat_slug, ALL, ALL,
           "category for filtering and hiding"),
     F_STR(lst_message, idempotency_key, LST_IDEMPOTENCY_KEY_MAX, &pat_printable, ALL, ALL,
@@ -437,8 +413,7 @@ static const struct lst_field outbound_fields[] = {
     F_STR(lst_outbound, request_id, LST_REQUEST_ID_MAX, &pat_request, ALL, ALL,
           "<message_id>:<employee_id>, unique per send"),
     F_STR(lst_outbound, message_id, LST_MESSAGE_ID_LEN, &pat_ulid, ALL, ALL, "our message ID"),
-    F_STR(lst_outbound, employee_id, LST_EMPLOYEE_ID_MAX, &pat_employee, ALL, ALL,
-          "the recipient"),
+    F_STR(lst_outbound, employee_id, LST_EMPLOYEE_ID_MAX, &pat_employee, ALL, ALL, "the recipient"),
     F_OBJ(lst_outbound, to, address_table, ALL, ALL, "how to reach the recipient"),
     F_OBJ(lst_outbound, content, content_out_table, ALL, ALL, "what to send"),
     F_BOOL(lst_outbound, no_delivery_receipts, ALL, ALL, "ask the phone not to send receipts"),
@@ -503,16 +478,15 @@ static const char *const inbound_kinds[LST_INBOUND__COUNT] = {"message", "receip
 
 const char *lst_receipt_status_name(int64_t status)
 {
-    static const char *const names[] = {"unknown", "received", "read", "acknowledged",
-                                        "declined"};
+    static const char *const names[] = {"unknown", "received", "read", "acknowledged", "declined"};
     return status >= 1 && status <= 4 ? names[status] : names[0];
 }
 
 static const struct lst_field receipt_fields[] = {
     F_INT(lst_receipt, status, 0, 255, ALL, ALL,
           "1 received, 2 read, 3 acknowledged, 4 declined; others kept"),
-    F_STRV(lst_receipt, message_ids, 1, LST_RECEIPT_IDS_MAX, LST_THREEMA_MSGID_LEN, &pat_msgid,
-           ALL, ALL, "the Threema message IDs the receipt is for"),
+    F_STRV(lst_receipt, message_ids, 1, LST_RECEIPT_IDS_MAX, LST_THREEMA_MSGID_LEN, &pat_msgid, ALL,
+           ALL, "the Threema message IDs the receipt is for"),
 };
 static const struct lst_table receipt_table = TABLE("receipt", receipt_fields, -1, NULL, NULL);
 
@@ -576,7 +550,8 @@ static const char *const dlq_encodings[LST_DLQ__COUNT] = {"utf8", "base64"};
 static const struct lst_field payload_fields[] = {
     F_ENUM(lst_dlq_payload, encoding, dlq_encodings, LST_DLQ__COUNT,
            "utf8: data is the bytes; base64: data is their base64"),
-    F_STR(lst_dlq_payload, data, LST_DLQ_DATA_MAX, NULL, ALL, ALL, "the bytes"),
+    F_STR0(lst_dlq_payload, data, LST_DLQ_DATA_MAX, NULL, ALL, ALL,
+           "the bytes (empty for an empty key or value)"),
     F_BOOL(lst_dlq_payload, truncated, ALL, ALL, "data holds only the first 262144 bytes"),
     F_INT(lst_dlq_payload, size, 0, LST_JSON_SAFE_INT_MAX, ALL, ALL, "original size in bytes"),
 };
@@ -620,12 +595,10 @@ enum { REC_MESSAGE, REC_OUTBOUND, REC_SENT, REC_INBOUND, REC_EMPLOYEE, REC_DLQ, 
 
 static const struct lst_rec_type rec_types[REC__COUNT] = {
     [REC_MESSAGE] = {"lst.message", "message_id", sizeof(struct lst_message), &message_table},
-    [REC_OUTBOUND] = {"lst.outbound", "employee_id", sizeof(struct lst_outbound),
-                      &outbound_table},
+    [REC_OUTBOUND] = {"lst.outbound", "employee_id", sizeof(struct lst_outbound), &outbound_table},
     [REC_SENT] = {"lst.sent", "employee_id", sizeof(struct lst_sent), &sent_table},
     [REC_INBOUND] = {"lst.inbound", "from", sizeof(struct lst_inbound), &inbound_table},
-    [REC_EMPLOYEE] = {"lst.employees", "employee_id", sizeof(struct lst_employee),
-                      &employee_table},
+    [REC_EMPLOYEE] = {"lst.employees", "employee_id", sizeof(struct lst_employee), &employee_table},
     [REC_DLQ] = {"lst.dlq", "the source record's key", sizeof(struct lst_dlq), &dlq_table},
 };
 

@@ -41,72 +41,18 @@ struct lst_redis {
 /* Commands whose replay leaves the same state as running them once. Relative updates
  * (INCR*, HINCRBY*, ZINCRBY, LPUSH/RPUSH, APPEND, SETRANGE, SPOP, ...) are absent on purpose,
  * as are EVAL/EVALSHA/FCALL: scripts carry their own flag (lst_redis_script_create). */
+/* clang-format off */
 static const char *const idempotent_cmds[] = {
-    "DBSIZE",
-    "DEL",
-    "ECHO",
-    "EXISTS",
-    "EXPIRE",
-    "EXPIREAT",
-    "GET",
-    "HDEL",
-    "HEXISTS",
-    "HGET",
-    "HGETALL",
-    "HKEYS",
-    "HLEN",
-    "HMGET",
-    "HMSET",
-    "HSCAN",
-    "HSET",
-    "HSETNX",
-    "HVALS",
-    "INFO",
-    "LINDEX",
-    "LLEN",
-    "LRANGE",
-    "MGET",
-    "MSET",
-    "PERSIST",
-    "PEXPIRE",
-    "PEXPIREAT",
-    "PING",
-    "PSETEX",
-    "PTTL",
-    "SADD",
-    "SCAN",
-    "SCARD",
-    "SCRIPT",
-    "SET",
-    "SETEX",
-    "SETNX",
-    "SISMEMBER",
-    "SMEMBERS",
-    "SMISMEMBER",
-    "SREM",
-    "SSCAN",
-    "STRLEN",
-    "TTL",
-    "TYPE",
-    "UNLINK",
-    "ZADD",
-    "ZCARD",
-    "ZCOUNT",
-    "ZMSCORE",
-    "ZRANGE",
-    "ZRANGEBYLEX",
-    "ZRANGEBYSCORE",
-    "ZRANK",
-    "ZREM",
-    "ZREMRANGEBYLEX",
-    "ZREMRANGEBYSCORE",
-    "ZREVRANGE",
-    "ZREVRANGEBYLEX",
-    "ZREVRANGEBYSCORE",
-    "ZREVRANK",
-    "ZSCAN",
-    "ZSCORE",
+    "DBSIZE", "DEL", "ECHO", "EXISTS", "EXPIRE", "EXPIREAT", "GET", "HDEL", "HEXISTS", "HGET",
+    "HGETALL", "HKEYS", "HLEN", "HMGET", "HMSET", "HSCAN", "HSET", "HSETNX", "HVALS", "INFO",
+    "LINDEX", "LLEN", "LRANGE", "MGET", "MSET", "PERSIST", "PEXPIRE", "PEXPIREAT", "PING",
+    "PSETEX", "PTTL", "SADD", "SCAN", "SCARD", "SCRIPT", "SET", "SETEX", "SETNX", "SISMEMBER",
+    "SMEMBERS", "SMISMEMBER", "SREM", "SSCAN", "STRLEN", "TTL", "TYPE", "UNLINK", "ZADD", "ZCARD",
+    "ZCOUNT", "ZMSCORE", "ZRANGE", "ZRANGEBYLEX", "ZRANGEBYSCORE", "ZRANK", "ZREM",
+    "ZREMRANGEBYLEX", "ZREMRANGEBYSCORE", "ZREVRANGE", "ZREVRANGEBYLEX", "ZREVRANGEBYSCORE",
+    "ZREVRANK", "ZSCAN", "ZSCORE",
 };
+/* clang-format on */
 
 bool lst_redis_cmd_is_idempotent(const char *name)
 {
@@ -324,6 +270,9 @@ static lst_err setup_context(struct lst_redis *r, redisContext *c)
     return err;
 }
 
+/* Reconnects also go through a fresh redisConnectWithTimeout instead of redisReconnect: the
+ * old context is freed anyway after an error, and first connects and reconnects share one
+ * setup path, so none of them can miss the timeout, keepalive, AUTH or SELECT. */
 static lst_err connect_once(struct lst_redis *r)
 {
     redisContext *c = redisConnectWithTimeout(r->host, r->port, ms_to_tv(r->timeout_ms));
@@ -490,6 +439,8 @@ lst_err lst_redis_create(const struct lst_redis_config *cfg, struct lst_redis **
     r->timeout_ms = cfg->timeout_ms;
     r->attempts = cfg->reconnect_attempts > 0 ? cfg->reconnect_attempts : DEFAULT_ATTEMPTS;
     r->backoff_ms = cfg->reconnect_backoff_ms > 0 ? cfg->reconnect_backoff_ms : DEFAULT_BACKOFF_MS;
+    if (r->backoff_ms > MAX_BACKOFF_MS)
+        r->backoff_ms = MAX_BACKOFF_MS;
     err = copy_opt(cfg->host != NULL ? cfg->host : "127.0.0.1", &r->host);
     if (err == LST_OK)
         err = copy_opt(cfg->username, &r->username);

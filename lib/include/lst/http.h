@@ -126,8 +126,8 @@ uint16_t lst_http_server_port(const struct lst_http_server *s);
 /* Stops accepting connections at once, waits up to drain_ms for requests in flight (their
  * handlers run to completion and their responses are sent), then stops MHD, which closes the
  * remaining connections and joins their threads. A handler still running after drain_ms is
- * waited for (MHD joins its thread), so handlers must bound their own blocking. NULL is a
- * no-op. */
+ * waited for (MHD joins its thread), so handlers must bound their own blocking. Must not be
+ * called from a handler. NULL is a no-op. */
 void lst_http_server_destroy(struct lst_http_server *s);
 
 #endif

@@ -32,13 +32,13 @@ struct lst_metrics;
 
 /* Settings shared by producer and consumer. Strings are borrowed during _create only. */
 struct lst_kafka_config {
-    const char *brokers;        /* required: "host:port,host:port" */
-    const char *client_id;      /* NULL: "leitstand" */
-    int session_timeout_ms;     /* consumer; 0: 10000 (broker minimum 6000) */
-    int message_timeout_ms;     /* producer: a record fails after this; 0: 30000 */
-    int flush_timeout_ms;       /* producer destroy: bound of the final flush; 0: 10000 */
-    const char *const *extra;   /* NULL or a NULL-terminated list of "key=value" librdkafka
-                                   properties applied last (tests: test.mock.num.brokers=1) */
+    const char *brokers;         /* required: "host:port,host:port" */
+    const char *client_id;       /* NULL: "leitstand" */
+    int session_timeout_ms;      /* consumer; 0: 10000 (broker minimum 6000) */
+    int message_timeout_ms;      /* producer: a record fails after this; 0: 30000 */
+    int flush_timeout_ms;        /* producer destroy: bound of the final flush; 0: 10000 */
+    const char *const *extra;    /* NULL or a NULL-terminated list of "key=value" librdkafka
+                                    properties applied last (tests: test.mock.num.brokers=1) */
     struct lst_metrics *metrics; /* NULL or the service's registry; borrowed for the lifetime */
 };
 

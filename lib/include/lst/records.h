@@ -37,49 +37,51 @@
 #include "lst/util.h"
 
 #define LST_RECORD_VERSION 1
-#define LST_RECORD_MAX     (1024 * 1024) /* bytes of one encoded record */
+/* Bytes of one encoded record: below librdkafka's default message.max.bytes (1000000) and
+ * the broker's default (1048588) with room for the key and the framing. */
+#define LST_RECORD_MAX (960 * 1024)
 
 /* Identifiers (fixed lengths exclude the NUL). */
-#define LST_MESSAGE_ID_LEN     26 /* ULID: 10 chars ms time + 16 chars random, Crockford */
-#define LST_EMPLOYEE_ID_MAX    64
-#define LST_REQUEST_ID_MAX     (LST_MESSAGE_ID_LEN + 1 + LST_EMPLOYEE_ID_MAX)
-#define LST_USER_ID_MAX        128
-#define LST_THREEMA_ID_LEN     8
-#define LST_THREEMA_MSGID_LEN  16
-#define LST_EVENT_ID_LEN       (LST_THREEMA_ID_LEN + 1 + LST_THREEMA_MSGID_LEN)
-#define LST_BLOB_REF_LEN       64 /* sha256 hex of the bytes in the company blob store */
+#define LST_MESSAGE_ID_LEN      26 /* ULID: 10 chars ms time + 16 chars random, Crockford */
+#define LST_EMPLOYEE_ID_MAX     64
+#define LST_REQUEST_ID_MAX      (LST_MESSAGE_ID_LEN + 1 + LST_EMPLOYEE_ID_MAX)
+#define LST_USER_ID_MAX         128
+#define LST_THREEMA_ID_LEN      8
+#define LST_THREEMA_MSGID_LEN   16
+#define LST_EVENT_ID_LEN        (LST_THREEMA_ID_LEN + 1 + LST_THREEMA_MSGID_LEN)
+#define LST_BLOB_REF_LEN        64 /* sha256 hex of the bytes in the company blob store */
 #define LST_THREEMA_BLOB_ID_LEN 32
-#define LST_PHONE_MAX          16 /* E.164 with '+' */
-#define LST_EMAIL_MAX          254
+#define LST_PHONE_MAX           16 /* E.164 with '+' */
+#define LST_EMAIL_MAX           254
 #define LST_IDEMPOTENCY_KEY_MAX 128
-#define LST_SLUG_MAX           64 /* category, failure code, service */
-#define LST_SOURCE_MAX         32
-#define LST_ERROR_NAME_MAX     32
-#define LST_TOPIC_MAX          249
+#define LST_SLUG_MAX            64 /* category, failure code, service */
+#define LST_SOURCE_MAX          32
+#define LST_ERROR_NAME_MAX      32
+#define LST_TOPIC_MAX           249
 
 /* Texts and labels. */
-#define LST_TEXT_MAX          3500  /* outbound text: the Gateway's limit */
-#define LST_INBOUND_TEXT_MAX  16384 /* inbound text: never lose what a phone sent */
-#define LST_CAPTION_MAX       3000
-#define LST_NAME_MAX          256 /* person name, dispatcher name, nickname, location name */
-#define LST_LABEL_MAX         128 /* department, vehicle */
-#define LST_TAG_MAX           64
-#define LST_MIME_MAX          255
-#define LST_FILENAME_MAX      255
-#define LST_ADDRESS_MAX       512
-#define LST_REASON_MAX        1024
+#define LST_TEXT_MAX         3500  /* outbound text: the Gateway's limit */
+#define LST_INBOUND_TEXT_MAX 16384 /* inbound text: never lose what a phone sent */
+#define LST_CAPTION_MAX      3000
+#define LST_NAME_MAX         256 /* person name, dispatcher name, nickname, location name */
+#define LST_LABEL_MAX        128 /* department, vehicle */
+#define LST_TAG_MAX          64
+#define LST_MIME_MAX         255
+#define LST_FILENAME_MAX     255
+#define LST_ADDRESS_MAX      512
+#define LST_REASON_MAX       1024
 
 /* Counts and numbers. */
-#define LST_RECIPIENTS_MAX    2000
+#define LST_RECIPIENTS_MAX     2000
 #define LST_SELECTOR_ITEMS_MAX 500 /* departments, vehicles in a selector */
-#define LST_TAGS_MAX          32
-#define LST_RECEIPT_IDS_MAX   512
-#define LST_FILE_SIZE_MAX     INT64_C(1073741824)
-#define LST_TIME_MS_MAX       INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
-#define LST_TIME_S_MAX        INT64_C(253402300799)
-#define LST_JSON_SAFE_INT_MAX INT64_C(9007199254740991) /* 2^53 - 1 */
-#define LST_ATTEMPTS_MAX      1000
-#define LST_ACCURACY_MAX      10000000.0 /* metres */
+#define LST_TAGS_MAX           32
+#define LST_RECEIPT_IDS_MAX    512
+#define LST_FILE_SIZE_MAX      INT64_C(1073741824)
+#define LST_TIME_MS_MAX        INT64_C(253402300799999) /* 9999-12-31T23:59:59.999Z */
+#define LST_TIME_S_MAX         INT64_C(253402300799)
+#define LST_JSON_SAFE_INT_MAX  INT64_C(9007199254740991) /* 2^53 - 1 */
+#define LST_ATTEMPTS_MAX       1000
+#define LST_ACCURACY_MAX       10000000.0 /* metres */
 
 /* DLQ: the original key/value, cut to LST_DLQ_PAYLOAD_MAX raw bytes so that a DLQ record
  * stays below LST_RECORD_MAX even when both are base64. */
@@ -160,9 +162,9 @@ struct lst_audience {
 };
 
 struct lst_message {
-    char *message_id; /* ULID, see lst_message_id_new */
-    int64_t created_at; /* ms since the epoch */
-    char *dispatcher;   /* user ID */
+    char *message_id;      /* ULID, see lst_message_id_new */
+    int64_t created_at;    /* ms since the epoch */
+    char *dispatcher;      /* user ID */
     char *dispatcher_name; /* optional */
     char *department;      /* optional: the dispatcher's department */
     char *category;
@@ -209,8 +211,8 @@ struct lst_sent {
     char *message_id;
     char *employee_id;
     enum lst_sent_outcome outcome;
-    char *threema_message_id; /* accepted only, required */
-    char *threema_id;         /* optional: the recipient ID used */
+    char *threema_message_id;   /* accepted only, required */
+    char *threema_id;           /* optional: the recipient ID used */
     struct lst_failure failure; /* failed only, required */
     bool possible_duplicate;    /* an earlier attempt may have reached the Gateway */
     int64_t attempts;           /* Gateway calls made for this request */
@@ -231,7 +233,7 @@ enum lst_receipt_status {
 const char *lst_receipt_status_name(int64_t status);
 
 struct lst_receipt {
-    int64_t status; /* 0..255; unknown values are kept */
+    int64_t status;              /* 0..255; unknown values are kept */
     struct lst_strv message_ids; /* Threema message IDs, 16 lowercase hex, 1..512 */
 };
 
@@ -241,9 +243,9 @@ struct lst_inbound {
     char *from;
     char *to;
     char *threema_message_id;
-    int64_t date;        /* the Gateway's unix seconds */
-    int64_t received_at; /* ms */
-    char *nickname;      /* optional */
+    int64_t date;               /* the Gateway's unix seconds */
+    int64_t received_at;        /* ms */
+    char *nickname;             /* optional */
     struct lst_content content; /* message only */
     struct lst_receipt receipt; /* receipt only */
 };
@@ -259,9 +261,9 @@ struct lst_employee {
     char *vehicle;    /* optional */
     struct lst_strv tags;
     bool active;
-    char *threema_id; /* optional */
-    char *phone;      /* optional, E.164 */
-    char *email;      /* optional */
+    char *threema_id;   /* optional */
+    char *phone;        /* optional, E.164 */
+    char *email;        /* optional */
     int64_t updated_at; /* ms */
     char *source;       /* slug, e.g. "erp" */
 };
@@ -285,9 +287,9 @@ struct lst_dlq {
     struct lst_dlq_payload key; /* absent: the record had no key */
     bool has_value;
     struct lst_dlq_payload value; /* absent: a tombstone */
-    char *error;  /* lst_err_name() of the failure, e.g. "invalid" */
-    char *reason; /* the decoder's why, e.g. "content.text: exceeds 3500 bytes" */
-    int64_t failed_at; /* ms */
+    char *error;                  /* lst_err_name() of the failure, e.g. "invalid" */
+    char *reason;                 /* the decoder's why, e.g. "content.text: exceeds 3500 bytes" */
+    int64_t failed_at;            /* ms */
     char *service;
 };
 
@@ -321,8 +323,7 @@ LST_RECORD_DECLARE(dlq)
  * same millisecond sort randomly among themselves). */
 lst_err lst_message_id_new(int64_t now_ms, char out[LST_MESSAGE_ID_LEN + 1]);
 /* "<message_id>:<employee_id>" into out (replaced). */
-lst_err lst_request_id_format(struct lst_buf *out, const char *message_id,
-                              const char *employee_id);
+lst_err lst_request_id_format(struct lst_buf *out, const char *message_id, const char *employee_id);
 /* "<from>:<threema_message_id>" into out (replaced). */
 lst_err lst_event_id_format(struct lst_buf *out, const char *from, const char *threema_msgid);
 
@@ -359,9 +360,9 @@ struct lst_field {
     unsigned req;   /* kinds where it is required (0: optional) */
     size_t max_len; /* STR, STRV items: bytes */
     const struct lst_pattern *pattern; /* STR, STRV items; NULL: any text */
-    int64_t min, max;                  /* INT: bounds; STRV: item count */
-    double dmin, dmax;                 /* NUM */
-    const char *const *names;          /* ENUM */
+    int64_t min, max;         /* INT: bounds; STRV: item count; STR: min is the least length */
+    double dmin, dmax;        /* NUM */
+    const char *const *names; /* ENUM */
     size_t names_len;
     const struct lst_table *sub; /* OBJ */
     const char *doc;
@@ -381,9 +382,9 @@ struct lst_table {
 };
 
 struct lst_rec_type {
-    const char *name;   /* "lst.message"; schema file proto/schemas/<name>.schema.json */
-    const char *key;    /* what the Kafka key is */
-    size_t size;        /* sizeof the struct */
+    const char *name; /* "lst.message"; schema file proto/schemas/<name>.schema.json */
+    const char *key;  /* what the Kafka key is */
+    size_t size;      /* sizeof the struct */
     const struct lst_table *table;
 };
 

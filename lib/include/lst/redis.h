@@ -25,6 +25,7 @@
  *                   the reply (type REDIS_REPLY_ERROR, text in reply->str) is handed out so
  *                   the caller can read the message
  *   LST_ERR_REDIS   connection or I/O failure (refused, reset, timeout): no reply
+ *   LST_ERR_CONFIG  Redis rejected AUTH or SELECT while connecting (wrong password or db)
  *   LST_ERR_NOMEM   allocation failure
  *
  * Reply ownership (hiredis rule, once for the whole project): a reply handed out through a
@@ -60,7 +61,8 @@ struct lst_redis_config {
     const char *password;     /* NULL or "" means no AUTH */
     int timeout_ms;           /* connect timeout and read/write timeout of every command; > 0 */
     int reconnect_attempts;   /* connect attempts per reconnect; 0 means 3 */
-    int reconnect_backoff_ms; /* pause before the 2nd attempt, doubled each time; 0 means 50 */
+    int reconnect_backoff_ms; /* pause before the 2nd attempt, doubled each time up to 1 s;
+                                 0 means 50 */
 };
 
 struct lst_redis;
@@ -93,7 +95,8 @@ bool lst_redis_cmd_is_idempotent(const char *name);
  * Retried once after a reconnect when the command is idempotent. */
 lst_err lst_redis_cmd(struct lst_redis *r, redisReply **reply, int argc, const char **argv,
                       const size_t *argvlen);
-/* One command, hiredis format string (%s, %b with pointer + size_t length, %d, ...). */
+/* One command, hiredis format string (%s, %b with pointer + size_t length, %d, ...). The
+ * format is split at spaces into arguments, so data always goes through %s or %b. */
 lst_err lst_redis_cmdf(struct lst_redis *r, redisReply **reply, const char *fmt, ...);
 
 /* ---- Pipelines: batches of idempotent commands, replayed whole after a reconnect. ---- */

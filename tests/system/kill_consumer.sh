@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# System test against the REAL stack (Kafka + Redis, e.g. `scripts/stack.sh up`): records
+# produced through the shared producer are consumed in another process through the shared
+# consumer and counted in Redis; the consumer is SIGKILLed in the middle of a stream of N
+# records and restarted. Afterwards every record must be in Redis (lost = 0); duplicates (the
+# price of at-least-once after a crash) are counted and reported.
+#
+#   kill_consumer.sh PRODUCER_BIN CONSUMER_BIN      (ctest passes the built binaries)
+#
+# Environment: LST_KAFKA_BROKERS [127.0.0.1:19092], LST_REDIS_PORT [16379],
+# KILL_TEST_N [10000], KILL_TEST_SLEEP_US [300] (per-record pace of the first consumer, so the
+# kill lands mid-stream), KILL_TEST_WAIT_S [120], KILL_TEST_KEEP=1 keeps the Redis key, the
+# topic and the work folder. Every run uses its own topic (6 partitions), group and key.
+# Prints one JSON summary line and "N passed, N failed"; exits non-zero on any failure.
+set -uo pipefail
+
+PRODUCER=${1:?usage: kill_consumer.sh PRODUCER_BIN CONSUMER_BIN}
+CONSUMER=${2:?usage: kill_consumer.sh PRODUCER_BIN CONSUMER_BIN}
+export LST_KAFKA_BROKERS=${LST_KAFKA_BROKERS:-127.0.0.1:19092}
+export LST_REDIS_PORT=${LST_REDIS_PORT:-16379}
+N=${KILL_TEST_N:-10000}
+SLEEP_US=${KILL_TEST_SLEEP_US:-300}
+WAIT_S=${KILL_TEST_WAIT_S:-120}
+PARTITIONS=6
+LOW=$((N / 5))       # kill when at least 20 % ...
+HIGH=$((N * 4 / 5))  # ... and less than 80 % of the ids were seen
+RUN="$(date +%s)-$$-$RANDOM"
+TOPIC="lst.systest.kill.$RUN"
+GROUP="systest-kill-$RUN"
+KEY="lst:systest:kill:$RUN:seen"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kill_consumer.XXXXXX")
+
+PASSED=0
+FAILED=0
+C1="" C2="" PROD=""
+pass() { PASSED=$((PASSED + 1)); printf 'ok   %s\n' "$1"; }
+fail() { FAILED=$((FAILED + 1)); printf 'FAIL %s\n' "$1"; [ $# -lt 2 ] || printf '     %s\n' "$2"; }
+expect() { # expect NAME CONDITION-RESULT(0/1) [DETAIL]
+    if [ "$2" -eq 0 ]; then pass "$1"; else fail "$1" "${3:-}"; fi
+}
+now_ms() { date +%s%3N; }
+rcli() { redis-cli -h 127.0.0.1 -p "$LST_REDIS_PORT" "$@"; }
+hlen() { rcli HLEN "$KEY" 2>/dev/null || echo -1; }
+alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+
+# Stops one of OUR processes by its recorded pid: SIGTERM, then SIGKILL after a bound.
+stop_pid() {
+    local pid=$1 i
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 1 150); do
+        alive "$pid" || return 0
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+}
+
+cleanup() {
+    local pid
+    for pid in "$C1" "$C2" "$PROD"; do stop_pid "$pid"; done
+    wait 2>/dev/null
+    if [ "${KILL_TEST_KEEP:-0}" != 1 ]; then
+        rcli DEL "$KEY" >/dev/null 2>&1
+        # Only now, with no consumer left on it (deleting under a consumer can hang it).
+        "$PRODUCER" delete-topic "$TOPIC" >/dev/null 2>&1
+        [ "$FAILED" -ne 0 ] || rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+
+finish() {
+    [ "$FAILED" -eq 0 ] || printf 'logs in %s\n' "$WORK"
+    printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
+    [ "$FAILED" -eq 0 ]
+    exit $?
+}
+
+# Polls until "$@" succeeds or the deadline (ms) passes.
+wait_until() {
+    local deadline=$(($(now_ms) + $1))
+    shift
+    while ! "$@"; do
+        [ "$(now_ms)" -lt "$deadline" ] || return 1
+        sleep 0.05
+    done
+}
+
+T0=$(now_ms)
+echo "kill_consumer: N=$N topic=$TOPIC group=$GROUP brokers=$LST_KAFKA_BROKERS redis=:$LST_REDIS_PORT"
+
+# --- the stack must be there -------------------------------------------------------------
+if [ "$(rcli ping 2>/dev/null)" = PONG ]; then pass "redis reachable"; else
+    fail "redis reachable" "no PONG on 127.0.0.1:$LST_REDIS_PORT (start the stack: scripts/stack.sh up)"
+    finish
+fi
+if "$PRODUCER" ready 2>"$WORK/ready.err"; then pass "kafka reachable"; else
+    fail "kafka reachable" "no metadata from $LST_KAFKA_BROKERS (start the stack: scripts/stack.sh up)"
+    finish
+fi
+"$PRODUCER" create-topic "$TOPIC" "$PARTITIONS" 2>"$WORK/create.err"
+expect "topic created ($PARTITIONS partitions)" $? "$(tail -3 "$WORK/create.err")"
+
+# --- consumer 1 and the producer run concurrently; kill consumer 1 mid-stream ---------------
+"$CONSUMER" "$TOPIC" "$GROUP" "$KEY" "$SLEEP_US" >"$WORK/consumer1.out" 2>"$WORK/consumer1.err" &
+C1=$!
+"$PRODUCER" produce "$TOPIC" "$N" 16 >"$WORK/producer.out" 2>"$WORK/producer.err" &
+PROD=$!
+
+partway() {
+    local n
+    n=$(hlen)
+    [ "$n" -ge "$LOW" ] || ! alive "$C1"
+}
+KILLED_AT=-1
+if wait_until 90000 partway && alive "$C1"; then
+    kill -KILL "$C1"
+    KILLED_AT=$(hlen)
+fi
+wait "$C1" 2>/dev/null
+C1_STATUS=$?
+C1=""
+T_KILL=$(now_ms)
+[ "$KILLED_AT" -ge "$LOW" ] && [ "$KILLED_AT" -lt "$HIGH" ]
+expect "consumer SIGKILLed mid-stream (seen $KILLED_AT of $N at the kill)" $? \
+    "wanted $LOW <= seen < $HIGH; consumer1: $(tail -3 "$WORK/consumer1.err")"
+[ "$C1_STATUS" -eq 137 ]
+expect "consumer 1 died of SIGKILL (status $C1_STATUS)" $?
+SUM_AT_KILL=$(rcli --raw EVAL "local s=0 for _,v in ipairs(redis.call('HVALS',KEYS[1])) do s=s+tonumber(v) end return s" 1 "$KEY")
+
+# --- restart in the same group; wait for everything ---------------------------------------
+"$CONSUMER" "$TOPIC" "$GROUP" "$KEY" 0 >"$WORK/consumer2.out" 2>"$WORK/consumer2.err" &
+C2=$!
+
+producer_done() { ! alive "$PROD"; }
+wait_until $((WAIT_S * 1000)) producer_done
+wait "$PROD" 2>/dev/null
+PROD_STATUS=$?
+PROD=""
+[ "$PROD_STATUS" -eq 0 ]
+expect "producer: every record acknowledged ($(cat "$WORK/producer.out" 2>/dev/null))" $? \
+    "status $PROD_STATUS: $(tail -3 "$WORK/producer.err")"
+
+all_seen() { [ "$(hlen)" -ge "$N" ] || ! alive "$C2"; }
+wait_until $((WAIT_S * 1000)) all_seen
+T_ALL=$(now_ms)
+
+# Redelivered records of a partition may still be in progress after the last new id was
+# seen; wait (bounded) until the sum of the counts stops moving before closing consumer 2.
+sum() { rcli --raw EVAL "local s=0 for _,v in ipairs(redis.call('HVALS',KEYS[1])) do s=s+tonumber(v) end return s" 1 "$KEY"; }
+last=$(sum) stable=0 deadline=$(($(now_ms) + 30000))
+while [ "$stable" -lt 8 ] && [ "$(now_ms)" -lt "$deadline" ] && alive "$C2"; do
+    sleep 0.25
+    cur=$(sum)
+    if [ "$cur" = "$last" ]; then stable=$((stable + 1)); else stable=0 last=$cur; fi
+done
+alive "$C2"
+expect "consumer 2 still running after catching up" $? "$(tail -5 "$WORK/consumer2.err")"
+stop_pid "$C2"
+wait "$C2" 2>/dev/null
+C2_STATUS=$?
+C2=""
+[ "$C2_STATUS" -eq 0 ]
+expect "consumer 2 closed cleanly on SIGTERM (status $C2_STATUS)" $? "$(tail -5 "$WORK/consumer2.err")"
+
+# --- what Redis holds ---------------------------------------------------------------------
+rcli --raw HGETALL "$KEY" >"$WORK/seen.txt"
+read -r DISTINCT VALID SUM OUT DUP_IDS MAX < <(awk -v n="$N" '
+    NR % 2 == 1 { id = $0; next }
+    { d++; s += $0; if ($0 > m) m = $0
+      if (id ~ /^[0-9]+$/ && id + 0 < n) v++; else o++
+      if ($0 > 1) dup++ }
+    END { printf "%d %d %d %d %d %d\n", d, v, s, o, dup, m }' "$WORK/seen.txt")
+LOST=$((N - VALID))
+DUPLICATES=$((SUM - DISTINCT))
+[ "$LOST" -eq 0 ]
+expect "every id 0..$((N - 1)) is in Redis (lost $LOST)" $?
+[ "$OUT" -eq 0 ]
+expect "no id outside 0..$((N - 1)) ($OUT)" $?
+echo "duplicates: $DUPLICATES extra deliveries over $DUP_IDS ids (max count $MAX); first ones:"
+awk 'NR % 2 == 1 { id = $0; next } $0 > 1 { printf " %s x%s", id, $0; if (++k == 30) exit } END { print "" }' \
+    "$WORK/seen.txt"
+T_END=$(now_ms)
+printf '{"test":"kill_consumer","n":%d,"partitions":%d,"killed_at_seen":%d,"sum_at_kill":%s,"distinct":%d,"lost":%d,"duplicates":%d,"duplicate_ids":%d,"max_count":%d,"out_of_range":%d,"kill_to_all_seen_ms":%d,"elapsed_ms":%d}\n' \
+    "$N" "$PARTITIONS" "$KILLED_AT" "${SUM_AT_KILL:-0}" "$DISTINCT" "$LOST" "$DUPLICATES" \
+    "$DUP_IDS" "$MAX" "$OUT" $((T_ALL - T_KILL)) $((T_END - T0))
+finish
