@@ -9,6 +9,7 @@
 
 #include "kafka_internal.h"
 #include "lst/log.h"
+#include "lst/metrics.h"
 #include "lst/util.h"
 
 struct lst_kafka_consumer {
@@ -19,6 +20,8 @@ struct lst_kafka_consumer {
     bool pause_mode;                         /* keep new assignments paused too */
     bool closed;
     atomic_bool fatal;
+    struct lst_counter *m_consumed;   /* NULL without a metrics registry */
+    struct lst_counter *m_rebalances; /* revokes and assigns */
 };
 
 static void note_fatal(struct lst_kafka_consumer *c)
@@ -130,6 +133,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 {
     struct lst_kafka_consumer *c = opaque;
 
+    lst_counter_inc(c->m_rebalances);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         LST_INFO("kafka.consumer.assigned", "%d partitions", parts->cnt);
         rd_kafka_assign(rk, parts);
@@ -238,6 +242,12 @@ lst_err lst_kafka_consumer_create(const struct lst_kafka_config *cfg,
         goto out;
     c->closed = true; /* until the handle exists: destroy must not close */
     atomic_init(&c->fatal, false);
+    if (cfg->metrics != NULL) {
+        c->m_consumed = lst_metrics_counter(cfg->metrics, "lst_kafka_consumed_total",
+                                            "Records handed to the application", NULL);
+        c->m_rebalances = lst_metrics_counter(cfg->metrics, "lst_kafka_rebalances_total",
+                                              "Partition assignments and revocations", NULL);
+    }
     c->on_revoke = opts->on_revoke;
     c->opaque = opts->opaque;
     c->paused = rd_kafka_topic_partition_list_new(4);
@@ -319,6 +329,7 @@ lst_err lst_kafka_consumer_poll(struct lst_kafka_consumer *c, int timeout_ms,
         if (m == NULL)
             continue;
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            lst_counter_inc(c->m_consumed);
             fill_record(m, out);
             return LST_OK;
         }

@@ -10,7 +10,16 @@
 
 #include "kafka_internal.h"
 #include "lst/log.h"
+#include "lst/metrics.h"
 #include "lst/util.h"
+
+/* Optional metrics: every pointer stays NULL without a registry (updates are then no-ops). */
+struct producer_metrics {
+    struct lst_counter *ok;
+    struct lst_counter *failed;
+    struct lst_histogram *latency;
+    struct lst_gauge *fatal;
+};
 
 struct lst_kafka_producer {
     rd_kafka_t *rk;
@@ -21,6 +30,7 @@ struct lst_kafka_producer {
     atomic_bool stop;
     atomic_bool fatal;
     int flush_timeout_ms;
+    struct producer_metrics m;
 };
 
 /* The per-record opaque. A waiting caller and the delivery report race to finish it; the one
@@ -87,6 +97,7 @@ static void note_fatal(struct lst_kafka_producer *p)
 
     if (atomic_exchange(&p->fatal, true))
         return;
+    lst_gauge_set(p->m.fatal, 1);
     orig = rd_kafka_fatal_error(p->rk, reason, sizeof(reason));
     LST_ERROR("kafka.producer.fatal", "idempotent producer failed for good: %s: %s",
               rd_kafka_err2name(orig), reason);
@@ -138,6 +149,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     res.offset = m->err ? -1 : m->offset;
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         note_fatal(p);
+    lst_counter_inc(m->err ? p->m.failed : p->m.ok);
+    /* rd_kafka_message_latency: microseconds from produce to this report. */
+    if (!m->err)
+        lst_histogram_observe(p->m.latency, (double)rd_kafka_message_latency(m) / 1e6);
     if (d == NULL) {
         if (m->err)
             LST_WARN("kafka.producer.delivery_failed", "topic %s: %s, status %d",
@@ -196,6 +211,22 @@ out:
     return result;
 }
 
+static void metrics_init(struct producer_metrics *pm, struct lst_metrics *reg)
+{
+    if (reg == NULL)
+        return;
+    pm->ok = lst_metrics_counter(reg, "lst_kafka_produced_total",
+                                 "Records produced, by delivery report outcome", "outcome=\"ok\"");
+    pm->failed =
+        lst_metrics_counter(reg, "lst_kafka_produced_total",
+                            "Records produced, by delivery report outcome", "outcome=\"error\"");
+    pm->latency = lst_metrics_histogram(reg, "lst_kafka_delivery_seconds",
+                                        "Time from produce to a successful delivery report", NULL,
+                                        lst_metrics_latency_buckets, lst_metrics_latency_nbuckets);
+    pm->fatal = lst_metrics_gauge(reg, "lst_kafka_producer_fatal",
+                                  "1 once the idempotent producer hit a fatal error", NULL);
+}
+
 lst_err lst_kafka_producer_create(const struct lst_kafka_config *cfg,
                                   struct lst_kafka_producer **out)
 {
@@ -211,6 +242,7 @@ lst_err lst_kafka_producer_create(const struct lst_kafka_config *cfg,
     atomic_init(&p->stop, false);
     atomic_init(&p->fatal, false);
     p->flush_timeout_ms = cfg && cfg->flush_timeout_ms > 0 ? cfg->flush_timeout_ms : 10000;
+    metrics_init(&p->m, cfg ? cfg->metrics : NULL);
     if (pthread_mutex_init(&p->mu, NULL) != 0)
         goto out;
     p->mu_init = true;

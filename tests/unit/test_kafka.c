@@ -11,6 +11,7 @@
 
 #include "lst/kafka.h"
 #include "lst/log.h"
+#include "lst/metrics.h"
 #include "lst/util.h"
 #include "lst_test.h"
 
@@ -98,10 +99,13 @@ static void test_produce_wait_ok(void)
     struct lst_kafka_producer *p = NULL;
     struct lst_kafka_config cfg;
     struct lst_kafka_delivery d;
+    struct lst_metrics *reg = lst_metrics_create();
 
+    REQUIRE(reg != NULL);
     REQUIRE(mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.ok", 3, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     cfg = mock_config(&m);
+    cfg.metrics = reg;
     REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
     CHECK_EQ(lst_kafka_producer_ready(p, 3000), LST_OK);
     CHECK_EQ(lst_kafka_produce(p, "t.ok", "k", 1, "v1", 2, 5000, &d), LST_OK);
@@ -120,7 +124,15 @@ static void test_produce_wait_ok(void)
     CHECK_EQ(lst_kafka_produce(p, NULL, NULL, 0, NULL, 0, 1000, NULL), LST_ERR_INVALID);
     CHECK_EQ(lst_kafka_produce(p, "t.ok", NULL, 3, NULL, 0, 1000, NULL), LST_ERR_INVALID);
     CHECK(!lst_kafka_producer_fatal(p));
+    CHECK_EQ(lst_counter_value(
+                 lst_metrics_counter(reg, "lst_kafka_produced_total", "", "outcome=\"ok\"")),
+             4);
+    CHECK_EQ(lst_histogram_count(lst_metrics_histogram(reg, "lst_kafka_delivery_seconds", "", NULL,
+                                                       lst_metrics_latency_buckets,
+                                                       lst_metrics_latency_nbuckets)),
+             4);
     lst_kafka_producer_destroy(p);
+    lst_metrics_destroy(reg);
     mock_stop(&m);
 }
 
