@@ -13,26 +13,8 @@
 #ifndef LST_VERSION
 #define LST_VERSION "0"
 #endif
-
 #define KEEPALIVE_IDLE_S  30
 #define KEEPALIVE_INTVL_S 15
-
-struct lst_gateway {
-    pthread_mutex_t lock;
-    bool lock_ready;
-    CURL *curl;
-    char *base_url;   /* without trailing '/' */
-    char *auth_query; /* "from=..&secret=.." percent-encoded */
-    char *id;
-    char *secret;
-    char *secret_enc; /* the secret as it appears on the wire, for scrubbing */
-    char *user_agent;
-    char *ca_file;
-    long connect_ms;
-    long timeout_ms;
-    size_t max_blob;
-    char errbuf[CURL_ERROR_SIZE];
-};
 
 /* ---- classification ---- */
 
@@ -58,12 +40,23 @@ const char *lst_gateway_outcome_name(enum lst_gateway_outcome outcome)
  * certificate verification is FATAL rather than RETRY because it needs an operator (a missing
  * CA, a wrong host, or an attack): retrying quietly would hide it. */
 static const CURLcode fatal_curl_codes[] = {
-    CURLE_UNSUPPORTED_PROTOCOL,    CURLE_URL_MALFORMAT,         CURLE_NOT_BUILT_IN,
-    CURLE_FUNCTION_NOT_FOUND,      CURLE_BAD_FUNCTION_ARGUMENT, CURLE_TOO_MANY_REDIRECTS,
-    CURLE_UNKNOWN_OPTION,          CURLE_SSL_ENGINE_NOTFOUND,   CURLE_SSL_ENGINE_SETFAILED,
-    CURLE_SSL_CERTPROBLEM,         CURLE_SSL_CIPHER,            CURLE_PEER_FAILED_VERIFICATION,
-    CURLE_SSL_CACERT_BADFILE,      CURLE_SSL_CRL_BADFILE,       CURLE_SSL_ISSUER_ERROR,
-    CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
+    CURLE_UNSUPPORTED_PROTOCOL,
+    CURLE_URL_MALFORMAT,
+    CURLE_NOT_BUILT_IN,
+    CURLE_FUNCTION_NOT_FOUND,
+    CURLE_BAD_FUNCTION_ARGUMENT,
+    CURLE_TOO_MANY_REDIRECTS,
+    CURLE_UNKNOWN_OPTION,
+    CURLE_SSL_ENGINE_NOTFOUND,
+    CURLE_SSL_ENGINE_SETFAILED,
+    CURLE_SSL_CERTPROBLEM,
+    CURLE_SSL_CIPHER,
+    CURLE_PEER_FAILED_VERIFICATION,
+    CURLE_SSL_CACERT_BADFILE,
+    CURLE_SSL_CRL_BADFILE,
+    CURLE_SSL_ISSUER_ERROR,
+    CURLE_SSL_PINNEDPUBKEYNOTMATCH,
+    CURLE_SSL_INVALIDCERTSTATUS,
 };
 
 /* HTTP status ranges, first match wins. */
@@ -137,8 +130,7 @@ static void set_reason(struct lst_gateway_result *res, const char *why)
     snprintf(res->reason, sizeof(res->reason), "%s", why);
 }
 
-enum lst_gateway_outcome lst_gw_reject(struct lst_gateway_result *res, lst_err err,
-                                       const char *why)
+enum lst_gateway_outcome lst_gw_reject(struct lst_gateway_result *res, lst_err err, const char *why)
 {
     memset(res, 0, sizeof(*res));
     res->outcome = LST_GATEWAY_PERMANENT;
@@ -235,19 +227,6 @@ void lst_gateway_destroy(struct lst_gateway *gw)
     free(gw);
 }
 
-/* The log guard has no "is registered" query; a formatted line tells: when the secret alone
- * comes out as exactly "[redacted]" it is known. This keeps a process that creates a client
- * per thread (or per test) from filling the guard's bounded table with copies. */
-static lst_err guard_secret(const char *value)
-{
-    struct lst_buf line;
-    lst_buf_init(&line);
-    lst_log_format(&line, LST_LOG_ERROR, "gateway.secret", value);
-    bool known = line.data != NULL && strstr(line.data, "\"msg\":\"[redacted]\"}") != NULL;
-    lst_buf_cleanup(&line);
-    return known ? LST_OK : lst_log_add_secret(value);
-}
-
 static lst_err check_base_url(const char *url)
 {
     bool http = strncmp(url, "http://", 7) == 0;
@@ -273,8 +252,8 @@ static lst_err copy_config(struct lst_gateway *gw, const struct lst_gateway_conf
     size_t n = strlen(gw->base_url);
     while (n > 0 && gw->base_url[n - 1] == '/')
         gw->base_url[--n] = '\0';
-    gw->connect_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms
-                                             : LST_GATEWAY_DEFAULT_CONNECT_MS;
+    gw->connect_ms =
+        cfg->connect_timeout_ms ? cfg->connect_timeout_ms : LST_GATEWAY_DEFAULT_CONNECT_MS;
     gw->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : LST_GATEWAY_DEFAULT_TIMEOUT_MS;
     gw->max_blob = cfg->max_blob ? cfg->max_blob : LST_GATEWAY_DEFAULT_MAX_BLOB;
     return LST_OK;
@@ -291,9 +270,9 @@ static lst_err build_auth(struct lst_gateway *gw)
     lst_buf_cleanup(&b);
     if (gw->secret_enc == NULL || gw->auth_query == NULL)
         return LST_ERR_NOMEM;
-    lst_err err = guard_secret(gw->secret);
+    lst_err err = lst_log_add_secret(gw->secret);
     if (err == LST_OK && strcmp(gw->secret, gw->secret_enc) != 0)
-        err = guard_secret(gw->secret_enc);
+        err = lst_log_add_secret(gw->secret_enc);
     return err;
 }
 
@@ -475,7 +454,7 @@ static void transport_reason(const struct lst_gateway *gw, struct lst_gateway_re
         snprintf(res->reason, sizeof(res->reason), "timeout after %lld ms (limit %ld ms)",
                  (long long)res->elapsed_ms, gw->timeout_ms);
     else
-        snprintf(res->reason, sizeof(res->reason), "transport error %d: %s", res->curl_code,
+        snprintf(res->reason, sizeof(res->reason), "transport error %d: %.120s", res->curl_code,
                  text);
 }
 

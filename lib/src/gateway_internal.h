@@ -4,6 +4,8 @@
 #ifndef LST_GATEWAY_INTERNAL_H
 #define LST_GATEWAY_INTERNAL_H
 
+#include <curl/curl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -16,13 +18,32 @@
 #define LST_GW_TEXT_ANSWER_MAX ((size_t)4096)
 #define LST_GW_JSON_ANSWER_MAX ((size_t)1024 * 1024)
 
+/* The client. All fields are fixed after create except the curl handle and errbuf, which the
+ * lock guards. */
+struct lst_gateway {
+    pthread_mutex_t lock;
+    bool lock_ready;
+    CURL *curl;
+    char *base_url;   /* without trailing '/' */
+    char *auth_query; /* "from=..&secret=.." percent-encoded */
+    char *id;
+    char *secret;
+    char *secret_enc; /* the secret as it appears on the wire, for scrubbing */
+    char *user_agent;
+    char *ca_file;
+    long connect_ms;
+    long timeout_ms;
+    size_t max_blob;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
 /* One request, described by the endpoint code and executed by lst_gw_perform. Borrowed. */
 struct lst_gw_request {
-    const char *endpoint;    /* name for logs, e.g. "send_e2e"; never the path */
-    bool post;               /* POST, else GET */
-    const char *path;        /* percent-encoded path starting with '/' */
-    const char *extra_query; /* encoded "k=v" appended after from & secret, or NULL */
-    bool auth_in_query;      /* from & secret in the query string (else the form body) */
+    const char *endpoint;     /* name for logs, e.g. "send_e2e"; never the path */
+    bool post;                /* POST, else GET */
+    const char *path;         /* percent-encoded path starting with '/' */
+    const char *extra_query;  /* encoded "k=v" appended after from & secret, or NULL */
+    bool auth_in_query;       /* from & secret in the query string (else the form body) */
     const char *content_type; /* of body; NULL without body */
     const char *body;         /* request body (form or JSON), body_len bytes */
     size_t body_len;
@@ -55,6 +76,8 @@ enum lst_gateway_outcome lst_gw_malformed(struct lst_gateway_result *res, bool p
                                           const char *what);
 
 /* Validators. */
+/* Checks recipient ID, nonce and box hex of one E2E message; *why says what is wrong. */
+bool lst_gw_e2e_valid(const struct lst_gateway_e2e *m, const char **why);
 bool lst_gw_valid_id(const char *s);
 bool lst_gw_is_hex(const char *s, size_t len);
 /* Copies exactly n hex chars lowercased into out (n + 1 bytes) when s is exactly n hex chars. */

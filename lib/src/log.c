@@ -91,6 +91,12 @@ lst_err lst_log_add_secret(const char *value)
         return LST_OK;
     lst_err err = LST_OK;
     pthread_mutex_lock(&g_log.lock);
+    for (size_t i = 0; i < g_log.nsecrets; i++) {
+        if (strcmp(g_log.secrets[i], value) == 0) {
+            pthread_mutex_unlock(&g_log.lock); /* already guarded: registering is idempotent */
+            return LST_OK;
+        }
+    }
     if (g_log.nsecrets == MAX_SECRETS) {
         err = LST_ERR_RANGE;
     } else {
@@ -113,15 +119,17 @@ void lst_log_clear_secrets(void)
     pthread_mutex_unlock(&g_log.lock);
 }
 
-/* Copies text into out with every registered secret replaced. Caller holds the lock. */
+/* Copies text into out with every registered secret replaced. The longest secret matching
+ * at a position wins, so a secret that is a prefix of another cannot leave the rest of the
+ * longer one in the line. Caller holds the lock. */
 static void scrub(struct lst_buf *out, const char *text)
 {
     const char *p = text;
     while (*p != '\0') {
         size_t hit = 0;
-        for (size_t i = 0; i < g_log.nsecrets && hit == 0; i++) {
+        for (size_t i = 0; i < g_log.nsecrets; i++) {
             size_t n = strlen(g_log.secrets[i]);
-            if (strncmp(p, g_log.secrets[i], n) == 0)
+            if (n > hit && strncmp(p, g_log.secrets[i], n) == 0)
                 hit = n;
         }
         if (hit > 0) {

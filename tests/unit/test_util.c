@@ -85,6 +85,13 @@ static void test_log_line_and_secret_guard(void)
     CHECK(strstr(out.data, "\"service\":\"unit\"") != NULL);
     CHECK(strstr(out.data, "end \\\"q\\\"") != NULL);
     CHECK(out.data[out.len - 1] == '\n');
+    /* The longest registered secret wins; registering twice is harmless. */
+    CHECK_EQ(lst_log_add_secret("abcd"), LST_OK);
+    CHECK_EQ(lst_log_add_secret("abcdefgh"), LST_OK);
+    CHECK_EQ(lst_log_add_secret("abcd"), LST_OK);
+    lst_buf_reset(&out);
+    lst_log_format(&out, LST_LOG_INFO, "test.event", "x abcdefgh y");
+    CHECK(strstr(out.data, "efgh") == NULL);
     lst_log_clear_secrets();
     lst_buf_cleanup(&out);
 }

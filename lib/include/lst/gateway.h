@@ -29,17 +29,19 @@
 #include <stdint.h>
 
 #include "lst/error.h"
+#include "lst/threema.h"
 #include "lst/util.h"
 
+/* Sizes come from lst/threema.h so the protocol has one definition of them. */
 #define LST_GATEWAY_DEFAULT_URL        "https://msgapi.threema.ch"
-#define LST_GATEWAY_ID_LEN             8    /* Threema ID: 8 chars of 0-9A-Z, gateway IDs '*' first */
-#define LST_GATEWAY_MSGID_HEX          16   /* message ID, 8 bytes */
-#define LST_GATEWAY_NONCE_HEX          48   /* nonce, 24 bytes */
-#define LST_GATEWAY_KEY_HEX            64   /* public key, 32 bytes */
-#define LST_GATEWAY_HASH_HEX           64   /* phone / e-mail lookup hash, 32 bytes */
-#define LST_GATEWAY_BLOBID_HEX         32   /* blob ID, 16 bytes */
-#define LST_GATEWAY_TEXT_MAX           3500 /* send_simple text, bytes of UTF-8 */
-#define LST_GATEWAY_BOX_MAX            4000 /* send_e2e box, bytes (8000 hex chars) */
+#define LST_GATEWAY_ID_LEN             LST_THREEMA_ID_SIZE     /* 8 chars of 0-9A-Z, '*' first */
+#define LST_GATEWAY_MSGID_HEX          LST_THREEMA_MSGID_HEX   /* 16 */
+#define LST_GATEWAY_NONCE_HEX          LST_THREEMA_NONCE_HEX   /* 48 */
+#define LST_GATEWAY_KEY_HEX            LST_THREEMA_KEY_HEX     /* 64, public key */
+#define LST_GATEWAY_HASH_HEX           LST_THREEMA_HASH_HEX    /* 64, phone / e-mail lookup hash */
+#define LST_GATEWAY_BLOBID_HEX         LST_THREEMA_BLOB_ID_HEX /* 32 */
+#define LST_GATEWAY_TEXT_MAX           LST_THREEMA_TEXT_MAX    /* send_simple text, UTF-8 bytes */
+#define LST_GATEWAY_BOX_MAX            LST_THREEMA_BOX_MAX     /* send_e2e box, bytes (2x in hex) */
 #define LST_GATEWAY_BULK_LOOKUP_MAX    1000 /* phone + e-mail hashes in one lookup/bulk */
 #define LST_GATEWAY_DEFAULT_MAX_BLOB   (20u * 1024u * 1024u)
 #define LST_GATEWAY_DEFAULT_CONNECT_MS 5000
@@ -80,9 +82,10 @@ struct lst_gateway_result {
     int curl_code;    /* CURLcode of the transfer, 0 when it completed */
     lst_err err;      /* LST_OK; LST_ERR_INVALID / LST_ERR_TOO_LARGE for a local rejection or a
                          malformed answer; LST_ERR_TIMEOUT; LST_ERR_HTTP otherwise */
-    /* True when outcome is not OK but the Gateway may nevertheless have acted on the request
-     * (the request went out and then the answer timed out, broke off or was garbled). A retry
-     * of a send may then duplicate the message: gateway-out marks such sends as in doubt. */
+    /* True when a POST's outcome is RETRY but the Gateway may nevertheless have acted on it:
+     * the request went out and then the answer timed out, broke off or was a garbled 2xx. A
+     * retry of a send may then duplicate the message: gateway-out marks such sends as in
+     * doubt. Always false for GETs and for requests that never left (connect failures). */
     bool in_doubt;
     long connects;      /* new connections this call opened (0: an existing one was reused) */
     int64_t elapsed_ms; /* wall time of the call */
@@ -92,9 +95,9 @@ struct lst_gateway_result {
 /* ---- the client ---- */
 
 struct lst_gateway_config {
-    const char *base_url;   /* NULL: LST_GATEWAY_DEFAULT_URL; http(s)://host[:port][/prefix] */
-    const char *gateway_id; /* required, "*XXXXXXX" */
-    const char *secret;     /* required, the API secret; registered with the log guard */
+    const char *base_url;    /* NULL: LST_GATEWAY_DEFAULT_URL; http(s)://host[:port][/prefix] */
+    const char *gateway_id;  /* required, "*XXXXXXX" */
+    const char *secret;      /* required, the API secret; registered with the log guard */
     long connect_timeout_ms; /* 0: LST_GATEWAY_DEFAULT_CONNECT_MS */
     long timeout_ms;         /* whole call incl. connect; 0: LST_GATEWAY_DEFAULT_TIMEOUT_MS */
     const char *ca_file;     /* PEM CA bundle; NULL: the system store */
@@ -180,9 +183,8 @@ struct lst_gateway_pubkey_entry {
 
 /* POST /pubkeys/bulk?from=..&secret=.. with {"identities":[...]}. On OK *out is a new array
  * of *nout entries (IDs the Gateway does not know are simply absent), free it with free(). */
-enum lst_gateway_outcome lst_gateway_pubkeys_bulk(struct lst_gateway *gw,
-                                                  const char *const *ids, size_t n,
-                                                  struct lst_gateway_pubkey_entry **out,
+enum lst_gateway_outcome lst_gateway_pubkeys_bulk(struct lst_gateway *gw, const char *const *ids,
+                                                  size_t n, struct lst_gateway_pubkey_entry **out,
                                                   size_t *nout, struct lst_gateway_result *res);
 
 enum lst_gateway_lookup_kind {
@@ -251,8 +253,9 @@ enum lst_gateway_outcome lst_gateway_credits(struct lst_gateway *gw, int64_t *cr
                                              struct lst_gateway_result *res);
 
 /* POST /upload_blob?from=..&secret=..[&persist=1], multipart/form-data with one part named
- * "blob" (application/octet-stream). data is the already-encrypted blob, 1..max_blob bytes.
- * blob_id receives 32 hex chars. Costs one credit (402 -> PAUSE). */
+ * "blob" (filename "blob", application/octet-stream; persist goes in the query string). data is the
+ * already-encrypted blob, 1..max_blob bytes. blob_id receives 32 hex chars. Costs one credit (402
+ * -> PAUSE). */
 enum lst_gateway_outcome lst_gateway_upload_blob(struct lst_gateway *gw, const void *data,
                                                  size_t len, bool persist,
                                                  char blob_id[LST_GATEWAY_BLOBID_HEX + 1],
