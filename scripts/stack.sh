@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The local stack: a single-node Apache Kafka 3.9 (KRaft, broker+controller in one JVM) and a
-# Redis with AOF, both on 127.0.0.1, all state in one ignored folder.
+# The local stack: a single-node Apache Kafka 3.9 (KRaft, broker+controller in one JVM), a
+# Redis with AOF and the Threema Gateway simulator, all on 127.0.0.1, all state in one ignored
+# folder.
 #
-#   scripts/stack.sh up | down | status | restart-kafka | restart-redis | logs [kafka|redis] [N]
+#   scripts/stack.sh up | down | status | restart-kafka | restart-redis | restart-sim
+#                    | logs [kafka|redis|sim] [N]
 #
 # Environment (defaults in brackets):
 #   LST_STACK_DIR               state folder [<repo>/.stack]
@@ -14,6 +16,9 @@
 #   LST_KAFKA_LIBS              the Kafka jars [<repo>/.stack/kafka/libs] (scripts/setup.sh)
 #   LST_KAFKA_READY_TIMEOUT_MS  how long `up` waits for the broker [90000]
 #   LST_KAFKA_STOP_TIMEOUT_S    SIGTERM grace before SIGKILL [30]
+#   LST_SIM_PORT                Threema Gateway simulator port [18090]
+#   LST_SIM_*                   every other simulator setting (threema-sim --help); by default
+#                               the demo directory and the demo Gateway key of demo/
 #
 # Only processes this script started (pid files in the stack folder, checked against their
 # command line before any signal) are ever stopped.
@@ -29,11 +34,13 @@ BUILD_DIR="${LST_BUILD_DIR:-build}"
 KAFKA_LIBS="${LST_KAFKA_LIBS:-$ROOT/.stack/kafka/libs}"
 READY_TIMEOUT_MS="${LST_KAFKA_READY_TIMEOUT_MS:-90000}"
 STOP_TIMEOUT_S="${LST_KAFKA_STOP_TIMEOUT_S:-30}"
+SIM_PORT="${LST_SIM_PORT:-18090}"
 
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 mkdir -p "$STACK"
 STACK="$(cd "$STACK" && pwd)"
 LST_ADMIN="$BUILD_DIR/tools/lst-admin/lst-admin"
+SIM_BIN="$BUILD_DIR/tools/threema-sim/threema-sim"
 BROKERS="127.0.0.1:$KAFKA_PORT"
 
 KDIR="$STACK/kafka"
@@ -45,6 +52,9 @@ RDIR="$STACK/redis"
 REDIS_PID="$RDIR/redis.pid"
 REDIS_CONF="$RDIR/redis.conf"
 REDIS_LOG="$RDIR/redis.log"
+SDIR="$STACK/sim"
+SIM_PID="$SDIR/sim.pid"
+SIM_LOG="$SDIR/sim.log"
 
 log() { printf 'stack: %s\n' "$*"; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
@@ -54,14 +64,14 @@ elapsed() {
     printf '%d.%03d s' $((t / 1000)) $((t % 1000))
 }
 
-for v in KAFKA_PORT CONTROLLER_PORT REDIS_PORT; do
+for v in KAFKA_PORT CONTROLLER_PORT REDIS_PORT SIM_PORT; do
     if ! [[ "${!v}" =~ ^[0-9]{1,5}$ ]] || [ "${!v}" -lt 1 ] || [ "${!v}" -gt 65535 ]; then
         die "LST_${v/CONTROLLER/KAFKA_CONTROLLER} '${!v}' is not a port number"
     fi
 done
-if [ "$KAFKA_PORT" = "$CONTROLLER_PORT" ] || [ "$KAFKA_PORT" = "$REDIS_PORT" ] ||
-    [ "$CONTROLLER_PORT" = "$REDIS_PORT" ]; then
-    die "the three ports must differ"
+if [ "$(printf '%s\n' "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT" "$SIM_PORT" | sort -u |
+    wc -l)" -ne 4 ]; then
+    die "the four ports (Kafka, controller, Redis, simulator) must differ"
 fi
 
 need_admin() {
@@ -91,6 +101,8 @@ kafka_pid() { owned_pid "$KAFKA_PID" kafka.Kafka "$KAFKA_CONF"; }
 # Redis rewrites its process title; proc-title-template in redis.conf keeps the config path
 # (and so the stack folder) in it.
 redis_pid() { owned_pid "$REDIS_PID" redis-server "$REDIS_CONF"; }
+# The simulator's argv[0] carries the stack folder (see start_sim).
+sim_pid() { owned_pid "$SIM_PID" "$SIM_BIN" "$SDIR"; }
 
 port_busy() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
@@ -106,7 +118,7 @@ wait_gone() {
     return 1
 }
 
-# signal_owned SIGNAL PID GETTER: sends SIGNAL only while GETTER (kafka_pid / redis_pid) still
+# signal_owned SIGNAL PID GETTER: sends SIGNAL only while GETTER (kafka_pid / redis_pid / sim_pid) still
 # names PID, i.e. the pid has not been recycled by an unrelated process in the meantime.
 signal_owned() {
     if [ "$($3 || true)" = "$2" ]; then
@@ -293,6 +305,64 @@ stop_redis() {
     log "redis: stopped (pid $pid) in $(elapsed "$t0")"
 }
 
+# --- Threema Gateway simulator ----------------------------------------------------------
+
+sim_healthy() { curl -fsS -m 2 "http://127.0.0.1:$SIM_PORT/healthz" >/dev/null 2>&1; }
+
+start_sim() {
+    local t0 pid i
+    t0=$(now_ms)
+    [ -x "$SIM_BIN" ] || die "threema-sim not found at $SIM_BIN; build first (or set LST_BUILD_DIR)"
+    if pid="$(sim_pid)"; then
+        sim_healthy && { log "sim: already up (pid $pid, port $SIM_PORT)"; return 0; }
+        die "sim: pid $pid runs but /healthz does not answer on $SIM_PORT; try restart-sim"
+    fi
+    port_busy "$SIM_PORT" && die "port $SIM_PORT is in use by another process (LST_SIM_PORT)"
+    mkdir -p "$SDIR"
+    rm -f "$SIM_PID"
+    (
+        # Demo defaults unless the caller configured these (NAME and NAME_FILE together are an
+        # error in the config loader, so a default is only added when neither is set).
+        export LST_SIM_PORT="$SIM_PORT"
+        [ -n "${LST_SIM_DIRECTORY:-}${LST_SIM_DIRECTORY_FILE:-}" ] ||
+            export LST_SIM_DIRECTORY="$ROOT/demo/erp-export.csv"
+        [ -n "${LST_SIM_GATEWAY_PUBLIC_KEY:-}${LST_SIM_GATEWAY_PUBLIC_KEY_FILE:-}" ] ||
+            export LST_SIM_GATEWAY_PUBLIC_KEY_FILE="$ROOT/demo/DEMO-ONLY-gateway.public.key"
+        # The simulator takes no arguments; its argv[0] names the stack folder instead, so that
+        # sim_pid (and anyone listing this stack's processes) can tell it from another stack's.
+        spawn "$SIM_LOG" "$SIM_PID" bash -c 'exec -a "$0" "$1"' "$SIM_BIN --stack $SDIR" "$SIM_BIN"
+    )
+    pid="$(cat "$SIM_PID")"
+    for ((i = 0; i < 100; i++)); do # at most ~10 s
+        if sim_healthy; then
+            log "sim: up (pid $pid, port $SIM_PORT) in $(elapsed "$t0")"
+            return 0
+        fi
+        [ -e "/proc/$pid" ] || break
+        sleep 0.1
+    done
+    tail -n 20 "$SIM_LOG" >&2 2>/dev/null || true
+    stop_sim >/dev/null 2>&1 || true
+    die "the simulator did not answer /healthz on port $SIM_PORT"
+}
+
+stop_sim() {
+    local pid t0
+    t0=$(now_ms)
+    if ! pid="$(sim_pid)"; then
+        rm -f "$SIM_PID"
+        log "sim: not running"
+        return 0
+    fi
+    signal_owned TERM "$pid" sim_pid
+    if ! wait_gone "$pid" 10; then
+        signal_owned KILL "$pid" sim_pid
+        wait_gone "$pid" 5 || die "sim: pid $pid survived SIGKILL"
+    fi
+    rm -f "$SIM_PID"
+    log "sim: stopped (pid $pid) in $(elapsed "$t0")"
+}
+
 # --- commands ----------------------------------------------------------------------------
 
 create_topics() {
@@ -312,10 +382,13 @@ cmd_up() {
     start_redis
     start_kafka
     create_topics
-    log "up in $(elapsed "$t0") (kafka $BROKERS, redis 127.0.0.1:$REDIS_PORT, dir $STACK)"
+    start_sim
+    log "up in $(elapsed "$t0") (kafka $BROKERS, redis 127.0.0.1:$REDIS_PORT," \
+        "sim 127.0.0.1:$SIM_PORT, dir $STACK)"
 }
 
 cmd_down() {
+    stop_sim
     stop_kafka
     stop_redis
 }
@@ -338,6 +411,12 @@ cmd_status() {
         printf 'redis  down  port %s%s\n' "$REDIS_PORT" "${pid:+ (pid $pid not answering)}"
         ok=1
     fi
+    if pid="$(sim_pid)" && sim_healthy; then
+        printf 'sim    up    pid %-8s port %s\n' "$pid" "$SIM_PORT"
+    else
+        printf 'sim    down  port %s%s\n' "$SIM_PORT" "${pid:+ (pid $pid not answering)}"
+        ok=1
+    fi
     if [ $kafka_up -eq 1 ]; then
         echo "topics:"
         "$LST_ADMIN" list-topics --brokers "$BROKERS" --timeout-ms 10000 | sed 's/^/  /' || ok=1
@@ -351,13 +430,16 @@ cmd_logs() {
     case "$which" in
     kafka) tail -n "$n" "$KAFKA_LOG" ;;
     redis) tail -n "$n" "$REDIS_LOG" ;;
+    sim) tail -n "$n" "$SIM_LOG" ;;
     all)
         echo "==== $KAFKA_LOG"
         tail -n "$n" "$KAFKA_LOG" 2>/dev/null || true
         echo "==== $REDIS_LOG"
         tail -n "$n" "$REDIS_LOG" 2>/dev/null || true
+        echo "==== $SIM_LOG"
+        tail -n "$n" "$SIM_LOG" 2>/dev/null || true
         ;;
-    *) die "logs: expected kafka or redis, got '$which'" ;;
+    *) die "logs: expected kafka, redis or sim, got '$which'" ;;
     esac
 }
 
@@ -380,6 +462,7 @@ down) lock; cmd_down ;;
 status) cmd_status ;;
 restart-kafka) lock; need_admin; stop_kafka; start_kafka ;;
 restart-redis) lock; stop_redis; start_redis ;;
+restart-sim) lock; stop_sim; start_sim ;;
 logs) cmd_logs "$@" ;;
 -h | --help | help) usage ;;
 *) usage >&2; exit 2 ;;

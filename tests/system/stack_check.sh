@@ -16,6 +16,7 @@ export LST_BUILD_DIR="$BUILD_DIR"
 export LST_KAFKA_PORT="${STACK_CHECK_KAFKA_PORT:-29092}"
 export LST_KAFKA_CONTROLLER_PORT="${STACK_CHECK_CONTROLLER_PORT:-29093}"
 export LST_REDIS_PORT="${STACK_CHECK_REDIS_PORT:-26379}"
+export LST_SIM_PORT="${STACK_CHECK_SIM_PORT:-28090}"
 export LST_TOPIC_PREFIX=""
 STACK_SH="$ROOT/scripts/stack.sh"
 ADMIN="$BUILD_DIR/tools/lst-admin/lst-admin"
@@ -161,6 +162,7 @@ check "no process with the stack folder in its command line remains" test -z "$l
 [ -z "$left" ] || ps -o pid,cmd -p "$(echo "$left" | paste -sd,)" | cut -c1-200
 check "kafka port $LST_KAFKA_PORT is free" test -z "$(ss -Hltn "sport = :$LST_KAFKA_PORT")"
 check "redis port $LST_REDIS_PORT is free" test -z "$(ss -Hltn "sport = :$LST_REDIS_PORT")"
+check "simulator port $LST_SIM_PORT is free" test -z "$(ss -Hltn "sport = :$LST_SIM_PORT")"
 check "status after down exits non-zero" bash -c "! '$STACK_SH' status >/dev/null 2>&1"
 check "down again is a no-op" quiet "$STACK_SH" down
 

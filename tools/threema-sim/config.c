@@ -44,7 +44,8 @@ static const struct lst_config_entry entries[] = {
      .min = 0,
      .max = 65535,
      .offset = offsetof(struct sim_config, port),
-     .desc = "TCP port of the Gateway API, /_sim/ control API, /healthz and /metrics (0: ephemeral)."},
+     .desc =
+         "TCP port of the Gateway API, /_sim/ control API, /healthz and /metrics (0: ephemeral)."},
     {.name = "LST_SIM_MAX_CONNECTIONS",
      .type = LST_CONFIG_INT,
      .def = "256",
@@ -65,13 +66,16 @@ static const struct lst_config_entry entries[] = {
      .max_len = 256,
      .flags = LST_CONFIG_SENSITIVE,
      .offset = offsetof(struct sim_config, secret),
-     .desc = "The API secret of the Gateway ID; also the callback MAC key. The default is the demo secret of demo/DEMO-ONLY-gateway.secret."},
+     .desc = "The API secret of the Gateway ID; also the callback MAC key. The default is the demo "
+             "secret of demo/DEMO-ONLY-gateway.secret."},
     {.name = "LST_SIM_GATEWAY_PUBLIC_KEY",
      .type = LST_CONFIG_STRING,
      .max_len = 128,
      .check = check_public_key,
      .offset = offsetof(struct sim_config, gateway_public_key),
-     .desc = "The Gateway ID's public key (public:<hex>): phones decrypt with it and encrypt callbacks to it. Unset: phones record every message as undecryptable and send no callbacks."},
+     .desc =
+         "The Gateway ID's public key (public:<hex>): phones decrypt with it and encrypt callbacks "
+         "to it. Unset: phones record every message as undecryptable and send no callbacks."},
     {.name = "LST_SIM_DIRECTORY",
      .type = LST_CONFIG_STRING,
      .def = "demo/erp-export.csv",
@@ -139,14 +143,16 @@ static const struct lst_config_entry entries[] = {
      .dmin = 0,
      .dmax = 1,
      .offset = offsetof(struct sim_config, fault_timeout_rate),
-     .desc = "Share of requests that hang LST_SIM_FAULT_TIMEOUT_MS, then answer 500 without effect."},
+     .desc =
+         "Share of requests that hang LST_SIM_FAULT_TIMEOUT_MS, then answer 500 without effect."},
     {.name = "LST_SIM_FAULT_TIMEOUT_AFTER_RATE",
      .type = LST_CONFIG_DOUBLE,
      .def = "0",
      .dmin = 0,
      .dmax = 1,
      .offset = offsetof(struct sim_config, fault_timeout_after_rate),
-     .desc = "Share of requests that take effect, then hang LST_SIM_FAULT_TIMEOUT_MS before the answer (a send in doubt)."},
+     .desc = "Share of requests that take effect, then hang LST_SIM_FAULT_TIMEOUT_MS before the "
+             "answer (a send in doubt)."},
     {.name = "LST_SIM_FAULT_TIMEOUT_MS",
      .type = LST_CONFIG_MS,
      .def = "35000",
@@ -172,7 +178,8 @@ static const struct lst_config_entry entries[] = {
      .min = 0,
      .max = 100,
      .offset = offsetof(struct sim_config, callback_retries),
-     .desc = "Retries after a failed callback (non-200 or broken connection) before it is dropped."},
+     .desc =
+         "Retries after a failed callback (non-200 or broken connection) before it is dropped."},
     {.name = "LST_SIM_CALLBACK_RETRY_INTERVAL_MS",
      .type = LST_CONFIG_MS,
      .def = "300000",

@@ -243,8 +243,8 @@ static lst_err parse_rows(struct sim_directory *d, struct csv *c, const struct c
             d->n++;
             err = make_user(&d->users[d->n - 1], f, n, cols, seed);
             if (err != LST_OK)
-                LST_ERROR("sim.directory.row", "line %zu of the directory CSV is invalid: %s",
-                          line, lst_strerror(err));
+                LST_ERROR("sim.directory.row", "line %zu of the directory CSV is invalid: %s", line,
+                          lst_strerror(err));
         }
         free_fields(f, n);
     }
@@ -360,8 +360,7 @@ const struct sim_user *sim_directory_by_email(const struct sim_directory *d, con
     return found;
 }
 
-const struct sim_user *sim_directory_by_phone_hash(const struct sim_directory *d,
-                                                   const char *hash)
+const struct sim_user *sim_directory_by_phone_hash(const struct sim_directory *d, const char *hash)
 {
     for (size_t i = 0; i < d->n; i++) {
         if (d->users[i].phone != NULL && strcasecmp(d->users[i].phone_hash, hash) == 0)
@@ -370,8 +369,7 @@ const struct sim_user *sim_directory_by_phone_hash(const struct sim_directory *d
     return NULL;
 }
 
-const struct sim_user *sim_directory_by_email_hash(const struct sim_directory *d,
-                                                   const char *hash)
+const struct sim_user *sim_directory_by_email_hash(const struct sim_directory *d, const char *hash)
 {
     for (size_t i = 0; i < d->n; i++) {
         if (d->users[i].email != NULL && strcasecmp(d->users[i].email_hash, hash) == 0)

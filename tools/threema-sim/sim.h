@@ -119,10 +119,8 @@ void sim_directory_cleanup(struct sim_directory *d);
 const struct sim_user *sim_directory_by_id(const struct sim_directory *d, const char *id);
 const struct sim_user *sim_directory_by_phone(const struct sim_directory *d, const char *phone);
 const struct sim_user *sim_directory_by_email(const struct sim_directory *d, const char *email);
-const struct sim_user *sim_directory_by_phone_hash(const struct sim_directory *d,
-                                                   const char *hash);
-const struct sim_user *sim_directory_by_email_hash(const struct sim_directory *d,
-                                                   const char *hash);
+const struct sim_user *sim_directory_by_phone_hash(const struct sim_directory *d, const char *hash);
+const struct sim_user *sim_directory_by_email_hash(const struct sim_directory *d, const char *hash);
 /* "text,image,video,audio,file" or "text". Static storage. */
 const char *sim_user_capabilities(const struct sim_user *u);
 
@@ -175,8 +173,17 @@ lst_err sim_faults_init(struct sim_faults *f, const struct sim_config *cfg);
 void sim_faults_cleanup(struct sim_faults *f);
 /* Back to the configured values. */
 void sim_faults_reset(struct sim_faults *f, const struct sim_config *cfg);
-/* Decides the fault for one Gateway request (takes a token from the bucket). */
-enum sim_fault sim_faults_draw(struct sim_faults *f);
+/* Decides the fault for one Gateway request (takes a token from the bucket); *timeout_ms
+ * gets how long an injected timeout hangs. */
+enum sim_fault sim_faults_draw(struct sim_faults *f, int64_t *timeout_ms);
+/* Applies the members present in a /_sim/faults JSON object (parsed by control.c). */
+struct sim_fault_update {
+    bool has_credits, has_rate_limit, has_rate_burst, has_500, has_timeout, has_timeout_after,
+        has_timeout_ms;
+    int64_t credits, rate_burst, timeout_ms;
+    double rate_limit, rate_500, rate_timeout, rate_timeout_after;
+};
+void sim_faults_update(struct sim_faults *f, const struct sim_fault_update *u);
 /* Takes n credits if there are that many; false (and nothing taken) otherwise. */
 bool sim_faults_take_credits(struct sim_faults *f, int64_t n);
 int64_t sim_faults_credits(struct sim_faults *f);
