@@ -2,7 +2,7 @@
 # Sets up and runs every test of Leitstand; `./leitstand test` and .ci/run call this.
 #
 #  1. set-up and a -Werror build (build/), plus an ASan+UBSan build (build-asan/)
-#  2. unit tests in both builds
+#  2. unit tests in both builds; each libFuzzer target for a short while
 #  3. a test stack (real Kafka + real Redis) on its own ports and folder, so a running
 #     development system is not disturbed; system tests against it; the stack is stopped
 #     afterwards whatever happened
@@ -54,6 +54,10 @@ if [ $rc -eq 0 ]; then
         ctest --test-dir "$ASAN_BUILD" -L unit --output-on-failure -j "$JOBS"
     record unit-asan $?
 fi
+
+step "fuzzing: each libFuzzer target for ${LST_FUZZ_SECONDS:-30} s (clang, ASan+UBSan)"
+tests/fuzz/run.sh "$ROOT/build-fuzz" "${LST_FUZZ_SECONDS:-30}"
+record fuzz $?
 
 # The test stack: its own ports and folder.
 export LST_STACK_DIR=$BUILD/test-stack

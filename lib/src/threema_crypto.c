@@ -21,7 +21,8 @@ _Static_assert(crypto_secretbox_MACBYTES == LST_THREEMA_BOX_OVERHEAD, "secretbox
 /* Bound on what we encrypt or decrypt in one call; blobs may be large, but not this large. */
 #define CRYPT_MAX ((size_t)1 << 30)
 
-lst_err lst_threema_shared_init(struct lst_threema_shared *s, const uint8_t our_sk[LST_THREEMA_KEY_SIZE],
+lst_err lst_threema_shared_init(struct lst_threema_shared *s,
+                                const uint8_t our_sk[LST_THREEMA_KEY_SIZE],
                                 const uint8_t their_pk[LST_THREEMA_KEY_SIZE])
 {
     if (lst_threema_key_is_zero(their_pk) || lst_threema_key_is_zero(our_sk)) {
@@ -121,7 +122,7 @@ lst_err lst_threema_decrypt(const struct lst_threema_shared *s,
 struct entry {
     uint8_t pk[LST_THREEMA_KEY_SIZE];
     struct lst_threema_shared shared;
-    struct entry *hnext;             /* bucket chain */
+    struct entry *hnext;               /* bucket chain */
     struct entry *lru_prev, *lru_next; /* most recent at head */
 };
 
@@ -318,8 +319,8 @@ void lst_threema_blob_keygen(uint8_t key[LST_THREEMA_KEY_SIZE])
 }
 
 lst_err lst_threema_blob_encrypt(const uint8_t key[LST_THREEMA_KEY_SIZE],
-                                 enum lst_threema_blob_kind kind, const uint8_t *plain,
-                                 size_t len, struct lst_buf *out)
+                                 enum lst_threema_blob_kind kind, const uint8_t *plain, size_t len,
+                                 struct lst_buf *out)
 {
     uint8_t nonce[LST_THREEMA_NONCE_SIZE];
     lst_buf_reset(out);
@@ -340,8 +341,8 @@ lst_err lst_threema_blob_encrypt(const uint8_t key[LST_THREEMA_KEY_SIZE],
 }
 
 lst_err lst_threema_blob_decrypt(const uint8_t key[LST_THREEMA_KEY_SIZE],
-                                 enum lst_threema_blob_kind kind, const uint8_t *box,
-                                 size_t len, struct lst_buf *out)
+                                 enum lst_threema_blob_kind kind, const uint8_t *box, size_t len,
+                                 struct lst_buf *out)
 {
     uint8_t nonce[LST_THREEMA_NONCE_SIZE];
     uint8_t dummy;

@@ -105,17 +105,18 @@ lst_err lst_threema_key_parse(const char *s, enum lst_threema_key_kind kind,
     if (s == NULL)
         return lst_threema_fail(why, LST_ERR_INVALID, "%s key: missing", kind_name(kind));
     if (strncmp(s, other, strlen(other)) == 0)
-        return lst_threema_fail(why, LST_ERR_INVALID, "%s key expected, got a %s key", kind_name(kind),
-                    kind_name(kind == LST_THREEMA_KEY_PRIVATE ? LST_THREEMA_KEY_PUBLIC
-                                                              : LST_THREEMA_KEY_PRIVATE));
+        return lst_threema_fail(
+            why, LST_ERR_INVALID, "%s key expected, got a %s key", kind_name(kind),
+            kind_name(kind == LST_THREEMA_KEY_PRIVATE ? LST_THREEMA_KEY_PUBLIC
+                                                      : LST_THREEMA_KEY_PRIVATE));
     if (strncmp(s, prefix, plen) != 0)
-        return lst_threema_fail(why, LST_ERR_INVALID, "%s key: must start with \"%s\"", kind_name(kind),
-                    prefix);
+        return lst_threema_fail(why, LST_ERR_INVALID, "%s key: must start with \"%s\"",
+                                kind_name(kind), prefix);
     const char *hex = s + plen;
     size_t hex_len = strlen(hex);
     if (hex_len != LST_THREEMA_KEY_HEX)
-        return lst_threema_fail(why, LST_ERR_INVALID, "%s key: %zu hex chars, expected %d", kind_name(kind),
-                    hex_len, LST_THREEMA_KEY_HEX);
+        return lst_threema_fail(why, LST_ERR_INVALID, "%s key: %zu hex chars, expected %d",
+                                kind_name(kind), hex_len, LST_THREEMA_KEY_HEX);
     if (lst_threema_hex_decode(hex, hex_len, key, LST_THREEMA_KEY_SIZE) != LST_OK) {
         sodium_memzero(key, LST_THREEMA_KEY_SIZE);
         return lst_threema_fail(why, LST_ERR_INVALID, "%s key: not hex", kind_name(kind));
@@ -141,8 +142,8 @@ static lst_err read_first_line(const char *path, char *line, size_t cap, struct 
     lst_err result = LST_OK;
     FILE *f = fopen(path, "r");
     if (f == NULL)
-        return lst_threema_fail(why, errno == ENOENT ? LST_ERR_NOT_FOUND : LST_ERR_IO, "key file %s: %s",
-                    path, strerror(errno));
+        return lst_threema_fail(why, errno == ENOENT ? LST_ERR_NOT_FOUND : LST_ERR_IO,
+                                "key file %s: %s", path, strerror(errno));
     size_t n = fread(line, 1, cap - 1, f);
     if (ferror(f)) {
         result = lst_threema_fail(why, LST_ERR_IO, "key file %s: read error", path);
@@ -229,8 +230,7 @@ lst_err lst_threema_key_derive(const uint8_t sk[LST_THREEMA_KEY_SIZE],
     return LST_OK;
 }
 
-lst_err lst_threema_key_generate(uint8_t sk[LST_THREEMA_KEY_SIZE],
-                                 uint8_t pk[LST_THREEMA_KEY_SIZE])
+lst_err lst_threema_key_generate(uint8_t sk[LST_THREEMA_KEY_SIZE], uint8_t pk[LST_THREEMA_KEY_SIZE])
 {
     return crypto_box_keypair(pk, sk) == 0 ? LST_OK : LST_ERR_CRYPTO;
 }

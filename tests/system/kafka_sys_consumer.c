@@ -6,7 +6,8 @@
  *   kafka_sys_consumer TOPIC GROUP KEY [SLEEP_US]
  *
  * SLEEP_US (default 0) slows each record down so a driver can kill the process mid-stream.
- * Environment: LST_KAFKA_BROKERS [127.0.0.1:19092], LST_REDIS_PORT [16379]. SIGTERM/SIGINT
+ * Environment: LST_KAFKA_BROKERS [127.0.0.1:19092], LST_REDIS_PORT [16379], KAFKA_SYS_LOG
+ * [warn] (log level). SIGTERM/SIGINT
  * close the consumer cleanly (final commit, group leave). A Redis failure exits with status 3
  * without marking the record done, as a service would (the supervisor restarts it). */
 #include <stdio.h>
@@ -106,7 +107,13 @@ int main(int argc, char **argv)
 {
     int64_t sleep_us = 0;
 
-    lst_log_init("kafka_sys_consumer", LST_LOG_WARN);
+    enum lst_log_level level = LST_LOG_WARN;
+    const char *lv = getenv("KAFKA_SYS_LOG");
+
+    /* The driver reads "kafka.consumer.assigned" (info) to know the consumer has joined. */
+    if (lv != NULL && lst_log_parse_level(lv, &level) != LST_OK)
+        return 2;
+    lst_log_init("kafka_sys_consumer", level);
     if (lst_signals_install() != LST_OK)
         return 1;
     if ((argc != 4 && argc != 5) ||

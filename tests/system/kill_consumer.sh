@@ -11,6 +11,8 @@
 # KILL_TEST_N [10000], KILL_TEST_SLEEP_US [300] (per-record pace of the first consumer, so the
 # kill lands mid-stream), KILL_TEST_WAIT_S [120], KILL_TEST_KEEP=1 keeps the Redis key, the
 # topic and the work folder. Every run uses its own topic (6 partitions), group and key.
+# Finally a third consumer joins the group after the clean close of the second and must get
+# nothing (close committed every done record).
 # Prints one JSON summary line and "N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 
@@ -32,7 +34,7 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/kill_consumer.XXXXXX")
 
 PASSED=0
 FAILED=0
-C1="" C2="" PROD=""
+C1="" C2="" C3="" PROD=""
 pass() { PASSED=$((PASSED + 1)); printf 'ok   %s\n' "$1"; }
 fail() { FAILED=$((FAILED + 1)); printf 'FAIL %s\n' "$1"; [ $# -lt 2 ] || printf '     %s\n' "$2"; }
 expect() { # expect NAME CONDITION-RESULT(0/1) [DETAIL]
@@ -57,7 +59,7 @@ stop_pid() {
 
 cleanup() {
     local pid
-    for pid in "$C1" "$C2" "$PROD"; do stop_pid "$pid"; done
+    for pid in "$C1" "$C2" "$C3" "$PROD"; do stop_pid "$pid"; done
     wait 2>/dev/null
     if [ "${KILL_TEST_KEEP:-0}" != 1 ]; then
         rcli DEL "$KEY" >/dev/null 2>&1
@@ -161,6 +163,25 @@ C2_STATUS=$?
 C2=""
 [ "$C2_STATUS" -eq 0 ]
 expect "consumer 2 closed cleanly on SIGTERM (status $C2_STATUS)" $? "$(tail -5 "$WORK/consumer2.err")"
+
+# --- a clean close committed everything: a third consumer in the group gets nothing -------
+SUM_BEFORE=$(sum)
+KAFKA_SYS_LOG=info "$CONSUMER" "$TOPIC" "$GROUP" "$KEY" 0 >"$WORK/consumer3.out" \
+    2>"$WORK/consumer3.err" &
+C3=$!
+joined() { grep -q '"kafka.consumer.assigned"' "$WORK/consumer3.err" || ! alive "$C3"; }
+wait_until 30000 joined
+# Absence can only be shown by waiting: 3 s after the assignment is ample for a fetch.
+sleep 3
+stop_pid "$C3"
+wait "$C3" 2>/dev/null
+C3_STATUS=$?
+C3=""
+C3_CONSUMED=$(sed -n 's/.*"consumed":\([0-9]*\).*/\1/p' "$WORK/consumer3.out")
+[ "$C3_STATUS" -eq 0 ] && [ "${C3_CONSUMED:--1}" -eq 0 ] && [ "$(sum)" = "$SUM_BEFORE" ] &&
+    grep -q '"kafka.consumer.assigned"' "$WORK/consumer3.err"
+expect "after a clean close the group resumes at the end (consumer 3 got ${C3_CONSUMED:-?})" $? \
+    "status $C3_STATUS; $(tail -3 "$WORK/consumer3.err")"
 
 # --- what Redis holds ---------------------------------------------------------------------
 rcli --raw HGETALL "$KEY" >"$WORK/seen.txt"

@@ -304,8 +304,7 @@ static void produce_n(const struct lst_kafka_config *cfg, const char *topic, int
 }
 
 /* Polls for one record, up to 10 s in total. The first poll includes the group join, which
- * the mock cluster delays by 3 s for a new group and by session.timeout.ms - 1 s for a rejoin
- * (hence the short session timeout of these tests). */
+ * the mock cluster delays by 3 s for a new group. */
 static lst_err poll_one(struct lst_kafka_consumer *c, struct lst_kafka_record *r)
 {
     int64_t deadline = lst_mono_ms() + 10000;
@@ -329,7 +328,37 @@ static int64_t value_num(const struct lst_kafka_record *r)
     return v;
 }
 
-static void test_consume_done_close_resume(void)
+/* The group's committed offset, read with OffsetFetch (no group join: the mock cluster of
+ * 2.0.2 takes 3 to 30+ s, unpredictably, to let a group be rejoined after a member left, so
+ * "reopen and resume" is asserted against the real broker by tests/system/kill_consumer.sh). */
+static int64_t committed(const struct mock *m, const char *group, const char *topic)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_t *rk = NULL;
+    char errstr[256];
+    int64_t off = -1000;
+
+    rd_kafka_topic_partition_list_add(list, topic, 0);
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", m->brokers, errstr, sizeof(errstr)) ||
+        rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)))
+        goto out;
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (rk == NULL)
+        goto out;
+    conf = NULL;
+    if (rd_kafka_committed(rk, list, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        off = list->elems[0].offset;
+out:
+    if (rk != NULL)
+        rd_kafka_destroy(rk);
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    rd_kafka_topic_partition_list_destroy(list);
+    return off;
+}
+
+static void test_consume_done_close_commits(void)
 {
     struct mock m;
     struct lst_kafka_consumer *c = NULL;
@@ -359,17 +388,8 @@ static void test_consume_done_close_resume(void)
     CHECK_EQ(lst_kafka_consumer_poll(c, 10, &r), LST_ERR_STATE);
     lst_kafka_consumer_destroy(c);
 
-    /* Same group: records 5..9 are delivered again, 0..4 are not. */
-    c = consumer_new(&cfg, "t.c", "g1");
-    REQUIRE(c != NULL);
-    for (int i = 5; i < 10; i++) {
-        REQUIRE(poll_one(c, &r) == LST_OK);
-        CHECK_EQ(r.offset, i);
-        CHECK_EQ(lst_kafka_consumer_done(c, &r), LST_OK);
-        lst_kafka_record_release(&r);
-    }
-    CHECK_EQ(lst_kafka_consumer_poll(c, 300, &r), LST_ERR_TIMEOUT);
-    lst_kafka_consumer_destroy(c);
+    /* The group resumes after the last done record: 5..9 come again, 0..4 do not. */
+    CHECK_EQ(committed(&m, "g1", "t.c"), 5);
     mock_stop(&m);
 }
 
@@ -459,13 +479,7 @@ static void test_revoke_hook_commits(void)
     lst_kafka_record_release(&r);
     lst_kafka_record_release(&r); /* zeroed: a second release is a no-op */
     lst_kafka_consumer_destroy(c);
-
-    c = consumer_new(&cfg, "t.s", "g3");
-    REQUIRE(c != NULL);
-    REQUIRE(poll_one(c, &r) == LST_OK);
-    CHECK_EQ(r.offset, 1);
-    lst_kafka_record_release(&r);
-    lst_kafka_consumer_destroy(c);
+    CHECK_EQ(committed(&m, "g3", "t.s"), 1);
     mock_stop(&m);
 }
 
@@ -477,5 +491,5 @@ static void test_setup(void)
 LST_TEST_MAIN(T(test_setup), T(test_config_errors), T(test_produce_wait_ok),
               T(test_produce_many_threads), T(test_produce_unknown_topic_bounded),
               T(test_produce_broker_down_bounded), T(test_produce_fatal),
-              T(test_consume_done_close_resume), T(test_pause_resume_exact),
+              T(test_consume_done_close_commits), T(test_pause_resume_exact),
               T(test_revoke_hook_commits))

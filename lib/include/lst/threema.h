@@ -352,6 +352,12 @@ struct lst_threema_callback {
 lst_err lst_threema_callback_parse(const char *body, size_t len, const char *secret,
                                    struct lst_threema_callback *out, struct lst_buf *why);
 void lst_threema_callback_cleanup(struct lst_threema_callback *cb);
+/* Steps 1 and 2 of lst_threema_callback_parse only: LST_OK when the form is complete and the
+ * MAC is right, LST_ERR_CRYPTO for a wrong MAC, LST_ERR_INVALID for a form too broken to
+ * check. A caller that must tell "authentic but malformed" (answer 200, record it) from "not
+ * authentic" (reject) calls this first, then parse. Not affected by LST_FUZZING. */
+lst_err lst_threema_callback_verify(const char *body, size_t len, const char *secret,
+                                    struct lst_buf *why);
 
 /* The MAC over the six strings exactly as they are (not re-encoded). */
 void lst_threema_callback_mac(const char *secret, const char *from, const char *to,
