@@ -25,6 +25,7 @@
 
 #include "lst/error.h"
 #include "lst/gateway.h"
+#include "lst/log.h"
 #include "lst/threema.h"
 #include "lst/util.h"
 
@@ -53,8 +54,8 @@ struct lst_ctl_args {
     const char *cmd; /* the command name, for messages */
     const char *pos[LST_CTL_MAX_POS];
     size_t npos;
-    bool set[LST_CTL_MAX_OPTS];           /* by index into the command's options */
-    const char *value[LST_CTL_MAX_OPTS];  /* value of a set option that takes one */
+    bool set[LST_CTL_MAX_OPTS];          /* by index into the command's options */
+    const char *value[LST_CTL_MAX_OPTS]; /* value of a set option that takes one */
 };
 
 struct lst_ctl_command {
