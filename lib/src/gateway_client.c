@@ -227,6 +227,26 @@ void lst_gateway_destroy(struct lst_gateway *gw)
     free(gw);
 }
 
+lst_err lst_gateway_set_request_id(struct lst_gateway *gw, const char *request_id)
+{
+    size_t len = request_id != NULL ? strlen(request_id) : 0;
+    if (len > LST_GATEWAY_REQUEST_ID_MAX)
+        return LST_ERR_INVALID;
+    for (size_t i = 0; i < len; i++) {
+        /* Printable ASCII only: a CR or LF would inject headers. */
+        if (request_id[i] < '!' || request_id[i] > '~')
+            return LST_ERR_INVALID;
+    }
+    pthread_mutex_lock(&gw->lock);
+    if (len == 0)
+        gw->request_id_header[0] = '\0';
+    else
+        snprintf(gw->request_id_header, sizeof(gw->request_id_header), "X-Request-Id: %s",
+                 request_id);
+    pthread_mutex_unlock(&gw->lock);
+    return LST_OK;
+}
+
 static lst_err check_base_url(const char *url)
 {
     bool http = strncmp(url, "http://", 7) == 0;
@@ -419,6 +439,12 @@ static lst_err set_request(struct lst_gateway *gw, const struct lst_gw_request *
         char ct[96];
         snprintf(ct, sizeof(ct), "Content-Type: %s", rq->content_type);
         h = curl_slist_append(*hdrs, ct);
+        if (h == NULL)
+            return LST_ERR_NOMEM;
+        *hdrs = h;
+    }
+    if (gw->request_id_header[0] != '\0') {
+        h = curl_slist_append(*hdrs, gw->request_id_header);
         if (h == NULL)
             return LST_ERR_NOMEM;
         *hdrs = h;

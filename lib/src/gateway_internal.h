@@ -35,6 +35,8 @@ struct lst_gateway {
     long timeout_ms;
     size_t max_blob;
     char errbuf[CURL_ERROR_SIZE];
+    /* "X-Request-Id: <id>" sent with every call, "" for none (lst_gateway_set_request_id). */
+    char request_id_header[LST_GATEWAY_REQUEST_ID_MAX + sizeof("X-Request-Id: ")];
 };
 
 /* One request, described by the endpoint code and executed by lst_gw_perform. Borrowed. */

@@ -64,7 +64,8 @@ static lst_err create_http(struct lst_service *s, const struct lst_service_opts 
     struct lst_http_config hc = {
         .bind_addr = s->common->http_addr,
         .port = o->http_port,
-        .max_body = (size_t)s->common->http_max_body,
+        .max_body = o->max_body > 0 ? o->max_body : (size_t)s->common->http_max_body,
+        .max_connections = o->max_connections,
         .routes = o->routes,
         .nroutes = o->nroutes,
         .ud = s,

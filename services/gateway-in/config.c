@@ -1,4 +1,8 @@
+/* The configuration table of gateway-in (the common and Gateway sections come from the
+ * library). Defaults are chosen for the real Gateway: it waits for our answer only so long
+ * (the simulator: LST_SIM_CALLBACK_TIMEOUT_MS, 10 s) and retries 3 times 5 minutes apart. */
 #include <stddef.h>
+#include <string.h>
 
 #include "gateway_in.h"
 
@@ -7,14 +11,130 @@ const struct lst_config_program gateway_in_program = {
     .summary = "takes the Threema Gateway's callbacks (messages, delivery receipts) into lst.inbound",
 };
 
+#define CFG(field) offsetof(struct gateway_in_config, field)
+
+static const char *check_path(const char *value)
+{
+    if (value[0] != '/' || strchr(value, '?') != NULL || strchr(value, ' ') != NULL)
+        return "must be an absolute URL path starting with / (no query string, no spaces)";
+    if (strcmp(value, "/healthz") == 0 || strcmp(value, "/readyz") == 0 ||
+        strcmp(value, "/metrics") == 0)
+        return "must not be one of the built-in routes /healthz, /readyz, /metrics";
+    return NULL;
+}
+
+static const char *check_prefix(const char *value)
+{
+    for (const char *p = value; *p != '\0'; p++)
+        if (*p <= ' ' || *p > '~')
+            return "must be printable ASCII without spaces";
+    return NULL;
+}
+
 static const struct lst_config_entry entries[] = {
     {.name = "LST_HTTP_PORT",
      .type = LST_CONFIG_INT,
      .def = "18082",
      .min = 1,
      .max = 65535,
-     .offset = offsetof(struct gateway_in_config, http_port),
-     .desc = "TCP port of the HTTP server (/healthz, /readyz, /metrics)"},
+     .offset = CFG(http_port),
+     .desc = "TCP port of the HTTP server (the callback route, /healthz, /readyz, /metrics)"},
+    {.name = "LST_CALLBACK_PATH",
+     .type = LST_CONFIG_STRING,
+     .def = "/threema/callback",
+     .max_len = 256,
+     .check = check_path,
+     .offset = CFG(callback_path),
+     .desc = "URL path of the callback (POST); the Gateway's callback URL points here"},
+    {.name = "LST_CALLBACK_MAX_BODY",
+     .type = LST_CONFIG_INT,
+     .def = GWIN_DEFAULT_MAX_BODY,
+     .min = 4096,
+     .max = 4194304,
+     .offset = CFG(max_body),
+     .desc = "Largest request body in bytes (larger: 413); the default fits the largest valid "
+             "callback (a 64 KiB box in hex plus the other fields); replaces LST_HTTP_MAX_BODY"},
+    {.name = "LST_HTTP_MAX_CONNECTIONS",
+     .type = LST_CONFIG_INT,
+     .def = "256",
+     .min = 4,
+     .max = 4096,
+     .offset = CFG(max_connections),
+     .desc = "Concurrent connections, one handler thread each (a handler waits for Kafka)"},
+    {.name = "LST_CALLBACK_ACK_TIMEOUT_MS",
+     .type = LST_CONFIG_MS,
+     .def = "8000",
+     .min = 1000,
+     .max = 300000,
+     .offset = CFG(ack_timeout_ms),
+     .desc = "How long a callback waits for Kafka's acknowledgement before answering 503; keep "
+             "it below the Gateway's patience. Also bounds the producer's message timeout"},
+    {.name = "LST_BLOB_DIR",
+     .type = LST_CONFIG_STRING,
+     .def = LST_BLOBSTORE_DEFAULT_DIR,
+     .max_len = 1024,
+     .offset = CFG(blob_dir),
+     .desc = "Root of the company blob store (content-addressed files, shared with "
+             "gateway-out); created when missing; must be writable"},
+    {.name = "LST_INBOUND_FILE_MAX",
+     .type = LST_CONFIG_INT,
+     .def = "20971520",
+     .min = 1024,
+     .max = 1073741824,
+     .offset = CFG(file_max),
+     .desc = "Largest incoming file in bytes; larger files are recorded with blob_error "
+             "(downloads are capped by LST_GATEWAY_MAX_BLOB too)"},
+    {.name = "LST_PUBKEY_CACHE_TTL_S",
+     .type = LST_CONFIG_INT,
+     .def = "86400",
+     .min = 1,
+     .max = 2592000,
+     .offset = CFG(pubkey_ttl_s),
+     .desc = "How long a sender's public key is cached (Redis and in the process)"},
+    {.name = "LST_DEDUPE_PENDING_TTL_MS",
+     .type = LST_CONFIG_MS,
+     .def = "120000",
+     .min = 1000,
+     .max = 3600000,
+     .offset = CFG(dedupe_pending_ms),
+     .desc = "Lifetime of the marker of a callback in progress; must exceed the longest "
+             "handling (pubkey and blob downloads plus the Kafka wait)"},
+    {.name = "LST_DEDUPE_DONE_TTL_S",
+     .type = LST_CONFIG_INT,
+     .def = "172800",
+     .min = 60,
+     .max = 2592000,
+     .offset = CFG(dedupe_done_s),
+     .desc = "How long a published (from, messageId) is remembered; the Gateway retries for "
+             "about 15 minutes"},
+    {.name = "LST_REDIS_KEY_PREFIX",
+     .type = LST_CONFIG_STRING,
+     .def = "lst:gwin:",
+     .max_len = 64,
+     .check = check_prefix,
+     .offset = CFG(redis_prefix),
+     .desc = "Prefix of gateway-in's Redis keys (dedupe markers, public keys)"},
+    {.name = "LST_REDIS_POOL",
+     .type = LST_CONFIG_INT,
+     .def = "8",
+     .min = 1,
+     .max = 256,
+     .offset = CFG(redis_pool),
+     .desc = "Redis connections shared by the handler threads"},
+    {.name = "LST_GATEWAY_POOL",
+     .type = LST_CONFIG_INT,
+     .def = "4",
+     .min = 1,
+     .max = 256,
+     .offset = CFG(gateway_pool),
+     .desc = "Gateway HTTP clients (public keys, blob downloads) shared by the handler threads"},
+    {.name = "LST_KEYCACHE_SIZE",
+     .type = LST_CONFIG_INT,
+     .def = "4096",
+     .min = 1,
+     .max = 1048576,
+     .offset = CFG(keycache_size),
+     .desc = "Senders whose public and shared keys are kept in the process"},
 };
 
 struct lst_config_section gateway_in_config_section(struct gateway_in_config *cfg)

@@ -1,17 +1,148 @@
+/* The context of gateway-in: builds every resource from the loaded configuration, runs the
+ * service frame with the callback route, and tears everything down in reverse order (the
+ * frame stops the HTTP server first, so no handler uses what is freed after it). */
+#include <string.h>
+
+#include "lst/log.h"
 #include "gateway_in.h"
+
+/* ---- pool item constructors ---- */
+
+static lst_err make_redis(void *ud, void **item)
+{
+    const struct lst_common_config *c = ud;
+    struct lst_redis_config rc = {
+        .host = c->redis_host,
+        .port = (int)c->redis_port,
+        .db = (int)c->redis_db,
+        .password = c->redis_password,
+        .timeout_ms = (int)c->redis_timeout_ms,
+    };
+    struct lst_redis *r = NULL;
+    lst_err err = lst_redis_create(&rc, &r);
+    *item = r;
+    return err;
+}
+
+static void free_redis(void *item)
+{
+    lst_redis_destroy(item);
+}
+
+static lst_err make_client(void *ud, void **item)
+{
+    struct lst_gateway *gw = NULL;
+    lst_err err = lst_gateway_settings_client(ud, &gw);
+    *item = gw;
+    return err;
+}
+
+static void free_client(void *item)
+{
+    lst_gateway_destroy(item);
+}
+
+/* ---- lifecycle ---- */
+
+static lst_err create_keys(struct gateway_in *ctx)
+{
+    uint8_t sk[LST_THREEMA_KEY_SIZE];
+    struct lst_buf why;
+    lst_buf_init(&why);
+    lst_err err = lst_gateway_settings_private_key(&ctx->cfg.gw, sk, &why);
+    if (err == LST_OK)
+        err = lst_threema_keycache_create(sk, (size_t)ctx->cfg.keycache_size, &ctx->keys);
+    else
+        LST_ERROR("gateway_in.private_key", "LST_PRIVATE_KEY: %s",
+                  why.len > 0 ? why.data : lst_strerror(err));
+    lst_threema_wipe(sk, sizeof(sk));
+    lst_buf_cleanup(&why);
+    return err;
+}
+
+/* Everything but the service frame. */
+static lst_err create_parts(struct gateway_in *ctx)
+{
+    const struct gateway_in_config *cfg = &ctx->cfg;
+    lst_err err = lst_threema_init();
+    if (err == LST_OK)
+        err = lst_gateway_global_init();
+    if (err == LST_OK)
+        err = create_keys(ctx);
+    if (err == LST_OK)
+        err = lst_blobstore_create(cfg->blob_dir, &ctx->blobs);
+    if (err == LST_OK)
+        err = gwin_pubkeys_create((size_t)cfg->keycache_size, cfg->pubkey_ttl_s * 1000,
+                                  &ctx->pubkeys);
+    if (err == LST_OK)
+        err = gwin_pool_create((size_t)cfg->redis_pool, make_redis, free_redis,
+                               &ctx->cfg.common, &ctx->redis);
+    if (err == LST_OK)
+        err = gwin_pool_create((size_t)cfg->gateway_pool, make_client, free_client,
+                               &ctx->cfg.gw, &ctx->clients);
+    if (err == LST_OK)
+        err = lst_redis_script_create(gwin_release_lua, true, &ctx->release_script);
+    if (err == LST_OK)
+        err = lst_config_topic(&cfg->common, "lst.inbound", ctx->topic_inbound,
+                               sizeof(ctx->topic_inbound));
+    if (err == LST_OK)
+        err = lst_config_topic(&cfg->common, "lst.inbound.dlq", ctx->topic_dlq,
+                               sizeof(ctx->topic_dlq));
+    return err;
+}
+
+static void destroy_parts(struct gateway_in *ctx)
+{
+    lst_redis_script_destroy(ctx->release_script);
+    gwin_pool_destroy(ctx->clients);
+    gwin_pool_destroy(ctx->redis);
+    gwin_pubkeys_destroy(ctx->pubkeys);
+    lst_blobstore_destroy(ctx->blobs);
+    lst_threema_keycache_destroy(ctx->keys);
+    ctx->release_script = NULL;
+    ctx->clients = ctx->redis = NULL;
+    ctx->pubkeys = NULL;
+    ctx->blobs = NULL;
+    ctx->keys = NULL;
+}
 
 int gateway_in_run(struct gateway_in *ctx)
 {
+    struct gateway_in_config *cfg = &ctx->cfg;
+    /* The producer's message timeout bounds the ack wait: when the wait ends, librdkafka has
+     * decided the record's fate, so a 503 never leaves a record that shows up later. */
+    if (cfg->common.kafka_message_timeout_ms > cfg->ack_timeout_ms)
+        cfg->common.kafka_message_timeout_ms = cfg->ack_timeout_ms;
+    const struct lst_http_route routes[] = {
+        {"POST", cfg->callback_path, false, gwin_callback_handler},
+    };
     struct lst_service_opts opts = {
         .name = gateway_in_program.name,
-        .common = &ctx->cfg.common,
-        .http_port = (uint16_t)ctx->cfg.http_port,
+        .common = &cfg->common,
+        .http_port = (uint16_t)cfg->http_port,
+        .routes = routes,
+        .nroutes = LST_ARRAY_LEN(routes),
         .ud = ctx,
+        .max_body = (size_t)cfg->max_body,
+        .max_connections = (unsigned)cfg->max_connections,
     };
+    int code = 1;
+    /* The parts first: the routes go live as soon as the service starts. */
+    lst_log_init(gateway_in_program.name, cfg->common.log_level);
+    if (create_parts(ctx) != LST_OK) {
+        LST_ERROR("gateway_in.start_failed", "gateway-in could not start, see above");
+        goto out;
+    }
     if (lst_service_start(&opts, &ctx->svc) != LST_OK)
-        return 1;
-    int code = lst_service_run(ctx->svc, NULL, ctx, 500);
+        goto out;
+    gwin_metrics_init(&ctx->m, ctx->svc->metrics);
+    LST_INFO("gateway_in.ready", "callbacks on POST %s, blobs in %s, topics %s and %s",
+             cfg->callback_path, lst_blobstore_dir(ctx->blobs), ctx->topic_inbound,
+             ctx->topic_dlq);
+    code = lst_service_run(ctx->svc, NULL, ctx, 500);
+out:
     lst_service_destroy(ctx->svc);
     ctx->svc = NULL;
+    destroy_parts(ctx);
     return code;
 }

@@ -1,29 +1,193 @@
-/* gateway-in: takes the Threema Gateway's callbacks (messages, delivery receipts) into lst.inbound */
+/* gateway-in: the Threema Gateway's callback endpoint. Every callback is verified (MAC first),
+ * deduplicated, decrypted, decoded, its blobs copied into the company blob store, and published
+ * to lst.inbound; the Gateway gets 200 only once Kafka has acknowledged the record.
+ *
+ * Files, one concern each:
+ *   main.c       command line, config sections, run
+ *   config.c     the service's config table
+ *   gateway_in.c the context: creates and destroys every resource, runs the service
+ *   metrics.c    the service's metrics
+ *   pool.c       a fixed pool of connections (Redis, Gateway clients) shared by handler threads
+ *   callback.c   the route: parse -> verify -> dedupe -> decrypt/decode -> act -> respond
+ *   pubkeys.c    the sender's public key: process cache, Redis cache, then the Gateway
+ *   blobs.c      file/image blobs: download, decrypt, check, store in the blob store
+ *   publish.c    lst.inbound and lst.inbound.dlq records, produced with a waited-for ack
+ *   dedupe.c     the (from, messageId) marker in Redis: pending -> done
+ *
+ * Threads: libmicrohttpd runs one handler thread per connection; everything in struct
+ * gateway_in is read-only after start-up except what is behind its own lock (pools, the
+ * process key cache, the keycache) or atomic (metrics). */
 #ifndef LST_SVC_GATEWAY_IN_H
 #define LST_SVC_GATEWAY_IN_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "lst/blobstore.h"
 #include "lst/config.h"
+#include "lst/gateway.h"
+#include "lst/gateway_config.h"
+#include "lst/records.h"
 #include "lst/service.h"
+#include "lst/threema.h"
+
+/* The largest valid callback: a box of LST_THREEMA_IN_BOX_MAX bytes is twice that in hex,
+ * plus the other fields (IDs, nonce, MAC, date, a URL-encoded nickname): 136 KiB. */
+#define GWIN_DEFAULT_MAX_BODY "139264"
 
 struct gateway_in_config {
     struct lst_common_config common;
-    int64_t http_port; /* LST_HTTP_PORT */
+    struct lst_gateway_settings gw;
+    int64_t http_port;         /* LST_HTTP_PORT */
+    char *callback_path;       /* LST_CALLBACK_PATH */
+    int64_t max_body;          /* LST_CALLBACK_MAX_BODY */
+    int64_t max_connections;   /* LST_HTTP_MAX_CONNECTIONS */
+    int64_t ack_timeout_ms;    /* LST_CALLBACK_ACK_TIMEOUT_MS */
+    char *blob_dir;            /* LST_BLOB_DIR */
+    int64_t file_max;          /* LST_INBOUND_FILE_MAX */
+    int64_t pubkey_ttl_s;      /* LST_PUBKEY_CACHE_TTL_S */
+    int64_t dedupe_pending_ms; /* LST_DEDUPE_PENDING_TTL_MS */
+    int64_t dedupe_done_s;     /* LST_DEDUPE_DONE_TTL_S */
+    char *redis_prefix;        /* LST_REDIS_KEY_PREFIX */
+    int64_t redis_pool;        /* LST_REDIS_POOL */
+    int64_t gateway_pool;      /* LST_GATEWAY_POOL */
+    int64_t keycache_size;     /* LST_KEYCACHE_SIZE */
 };
+
+/* Outcome of one callback; decides the HTTP status and the metric label. */
+enum gwin_result {
+    GWIN_ACCEPTED = 0,      /* 200: lst.inbound acknowledged */
+    GWIN_DUPLICATE,         /* 200: already in Kafka, nothing produced */
+    GWIN_DUPLICATE_PENDING, /* 503: the same event is being processed right now */
+    GWIN_BAD_MAC,           /* 401 */
+    GWIN_MALFORMED,         /* 400: the form is too broken to check its MAC */
+    GWIN_DLQ,               /* 200: authentic but never processable, lst.inbound.dlq acked */
+    GWIN_UNAVAILABLE,       /* 503: Kafka, blob store, Gateway: try again later */
+    GWIN_RESULT__COUNT
+};
+
+const char *gwin_result_name(enum gwin_result r);
+
+#define GWIN_TYPES 7 /* lst_threema_msg_kind values, text .. unsupported */
+
+struct gwin_metrics {
+    struct lst_counter *callbacks[GWIN_RESULT__COUNT];
+    struct lst_counter *messages[GWIN_TYPES];
+    struct lst_histogram *latency;
+    struct lst_counter *blob_bytes;
+    struct lst_counter *blobs_stored;
+    struct lst_counter *blobs_failed;
+    struct lst_counter *pubkey_local, *pubkey_redis, *pubkey_gateway;
+    struct lst_counter *redis_errors;
+    struct lst_counter *possible_duplicates;
+};
+
+struct gwin_pool;
+struct gwin_pubkeys;
 
 /* The one context of the service: it owns every resource. */
 struct gateway_in {
     struct gateway_in_config cfg;
     struct lst_service *svc;
+    struct lst_blobstore *blobs;
+    struct lst_threema_keycache *keys;
+    struct gwin_pool *redis;   /* struct lst_redis * items */
+    struct gwin_pool *clients; /* struct lst_gateway * items */
+    struct gwin_pubkeys *pubkeys;
+    struct lst_redis_script *release_script;
+    char topic_inbound[LST_TOPIC_MAX + 1];
+    char topic_dlq[LST_TOPIC_MAX + 1];
+    struct gwin_metrics m;
 };
 
 extern const struct lst_config_program gateway_in_program;
 
-/* The service's own configuration section (the common one comes from the library). */
+/* The service's own configuration section (common and Gateway sections come from the
+ * library). */
 struct lst_config_section gateway_in_config_section(struct gateway_in_config *cfg);
 
 /* Runs the service with its loaded configuration until SIGTERM; returns the exit code. */
 int gateway_in_run(struct gateway_in *ctx);
+
+/* ---- metrics.c ---- */
+void gwin_metrics_init(struct gwin_metrics *m, struct lst_metrics *reg);
+
+/* ---- pool.c ---- */
+typedef lst_err (*gwin_pool_make_fn)(void *ud, void **item);
+typedef void (*gwin_pool_free_fn)(void *item);
+/* n items made by make(ud) up front; destroy frees them (NULL is a no-op). */
+lst_err gwin_pool_create(size_t n, gwin_pool_make_fn make, gwin_pool_free_fn free_fn, void *ud,
+                         struct gwin_pool **out);
+void gwin_pool_destroy(struct gwin_pool *p);
+/* Borrows an item, waiting while all are lent out; give it back with gwin_pool_give. */
+void *gwin_pool_take(struct gwin_pool *p);
+void gwin_pool_give(struct gwin_pool *p, void *item);
+
+/* ---- callback.c ---- */
+/* The route handler; ud is the struct lst_service. */
+void gwin_callback_handler(void *ud, const struct lst_http_request *req,
+                           struct lst_http_response *resp);
+
+/* ---- pubkeys.c ---- */
+enum gwin_fetch {
+    GWIN_FETCH_OK = 0,
+    GWIN_FETCH_RETRY,     /* try later: 503 */
+    GWIN_FETCH_PERMANENT, /* will never work (unknown ID, blob gone, corrupt): record why */
+};
+/* The process cache (bounded, direct-mapped, with TTL). */
+lst_err gwin_pubkeys_create(size_t slots, int64_t ttl_ms, struct gwin_pubkeys **out);
+void gwin_pubkeys_destroy(struct gwin_pubkeys *pk);
+/* The public key of id: process cache, Redis, then GET /pubkeys/{id} (cached in both).
+ * fresh: skip the caches (after a box did not open with the cached key). *cached tells
+ * whether the key came from a cache. */
+enum gwin_fetch gwin_pubkey_get(struct gateway_in *ctx, const char *id, bool fresh,
+                                uint8_t pk[LST_THREEMA_KEY_SIZE], bool *cached,
+                                struct lst_buf *why);
+
+/* ---- blobs.c ---- */
+/* A file message's blob (or thumbnail): download, secretbox-open with the message's key,
+ * check the size (declared_size < 0: no declared size), store; ref receives the blob store
+ * reference. PERMANENT with the reason in why. */
+enum gwin_fetch gwin_blob_file(struct gateway_in *ctx, const char *blob_id,
+                               const uint8_t key[LST_THREEMA_KEY_SIZE],
+                               enum lst_threema_blob_kind kind, int64_t declared_size,
+                               const char *mime, const char *filename,
+                               char ref[LST_BLOBSTORE_REF_HEX + 1], struct lst_buf *why);
+/* A legacy image message's blob: a crypto_box with the message's key pair and its nonce. */
+enum gwin_fetch gwin_blob_image(struct gateway_in *ctx, const struct lst_threema_shared *shared,
+                                const struct lst_threema_image *img,
+                                char ref[LST_BLOBSTORE_REF_HEX + 1], struct lst_buf *why);
+
+/* ---- publish.c ---- */
+/* Encodes rec and produces it to lst.inbound (key: from), waiting for the ack.
+ * LST_ERR_INVALID (why) when the record does not encode: the caller dead-letters it. Kafka
+ * errors as lst_kafka_produce; *possibly_persisted tells whether a failed record may still
+ * have been written. */
+lst_err gwin_publish_inbound(struct gateway_in *ctx, const struct lst_inbound *rec,
+                             bool *possibly_persisted, struct lst_buf *why);
+/* An lst.dlq record on lst.inbound.dlq with the raw callback body, waiting for the ack. key
+ * may be NULL. */
+lst_err gwin_publish_dlq(struct gateway_in *ctx, const char *key, const char *body, size_t len,
+                         lst_err error, const char *reason);
+
+/* ---- dedupe.c ---- */
+enum gwin_claim {
+    GWIN_CLAIM_OK = 0,   /* ours to process */
+    GWIN_CLAIM_DONE,     /* already in Kafka */
+    GWIN_CLAIM_PENDING,  /* someone is processing it right now */
+    GWIN_CLAIM_NO_REDIS, /* Redis unreachable: processed without a marker (ledger dedupes) */
+};
+#define GWIN_TOKEN_LEN 24
+/* Claims event_id with a pending marker carrying token (random, filled here). */
+enum gwin_claim gwin_dedupe_claim(struct gateway_in *ctx, const char *event_id,
+                                  char token[GWIN_TOKEN_LEN + 1]);
+/* The record is in Kafka: the marker becomes "done" for LST_DEDUPE_DONE_TTL_S. */
+void gwin_dedupe_done(struct gateway_in *ctx, const char *event_id);
+/* Processing failed: removes our pending marker (only if it is still ours) so the Gateway's
+ * retry can claim it. */
+void gwin_dedupe_release(struct gateway_in *ctx, const char *event_id, const char *token);
+/* The Lua script of release (compare-and-delete). */
+extern const char gwin_release_lua[];
 
 #endif

@@ -6,6 +6,7 @@ int main(int argc, char **argv)
     struct gateway_in ctx = {0};
     struct lst_config_section sections[] = {
         lst_common_config_section(&ctx.cfg.common),
+        lst_gateway_config_section_with_key(&ctx.cfg.gw),
         gateway_in_config_section(&ctx.cfg),
     };
     int code = 0;

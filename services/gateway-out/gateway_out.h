@@ -1,29 +1,331 @@
-/* gateway-out: sends requests from lst.outbound to the Threema Gateway, end-to-end encrypted */
+/* gateway-out: sends the requests of lst.outbound to the Threema Gateway, end-to-end
+ * encrypted, and publishes one outcome per request to lst.sent (docs/gateway-out.md).
+ *
+ * Files, one concern each:
+ *   main.c        configuration sections, run
+ *   config.c      the service's configuration table
+ *   gateway_out.c the context: create, run loop step, ordered shutdown
+ *   consumer.c    the poll thread: dispatch records to lanes, revoke, 402 pause/resume
+ *   offsets.c     per-partition completion watermarks (which offset may be stored)
+ *   lanes.c       W sender lanes: one thread, one Gateway client, one Redis connection each
+ *   send.c        one request: known outcome check, resolve, encrypt, send, retry
+ *   resolve.c     recipient resolution and the caches (Redis shared + a small local layer)
+ *   files.c       file and image messages: blob store, encrypt, upload once per message
+ *   outcome.c     outcome records in Redis and publishing to lst.sent / lst.outbound.dlq
+ *   ratelimit.c   the rate limit shared by all workers (Redis), adaptive on 429
+ *   credits.c     the credits poller and the 402 pause state
+ *
+ * Threads: the main thread polls Kafka (consumer.c) and stores offsets; W lane threads send;
+ * the credits thread polls /credits; the producer's thread calls delivery callbacks, which only
+ * hand the job back to the main thread through the completion queue. */
 #ifndef LST_SVC_GATEWAY_OUT_H
 #define LST_SVC_GATEWAY_OUT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
+#include "lst/blobstore.h"
 #include "lst/config.h"
+#include "lst/gateway.h"
+#include "lst/gateway_config.h"
+#include "lst/kafka.h"
+#include "lst/metrics.h"
+#include "lst/records.h"
+#include "lst/redis.h"
 #include "lst/service.h"
+#include "lst/threema.h"
+
+#define GO_MAX_LANES 256
+
+/* ---- configuration (config.c) ---- */
 
 struct gateway_out_config {
     struct lst_common_config common;
-    int64_t http_port; /* LST_HTTP_PORT */
-};
-
-/* The one context of the service: it owns every resource. */
-struct gateway_out {
-    struct gateway_out_config cfg;
-    struct lst_service *svc;
+    struct lst_gateway_settings gw;
+    int64_t http_port;          /* LST_HTTP_PORT */
+    char *group_id;             /* LST_GATEWAY_OUT_GROUP */
+    int64_t concurrency;        /* LST_GATEWAY_OUT_CONCURRENCY: lanes W */
+    int64_t max_inflight;       /* LST_GATEWAY_OUT_MAX_INFLIGHT */
+    int64_t retry_deadline_ms;  /* LST_GATEWAY_OUT_RETRY_DEADLINE_MS */
+    int64_t backoff_min_ms;     /* LST_GATEWAY_OUT_BACKOFF_MIN_MS */
+    int64_t backoff_max_ms;     /* LST_GATEWAY_OUT_BACKOFF_MAX_MS */
+    double rate_limit;          /* LST_GATEWAY_OUT_RATE_LIMIT, requests/s, 0 = none */
+    double rate_min;            /* LST_GATEWAY_OUT_RATE_MIN */
+    int64_t cache_ttl_ms;       /* LST_GATEWAY_OUT_CACHE_TTL_MS */
+    int64_t negative_ttl_ms;    /* LST_GATEWAY_OUT_NEGATIVE_TTL_MS */
+    int64_t local_ttl_ms;       /* LST_GATEWAY_OUT_LOCAL_CACHE_TTL_MS */
+    int64_t outcome_ttl_ms;     /* LST_GATEWAY_OUT_OUTCOME_TTL_MS */
+    int64_t credits_interval_ms; /* LST_GATEWAY_OUT_CREDITS_INTERVAL_MS */
+    int64_t paused_poll_ms;      /* LST_GATEWAY_OUT_PAUSED_POLL_MS */
+    int64_t credits_warn;        /* LST_GATEWAY_OUT_CREDITS_WARN */
+    int64_t revoke_timeout_ms;   /* LST_GATEWAY_OUT_REVOKE_TIMEOUT_MS */
+    bool bulk;                   /* LST_GATEWAY_OUT_BULK */
+    int64_t bulk_max;            /* LST_GATEWAY_OUT_BULK_MAX */
+    char *key_prefix;            /* LST_GATEWAY_OUT_KEY_PREFIX */
+    char *blob_dir;              /* LST_BLOB_DIR */
 };
 
 extern const struct lst_config_program gateway_out_program;
 
-/* The service's own configuration section (the common one comes from the library). */
+/* The service's own configuration section (the common and Gateway ones come from the
+ * library). */
 struct lst_config_section gateway_out_config_section(struct gateway_out_config *cfg);
 
-/* Runs the service with its loaded configuration until SIGTERM; returns the exit code. */
+/* ---- metrics (gateway_out.c) ---- */
+
+struct go_metrics {
+    struct lst_histogram *send_seconds; /* one send_e2e(_bulk) call */
+    struct lst_gauge *inflight;         /* records dispatched and not yet done */
+    struct lst_counter *retries;        /* transient failures that are retried */
+    struct lst_counter *republished;    /* known outcomes published again */
+    struct lst_counter *possible_dup;   /* outcomes flagged possible_duplicate */
+    struct lst_counter *dlq;
+    struct lst_counter *key_changed;  /* alert: a known ID's public key changed */
+    struct lst_gauge *paused;         /* alert: 1 while paused for credits */
+    struct lst_gauge *credits;        /* last /credits answer */
+    struct lst_gauge *credits_low;    /* 1 while below LST_GATEWAY_OUT_CREDITS_WARN */
+    struct lst_gauge *rate_limit;     /* effective shared requests/s */
+    struct lst_counter *rate_waits;   /* times a lane waited for the rate limit */
+    struct lst_counter *abandoned;    /* jobs given up on revoke/shutdown (redelivered) */
+};
+
+/* Counts one Gateway send call: lst_gateway_out_sends_total{outcome,code}. */
+void go_metrics_send(struct lst_metrics *m, enum lst_gateway_outcome oc, long status);
+/* Counts one final outcome: lst_gateway_out_outcomes_total{outcome,code}. */
+void go_metrics_outcome(struct lst_metrics *m, bool accepted, const char *code);
+/* lst_gateway_out_cache_total{cache,result}. */
+void go_metrics_cache(struct lst_metrics *m, const char *cache, const char *result);
+
+/* ---- jobs: one consumed record on its way ---- */
+
+enum go_job_state {
+    GO_JOB_QUEUED = 0,
+    GO_JOB_DONE,      /* its outcome (or DLQ record) was acknowledged by Kafka */
+    GO_JOB_ABANDONED, /* given up without an outcome (revoke, shutdown): redelivered later */
+};
+
+struct go_job {
+    struct go_job *next; /* lane queue / completion queue link */
+    struct gateway_out *ctx;
+    int32_t partition;
+    int64_t offset;
+    uint64_t gen; /* the partition's assignment generation at dispatch */
+    char *key;    /* the record key (employee ID), owned, may be NULL */
+    size_t keylen;
+    char *value; /* owned, may be NULL (tombstone) */
+    size_t len;
+    atomic_bool cancelled;   /* set on revoke: abandon unless already sending */
+    enum go_job_state state; /* set by whoever completes the job */
+    /* What gets published (lst.sent or DLQ record) and where; owned. */
+    struct lst_buf out;
+    const char *out_topic; /* ctx->topic_sent or ctx->topic_dlq */
+    int publish_attempts;
+};
+
+void go_job_free(struct go_job *j);
+
+/* ---- offsets (offsets.c) ---- */
+
+/* Per partition: the offsets dispatched in order and whether each is finished; the offset that
+ * may be stored is the one after the longest finished prefix. Used by the poll thread only. */
+struct go_offsets;
+
+lst_err go_offsets_create(struct go_offsets **out);
+void go_offsets_destroy(struct go_offsets *o);
+/* Registers job j (its partition and offset; offsets of one partition ascend). */
+lst_err go_offsets_add(struct go_offsets *o, struct go_job *j);
+/* Marks j finished (state DONE or ABANDONED); ignores jobs of an older generation. Returns
+ * the job's entry pointer to NULL; the job itself is not freed. */
+void go_offsets_finish(struct go_offsets *o, const struct go_job *j);
+/* The next offset to store for partition p (one past the finished prefix), or -1 when nothing
+ * new may be stored since the last call. Entries of the prefix are dropped. An ABANDONED
+ * entry stops the prefix for good (until go_offsets_reset). */
+int64_t go_offsets_advance(struct go_offsets *o, int32_t p);
+/* Entries of partition p dispatched and not finished (running or queued). */
+size_t go_offsets_pending(const struct go_offsets *o, int32_t p);
+/* Calls fn on every unfinished job of partition p. */
+void go_offsets_each_pending(struct go_offsets *o, int32_t p, void (*fn)(struct go_job *, void *),
+                             void *ud);
+/* Forgets partition p and starts a new generation for it (after revoke). */
+void go_offsets_reset(struct go_offsets *o, int32_t p);
+uint64_t go_offsets_gen(const struct go_offsets *o, int32_t p);
+/* Highest partition number seen + 1. */
+int32_t go_offsets_npart(const struct go_offsets *o);
+
+/* ---- rate limit (ratelimit.c) ---- */
+
+struct go_ratelimit;
+
+/* LST_GATEWAY_OUT_RATE_LIMIT 0 disables the limit (acquire returns at once). The limiter has
+ * its own Redis connection. */
+lst_err go_ratelimit_create(struct gateway_out *ctx, struct go_ratelimit **out);
+void go_ratelimit_destroy(struct go_ratelimit *rl);
+/* Blocks until one request may go out, or until *abort becomes true / a stop is requested
+ * (then false). */
+bool go_ratelimit_acquire(struct go_ratelimit *rl, const atomic_bool *abort);
+/* A 429 was seen: lowers the shared rate (at most once a second, not below rate_min). */
+void go_ratelimit_on_429(struct go_ratelimit *rl);
+
+/* ---- credits and the 402 pause (credits.c) ---- */
+
+/* Starts the credits thread (its own client). */
+lst_err go_credits_start(struct gateway_out *ctx);
+void go_credits_stop(struct gateway_out *ctx);
+/* A 402 was seen: enter the paused state (idempotent). */
+void go_credits_on_402(struct gateway_out *ctx);
+/* Waits while paused; false when a stop was requested or the job was cancelled. */
+bool go_credits_wait(struct gateway_out *ctx, const atomic_bool *abort);
+
+/* ---- caches and resolution (resolve.c) ---- */
+
+struct go_local_cache; /* in-process layer in front of Redis */
+
+lst_err go_local_cache_create(size_t capacity, struct go_local_cache **out);
+void go_local_cache_destroy(struct go_local_cache *c);
+/* Copies the value of key (vlen bytes, at most 32) into val when present and not expired. */
+bool go_local_cache_get(struct go_local_cache *c, const char *key, void *val, size_t vlen);
+/* Stores a copy for ttl_ms (0: nothing is stored). Beyond the capacity the cache is emptied. */
+void go_local_cache_put(struct go_local_cache *c, const char *key, const void *val, size_t vlen,
+                        int64_t ttl_ms);
+
+/* A lane's tools, passed to resolve/send/files (one per lane thread). */
+struct go_lane {
+    struct gateway_out *ctx;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+    struct lst_gateway *gw;
+    struct lst_redis *redis;
+    /* queue */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct go_job *head, *tail;
+    size_t queued;
+    /* scratch */
+    struct lst_buf a, b;
+    int64_t gateway_calls; /* of the current job */
+};
+
+/* What a Gateway step gave: OK, or a failure to retry, pause, stop or give up on. */
+struct go_step {
+    enum lst_gateway_outcome outcome;
+    long http_status;
+    bool in_doubt;
+    char code[48];    /* failure code (slug) for PERMANENT */
+    char reason[256]; /* failure reason */
+};
+
+/* The recipient's Threema ID (8 chars + NUL) for the address of o. */
+void go_resolve_id(struct go_lane *l, const struct lst_outbound *o, char id[9],
+                   struct go_step *st);
+/* The public key of id (checked against the first key ever seen for it). */
+void go_resolve_pubkey(struct go_lane *l, const char *id, uint8_t pk[LST_THREEMA_KEY_SIZE],
+                       struct go_step *st);
+/* Capabilities mask of id. */
+void go_resolve_caps(struct go_lane *l, const char *id, uint32_t *mask, struct go_step *st);
+
+/* One Gateway call's result into st (OK or the failure with code/reason). */
+void go_step_from_result(struct go_step *st, const struct lst_gateway_result *res,
+                         const char *what);
+void go_step_fail(struct go_step *st, enum lst_gateway_outcome oc, const char *code,
+                  const char *fmt, ...) LST_PRINTF(4, 5);
+
+/* Waits for the rate limit, then counts a Gateway call of the lane's current job. False when
+ * the job must be abandoned (stop / cancel). */
+bool go_lane_gateway_call(struct go_lane *l, const atomic_bool *cancel);
+
+/* ---- files (files.c) ---- */
+
+/* Builds the file message for content c of message message_id (uploading the blob unless
+ * already uploaded for this message) into m. */
+void go_files_prepare(struct go_lane *l, const char *message_id, const struct lst_content *c,
+                      const atomic_bool *cancel, struct lst_threema_msg *m, struct go_step *st);
+
+/* ---- outcomes (outcome.c) ---- */
+
+enum go_begin {
+    GO_BEGIN_NEW = 0,   /* never seen: send */
+    GO_BEGIN_IN_DOUBT,  /* an earlier delivery started sending and left no outcome */
+    GO_BEGIN_KNOWN,     /* outcome known: *known holds the lst.sent record to publish again */
+};
+
+lst_err go_outcome_scripts_create(struct gateway_out *ctx);
+void go_outcome_scripts_destroy(struct gateway_out *ctx);
+/* Looks up the request and marks it as being sent (one script). */
+lst_err go_outcome_begin(struct go_lane *l, const char *request_id, enum go_begin *state,
+                         struct lst_buf *known);
+/* Records the final outcome (the encoded lst.sent record) for request_id. Idempotent. */
+lst_err go_outcome_record(struct go_lane *l, const char *request_id, const struct lst_buf *sent);
+/* Publishes j->out to j->out_topic asynchronously; the job completes when Kafka acknowledged
+ * it (or comes back to the poll thread for another try). Retries queue-full errors; false
+ * when the producer is dead or a stop is requested. */
+bool go_publish(struct go_job *j);
+/* Fills j->out with the DLQ record of an undecodable job. */
+lst_err go_outcome_dlq(struct go_job *j, lst_err err, const char *reason);
+
+/* ---- lanes (lanes.c) ---- */
+
+lst_err go_lanes_start(struct gateway_out *ctx);
+/* Stops the lane threads (queued jobs are abandoned) and frees the lanes. */
+void go_lanes_stop(struct gateway_out *ctx);
+/* Hands j to the lane of its key. */
+void go_lanes_dispatch(struct gateway_out *ctx, struct go_job *j);
+/* The whole processing of one job in lane l (send.c); ends with the job published
+ * (completion later through the delivery callback) or completed as ABANDONED. */
+void go_send_job(struct go_lane *l, struct go_job *j);
+/* Puts j on the completion queue for the poll thread. Any thread. */
+void go_complete(struct gateway_out *ctx, struct go_job *j, enum go_job_state state);
+
+/* ---- consumer (consumer.c) ---- */
+
+lst_err go_consumer_create(struct gateway_out *ctx);
+/* One iteration of the poll thread: completions, pause state, one record. */
+lst_err go_consumer_step(struct gateway_out *ctx);
+/* Stops dispatching, closes the consumer (revoke: in-flight finished or abandoned, bounded,
+ * offsets committed) and destroys it. */
+void go_consumer_close(struct gateway_out *ctx);
+
+/* ---- the context (gateway_out.c) ---- */
+
+struct gateway_out {
+    struct gateway_out_config cfg;
+    struct lst_service *svc;
+    struct go_metrics m;
+    char topic_in[256], topic_sent[256], topic_dlq[256];
+    uint8_t sk[LST_THREEMA_KEY_SIZE];
+    struct lst_threema_keycache *keys;
+    struct go_local_cache *pk_cache, *cap_cache;
+    struct lst_blobstore *blobs;
+    struct lst_redis_script *s_begin, *s_pk, *s_rl_take, *s_rl_lower;
+    struct go_ratelimit *rl;
+    /* consumer side (poll thread) */
+    struct lst_kafka_consumer *consumer;
+    struct go_offsets *offsets;
+    int64_t inflight;
+    /* completion queue: delivery callbacks and lanes -> poll thread */
+    pthread_mutex_t done_lock;
+    pthread_cond_t done_cond;
+    struct go_job *done_head, *done_tail;
+    /* lanes */
+    struct go_lane *lanes;
+    unsigned nlanes;
+    atomic_bool lanes_stop;
+    /* credits / pause */
+    pthread_t credits_thread;
+    bool credits_started;
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond;
+    bool pause_wanted;     /* a 402 was seen and credits did not come back yet */
+    atomic_bool fatal;     /* 401 or similar: stop with exit code 1 */
+    atomic_bool stopping;  /* shutdown in progress: lanes abandon waiting work */
+};
+
+/* Creates everything and runs until SIGTERM; returns the exit code. */
 int gateway_out_run(struct gateway_out *ctx);
+
+/* A fatal condition (401, bad configuration discovered at run time): logs, stops. */
+void go_fatal(struct gateway_out *ctx, const char *why);
 
 #endif

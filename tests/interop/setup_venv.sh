@@ -14,7 +14,8 @@ SDK_VERSION=8.0.0
 PYTEST_VERSION=8.3.5
 VENV=$BUILD/interop-venv
 STAMP=$VENV/.lst-interop-stamp
-WANT="threema.gateway==$SDK_VERSION pytest==$PYTEST_VERSION"
+PACKAGES=("threema.gateway==$SDK_VERSION" "pytest==$PYTEST_VERSION")
+WANT="${PACKAGES[*]}"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && [ -x "$VENV/bin/python" ] &&
     "$VENV/bin/python" -c 'import threema.gateway, pytest' 2>/dev/null; then
@@ -28,7 +29,7 @@ rm -rf "$VENV"
 "$PY" -m venv "$VENV" >&2
 # A bounded install: a hanging index must fail the set-up, not the whole test run.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --timeout 60 --retries 3 \
-    $WANT >&2
+    "${PACKAGES[@]}" >&2
 "$VENV/bin/python" -c 'import threema.gateway, pytest' >&2
 echo "$WANT" >"$STAMP"
 echo "$VENV/bin/python"

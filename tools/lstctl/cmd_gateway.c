@@ -1,6 +1,6 @@
 /* The network commands: send, lookup, capabilities, credits, through the library's Gateway
- * client (lst/gateway.h) with the settings of gw_config.c. The exit code follows the client's
- * outcome classification: OK 0, PERMANENT and FATAL 1, RETRY and PAUSE 3. */
+ * client (lst/gateway.h) with the settings of gw_config.c (lst/gateway_config.h). The exit code
+ * follows the client's outcome classification: OK 0, PERMANENT and FATAL 1, RETRY and PAUSE 3. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,15 +20,7 @@ static int session_open(const struct lst_ctl_args *a, struct session *s)
     if (lst_ctl_gw_config_load(&s->cfg) != LST_OK)
         return LST_CTL_EXIT_USAGE;
     lst_log_init("lstctl", s->cfg.log_level);
-    struct lst_gateway_config gc = {
-        .base_url = s->cfg.url,
-        .gateway_id = s->cfg.gateway_id,
-        .secret = s->cfg.secret,
-        .connect_timeout_ms = (long)s->cfg.connect_timeout_ms,
-        .timeout_ms = (long)s->cfg.timeout_ms,
-        .ca_file = s->cfg.ca_file,
-    };
-    lst_err err = lst_gateway_create(&gc, &s->gw);
+    lst_err err = lst_gateway_settings_client(&s->cfg.gw, &s->gw);
     if (err != LST_OK)
         return lst_ctl_fail(a, err == LST_ERR_CONFIG ? LST_CTL_EXIT_USAGE : LST_CTL_EXIT_FAIL,
                             "cannot set up the Gateway client: %s", lst_strerror(err));
@@ -144,12 +136,12 @@ int lst_ctl_cmd_send(const struct lst_ctl_args *a)
     if (rc != LST_CTL_EXIT_OK)
         goto out_nosession;
     rc = session_open(a, &s);
-    if (rc == LST_CTL_EXIT_OK && s.cfg.private_key == NULL)
+    if (rc == LST_CTL_EXIT_OK && s.cfg.gw.private_key == NULL)
         rc = lst_ctl_fail(a, LST_CTL_EXIT_USAGE,
                           "LST_PRIVATE_KEY (or LST_PRIVATE_KEY_FILE) "
                           "must be set to send");
     if (rc == LST_CTL_EXIT_OK)
-        rc = lst_ctl_key(a, s.cfg.private_key, LST_THREEMA_KEY_PRIVATE, "LST_PRIVATE_KEY", sk);
+        rc = lst_ctl_key(a, s.cfg.gw.private_key, LST_THREEMA_KEY_PRIVATE, "LST_PRIVATE_KEY", sk);
     if (rc == LST_CTL_EXIT_OK)
         rc = recipient_key(a, &s, to, pk);
     if (rc == LST_CTL_EXIT_OK)

@@ -15,7 +15,9 @@ static void str_member(struct lst_buf *out, const char *name, const char *value)
 
 static void hex_member(struct lst_buf *out, const char *name, const uint8_t *v, size_t len)
 {
-    char hex[2 * LST_THREEMA_NONCE_SIZE + 1]; /* the largest binary member */
+    char hex[2 * LST_THREEMA_KEY_SIZE + 1]; /* the largest binary member (key 32, nonce 24) */
+    if (2 * len + 1 > sizeof(hex))
+        return;
     lst_threema_hex_encode(v, len, hex, sizeof(hex));
     lst_buf_printf(out, ",\"%s\":\"%s\"", name, hex);
 }

@@ -8,7 +8,7 @@
  *   cmd_keys.c      keygen, derive, hash
  *   cmd_crypto.c    encrypt, decrypt
  *   cmd_callback.c  callback-verify, callback-decode
- *   gw_config.c     the Gateway settings table (environment)
+ *   gw_config.c     the settings (the library's Gateway section + the log level)
  *   cmd_gateway.c   send, lookup, capabilities, credits
  *
  * Argument order mirrors the official SDK's CLI (threema-gateway). Results go to stdout,
@@ -25,6 +25,7 @@
 
 #include "lst/error.h"
 #include "lst/gateway.h"
+#include "lst/gateway_config.h"
 #include "lst/log.h"
 #include "lst/threema.h"
 #include "lst/util.h"
@@ -133,17 +134,11 @@ enum {
 
 /* ---- gw_config.c ---- */
 
-/* The Gateway settings from the environment. Strings owned (freed by
- * lst_ctl_gw_config_cleanup). */
+/* The settings of the network commands: the library's Gateway section (lst/gateway_config.h)
+ * and lstctl's log level. Strings owned (freed by lst_ctl_gw_config_cleanup). */
 struct lst_ctl_gw_config {
     enum lst_log_level log_level;
-    char *url;
-    char *gateway_id;
-    char *secret;
-    char *private_key; /* key string or key file path; NULL when unset */
-    int64_t connect_timeout_ms;
-    int64_t timeout_ms;
-    char *ca_file;
+    struct lst_gateway_settings gw;
 };
 
 /* Loads and validates; prints every problem on stderr. LST_ERR_CONFIG when invalid. */

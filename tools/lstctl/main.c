@@ -86,7 +86,8 @@ static void usage(FILE *f)
 
 static int command_help(const struct lst_ctl_command *cmd)
 {
-    printf("usage: lstctl %s %s\n\n%s.\n", cmd->name, cmd->synopsis, cmd->summary);
+    printf("usage: lstctl %s%s%s\n\n%s.\n", cmd->name, cmd->synopsis[0] != '\0' ? " " : "",
+           cmd->synopsis, cmd->summary);
     if (cmd->details != NULL)
         printf("%s\n", cmd->details);
     if (cmd->nopts > 0)

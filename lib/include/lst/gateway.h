@@ -120,6 +120,16 @@ lst_err lst_gateway_create(const struct lst_gateway_config *cfg, struct lst_gate
 /* Closes the connection. NULL is a no-op. No call may be in progress. */
 void lst_gateway_destroy(struct lst_gateway *gw);
 
+/* Longest X-Request-Id value lst_gateway_set_request_id accepts. */
+#define LST_GATEWAY_REQUEST_ID_MAX 128
+
+/* Sends "X-Request-Id: <request_id>" with every later call of this client (tracing: the
+ * simulator's journal records it, so tests attribute each send to a request); NULL or ""
+ * stops sending it. The value is copied. LST_ERR_INVALID (nothing changed) for more than
+ * LST_GATEWAY_REQUEST_ID_MAX characters or any character outside printable ASCII. Clients are
+ * per thread, so a sender sets the ID of the request it is about to send. */
+lst_err lst_gateway_set_request_id(struct lst_gateway *gw, const char *request_id);
+
 /* ---- endpoints ----
  * Every call returns res->outcome and fills *res (required). Output parameters are written
  * only when the outcome is OK. Hex outputs are lowercase and NUL-terminated; inputs accept

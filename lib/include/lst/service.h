@@ -31,6 +31,12 @@ struct lst_service_opts {
     const struct lst_http_route *routes; /* the service's own routes; may be NULL */
     size_t nroutes;
     void *ud; /* the service context, returned by lst_service_ctx */
+    /* 0: LST_HTTP_MAX_BODY (common). A service whose largest valid request is known (the
+     * gateway-in callback) sets its own limit here. */
+    size_t max_body;
+    /* Concurrent connections (= handler threads); 0: the HTTP server's default (64).
+     * Services whose handlers block on purpose (gateway-in waits for Kafka acks) raise it. */
+    unsigned max_connections;
 };
 
 struct lst_service {

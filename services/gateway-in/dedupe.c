@@ -1,0 +1,111 @@
+/* One record per (from, messageId), also when the Gateway delivers a callback twice or two
+ * deliveries race. Key <prefix>evt:<from>:<messageId> in Redis:
+ *
+ *   claim    SET key "pending:<random token>" NX PX <pending ttl>
+ *            OK -> ours. Otherwise GET: "done" -> duplicate (200, nothing produced); our own
+ *            token -> ours (lst_redis retried the SET after a reconnect and the first one had
+ *            run); anything else -> another handler is on it (503: the Gateway retries later).
+ *   done     SET key "done" EX <done ttl> once Kafka acknowledged the record.
+ *   release  compare-and-delete of our token when processing failed, so the retry can claim.
+ *
+ * A crashed handler's marker expires after the pending TTL. When Redis is unreachable the
+ * callback is processed without a marker: losing a message (503 until Redis is back, then the
+ * Gateway gives up) is worse than a duplicate record, which the ledger absorbs by event_id. */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "lst/log.h"
+#include "gateway_in.h"
+
+#define DONE "done"
+
+const char gwin_release_lua[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                "return redis.call('DEL', KEYS[1]) end return 0";
+
+static void key_of(const struct gateway_in *ctx, const char *event_id, char *out, size_t cap)
+{
+    snprintf(out, cap, "%sevt:%s", ctx->cfg.redis_prefix, event_id);
+}
+
+static void new_token(char token[GWIN_TOKEN_LEN + 1])
+{
+    uint8_t rnd[8];
+    randombytes_buf(rnd, sizeof(rnd));
+    memcpy(token, "pending:", 8);
+    lst_threema_hex_encode(rnd, sizeof(rnd), token + 8, GWIN_TOKEN_LEN + 1 - 8);
+}
+
+static void redis_failed(struct gateway_in *ctx, const char *what)
+{
+    lst_counter_inc(ctx->m.redis_errors);
+    LST_WARN("gateway_in.redis_failed", "%s failed; going on without the dedupe marker", what);
+}
+
+enum gwin_claim gwin_dedupe_claim(struct gateway_in *ctx, const char *event_id,
+                                  char token[GWIN_TOKEN_LEN + 1])
+{
+    char key[160];
+    redisReply *reply = NULL;
+    enum gwin_claim claim = GWIN_CLAIM_NO_REDIS;
+    key_of(ctx, event_id, key, sizeof(key));
+    new_token(token);
+    struct lst_redis *r = gwin_pool_take(ctx->redis);
+    lst_err err = lst_redis_cmdf(r, &reply, "SET %s %s NX PX %lld", key, token,
+                                 (long long)ctx->cfg.dedupe_pending_ms);
+    if (err == LST_OK && reply->type == REDIS_REPLY_STATUS) {
+        claim = GWIN_CLAIM_OK;
+        goto out;
+    }
+    freeReplyObject(reply);
+    reply = NULL;
+    if (err == LST_OK)
+        err = lst_redis_cmdf(r, &reply, "GET %s", key);
+    if (err != LST_OK) {
+        redis_failed(ctx, "dedupe claim");
+        goto out;
+    }
+    if (reply->type == REDIS_REPLY_STRING && strcmp(reply->str, DONE) == 0)
+        claim = GWIN_CLAIM_DONE;
+    else if (reply->type == REDIS_REPLY_STRING && strcmp(reply->str, token) == 0)
+        claim = GWIN_CLAIM_OK;
+    else
+        claim = GWIN_CLAIM_PENDING; /* someone else's token, or it expired just now */
+out:
+    freeReplyObject(reply);
+    gwin_pool_give(ctx->redis, r);
+    return claim;
+}
+
+void gwin_dedupe_done(struct gateway_in *ctx, const char *event_id)
+{
+    char key[160];
+    key_of(ctx, event_id, key, sizeof(key));
+    struct lst_redis *r = gwin_pool_take(ctx->redis);
+    lst_err err =
+        lst_redis_cmdf(r, NULL, "SET %s %s EX %lld", key, DONE, (long long)ctx->cfg.dedupe_done_s);
+    gwin_pool_give(ctx->redis, r);
+    if (err != LST_OK) {
+        /* The record is in Kafka already; a redelivery now produces a second one, which the
+         * ledger drops by event_id. */
+        lst_counter_inc(ctx->m.redis_errors);
+        LST_WARN("gateway_in.redis_failed", "marking %s done failed: %s", event_id,
+                 lst_strerror(err));
+    }
+}
+
+void gwin_dedupe_release(struct gateway_in *ctx, const char *event_id, const char *token)
+{
+    char key[160];
+    const char *argv[2] = {key, token};
+    key_of(ctx, event_id, key, sizeof(key));
+    struct lst_redis *r = gwin_pool_take(ctx->redis);
+    lst_err err = lst_redis_script_call(r, ctx->release_script, NULL, 1, 2, argv, NULL);
+    gwin_pool_give(ctx->redis, r);
+    if (err != LST_OK) {
+        /* The marker expires after the pending TTL; until then retries get 503. */
+        lst_counter_inc(ctx->m.redis_errors);
+        LST_WARN("gateway_in.redis_failed", "releasing %s failed: %s", event_id,
+                 lst_strerror(err));
+    }
+}

@@ -1,0 +1,147 @@
+/* The sender lanes: W threads, each with its own Gateway client (one keep-alive connection)
+ * and its own Redis connection (lst_redis serialises commands per connection). A record goes
+ * to the lane of its key, so one employee's requests are sent in order; a lane that waits
+ * (backoff, rate limit) holds up only the keys that hash to it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway_out.h"
+#include "lst/log.h"
+
+static void abandon_queue(struct go_lane *l)
+{
+    pthread_mutex_lock(&l->lock);
+    struct go_job *j = l->head;
+    l->head = l->tail = NULL;
+    l->queued = 0;
+    pthread_mutex_unlock(&l->lock);
+    while (j != NULL) {
+        struct go_job *next = j->next;
+        go_complete(l->ctx, j, GO_JOB_ABANDONED);
+        j = next;
+    }
+}
+
+static void *lane_main(void *arg)
+{
+    struct go_lane *l = arg;
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        while (l->head == NULL && !atomic_load(&l->ctx->lanes_stop))
+            pthread_cond_wait(&l->cond, &l->lock);
+        struct go_job *j = l->head;
+        if (j == NULL) {
+            pthread_mutex_unlock(&l->lock);
+            break;
+        }
+        l->head = j->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        l->queued--;
+        pthread_mutex_unlock(&l->lock);
+        j->next = NULL;
+        go_send_job(l, j);
+    }
+    abandon_queue(l);
+    return NULL;
+}
+
+static lst_err lane_init(struct gateway_out *ctx, struct go_lane *l, unsigned index)
+{
+    const struct lst_common_config *c = &ctx->cfg.common;
+    struct lst_redis_config rc = {
+        .host = c->redis_host,
+        .port = (int)c->redis_port,
+        .db = (int)c->redis_db,
+        .password = c->redis_password,
+        .timeout_ms = (int)c->redis_timeout_ms,
+    };
+    l->ctx = ctx;
+    l->index = index;
+    lst_buf_init(&l->a);
+    lst_buf_init(&l->b);
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    lst_err err = lst_gateway_settings_client(&ctx->cfg.gw, &l->gw);
+    if (err == LST_OK)
+        err = lst_redis_create(&rc, &l->redis);
+    if (err == LST_OK && pthread_create(&l->thread, NULL, lane_main, l) != 0)
+        err = LST_ERR_NOMEM;
+    if (err == LST_OK)
+        l->started = true;
+    return err;
+}
+
+lst_err go_lanes_start(struct gateway_out *ctx)
+{
+    unsigned n = (unsigned)ctx->cfg.concurrency;
+    ctx->lanes = calloc(n, sizeof(*ctx->lanes));
+    if (ctx->lanes == NULL)
+        return LST_ERR_NOMEM;
+    for (unsigned i = 0; i < n; i++) {
+        ctx->nlanes = i + 1; /* so that stop cleans up a half-built set */
+        lst_err err = lane_init(ctx, &ctx->lanes[i], i);
+        if (err != LST_OK)
+            return err;
+    }
+    return LST_OK;
+}
+
+void go_lanes_stop(struct gateway_out *ctx)
+{
+    atomic_store(&ctx->lanes_stop, true);
+    for (unsigned i = 0; i < ctx->nlanes; i++) {
+        struct go_lane *l = &ctx->lanes[i];
+        pthread_mutex_lock(&l->lock);
+        pthread_cond_broadcast(&l->cond);
+        pthread_mutex_unlock(&l->lock);
+    }
+    for (unsigned i = 0; i < ctx->nlanes; i++) {
+        struct go_lane *l = &ctx->lanes[i];
+        if (l->started)
+            pthread_join(l->thread, NULL);
+        lst_gateway_destroy(l->gw);
+        lst_redis_destroy(l->redis);
+        lst_buf_cleanup(&l->a);
+        lst_buf_cleanup(&l->b);
+        pthread_cond_destroy(&l->cond);
+        pthread_mutex_destroy(&l->lock);
+    }
+    free(ctx->lanes);
+    ctx->lanes = NULL;
+    ctx->nlanes = 0;
+}
+
+/* FNV-1a of the key: stable, so one key always maps to one lane of this worker. */
+static unsigned lane_of(const struct gateway_out *ctx, const struct go_job *j)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; j->key != NULL && i < j->keylen; i++) {
+        h ^= (uint8_t)j->key[i];
+        h *= 16777619u;
+    }
+    return h % ctx->nlanes;
+}
+
+void go_lanes_dispatch(struct gateway_out *ctx, struct go_job *j)
+{
+    struct go_lane *l = &ctx->lanes[lane_of(ctx, j)];
+    j->next = NULL;
+    pthread_mutex_lock(&l->lock);
+    if (l->tail != NULL)
+        l->tail->next = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->queued++;
+    pthread_cond_signal(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+}
+
+bool go_lane_gateway_call(struct go_lane *l, const atomic_bool *cancel)
+{
+    if (!go_ratelimit_acquire(l->ctx->rl, cancel))
+        return false;
+    l->gateway_calls++;
+    return true;
+}

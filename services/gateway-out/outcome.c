@@ -1,0 +1,157 @@
+/* Outcomes: what Redis remembers about each request, and publishing to Kafka.
+ *
+ * Per request one key <prefix>req:<request_id>:
+ *   "S:<ms>"       an attempt started (set before the first Gateway call of a delivery)
+ *   "O:<lst.sent>" the final outcome, the exact record published to lst.sent
+ * The begin script answers in one round trip whether the outcome is known (publish it again,
+ * send nothing), whether an earlier delivery started and left no outcome (send again and flag
+ * possible_duplicate), or neither; and it marks the request as started. Recording the outcome
+ * is an absolute SET, safe to replay. A record goes to lst.sent only after its outcome is in
+ * Redis, and its offset is stored only after Kafka acknowledged the record. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway_out.h"
+#include "lst/log.h"
+#include "lst/signals.h"
+
+/* KEYS[1] request key; ARGV[1] now (ms), ARGV[2] TTL (ms). Idempotent for our purpose: a
+ * replay after a lost answer sees "S:" and reports in-doubt, which is the safe direction. */
+static const char BEGIN_LUA[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v and string.sub(v, 1, 2) == 'O:' then return v end\n"
+    "redis.call('SET', KEYS[1], 'S:' .. ARGV[1], 'PX', ARGV[2])\n"
+    "if v then return 'D' end\n"
+    "return 'N'\n";
+
+/* KEYS[1] pk:<id> (TTL), KEYS[2] pkfirst:<id> (no TTL); ARGV[1] key hex, ARGV[2] TTL.
+ * 1: the key is the first one seen for the ID (now cached), 0: it changed. */
+static const char PK_LUA[] = "local first = redis.call('GET', KEYS[2])\n"
+                             "if not first then\n"
+                             "  redis.call('SET', KEYS[2], ARGV[1])\n"
+                             "  first = ARGV[1]\n"
+                             "end\n"
+                             "if first ~= ARGV[1] then return 0 end\n"
+                             "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                             "return 1\n";
+
+lst_err go_outcome_scripts_create(struct gateway_out *ctx)
+{
+    lst_err err = lst_redis_script_create(BEGIN_LUA, true, &ctx->s_begin);
+    if (err == LST_OK)
+        err = lst_redis_script_create(PK_LUA, true, &ctx->s_pk);
+    return err;
+}
+
+void go_outcome_scripts_destroy(struct gateway_out *ctx)
+{
+    lst_redis_script_destroy(ctx->s_begin);
+    lst_redis_script_destroy(ctx->s_pk);
+    ctx->s_begin = ctx->s_pk = NULL;
+}
+
+static void req_key(struct go_lane *l, const char *request_id, struct lst_buf *key)
+{
+    lst_buf_reset(key);
+    lst_buf_printf(key, "%sreq:%s", l->ctx->cfg.key_prefix, request_id);
+}
+
+lst_err go_outcome_begin(struct go_lane *l, const char *request_id, enum go_begin *state,
+                         struct lst_buf *known)
+{
+    char now[24], ttl[24];
+    redisReply *r = NULL;
+    req_key(l, request_id, &l->a);
+    snprintf(now, sizeof(now), "%lld", (long long)lst_wall_ms());
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
+    const char *argv[] = {l->a.data, now, ttl};
+    lst_err err = lst_redis_script_call(l->redis, l->ctx->s_begin, &r, 1, 3, argv, NULL);
+    if (err != LST_OK)
+        goto out;
+    err = LST_ERR_INVALID;
+    if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
+        goto out;
+    err = LST_OK;
+    if (r->len >= 2 && memcmp(r->str, "O:", 2) == 0) {
+        *state = GO_BEGIN_KNOWN;
+        lst_buf_reset(known);
+        err = lst_buf_append(known, r->str + 2, r->len - 2);
+    } else {
+        *state = r->len == 1 && r->str[0] == 'D' ? GO_BEGIN_IN_DOUBT : GO_BEGIN_NEW;
+    }
+out:
+    if (r != NULL)
+        freeReplyObject(r);
+    return err;
+}
+
+lst_err go_outcome_record(struct go_lane *l, const char *request_id, const struct lst_buf *sent)
+{
+    char ttl[24];
+    req_key(l, request_id, &l->a);
+    lst_buf_reset(&l->b);
+    lst_buf_puts(&l->b, "O:");
+    lst_buf_append(&l->b, sent->data, sent->len);
+    if (lst_buf_failed(&l->a) || lst_buf_failed(&l->b))
+        return LST_ERR_NOMEM;
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
+    const char *argv[] = {"SET", l->a.data, l->b.data, "PX", ttl};
+    const size_t argvlen[] = {3, l->a.len, l->b.len, 2, strlen(ttl)};
+    return lst_redis_cmd(l->redis, NULL, 5, argv, argvlen);
+}
+
+/* Producer thread: hand the job back to the poll thread. */
+static void delivered(const struct lst_kafka_delivery *d, void *opaque)
+{
+    struct go_job *j = opaque;
+    go_complete(j->ctx, j, d->err == LST_OK ? GO_JOB_DONE : GO_JOB_QUEUED);
+}
+
+bool go_publish(struct go_job *j)
+{
+    struct lst_kafka_producer *p = j->ctx->svc->producer;
+    /* A full local queue (LST_ERR_KAFKA) clears as the broker catches up; bounded so a stuck
+     * broker cannot hold a lane forever (the job is then abandoned and redelivered). */
+    for (int i = 0; i < 6000; i++) {
+        lst_err err = lst_kafka_produce_async(p, j->out_topic, j->key, j->key ? j->keylen : 0,
+                                              j->out.data, j->out.len, delivered, j);
+        if (err == LST_OK)
+            return true;
+        if (err == LST_ERR_KAFKA_FATAL || err == LST_ERR_INVALID || err == LST_ERR_TOO_LARGE) {
+            LST_ERROR("gateway_out.publish_failed", "%s: %s", j->out_topic, lst_strerror(err));
+            return false;
+        }
+        lst_sleep_ms(5, NULL);
+    }
+    LST_ERROR("gateway_out.publish_failed", "%s: producer queue full for 30 s", j->out_topic);
+    return false;
+}
+
+lst_err go_outcome_dlq(struct go_job *j, lst_err why_err, const char *reason)
+{
+    struct gateway_out *ctx = j->ctx;
+    struct lst_dlq d;
+    memset(&d, 0, sizeof(d));
+    d.source_topic = ctx->topic_in;
+    d.source_partition = j->partition;
+    d.source_offset = j->offset;
+    d.error = (char *)lst_err_name(why_err);
+    d.reason = (char *)(reason != NULL && reason[0] ? reason : lst_strerror(why_err));
+    d.failed_at = lst_wall_ms();
+    d.service = (char *)"gateway-out";
+    lst_err err = LST_OK;
+    if (j->key != NULL) {
+        d.has_key = true;
+        err = lst_dlq_payload_set(&d.key, j->key, j->keylen);
+    }
+    if (err == LST_OK && j->value != NULL) {
+        d.has_value = true;
+        err = lst_dlq_payload_set(&d.value, j->value, j->len);
+    }
+    if (err == LST_OK)
+        err = lst_dlq_encode(&d, &j->out);
+    j->out_topic = ctx->topic_dlq;
+    free(d.key.data);
+    free(d.value.data);
+    return err;
+}
