@@ -2,7 +2,8 @@
 # Sets up and runs every test of Leitstand; `./leitstand test` and .ci/run call this.
 #
 #  1. set-up and a -Werror build (build/), plus an ASan+UBSan build (build-asan/)
-#  2. unit tests in both builds; each libFuzzer target for a short while
+#  2. unit tests in both builds; interoperability tests against the official Threema SDK;
+#     a quick run of the benchmarks; each libFuzzer target for a short while
 #  3. a test stack (real Kafka + real Redis) on its own ports and folder, so a running
 #     development system is not disturbed; system tests against it; the stack is stopped
 #     afterwards whatever happened
@@ -38,6 +39,18 @@ LST_CMAKE_ARGS="-DLST_WERROR=ON ${LST_CMAKE_ARGS:-}" scripts/setup.sh --build-di
     exit 1
 }
 
+step "formatting (.clang-format)"
+unformatted=$(git ls-files '*.c' '*.h' 2>/dev/null | while read -r f; do
+    clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || echo "$f"
+done)
+if [ -n "$unformatted" ]; then
+    echo "clang-format would change:" $unformatted
+    record format 1
+else
+    echo "all C sources formatted"
+    record format 0
+fi
+
 step "ASan+UBSan build"
 cmake -S . -B "$ASAN_BUILD" -G Ninja -DLST_WERROR=ON -DLST_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null &&
     cmake --build "$ASAN_BUILD" -j "$JOBS"
@@ -54,6 +67,14 @@ if [ $rc -eq 0 ]; then
         ctest --test-dir "$ASAN_BUILD" -L unit --output-on-failure -j "$JOBS"
     record unit-asan $?
 fi
+
+step "interoperability with the official Threema SDK (threema.gateway 8.0.0 from PyPI)"
+ctest --test-dir "$BUILD" -L interop --output-on-failure
+record interop $?
+
+step "benchmark smoke run (figures printed, not judged)"
+ctest --test-dir "$BUILD" -L bench --output-on-failure
+record bench-smoke $?
 
 step "fuzzing: each libFuzzer target for ${LST_FUZZ_SECONDS:-30} s (clang, ASan+UBSan)"
 tests/fuzz/run.sh "$ROOT/build-fuzz" "${LST_FUZZ_SECONDS:-30}"
