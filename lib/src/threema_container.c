@@ -517,6 +517,24 @@ lst_err lst_threema_msg_decode(const uint8_t *data, size_t len, struct lst_three
     return lst_threema_msg_decode_body(type, body, body_len, m, why);
 }
 
+/* One CSPRNG call for the nonce and the padding length: libsodium's default generator makes a
+ * getrandom(2) system call per request, and two per message showed up as a large share of the
+ * sealing time in bench_crypto. The padding stays uniform in 1..255 by rejection sampling
+ * (bytes of value 0 are skipped); only if all spare bytes are 0, a case of probability 2^-64,
+ * does it fall back to randombytes_uniform. */
+static void draw_nonce_and_padding(uint8_t nonce[LST_THREEMA_NONCE_SIZE], uint8_t *padding)
+{
+    uint8_t r[LST_THREEMA_NONCE_SIZE + 8];
+    randombytes_buf(r, sizeof(r));
+    memcpy(nonce, r, LST_THREEMA_NONCE_SIZE);
+    *padding = 0;
+    for (size_t i = LST_THREEMA_NONCE_SIZE; i < sizeof(r) && *padding == 0; i++)
+        *padding = r[i];
+    if (*padding == 0)
+        *padding = (uint8_t)(1 + randombytes_uniform(255));
+    sodium_memzero(r, sizeof(r));
+}
+
 lst_err lst_threema_msg_seal(const struct lst_threema_msg *m, const struct lst_threema_shared *s,
                              uint8_t nonce[LST_THREEMA_NONCE_SIZE], struct lst_buf *box,
                              struct lst_buf *why)
@@ -524,12 +542,14 @@ lst_err lst_threema_msg_seal(const struct lst_threema_msg *m, const struct lst_t
     struct lst_buf plain;
     lst_buf_init(&plain);
     lst_buf_reset(box);
-    lst_err err = lst_threema_msg_encode(m, 0, &plain, why);
+    uint8_t padding = 0;
+    draw_nonce_and_padding(nonce, &padding);
+    lst_err err = lst_threema_msg_encode(m, padding, &plain, why);
     if (err == LST_OK && plain.len + LST_THREEMA_BOX_OVERHEAD > LST_THREEMA_BOX_MAX)
         err = lst_threema_fail(why, LST_ERR_TOO_LARGE, "box: %zu bytes, at most %d",
                                plain.len + LST_THREEMA_BOX_OVERHEAD, LST_THREEMA_BOX_MAX);
     if (err == LST_OK)
-        err = lst_threema_encrypt(s, (const uint8_t *)plain.data, plain.len, nonce, box);
+        err = lst_threema_encrypt_nonce(s, (const uint8_t *)plain.data, plain.len, nonce, box);
     if (plain.data != NULL)
         sodium_memzero(plain.data, plain.len);
     lst_buf_cleanup(&plain);

@@ -127,7 +127,17 @@ bool lst_utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
-        size_t n = utf8_seq_len(p + i, len - i);
+        /* Fast path over ASCII, eight bytes at a time: texts are mostly ASCII and this check
+         * runs on every message sealed or decoded. */
+        uint64_t w;
+        if (i + sizeof(w) <= len) {
+            memcpy(&w, p + i, sizeof(w));
+            if ((w & UINT64_C(0x8080808080808080)) == 0) {
+                i += sizeof(w);
+                continue;
+            }
+        }
+        size_t n = p[i] < 0x80 ? 1 : utf8_seq_len(p + i, len - i);
         if (n == 0)
             return false;
         i += n;
