@@ -101,8 +101,8 @@ static void on_revoke(const struct lst_kafka_tp *tps, size_t n, void *opaque)
     }
     if (pending > 0)
         LST_WARN("gateway_out.revoke_abandoned",
-                 "%zu requests still in flight after %lld ms; the next owner redoes them",
-                 pending, (long long)ctx->cfg.revoke_timeout_ms);
+                 "%zu requests still in flight after %lld ms; the next owner redoes them", pending,
+                 (long long)ctx->cfg.revoke_timeout_ms);
     for (size_t i = 0; i < n; i++) {
         store(ctx, tps[i].partition);
         go_offsets_reset(ctx->offsets, tps[i].partition);

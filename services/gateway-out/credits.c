@@ -65,7 +65,8 @@ static void *credits_main(void *arg)
         poll_once(ctx, gw);
         struct timespec ts;
         pthread_mutex_lock(&ctx->pause_lock);
-        deadline_in(&ts, ctx->pause_wanted ? ctx->cfg.paused_poll_ms : ctx->cfg.credits_interval_ms);
+        deadline_in(&ts,
+                    ctx->pause_wanted ? ctx->cfg.paused_poll_ms : ctx->cfg.credits_interval_ms);
         /* Woken early by a 402 (poll at the paused interval from then on) or by stop. */
         bool was_paused = ctx->pause_wanted;
         while (!stopping(ctx) && ctx->pause_wanted == was_paused &&

@@ -95,8 +95,8 @@ static void upload(struct go_lane *l, const char *ref, enum lst_threema_blob_kin
                      (long long)ctx->cfg.gw.max_blob);
     } else if (err != LST_OK) {
         go_step_fail(st, LST_GATEWAY_RETRY, "blob_store", "blob store: %s", lst_strerror(err));
-    } else if (lst_threema_blob_encrypt(key, kind, (const uint8_t *)plain.data, plain.len,
-                                        &box) != LST_OK) {
+    } else if (lst_threema_blob_encrypt(key, kind, (const uint8_t *)plain.data, plain.len, &box) !=
+               LST_OK) {
         go_step_fail(st, LST_GATEWAY_PERMANENT, "encrypt_failed", "could not encrypt the file");
     } else if (!go_lane_gateway_call(l, cancel)) {
         go_step_fail(st, LST_GATEWAY_RETRY, "abandoned", "abandoned");
@@ -108,28 +108,47 @@ static void upload(struct go_lane *l, const char *ref, enum lst_threema_blob_kin
     lst_buf_cleanup(&box);
 }
 
-static void get_upload(struct go_lane *l, const char *message_id, const struct lst_content *c,
-                       const atomic_bool *cancel, struct uploaded *u, struct go_step *st)
+/* Reads the cached upload of key: 1 hit (u filled), 0 miss, -1 Redis failure. */
+static int cached(struct go_lane *l, const char *key, struct uploaded *u)
 {
-    char key[256], val[CACHED_MAX + 2];
     redisReply *r = NULL;
-    snprintf(key, sizeof(key), "%sblob:%s:%s", l->ctx->cfg.key_prefix, message_id, c->blob);
     const char *argv[] = {"GET", key};
     lst_err err = lst_redis_cmd(l->redis, &r, 2, argv, NULL);
-    bool hit = err == LST_OK && r->type == REDIS_REPLY_STRING && r->len < sizeof(val) &&
-               parse_cached(r->str, r->len, u);
+    int result = err == LST_OK ? 0 : -1;
+    if (err == LST_OK && r->type == REDIS_REPLY_STRING && parse_cached(r->str, r->len, u))
+        result = 1;
     if (r != NULL)
         freeReplyObject(r);
-    lst_threema_wipe(val, sizeof(val));
-    if (err != LST_OK) {
-        go_step_fail(st, LST_GATEWAY_RETRY, "redis", "blob cache: redis unavailable");
-        return;
-    }
-    if (hit) {
-        go_metrics_cache(l->ctx->svc->metrics, "blob", "hit");
-        return;
-    }
-    go_metrics_cache(l->ctx->svc->metrics, "blob", "miss");
+    return result;
+}
+
+/* The upload lock of a message's blob: one lane of one worker uploads, the others wait for
+ * its result, so a fan-out costs one upload. The lock expires (a crashed uploader must not
+ * block the message for good); a lane that waited that long uploads itself. */
+static int lock_upload(struct go_lane *l, const char *key)
+{
+    char lock[300];
+    snprintf(lock, sizeof(lock), "%s:lock", key);
+    const char *argv[] = {"SET", lock, "1", "NX", "PX", "30000"};
+    redisReply *r = NULL;
+    lst_err err = lst_redis_cmd(l->redis, &r, 6, argv, NULL);
+    int result = err == LST_OK ? (r->type == REDIS_REPLY_STATUS ? 1 : 0) : -1;
+    if (r != NULL)
+        freeReplyObject(r);
+    return result;
+}
+
+static void unlock_upload(struct go_lane *l, const char *key)
+{
+    char lock[300];
+    snprintf(lock, sizeof(lock), "%s:lock", key);
+    const char *argv[] = {"DEL", lock};
+    lst_redis_cmd(l->redis, NULL, 2, argv, NULL);
+}
+
+static void do_upload(struct go_lane *l, const char *key, const struct lst_content *c,
+                      const atomic_bool *cancel, struct uploaded *u, struct go_step *st)
+{
     lst_threema_blob_keygen(u->key);
     u->thumb_id[0] = '\0';
     upload(l, c->blob, LST_THREEMA_BLOB_FILE, u->key, cancel, u->blob_id, st);
@@ -137,6 +156,44 @@ static void get_upload(struct go_lane *l, const char *message_id, const struct l
         upload(l, c->thumbnail_blob, LST_THREEMA_BLOB_THUMBNAIL, u->key, cancel, u->thumb_id, st);
     if (st->outcome == LST_GATEWAY_OK && remember(l, key, u) < 0)
         go_step_fail(st, LST_GATEWAY_RETRY, "redis", "blob cache: redis unavailable");
+}
+
+static void get_upload(struct go_lane *l, const char *message_id, const struct lst_content *c,
+                       const atomic_bool *cancel, struct uploaded *u, struct go_step *st)
+{
+    char key[256];
+    snprintf(key, sizeof(key), "%sblob:%s:%s", l->ctx->cfg.key_prefix, message_id, c->blob);
+    int64_t give_up = lst_mono_ms() + 35000;
+    bool counted = false;
+    for (;;) {
+        int hit = cached(l, key, u);
+        if (hit < 0) {
+            go_step_fail(st, LST_GATEWAY_RETRY, "redis", "blob cache: redis unavailable");
+            return;
+        }
+        if (hit == 1) {
+            go_metrics_cache(l->ctx->svc->metrics, "blob", counted ? "hit_waited" : "hit");
+            return;
+        }
+        int locked = lock_upload(l, key);
+        if (locked < 0) {
+            go_step_fail(st, LST_GATEWAY_RETRY, "redis", "blob cache: redis unavailable");
+            return;
+        }
+        if (locked == 1 || lst_mono_ms() > give_up) {
+            go_metrics_cache(l->ctx->svc->metrics, "blob", "miss");
+            do_upload(l, key, c, cancel, u, st);
+            if (locked == 1)
+                unlock_upload(l, key);
+            return;
+        }
+        counted = true;
+        if (cancel != NULL && atomic_load(cancel)) {
+            go_step_fail(st, LST_GATEWAY_RETRY, "abandoned", "abandoned");
+            return;
+        }
+        lst_sleep_ms(20, NULL); /* another lane uploads: wait for its result */
+    }
 }
 
 static char *dup_or_null(const char *s)

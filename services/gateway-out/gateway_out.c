@@ -13,14 +13,18 @@
 
 /* ---- metrics ---- */
 
+#define SENDS_HELP    "Gateway send calls by outcome class and HTTP status (0: no answer)"
+#define OUTCOMES_HELP "Final outcomes published to lst.sent"
+#define CACHE_HELP                                                                                 \
+    "Cache lookups: hit_local (in-process), hit (Redis), miss (asked the Gateway or uploaded)"
+
 static void metrics_init(struct gateway_out *ctx)
 {
     struct lst_metrics *m = ctx->svc->metrics;
     struct go_metrics *g = &ctx->m;
-    g->send_seconds = lst_metrics_histogram(m, "lst_gateway_out_send_seconds",
-                                            "Duration of one Gateway send call", NULL,
-                                            lst_metrics_latency_buckets,
-                                            lst_metrics_latency_nbuckets);
+    g->send_seconds = lst_metrics_histogram(
+        m, "lst_gateway_out_send_seconds", "Duration of one Gateway send call", NULL,
+        lst_metrics_latency_buckets, lst_metrics_latency_nbuckets);
     g->inflight = lst_metrics_gauge(m, "lst_gateway_out_inflight",
                                     "Records consumed and not yet finished", NULL);
     g->retries = lst_metrics_counter(m, "lst_gateway_out_retries_total",
@@ -37,22 +41,28 @@ static void metrics_init(struct gateway_out *ctx)
                                          "ALERT: a known Threema ID presented another public "
                                          "key; its sends fail",
                                          NULL);
-    g->paused = lst_metrics_gauge(m, "lst_gateway_out_paused",
-                                  "ALERT: 1 while sending is paused for lack of credits (402)",
-                                  NULL);
+    g->paused =
+        lst_metrics_gauge(m, "lst_gateway_out_paused",
+                          "ALERT: 1 while sending is paused for lack of credits (402)", NULL);
     g->credits = lst_metrics_gauge(m, "lst_gateway_out_credits",
                                    "Remaining Gateway credits (last /credits answer)", NULL);
-    g->credits_low = lst_metrics_gauge(m, "lst_gateway_out_credits_low",
-                                       "1 while credits are below LST_GATEWAY_OUT_CREDITS_WARN",
-                                       NULL);
+    g->credits_low =
+        lst_metrics_gauge(m, "lst_gateway_out_credits_low",
+                          "1 while credits are below LST_GATEWAY_OUT_CREDITS_WARN", NULL);
     g->rate_limit = lst_metrics_gauge(m, "lst_gateway_out_rate_limit",
                                       "Effective shared Gateway requests per second", NULL);
     g->rate_waits = lst_metrics_counter(m, "lst_gateway_out_rate_limit_waits_total",
                                         "Times a lane waited for the shared rate limit", NULL);
-    g->abandoned = lst_metrics_counter(m, "lst_gateway_out_abandoned_total",
-                                       "Records given up on revoke or shutdown (redelivered)",
-                                       NULL);
+    g->abandoned =
+        lst_metrics_counter(m, "lst_gateway_out_abandoned_total",
+                            "Records given up on revoke or shutdown (redelivered)", NULL);
     lst_gauge_set(g->rate_limit, ctx->cfg.rate_limit);
+    g->send_ok = lst_metrics_counter(m, "lst_gateway_out_sends_total", SENDS_HELP,
+                                     "outcome=\"ok\",code=\"200\"");
+    g->outcome_ok = lst_metrics_counter(m, "lst_gateway_out_outcomes_total", OUTCOMES_HELP,
+                                        "outcome=\"accepted\",code=\"ok\"");
+    g->pubkey_local = lst_metrics_counter(m, "lst_gateway_out_cache_total", CACHE_HELP,
+                                          "cache=\"pubkey\",result=\"hit_local\"");
 }
 
 void go_metrics_send(struct lst_metrics *m, enum lst_gateway_outcome oc, long status)
@@ -60,29 +70,23 @@ void go_metrics_send(struct lst_metrics *m, enum lst_gateway_outcome oc, long st
     char labels[80];
     snprintf(labels, sizeof(labels), "outcome=\"%s\",code=\"%ld\"", lst_gateway_outcome_name(oc),
              status);
-    lst_counter_inc(lst_metrics_counter(m, "lst_gateway_out_sends_total",
-                                        "Gateway send calls by outcome class and HTTP status "
-                                        "(0: no answer)",
-                                        labels));
+    lst_counter_inc(lst_metrics_counter(m, "lst_gateway_out_sends_total", SENDS_HELP, labels));
 }
 
 void go_metrics_outcome(struct lst_metrics *m, bool accepted, const char *code)
 {
     char labels[128];
-    snprintf(labels, sizeof(labels), "outcome=\"%s\",code=\"%s\"",
-             accepted ? "accepted" : "failed", code);
-    lst_counter_inc(lst_metrics_counter(m, "lst_gateway_out_outcomes_total",
-                                        "Final outcomes published to lst.sent", labels));
+    snprintf(labels, sizeof(labels), "outcome=\"%s\",code=\"%s\"", accepted ? "accepted" : "failed",
+             code);
+    lst_counter_inc(
+        lst_metrics_counter(m, "lst_gateway_out_outcomes_total", OUTCOMES_HELP, labels));
 }
 
 void go_metrics_cache(struct lst_metrics *m, const char *cache, const char *result)
 {
     char labels[96];
     snprintf(labels, sizeof(labels), "cache=\"%s\",result=\"%s\"", cache, result);
-    lst_counter_inc(lst_metrics_counter(m, "lst_gateway_out_cache_total",
-                                        "Cache lookups: hit_local (in-process), hit (Redis), "
-                                        "miss (asked the Gateway)",
-                                        labels));
+    lst_counter_inc(lst_metrics_counter(m, "lst_gateway_out_cache_total", CACHE_HELP, labels));
 }
 
 /* ---- jobs ---- */
@@ -140,8 +144,8 @@ static lst_err topics(struct gateway_out *ctx)
     if (err == LST_OK)
         err = lst_service_topic(ctx->svc, "lst.sent", ctx->topic_sent, sizeof(ctx->topic_sent));
     if (err == LST_OK)
-        err = lst_service_topic(ctx->svc, "lst.outbound.dlq", ctx->topic_dlq,
-                                sizeof(ctx->topic_dlq));
+        err =
+            lst_service_topic(ctx->svc, "lst.outbound.dlq", ctx->topic_dlq, sizeof(ctx->topic_dlq));
     return err;
 }
 

@@ -44,25 +44,23 @@
 struct gateway_out_config {
     struct lst_common_config common;
     struct lst_gateway_settings gw;
-    int64_t http_port;          /* LST_HTTP_PORT */
-    char *group_id;             /* LST_GATEWAY_OUT_GROUP */
-    int64_t concurrency;        /* LST_GATEWAY_OUT_CONCURRENCY: lanes W */
-    int64_t max_inflight;       /* LST_GATEWAY_OUT_MAX_INFLIGHT */
-    int64_t retry_deadline_ms;  /* LST_GATEWAY_OUT_RETRY_DEADLINE_MS */
-    int64_t backoff_min_ms;     /* LST_GATEWAY_OUT_BACKOFF_MIN_MS */
-    int64_t backoff_max_ms;     /* LST_GATEWAY_OUT_BACKOFF_MAX_MS */
-    double rate_limit;          /* LST_GATEWAY_OUT_RATE_LIMIT, requests/s, 0 = none */
-    double rate_min;            /* LST_GATEWAY_OUT_RATE_MIN */
-    int64_t cache_ttl_ms;       /* LST_GATEWAY_OUT_CACHE_TTL_MS */
-    int64_t negative_ttl_ms;    /* LST_GATEWAY_OUT_NEGATIVE_TTL_MS */
-    int64_t local_ttl_ms;       /* LST_GATEWAY_OUT_LOCAL_CACHE_TTL_MS */
-    int64_t outcome_ttl_ms;     /* LST_GATEWAY_OUT_OUTCOME_TTL_MS */
+    int64_t http_port;           /* LST_HTTP_PORT */
+    char *group_id;              /* LST_GATEWAY_OUT_GROUP */
+    int64_t concurrency;         /* LST_GATEWAY_OUT_CONCURRENCY: lanes W */
+    int64_t max_inflight;        /* LST_GATEWAY_OUT_MAX_INFLIGHT */
+    int64_t retry_deadline_ms;   /* LST_GATEWAY_OUT_RETRY_DEADLINE_MS */
+    int64_t backoff_min_ms;      /* LST_GATEWAY_OUT_BACKOFF_MIN_MS */
+    int64_t backoff_max_ms;      /* LST_GATEWAY_OUT_BACKOFF_MAX_MS */
+    double rate_limit;           /* LST_GATEWAY_OUT_RATE_LIMIT, requests/s, 0 = none */
+    double rate_min;             /* LST_GATEWAY_OUT_RATE_MIN */
+    int64_t cache_ttl_ms;        /* LST_GATEWAY_OUT_CACHE_TTL_MS */
+    int64_t negative_ttl_ms;     /* LST_GATEWAY_OUT_NEGATIVE_TTL_MS */
+    int64_t local_ttl_ms;        /* LST_GATEWAY_OUT_LOCAL_CACHE_TTL_MS */
+    int64_t outcome_ttl_ms;      /* LST_GATEWAY_OUT_OUTCOME_TTL_MS */
     int64_t credits_interval_ms; /* LST_GATEWAY_OUT_CREDITS_INTERVAL_MS */
     int64_t paused_poll_ms;      /* LST_GATEWAY_OUT_PAUSED_POLL_MS */
     int64_t credits_warn;        /* LST_GATEWAY_OUT_CREDITS_WARN */
     int64_t revoke_timeout_ms;   /* LST_GATEWAY_OUT_REVOKE_TIMEOUT_MS */
-    bool bulk;                   /* LST_GATEWAY_OUT_BULK */
-    int64_t bulk_max;            /* LST_GATEWAY_OUT_BULK_MAX */
     char *key_prefix;            /* LST_GATEWAY_OUT_KEY_PREFIX */
     char *blob_dir;              /* LST_BLOB_DIR */
 };
@@ -76,19 +74,23 @@ struct lst_config_section gateway_out_config_section(struct gateway_out_config *
 /* ---- metrics (gateway_out.c) ---- */
 
 struct go_metrics {
-    struct lst_histogram *send_seconds; /* one send_e2e(_bulk) call */
+    struct lst_histogram *send_seconds; /* one send_e2e call */
     struct lst_gauge *inflight;         /* records dispatched and not yet done */
     struct lst_counter *retries;        /* transient failures that are retried */
     struct lst_counter *republished;    /* known outcomes published again */
     struct lst_counter *possible_dup;   /* outcomes flagged possible_duplicate */
     struct lst_counter *dlq;
-    struct lst_counter *key_changed;  /* alert: a known ID's public key changed */
-    struct lst_gauge *paused;         /* alert: 1 while paused for credits */
-    struct lst_gauge *credits;        /* last /credits answer */
-    struct lst_gauge *credits_low;    /* 1 while below LST_GATEWAY_OUT_CREDITS_WARN */
-    struct lst_gauge *rate_limit;     /* effective shared requests/s */
-    struct lst_counter *rate_waits;   /* times a lane waited for the rate limit */
-    struct lst_counter *abandoned;    /* jobs given up on revoke/shutdown (redelivered) */
+    struct lst_counter *key_changed; /* alert: a known ID's public key changed */
+    struct lst_gauge *paused;        /* alert: 1 while paused for credits */
+    struct lst_gauge *credits;       /* last /credits answer */
+    struct lst_gauge *credits_low;   /* 1 while below LST_GATEWAY_OUT_CREDITS_WARN */
+    struct lst_gauge *rate_limit;    /* effective shared requests/s */
+    struct lst_counter *rate_waits;  /* times a lane waited for the rate limit */
+    struct lst_counter *abandoned;   /* jobs given up on revoke/shutdown (redelivered) */
+    /* The hot series, looked up once (the registry lookup takes a lock and compares strings). */
+    struct lst_counter *send_ok;      /* sends_total{outcome="ok",code="200"} */
+    struct lst_counter *outcome_ok;   /* outcomes_total{outcome="accepted",code="ok"} */
+    struct lst_counter *pubkey_local; /* cache_total{cache="pubkey",result="hit_local"} */
 };
 
 /* Counts one Gateway send call: lst_gateway_out_sends_total{outcome,code}. */
@@ -218,8 +220,7 @@ struct go_step {
 };
 
 /* The recipient's Threema ID (8 chars + NUL) for the address of o. */
-void go_resolve_id(struct go_lane *l, const struct lst_outbound *o, char id[9],
-                   struct go_step *st);
+void go_resolve_id(struct go_lane *l, const struct lst_outbound *o, char id[9], struct go_step *st);
 /* The public key of id (checked against the first key ever seen for it). */
 void go_resolve_pubkey(struct go_lane *l, const char *id, uint8_t pk[LST_THREEMA_KEY_SIZE],
                        struct go_step *st);
@@ -246,9 +247,9 @@ void go_files_prepare(struct go_lane *l, const char *message_id, const struct ls
 /* ---- outcomes (outcome.c) ---- */
 
 enum go_begin {
-    GO_BEGIN_NEW = 0,   /* never seen: send */
-    GO_BEGIN_IN_DOUBT,  /* an earlier delivery started sending and left no outcome */
-    GO_BEGIN_KNOWN,     /* outcome known: *known holds the lst.sent record to publish again */
+    GO_BEGIN_NEW = 0,  /* never seen: send */
+    GO_BEGIN_IN_DOUBT, /* an earlier delivery started sending and left no outcome */
+    GO_BEGIN_KNOWN,    /* outcome known: *known holds the lst.sent record to publish again */
 };
 
 lst_err go_outcome_scripts_create(struct gateway_out *ctx);
@@ -317,9 +318,9 @@ struct gateway_out {
     bool credits_started;
     pthread_mutex_t pause_lock;
     pthread_cond_t pause_cond;
-    bool pause_wanted;     /* a 402 was seen and credits did not come back yet */
-    atomic_bool fatal;     /* 401 or similar: stop with exit code 1 */
-    atomic_bool stopping;  /* shutdown in progress: lanes abandon waiting work */
+    bool pause_wanted;    /* a 402 was seen and credits did not come back yet */
+    atomic_bool fatal;    /* 401 or similar: stop with exit code 1 */
+    atomic_bool stopping; /* shutdown in progress: lanes abandon waiting work */
 };
 
 /* Creates everything and runs until SIGTERM; returns the exit code. */

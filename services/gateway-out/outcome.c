@@ -8,6 +8,7 @@
  * possible_duplicate), or neither; and it marks the request as started. Recording the outcome
  * is an absolute SET, safe to replay. A record goes to lst.sent only after its outcome is in
  * Redis, and its offset is stored only after Kafka acknowledged the record. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,12 +18,11 @@
 
 /* KEYS[1] request key; ARGV[1] now (ms), ARGV[2] TTL (ms). Idempotent for our purpose: a
  * replay after a lost answer sees "S:" and reports in-doubt, which is the safe direction. */
-static const char BEGIN_LUA[] =
-    "local v = redis.call('GET', KEYS[1])\n"
-    "if v and string.sub(v, 1, 2) == 'O:' then return v end\n"
-    "redis.call('SET', KEYS[1], 'S:' .. ARGV[1], 'PX', ARGV[2])\n"
-    "if v then return 'D' end\n"
-    "return 'N'\n";
+static const char BEGIN_LUA[] = "local v = redis.call('GET', KEYS[1])\n"
+                                "if v and string.sub(v, 1, 2) == 'O:' then return v end\n"
+                                "redis.call('SET', KEYS[1], 'S:' .. ARGV[1], 'PX', ARGV[2])\n"
+                                "if v then return 'D' end\n"
+                                "return 'N'\n";
 
 /* KEYS[1] pk:<id> (TTL), KEYS[2] pkfirst:<id> (no TTL); ARGV[1] key hex, ARGV[2] TTL.
  * 1: the key is the first one seen for the ID (now cached), 0: it changed. */
@@ -131,14 +131,17 @@ lst_err go_outcome_dlq(struct go_job *j, lst_err why_err, const char *reason)
 {
     struct gateway_out *ctx = j->ctx;
     struct lst_dlq d;
+    char error[LST_ERROR_NAME_MAX + 1], why[LST_REASON_MAX + 1], service[] = "gateway-out";
     memset(&d, 0, sizeof(d));
+    snprintf(error, sizeof(error), "%s", lst_err_name(why_err));
+    snprintf(why, sizeof(why), "%s", reason != NULL && reason[0] ? reason : lst_strerror(why_err));
     d.source_topic = ctx->topic_in;
     d.source_partition = j->partition;
     d.source_offset = j->offset;
-    d.error = (char *)lst_err_name(why_err);
-    d.reason = (char *)(reason != NULL && reason[0] ? reason : lst_strerror(why_err));
+    d.error = error;
+    d.reason = why;
     d.failed_at = lst_wall_ms();
-    d.service = (char *)"gateway-out";
+    d.service = service;
     lst_err err = LST_OK;
     if (j->key != NULL) {
         d.has_key = true;

@@ -67,7 +67,7 @@ struct go_ratelimit {
     pthread_cond_t cond;
     bool refilling;
     int64_t tokens;
-    int64_t window; /* the window the tokens belong to */
+    int64_t window;       /* the window the tokens belong to */
     int64_t empty_window; /* the window known to be used up */
     double limit;         /* last effective rate seen */
     char state_key[128];
@@ -123,7 +123,8 @@ void go_ratelimit_destroy(struct go_ratelimit *rl)
 static double reply_rate(const redisReply *r, double fallback)
 {
     double v;
-    if (r == NULL || r->type != REDIS_REPLY_STRING || lst_parse_double(r->str, 0, 1e12, &v) != LST_OK)
+    if (r == NULL || r->type != REDIS_REPLY_STRING ||
+        lst_parse_double(r->str, 0, 1e12, &v) != LST_OK)
         return fallback;
     return v;
 }

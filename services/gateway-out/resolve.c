@@ -147,8 +147,7 @@ void go_step_fail(struct go_step *st, enum lst_gateway_outcome oc, const char *c
     va_end(ap);
 }
 
-void go_step_from_result(struct go_step *st, const struct lst_gateway_result *res,
-                         const char *what)
+void go_step_from_result(struct go_step *st, const struct lst_gateway_result *res, const char *what)
 {
     st->outcome = res->outcome;
     st->http_status = res->http_status;
@@ -242,8 +241,7 @@ static int lookup_hash(struct go_lane *l, bool phone, const char *hash, char id[
     return -1;
 }
 
-void go_resolve_id(struct go_lane *l, const struct lst_outbound *o, char id[9],
-                   struct go_step *st)
+void go_resolve_id(struct go_lane *l, const struct lst_outbound *o, char id[9], struct go_step *st)
 {
     char hash[LST_THREEMA_HASH_HEX + 1];
     st->outcome = LST_GATEWAY_OK;
@@ -273,8 +271,8 @@ void go_resolve_id(struct go_lane *l, const struct lst_outbound *o, char id[9],
     go_step_fail(st, LST_GATEWAY_PERMANENT, "lookup_not_found",
                  "no Threema ID is registered for the recipient's %s",
                  o->to.phone && o->to.email ? "phone number or e-mail address"
-                 : o->to.phone             ? "phone number"
-                                           : "e-mail address");
+                 : o->to.phone              ? "phone number"
+                                            : "e-mail address");
 }
 
 /* ---- public key ---- */
@@ -335,7 +333,7 @@ void go_resolve_pubkey(struct go_lane *l, const char *id, uint8_t pk[LST_THREEMA
     char key[160], hex[LST_GATEWAY_KEY_HEX + 2];
     st->outcome = LST_GATEWAY_OK;
     if (go_local_cache_get(ctx->pk_cache, id, pk, LST_THREEMA_KEY_SIZE)) {
-        go_metrics_cache(ctx->svc->metrics, "pubkey", "hit_local");
+        lst_counter_inc(ctx->m.pubkey_local);
         return;
     }
     snprintf(key, sizeof(key), "%spk:%s", ctx->cfg.key_prefix, id);

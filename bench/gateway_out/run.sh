@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# gateway-out throughput, side by side with the official Python SDK (threema.gateway 8.0.0).
+#
+#   bench/gateway_out/run.sh BUILD_DIR [N]        (N text sends, default 20000)
+#
+# Needs Kafka and Redis (scripts/stack.sh up; LST_KAFKA_BROKERS [127.0.0.1:19092],
+# LST_REDIS_PORT [16379]) and the SDK's venv (tests/interop/setup_venv.sh, created on first
+# use, needs PyPI). Starts its own simulator on a free port (no callbacks, phones do not
+# decrypt, no faults, no rate limit), then:
+#   1. produces N text requests to <prefix>lst.outbound (not timed),
+#   2. starts ONE gateway-out worker (BENCH_CONCURRENCY lanes [32], shared rate limit off
+#      unless BENCH_RATE is set) and times the first to the N-th published outcome,
+#   3. the SDK sends N messages to the same simulator with its async API at the same
+#      concurrency (the recipients' public keys given, as gateway-out has them cached),
+#   4. prints both rates, the ratio and gateway-out's peak RSS (VmHWM).
+# Not a pass/fail test; figures depend on the machine (everything shares its cores).
+set -uo pipefail
+BUILD=$(cd "${1:?usage: bench/gateway_out/run.sh BUILD_DIR [N]}" && pwd)
+N=${2:-20000}
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export LST_KAFKA_BROKERS=${LST_KAFKA_BROKERS:-127.0.0.1:19092}
+export LST_REDIS_PORT=${LST_REDIS_PORT:-16379}
+CONC=${BENCH_CONCURRENCY:-32}
+RATE=${BENCH_RATE:-0}
+RUN="bench-gwout-$(date +%s)-$$"
+PREFIX="b.$RUN."
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench_gateway_out.XXXXXX")
+SIM_PID="" GW_PID=""
+
+cleanup() {
+    [ -z "$GW_PID" ] || { kill -TERM "$GW_PID" 2>/dev/null; wait "$GW_PID" 2>/dev/null; }
+    [ -z "$SIM_PID" ] || { kill -TERM "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null; }
+    redis-cli -p "$LST_REDIS_PORT" --scan --pattern "lst:$RUN:*" 2>/dev/null |
+        xargs -r -n 500 redis-cli -p "$LST_REDIS_PORT" DEL >/dev/null 2>&1
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+die() { echo "bench: $*" >&2; exit 1; }
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_url() {
+    for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done
+    return 1
+}
+metric() {
+    curl -sf -m 5 "http://127.0.0.1:$GW_PORT/metrics" |
+        awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d\n", s }'
+}
+
+PY=$("$SRC/tests/interop/setup_venv.sh" "$BUILD") || die "SDK venv set-up failed"
+
+SIM_PORT=$(free_port)
+LST_LOG_LEVEL=warn LST_SIM_PORT=$SIM_PORT LST_SIM_DIRECTORY="$SRC/demo/erp-export.csv" \
+    LST_SIM_MAX_CONNECTIONS=512 LST_SIM_JOURNAL_CAPACITY=1000 \
+    "$BUILD/tools/threema-sim/threema-sim" 2>"$WORK/sim.log" &
+SIM_PID=$!
+wait_url "http://127.0.0.1:$SIM_PORT/healthz" || die "simulator did not start"
+curl -sf "http://127.0.0.1:$SIM_PORT/_sim/users" >"$WORK/users.json"
+python3 - "$WORK/users.json" >"$WORK/rcpt.tsv" <<'PY'
+import json, sys
+for u in json.load(open(sys.argv[1])):
+    print(f"E{u['employeeNo']}\t{u['identity']}\t-\t-")
+PY
+
+"$BUILD/tools/lst-admin/lst-admin" create-topics --brokers "$LST_KAFKA_BROKERS" \
+    --file "$SRC/proto/topics.tsv" --prefix "$PREFIX" >/dev/null 2>&1 || die "topics"
+"$BUILD/tests/system/gateway_out/gateway_out_driver" produce "${PREFIX}lst.outbound" \
+    "$WORK/rcpt.tsv" --count "$N" >/dev/null || die "producing requests failed"
+
+GW_PORT=$(free_port)
+env LST_LOG_LEVEL=warn LST_TOPIC_PREFIX="$PREFIX" LST_HTTP_PORT="$GW_PORT" \
+    LST_GATEWAY_URL="http://127.0.0.1:$SIM_PORT" LST_GATEWAY_ID='*LSTDEMO' \
+    LST_GATEWAY_SECRET_FILE="$SRC/demo/DEMO-ONLY-gateway.secret" \
+    LST_PRIVATE_KEY_FILE="$SRC/demo/DEMO-ONLY-gateway.private.key" \
+    LST_GATEWAY_OUT_GROUP="$RUN" LST_GATEWAY_OUT_KEY_PREFIX="lst:$RUN:" \
+    LST_GATEWAY_OUT_CONCURRENCY="$CONC" LST_GATEWAY_OUT_RATE_LIMIT="$RATE" \
+    LST_BLOB_DIR="$WORK/blobs" "$BUILD/services/gateway-out/gateway-out" 2>"$WORK/gw.log" &
+GW_PID=$!
+wait_url "http://127.0.0.1:$GW_PORT/healthz" || die "gateway-out did not start"
+
+# Time from the first published outcome to the N-th (group join and start-up excluded).
+t0="" c0=0 end=$((SECONDS + 600))
+while [ $SECONDS -lt $end ]; do
+    c=$(metric lst_gateway_out_outcomes_total)
+    now=$(date +%s%N)
+    if [ -z "$t0" ] && [ "$c" -gt 0 ]; then t0=$now c0=$c; fi
+    [ "$c" -ge "$N" ] && break
+    sleep 0.05
+done
+[ -n "$t0" ] && [ "$c" -ge "$N" ] || die "gateway-out did not finish ($c of $N)"
+GW_RATE=$(python3 -c "print(round(($c - $c0) / (($now - $t0) / 1e9), 1))")
+accepted=$(metric 'lst_gateway_out_outcomes_total{outcome="accepted"')
+HWM=$(awk '/VmHWM/ {print $2, $3}' "/proc/$GW_PID/status")
+kill -TERM "$GW_PID"
+wait "$GW_PID"
+GW_PID=""
+
+python3 - "$WORK/users.json" >"$WORK/rcpt.json" <<'PY'
+import json, sys
+print(json.dumps([{"identity": u["identity"], "publicKey": u["publicKey"]}
+                  for u in json.load(open(sys.argv[1]))]))
+PY
+SDK_JSON=$("$PY" "$SRC/bench/gateway_out/sdk_send.py" "http://127.0.0.1:$SIM_PORT" \
+    "$(cat "$SRC/demo/DEMO-ONLY-gateway.secret")" "$SRC/demo/DEMO-ONLY-gateway.private.key" \
+    "$WORK/rcpt.json" "$N" "$CONC") || die "SDK run failed"
+SDK_RATE=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['per_second'])" "$SDK_JSON")
+
+echo "gateway-out benchmark: $N text sends, concurrency $CONC, one worker, $(nproc) cores"
+printf '  gateway-out (Kafka -> Gateway sim -> lst.sent): %10s sends/s  (%s accepted, rate limit %s)\n' \
+    "$GW_RATE" "$accepted" "$([ "$RATE" = 0 ] && echo off || echo "$RATE/s")"
+printf '  official SDK (async, same simulator):           %10s sends/s  %s\n' "$SDK_RATE" "$SDK_JSON"
+printf '  ratio: %sx\n' "$(python3 -c "print(round($GW_RATE / $SDK_RATE, 2))")"
+printf '  gateway-out peak RSS (VmHWM): %s\n' "$HWM"
