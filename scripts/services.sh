@@ -15,6 +15,19 @@ LOG_DIR=$STACK_DIR/logs
 
 export LST_KAFKA_BROKERS=${LST_KAFKA_BROKERS:-127.0.0.1:${LST_KAFKA_PORT:-19092}}
 export LST_REDIS_PORT=${LST_REDIS_PORT:-16379}
+export LST_BLOB_DIR=${LST_BLOB_DIR:-$STACK_DIR/blobs}
+SIM_PORT=${LST_SIM_PORT:-18090}
+
+# The embedded defaults: the simulator stands in for the Threema Gateway, with the demo-only
+# account in demo/. A real Gateway is this configuration and nothing else: set LST_GATEWAY_URL,
+# LST_GATEWAY_ID and the secret and key files (see docs/operations or each service's --help).
+if [ -z "${LST_GATEWAY_ID:-}${LST_GATEWAY_ID_FILE:-}" ]; then
+    export LST_GATEWAY_URL=${LST_GATEWAY_URL:-http://127.0.0.1:$SIM_PORT}
+    export LST_GATEWAY_ID='*LSTDEMO'
+    [ -n "${LST_GATEWAY_SECRET:-}" ] || export LST_GATEWAY_SECRET_FILE=${LST_GATEWAY_SECRET_FILE:-$ROOT/demo/DEMO-ONLY-gateway.secret}
+    [ -n "${LST_PRIVATE_KEY:-}" ] || export LST_PRIVATE_KEY_FILE=${LST_PRIVATE_KEY_FILE:-$ROOT/demo/DEMO-ONLY-gateway.private.key}
+    DEMO_GATEWAY=1
+fi
 
 # name and default HTTP port, in start order (consumers of a topic before its producers does
 # not matter with Kafka, but the view-api last means the API answers only when all is up).
@@ -90,10 +103,25 @@ stop_one() {
     echo "services: $name stopped"
 }
 
-mkdir -p "$RUN_DIR" "$LOG_DIR"
+# With the simulator as the Gateway, its phones' callbacks (receipts, replies) go to
+# gateway-in, as the real Gateway's would go to the callback URL configured at Threema.
+point_simulator_at_gateway_in() {
+    [ "${DEMO_GATEWAY:-0}" = 1 ] || return 0
+    local url
+    url="http://127.0.0.1:$(port_of gateway-in 18082)${LST_CALLBACK_PATH:-/threema/callback}"
+    if curl -fsS -m 5 -X POST -H 'Content-Type: application/json' \
+        -d "{\"callbackUrl\":\"$url\"}" "http://127.0.0.1:$SIM_PORT/_sim/faults" >/dev/null; then
+        echo "services: simulator sends its callbacks to $url"
+    else
+        echo "services: warning: could not set the simulator's callback URL (is it up on $SIM_PORT?)" >&2
+    fi
+}
+
+mkdir -p "$RUN_DIR" "$LOG_DIR" "$LST_BLOB_DIR"
 case "${1:-}" in
 start)
     for s in $SERVICES; do start_one "${s%%:*}" "$(port_of "${s%%:*}" "${s##*:}")"; done
+    point_simulator_at_gateway_in
     ;;
 stop)
     for s in $(echo "$SERVICES" | tr ' ' '\n' | tac); do stop_one "${s%%:*}"; done

@@ -13,6 +13,14 @@ WORK=$(mktemp -d "$BUILD/smoke.XXXXXX")
 passed=0
 failed=0
 pids=()
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# The Gateway account the services need: the demo-only one, against the test stack's simulator.
+export LST_GATEWAY_URL=http://127.0.0.1:${LST_SIM_PORT:-18090}
+export LST_GATEWAY_ID='*LSTDEMO'
+export LST_GATEWAY_SECRET_FILE=$SRC/demo/DEMO-ONLY-gateway.secret
+export LST_PRIVATE_KEY_FILE=$SRC/demo/DEMO-ONLY-gateway.private.key
+export LST_BLOB_DIR=$WORK/blobs
 
 cleanup() {
     for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
