@@ -45,7 +45,7 @@ static lst_err create_redis(struct lst_service *s)
     return lst_redis_create(&rc, &s->redis);
 }
 
-static lst_err create_producer(struct lst_service *s)
+static lst_err create_producer(struct lst_service *s, const char *const *extra)
 {
     const struct lst_common_config *c = s->common;
     struct lst_kafka_config kc = {
@@ -54,6 +54,7 @@ static lst_err create_producer(struct lst_service *s)
         .session_timeout_ms = (int)c->kafka_session_timeout_ms,
         .message_timeout_ms = (int)c->kafka_message_timeout_ms,
         .flush_timeout_ms = (int)c->shutdown_timeout_ms,
+        .extra = extra,
         .metrics = s->metrics,
     };
     return lst_kafka_producer_create(&kc, &s->producer);
@@ -93,7 +94,7 @@ lst_err lst_service_create(const struct lst_service_opts *opts, struct lst_servi
     lst_gauge_set(s->up, 1.0);
     err = create_redis(s);
     if (err == LST_OK)
-        err = create_producer(s);
+        err = create_producer(s, opts->kafka_extra);
     if (err == LST_OK)
         err = create_http(s, opts);
 out:

@@ -25,20 +25,22 @@ static enum gwin_fetch download(struct gateway_in *ctx, const char *blob_id, str
     if (o == LST_GATEWAY_PERMANENT)
         return GWIN_FETCH_PERMANENT;
     if (o == LST_GATEWAY_FATAL)
-        LST_ERROR("gateway_in.gateway_fatal", "the Gateway refuses us (%s): check "
-                  "LST_GATEWAY_URL, LST_GATEWAY_ID and LST_GATEWAY_SECRET", res.reason);
+        LST_ERROR("gateway_in.gateway_fatal",
+                  "the Gateway refuses us (%s): check "
+                  "LST_GATEWAY_URL, LST_GATEWAY_ID and LST_GATEWAY_SECRET",
+                  res.reason);
     else
         LST_WARN("gateway_in.blob_unavailable", "blob download: %s", res.reason);
     return GWIN_FETCH_RETRY;
 }
 
-static enum gwin_fetch store(struct gateway_in *ctx, const struct lst_buf *plain,
-                             const char *mime, const char *filename,
-                             char ref[LST_BLOBSTORE_REF_HEX + 1], struct lst_buf *why)
+static enum gwin_fetch store(struct gateway_in *ctx, const struct lst_buf *plain, const char *mime,
+                             const char *filename, char ref[LST_BLOBSTORE_REF_HEX + 1],
+                             struct lst_buf *why)
 {
     struct lst_blob_desc desc = {.mime = mime, .filename = filename, .source = "gateway-in"};
-    lst_err err = lst_blobstore_put(ctx->blobs, plain->data != NULL ? plain->data : "",
-                                    plain->len, &desc, ref);
+    lst_err err = lst_blobstore_put(ctx->blobs, plain->data != NULL ? plain->data : "", plain->len,
+                                    &desc, ref);
     if (err == LST_ERR_INVALID) {
         /* A name or type the store will not keep (not UTF-8, too long): keep the bytes. */
         desc.filename = NULL;
@@ -91,8 +93,7 @@ enum gwin_fetch gwin_blob_file(struct gateway_in *ctx, const char *blob_id,
         lst_counter_inc(ctx->m.blobs_failed);
     if (f != GWIN_FETCH_OK)
         goto out;
-    if (lst_threema_blob_decrypt(key, kind, (const uint8_t *)box.data, box.len, &plain) !=
-        LST_OK) {
+    if (lst_threema_blob_decrypt(key, kind, (const uint8_t *)box.data, box.len, &plain) != LST_OK) {
         f = permanent(ctx, why);
         lst_buf_printf(why, "blob does not decrypt with the message's key (%zu bytes)", box.len);
     } else if (declared_size >= 0 && (int64_t)plain.len != declared_size) {

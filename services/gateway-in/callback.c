@@ -132,8 +132,8 @@ static enum gwin_result thumbnail(struct gateway_in *ctx, struct call *c)
     if (fe == GWIN_FETCH_RETRY)
         return GWIN_UNAVAILABLE;
     if (fe == GWIN_FETCH_PERMANENT) {
-        LST_INFO("gateway_in.thumbnail_skipped", "callback %s: thumbnail left out: %s",
-                 c->event_id, c->why.data);
+        LST_INFO("gateway_in.thumbnail_skipped", "callback %s: thumbnail left out: %s", c->event_id,
+                 c->why.data);
         return GWIN_ACCEPTED;
     }
     ct->thumbnail_blob = lst_strdup(ref);
@@ -364,11 +364,9 @@ static void log_result(enum gwin_result r, const struct call *c)
     const char *why = c->why.len > 0 ? c->why.data : "";
     const char *ev = c->event_id[0] != '\0' ? c->event_id : "-";
     if (r == GWIN_BAD_MAC)
-        LST_WARN("gateway_in.bad_mac", "callback from %s rejected: wrong MAC",
-                 c->req->remote_addr);
+        LST_WARN("gateway_in.bad_mac", "callback from %s rejected: wrong MAC", c->req->remote_addr);
     else if (r == GWIN_MALFORMED)
-        LST_WARN("gateway_in.malformed", "callback from %s rejected: %s", c->req->remote_addr,
-                 why);
+        LST_WARN("gateway_in.malformed", "callback from %s rejected: %s", c->req->remote_addr, why);
     else if (r == GWIN_UNAVAILABLE)
         LST_WARN("gateway_in.unavailable", "callback %s answered 503: %s", ev, why);
     else if (r == GWIN_DUPLICATE || r == GWIN_DUPLICATE_PENDING)

@@ -8,7 +8,8 @@
 
 const struct lst_config_program gateway_in_program = {
     .name = "gateway-in",
-    .summary = "takes the Threema Gateway's callbacks (messages, delivery receipts) into lst.inbound",
+    .summary =
+        "takes the Threema Gateway's callbacks (messages, delivery receipts) into lst.inbound",
 };
 
 #define CFG(field) offsetof(struct gateway_in_config, field)

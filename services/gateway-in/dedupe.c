@@ -105,7 +105,6 @@ void gwin_dedupe_release(struct gateway_in *ctx, const char *event_id, const cha
     if (err != LST_OK) {
         /* The marker expires after the pending TTL; until then retries get 503. */
         lst_counter_inc(ctx->m.redis_errors);
-        LST_WARN("gateway_in.redis_failed", "releasing %s failed: %s", event_id,
-                 lst_strerror(err));
+        LST_WARN("gateway_in.redis_failed", "releasing %s failed: %s", event_id, lst_strerror(err));
     }
 }

@@ -75,11 +75,11 @@ static lst_err create_parts(struct gateway_in *ctx)
         err = gwin_pubkeys_create((size_t)cfg->keycache_size, cfg->pubkey_ttl_s * 1000,
                                   &ctx->pubkeys);
     if (err == LST_OK)
-        err = gwin_pool_create((size_t)cfg->redis_pool, make_redis, free_redis,
-                               &ctx->cfg.common, &ctx->redis);
+        err = gwin_pool_create((size_t)cfg->redis_pool, make_redis, free_redis, &ctx->cfg.common,
+                               &ctx->redis);
     if (err == LST_OK)
-        err = gwin_pool_create((size_t)cfg->gateway_pool, make_client, free_client,
-                               &ctx->cfg.gw, &ctx->clients);
+        err = gwin_pool_create((size_t)cfg->gateway_pool, make_client, free_client, &ctx->cfg.gw,
+                               &ctx->clients);
     if (err == LST_OK)
         err = lst_redis_script_create(gwin_release_lua, true, &ctx->release_script);
     if (err == LST_OK)
@@ -113,6 +113,10 @@ int gateway_in_run(struct gateway_in *ctx)
      * decided the record's fate, so a 503 never leaves a record that shows up later. */
     if (cfg->common.kafka_message_timeout_ms > cfg->ack_timeout_ms)
         cfg->common.kafka_message_timeout_ms = cfg->ack_timeout_ms;
+    /* librdkafka backs reconnects off up to 10 s by default: after a broker outage the
+     * callbacks would get 503 for that long after Kafka is back. One broker connection is
+     * cheap to retry, so retry it within a second. */
+    static const char *const kafka_extra[] = {"reconnect.backoff.max.ms=1000", NULL};
     const struct lst_http_route routes[] = {
         {"POST", cfg->callback_path, false, gwin_callback_handler},
     };
@@ -125,6 +129,7 @@ int gateway_in_run(struct gateway_in *ctx)
         .ud = ctx,
         .max_body = (size_t)cfg->max_body,
         .max_connections = (unsigned)cfg->max_connections,
+        .kafka_extra = kafka_extra,
     };
     int code = 1;
     /* The parts first: the routes go live as soon as the service starts. */
@@ -135,10 +140,11 @@ int gateway_in_run(struct gateway_in *ctx)
     }
     if (lst_service_start(&opts, &ctx->svc) != LST_OK)
         goto out;
+    /* The registry is created by the frame, so the series exist only now; a callback that
+     * races in before this line updates NULL series, which metrics.h makes a no-op. */
     gwin_metrics_init(&ctx->m, ctx->svc->metrics);
     LST_INFO("gateway_in.ready", "callbacks on POST %s, blobs in %s, topics %s and %s",
-             cfg->callback_path, lst_blobstore_dir(ctx->blobs), ctx->topic_inbound,
-             ctx->topic_dlq);
+             cfg->callback_path, lst_blobstore_dir(ctx->blobs), ctx->topic_inbound, ctx->topic_dlq);
     code = lst_service_run(ctx->svc, NULL, ctx, 500);
 out:
     lst_service_destroy(ctx->svc);

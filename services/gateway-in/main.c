@@ -1,4 +1,5 @@
-/* gateway-in: takes the Threema Gateway's callbacks (messages, delivery receipts) into lst.inbound */
+/* gateway-in: takes the Threema Gateway's callbacks (messages, delivery receipts) into lst.inbound
+ */
 #include "gateway_in.h"
 
 int main(int argc, char **argv)

@@ -38,19 +38,17 @@ void gwin_metrics_init(struct gwin_metrics *m, struct lst_metrics *reg)
                                   lst_threema_msg_kind_name((enum lst_threema_msg_kind)t));
     m->latency = lst_metrics_histogram(reg, "lst_gateway_in_callback_duration_seconds",
                                        "Time from request to answer of a callback", NULL,
-                                       lst_metrics_latency_buckets,
-                                       lst_metrics_latency_nbuckets);
+                                       lst_metrics_latency_buckets, lst_metrics_latency_nbuckets);
     m->blob_bytes = lst_metrics_counter(reg, "lst_gateway_in_blob_bytes_total",
                                         "Plaintext bytes written to the blob store", NULL);
-    m->blobs_stored = labelled(reg, "lst_gateway_in_blobs_total", "Blobs handled, by result",
-                               "result", "stored");
-    m->blobs_failed = labelled(reg, "lst_gateway_in_blobs_total", "Blobs handled, by result",
-                               "result", "failed");
+    m->blobs_stored =
+        labelled(reg, "lst_gateway_in_blobs_total", "Blobs handled, by result", "result", "stored");
+    m->blobs_failed =
+        labelled(reg, "lst_gateway_in_blobs_total", "Blobs handled, by result", "result", "failed");
     const char *pk_help = "Sender public keys resolved, by source";
     m->pubkey_local = labelled(reg, "lst_gateway_in_pubkeys_total", pk_help, "source", "process");
     m->pubkey_redis = labelled(reg, "lst_gateway_in_pubkeys_total", pk_help, "source", "redis");
-    m->pubkey_gateway =
-        labelled(reg, "lst_gateway_in_pubkeys_total", pk_help, "source", "gateway");
+    m->pubkey_gateway = labelled(reg, "lst_gateway_in_pubkeys_total", pk_help, "source", "gateway");
     m->redis_errors = lst_metrics_counter(reg, "lst_gateway_in_redis_errors_total",
                                           "Redis failures (dedupe or key cache skipped)", NULL);
     m->possible_duplicates =

@@ -92,8 +92,7 @@ static bool redis_get(struct gateway_in *ctx, const char *id, uint8_t key[LST_TH
     lst_err err = lst_redis_cmdf(r, &reply, "GET %spk:%s", ctx->cfg.redis_prefix, id);
     gwin_pool_give(ctx->redis, r);
     bool hit = err == LST_OK && reply->type == REDIS_REPLY_STRING &&
-               lst_threema_hex_decode(reply->str, reply->len, key, LST_THREEMA_KEY_SIZE) ==
-                   LST_OK;
+               lst_threema_hex_decode(reply->str, reply->len, key, LST_THREEMA_KEY_SIZE) == LST_OK;
     if (err != LST_OK)
         lst_counter_inc(ctx->m.redis_errors);
     freeReplyObject(reply);
@@ -103,8 +102,8 @@ static bool redis_get(struct gateway_in *ctx, const char *id, uint8_t key[LST_TH
 static void redis_put(struct gateway_in *ctx, const char *id, const char *hex)
 {
     struct lst_redis *r = gwin_pool_take(ctx->redis);
-    lst_err err = lst_redis_cmdf(r, NULL, "SET %spk:%s %s EX %lld", ctx->cfg.redis_prefix, id,
-                                 hex, (long long)ctx->cfg.pubkey_ttl_s);
+    lst_err err = lst_redis_cmdf(r, NULL, "SET %spk:%s %s EX %lld", ctx->cfg.redis_prefix, id, hex,
+                                 (long long)ctx->cfg.pubkey_ttl_s);
     gwin_pool_give(ctx->redis, r);
     if (err != LST_OK)
         lst_counter_inc(ctx->m.redis_errors);
@@ -131,16 +130,17 @@ static enum gwin_fetch from_gateway(struct gateway_in *ctx, const char *id,
     if (o == LST_GATEWAY_PERMANENT)
         return GWIN_FETCH_PERMANENT;
     if (o == LST_GATEWAY_FATAL)
-        LST_ERROR("gateway_in.gateway_fatal", "the Gateway refuses us (%s): check "
-                  "LST_GATEWAY_URL, LST_GATEWAY_ID and LST_GATEWAY_SECRET", res.reason);
+        LST_ERROR("gateway_in.gateway_fatal",
+                  "the Gateway refuses us (%s): check "
+                  "LST_GATEWAY_URL, LST_GATEWAY_ID and LST_GATEWAY_SECRET",
+                  res.reason);
     else
         LST_WARN("gateway_in.pubkey_unavailable", "fetching the key of %s: %s", id, res.reason);
     return GWIN_FETCH_RETRY;
 }
 
 enum gwin_fetch gwin_pubkey_get(struct gateway_in *ctx, const char *id, bool fresh,
-                                uint8_t pk[LST_THREEMA_KEY_SIZE], bool *cached,
-                                struct lst_buf *why)
+                                uint8_t pk[LST_THREEMA_KEY_SIZE], bool *cached, struct lst_buf *why)
 {
     *cached = !fresh;
     if (!fresh && local_get(ctx->pubkeys, id, pk)) {

@@ -72,8 +72,8 @@ lst_err gwin_publish_dlq(struct gateway_in *ctx, const char *key, const char *bo
     d.has_value = true;
     if (err == LST_OK)
         err = lst_dlq_payload_set(&d.value, body, len);
-    if (err == LST_OK && (d.source_topic == NULL || d.error == NULL || d.reason == NULL ||
-                          d.service == NULL))
+    if (err == LST_OK &&
+        (d.source_topic == NULL || d.error == NULL || d.reason == NULL || d.service == NULL))
         err = LST_ERR_NOMEM;
     if (err == LST_OK && strlen(d.reason) > LST_REASON_MAX)
         d.reason[LST_REASON_MAX] = '\0'; /* reasons are ASCII: a plain cut is fine */

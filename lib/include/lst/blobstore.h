@@ -77,8 +77,8 @@ bool lst_blobstore_ref_valid(const char *ref);
 /* sha256 of data as 64 lowercase hex plus NUL. */
 void lst_blobstore_ref_of(const void *data, size_t len, char ref[LST_BLOBSTORE_REF_HEX + 1]);
 
-/* Stores data (any length, also 0) with the metadata of desc, durably (see above), and writes its ref.
- * Idempotent: storing the same bytes again returns the same ref. */
+/* Stores data (any length, also 0) with the metadata of desc, durably (see above), and writes its
+ * ref. Idempotent: storing the same bytes again returns the same ref. */
 lst_err lst_blobstore_put(struct lst_blobstore *bs, const void *data, size_t len,
                           const struct lst_blob_desc *desc, char ref[LST_BLOBSTORE_REF_HEX + 1]);
 

@@ -37,6 +37,9 @@ struct lst_service_opts {
     /* Concurrent connections (= handler threads); 0: the HTTP server's default (64).
      * Services whose handlers block on purpose (gateway-in waits for Kafka acks) raise it. */
     unsigned max_connections;
+    /* NULL or a NULL-terminated list of extra librdkafka "key=value" properties for the
+     * producer (lst_kafka_config.extra), e.g. gateway-in's shorter reconnect backoff. */
+    const char *const *kafka_extra;
 };
 
 struct lst_service {
