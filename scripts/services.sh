@@ -117,7 +117,28 @@ point_simulator_at_gateway_in() {
     fi
 }
 
+# The view API refuses every request without a token file. For the demo, two tokens are made
+# once per stack folder: the plain tokens go to demo-tokens.env (mode 600) for the user, their
+# sha256 hashes to the token file the view-api reads (it stores no plain token).
+demo_tokens() {
+    [ -z "${LST_VIEW_TOKENS_FILE:-}" ] || return 0
+    local hashed=$STACK_DIR/view-tokens plain=$STACK_DIR/demo-tokens.env admin dispatcher
+    if [ ! -s "$hashed" ] || [ ! -s "$plain" ]; then
+        admin=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+        dispatcher=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
+        (
+            umask 077
+            printf 'LST_VIEW_ADMIN_TOKEN=%s\nLST_VIEW_DISPATCHER_TOKEN=%s\n' "$admin" "$dispatcher" >"$plain"
+            printf '%s admin demo-admin -\n%s dispatcher demo-dispatcher -\n' \
+                "$(printf %s "$admin" | sha256sum | cut -d' ' -f1)" \
+                "$(printf %s "$dispatcher" | sha256sum | cut -d' ' -f1)" >"$hashed"
+        )
+    fi
+    export LST_VIEW_TOKENS_FILE=$hashed
+}
+
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$LST_BLOB_DIR"
+demo_tokens
 case "${1:-}" in
 start)
     for s in $SERVICES; do start_one "${s%%:*}" "$(port_of "${s%%:*}" "${s##*:}")"; done

@@ -1,17 +1,122 @@
+/* The view-api context: tokens, CORS origins, the blob store, topic names and the service
+ * frame with the routes; run and ordered shutdown. */
+#include <string.h>
+
+#include "lst/log.h"
 #include "view_api.h"
 
-int view_api_run(struct view_api *ctx)
+static const struct lst_http_route routes[] = {
+    /* preflight per API path (not one /api/ prefix, so unknown paths stay 404) */
+    {"OPTIONS", "/api/me", false, va_handle_preflight},
+    {"OPTIONS", "/api/employees", false, va_handle_preflight},
+    {"OPTIONS", "/api/employees/", true, va_handle_preflight},
+    {"OPTIONS", "/api/admin/erp-import", false, va_handle_preflight},
+    {"OPTIONS", "/api/messages", false, va_handle_preflight},
+    {"OPTIONS", "/api/messages/", true, va_handle_preflight},
+    {"OPTIONS", "/api/timeline", false, va_handle_preflight},
+    {"GET", "/api/me", false, va_handle_me},
+    {"GET", "/api/employees", false, va_handle_employees},
+    {"GET", "/api/employees/", true, va_handle_employee_sub},
+    {"POST", "/api/admin/erp-import", false, va_handle_erp_import},
+    {"POST", "/api/messages", false, va_handle_send},
+    {"GET", "/api/messages/", true, va_handle_message},
+    {"GET", "/api/timeline", false, va_handle_timeline},
+};
+
+static lst_err load_access(struct view_api *ctx)
 {
+    struct lst_buf why;
+    lst_err err;
+    lst_buf_init(&why);
+    err = va_tokens_load(&ctx->tokens, ctx->cfg.tokens_file, &why);
+    if (err == LST_OK)
+        err = va_cors_parse(&ctx->cors, ctx->cfg.cors_origins, &why);
+    if (err != LST_OK)
+        LST_ERROR("view_api.config", "%s", why.data ? why.data : lst_strerror(err));
+    else if (ctx->tokens.n == 0)
+        LST_WARN("view_api.no_tokens", "no API tokens configured (LST_VIEW_TOKENS_FILE): every "
+                                       "API request is refused");
+    lst_buf_cleanup(&why);
+    return err;
+}
+
+static lst_err topics(struct view_api *ctx)
+{
+    const struct lst_common_config *c = &ctx->cfg.common;
+    lst_err err =
+        lst_config_topic(c, "lst.message", ctx->topic_message, sizeof(ctx->topic_message));
+    if (err == LST_OK)
+        err = lst_config_topic(c, "lst.outbound", ctx->topic_outbound, sizeof(ctx->topic_outbound));
+    if (err == LST_OK)
+        err = lst_config_topic(c, "lst.employees", ctx->topic_employees,
+                               sizeof(ctx->topic_employees));
+    return err;
+}
+
+lst_err view_api_create(struct view_api *ctx, int port_override)
+{
+    lst_err err = load_access(ctx);
+    if (err == LST_OK)
+        err = topics(ctx);
+    if (err != LST_OK)
+        goto out;
+    /* Without a blob store only uploads fail (503); the rest of the API still serves. */
+    if (lst_blobstore_create(ctx->cfg.blob_dir, &ctx->blobs) != LST_OK)
+        LST_WARN("view_api.blobstore", "blob store unavailable: uploads are refused");
     struct lst_service_opts opts = {
         .name = view_api_program.name,
         .common = &ctx->cfg.common,
-        .http_port = (uint16_t)ctx->cfg.http_port,
+        .http_port = port_override >= 0 ? (uint16_t)port_override : (uint16_t)ctx->cfg.http_port,
+        .routes = routes,
+        .nroutes = LST_ARRAY_LEN(routes),
         .ud = ctx,
+        .max_body = (size_t)ctx->cfg.upload_max_body,
+        /* sends and imports wait for Kafka's acks inside their handler */
+        .max_connections = 128,
     };
-    if (lst_service_start(&opts, &ctx->svc) != LST_OK)
-        return 1;
-    int code = lst_service_run(ctx->svc, NULL, ctx, 500);
+    err = lst_service_start(&opts, &ctx->svc);
+out:
+    if (err != LST_OK)
+        view_api_destroy(ctx);
+    return err;
+}
+
+void view_api_destroy(struct view_api *ctx)
+{
     lst_service_destroy(ctx->svc);
     ctx->svc = NULL;
+    lst_blobstore_destroy(ctx->blobs);
+    ctx->blobs = NULL;
+    va_tokens_cleanup(&ctx->tokens);
+    va_cors_cleanup(&ctx->cors);
+}
+
+uint16_t view_api_port(const struct view_api *ctx)
+{
+    return lst_http_server_port(ctx->svc->http);
+}
+
+int view_api_run(struct view_api *ctx)
+{
+    if (view_api_create(ctx, -1) != LST_OK)
+        return 1;
+    int code = lst_service_run(ctx->svc, NULL, ctx, 500);
+    view_api_destroy(ctx);
     return code;
+}
+
+void va_handle_me(void *ud, const struct lst_http_request *req, struct lst_http_response *resp)
+{
+    struct va_req r;
+    struct lst_buf b;
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+        return;
+    lst_buf_init(&b);
+    lst_buf_puts(&b, "{");
+    va_json_kv(&b, false, "user", r.who->user);
+    va_json_kv(&b, true, "role", r.who->role == VA_ROLE_ADMIN ? "admin" : "dispatcher");
+    va_json_kv(&b, true, "department", r.who->department);
+    lst_buf_puts(&b, "}");
+    va_reply_json(&r, 200, &b);
+    lst_buf_cleanup(&b);
 }

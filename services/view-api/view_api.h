@@ -1,21 +1,63 @@
-/* view-api: serves the dispatchers' views and takes send requests for the single-page apps */
+/* view-api: serves the dispatchers' views and takes send requests for the single-page apps.
+ *
+ * Reads the ledger's projections in Redis (docs/ledger.md) and writes only by producing to
+ * Kafka (lst.message, lst.outbound, lst.employees); its own small state (idempotency keys) is
+ * the one exception and lives under its own key prefix. docs/view-api.md describes the API,
+ * proto/openapi.yaml is its contract.
+ *
+ * Files, one concern each:
+ *   main.c        configuration sections, run
+ *   config.c      the service's configuration table
+ *   view_api.c    the context: create (tokens, CORS, blob store), routes, run, destroy
+ *   auth.c        bearer tokens from the token file (hashed), roles
+ *   cors.c        allowed origins, CORS headers, preflight
+ *   request.c     the frame of every API handler (CORS, auth), JSON bodies, query helpers,
+ *                 problem details with extension members
+ *   produce.c     producing a batch of records and waiting for every acknowledgement
+ *   directory.c   reading the employee directory projection
+ *   employees.c   GET /api/employees
+ *   csv.c         an RFC 4180 CSV reader
+ *   erp_import.c  POST /api/admin/erp-import (CSV and JSON, upsert and full sync)
+ *   audience.c    resolving explicit employees and a selector to recipients
+ *   send.c        POST /api/messages (idempotency key, records, 202)
+ *   feed.c        the timeline engine: indexes, filters, cursor pages, item JSON
+ *   timeline.c    GET /api/timeline
+ *   history.c     GET /api/employees/{id}/history
+ *   detail.c      GET /api/messages/{id}
+ *
+ * Threads: handlers run concurrently on the HTTP server's connection threads. Everything in
+ * the context is read-only after start except through thread-safe objects (lst_redis,
+ * lst_kafka_producer, lst_metrics). */
 #ifndef LST_SVC_VIEW_API_H
 #define LST_SVC_VIEW_API_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
+#include "lst/blobstore.h"
 #include "lst/config.h"
+#include "lst/http.h"
+#include "lst/records.h"
 #include "lst/service.h"
+
+/* ---- configuration (config.c) ---- */
 
 struct view_api_config {
     struct lst_common_config common;
-    int64_t http_port; /* LST_HTTP_PORT */
-};
-
-/* The one context of the service: it owns every resource. */
-struct view_api {
-    struct view_api_config cfg;
-    struct lst_service *svc;
+    int64_t http_port;       /* LST_HTTP_PORT */
+    char *tokens_file;       /* LST_VIEW_TOKENS_FILE */
+    char *cors_origins;      /* LST_VIEW_CORS_ORIGINS: comma-separated */
+    int64_t json_max_body;   /* LST_VIEW_JSON_MAX_BODY */
+    int64_t upload_max_body; /* LST_VIEW_UPLOAD_MAX_BODY */
+    int64_t idem_ttl_ms;     /* LST_VIEW_IDEMPOTENCY_TTL_MS */
+    int64_t kafka_wait_ms;   /* LST_VIEW_KAFKA_WAIT_MS */
+    int64_t page_max;        /* LST_VIEW_PAGE_MAX */
+    int64_t scan_max;        /* LST_VIEW_SCAN_MAX */
+    char *key_prefix;        /* LST_VIEW_KEY_PREFIX: the view-api's own keys */
+    char *ledger_prefix;     /* LST_VIEW_LEDGER_PREFIX: the ledger's projections */
+    char *blob_dir;          /* LST_BLOB_DIR */
 };
 
 extern const struct lst_config_program view_api_program;
@@ -23,7 +65,268 @@ extern const struct lst_config_program view_api_program;
 /* The service's own configuration section (the common one comes from the library). */
 struct lst_config_section view_api_config_section(struct view_api_config *cfg);
 
+/* ---- auth (auth.c) ---- */
+
+enum va_role { VA_ROLE_DISPATCHER = 0, VA_ROLE_ADMIN = 1 };
+
+#define VA_TOKEN_HASH_LEN 32 /* sha256 */
+
+struct va_token {
+    unsigned char hash[VA_TOKEN_HASH_LEN];
+    enum va_role role;
+    char *user;       /* user id (the dispatcher of lst.message) */
+    char *department; /* NULL when "-" */
+};
+
+struct va_tokens {
+    struct va_token *items;
+    size_t n;
+};
+
+/* Parses the token file text: one token per line, "<sha256 hex> <role> <user> <department>",
+ * fields separated by blanks, '#' comments and empty lines ignored; department "-" means none.
+ * LST_ERR_CONFIG with the line number and reason in why. Appends to t. */
+lst_err va_tokens_parse(struct va_tokens *t, const char *text, struct lst_buf *why);
+/* Reads and parses the file (NULL: no tokens, every API request is refused). */
+lst_err va_tokens_load(struct va_tokens *t, const char *path, struct lst_buf *why);
+void va_tokens_cleanup(struct va_tokens *t);
+/* The entry of a presented token (hashed, compared in constant time against every entry), or
+ * NULL. Borrowed from t. */
+const struct va_token *va_tokens_find(const struct va_tokens *t, const char *token, size_t len);
+
+/* ---- CORS (cors.c) ---- */
+
+struct va_cors {
+    char **origins; /* exact origins such as "https://dispo.example.com"; "*" allows any */
+    size_t n;
+};
+
+lst_err va_cors_parse(struct va_cors *c, const char *list, struct lst_buf *why);
+void va_cors_cleanup(struct va_cors *c);
+bool va_cors_allowed(const struct va_cors *c, const char *origin);
+struct view_api;
+/* Adds the CORS response headers when the request's Origin is allowed. */
+void va_cors_apply(struct view_api *ctx, const struct lst_http_request *req,
+                   struct lst_http_response *resp);
+
+/* ---- the context (view_api.c) ---- */
+
+struct view_api {
+    struct view_api_config cfg;
+    struct lst_service *svc;
+    struct va_tokens tokens;
+    struct va_cors cors;
+    struct lst_blobstore *blobs; /* NULL when the blob store could not be opened */
+    char topic_message[LST_TOPIC_MAX + 1];
+    char topic_outbound[LST_TOPIC_MAX + 1];
+    char topic_employees[LST_TOPIC_MAX + 1];
+};
+
+/* Loads tokens and CORS origins, opens the blob store, starts the service with the routes.
+ * port_override >= 0 replaces cfg.http_port (0: an ephemeral port, see view_api_port; tests);
+ * -1 keeps it. On failure everything built is freed by view_api_destroy. */
+lst_err view_api_create(struct view_api *ctx, int port_override);
+/* Stops the service (requests in flight finish) and frees what the context owns except cfg. */
+void view_api_destroy(struct view_api *ctx);
+/* The bound HTTP port. */
+uint16_t view_api_port(const struct view_api *ctx);
+
 /* Runs the service with its loaded configuration until SIGTERM; returns the exit code. */
 int view_api_run(struct view_api *ctx);
+
+/* ---- the frame of every handler (request.c) ---- */
+
+/* One authenticated API request. */
+struct va_req {
+    struct view_api *ctx;
+    struct lst_service *svc;
+    const struct lst_http_request *http;
+    struct lst_http_response *resp;
+    const struct va_token *who;
+};
+
+/* Adds the CORS headers, authenticates the bearer token and checks the role. false when the
+ * response is already set (401, 403). */
+bool va_begin(void *ud, const struct lst_http_request *req, struct lst_http_response *resp,
+              enum va_role need, struct va_req *out);
+
+/* A problem with extension members: ext is the JSON text of the extra members without braces
+ * (e.g. "\"errors\":[...]"), may be NULL. */
+void va_problem_ext(struct lst_http_response *resp, int status, const char *type, const char *title,
+                    const char *detail, const char *ext);
+
+/* Parses the body as one JSON object (checks the JSON size limit, UTF-8). NULL with the 4xx
+ * problem set otherwise; the caller frees the result with json_object_put. */
+struct json_object *va_json_body(struct va_req *r);
+/* The same with another size limit (uploads, imports). */
+struct json_object *va_json_body_max(struct va_req *r, int64_t max);
+
+/* Appends the string values of a JSON array of strings (max items, each at most max_len
+ * bytes; NULL array: nothing). false with the reason in why ("departments[2]: expected
+ * string"). */
+bool va_json_strv(struct json_object *arr, const char *name, size_t max, size_t max_len,
+                  struct lst_strv *out, struct lst_buf *why);
+
+/* A query parameter split at commas into out (empty items refused). false with why. */
+bool va_query_list(const struct lst_http_request *req, const char *name, size_t max_len,
+                   struct lst_strv *out, struct lst_buf *why);
+
+/* The "limit" query parameter within [1, page_max] (default def). false with why. */
+bool va_query_limit(const struct va_req *r, int64_t def, int64_t *out, struct lst_buf *why);
+
+/* Sends a JSON body. */
+void va_reply_json(struct va_req *r, int status, const struct lst_buf *body);
+
+/* Full Redis key: ledger prefix + rest. */
+lst_err va_lkey(const struct view_api *ctx, struct lst_buf *out, const char *fmt, ...)
+    LST_PRINTF(3, 4);
+
+/* True when s is a valid employee ID (proto/README.md). */
+bool va_employee_id_ok(const char *s);
+
+/* Appends "key":<json string> (with a leading comma when comma is true). Skips NULL values. */
+void va_json_kv(struct lst_buf *b, bool comma, const char *key, const char *val);
+/* Appends a JSON array of the strings of v. */
+void va_json_strv_out(struct lst_buf *b, const struct lst_strv *v);
+
+/* ---- producing (produce.c) ---- */
+
+struct va_batch; /* records produced together, waited for together */
+
+lst_err va_batch_create(struct va_batch **out);
+void va_batch_destroy(struct va_batch *b);
+/* Queues one record (key and value copied); a tombstone when value is NULL. */
+lst_err va_batch_produce(struct va_batch *b, struct lst_kafka_producer *p, const char *topic,
+                         const char *key, const char *value, size_t len);
+/* Waits until every record of the batch has its delivery report or wait_ms passed. LST_OK
+ * when every record was acknowledged; else the first error (LST_ERR_TIMEOUT when the wait
+ * ran out). *acked receives the acknowledged count. */
+lst_err va_batch_wait(struct va_batch *b, int64_t wait_ms, size_t *acked);
+/* True when every queued record has its report (only then may the batch be destroyed). */
+bool va_batch_settled(struct va_batch *b);
+/* Destroys b when settled; otherwise leaves it to the producer (a bounded leak that only
+ * happens when a wait timed out, instead of a use-after-free in the delivery callback). */
+void va_batch_release(struct va_batch *b);
+
+/* ---- the employee directory (directory.c) ---- */
+
+/* One employee of the ledger's directory, every field owned. */
+struct va_employee {
+    char *id;
+    char *name;
+    char *department;
+    char *vehicle;
+    struct lst_strv tags;
+    bool active;
+    char *threema_id;
+    char *phone;
+    char *email;
+    int64_t updated_at;
+    char *source;
+};
+
+void va_employee_cleanup(struct va_employee *e);
+/* Loads the employees of ids (one pipelined round); found[i] tells which exist. out[] must
+ * hold n zeroed entries. */
+lst_err va_directory_get(struct view_api *ctx, const char *const *ids, size_t n,
+                         struct va_employee *out, bool *found);
+/* Up to limit employee IDs after `after` (exclusive; NULL: from the start) in ID order. */
+lst_err va_directory_ids(struct view_api *ctx, const char *after, size_t limit,
+                         struct lst_strv *out);
+/* Every member of a directory set such as "emp:dep:<name>" (ledger prefix added). */
+lst_err va_directory_set(struct view_api *ctx, const char *set, const char *name,
+                         struct lst_strv *out);
+/* Appends the employee as a JSON object. */
+void va_employee_json(struct lst_buf *b, const struct va_employee *e);
+
+/* ---- CSV (csv.c) ---- */
+
+struct va_csv {
+    const char *p, *end;
+    int line;        /* line of the reader's position */
+    int record_line; /* first line of the record va_csv_next returned last */
+};
+
+void va_csv_init(struct va_csv *c, const char *data, size_t len);
+/* The next record's fields appended to out: 1 when a record was read, 0 at the end, -1 for
+ * malformed CSV (why: a static reason; the reader cannot go on). */
+int va_csv_next(struct va_csv *c, struct lst_strv *out, const char **why);
+
+/* ---- audience (audience.c) ---- */
+
+enum va_skip_reason { VA_SKIP_UNKNOWN = 0, VA_SKIP_INACTIVE, VA_SKIP_NO_CONTACT };
+
+struct va_audience {
+    struct lst_selector selector; /* as requested (employee_ids: the explicit ones) */
+    struct va_employee *recipients;
+    size_t nrecipients;
+    struct {
+        char *id;
+        enum va_skip_reason reason;
+    } * skipped;
+    size_t nskipped;
+};
+
+const char *va_skip_reason_name(enum va_skip_reason r);
+/* Resolves explicit IDs plus the selector (within a list any item, across lists all;
+ * selector.has_active false means active only) to recipients, in ID order, without
+ * duplicates. An empty selector (no list) selects nobody. */
+lst_err va_audience_resolve(struct view_api *ctx, struct va_audience *a);
+void va_audience_cleanup(struct va_audience *a);
+
+/* ---- the timeline engine (feed.c) ---- */
+
+enum va_status_filter { VA_ST_ANY = 0, VA_ST_FAILED, VA_ST_UNREAD, VA_ST_UNDELIVERED };
+
+struct va_filter {
+    const char *dir; /* "in" | "out" | NULL */
+    struct lst_strv kinds, categories, hidden, employees, departments, vehicles, dispatchers;
+    enum va_status_filter status;
+    bool has_from, has_to;
+    int64_t from, to; /* ms, inclusive */
+    char *q;          /* lowercase ASCII-folded search text, NULL: none */
+};
+
+struct va_cursor {
+    bool set;
+    int64_t score;
+    char id[128];
+};
+
+void va_filter_cleanup(struct va_filter *f);
+/* Parses the common filter query parameters (docs/view-api.md). false with why. */
+bool va_filter_parse(const struct lst_http_request *req, struct va_filter *f, struct lst_buf *why);
+bool va_cursor_parse(const char *s, struct va_cursor *c);
+
+/* Runs one page: newest first, at most limit items matching f, starting after cur. The JSON
+ * {"items":[...],"next_cursor":..} goes to out. recipient: when not NULL, each item gets that
+ * employee's per-recipient status. */
+lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const struct va_cursor *cur,
+                     int64_t limit, const char *recipient, struct lst_buf *out);
+/* One recipient's state object from the ledger's compact state JSON; rroff: the recipient
+ * evidently has read receipts off (a "delivered" state is then marked read_unknown). */
+void va_recipient_json(struct lst_buf *b, const char *state_json, bool rroff);
+/* The item JSON of one message hash (HGETALL reply pairs). */
+void va_item_json(struct lst_buf *b, const redisReply *hash);
+
+/* ---- handlers ---- */
+
+void va_handle_preflight(void *ud, const struct lst_http_request *req,
+                         struct lst_http_response *resp);
+void va_handle_employees(void *ud, const struct lst_http_request *req,
+                         struct lst_http_response *resp);
+void va_handle_employee_sub(void *ud, const struct lst_http_request *req,
+                            struct lst_http_response *resp);
+void va_handle_erp_import(void *ud, const struct lst_http_request *req,
+                          struct lst_http_response *resp);
+void va_handle_send(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
+void va_handle_timeline(void *ud, const struct lst_http_request *req,
+                        struct lst_http_response *resp);
+void va_handle_message(void *ud, const struct lst_http_request *req,
+                       struct lst_http_response *resp);
+void va_handle_me(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
+
+/* History of one employee (called by va_handle_employee_sub for .../{id}/history). */
+void va_history(struct va_req *r, const char *employee_id);
 
 #endif

@@ -1,0 +1,166 @@
+/* GET /api/messages/{id}: one item with everything the ledger knows: content, audience (the
+ * selector and the resolved recipients), per-recipient state with the time of every step,
+ * the aggregates, and the replies linked to it. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "view_api.h"
+
+static bool id_ok(const char *id)
+{
+    size_t len = strlen(id);
+    if (len == 0 || len > 64)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              c == ':' || c == '*'))
+            return false;
+    }
+    return true;
+}
+
+static const char *hget(const redisReply *h, const char *field)
+{
+    for (size_t i = 0; h != NULL && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+        if (strcmp(h->element[i]->str, field) == 0 && h->element[i + 1]->type == REDIS_REPLY_STRING)
+            return h->element[i + 1]->str;
+    }
+    return NULL;
+}
+
+/* Appends a stored JSON value as is when it parses, else null. */
+static void raw_json(struct lst_buf *b, const char *s)
+{
+    struct json_object *o = s != NULL ? json_tokener_parse(s) : NULL;
+    if (o != NULL)
+        lst_buf_puts(b, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    else
+        lst_buf_puts(b, "null");
+    json_object_put(o);
+}
+
+static lst_err load(struct view_api *ctx, const char *id, struct lst_redis_pipe *p)
+{
+    struct lst_buf k;
+    lst_buf_init(&k);
+    va_lkey(ctx, &k, "m:%s", id);
+    const char *a[] = {"HGETALL", k.data};
+    lst_redis_pipe_add(p, 2, a, NULL);
+    va_lkey(ctx, &k, "r:%s", id);
+    const char *b[] = {"HGETALL", k.data};
+    lst_redis_pipe_add(p, 2, b, NULL);
+    va_lkey(ctx, &k, "rep:%s", id);
+    const char *c[] = {"ZRANGE", k.data, "0", "-1"};
+    lst_redis_pipe_add(p, 4, c, NULL);
+    va_lkey(ctx, &k, "rroff");
+    const char *d[] = {"SMEMBERS", k.data};
+    lst_redis_pipe_add(p, 2, d, NULL);
+    lst_buf_cleanup(&k);
+    return lst_redis_pipe_exec(ctx->svc->redis, p);
+}
+
+static bool member(const redisReply *set, const char *s)
+{
+    for (size_t i = 0; set != NULL && set->type == REDIS_REPLY_ARRAY && i < set->elements; i++) {
+        if (strcmp(set->element[i]->str, s) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int cmp_pair(const void *a, const void *b)
+{
+    const redisReply *const *x = a, *const *y = b;
+    return strcmp(x[0]->str, y[0]->str);
+}
+
+/* The recipients in employee ID order (hash order is Redis's, not stable). */
+static void recipients(struct lst_buf *b, const redisReply *r, const redisReply *rroff)
+{
+    size_t read_unknown = 0, n = 0;
+    const redisReply **pairs = NULL;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements >= 2) {
+        n = r->elements / 2;
+        pairs = malloc(n * 2 * sizeof(*pairs));
+        if (pairs == NULL)
+            n = 0;
+        for (size_t i = 0; i < n; i++) {
+            pairs[2 * i] = r->element[2 * i];
+            pairs[2 * i + 1] = r->element[2 * i + 1];
+        }
+        if (n > 0)
+            qsort(pairs, n, 2 * sizeof(*pairs), cmp_pair);
+    }
+    lst_buf_puts(b, ",\"recipients\":[");
+    for (size_t i = 0; i < n; i++) {
+        const char *eid = pairs[2 * i]->str, *state = pairs[2 * i + 1]->str;
+        bool off = member(rroff, eid);
+        if (i > 0)
+            lst_buf_puts(b, ",");
+        lst_buf_puts(b, "{");
+        va_json_kv(b, false, "employee_id", eid);
+        lst_buf_puts(b, ",\"status\":");
+        va_recipient_json(b, state, off);
+        lst_buf_puts(b, "}");
+        if (off && strstr(state, "\"st\":\"delivered\"") != NULL)
+            read_unknown++;
+    }
+    lst_buf_printf(b, "],\"read_unknown\":%zu", read_unknown);
+    free(pairs);
+}
+
+static void detail(struct va_req *r, const char *id)
+{
+    struct lst_redis_pipe *p = NULL;
+    struct lst_buf b;
+    lst_buf_init(&b);
+    if (lst_redis_pipe_create(&p) != LST_OK || load(r->ctx, id, p) != LST_OK) {
+        lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
+                         "the projections could not be read");
+        goto out;
+    }
+    const redisReply *m = lst_redis_pipe_reply(p, 0);
+    if (m == NULL || m->type != REDIS_REPLY_ARRAY || m->elements == 0) {
+        lst_http_problem(r->resp, 404, "message-not-found", "Message Not Found",
+                         "no message with this ID (yet: the ledger may still be applying it)");
+        goto out;
+    }
+    va_item_json(&b, m);
+    b.len--; /* reopen the item object */
+    if (hget(m, "msg") != NULL) {
+        lst_buf_puts(&b, ",\"audience\":{\"selector\":");
+        raw_json(&b, hget(m, "sel"));
+        lst_buf_puts(&b, ",\"employee_ids\":");
+        raw_json(&b, hget(m, "sel_emps"));
+        lst_buf_puts(&b, "}");
+        va_json_kv(&b, true, "idempotency_key", hget(m, "idem"));
+        recipients(&b, lst_redis_pipe_reply(p, 1), lst_redis_pipe_reply(p, 3));
+    }
+    const redisReply *rep = lst_redis_pipe_reply(p, 2);
+    lst_buf_puts(&b, ",\"replies\":[");
+    for (size_t i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        if (i > 0)
+            lst_buf_puts(&b, ",");
+        lst_buf_json_str(&b, rep->element[i]->str, rep->element[i]->len);
+    }
+    lst_buf_puts(&b, "]}");
+    va_reply_json(r, 200, &b);
+out:
+    lst_redis_pipe_destroy(p);
+    lst_buf_cleanup(&b);
+}
+
+void va_handle_message(void *ud, const struct lst_http_request *req, struct lst_http_response *resp)
+{
+    struct va_req r;
+    const char *id = req->path + strlen("/api/messages/");
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+        return;
+    if (!id_ok(id)) {
+        lst_http_problem(resp, 400, "invalid-message-id", "Invalid Message ID",
+                         "a message ID is a ULID or an inbound event ID");
+        return;
+    }
+    detail(&r, id);
+}

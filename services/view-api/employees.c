@@ -1,0 +1,242 @@
+/* GET /api/employees: the directory, in employee ID order, with search and filters and a
+ * cursor (the last ID of the page). The directory is small (hundreds to a few thousand
+ * people), so a page walks the ID index and filters the loaded entries; a page examines at
+ * most LST_VIEW_SCAN_MAX entries and then returns what it has with a cursor to go on. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "view_api.h"
+
+#define BATCH 200
+
+struct emp_filter {
+    struct lst_strv departments, vehicles, tags;
+    bool has_active, active;
+    const char *q;
+};
+
+static void emp_filter_cleanup(struct emp_filter *f)
+{
+    lst_strv_cleanup(&f->departments);
+    lst_strv_cleanup(&f->vehicles);
+    lst_strv_cleanup(&f->tags);
+}
+
+/* ASCII case-insensitive substring (UTF-8 bytes beyond ASCII compare exactly). */
+static bool contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    if (hay == NULL)
+        return false;
+    for (const char *p = hay; *p != '\0'; p++) {
+        size_t i = 0;
+        while (i < n && p[i] != '\0' &&
+               tolower((unsigned char)p[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return true;
+    }
+    return false;
+}
+
+static bool in_list(const struct lst_strv *v, const char *s)
+{
+    if (s == NULL)
+        return false;
+    for (size_t i = 0; i < v->len; i++) {
+        if (strcmp(v->items[i], s) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool matches(const struct emp_filter *f, const struct va_employee *e)
+{
+    if (f->departments.len > 0 && !in_list(&f->departments, e->department))
+        return false;
+    if (f->vehicles.len > 0 && !in_list(&f->vehicles, e->vehicle))
+        return false;
+    if (f->tags.len > 0) {
+        bool any = false;
+        for (size_t i = 0; i < e->tags.len && !any; i++)
+            any = in_list(&f->tags, e->tags.items[i]);
+        if (!any)
+            return false;
+    }
+    if (f->has_active && e->active != f->active)
+        return false;
+    if (f->q != NULL && !contains_ci(e->name, f->q) && !contains_ci(e->id, f->q) &&
+        !contains_ci(e->vehicle, f->q) && !contains_ci(e->department, f->q))
+        return false;
+    return true;
+}
+
+static bool parse_filter(const struct lst_http_request *req, struct emp_filter *f,
+                         struct lst_buf *why)
+{
+    const char *active = lst_http_query(req, "active");
+    if (!va_query_list(req, "department", LST_LABEL_MAX, &f->departments, why) ||
+        !va_query_list(req, "vehicle", LST_LABEL_MAX, &f->vehicles, why) ||
+        !va_query_list(req, "tag", LST_TAG_MAX, &f->tags, why))
+        return false;
+    if (active != NULL) {
+        if (lst_parse_bool(active, &f->active) != LST_OK) {
+            lst_buf_puts(why, "active: true or false");
+            return false;
+        }
+        f->has_active = true;
+    }
+    f->q = lst_http_query(req, "q");
+    if (f->q != NULL &&
+        (strlen(f->q) == 0 || strlen(f->q) > LST_NAME_MAX || !lst_utf8_valid(f->q, strlen(f->q)))) {
+        lst_buf_printf(why, "q: 1 to %d bytes of UTF-8", LST_NAME_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* One batch of IDs: loads them and appends the matches; *last is the last examined ID. */
+static lst_err scan_batch(struct view_api *ctx, const struct emp_filter *f,
+                          const struct lst_strv *ids, int64_t limit, int64_t *count,
+                          struct lst_buf *items, char **last)
+{
+    struct va_employee *emps = calloc(ids->len, sizeof(*emps));
+    bool *found = calloc(ids->len, sizeof(*found));
+    lst_err result = emps == NULL || found == NULL ? LST_ERR_NOMEM : LST_OK;
+    if (result == LST_OK)
+        result = va_directory_get(ctx, (const char *const *)ids->items, ids->len, emps, found);
+    for (size_t i = 0; i < ids->len && result == LST_OK && *count < limit; i++) {
+        free(*last);
+        *last = lst_strdup(ids->items[i]);
+        if (!found[i] || !matches(f, &emps[i]))
+            continue;
+        if (*count > 0)
+            lst_buf_puts(items, ",");
+        va_employee_json(items, &emps[i]);
+        (*count)++;
+    }
+    for (size_t i = 0; emps != NULL && i < ids->len; i++)
+        va_employee_cleanup(&emps[i]);
+    free(emps);
+    free(found);
+    return result;
+}
+
+static lst_err list_page(struct view_api *ctx, const struct emp_filter *f, const char *cursor,
+                         int64_t limit, struct lst_buf *out)
+{
+    lst_err result = LST_OK;
+    struct lst_buf items;
+    char *last = cursor != NULL ? lst_strdup(cursor) : NULL;
+    int64_t count = 0, scanned = 0;
+    bool end = false;
+    lst_buf_init(&items);
+    while (count < limit && !end && scanned < ctx->cfg.scan_max && result == LST_OK) {
+        struct lst_strv ids = {0};
+        result = va_directory_ids(ctx, last, BATCH, &ids);
+        if (result == LST_OK) {
+            scanned += (int64_t)ids.len;
+            result = scan_batch(ctx, f, &ids, limit, &count, &items, &last);
+            /* the end of the index, unless the page filled before this batch was examined */
+            end = ids.len < BATCH && (ids.len == 0 || strcmp(last, ids.items[ids.len - 1]) == 0);
+        }
+        lst_strv_cleanup(&ids);
+    }
+    lst_buf_puts(out, "{\"items\":[");
+    lst_buf_append(out, items.data ? items.data : "", items.len);
+    lst_buf_puts(out, "],\"next_cursor\":");
+    if (!end && last != NULL)
+        lst_buf_json_str(out, last, strlen(last));
+    else
+        lst_buf_puts(out, "null");
+    lst_buf_puts(out, "}");
+    free(last);
+    lst_buf_cleanup(&items);
+    return result;
+}
+
+static void list(struct va_req *r)
+{
+    struct emp_filter f = {0};
+    struct lst_buf why, out;
+    int64_t limit;
+    const char *cursor = lst_http_query(r->http, "cursor");
+    lst_buf_init(&why);
+    lst_buf_init(&out);
+    if (cursor != NULL && !va_employee_id_ok(cursor))
+        lst_buf_puts(&why, "cursor: not a cursor of this list");
+    if (why.len > 0 || !parse_filter(r->http, &f, &why) || !va_query_limit(r, 50, &limit, &why)) {
+        lst_http_problem(r->resp, 400, "invalid-query", "Invalid Query Parameter", "%s",
+                         why.data ? why.data : "invalid");
+        goto out;
+    }
+    if (list_page(r->ctx, &f, cursor, limit, &out) != LST_OK) {
+        lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
+                         "the directory could not be read");
+        goto out;
+    }
+    va_reply_json(r, 200, &out);
+out:
+    emp_filter_cleanup(&f);
+    lst_buf_cleanup(&why);
+    lst_buf_cleanup(&out);
+}
+
+void va_handle_employees(void *ud, const struct lst_http_request *req,
+                         struct lst_http_response *resp)
+{
+    struct va_req r;
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+        return;
+    list(&r);
+}
+
+static void one(struct va_req *r, const char *id)
+{
+    struct va_employee e = {0};
+    bool found = false;
+    struct lst_buf out;
+    lst_buf_init(&out);
+    if (va_directory_get(r->ctx, &id, 1, &e, &found) != LST_OK) {
+        lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
+                         "the directory could not be read");
+    } else if (!found) {
+        lst_http_problem(r->resp, 404, "employee-not-found", "Employee Not Found",
+                         "no employee with this ID");
+    } else {
+        va_employee_json(&out, &e);
+        va_reply_json(r, 200, &out);
+    }
+    va_employee_cleanup(&e);
+    lst_buf_cleanup(&out);
+}
+
+/* /api/employees/{id} and /api/employees/{id}/history */
+void va_handle_employee_sub(void *ud, const struct lst_http_request *req,
+                            struct lst_http_response *resp)
+{
+    struct va_req r;
+    char id[LST_EMPLOYEE_ID_MAX + 1];
+    const char *rest = req->path + strlen("/api/employees/");
+    size_t len = strcspn(rest, "/");
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+        return;
+    if (len == 0 || len > LST_EMPLOYEE_ID_MAX) {
+        lst_http_problem(resp, 404, "not-found", "Not Found", "no such resource");
+        return;
+    }
+    memcpy(id, rest, len);
+    id[len] = '\0';
+    if (!va_employee_id_ok(id)) {
+        lst_http_problem(resp, 400, "invalid-employee-id", "Invalid Employee ID",
+                         "employee IDs match ^[A-Za-z0-9][A-Za-z0-9._-]*$");
+        return;
+    }
+    if (rest[len] == '\0')
+        one(&r, id);
+    else if (strcmp(rest + len, "/history") == 0)
+        va_history(&r, id);
+    else
+        lst_http_problem(resp, 404, "not-found", "Not Found", "no such resource");
+}

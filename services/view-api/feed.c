@@ -1,0 +1,623 @@
+/* The timeline engine behind GET /api/timeline and the per-employee history, over the
+ * ledger's indexes (docs/ledger.md): sorted sets of item IDs scored by time,
+ *   <P>x:all, <P>x:<dim>:<value>           dims: dir, kind, emp, dep, veh, disp, st
+ *   <P>xc:<category>:all, <P>xc:<category>:<dim>:<value>
+ * and the item hashes <P>m:<id>.
+ *
+ * One page: the most selective index the filter allows drives the scan (newest first, from
+ * the cursor); every entry's hash is loaded in one pipelined round per batch and checked
+ * against the remaining filters (category, hidden categories, kind, direction, text search
+ * on the hash; employee, department, vehicle, dispatcher, status through ZSCORE in the other
+ * indexes, one more round). A page examines at most LST_VIEW_SCAN_MAX entries, then returns
+ * what it found with a cursor, so a very selective filter costs bounded work per request.
+ *
+ * Cursor: "<score>_<id>" of the last entry examined; entries with the same score come in
+ * descending ID order (ZREVRANGEBYSCORE), so the page after it starts below that pair. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "view_api.h"
+
+#define BATCH 100
+
+void va_filter_cleanup(struct va_filter *f)
+{
+    lst_strv_cleanup(&f->kinds);
+    lst_strv_cleanup(&f->categories);
+    lst_strv_cleanup(&f->hidden);
+    lst_strv_cleanup(&f->employees);
+    lst_strv_cleanup(&f->departments);
+    lst_strv_cleanup(&f->vehicles);
+    lst_strv_cleanup(&f->dispatchers);
+    free(f->q);
+    memset(f, 0, sizeof(*f));
+}
+
+static bool parse_time(const struct lst_http_request *req, const char *name, bool *has,
+                       int64_t *out, struct lst_buf *why)
+{
+    const char *v = lst_http_query(req, name);
+    if (v == NULL)
+        return true;
+    if (lst_parse_i64(v, 0, LST_TIME_MS_MAX, out) != LST_OK) {
+        lst_buf_printf(why, "%s: milliseconds since the epoch", name);
+        return false;
+    }
+    *has = true;
+    return true;
+}
+
+static bool parse_status(const char *v, enum va_status_filter *out, struct lst_buf *why)
+{
+    if (v == NULL)
+        return true;
+    if (strcmp(v, "failed") == 0)
+        *out = VA_ST_FAILED;
+    else if (strcmp(v, "unread") == 0)
+        *out = VA_ST_UNREAD;
+    else if (strcmp(v, "undelivered") == 0)
+        *out = VA_ST_UNDELIVERED;
+    else {
+        lst_buf_puts(why, "status: failed, unread or undelivered");
+        return false;
+    }
+    return true;
+}
+
+static bool check_slugs(const struct lst_strv *v, const char *name, struct lst_buf *why)
+{
+    for (size_t i = 0; i < v->len; i++) {
+        const char *s = v->items[i];
+        bool ok = isalnum((unsigned char)s[0]) && !isupper((unsigned char)s[0]);
+        for (size_t j = 0; ok && s[j] != '\0'; j++)
+            ok = islower((unsigned char)s[j]) || isdigit((unsigned char)s[j]) || s[j] == '.' ||
+                 s[j] == '_' || s[j] == '-';
+        if (!ok) {
+            lst_buf_printf(why, "%s: '%s' is not a category/kind slug ([a-z0-9._-])", name, s);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool va_filter_parse(const struct lst_http_request *req, struct va_filter *f, struct lst_buf *why)
+{
+    const char *dir = lst_http_query(req, "direction");
+    const char *q = lst_http_query(req, "q");
+    if (dir != NULL && strcmp(dir, "in") != 0 && strcmp(dir, "out") != 0) {
+        lst_buf_puts(why, "direction: in or out");
+        return false;
+    }
+    f->dir = dir;
+    if (!va_query_list(req, "type", 32, &f->kinds, why) ||
+        !va_query_list(req, "category", LST_SLUG_MAX, &f->categories, why) ||
+        !va_query_list(req, "hidden", LST_SLUG_MAX, &f->hidden, why) ||
+        !va_query_list(req, "employee", LST_EMPLOYEE_ID_MAX, &f->employees, why) ||
+        !va_query_list(req, "department", LST_LABEL_MAX, &f->departments, why) ||
+        !va_query_list(req, "vehicle", LST_LABEL_MAX, &f->vehicles, why) ||
+        !va_query_list(req, "dispatcher", LST_USER_ID_MAX, &f->dispatchers, why) ||
+        !check_slugs(&f->kinds, "type", why) || !check_slugs(&f->categories, "category", why) ||
+        !check_slugs(&f->hidden, "hidden", why) ||
+        !parse_status(lst_http_query(req, "status"), &f->status, why) ||
+        !parse_time(req, "from", &f->has_from, &f->from, why) ||
+        !parse_time(req, "to", &f->has_to, &f->to, why))
+        return false;
+    for (size_t i = 0; i < f->employees.len; i++) {
+        if (!va_employee_id_ok(f->employees.items[i])) {
+            lst_buf_printf(why, "employee: '%s' is not an employee ID", f->employees.items[i]);
+            return false;
+        }
+    }
+    if (f->has_from && f->has_to && f->from > f->to) {
+        lst_buf_puts(why, "from: later than to");
+        return false;
+    }
+    if (q != NULL) {
+        size_t len = strlen(q);
+        if (len == 0 || len > 256 || !lst_utf8_valid(q, len)) {
+            lst_buf_puts(why, "q: 1 to 256 bytes of UTF-8");
+            return false;
+        }
+        f->q = lst_strdup(q);
+    }
+    return true;
+}
+
+bool va_cursor_parse(const char *s, struct va_cursor *c)
+{
+    char num[24];
+    const char *us = s != NULL ? strchr(s, '_') : NULL;
+    memset(c, 0, sizeof(*c));
+    if (us == NULL || (size_t)(us - s) >= sizeof(num) || strlen(us + 1) == 0 ||
+        strlen(us + 1) >= sizeof(c->id))
+        return false;
+    memcpy(num, s, (size_t)(us - s));
+    num[us - s] = '\0';
+    if (lst_parse_i64(num, 0, LST_TIME_MS_MAX, &c->score) != LST_OK)
+        return false;
+    for (const char *p = us + 1; *p != '\0'; p++) {
+        if (!isalnum((unsigned char)*p) && *p != ':' && *p != '*')
+            return false;
+    }
+    memcpy(c->id, us + 1, strlen(us + 1) + 1);
+    c->set = true;
+    return true;
+}
+
+/* ---- choosing the index ---- */
+
+static const char *status_name(enum va_status_filter s)
+{
+    return s == VA_ST_FAILED ? "failed" : s == VA_ST_UNREAD ? "unread" : "undelivered";
+}
+
+/* The driving index "<dim>:<value>" (or "all") and which filter it already satisfies. */
+struct driver {
+    char dim[8];
+    const char *value;
+};
+
+static struct driver choose(const struct va_filter *f, const char *recipient)
+{
+    struct driver d = {"all", NULL};
+    const char *dim = NULL;
+    if (recipient != NULL) {
+        dim = "emp";
+        d.value = recipient;
+    } else if (f->employees.len == 1) {
+        dim = "emp";
+        d.value = f->employees.items[0];
+    } else if (f->vehicles.len == 1) {
+        dim = "veh";
+        d.value = f->vehicles.items[0];
+    } else if (f->dispatchers.len == 1) {
+        dim = "disp";
+        d.value = f->dispatchers.items[0];
+    } else if (f->departments.len == 1) {
+        dim = "dep";
+        d.value = f->departments.items[0];
+    } else if (f->status != VA_ST_ANY) {
+        dim = "st";
+        d.value = status_name(f->status);
+    } else if (f->kinds.len == 1) {
+        dim = "kind";
+        d.value = f->kinds.items[0];
+    } else if (f->dir != NULL) {
+        dim = "dir";
+        d.value = f->dir;
+    }
+    if (dim != NULL)
+        snprintf(d.dim, sizeof(d.dim), "%s", dim);
+    return d;
+}
+
+static lst_err driver_key(struct view_api *ctx, const struct va_filter *f, const struct driver *d,
+                          struct lst_buf *key)
+{
+    /* one wanted category: its own index family holds only that category */
+    if (f->categories.len == 1 && d->value != NULL)
+        return va_lkey(ctx, key, "xc:%s:%s:%s", f->categories.items[0], d->dim, d->value);
+    if (f->categories.len == 1)
+        return va_lkey(ctx, key, "xc:%s:all", f->categories.items[0]);
+    if (d->value != NULL)
+        return va_lkey(ctx, key, "x:%s:%s", d->dim, d->value);
+    return va_lkey(ctx, key, "x:all");
+}
+
+/* ---- checks on one item ---- */
+
+static const char *hget(const redisReply *h, const char *field)
+{
+    if (h == NULL || h->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        if (h->element[i]->type == REDIS_REPLY_STRING && strcmp(h->element[i]->str, field) == 0)
+            return h->element[i + 1]->type == REDIS_REPLY_STRING ? h->element[i + 1]->str : NULL;
+    }
+    return NULL;
+}
+
+static bool in_list(const struct lst_strv *v, const char *s)
+{
+    for (size_t i = 0; s != NULL && i < v->len; i++) {
+        if (strcmp(v->items[i], s) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (const char *p = hay; p != NULL && *p != '\0'; p++) {
+        size_t i = 0;
+        while (i < n && p[i] != '\0' &&
+               tolower((unsigned char)p[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return true;
+    }
+    return false;
+}
+
+static bool hash_matches(const struct va_filter *f, const redisReply *h)
+{
+    const char *cat = hget(h, "cat");
+    if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements == 0)
+        return false; /* erased or purged since it was indexed */
+    if (f->categories.len > 0 && !in_list(&f->categories, cat))
+        return false;
+    if (f->hidden.len > 0 && in_list(&f->hidden, cat))
+        return false;
+    if (f->kinds.len > 0 && !in_list(&f->kinds, hget(h, "kind")))
+        return false;
+    if (f->dir != NULL && (hget(h, "dir") == NULL || strcmp(f->dir, hget(h, "dir")) != 0))
+        return false;
+    if (f->q != NULL && !contains_ci(hget(h, "text"), f->q) &&
+        !contains_ci(hget(h, "caption"), f->q) && !contains_ci(hget(h, "filename"), f->q) &&
+        !contains_ci(hget(h, "place"), f->q) && !contains_ci(hget(h, "addr"), f->q))
+        return false;
+    return true;
+}
+
+/* The index memberships still to check: (dim, values) pairs. */
+struct member_check {
+    const char *dim;
+    const struct lst_strv *values;
+    const char *single;
+};
+
+static size_t member_checks(const struct va_filter *f, const struct driver *d,
+                            struct member_check out[5])
+{
+    size_t n = 0;
+    const struct {
+        const char *dim;
+        const struct lst_strv *v;
+    } lists[] = {{"emp", &f->employees},
+                 {"dep", &f->departments},
+                 {"veh", &f->vehicles},
+                 {"disp", &f->dispatchers}};
+    for (size_t i = 0; i < LST_ARRAY_LEN(lists); i++) {
+        if (lists[i].v->len == 0)
+            continue;
+        if (d->value != NULL && strcmp(d->dim, lists[i].dim) == 0 && lists[i].v->len == 1)
+            continue;
+        out[n].dim = lists[i].dim;
+        out[n].values = lists[i].v;
+        out[n].single = NULL;
+        n++;
+    }
+    if (f->status != VA_ST_ANY && strcmp(d->dim, "st") != 0) {
+        out[n].dim = "st";
+        out[n].values = NULL;
+        out[n].single = status_name(f->status);
+        n++;
+    }
+    return n;
+}
+
+/* ---- the item JSON ---- */
+
+static const struct {
+    const char *field, *json;
+    bool number;
+} ITEM_FIELDS[] = {
+    {"dir", "direction", false},
+    {"at", "at", true},
+    {"cat", "category", false},
+    {"kind", "kind", false},
+    {"text", "text", false},
+    {"caption", "caption", false},
+    {"filename", "filename", false},
+    {"mime", "mime", false},
+    {"size", "size", true},
+    {"blob", "blob", false},
+    {"thumb", "thumbnail_blob", false},
+    {"blob_error", "blob_error", false},
+    {"lat", "lat", true},
+    {"lon", "lon", true},
+    {"acc", "accuracy", true},
+    {"place", "place", false},
+    {"addr", "address", false},
+    {"disp", "dispatcher", false},
+    {"disp_name", "dispatcher_name", false},
+    {"dep", "department", false},
+    {"veh", "vehicle", false},
+    {"eid", "employee_id", false},
+    {"from", "from", false},
+    {"reply_to", "reply_to", false},
+    {"audience", "audience_count", true},
+    {"handled_by", "handled_by", false},
+};
+
+static const char *const STATES[] = {"queued",    "retrying", "failed",       "sent",
+                                     "delivered", "read",     "acknowledged", "declined"};
+
+static bool numeric(const char *s)
+{
+    double d;
+    return s != NULL && lst_parse_double(s, -1e300, 1e300, &d) == LST_OK;
+}
+
+void va_item_json(struct lst_buf *b, const redisReply *h)
+{
+    const char *id = hget(h, "id");
+    lst_buf_puts(b, "{");
+    va_json_kv(b, false, "id", id != NULL ? id : "");
+    for (size_t i = 0; i < LST_ARRAY_LEN(ITEM_FIELDS); i++) {
+        const char *v = hget(h, ITEM_FIELDS[i].field);
+        if (v == NULL)
+            continue;
+        if (ITEM_FIELDS[i].number && numeric(v))
+            lst_buf_printf(b, ",\"%s\":%s", ITEM_FIELDS[i].json, v);
+        else if (!ITEM_FIELDS[i].number)
+            va_json_kv(b, true, ITEM_FIELDS[i].json, v);
+    }
+    if (hget(h, "msg") != NULL) {
+        const char *n = hget(h, "n");
+        lst_buf_printf(b, ",\"counts\":{\"recipients\":%s", numeric(n) ? n : "0");
+        for (size_t i = 0; i < LST_ARRAY_LEN(STATES); i++) {
+            char f[32];
+            snprintf(f, sizeof(f), "s:%s", STATES[i]);
+            const char *v = hget(h, f);
+            lst_buf_printf(b, ",\"%s\":%s", STATES[i], numeric(v) ? v : "0");
+        }
+        lst_buf_puts(b, "}");
+    }
+    lst_buf_puts(b, "}");
+}
+
+/* ---- one page ---- */
+
+struct page {
+    struct view_api *ctx;
+    const struct va_filter *f;
+    const char *recipient;
+    struct driver d;
+    struct member_check checks[5];
+    size_t nchecks;
+    struct lst_buf key, tmp, items;
+    int64_t count, limit, scanned;
+    struct va_cursor last;     /* last entry examined */
+    struct va_cursor last_out; /* last entry returned */
+    bool end;
+};
+
+static lst_err fetch(struct page *pg, const struct va_cursor *from, int64_t offset,
+                     redisReply **out)
+{
+    char max[32], min[32], off[24], cnt[24];
+    if (from->set)
+        snprintf(max, sizeof(max), "%lld", (long long)from->score);
+    else if (pg->f->has_to)
+        snprintf(max, sizeof(max), "%lld", (long long)pg->f->to);
+    else
+        snprintf(max, sizeof(max), "+inf");
+    if (pg->f->has_from)
+        snprintf(min, sizeof(min), "%lld", (long long)pg->f->from);
+    else
+        snprintf(min, sizeof(min), "-inf");
+    snprintf(off, sizeof(off), "%lld", (long long)offset);
+    snprintf(cnt, sizeof(cnt), "%d", BATCH);
+    const char *argv[] = {"ZREVRANGEBYSCORE", pg->key.data, max, min,
+                          "WITHSCORES",       "LIMIT",      off, cnt};
+    return lst_redis_cmd(pg->ctx->svc->redis, out, (int)LST_ARRAY_LEN(argv), argv, NULL);
+}
+
+static bool after_cursor(const struct va_cursor *c, int64_t score, const char *id)
+{
+    if (!c->set)
+        return true;
+    return score < c->score || (score == c->score && strcmp(id, c->id) < 0);
+}
+
+/* Queues the membership checks of one item; returns how many commands were queued. */
+static size_t queue_checks(struct page *pg, struct lst_redis_pipe *p, const char *id)
+{
+    size_t n = 0;
+    for (size_t c = 0; c < pg->nchecks; c++) {
+        size_t nv = pg->checks[c].values != NULL ? pg->checks[c].values->len : 1;
+        for (size_t v = 0; v < nv; v++) {
+            const char *val = pg->checks[c].values != NULL ? pg->checks[c].values->items[v]
+                                                           : pg->checks[c].single;
+            va_lkey(pg->ctx, &pg->tmp, "x:%s:%s", pg->checks[c].dim, val);
+            const char *argv[] = {"ZSCORE", pg->tmp.data, id};
+            lst_redis_pipe_add(p, 3, argv, NULL);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* True when for every check at least one of its values holds the item. */
+static bool checks_pass(struct page *pg, struct lst_redis_pipe *p, size_t *at)
+{
+    bool all = true;
+    for (size_t c = 0; c < pg->nchecks; c++) {
+        size_t nv = pg->checks[c].values != NULL ? pg->checks[c].values->len : 1;
+        bool any = false;
+        for (size_t v = 0; v < nv; v++) {
+            const redisReply *r = lst_redis_pipe_reply(p, (*at)++);
+            any = any || (r != NULL && r->type == REDIS_REPLY_STRING);
+        }
+        all = all && any;
+    }
+    return all;
+}
+
+static void recipient_json(struct lst_buf *b, const char *state_json, bool rroff);
+
+/* Examines the entries of one batch reply (pairs id, score). */
+static lst_err examine(struct page *pg, const redisReply *batch, const struct va_cursor *cur)
+{
+    struct lst_redis_pipe *hp = NULL, *cp = NULL;
+    size_t n = batch->elements / 2;
+    lst_err err = lst_redis_pipe_create(&hp);
+    if (err == LST_OK)
+        err = lst_redis_pipe_create(&cp);
+    bool *take = calloc(n ? n : 1, sizeof(*take));
+    if (err == LST_OK && take == NULL)
+        err = LST_ERR_NOMEM;
+    for (size_t i = 0; i < n && err == LST_OK; i++) {
+        const char *id = batch->element[2 * i]->str;
+        int64_t score = 0;
+        lst_parse_i64(batch->element[2 * i + 1]->str, INT64_MIN, INT64_MAX, &score);
+        take[i] = after_cursor(cur, score, id);
+        va_lkey(pg->ctx, &pg->tmp, "m:%s", id);
+        const char *argv[] = {"HGETALL", pg->tmp.data};
+        lst_redis_pipe_add(hp, 2, argv, NULL);
+        if (pg->recipient != NULL) {
+            va_lkey(pg->ctx, &pg->tmp, "r:%s", id);
+            const char *rv[] = {"HGET", pg->tmp.data, pg->recipient};
+            lst_redis_pipe_add(hp, 3, rv, NULL);
+        }
+        queue_checks(pg, cp, id);
+    }
+    size_t per = pg->recipient != NULL ? 2 : 1;
+    if (err == LST_OK && n > 0)
+        err = lst_redis_pipe_exec(pg->ctx->svc->redis, hp);
+    if (err == LST_OK && n > 0 && lst_redis_pipe_len(cp) > 0)
+        err = lst_redis_pipe_exec(pg->ctx->svc->redis, cp);
+    size_t at = 0;
+    for (size_t i = 0; i < n && err == LST_OK; i++) {
+        const redisReply *h = lst_redis_pipe_reply(hp, per * i);
+        bool ok = checks_pass(pg, cp, &at) && take[i] && hash_matches(pg->f, h);
+        if (!take[i])
+            continue;
+        if (pg->count >= pg->limit)
+            break;
+        pg->scanned++;
+        pg->last.set = true;
+        lst_parse_i64(batch->element[2 * i + 1]->str, INT64_MIN, INT64_MAX, &pg->last.score);
+        snprintf(pg->last.id, sizeof(pg->last.id), "%s", batch->element[2 * i]->str);
+        if (!ok)
+            continue;
+        if (pg->count > 0)
+            lst_buf_puts(&pg->items, ",");
+        va_item_json(&pg->items, h);
+        if (pg->recipient != NULL) {
+            const redisReply *st = lst_redis_pipe_reply(hp, per * i + 1);
+            if (st != NULL && st->type == REDIS_REPLY_STRING) {
+                pg->items.len--; /* reopen the object */
+                lst_buf_puts(&pg->items, ",\"recipient_status\":");
+                recipient_json(&pg->items, st->str, false);
+                lst_buf_puts(&pg->items, "}");
+            }
+        }
+        pg->count++;
+        pg->last_out = pg->last;
+    }
+    free(take);
+    lst_redis_pipe_destroy(hp);
+    lst_redis_pipe_destroy(cp);
+    return err;
+}
+
+static lst_err run_page(struct page *pg, const struct va_cursor *start)
+{
+    struct va_cursor cur = *start;
+    int64_t offset = 0;
+    lst_err err = LST_OK;
+    while (pg->count < pg->limit && !pg->end && pg->scanned < pg->ctx->cfg.scan_max) {
+        redisReply *batch = NULL;
+        err = fetch(pg, &cur, offset, &batch);
+        if (err != LST_OK)
+            break;
+        if (batch->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(batch);
+            err = LST_ERR_REDIS;
+            break;
+        }
+        int64_t before = pg->scanned;
+        err = examine(pg, batch, &cur);
+        pg->end = batch->elements / 2 < BATCH;
+        if (err == LST_OK && pg->scanned == before && !pg->end) {
+            offset += BATCH; /* a whole batch at the cursor's score was before the cursor */
+        } else if (pg->last.set) {
+            cur = pg->last;
+            offset = 0;
+        }
+        if (pg->count >= pg->limit && batch->elements / 2 > 0)
+            pg->end = false;
+        freeReplyObject(batch);
+        if (err != LST_OK)
+            break;
+    }
+    return err;
+}
+
+lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const struct va_cursor *cur,
+                     int64_t limit, const char *recipient, struct lst_buf *out)
+{
+    struct page pg = {.ctx = ctx, .f = f, .recipient = recipient, .limit = limit};
+    lst_err err;
+    lst_buf_init(&pg.key);
+    lst_buf_init(&pg.tmp);
+    lst_buf_init(&pg.items);
+    pg.d = choose(f, recipient);
+    pg.nchecks = member_checks(f, &pg.d, pg.checks);
+    err = driver_key(ctx, f, &pg.d, &pg.key);
+    if (err == LST_OK)
+        err = run_page(&pg, cur);
+    if (err == LST_OK) {
+        lst_buf_puts(out, "{\"items\":[");
+        lst_buf_append(out, pg.items.data ? pg.items.data : "", pg.items.len);
+        lst_buf_puts(out, "],\"next_cursor\":");
+        /* a full page continues after its last item; a page cut by the scan budget after
+         * the last entry examined */
+        const struct va_cursor *next = pg.count >= pg.limit ? &pg.last_out : &pg.last;
+        if (!pg.end && next->set)
+            lst_buf_printf(out, "\"%lld_%s\"", (long long)next->score, next->id);
+        else
+            lst_buf_puts(out, "null");
+        lst_buf_puts(out, "}");
+    }
+    lst_buf_cleanup(&pg.key);
+    lst_buf_cleanup(&pg.tmp);
+    lst_buf_cleanup(&pg.items);
+    return lst_buf_failed(out) ? LST_ERR_NOMEM : err;
+}
+
+/* ---- per-recipient state (the ledger's compact JSON) ---- */
+
+static const struct {
+    const char *key, *json;
+} STATE_TIMES[] = {{"q", "queued_at"},       {"w", "retrying_at"},  {"f", "failed_at"},
+                   {"s", "sent_at"},         {"d", "delivered_at"}, {"r", "read_at"},
+                   {"a", "acknowledged_at"}, {"x", "declined_at"}};
+
+static void recipient_json(struct lst_buf *b, const char *state_json, bool rroff)
+{
+    struct json_object *o = json_tokener_parse(state_json), *v = NULL;
+    const char *st = NULL;
+    lst_buf_puts(b, "{");
+    if (o != NULL && json_object_object_get_ex(o, "st", &v))
+        st = json_object_get_string(v);
+    va_json_kv(b, false, "state", st != NULL ? st : "unknown");
+    for (size_t i = 0; o != NULL && i < LST_ARRAY_LEN(STATE_TIMES); i++) {
+        if (json_object_object_get_ex(o, STATE_TIMES[i].key, &v) &&
+            json_object_is_type(v, json_type_int))
+            lst_buf_printf(b, ",\"%s\":%lld", STATE_TIMES[i].json,
+                           (long long)json_object_get_int64(v));
+    }
+    if (o != NULL && json_object_object_get_ex(o, "tm", &v))
+        va_json_kv(b, true, "threema_message_id", json_object_get_string(v));
+    if (o != NULL && json_object_object_get_ex(o, "fc", &v))
+        va_json_kv(b, true, "failure_code", json_object_get_string(v));
+    if (o != NULL && json_object_object_get_ex(o, "fr", &v))
+        va_json_kv(b, true, "failure_reason", json_object_get_string(v));
+    if (o != NULL && json_object_object_get_ex(o, "dup", &v) && json_object_get_int64(v) > 0)
+        lst_buf_puts(b, ",\"possible_duplicate\":true");
+    if (rroff && st != NULL && strcmp(st, "delivered") == 0)
+        lst_buf_puts(b, ",\"read_unknown\":true");
+    lst_buf_puts(b, "}");
+    json_object_put(o);
+}
+
+void va_recipient_json(struct lst_buf *b, const char *state_json, bool rroff)
+{
+    recipient_json(b, state_json, rroff);
+}

@@ -1,0 +1,246 @@
+/* The frame of every API handler: CORS headers, the bearer token and its role, JSON bodies
+ * and query parameters with clear 4xx problems. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "view_api.h"
+
+static void unauthorized(struct lst_http_response *resp, const char *detail)
+{
+    lst_http_problem(resp, 401, "unauthorized", "Unauthorized", "%s", detail);
+    lst_http_add_header(resp, "WWW-Authenticate", "Bearer realm=\"leitstand\"");
+}
+
+bool va_begin(void *ud, const struct lst_http_request *req, struct lst_http_response *resp,
+              enum va_role need, struct va_req *out)
+{
+    struct lst_service *svc = ud;
+    struct view_api *ctx = lst_service_ctx(ud);
+    const char *auth = lst_http_header(req, "Authorization");
+    memset(out, 0, sizeof(*out));
+    out->ctx = ctx;
+    out->svc = svc;
+    out->http = req;
+    out->resp = resp;
+    va_cors_apply(ctx, req, resp);
+    if (auth == NULL) {
+        unauthorized(resp, "an Authorization: Bearer <token> header is required");
+        return false;
+    }
+    if (strncasecmp(auth, "Bearer ", 7) != 0 || auth[7] == '\0') {
+        unauthorized(resp, "the Authorization header must be 'Bearer <token>'");
+        return false;
+    }
+    out->who = va_tokens_find(&ctx->tokens, auth + 7, strlen(auth + 7));
+    if (out->who == NULL) {
+        unauthorized(resp, "the token is not valid");
+        return false;
+    }
+    if (need == VA_ROLE_ADMIN && out->who->role != VA_ROLE_ADMIN) {
+        lst_http_problem(resp, 403, "forbidden", "Forbidden", "this route needs the admin role");
+        return false;
+    }
+    return true;
+}
+
+void va_problem_ext(struct lst_http_response *resp, int status, const char *type, const char *title,
+                    const char *detail, const char *ext)
+{
+    struct lst_buf b;
+    lst_buf_init(&b);
+    lst_buf_puts(&b, "{\"type\":\"urn:leitstand:problem:");
+    lst_buf_puts(&b, type);
+    lst_buf_puts(&b, "\",\"title\":");
+    lst_buf_json_str(&b, title, strlen(title));
+    lst_buf_printf(&b, ",\"status\":%d", status);
+    va_json_kv(&b, true, "detail", detail);
+    if (ext != NULL && ext[0] != '\0') {
+        lst_buf_puts(&b, ",");
+        lst_buf_puts(&b, ext);
+    }
+    lst_buf_puts(&b, "}");
+    if (lst_buf_failed(&b))
+        lst_http_problem(resp, 500, "internal", "Internal Server Error", "out of memory");
+    else
+        lst_http_reply(resp, status, "application/problem+json", b.data, b.len);
+    lst_buf_cleanup(&b);
+}
+
+struct json_object *va_json_body(struct va_req *r)
+{
+    return va_json_body_max(r, r->ctx->cfg.json_max_body);
+}
+
+struct json_object *va_json_body_max(struct va_req *r, int64_t max)
+{
+    const struct lst_http_request *req = r->http;
+    struct json_tokener *tok;
+    struct json_object *obj = NULL;
+    if ((int64_t)req->body_len > max) {
+        lst_http_problem(r->resp, 413, "payload-too-large", "Payload Too Large",
+                         "this body may have at most %lld bytes", (long long)max);
+        return NULL;
+    }
+    if (!lst_utf8_valid(req->body, req->body_len)) {
+        lst_http_problem(r->resp, 400, "invalid-json", "Invalid JSON",
+                         "the body is not valid UTF-8");
+        return NULL;
+    }
+    tok = json_tokener_new();
+    if (tok == NULL) {
+        lst_http_problem(r->resp, 500, "internal", "Internal Server Error", "out of memory");
+        return NULL;
+    }
+    json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+    obj = json_tokener_parse_ex(tok, req->body, (int)req->body_len);
+    if (obj == NULL || json_tokener_get_error(tok) != json_tokener_success ||
+        (size_t)json_tokener_get_parse_end(tok) != req->body_len) {
+        lst_http_problem(r->resp, 400, "invalid-json", "Invalid JSON",
+                         "the body is not one JSON document");
+        json_object_put(obj);
+        obj = NULL;
+    } else if (!json_object_is_type(obj, json_type_object)) {
+        lst_http_problem(r->resp, 400, "invalid-json", "Invalid JSON",
+                         "the body must be a JSON object");
+        json_object_put(obj);
+        obj = NULL;
+    }
+    json_tokener_free(tok);
+    return obj;
+}
+
+bool va_json_strv(struct json_object *arr, const char *name, size_t max, size_t max_len,
+                  struct lst_strv *out, struct lst_buf *why)
+{
+    if (arr == NULL)
+        return true;
+    if (!json_object_is_type(arr, json_type_array)) {
+        lst_buf_printf(why, "%s: expected an array of strings", name);
+        return false;
+    }
+    size_t n = json_object_array_length(arr);
+    if (n > max) {
+        lst_buf_printf(why, "%s: more than %zu items", name, max);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *v = json_object_array_get_idx(arr, i);
+        if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0) {
+            lst_buf_printf(why, "%s[%zu]: expected a non-empty string", name, i);
+            return false;
+        }
+        if ((size_t)json_object_get_string_len(v) > max_len) {
+            lst_buf_printf(why, "%s[%zu]: longer than %zu bytes", name, i, max_len);
+            return false;
+        }
+        if (lst_strv_push(out, json_object_get_string(v)) != LST_OK) {
+            lst_buf_puts(why, "out of memory");
+            return false;
+        }
+    }
+    return true;
+}
+
+bool va_query_list(const struct lst_http_request *req, const char *name, size_t max_len,
+                   struct lst_strv *out, struct lst_buf *why)
+{
+    const char *v = lst_http_query(req, name);
+    char item[512];
+    if (v == NULL)
+        return true;
+    while (1) {
+        size_t len = strcspn(v, ",");
+        if (len == 0 || len > max_len || len >= sizeof(item)) {
+            lst_buf_printf(why, "%s: items must be non-empty and at most %zu bytes", name, max_len);
+            return false;
+        }
+        if (out->len >= LST_SELECTOR_ITEMS_MAX) {
+            lst_buf_printf(why, "%s: too many items", name);
+            return false;
+        }
+        memcpy(item, v, len);
+        item[len] = '\0';
+        if (!lst_utf8_valid(item, len) || lst_strv_push(out, item) != LST_OK) {
+            lst_buf_printf(why, "%s: not valid UTF-8", name);
+            return false;
+        }
+        if (v[len] == '\0')
+            return true;
+        v += len + 1;
+    }
+}
+
+bool va_query_limit(const struct va_req *r, int64_t def, int64_t *out, struct lst_buf *why)
+{
+    const char *v = lst_http_query(r->http, "limit");
+    *out = def < r->ctx->cfg.page_max ? def : r->ctx->cfg.page_max;
+    if (v == NULL)
+        return true;
+    if (lst_parse_i64(v, 1, r->ctx->cfg.page_max, out) != LST_OK) {
+        lst_buf_printf(why, "limit: an integer from 1 to %lld", (long long)r->ctx->cfg.page_max);
+        return false;
+    }
+    return true;
+}
+
+void va_reply_json(struct va_req *r, int status, const struct lst_buf *body)
+{
+    if (lst_buf_failed(body)) {
+        lst_http_problem(r->resp, 500, "internal", "Internal Server Error", "out of memory");
+        return;
+    }
+    lst_http_reply(r->resp, status, "application/json", body->data ? body->data : "", body->len);
+}
+
+lst_err va_lkey(const struct view_api *ctx, struct lst_buf *out, const char *fmt, ...)
+{
+    va_list ap;
+    char tmp[1024];
+    lst_buf_reset(out);
+    lst_buf_puts(out, ctx->cfg.ledger_prefix);
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return LST_ERR_TOO_LARGE;
+    lst_buf_append(out, tmp, (size_t)n);
+    return lst_buf_failed(out) ? LST_ERR_NOMEM : LST_OK;
+}
+
+bool va_employee_id_ok(const char *s)
+{
+    size_t len = s != NULL ? strlen(s) : 0;
+    if (len == 0 || len > LST_EMPLOYEE_ID_MAX || !isalnum((unsigned char)s[0]))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(isalnum(c) || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+void va_json_kv(struct lst_buf *b, bool comma, const char *key, const char *val)
+{
+    if (val == NULL)
+        return;
+    if (comma)
+        lst_buf_puts(b, ",");
+    lst_buf_json_str(b, key, strlen(key));
+    lst_buf_puts(b, ":");
+    lst_buf_json_str(b, val, strlen(val));
+}
+
+void va_json_strv_out(struct lst_buf *b, const struct lst_strv *v)
+{
+    lst_buf_puts(b, "[");
+    for (size_t i = 0; i < v->len; i++) {
+        if (i > 0)
+            lst_buf_puts(b, ",");
+        lst_buf_json_str(b, v->items[i], strlen(v->items[i]));
+    }
+    lst_buf_puts(b, "]");
+}

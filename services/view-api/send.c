@@ -1,0 +1,578 @@
+/* POST /api/messages: a text, image or file to explicit employees and/or a selector over the
+ * directory. Produces one lst.message (the audience snapshot) and one lst.outbound per
+ * recipient, waits until Kafka acknowledged all of them, and answers 202 with the message ID
+ * and the resolved audience (who, and who was skipped and why).
+ *
+ * Idempotency-Key: the first request with a key reserves it in Redis (SET NX, "pending"); its
+ * result is stored under the key (for LST_VIEW_IDEMPOTENCY_TTL_MS) and every repetition gets
+ * that result again, byte for byte, with "Idempotent-Replayed: true". A repetition while the
+ * first is still running gets 409; the same key with a different body gets 422. A request
+ * that fails (4xx, Kafka down) releases the key, so the client may retry with it. Keys are
+ * per user: two dispatchers cannot collide. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "lst/log.h"
+#include "view_api.h"
+
+#define FP_HEX (2 * crypto_hash_sha256_BYTES)
+
+struct send {
+    struct va_req *r;
+    struct lst_message msg;
+    struct va_audience aud;
+    char *idem;          /* the client's key (NULL: none) */
+    struct lst_buf ikey; /* Redis key of the idempotency entry */
+    char fp[FP_HEX + 1]; /* sha256 of the body */
+    struct lst_buf upload;
+    char *upload_mime, *upload_name;
+};
+
+static void send_cleanup(struct send *s)
+{
+    lst_message_cleanup(&s->msg);
+    va_audience_cleanup(&s->aud);
+    free(s->idem);
+    lst_buf_cleanup(&s->ikey);
+    lst_buf_cleanup(&s->upload);
+    free(s->upload_mime);
+    free(s->upload_name);
+}
+
+static void bad(struct send *s, const char *detail)
+{
+    lst_http_problem(s->r->resp, 422, "invalid-message", "Invalid Message", "%s", detail);
+}
+
+/* ---- parsing ---- */
+
+static bool get_str(struct json_object *o, const char *name, size_t max, char **out,
+                    struct lst_buf *why)
+{
+    struct json_object *v = NULL;
+    if (!json_object_object_get_ex(o, name, &v) || json_object_is_type(v, json_type_null))
+        return true;
+    if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
+        (size_t)json_object_get_string_len(v) > max) {
+        lst_buf_printf(why, "%s: expected a string of 1 to %zu bytes", name, max);
+        return false;
+    }
+    *out = lst_strdup(json_object_get_string(v));
+    return *out != NULL;
+}
+
+static bool parse_selector(struct json_object *o, struct lst_selector *sel, struct lst_buf *why)
+{
+    struct json_object *v = NULL;
+    if (o == NULL)
+        return true;
+    if (!json_object_is_type(o, json_type_object)) {
+        lst_buf_puts(why, "selector: expected an object");
+        return false;
+    }
+    json_object_object_get_ex(o, "departments", &v);
+    if (!va_json_strv(v, "selector.departments", LST_SELECTOR_ITEMS_MAX, LST_LABEL_MAX,
+                      &sel->departments, why))
+        return false;
+    v = NULL;
+    json_object_object_get_ex(o, "vehicles", &v);
+    if (!va_json_strv(v, "selector.vehicles", LST_SELECTOR_ITEMS_MAX, LST_LABEL_MAX, &sel->vehicles,
+                      why))
+        return false;
+    v = NULL;
+    json_object_object_get_ex(o, "tags", &v);
+    if (!va_json_strv(v, "selector.tags", LST_TAGS_MAX, LST_TAG_MAX, &sel->tags, why))
+        return false;
+    if (json_object_object_get_ex(o, "active", &v)) {
+        if (!json_object_is_type(v, json_type_boolean)) {
+            lst_buf_puts(why, "selector.active: expected true or false");
+            return false;
+        }
+        sel->has_active = true;
+        sel->active = json_object_get_boolean(v);
+    }
+    return true;
+}
+
+static bool parse_attachment(struct send *s, struct json_object *o, struct lst_buf *why)
+{
+    char *data = NULL, *kind = NULL;
+    bool ok = false;
+    size_t bin_len = 0;
+    if (!json_object_is_type(o, json_type_object)) {
+        lst_buf_puts(why, "attachment: expected an object");
+        return false;
+    }
+    if (!get_str(o, "data_base64", SIZE_MAX, &data, why) ||
+        !get_str(o, "mime", LST_MIME_MAX, &s->upload_mime, why) ||
+        !get_str(o, "filename", LST_FILENAME_MAX, &s->upload_name, why) ||
+        !get_str(o, "caption", LST_CAPTION_MAX, &s->msg.content.caption, why) ||
+        !get_str(o, "kind", 16, &kind, why))
+        goto out;
+    if (data == NULL || s->upload_mime == NULL) {
+        lst_buf_puts(why, "attachment: data_base64 and mime are required");
+        goto out;
+    }
+    s->msg.content.kind = LST_CONTENT_FILE;
+    if ((kind == NULL && strncmp(s->upload_mime, "image/", 6) == 0) ||
+        (kind != NULL && strcmp(kind, "image") == 0))
+        s->msg.content.kind = LST_CONTENT_IMAGE;
+    else if (kind != NULL && strcmp(kind, "file") != 0) {
+        lst_buf_puts(why, "attachment.kind: image or file");
+        goto out;
+    }
+    size_t cap = strlen(data) / 4 * 3 + 3;
+    unsigned char *bin = malloc(cap);
+    if (bin == NULL)
+        goto out;
+    if (sodium_base642bin(bin, cap, data, strlen(data), "\n\r ", &bin_len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0) {
+        lst_buf_puts(why, "attachment.data_base64: not valid base64");
+        free(bin);
+        goto out;
+    }
+    ok = lst_buf_append(&s->upload, bin, bin_len) == LST_OK;
+    free(bin);
+out:
+    free(data);
+    free(kind);
+    return ok;
+}
+
+static bool parse_content(struct send *s, struct json_object *body, struct lst_buf *why)
+{
+    struct json_object *att = NULL;
+    bool has_att = json_object_object_get_ex(body, "attachment", &att) &&
+                   !json_object_is_type(att, json_type_null);
+    if (!get_str(body, "text", LST_TEXT_MAX * 4, &s->msg.content.text, why))
+        return false;
+    if (has_att && s->msg.content.text != NULL) {
+        lst_buf_puts(why, "text and attachment: send one of them (use attachment.caption)");
+        return false;
+    }
+    if (has_att)
+        return parse_attachment(s, att, why);
+    if (s->msg.content.text == NULL) {
+        lst_buf_puts(why, "text or attachment is required");
+        return false;
+    }
+    s->msg.content.kind = LST_CONTENT_TEXT;
+    return true;
+}
+
+static bool parse_request(struct send *s, struct json_object *body, struct lst_buf *why)
+{
+    struct json_object *v = NULL;
+    if (!get_str(body, "category", LST_SLUG_MAX, &s->msg.category, why) ||
+        !parse_content(s, body, why))
+        return false;
+    if (s->msg.category == NULL) {
+        lst_buf_puts(why, "category is required");
+        return false;
+    }
+    json_object_object_get_ex(body, "employee_ids", &v);
+    if (!va_json_strv(v, "employee_ids", LST_RECIPIENTS_MAX, LST_EMPLOYEE_ID_MAX,
+                      &s->aud.selector.employee_ids, why))
+        return false;
+    for (size_t i = 0; i < s->aud.selector.employee_ids.len; i++) {
+        if (!va_employee_id_ok(s->aud.selector.employee_ids.items[i])) {
+            lst_buf_printf(why, "employee_ids[%zu]: not an employee ID", i);
+            return false;
+        }
+    }
+    v = NULL;
+    json_object_object_get_ex(body, "selector", &v);
+    if (!parse_selector(v, &s->aud.selector, why))
+        return false;
+    if (s->aud.selector.employee_ids.len == 0 && s->aud.selector.departments.len == 0 &&
+        s->aud.selector.vehicles.len == 0 && s->aud.selector.tags.len == 0) {
+        lst_buf_puts(why, "employee_ids or a selector (departments, vehicles, tags) is required");
+        return false;
+    }
+    return true;
+}
+
+/* ---- idempotency ---- */
+
+enum idem_state { IDEM_NEW, IDEM_REPLAYED, IDEM_STOPPED };
+
+static void replay(struct send *s, const char *stored)
+{
+    int64_t status = 0;
+    char code[8] = {0};
+    const char *nl = strchr(stored, '\n');
+    const char *nl2 = nl != NULL ? strchr(nl + 1, '\n') : NULL;
+    if (nl == NULL || nl2 == NULL || (size_t)(nl - stored) >= sizeof(code)) {
+        lst_http_problem(s->r->resp, 500, "internal", "Internal Server Error",
+                         "stored idempotent result unreadable");
+        return;
+    }
+    memcpy(code, stored, (size_t)(nl - stored));
+    if (lst_parse_i64(code, 100, 599, &status) != LST_OK || (size_t)(nl2 - nl - 1) != FP_HEX ||
+        memcmp(nl + 1, s->fp, FP_HEX) != 0) {
+        lst_http_problem(s->r->resp, 422, "idempotency-key-reused", "Idempotency Key Reused",
+                         "this Idempotency-Key was used for a different request");
+        return;
+    }
+    lst_http_reply(s->r->resp, (int)status, "application/json", nl2 + 1, strlen(nl2 + 1));
+    lst_http_add_header(s->r->resp, "Idempotent-Replayed", "true");
+}
+
+static enum idem_state idem_begin(struct send *s)
+{
+    struct view_api *ctx = s->r->ctx;
+    redisReply *rep = NULL;
+    char ttl[24], pending[FP_HEX + 16];
+    enum idem_state st = IDEM_STOPPED;
+    if (s->idem == NULL)
+        return IDEM_NEW;
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)ctx->cfg.idem_ttl_ms);
+    snprintf(pending, sizeof(pending), "pending\n%s\n", s->fp);
+    const char *set[] = {"SET", s->ikey.data, pending, "NX", "PX", ttl};
+    lst_err err = lst_redis_cmd(ctx->svc->redis, &rep, 6, set, NULL);
+    if (err == LST_OK && rep->type == REDIS_REPLY_STATUS) {
+        st = IDEM_NEW;
+    } else if (err == LST_OK) {
+        freeReplyObject(rep);
+        rep = NULL;
+        const char *get[] = {"GET", s->ikey.data};
+        err = lst_redis_cmd(ctx->svc->redis, &rep, 2, get, NULL);
+        if (err == LST_OK && rep->type == REDIS_REPLY_STRING &&
+            strncmp(rep->str, "pending\n", 8) == 0) {
+            lst_http_problem(s->r->resp, 409, "request-in-progress", "Request In Progress",
+                             "a request with this Idempotency-Key is still running");
+            lst_http_add_header(s->r->resp, "Retry-After", "1");
+        } else if (err == LST_OK && rep->type == REDIS_REPLY_STRING) {
+            replay(s, rep->str);
+            st = IDEM_REPLAYED;
+        } else {
+            err = LST_ERR_REDIS; /* expired between SET and GET: let the client retry */
+        }
+    }
+    if (err != LST_OK)
+        lst_http_problem(s->r->resp, 503, "store-unavailable", "Store Unavailable",
+                         "the idempotency key could not be checked");
+    if (rep != NULL)
+        freeReplyObject(rep);
+    return st;
+}
+
+static void idem_release(struct send *s)
+{
+    if (s->idem == NULL)
+        return;
+    const char *del[] = {"DEL", s->ikey.data};
+    lst_redis_cmd(s->r->ctx->svc->redis, NULL, 2, del, NULL);
+}
+
+static void idem_store(struct send *s, int status, const struct lst_buf *body)
+{
+    struct lst_buf v;
+    char ttl[24];
+    if (s->idem == NULL)
+        return;
+    lst_buf_init(&v);
+    lst_buf_printf(&v, "%d\n%s\n", status, s->fp);
+    lst_buf_append(&v, body->data, body->len);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)s->r->ctx->cfg.idem_ttl_ms);
+    const char *set[] = {"SET", s->ikey.data, v.data, "PX", ttl};
+    if (lst_buf_failed(&v) || lst_redis_cmd(s->r->ctx->svc->redis, NULL, 5, set, NULL) != LST_OK)
+        LST_WARN("view_api.idempotency",
+                 "result of message %s not stored: a repetition "
+                 "would send again",
+                 s->msg.message_id);
+    lst_buf_cleanup(&v);
+}
+
+/* ---- records ---- */
+
+static lst_err store_upload(struct send *s)
+{
+    struct lst_blob_desc d = {.mime = s->upload_mime,
+                              .filename = s->upload_name,
+                              .source = "view-api",
+                              .created_at = s->msg.created_at};
+    char ref[LST_BLOBSTORE_REF_HEX + 1];
+    if (s->r->ctx->blobs == NULL)
+        return LST_ERR_IO;
+    lst_err err = lst_blobstore_put(s->r->ctx->blobs, s->upload.data ? s->upload.data : "",
+                                    s->upload.len, &d, ref);
+    if (err != LST_OK)
+        return err;
+    s->msg.content.blob = lst_strdup(ref);
+    s->msg.content.mime = lst_strdup(s->upload_mime);
+    s->msg.content.filename = s->upload_name != NULL ? lst_strdup(s->upload_name) : NULL;
+    s->msg.content.size = (int64_t)s->upload.len;
+    return s->msg.content.blob != NULL ? LST_OK : LST_ERR_NOMEM;
+}
+
+static lst_err build_message(struct send *s)
+{
+    struct lst_message *m = &s->msg;
+    char id[LST_MESSAGE_ID_LEN + 1];
+    lst_err err = lst_message_id_new(m->created_at, id);
+    if (err != LST_OK)
+        return err;
+    m->message_id = lst_strdup(id);
+    m->dispatcher = lst_strdup(s->r->who->user);
+    m->department = s->r->who->department ? lst_strdup(s->r->who->department) : NULL;
+    m->idempotency_key = lst_strdup(s->idem != NULL ? s->idem : id);
+    /* the audience snapshot: the selector as asked, the recipients as resolved */
+    m->audience.selector = s->aud.selector;
+    memset(&s->aud.selector, 0, sizeof(s->aud.selector));
+    for (size_t i = 0; i < s->aud.nrecipients && err == LST_OK; i++)
+        err = lst_strv_push(&m->audience.recipients, s->aud.recipients[i].id);
+    return err;
+}
+
+static lst_err copy_content(struct lst_content *to, const struct lst_content *from)
+{
+    memset(to, 0, sizeof(*to));
+    to->kind = from->kind;
+    to->size = from->size;
+#define CP(f) to->f = from->f != NULL ? lst_strdup(from->f) : NULL
+    CP(text);
+    CP(blob);
+    CP(mime);
+    CP(filename);
+    CP(caption);
+#undef CP
+    return LST_OK;
+}
+
+static lst_err produce_outbound(struct send *s, struct va_batch *b, const struct va_employee *e,
+                                struct lst_buf *enc)
+{
+    struct lst_outbound o = {0};
+    struct lst_buf rid;
+    lst_err err;
+    lst_buf_init(&rid);
+    err = lst_request_id_format(&rid, s->msg.message_id, e->id);
+    o.request_id = lst_buf_steal(&rid);
+    o.message_id = lst_strdup(s->msg.message_id);
+    o.employee_id = lst_strdup(e->id);
+    o.to.threema_id = e->threema_id ? lst_strdup(e->threema_id) : NULL;
+    o.to.phone = e->phone ? lst_strdup(e->phone) : NULL;
+    o.to.email = e->email ? lst_strdup(e->email) : NULL;
+    copy_content(&o.content, &s->msg.content);
+    o.created_at = s->msg.created_at;
+    if (err == LST_OK)
+        err = lst_outbound_encode(&o, enc);
+    if (err == LST_OK)
+        err = va_batch_produce(b, s->r->ctx->svc->producer, s->r->ctx->topic_outbound, e->id,
+                               enc->data, enc->len);
+    lst_outbound_cleanup(&o);
+    lst_buf_cleanup(&rid);
+    return err;
+}
+
+/* Encodes everything first (a record the codec refuses is the request's fault: 422), then
+ * produces: the message first, then the fan-out. */
+static lst_err produce(struct send *s, struct lst_buf *why)
+{
+    struct va_batch *b = NULL;
+    struct lst_buf enc;
+    lst_err err;
+    lst_buf_init(&enc);
+    err = lst_message_validate(&s->msg, why);
+    if (err != LST_OK) {
+        err = LST_ERR_INVALID;
+        goto out;
+    }
+    err = va_batch_create(&b);
+    if (err == LST_OK)
+        err = lst_message_encode(&s->msg, &enc);
+    if (err == LST_OK)
+        err = va_batch_produce(b, s->r->ctx->svc->producer, s->r->ctx->topic_message,
+                               s->msg.message_id, enc.data, enc.len);
+    for (size_t i = 0; i < s->aud.nrecipients && err == LST_OK; i++)
+        err = produce_outbound(s, b, &s->aud.recipients[i], &enc);
+    if (b != NULL) {
+        lst_err werr = va_batch_wait(b, s->r->ctx->cfg.kafka_wait_ms, NULL);
+        if (err == LST_OK)
+            err = werr;
+    }
+    if (err == LST_ERR_INVALID)
+        err = LST_ERR_KAFKA; /* the records were valid: a producer refusal is not the client's */
+out:
+    va_batch_release(b);
+    lst_buf_cleanup(&enc);
+    return err;
+}
+
+/* ---- the answer ---- */
+
+static void audience_json(struct lst_buf *b, const struct va_audience *a)
+{
+    lst_buf_printf(b, "\"recipient_count\":%zu,\"recipients\":[", a->nrecipients);
+    for (size_t i = 0; i < a->nrecipients; i++) {
+        lst_buf_puts(b, i > 0 ? "{" : "{");
+        va_json_kv(b, false, "employee_id", a->recipients[i].id);
+        va_json_kv(b, true, "name", a->recipients[i].name);
+        lst_buf_puts(b, i + 1 < a->nrecipients ? "}," : "}");
+    }
+    lst_buf_printf(b, "],\"skipped_count\":%zu,\"skipped\":[", a->nskipped);
+    for (size_t i = 0; i < a->nskipped; i++) {
+        lst_buf_puts(b, "{");
+        va_json_kv(b, false, "employee_id", a->skipped[i].id);
+        va_json_kv(b, true, "reason", va_skip_reason_name(a->skipped[i].reason));
+        lst_buf_puts(b, i + 1 < a->nskipped ? "}," : "}");
+    }
+    lst_buf_puts(b, "]");
+}
+
+static void selector_json(struct lst_buf *b, const struct lst_selector *s)
+{
+    lst_buf_puts(b, "\"selector\":{\"employee_ids\":");
+    va_json_strv_out(b, &s->employee_ids);
+    lst_buf_puts(b, ",\"departments\":");
+    va_json_strv_out(b, &s->departments);
+    lst_buf_puts(b, ",\"vehicles\":");
+    va_json_strv_out(b, &s->vehicles);
+    lst_buf_puts(b, ",\"tags\":");
+    va_json_strv_out(b, &s->tags);
+    if (s->has_active)
+        lst_buf_puts(b, s->active ? ",\"active\":true" : ",\"active\":false");
+    lst_buf_puts(b, "}");
+}
+
+static void accepted(struct send *s)
+{
+    struct lst_buf b, loc;
+    lst_buf_init(&b);
+    lst_buf_init(&loc);
+    lst_buf_puts(&b, "{");
+    va_json_kv(&b, false, "message_id", s->msg.message_id);
+    lst_buf_printf(&b, ",\"created_at\":%lld", (long long)s->msg.created_at);
+    va_json_kv(&b, true, "category", s->msg.category);
+    va_json_kv(&b, true, "kind", lst_content_kind_name(s->msg.content.kind));
+    va_json_kv(&b, true, "blob", s->msg.content.blob);
+    va_json_kv(&b, true, "idempotency_key", s->msg.idempotency_key);
+    lst_buf_puts(&b, ",");
+    selector_json(&b, &s->msg.audience.selector);
+    lst_buf_puts(&b, ",");
+    audience_json(&b, &s->aud);
+    lst_buf_puts(&b, "}");
+    idem_store(s, 202, &b);
+    va_reply_json(s->r, 202, &b);
+    lst_buf_printf(&loc, "/api/messages/%s", s->msg.message_id);
+    lst_http_add_header(s->r->resp, "Location", loc.data);
+    lst_buf_cleanup(&b);
+    lst_buf_cleanup(&loc);
+}
+
+static void no_recipients(struct send *s)
+{
+    struct lst_buf ext;
+    lst_buf_init(&ext);
+    audience_json(&ext, &s->aud);
+    va_problem_ext(s->r->resp, 422, "no-recipients", "No Recipients",
+                   "the audience resolved to nobody who can receive", ext.data);
+    lst_buf_cleanup(&ext);
+}
+
+/* Resolve, store an upload, build and produce; the key is released on any failure. */
+static void act(struct send *s)
+{
+    struct lst_buf why;
+    lst_err err;
+    lst_buf_init(&why);
+    s->msg.created_at = lst_wall_ms();
+    err = va_audience_resolve(s->r->ctx, &s->aud);
+    if (err != LST_OK) {
+        lst_http_problem(s->r->resp, 503, "store-unavailable", "Store Unavailable",
+                         "the directory could not be read");
+        goto fail;
+    }
+    if (s->aud.nrecipients == 0) {
+        no_recipients(s);
+        goto fail;
+    }
+    if (s->aud.nrecipients > LST_RECIPIENTS_MAX) {
+        bad(s, "the audience has more than 2000 recipients: split the message");
+        goto fail;
+    }
+    if (s->upload_mime != NULL && store_upload(s) != LST_OK) {
+        lst_http_problem(s->r->resp, 503, "blobstore-unavailable", "Blob Store Unavailable",
+                         "the attachment could not be stored");
+        goto fail;
+    }
+    err = build_message(s);
+    if (err == LST_OK)
+        err = produce(s, &why);
+    if (err == LST_ERR_INVALID) {
+        bad(s, why.data ? why.data : "invalid");
+        goto fail;
+    }
+    if (err != LST_OK) {
+        lst_http_problem(s->r->resp, 503, "kafka-unavailable", "Kafka Unavailable",
+                         "the message was not accepted by Kafka (%s); retry with the same "
+                         "Idempotency-Key",
+                         lst_strerror(err));
+        lst_http_add_header(s->r->resp, "Retry-After", "5");
+        goto fail;
+    }
+    LST_INFO("view_api.send", "message=%s user=%s recipients=%zu skipped=%zu", s->msg.message_id,
+             s->r->who->user, s->aud.nrecipients, s->aud.nskipped);
+    accepted(s);
+    goto out;
+fail:
+    idem_release(s);
+out:
+    lst_buf_cleanup(&why);
+}
+
+static bool idem_key(struct send *s)
+{
+    const char *k = lst_http_header(s->r->http, "Idempotency-Key");
+    size_t len = k != NULL ? strlen(k) : 0;
+    unsigned char h[crypto_hash_sha256_BYTES];
+    if (k == NULL)
+        return true;
+    for (size_t i = 0; i < len; i++) {
+        if (k[i] < '!' || k[i] > '~')
+            len = 0;
+    }
+    if (len == 0 || len > LST_IDEMPOTENCY_KEY_MAX) {
+        lst_http_problem(s->r->resp, 400, "invalid-idempotency-key", "Invalid Idempotency Key",
+                         "Idempotency-Key: 1 to 128 printable ASCII characters without spaces");
+        return false;
+    }
+    s->idem = lst_strdup(k);
+    lst_buf_printf(&s->ikey, "%sidem:%s:%s", s->r->ctx->cfg.key_prefix, s->r->who->user, k);
+    crypto_hash_sha256(h, (const unsigned char *)s->r->http->body, s->r->http->body_len);
+    sodium_bin2hex(s->fp, sizeof(s->fp), h, sizeof(h));
+    return s->idem != NULL && !lst_buf_failed(&s->ikey);
+}
+
+void va_handle_send(void *ud, const struct lst_http_request *req, struct lst_http_response *resp)
+{
+    struct va_req r;
+    struct send s = {0};
+    struct json_object *body = NULL;
+    struct lst_buf why;
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+        return;
+    s.r = &r;
+    lst_buf_init(&why);
+    lst_buf_init(&s.ikey);
+    lst_buf_init(&s.upload);
+    if (!idem_key(&s))
+        goto out;
+    body = va_json_body_max(&r, r.ctx->cfg.upload_max_body);
+    if (body == NULL)
+        goto out;
+    if (!parse_request(&s, body, &why)) {
+        lst_http_problem(resp, 400, "invalid-message", "Invalid Message", "%s",
+                         why.data ? why.data : "invalid");
+        goto out;
+    }
+    if (idem_begin(&s) == IDEM_NEW)
+        act(&s);
+out:
+    json_object_put(body);
+    send_cleanup(&s);
+    lst_buf_cleanup(&why);
+}

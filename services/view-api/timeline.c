@@ -1,0 +1,49 @@
+/* GET /api/timeline: all communication, newest first, filtered (feed.c). */
+#include "view_api.h"
+
+static void page(struct va_req *r, const char *recipient, struct va_filter *f)
+{
+    struct lst_buf why, out;
+    struct va_cursor cur = {0};
+    int64_t limit = 0;
+    const char *c = lst_http_query(r->http, "cursor");
+    lst_buf_init(&why);
+    lst_buf_init(&out);
+    if (c != NULL && !va_cursor_parse(c, &cur))
+        lst_buf_puts(&why, "cursor: not a cursor of this list");
+    if (why.len > 0 || !va_filter_parse(r->http, f, &why) || !va_query_limit(r, 50, &limit, &why)) {
+        lst_http_problem(r->resp, 400, "invalid-query", "Invalid Query Parameter", "%s",
+                         why.data ? why.data : "invalid");
+        goto out;
+    }
+    if (va_feed_page(r->ctx, f, &cur, limit, recipient, &out) != LST_OK) {
+        lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
+                         "the projections could not be read");
+        goto out;
+    }
+    va_reply_json(r, 200, &out);
+out:
+    lst_buf_cleanup(&why);
+    lst_buf_cleanup(&out);
+}
+
+void va_handle_timeline(void *ud, const struct lst_http_request *req,
+                        struct lst_http_response *resp)
+{
+    struct va_req r;
+    struct va_filter f = {0};
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+        return;
+    page(&r, NULL, &f);
+    va_filter_cleanup(&f);
+}
+
+/* Everything to and from one employee (the ledger indexes both directions under x:emp:<id>),
+ * with that employee's own delivery state on each outgoing message. The other timeline
+ * filters apply too. */
+void va_history(struct va_req *r, const char *employee_id)
+{
+    struct va_filter f = {0};
+    page(r, employee_id, &f);
+    va_filter_cleanup(&f);
+}

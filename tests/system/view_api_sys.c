@@ -1,0 +1,361 @@
+/* System tier of the view-api: the producing routes against a real Kafka (LST_KAFKA_BROKERS,
+ * the test stack's) on topics of their own (a unique prefix), a redis-server of the test's
+ * own. The test plays the ledger's part for the directory: it applies the lst.employees
+ * records it reads back into the projection layout, so the second import and the sends see
+ * what the ledger would show.
+ *
+ *   - the ERP import of demo/erp-export.csv produces 250 lst.employees records; a repeat
+ *     changes nothing; a full sync deactivates everyone missing
+ *   - a send to a depot plus three named drivers produces one lst.message with the audience
+ *     and one lst.outbound per recipient; the Idempotency-Key replay returns the first result
+ *     and produces nothing; the same key with another body is refused
+ *   - an image upload lands in the blob store and its ref travels in the records */
+#include <time.h>
+
+#include "view_api_common.h"
+
+static struct harness H;
+static char prefix[64];
+static struct lst_kafka_consumer *consumer;
+static char topic_emp[128], topic_msg[128], topic_out[128];
+
+struct seen {
+    size_t employees, messages, outbound;
+    struct lst_strv emp_keys, out_keys;
+    char last_message[8192];
+    struct lst_strv out_values;
+};
+
+static struct seen SEEN;
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    struct lst_buf b;
+    char chunk[8192];
+    size_t n;
+    lst_buf_init(&b);
+    if (f == NULL)
+        return NULL;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        lst_buf_append(&b, chunk, n);
+    fclose(f);
+    *len = b.len;
+    return lst_buf_steal(&b);
+}
+
+/* The ledger's employee upsert, reduced to what the view-api reads. */
+static void apply_employee(const struct lst_employee *e)
+{
+    struct lst_buf tags;
+    lst_buf_init(&tags);
+    va_json_strv_out(&tags, &e->tags);
+    rcmd(&H, "DEL lst:lg:emp:%s", e->employee_id);
+    rcmd(&H, "HSET lst:lg:emp:%s id %s name %s active %s tags %s updated_at %lld source %s",
+         e->employee_id, e->employee_id, e->name, e->active ? "1" : "0", tags.data,
+         (long long)e->updated_at, e->source);
+    if (e->department != NULL) {
+        rcmd(&H, "HSET lst:lg:emp:%s dep %s", e->employee_id, e->department);
+        rcmd(&H, "SADD lst:lg:emp:dep:%s %s", e->department, e->employee_id);
+    }
+    if (e->vehicle != NULL) {
+        rcmd(&H, "HSET lst:lg:emp:%s veh %s", e->employee_id, e->vehicle);
+        rcmd(&H, "SADD lst:lg:emp:veh:%s %s", e->vehicle, e->employee_id);
+    }
+    if (e->threema_id != NULL)
+        rcmd(&H, "HSET lst:lg:emp:%s tid %s", e->employee_id, e->threema_id);
+    if (e->phone != NULL)
+        rcmd(&H, "HSET lst:lg:emp:%s phone %s", e->employee_id, e->phone);
+    if (e->email != NULL)
+        rcmd(&H, "HSET lst:lg:emp:%s email %s", e->employee_id, e->email);
+    for (size_t i = 0; i < e->tags.len; i++)
+        rcmd(&H, "SADD lst:lg:emp:tag:%s %s", e->tags.items[i], e->employee_id);
+    rcmd(&H, "ZADD lst:lg:emps 0 %s", e->employee_id);
+    lst_buf_cleanup(&tags);
+}
+
+static void take(const struct lst_kafka_record *rec)
+{
+    char key[256];
+    size_t kl = rec->keylen < sizeof(key) - 1 ? rec->keylen : sizeof(key) - 1;
+    memcpy(key, rec->key != NULL ? rec->key : "", kl);
+    key[kl] = '\0';
+    if (strcmp(rec->topic, topic_emp) == 0) {
+        struct lst_employee e;
+        SEEN.employees++;
+        lst_strv_push(&SEEN.emp_keys, key);
+        CHECK(lst_employee_decode(rec->value, rec->len, &e, NULL) == LST_OK);
+        CHECK_STREQ(e.employee_id, key);
+        apply_employee(&e);
+        lst_employee_cleanup(&e);
+    } else if (strcmp(rec->topic, topic_msg) == 0) {
+        SEEN.messages++;
+        snprintf(SEEN.last_message, sizeof(SEEN.last_message), "%.*s", (int)rec->len,
+                 (const char *)rec->value);
+    } else if (strcmp(rec->topic, topic_out) == 0) {
+        char *v = malloc(rec->len + 1);
+        memcpy(v, rec->value, rec->len);
+        v[rec->len] = '\0';
+        SEEN.outbound++;
+        lst_strv_push(&SEEN.out_keys, key);
+        lst_strv_push(&SEEN.out_values, v);
+        free(v);
+    }
+}
+
+/* Polls until *counter reaches want or ms pass; returns the counter. */
+static size_t consume_until(const size_t *counter, size_t want, int64_t ms)
+{
+    int64_t deadline = lst_mono_ms() + ms;
+    while (*counter < want && lst_mono_ms() < deadline) {
+        struct lst_kafka_record rec;
+        if (lst_kafka_consumer_poll(consumer, 200, &rec) == LST_OK) {
+            take(&rec);
+            lst_kafka_record_release(&rec);
+        }
+    }
+    return *counter;
+}
+
+static bool setup(void)
+{
+    const char *brokers = getenv("LST_KAFKA_BROKERS");
+    struct lst_kafka_config kc = {.brokers = brokers};
+    if (brokers == NULL) {
+        fprintf(stderr, "LST_KAFKA_BROKERS is not set (scripts/test.sh starts a stack)\n");
+        return false;
+    }
+    snprintf(prefix, sizeof(prefix), "vatest%ld.%lld.", (long)getpid(), (long long)time(NULL));
+    snprintf(topic_emp, sizeof(topic_emp), "%slst.employees", prefix);
+    snprintf(topic_msg, sizeof(topic_msg), "%slst.message", prefix);
+    snprintf(topic_out, sizeof(topic_out), "%slst.outbound", prefix);
+    if (lst_kafka_create_topic(&kc, topic_emp, 3, 1, 30000) != LST_OK ||
+        lst_kafka_create_topic(&kc, topic_msg, 6, 1, 30000) != LST_OK ||
+        lst_kafka_create_topic(&kc, topic_out, 12, 1, 30000) != LST_OK)
+        return false;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (!harness_start(&H, brokers, prefix, NULL))
+        return false;
+    const char *topics[] = {topic_emp, topic_msg, topic_out};
+    char group[96];
+    snprintf(group, sizeof(group), "%sreader", prefix);
+    struct lst_kafka_consumer_opts o = {.group_id = group, .topics = topics, .ntopics = 3};
+    return lst_kafka_consumer_create(&kc, &o, &consumer) == LST_OK;
+}
+
+static void teardown(void)
+{
+    lst_kafka_consumer_destroy(consumer);
+    harness_stop(&H);
+    lst_strv_cleanup(&SEEN.emp_keys);
+    lst_strv_cleanup(&SEEN.out_keys);
+    lst_strv_cleanup(&SEEN.out_values);
+    curl_global_cleanup();
+}
+
+static bool strv_has(const struct lst_strv *v, const char *s)
+{
+    for (size_t i = 0; i < v->len; i++) {
+        if (strcmp(v->items[i], s) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void test_import_demo(void)
+{
+    struct http_result r;
+    char path[512];
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/demo/erp-export.csv", getenv("LST_SOURCE_DIR"));
+    char *csv = read_file(path, &len);
+    REQUIRE(csv != NULL);
+    CHECK_EQ(http(&H, "POST", "/api/admin/erp-import", TOKEN_ADMIN, "text/csv", csv, len, NULL, &r),
+             200);
+    CHECK_STREQ(jstr(r.json, "mode"), "upsert");
+    CHECK_EQ(jint(r.json, "rows"), 250);
+    CHECK_EQ(jint(r.json, "created.count"), 250);
+    CHECK_EQ(jint(r.json, "produced"), 250);
+    CHECK_EQ(jint(r.json, "unchanged.count"), 0);
+    http_result_cleanup(&r);
+    CHECK_EQ(consume_until(&SEEN.employees, 250, 60000), 250);
+    /* one record per employee, keyed by the personnel number */
+    struct lst_strv keys = {0};
+    for (size_t i = 0; i < SEEN.emp_keys.len; i++) {
+        if (!strv_has(&keys, SEEN.emp_keys.items[i]))
+            lst_strv_push(&keys, SEEN.emp_keys.items[i]);
+    }
+    CHECK_EQ(keys.len, 250);
+    lst_strv_cleanup(&keys);
+    /* what the directory now says about the first row of the export */
+    CHECK_EQ(get(&H, "/api/employees/10006", TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "name"), "Petra Schulze");
+    CHECK_STREQ(jstr(r.json, "department"), "Fernverkehr");
+    CHECK_STREQ(jstr(r.json, "vehicle"), "H-LS 6527");
+    CHECK_STREQ(jstr(r.json, "phone"), "+4915105866844");
+    CHECK_STREQ(jstr(r.json, "tags.0"), "fernverkehr");
+    CHECK_STREQ(jstr(r.json, "tags.1"), "depot:Hannover-Lahe");
+    CHECK_STREQ(jstr(r.json, "tags.2"), "shift:Spätschicht");
+    http_result_cleanup(&r);
+    /* the same export again: nothing changed, nothing produced */
+    CHECK_EQ(http(&H, "POST", "/api/admin/erp-import", TOKEN_ADMIN, "text/csv", csv, len, NULL, &r),
+             200);
+    CHECK_EQ(jint(r.json, "unchanged.count"), 250);
+    CHECK_EQ(jint(r.json, "produced"), 0);
+    http_result_cleanup(&r);
+    free(csv);
+}
+
+#define SEND_BODY                                                                                  \
+    "{\"category\":\"dispo\",\"text\":\"Bitte Lieferschein pr\\u00fcfen\","                        \
+    "\"employee_ids\":[\"10006\",\"10011\",\"10018\"],"                                            \
+    "\"selector\":{\"tags\":[\"depot:Kiel-Wellsee\"]}}"
+
+static void test_send_and_replay(void)
+{
+    struct http_result r, again;
+    const char *key[] = {"Idempotency-Key: day-1-send-1", NULL};
+    CHECK_EQ(post_json(&H, "/api/messages", TOKEN_DISPATCHER, SEND_BODY, key, &r), 202);
+    const char *mid = jstr(r.json, "message_id");
+    REQUIRE(mid != NULL && strlen(mid) == 26);
+    int64_t n = jint(r.json, "recipient_count");
+    CHECK(n >= 4);
+    CHECK_EQ(jlen(r.json, "recipients"), (size_t)n);
+    CHECK(has_header(&r, "Location: /api/messages/"));
+    for (size_t i = 0; i < jlen(r.json, "skipped"); i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "skipped.%zu.reason", i);
+        const char *why = jstr(r.json, p);
+        CHECK(why != NULL && (strcmp(why, "inactive") == 0 || strcmp(why, "no_contact") == 0));
+    }
+    /* Kafka holds one lst.message and one lst.outbound per recipient */
+    CHECK_EQ(consume_until(&SEEN.messages, 1, 30000), 1);
+    CHECK_EQ(consume_until(&SEEN.outbound, (size_t)n, 30000), (size_t)n);
+    struct lst_message m;
+    REQUIRE(lst_message_decode(SEEN.last_message, strlen(SEEN.last_message), &m, NULL) == LST_OK);
+    CHECK_STREQ(m.message_id, mid);
+    CHECK_STREQ(m.dispatcher, "anna");
+    CHECK_STREQ(m.department, "Dispo-Nord");
+    CHECK_STREQ(m.category, "dispo");
+    CHECK_STREQ(m.idempotency_key, "day-1-send-1");
+    CHECK_STREQ(m.content.text, "Bitte Lieferschein prüfen");
+    CHECK_EQ(m.audience.recipients.len, (size_t)n);
+    CHECK_EQ(m.audience.selector.employee_ids.len, 3);
+    CHECK_STREQ(m.audience.selector.tags.items[0], "depot:Kiel-Wellsee");
+    for (size_t i = 0; i < m.audience.recipients.len; i++) {
+        char p[64];
+        snprintf(p, sizeof(p), "recipients.%zu.employee_id", i);
+        CHECK_STREQ(m.audience.recipients.items[i], jstr(r.json, p));
+        CHECK(strv_has(&SEEN.out_keys, m.audience.recipients.items[i]));
+    }
+    CHECK(strv_has(&SEEN.out_keys, "10006") && strv_has(&SEEN.out_keys, "10018"));
+    for (size_t i = 0; i < SEEN.out_values.len; i++) {
+        struct lst_outbound o;
+        char rid[128];
+        REQUIRE(lst_outbound_decode(SEEN.out_values.items[i], strlen(SEEN.out_values.items[i]), &o,
+                                    NULL) == LST_OK);
+        snprintf(rid, sizeof(rid), "%s:%s", mid, SEEN.out_keys.items[i]);
+        CHECK_STREQ(o.request_id, rid);
+        CHECK_STREQ(o.employee_id, SEEN.out_keys.items[i]);
+        CHECK_STREQ(o.content.text, "Bitte Lieferschein prüfen");
+        CHECK(o.to.threema_id != NULL || o.to.phone != NULL || o.to.email != NULL);
+        lst_outbound_cleanup(&o);
+    }
+    lst_message_cleanup(&m);
+    /* the double click: the first result again, nothing new in Kafka */
+    CHECK_EQ(post_json(&H, "/api/messages", TOKEN_DISPATCHER, SEND_BODY, key, &again), 202);
+    CHECK_STREQ(again.body.data, r.body.data);
+    CHECK(has_header(&again, "Idempotent-Replayed: true"));
+    http_result_cleanup(&again);
+    size_t before = SEEN.outbound;
+    CHECK_EQ(consume_until(&SEEN.messages, 2, 3000), 1);
+    CHECK_EQ(SEEN.outbound, before);
+    /* the same key for another request */
+    post_json(&H, "/api/messages", TOKEN_DISPATCHER,
+              "{\"category\":\"dispo\",\"text\":\"other\",\"employee_ids\":[\"10006\"]}", key,
+              &again);
+    CHECK_EQ(again.status, 422);
+    CHECK_STREQ(jstr(again.json, "type"), "urn:leitstand:problem:idempotency-key-reused");
+    http_result_cleanup(&again);
+    http_result_cleanup(&r);
+}
+
+static void test_image_upload(void)
+{
+    struct http_result r;
+    /* a 1x1 PNG */
+    const char *body =
+        "{\"category\":\"fotos\",\"attachment\":{\"mime\":\"image/png\",\"filename\":\"p.png\","
+        "\"caption\":\"Rampe 3\",\"data_base64\":\"iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAA"
+        "DUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==\"},\"employee_ids\":[\"10006\"]}";
+    size_t before = SEEN.outbound;
+    CHECK_EQ(post_json(&H, "/api/messages", TOKEN_DISPATCHER, body, NULL, &r), 202);
+    CHECK_STREQ(jstr(r.json, "kind"), "image");
+    const char *blob = jstr(r.json, "blob");
+    REQUIRE(blob != NULL);
+    CHECK(lst_blobstore_exists(H.api.blobs, blob));
+    CHECK_EQ(consume_until(&SEEN.outbound, before + 1, 30000), before + 1);
+    struct lst_outbound o;
+    const char *v = SEEN.out_values.items[SEEN.out_values.len - 1];
+    REQUIRE(lst_outbound_decode(v, strlen(v), &o, NULL) == LST_OK);
+    CHECK(o.content.kind == LST_CONTENT_IMAGE);
+    CHECK_STREQ(o.content.blob, blob);
+    CHECK_STREQ(o.content.caption, "Rampe 3");
+    CHECK_EQ(o.content.size, 70);
+    lst_outbound_cleanup(&o);
+    http_result_cleanup(&r);
+}
+
+static void test_full_sync(void)
+{
+    struct http_result r, list;
+    size_t active = 0;
+    /* how many are active now (the directory the test applied) */
+    CHECK_EQ(get(&H, "/api/employees?active=true&limit=200", TOKEN_ADMIN, &list), 200);
+    active += jlen(list.json, "items");
+    const char *next = jstr(list.json, "next_cursor");
+    if (next != NULL) {
+        char path[256];
+        struct http_result more;
+        snprintf(path, sizeof(path), "/api/employees?active=true&limit=200&cursor=%s", next);
+        CHECK_EQ(get(&H, path, TOKEN_ADMIN, &more), 200);
+        active += jlen(more.json, "items");
+        http_result_cleanup(&more);
+    }
+    http_result_cleanup(&list);
+    CHECK(active > 200 && active < 250);
+    size_t before = SEEN.employees;
+    post_json(&H, "/api/admin/erp-import?mode=full", TOKEN_ADMIN,
+              "{\"employees\":[{\"employee_id\":\"10006\",\"name\":\"Petra Schulze\","
+              "\"department\":\"Fernverkehr\",\"phone\":\"+4915105866844\"},"
+              "{\"employee_id\":\"99999\",\"name\":\"Neu Fahrer\",\"tags\":[\"neu\"]}]}",
+              NULL, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_STREQ(jstr(r.json, "mode"), "full");
+    CHECK_EQ(jint(r.json, "created.count"), 1);
+    CHECK_EQ(jint(r.json, "updated.count"), 1);
+    CHECK_EQ(jint(r.json, "deactivated.count"), (int64_t)active - 1);
+    CHECK_EQ(jint(r.json, "produced"), (int64_t)active + 1);
+    CHECK_EQ(consume_until(&SEEN.employees, before + active + 1, 60000), before + active + 1);
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/employees?active=true", TOKEN_ADMIN, &r), 200);
+    CHECK_EQ(jlen(r.json, "items"), 2);
+    http_result_cleanup(&r);
+}
+
+static void test_all(void)
+{
+    if (!setup()) {
+        fprintf(stderr, "set-up failed\n");
+        lst_test_failed_checks++;
+        teardown();
+        return;
+    }
+    test_import_demo();
+    test_send_and_replay();
+    test_image_upload();
+    test_full_sync();
+    teardown();
+}
+
+LST_TEST_MAIN(T(test_all))
