@@ -12,7 +12,12 @@
 #      unless BENCH_RATE is set) and times the first to the N-th published outcome,
 #   3. the SDK sends N messages to the same simulator with its async API at the same
 #      concurrency (the recipients' public keys given, as gateway-out has them cached),
-#   4. prints both rates, the ratio and gateway-out's peak RSS (VmHWM).
+#   4. prints both rates, the ratio, gateway-out's peak RSS (VmHWM), the CPU time gateway-out
+#      and the simulator spent per send during the timed window, and the load average.
+# BENCH_GATEWAY_OUT=PATH runs another gateway-out binary (before/after comparisons);
+# BENCH_SDK_CONCURRENCY sets the SDK's concurrency apart [BENCH_CONCURRENCY].
+# BENCH_BULK=true sends through send_e2e_bulk (LST_GATEWAY_OUT_BULK; BENCH_BULK_MAX [100],
+# BENCH_BULK_LINGER_MS [2]). The SDK has no bulk send; it always sends one message a call.
 # Not a pass/fail test; figures depend on the machine (everything shares its cores).
 set -uo pipefail
 BUILD=$(cd "${1:?usage: bench/gateway_out/run.sh BUILD_DIR [N]}" && pwd)
@@ -22,6 +27,9 @@ export LST_KAFKA_BROKERS=${LST_KAFKA_BROKERS:-127.0.0.1:19092}
 export LST_REDIS_PORT=${LST_REDIS_PORT:-16379}
 CONC=${BENCH_CONCURRENCY:-32}
 RATE=${BENCH_RATE:-0}
+BULK=${BENCH_BULK:-false}
+BULK_MAX=${BENCH_BULK_MAX:-100}
+BULK_LINGER=${BENCH_BULK_LINGER_MS:-2}
 RUN="bench-gwout-$(date +%s)-$$"
 PREFIX="b.$RUN."
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench_gateway_out.XXXXXX")
@@ -43,6 +51,8 @@ wait_url() {
     for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done
     return 1
 }
+# cpu_ticks PID: user + system CPU time of the process so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 metric() {
     curl -sf -m 5 "http://127.0.0.1:$GW_PORT/metrics" |
         awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d\n", s }'
@@ -75,7 +85,10 @@ env LST_LOG_LEVEL=warn LST_TOPIC_PREFIX="$PREFIX" LST_HTTP_PORT="$GW_PORT" \
     LST_PRIVATE_KEY_FILE="$SRC/demo/DEMO-ONLY-gateway.private.key" \
     LST_GATEWAY_OUT_GROUP="$RUN" LST_GATEWAY_OUT_KEY_PREFIX="lst:$RUN:" \
     LST_GATEWAY_OUT_CONCURRENCY="$CONC" LST_GATEWAY_OUT_RATE_LIMIT="$RATE" \
-    LST_BLOB_DIR="$WORK/blobs" "$BUILD/services/gateway-out/gateway-out" 2>"$WORK/gw.log" &
+    LST_GATEWAY_OUT_BULK="$BULK" LST_GATEWAY_OUT_BULK_MAX="$BULK_MAX" \
+    LST_GATEWAY_OUT_BULK_LINGER_MS="$BULK_LINGER" \
+    LST_BLOB_DIR="$WORK/blobs" "${BENCH_GATEWAY_OUT:-$BUILD/services/gateway-out/gateway-out}" \
+    2>"$WORK/gw.log" &
 GW_PID=$!
 wait_url "http://127.0.0.1:$GW_PORT/healthz" || die "gateway-out did not start"
 
@@ -84,12 +97,18 @@ t0="" c0=0 end=$((SECONDS + 600))
 while [ $SECONDS -lt $end ]; do
     c=$(metric lst_gateway_out_outcomes_total)
     now=$(date +%s%N)
-    if [ -z "$t0" ] && [ "$c" -gt 0 ]; then t0=$now c0=$c; fi
+    if [ -z "$t0" ] && [ "$c" -gt 0 ]; then
+        t0=$now c0=$c gw_cpu0=$(cpu_ticks "$GW_PID") sim_cpu0=$(cpu_ticks "$SIM_PID")
+    fi
     [ "$c" -ge "$N" ] && break
     sleep 0.05
 done
 [ -n "$t0" ] && [ "$c" -ge "$N" ] || die "gateway-out did not finish ($c of $N)"
 GW_RATE=$(python3 -c "print(round(($c - $c0) / (($now - $t0) / 1e9), 1))")
+TICK=$(getconf CLK_TCK)
+GW_US=$(python3 -c "print(round(($(cpu_ticks "$GW_PID") - $gw_cpu0) / $TICK * 1e6 / ($c - $c0)))")
+SIM_US=$(python3 -c "print(round(($(cpu_ticks "$SIM_PID") - $sim_cpu0) / $TICK * 1e6 / ($c - $c0)))")
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 accepted=$(metric 'lst_gateway_out_outcomes_total{outcome="accepted"')
 HWM=$(awk '/VmHWM/ {print $2, $3}' "/proc/$GW_PID/status")
 kill -TERM "$GW_PID"
@@ -103,12 +122,15 @@ print(json.dumps([{"identity": u["identity"], "publicKey": u["publicKey"]}
 PY
 SDK_JSON=$("$PY" "$SRC/bench/gateway_out/sdk_send.py" "http://127.0.0.1:$SIM_PORT" \
     "$(cat "$SRC/demo/DEMO-ONLY-gateway.secret")" "$SRC/demo/DEMO-ONLY-gateway.private.key" \
-    "$WORK/rcpt.json" "$N" "$CONC") || die "SDK run failed"
+    "$WORK/rcpt.json" "$N" "${BENCH_SDK_CONCURRENCY:-$CONC}") || die "SDK run failed"
 SDK_RATE=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['per_second'])" "$SDK_JSON")
 
-echo "gateway-out benchmark: $N text sends, concurrency $CONC, one worker, $(nproc) cores"
-printf '  gateway-out (Kafka -> Gateway sim -> lst.sent): %10s sends/s  (%s accepted, rate limit %s)\n' \
-    "$GW_RATE" "$accepted" "$([ "$RATE" = 0 ] && echo off || echo "$RATE/s")"
+echo "gateway-out benchmark: $N text sends, concurrency $CONC (SDK ${BENCH_SDK_CONCURRENCY:-$CONC}), one worker, $(nproc) cores"
+printf '  gateway-out (Kafka -> Gateway sim -> lst.sent): %10s sends/s  (%s accepted, rate limit %s, bulk %s)\n' \
+    "$GW_RATE" "$accepted" "$([ "$RATE" = 0 ] && echo off || echo "$RATE/s")" \
+    "$([ "$BULK" = true ] && echo "on, max $BULK_MAX, linger $BULK_LINGER ms" || echo off)"
+printf '  CPU per send during it: gateway-out %s us, simulator %s us; load average %s\n' \
+    "$GW_US" "$SIM_US" "$LOAD"
 printf '  official SDK (async, same simulator):           %10s sends/s  %s\n' "$SDK_RATE" "$SDK_JSON"
 printf '  ratio: %sx\n' "$(python3 -c "print(round($GW_RATE / $SDK_RATE, 2))")"
 printf '  gateway-out peak RSS (VmHWM): %s\n' "$HWM"

@@ -168,6 +168,8 @@ static lst_err setup(struct gateway_out *ctx)
         err = go_outcome_scripts_create(ctx);
     if (err == LST_OK)
         err = go_ratelimit_create(ctx, &ctx->rl);
+    if (err == LST_OK && ctx->cfg.bulk)
+        err = go_bulk_create(ctx);
     if (err == LST_OK)
         err = go_lanes_start(ctx);
     if (err == LST_OK)
@@ -198,6 +200,7 @@ static void teardown(struct gateway_out *ctx)
     atomic_store(&ctx->stopping, true);
     go_consumer_close(ctx);
     go_lanes_stop(ctx);
+    go_bulk_destroy(ctx);
     go_credits_stop(ctx);
     lst_service_destroy(ctx->svc); /* flushes the producer: the last delivery reports */
     ctx->svc = NULL;

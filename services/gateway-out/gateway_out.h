@@ -9,6 +9,7 @@
  *   offsets.c     per-partition completion watermarks (which offset may be stored)
  *   lanes.c       W sender lanes: one thread, one Gateway client, one Redis connection each
  *   send.c        one request: known outcome check, resolve, encrypt, send, retry
+ *   bulk.c        send_e2e_bulk calls shared by the lanes (LST_GATEWAY_OUT_BULK)
  *   resolve.c     recipient resolution and the caches (Redis shared + a small local layer)
  *   files.c       file and image messages: blob store, encrypt, upload once per message
  *   outcome.c     outcome records in Redis and publishing to lst.sent / lst.outbound.dlq
@@ -39,6 +40,10 @@
 
 #define GO_MAX_LANES 256
 
+struct gateway_out;
+struct go_bulk;      /* bulk.c: the open send_e2e_bulk call */
+struct go_bulk_slot; /* bulk.c: one lane's message in a call */
+
 /* ---- configuration (config.c) ---- */
 
 struct gateway_out_config {
@@ -48,6 +53,9 @@ struct gateway_out_config {
     char *group_id;              /* LST_GATEWAY_OUT_GROUP */
     int64_t concurrency;         /* LST_GATEWAY_OUT_CONCURRENCY: lanes W */
     int64_t max_inflight;        /* LST_GATEWAY_OUT_MAX_INFLIGHT */
+    bool bulk;                   /* LST_GATEWAY_OUT_BULK: send_e2e_bulk */
+    int64_t bulk_max;            /* LST_GATEWAY_OUT_BULK_MAX */
+    int64_t bulk_linger_ms;      /* LST_GATEWAY_OUT_BULK_LINGER_MS */
     int64_t retry_deadline_ms;   /* LST_GATEWAY_OUT_RETRY_DEADLINE_MS */
     int64_t backoff_min_ms;      /* LST_GATEWAY_OUT_BACKOFF_MIN_MS */
     int64_t backoff_max_ms;      /* LST_GATEWAY_OUT_BACKOFF_MAX_MS */
@@ -208,6 +216,19 @@ struct go_lane {
     /* scratch */
     struct lst_buf a, b;
     int64_t gateway_calls; /* of the current job */
+    /* The lane's finished job whose outcome is not yet in Redis (send.c): its SET goes out in
+     * one pipeline with the begin of the lane's next job (one Redis round trip per request),
+     * or alone when the lane has nothing queued. Published only after the SET. */
+    struct go_job *pending;
+    struct lst_buf pkey, pval; /* its Redis key and "O:<lst.sent record>" */
+    bool pend_accepted, pend_dup;
+    char pend_code[48];
+    struct lst_redis_pipe *pipe;
+    /* bulk.c: this lane's slots when it leads a send_e2e_bulk call (bulk_max each) */
+    struct go_bulk_slot **bulk_slots;
+    struct lst_gateway_e2e *bulk_msgs;
+    struct lst_gateway_bulk_item *bulk_items;
+    struct lst_buf bulk_rid;
 };
 
 /* What a Gateway step gave: OK, or a failure to retry, pause, stop or give up on. */
@@ -244,6 +265,24 @@ bool go_lane_gateway_call(struct go_lane *l, const atomic_bool *cancel);
 void go_files_prepare(struct go_lane *l, const char *message_id, const struct lst_content *c,
                       const atomic_bool *cancel, struct lst_threema_msg *m, struct go_step *st);
 
+/* ---- send_e2e_bulk (bulk.c) ---- */
+
+/* Sends msg as one item of a send_e2e_bulk call shared with the messages of other lanes that
+ * are ready at the same moment: the first lane to arrive leads the call (it waits up to
+ * LST_GATEWAY_OUT_BULK_LINGER_MS for others, at most LST_GATEWAY_OUT_BULK_MAX items) with its
+ * own client; the others wait for its answer. A lane has one item in flight at most, so one
+ * employee never has two requests in a call. Fills *res with the whole call's result and, when
+ * res->outcome is OK, *item with the item's. Returns false when the whole call was refused as
+ * PERMANENT (local rejection, 400, 413 for the batch): the caller sends the message alone, so
+ * that one bad item cannot fail the others. Blocks at most linger + the Gateway timeout. */
+bool go_bulk_send(struct go_lane *l, const struct lst_gateway_e2e *msg, const char *request_id,
+                  struct lst_gateway_bulk_item *item, struct lst_gateway_result *res);
+lst_err go_bulk_create(struct gateway_out *ctx);
+void go_bulk_destroy(struct gateway_out *ctx);
+/* The lane's leader scratch (bulk_max slots); freed by go_bulk_lane_cleanup. */
+lst_err go_bulk_lane_init(struct go_lane *l);
+void go_bulk_lane_cleanup(struct go_lane *l);
+
 /* ---- outcomes (outcome.c) ---- */
 
 enum go_begin {
@@ -254,11 +293,15 @@ enum go_begin {
 
 lst_err go_outcome_scripts_create(struct gateway_out *ctx);
 void go_outcome_scripts_destroy(struct gateway_out *ctx);
-/* Looks up the request and marks it as being sent (one script). */
+/* Looks up the request and marks it as being sent (one script). When the lane has a pending
+ * outcome (l->pending), its SET goes first in the same pipeline: on LST_OK it is recorded too. */
 lst_err go_outcome_begin(struct go_lane *l, const char *request_id, enum go_begin *state,
                          struct lst_buf *known);
-/* Records the final outcome (the encoded lst.sent record) for request_id. Idempotent. */
-lst_err go_outcome_record(struct go_lane *l, const char *request_id, const struct lst_buf *sent);
+/* Fills l->pkey / l->pval with the Redis key and value of the final outcome (the encoded
+ * lst.sent record) of request_id. */
+lst_err go_outcome_prepare(struct go_lane *l, const char *request_id, const struct lst_buf *sent);
+/* Records the prepared outcome (l->pkey, l->pval) alone. Idempotent. */
+lst_err go_outcome_record(struct go_lane *l);
 /* Publishes j->out to j->out_topic asynchronously; the job completes when Kafka acknowledged
  * it (or comes back to the poll thread for another try). Retries queue-full errors; false
  * when the producer is dead or a stop is requested. */
@@ -276,6 +319,10 @@ void go_lanes_dispatch(struct gateway_out *ctx, struct go_job *j);
 /* The whole processing of one job in lane l (send.c); ends with the job published
  * (completion later through the delivery callback) or completed as ABANDONED. */
 void go_send_job(struct go_lane *l, struct go_job *j);
+/* Records the outcome of the lane's pending job (if any) in Redis and publishes it. */
+void go_lane_flush(struct go_lane *l);
+/* True when jobs wait in the lane's queue. */
+bool go_lane_has_queued(struct go_lane *l);
 /* Puts j on the completion queue for the poll thread. Any thread. */
 void go_complete(struct gateway_out *ctx, struct go_job *j, enum go_job_state state);
 
@@ -301,6 +348,7 @@ struct gateway_out {
     struct lst_blobstore *blobs;
     struct lst_redis_script *s_begin, *s_pk, *s_rl_take, *s_rl_lower;
     struct go_ratelimit *rl;
+    struct go_bulk *bulk; /* NULL unless LST_GATEWAY_OUT_BULK */
     /* consumer side (poll thread) */
     struct lst_kafka_consumer *consumer;
     struct go_offsets *offsets;

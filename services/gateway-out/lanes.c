@@ -42,6 +42,7 @@ static void *lane_main(void *arg)
         j->next = NULL;
         go_send_job(l, j);
     }
+    go_lane_flush(l);
     abandon_queue(l);
     return NULL;
 }
@@ -60,11 +61,17 @@ static lst_err lane_init(struct gateway_out *ctx, struct go_lane *l, unsigned in
     l->index = index;
     lst_buf_init(&l->a);
     lst_buf_init(&l->b);
+    lst_buf_init(&l->pkey);
+    lst_buf_init(&l->pval);
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->cond, NULL);
     lst_err err = lst_gateway_settings_client(&ctx->cfg.gw, &l->gw);
     if (err == LST_OK)
         err = lst_redis_create(&rc, &l->redis);
+    if (err == LST_OK)
+        err = lst_redis_pipe_create(&l->pipe);
+    if (err == LST_OK && ctx->bulk != NULL)
+        err = go_bulk_lane_init(l);
     if (err == LST_OK && pthread_create(&l->thread, NULL, lane_main, l) != 0)
         err = LST_ERR_NOMEM;
     if (err == LST_OK)
@@ -102,8 +109,12 @@ void go_lanes_stop(struct gateway_out *ctx)
             pthread_join(l->thread, NULL);
         lst_gateway_destroy(l->gw);
         lst_redis_destroy(l->redis);
+        lst_redis_pipe_destroy(l->pipe);
+        go_bulk_lane_cleanup(l);
         lst_buf_cleanup(&l->a);
         lst_buf_cleanup(&l->b);
+        lst_buf_cleanup(&l->pkey);
+        lst_buf_cleanup(&l->pval);
         pthread_cond_destroy(&l->cond);
         pthread_mutex_destroy(&l->lock);
     }
@@ -136,6 +147,14 @@ void go_lanes_dispatch(struct gateway_out *ctx, struct go_job *j)
     l->queued++;
     pthread_cond_signal(&l->cond);
     pthread_mutex_unlock(&l->lock);
+}
+
+bool go_lane_has_queued(struct go_lane *l)
+{
+    pthread_mutex_lock(&l->lock);
+    bool queued = l->head != NULL;
+    pthread_mutex_unlock(&l->lock);
+    return queued;
 }
 
 bool go_lane_gateway_call(struct go_lane *l, const atomic_bool *cancel)

@@ -56,47 +56,78 @@ static void req_key(struct go_lane *l, const char *request_id, struct lst_buf *k
     lst_buf_printf(key, "%sreq:%s", l->ctx->cfg.key_prefix, request_id);
 }
 
+/* The reply of the begin script into *state (and *known). */
+static lst_err take_begin(const redisReply *r, enum go_begin *state, struct lst_buf *known)
+{
+    if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS))
+        return LST_ERR_INVALID;
+    if (r->len >= 2 && memcmp(r->str, "O:", 2) == 0) {
+        *state = GO_BEGIN_KNOWN;
+        lst_buf_reset(known);
+        return lst_buf_append(known, r->str + 2, r->len - 2);
+    }
+    *state = r->len == 1 && r->str[0] == 'D' ? GO_BEGIN_IN_DOUBT : GO_BEGIN_NEW;
+    return LST_OK;
+}
+
+/* SET pending outcome + begin in one pipeline: both commands are idempotent (the begin
+ * script's replay reports in-doubt, the safe direction), so the wrapper may replay the pair
+ * after a reconnect. */
+static lst_err begin_with_pending(struct go_lane *l, const char **argv, enum go_begin *state,
+                                  struct lst_buf *known)
+{
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
+    const char *set[] = {"SET", l->pkey.data, l->pval.data, "PX", ttl};
+    const size_t setlen[] = {3, l->pkey.len, l->pval.len, 2, strlen(ttl)};
+    lst_redis_pipe_reset(l->pipe);
+    lst_err err = lst_redis_pipe_add(l->pipe, 5, set, setlen);
+    if (err == LST_OK)
+        err = lst_redis_pipe_script(l->pipe, l->ctx->s_begin, 1, 3, argv, NULL);
+    if (err == LST_OK)
+        err = lst_redis_pipe_exec(l->redis, l->pipe);
+    if (err == LST_OK)
+        err = take_begin(lst_redis_pipe_reply(l->pipe, 1), state, known);
+    lst_redis_pipe_reset(l->pipe);
+    return err;
+}
+
 lst_err go_outcome_begin(struct go_lane *l, const char *request_id, enum go_begin *state,
                          struct lst_buf *known)
 {
     char now[24], ttl[24];
     redisReply *r = NULL;
     req_key(l, request_id, &l->a);
+    if (lst_buf_failed(&l->a))
+        return LST_ERR_NOMEM;
     snprintf(now, sizeof(now), "%lld", (long long)lst_wall_ms());
     snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
     const char *argv[] = {l->a.data, now, ttl};
+    if (l->pending != NULL)
+        return begin_with_pending(l, argv, state, known);
     lst_err err = lst_redis_script_call(l->redis, l->ctx->s_begin, &r, 1, 3, argv, NULL);
-    if (err != LST_OK)
-        goto out;
-    err = LST_ERR_INVALID;
-    if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
-        goto out;
-    err = LST_OK;
-    if (r->len >= 2 && memcmp(r->str, "O:", 2) == 0) {
-        *state = GO_BEGIN_KNOWN;
-        lst_buf_reset(known);
-        err = lst_buf_append(known, r->str + 2, r->len - 2);
-    } else {
-        *state = r->len == 1 && r->str[0] == 'D' ? GO_BEGIN_IN_DOUBT : GO_BEGIN_NEW;
-    }
-out:
+    if (err == LST_OK)
+        err = take_begin(r, state, known);
     if (r != NULL)
         freeReplyObject(r);
     return err;
 }
 
-lst_err go_outcome_record(struct go_lane *l, const char *request_id, const struct lst_buf *sent)
+lst_err go_outcome_prepare(struct go_lane *l, const char *request_id, const struct lst_buf *sent)
+{
+    req_key(l, request_id, &l->pkey);
+    lst_buf_reset(&l->pval);
+    lst_buf_puts(&l->pval, "O:");
+    lst_buf_append(&l->pval, sent->data, sent->len);
+    return lst_buf_failed(&l->pkey) || lst_buf_failed(&l->pval) ? LST_ERR_NOMEM : LST_OK;
+}
+
+lst_err go_outcome_record(struct go_lane *l)
 {
     char ttl[24];
-    req_key(l, request_id, &l->a);
-    lst_buf_reset(&l->b);
-    lst_buf_puts(&l->b, "O:");
-    lst_buf_append(&l->b, sent->data, sent->len);
-    if (lst_buf_failed(&l->a) || lst_buf_failed(&l->b))
-        return LST_ERR_NOMEM;
     snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
-    const char *argv[] = {"SET", l->a.data, l->b.data, "PX", ttl};
-    const size_t argvlen[] = {3, l->a.len, l->b.len, 2, strlen(ttl)};
+    const char *argv[] = {"SET", l->pkey.data, l->pval.data, "PX", ttl};
+    const size_t argvlen[] = {3, l->pkey.len, l->pval.len, 2, strlen(ttl)};
     return lst_redis_cmd(l->redis, NULL, 5, argv, argvlen);
 }
 

@@ -8,7 +8,8 @@
  *     │  RETRY: capped exponential backoff with full jitter, until the retry deadline
  *     │  PAUSE (402): wait for credits;  FATAL (401): stop the worker, no outcome
  *     ▼
- *   outcome → Redis (SET) → lst.sent (async; the offset is stored after Kafka's ack)
+ *   outcome → Redis (SET, in one pipeline with the lane's next begin when one is queued)
+ *     → lst.sent (async; the offset is stored after Kafka's ack)
  *
  * A job cancelled by a revoke, or caught by shutdown, before its outcome is decided is
  * abandoned: it has no outcome and is redelivered to the partition's next owner. */
@@ -135,6 +136,32 @@ static void seal(struct go_lane *l, const struct lst_threema_msg *m,
     st->outcome = lst_buf_failed(box_hex) ? LST_GATEWAY_RETRY : LST_GATEWAY_OK;
 }
 
+/* One message through a shared send_e2e_bulk call (bulk.c); the item's answer is turned
+ * into the result a send_e2e would have given, so classification, retries and metrics are
+ * the same per item. Alone through send_e2e when the whole call was refused. */
+static enum lst_gateway_outcome send_bulk_item(struct go_lane *l, const struct lst_gateway_e2e *msg,
+                                               const char *request_id, struct result *rs,
+                                               struct lst_gateway_result *res)
+{
+    struct lst_gateway_bulk_item item;
+    memset(&item, 0, sizeof(item));
+    if (!go_bulk_send(l, msg, request_id, &item, res))
+        return lst_gateway_send_e2e(l->gw, msg, rs->msgid, res);
+    if (res->outcome != LST_GATEWAY_OK)
+        return res->outcome; /* the whole call failed: so did this item */
+    if (item.outcome == LST_GATEWAY_OK) {
+        memcpy(rs->msgid, item.msgid, sizeof(rs->msgid));
+        return LST_GATEWAY_OK;
+    }
+    /* The Gateway answered the call and refused this item: it did not send it. */
+    res->outcome = item.outcome;
+    res->http_status = item.error_code;
+    res->err = LST_ERR_HTTP;
+    res->in_doubt = false;
+    snprintf(res->reason, sizeof(res->reason), "bulk item errorCode %d", item.error_code);
+    return res->outcome;
+}
+
 static void send_e2e(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
                      const char *id, const char *nonce_hex, const char *box_hex, struct result *rs,
                      struct go_step *st)
@@ -153,7 +180,9 @@ static void send_e2e(struct go_lane *l, struct go_job *j, const struct lst_outbo
         return;
     }
     int64_t t0 = lst_mono_ms();
-    enum lst_gateway_outcome oc = lst_gateway_send_e2e(l->gw, &msg, rs->msgid, &res);
+    enum lst_gateway_outcome oc = ctx->bulk != NULL
+                                      ? send_bulk_item(l, &msg, o->request_id, rs, &res)
+                                      : lst_gateway_send_e2e(l->gw, &msg, rs->msgid, &res);
     lst_histogram_observe(ctx->m.send_seconds, (double)(lst_mono_ms() - t0) / 1000.0);
     if (oc == LST_GATEWAY_OK)
         lst_counter_inc(ctx->m.send_ok);
@@ -314,7 +343,39 @@ static lst_err begin_fn(struct go_lane *l, struct go_job *j, void *ud)
 
 static lst_err record_fn(struct go_lane *l, struct go_job *j, void *ud)
 {
-    return go_outcome_record(l, ud, &j->out);
+    (void)j;
+    (void)ud;
+    return go_outcome_record(l);
+}
+
+/* The pending job's outcome is in Redis: count it and publish it. */
+static void publish_pending(struct go_lane *l)
+{
+    struct gateway_out *ctx = l->ctx;
+    struct go_job *j = l->pending;
+    l->pending = NULL;
+    if (l->pend_accepted)
+        lst_counter_inc(ctx->m.outcome_ok);
+    else
+        go_metrics_outcome(ctx->svc->metrics, false, l->pend_code);
+    if (l->pend_dup)
+        lst_counter_inc(ctx->m.possible_dup);
+    if (!go_publish(j))
+        go_complete(ctx, j, GO_JOB_ABANDONED);
+}
+
+void go_lane_flush(struct go_lane *l)
+{
+    struct go_job *j = l->pending;
+    if (j == NULL)
+        return;
+    if (!redis_retry(l, j, record_fn, NULL)) {
+        /* No outcome recorded: redelivered later, and flagged as in doubt then. */
+        l->pending = NULL;
+        go_complete(l->ctx, j, GO_JOB_ABANDONED);
+        return;
+    }
+    publish_pending(l);
 }
 
 static void to_dlq(struct go_job *j, lst_err err, const struct lst_buf *why)
@@ -328,27 +389,26 @@ static void to_dlq(struct go_job *j, lst_err err, const struct lst_buf *why)
         go_complete(j->ctx, j, GO_JOB_ABANDONED);
 }
 
+/* The outcome goes to Redis before it is published. When the lane has more work queued, the
+ * SET waits for the next job's begin and shares its round trip (go_outcome_begin); otherwise
+ * it is written now. Either way the lane holds at most one sent-but-unrecorded request, which
+ * keeps the duplicate bound of a killed worker at W. */
 static void finish(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
                    struct result *rs)
 {
     struct gateway_out *ctx = l->ctx;
-    if (encode_sent(l, j, o, rs) != LST_OK) {
+    if (encode_sent(l, j, o, rs) != LST_OK ||
+        go_outcome_prepare(l, o->request_id, &j->out) != LST_OK) {
         LST_ERROR("gateway_out.encode_failed", "%s: outcome not encodable", o->request_id);
         go_complete(ctx, j, GO_JOB_ABANDONED);
         return;
     }
-    if (!redis_retry(l, j, record_fn, o->request_id)) {
-        go_complete(ctx, j, GO_JOB_ABANDONED);
-        return;
-    }
-    if (rs->accepted)
-        lst_counter_inc(ctx->m.outcome_ok);
-    else
-        go_metrics_outcome(ctx->svc->metrics, false, rs->st.code);
-    if (rs->possible_duplicate)
-        lst_counter_inc(ctx->m.possible_dup);
-    if (!go_publish(j))
-        go_complete(ctx, j, GO_JOB_ABANDONED);
+    l->pending = j;
+    l->pend_accepted = rs->accepted;
+    l->pend_dup = rs->possible_duplicate;
+    snprintf(l->pend_code, sizeof(l->pend_code), "%s", rs->accepted ? "ok" : rs->st.code);
+    if (!go_lane_has_queued(l))
+        go_lane_flush(l);
 }
 
 void go_send_job(struct go_lane *l, struct go_job *j)
@@ -361,12 +421,14 @@ void go_send_job(struct go_lane *l, struct go_job *j)
     lst_buf_init(&why);
     l->gateway_calls = 0;
     if (abandon_now(j)) {
+        go_lane_flush(l);
         go_complete(ctx, j, GO_JOB_ABANDONED);
         goto out;
     }
     lst_err err =
         j->value != NULL ? lst_outbound_decode(j->value, j->len, &o, &why) : LST_ERR_INVALID;
     if (err != LST_OK) {
+        go_lane_flush(l);
         if (j->value == NULL)
             lst_buf_puts(&why, "record: tombstone (no value)");
         to_dlq(j, err, &why);
@@ -374,7 +436,12 @@ void go_send_job(struct go_lane *l, struct go_job *j)
     }
     lst_gateway_set_request_id(l->gw, o.request_id);
     struct begin_args ba = {.request_id = o.request_id};
-    if (!redis_retry(l, j, begin_fn, &ba)) {
+    bool begun = redis_retry(l, j, begin_fn, &ba);
+    /* The begin pipeline recorded the previous job's outcome too (or, abandoned, did not). */
+    if (begun && l->pending != NULL)
+        publish_pending(l);
+    go_lane_flush(l);
+    if (!begun) {
         go_complete(ctx, j, GO_JOB_ABANDONED);
     } else if (ba.state == GO_BEGIN_KNOWN) {
         /* Already decided earlier: publish the same record again, never send twice. */
