@@ -1,0 +1,157 @@
+/* Benchmark helper of bench/ledger/run.sh: produces a dispatch workload into Kafka with the
+ * project codecs, then measures how fast the running ledger applies it into Redis (from its
+ * watermarks, polled every 20 ms).
+ *
+ *   bench_ledger produce MESSAGES   per message: the message, 10 outbound, 10 sent, 10
+ *                                   delivered and 7 read receipts (38 records); prints the count
+ *   bench_ledger wait RECORDS SECS  waits until RECORDS are applied; prints events/s
+ *
+ * Environment: LST_KAFKA_BROKERS, LST_TOPIC_PREFIX, LST_REDIS_PORT, LST_REDIS_DB. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "../../tests/unit/test_ledger_records.h"
+#include "lst/kafka.h"
+#include "lst/log.h"
+
+#define NRCPT 10
+#define NEMP  250
+#define TBASE INT64_C(1750000000000)
+
+static const char *env(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v != NULL && v[0] != '\0' ? v : def;
+}
+
+static int failed;
+
+static void send(struct lst_kafka_producer *p, const char *base, const char *key,
+                 const struct lst_buf *v)
+{
+    char t[256];
+    snprintf(t, sizeof(t), "%s%s", env("LST_TOPIC_PREFIX", ""), base);
+    /* fire and forget; the final flush waits for every delivery report */
+    while (lst_kafka_produce(p, t, key, strlen(key), v->data, v->len, 0, NULL) != LST_OK) {
+        if (++failed > 1000)
+            return;
+        lst_kafka_producer_flush(p, 1000); /* queue full: let it drain */
+    }
+}
+
+static long produce_one(struct lst_kafka_producer *p, struct lst_buf *b, int k)
+{
+    char mid[27], eids[NRCPT][16], tids[NRCPT][16], tm[17], rid[17];
+    const char *rcpt[NRCPT];
+    int64_t at = TBASE + (int64_t)k * 1000;
+    long n = 0;
+
+    lrec_mid(mid, at, (unsigned)k);
+    for (int j = 0; j < NRCPT; j++) {
+        snprintf(eids[j], 16, "E%03d", (k * NRCPT + j) % NEMP);
+        snprintf(tids[j], 16, "DRV%05d", (k * NRCPT + j) % NEMP);
+        rcpt[j] = eids[j];
+    }
+    lrec_message(b, mid, "disp1", "Leitstelle", k % 2 ? "tour" : "info", rcpt, NRCPT, at);
+    send(p, "lst.message", mid, b);
+    n++;
+    for (int j = 0; j < NRCPT; j++) {
+        snprintf(tm, sizeof(tm), "%016llx", (unsigned long long)(k * 16 + j));
+        lrec_outbound(b, mid, eids[j], tids[j], at);
+        send(p, "lst.outbound", eids[j], b);
+        lrec_sent(b, mid, eids[j], tm, NULL, false, at + 50);
+        send(p, "lst.sent", eids[j], b);
+        snprintf(rid, sizeof(rid), "%016llx", (unsigned long long)(k * 32 + j * 2) | (1ull << 60));
+        lrec_receipt(b, tids[j], tm, 1, at + 500, rid);
+        send(p, "lst.inbound", tids[j], b);
+        n += 3;
+        if (j < 7) {
+            snprintf(rid, sizeof(rid), "%016llx",
+                     (unsigned long long)(k * 32 + j * 2 + 1) | (1ull << 60));
+            lrec_receipt(b, tids[j], tm, 2, at + 5000, rid);
+            send(p, "lst.inbound", tids[j], b);
+            n++;
+        }
+    }
+    return n;
+}
+
+static int produce(int messages)
+{
+    struct lst_kafka_config kc = {.brokers = env("LST_KAFKA_BROKERS", "127.0.0.1:9092"),
+                                  .client_id = "bench-ledger",
+                                  .message_timeout_ms = 120000,
+                                  .flush_timeout_ms = 120000};
+    struct lst_kafka_producer *p = NULL;
+    struct lst_buf b;
+    long n = 0;
+
+    if (lst_kafka_producer_create(&kc, &p) != LST_OK)
+        return 1;
+    lst_buf_init(&b);
+    for (int k = 0; k < messages; k++)
+        n += produce_one(p, &b, k);
+    lst_err err = lst_kafka_producer_flush(p, 120000);
+    lst_kafka_producer_destroy(p);
+    lst_buf_cleanup(&b);
+    printf("%ld\n", n);
+    return err == LST_OK && failed == 0 ? 0 : 1;
+}
+
+/* Records applied: the sum over partitions of watermark + 1. */
+static long long applied(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "HVALS lst:lg:wm");
+    long long n = 0;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        n += strtoll(r->element[i]->str, NULL, 10) + 1;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
+static int wait_applied(long long want, int secs)
+{
+    redisContext *c =
+        redisConnect("127.0.0.1", (int)strtol(env("LST_REDIS_PORT", "6379"), NULL, 10));
+    int64_t t0 = lst_mono_ms(), first = -1, deadline = t0 + (int64_t)secs * 1000;
+    long long n = 0, at_first = 0;
+
+    if (c == NULL || c->err)
+        return 1;
+    freeReplyObject(redisCommand(c, "SELECT %s", env("LST_REDIS_DB", "0")));
+    while ((n = applied(c)) < want && lst_mono_ms() < deadline) {
+        if (n > 0 && first < 0) {
+            first = lst_mono_ms();
+            at_first = n;
+        }
+        lst_sleep_ms(20, NULL);
+    }
+    int64_t end = lst_mono_ms();
+    redisFree(c);
+    if (n < want) {
+        printf("ledger: only %lld of %lld records applied within %d s\n", n, want, secs);
+        return 1;
+    }
+    double total = (double)(end - t0) / 1000.0;
+    printf("ledger: %lld records applied in %.2f s from start: %.0f events/s\n", want, total,
+           (double)want / total);
+    if (first >= 0 && end > first)
+        printf("ledger: steady state (first record applied to last): %.0f events/s\n",
+               (double)(want - at_first) / ((double)(end - first) / 1000.0));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    lst_log_init("bench-ledger", LST_LOG_WARN);
+    if (argc == 3 && strcmp(argv[1], "produce") == 0)
+        return produce((int)strtol(argv[2], NULL, 10));
+    if (argc == 4 && strcmp(argv[1], "wait") == 0)
+        return wait_applied(strtoll(argv[2], NULL, 10), (int)strtol(argv[3], NULL, 10));
+    fprintf(stderr, "usage: bench_ledger produce MESSAGES | wait RECORDS SECS\n");
+    return 2;
+}

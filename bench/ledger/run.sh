@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Events applied per second from Kafka into Redis by the ledger.
+#
+#   bench/ledger/run.sh BUILD_DIR [--quick] [MESSAGES]
+#
+# Needs a Kafka broker (LST_KAFKA_BROKERS, e.g. the stack of scripts/stack.sh); starts its own
+# redis-server (AOF on, appendfsync everysec, as in production) on a free port in a temporary
+# folder, creates topics with a fresh prefix, produces MESSAGES dispatch messages (default
+# 20000, --quick 2000) of 38 records each (message, 10 outbound, 10 sent, 10 delivered and 7
+# read receipts), starts the ledger and measures until every record is applied. Prints the
+# rate and Redis's memory for the projections.
+set -uo pipefail
+BUILD=${1:?usage: bench/ledger/run.sh BUILD_DIR [--quick] [MESSAGES]}
+QUICK=${2:-}
+MESSAGES=${3:-20000}
+[ "$QUICK" = --quick ] && MESSAGES=${3:-2000}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+if [ -z "${LST_KAFKA_BROKERS:-}" ]; then
+    echo "bench ledger: skipped (set LST_KAFKA_BROKERS to a running broker, e.g. scripts/stack.sh up)"
+    exit 0
+fi
+BENCH=$BUILD/bench/ledger/bench_ledger
+WORK=$(mktemp -d /tmp/bench-ledger-XXXXXX)
+redis_pid=""
+ledger_pid=""
+cleanup() {
+    [ -n "$ledger_pid" ] && kill -TERM "$ledger_pid" 2>/dev/null && wait "$ledger_pid" 2>/dev/null
+    [ -n "$redis_pid" ] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+free_port() {
+    local p
+    for _ in $(seq 1 50); do
+        p=$((12000 + RANDOM % 20000)) # below the ephemeral range (32768-60999)
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+export LST_REDIS_PORT=$(free_port)
+export LST_REDIS_DB=0
+export LST_TOPIC_PREFIX="benchledger$$."
+export LST_LOG_LEVEL=warn
+redis-server --port "$LST_REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save '' \
+    --appendonly yes --appendfsync everysec --daemonize no >"$WORK/redis.log" 2>&1 &
+redis_pid=$!
+for _ in $(seq 1 100); do
+    redis-cli -p "$LST_REDIS_PORT" PING >/dev/null 2>&1 && break
+    sleep 0.05
+done
+"$BUILD/tools/lst-admin/lst-admin" create-topics --brokers "$LST_KAFKA_BROKERS" \
+    --file "$ROOT/proto/topics.tsv" --prefix "$LST_TOPIC_PREFIX" >/dev/null || exit 1
+echo "bench ledger: producing $MESSAGES messages ..."
+records=$("$BENCH" produce "$MESSAGES") || { echo "produce failed"; exit 1; }
+echo "bench ledger: $records records in Kafka; starting the ledger"
+LST_HTTP_PORT=$(free_port) "$BUILD/services/ledger/ledger" >"$WORK/ledger.log" 2>&1 &
+ledger_pid=$!
+"$BENCH" wait "$records" 600 || { tail -n 20 "$WORK/ledger.log"; exit 1; }
+cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
+rcpu=$(redis-cli -p "$LST_REDIS_PORT" INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.2f", s}')
+echo "bench ledger: CPU seconds used: ledger $(cpu "$ledger_pid"), redis-server $rcpu"
+if [ -n "${BENCH_LEDGER_STATS:-}" ]; then # where Redis spends its time, by command
+    redis-cli -p "$LST_REDIS_PORT" INFO commandstats | tr -d '\r' | grep '^cmdstat' |
+        sed 's/cmdstat_//; s/:calls=/ calls=/' | sort -t= -k3 -n -r | head -n 20
+fi
+mem=$(redis-cli -p "$LST_REDIS_PORT" INFO memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}')
+keys=$(redis-cli -p "$LST_REDIS_PORT" DBSIZE)
+echo "bench ledger: Redis holds $keys keys, $((mem / 1048576)) MiB for $MESSAGES messages x 10 recipients"

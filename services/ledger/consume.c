@@ -1,0 +1,175 @@
+/* The Kafka side: every partition of the five topics is assigned explicitly at
+ * its watermark
+ * + 1 from Redis (lst/kafka_assign.h), records are read in batches and applied
+ * through the core. Whenever Redis may have lost progress (a gap reported by a
+ * script, a failed batch, a new connection) every partition is assigned again
+ * from the watermarks, which refills what Redis lost and re-reads what was not
+ * applied. */
+#include <string.h>
+
+#include "ledger.h"
+#include "lst/log.h"
+
+#define BACKOFF_MS       500
+#define REFRESH_MS       5000
+#define MAX_IDLE_WAIT_MS 50
+#define IDLE_PING_MS     1000
+
+static lst_err start_cb(const char *topic, int32_t partition, int64_t *offset, void *opaque)
+{
+    struct ledger *ctx = opaque;
+
+    for (int t = 0; t < LEDGER_T__COUNT; t++) {
+        if (strcmp(ctx->core.topics[t], topic) == 0)
+            return ledger_core_start(&ctx->core, (enum ledger_topic)t, partition, offset);
+    }
+    return LST_ERR_INVALID;
+}
+
+lst_err ledger_consume_init(struct ledger *ctx)
+{
+    const struct lst_common_config *cc = &ctx->cfg.common;
+    const char *topics[LEDGER_T__COUNT];
+    struct lst_kafka_config kc = {
+        .brokers = cc->kafka_brokers,
+        .client_id = "ledger",
+        .session_timeout_ms = (int)cc->kafka_session_timeout_ms,
+        .metrics = ctx->svc != NULL ? ctx->svc->metrics : NULL,
+    };
+    struct lst_kafka_reader_opts ro = {
+        .group_id = ctx->cfg.group_id,
+        .topics = topics,
+        .ntopics = LEDGER_T__COUNT,
+        .start = start_cb,
+        .opaque = ctx,
+        .refresh_ms = REFRESH_MS,
+    };
+
+    for (int t = 0; t < LEDGER_T__COUNT; t++)
+        topics[t] = ctx->core.topics[t];
+    if (kc.metrics != NULL)
+        ctx->m_assigned = lst_metrics_gauge(kc.metrics, "lst_ledger_partitions_assigned",
+                                            "Partitions the ledger reads", NULL);
+    ctx->reassign = true;
+    return lst_kafka_reader_create(&kc, &ro, &ctx->reader);
+}
+
+/* (Re)assigns: forced after a failure or a new Redis connection, otherwise only
+ * when topics or partitions appeared (checked every REFRESH_MS). */
+static lst_err assign(struct ledger *ctx)
+{
+    unsigned long conns = lst_redis_connect_count(ctx->core.redis);
+    bool force = ctx->reassign || conns != ctx->redis_conns;
+    lst_err err;
+
+    if (force)
+        ledger_core_forget(&ctx->core);
+    err = lst_kafka_reader_refresh(ctx->reader, force);
+    if (err != LST_OK) {
+        ctx->reassign = ctx->reassign || force;
+        return err;
+    }
+    ctx->reassign = false;
+    ctx->redis_conns = lst_redis_connect_count(ctx->core.redis);
+    lst_gauge_set(ctx->m_assigned, (double)lst_kafka_reader_assigned(ctx->reader));
+    return LST_OK;
+}
+
+static enum ledger_topic topic_of(const struct ledger *ctx, const char *name)
+{
+    for (int t = 0; t < LEDGER_T__COUNT; t++) {
+        if (strcmp(ctx->core.topics[t], name) == 0)
+            return (enum ledger_topic)t;
+    }
+    return LEDGER_T__COUNT;
+}
+
+/* Queues one record; false when it could not be queued (it is read again after
+ * reassigning). */
+static bool queue(struct ledger *ctx, struct lst_kafka_record *kr)
+{
+    struct ledger_rec rec = {
+        .topic = topic_of(ctx, kr->topic),
+        .partition = kr->partition,
+        .offset = kr->offset,
+        .key = kr->key,
+        .keylen = kr->keylen,
+        .value = kr->value,
+        .len = kr->len,
+    };
+    lst_err err = rec.topic < LEDGER_T__COUNT ? ledger_core_add(&ctx->core, &rec) : LST_ERR_INVALID;
+
+    lst_kafka_record_release(kr);
+    if (err != LST_OK)
+        LST_WARN("ledger.queue_failed", "%s [%d] offset %lld: %s", ledger_topic_base(rec.topic),
+                 (int)rec.partition, (long long)rec.offset, lst_strerror(err));
+    return err == LST_OK;
+}
+
+/* Applies what is queued; stores the applied offsets for the monitoring
+ * commits. */
+static void flush(struct ledger *ctx, bool *failed)
+{
+    const struct ledger_done *done = NULL;
+    size_t n = 0;
+
+    if (ledger_core_flush(&ctx->core, &done, &n) != LST_OK)
+        *failed = true;
+    for (size_t i = 0; i < n; i++) {
+        if (done[i].outcome != LEDGER_APPLIED)
+            continue;
+        struct lst_kafka_record kr = {.topic = ctx->core.topics[done[i].topic],
+                                      .partition = done[i].partition,
+                                      .offset = done[i].offset};
+        lst_kafka_reader_done(ctx->reader, &kr);
+    }
+}
+
+static lst_err read_batch(struct ledger *ctx, bool *failed)
+{
+    struct lst_kafka_record kr;
+    lst_err err = lst_kafka_reader_poll(ctx->reader, (int)ctx->cfg.poll_ms, &kr);
+    int64_t n = 0;
+
+    if (err == LST_ERR_TIMEOUT && lst_mono_ms() >= ctx->next_ping) {
+        /* Idle: a Redis that restarted (and maybe lost its tail) is only noticed through a
+         * command; the PING reconnects, and the next step then reassigns from the watermarks. */
+        ctx->next_ping = lst_mono_ms() + IDLE_PING_MS;
+        lst_redis_ping(ctx->core.redis);
+    }
+    while (err == LST_OK) {
+        if (!queue(ctx, &kr)) {
+            *failed = true;
+            break;
+        }
+        if (++n >= ctx->cfg.batch)
+            break;
+        err = lst_kafka_reader_poll(ctx->reader, 0, &kr);
+    }
+    flush(ctx, failed);
+    return err == LST_ERR_KAFKA_FATAL ? err : LST_OK;
+}
+
+lst_err ledger_consume_step(void *ud)
+{
+    struct ledger *ctx = ud;
+    bool failed = false;
+    int64_t now = lst_mono_ms();
+
+    if (now < ctx->backoff_until) {
+        int64_t wait = ctx->backoff_until - now;
+        lst_sleep_ms(wait < MAX_IDLE_WAIT_MS ? wait : MAX_IDLE_WAIT_MS, NULL);
+        return LST_OK;
+    }
+    if (assign(ctx) != LST_OK) {
+        ctx->backoff_until = lst_mono_ms() + BACKOFF_MS;
+        return LST_OK; /* Kafka or Redis unreachable: /readyz says so, we keep
+                          trying */
+    }
+    lst_err err = read_batch(ctx, &failed);
+    if (failed) {
+        ctx->reassign = true;
+        ctx->backoff_until = lst_mono_ms() + BACKOFF_MS / 5;
+    }
+    return err;
+}

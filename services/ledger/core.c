@@ -1,0 +1,384 @@
+/* The core of the ledger: records become script calls queued in one pipeline; a
+ * flush runs them and says what became of each record. No Kafka here (tests and
+ * the benchmark drive it directly), only the optional producer for dead
+ * letters. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "lst/log.h"
+
+/* Script errors that mean "Redis cannot right now", not "this record breaks the
+ * script". */
+static const char *const transient_errors[] = {"OOM",        "BUSY",     "LOADING", "READONLY",
+                                               "MASTERDOWN", "NOSCRIPT", "TRYAGAIN"};
+
+static const char *const topic_bases[LEDGER_T__COUNT] = {"lst.message", "lst.outbound", "lst.sent",
+                                                         "lst.inbound", "lst.employees"};
+
+const char *ledger_topic_base(enum ledger_topic t)
+{
+    return (unsigned)t < LEDGER_T__COUNT ? topic_bases[t] : "unknown";
+}
+
+static void init_metrics(struct ledger_core *c, struct lst_metrics *m)
+{
+    if (m == NULL)
+        return;
+    c->m_applied = lst_metrics_counter(m, "lst_ledger_records_total", "Records by result",
+                                       "result=\"applied\"");
+    c->m_skipped = lst_metrics_counter(m, "lst_ledger_records_total", "Records by result",
+                                       "result=\"duplicate\"");
+    c->m_dlq = lst_metrics_counter(m, "lst_ledger_records_total", "Records by result",
+                                   "result=\"dead_letter\"");
+    c->m_gaps =
+        lst_metrics_counter(m, "lst_ledger_watermark_gaps_total",
+                            "Times Redis had lost applied records (refilled from Kafka)", NULL);
+    c->m_retries = lst_metrics_counter(m, "lst_ledger_retries_total",
+                                       "Batches retried after a Redis failure", NULL);
+    c->m_batch_ms = lst_metrics_histogram(
+        m, "lst_ledger_batch_seconds", "Time to apply one pipeline of records", NULL,
+        lst_metrics_latency_buckets, lst_metrics_latency_nbuckets);
+}
+
+lst_err ledger_core_init(struct ledger_core *c, const struct ledger_config *cfg,
+                         struct lst_redis *redis, struct lst_kafka_producer *producer,
+                         struct lst_metrics *metrics)
+{
+    struct lst_buf why;
+    lst_err err;
+
+    memset(c, 0, sizeof(*c));
+    c->cfg = cfg;
+    c->redis = redis;
+    c->producer = producer;
+    ledger_args_init(&c->args);
+    lst_buf_init(&c->tmp);
+    lst_buf_init(&c->tmp2);
+    init_metrics(c, metrics);
+    for (int t = 0; t < LEDGER_T__COUNT; t++) {
+        err = lst_config_topic(&cfg->common, topic_bases[t], c->topics[t], sizeof(c->topics[t]));
+        if (err != LST_OK)
+            return err;
+    }
+    lst_buf_init(&why);
+    err = ledger_rules_load(&c->rules, cfg->rules, cfg->rules_file, &why);
+    if (err != LST_OK)
+        LST_ERROR("ledger.rules_invalid", "%s", why.data ? why.data : lst_strerror(err));
+    lst_buf_cleanup(&why);
+    if (err == LST_OK)
+        err = ledger_script_create(&c->script);
+    if (err == LST_OK)
+        err = lst_redis_pipe_create(&c->pipe);
+    return err;
+}
+
+void ledger_core_cleanup(struct ledger_core *c)
+{
+    lst_redis_script_destroy(c->script);
+    lst_redis_pipe_destroy(c->pipe);
+    ledger_args_cleanup(&c->args);
+    ledger_rules_cleanup(&c->rules);
+    lst_buf_cleanup(&c->tmp);
+    lst_buf_cleanup(&c->tmp2);
+    for (int t = 0; t < LEDGER_T__COUNT; t++)
+        free(c->parts[t]);
+    free(c->done);
+    free(c->poison);
+    memset(c, 0, sizeof(*c));
+}
+
+static struct ledger_part *part(struct ledger_core *c, enum ledger_topic t, int32_t p)
+{
+    if (p < 0 || p > 100000)
+        return NULL;
+    if (p >= c->nparts[t]) {
+        int32_t n = p + 1;
+        struct ledger_part *parts = realloc(c->parts[t], (size_t)n * sizeof(*parts));
+        if (parts == NULL)
+            return NULL;
+        for (int32_t i = c->nparts[t]; i < n; i++)
+            parts[i].last = -1;
+        c->parts[t] = parts;
+        c->nparts[t] = n;
+    }
+    return &c->parts[t][p];
+}
+
+void ledger_core_forget(struct ledger_core *c)
+{
+    for (int t = 0; t < LEDGER_T__COUNT; t++) {
+        for (int32_t p = 0; p < c->nparts[t]; p++)
+            c->parts[t][p].last = -1;
+    }
+}
+
+static void wm_field(struct ledger_core *c, enum ledger_topic t, int32_t p)
+{
+    lst_buf_reset(&c->tmp);
+    lst_buf_printf(&c->tmp, "%s:%d", c->topics[t], (int)p);
+}
+
+lst_err ledger_core_start(struct ledger_core *c, enum ledger_topic t, int32_t p, int64_t *offset)
+{
+    redisReply *reply = NULL;
+    struct ledger_part *pt = part(c, t, p);
+    int64_t wm = -1;
+    lst_err err;
+
+    if (pt == NULL)
+        return LST_ERR_NOMEM;
+    wm_field(c, t, p);
+    err = lst_redis_cmdf(c->redis, &reply, "HGET " LEDGER_PREFIX "wm %s", c->tmp.data);
+    if (err == LST_OK && reply->type == REDIS_REPLY_STRING)
+        err = lst_parse_i64(reply->str, -1, INT64_MAX - 1, &wm);
+    if (reply != NULL)
+        freeReplyObject(reply);
+    if (err != LST_OK) {
+        LST_WARN("ledger.watermark_read_failed", "%s: %s", c->tmp.data, lst_strerror(err));
+        return err == LST_ERR_INVALID ? LST_ERR_REDIS : err;
+    }
+    pt->last = wm;
+    *offset = wm >= 0 ? wm + 1 : LST_KAFKA_OFFSET_BEGINNING;
+    LST_DEBUG("ledger.resume", "%s at %lld", c->tmp.data, (long long)*offset);
+    return LST_OK;
+}
+
+size_t ledger_core_pending(const struct ledger_core *c)
+{
+    return c->ndone;
+}
+
+static lst_err push_done(struct ledger_core *c, const struct ledger_rec *rec)
+{
+    if (c->ndone == c->capdone) {
+        size_t cap = c->capdone ? c->capdone * 2 : 256;
+        struct ledger_done *d = realloc(c->done, cap * sizeof(*d));
+        if (d == NULL)
+            return LST_ERR_NOMEM;
+        c->done = d;
+        c->capdone = cap;
+    }
+    c->done[c->ndone++] = (struct ledger_done){rec->topic,     rec->partition, rec->offset,
+                                               LEDGER_APPLIED, c->calls,       c->call_events};
+    return LST_OK;
+}
+
+/* The header of one event in the script call (epilogue.lua): kind, watermark field, offset,
+ * prev, the number of the event's own arguments (both filled in later). */
+static lst_err add_header(struct ledger_core *c, const struct ledger_rec *rec, int64_t prev)
+{
+    if (c->call_events == 0) {
+        ledger_args_reset(&c->args);
+        ledger_args_i64(&c->args, c->cfg->read_receipts);
+        ledger_args_i64(&c->args, c->cfg->reply_window);
+    }
+    wm_field(c, rec->topic, rec->partition);
+    ledger_args_i64(&c->args, LEDGER_S_SKIP);
+    ledger_args_add(&c->args, c->tmp.data, c->tmp.len);
+    ledger_args_i64(&c->args, rec->offset);
+    ledger_args_i64(&c->args, prev);
+    ledger_args_i64(&c->args, 0);
+    return lst_buf_failed(&c->args.buf) ? LST_ERR_NOMEM : LST_OK;
+}
+#define HEADER_ARGS 5
+
+/* Queues the script call being filled into the pipeline. */
+static lst_err close_call(struct ledger_core *c)
+{
+    lst_err err;
+
+    if (c->call_events == 0)
+        return LST_OK;
+    err = ledger_args_finish(&c->args);
+    if (err == LST_OK)
+        err = lst_redis_pipe_script(c->pipe, c->script, 0, (int)c->args.n, c->args.argv,
+                                    c->args.argvlen);
+    if (err == LST_OK) {
+        c->calls++;
+        c->call_events = 0;
+    }
+    return err;
+}
+
+static lst_err build(struct ledger_core *c, const struct ledger_rec *rec, enum ledger_script *s,
+                     struct lst_buf *why)
+{
+    switch (rec->topic) {
+    case LEDGER_T_MESSAGE:
+        return ledger_apply_message(c, rec, s, why);
+    case LEDGER_T_OUTBOUND:
+        return ledger_apply_outbound(c, rec, s, why);
+    case LEDGER_T_SENT:
+        return ledger_apply_sent(c, rec, s, why);
+    case LEDGER_T_INBOUND:
+        return ledger_apply_inbound(c, rec, s, why);
+    case LEDGER_T_EMPLOYEES:
+        return ledger_apply_employee(c, rec, s, why);
+    case LEDGER_T__COUNT:
+        break;
+    }
+    return LST_ERR_INVALID;
+}
+
+/* A record whose script failed with a script error before: dead-letter it this
+ * time. */
+static const char *poisoned(const struct ledger_core *c, const struct ledger_rec *rec)
+{
+    for (size_t i = 0; i < c->npoison; i++) {
+        const struct ledger_poison *p = &c->poison[i];
+        if (p->topic == rec->topic && p->partition == rec->partition && p->offset == rec->offset)
+            return p->reason;
+    }
+    return NULL;
+}
+
+lst_err ledger_core_add(struct ledger_core *c, const struct ledger_rec *rec)
+{
+    struct ledger_part *pt = part(c, rec->topic, rec->partition);
+    enum ledger_script s = LEDGER_S_SKIP;
+    const char *poison = poisoned(c, rec);
+    size_t hdr = c->call_events == 0 ? 2 : c->args.n;
+    lst_err err;
+
+    if (pt == NULL || (unsigned)rec->topic >= LEDGER_T__COUNT)
+        return LST_ERR_INVALID;
+    err = add_header(c, rec, pt->last);
+    if (err != LST_OK)
+        return err;
+    lst_buf_reset(&c->tmp2);
+    err = poison != NULL ? LST_ERR_INVALID : build(c, rec, &s, &c->tmp2);
+    if (poison != NULL)
+        lst_buf_printf(&c->tmp2, "script: %s", poison);
+    if (err != LST_OK && err != LST_ERR_NOMEM) {
+        err = ledger_dlq(c, rec, err, c->tmp2.data ? c->tmp2.data : lst_strerror(err));
+        if (err == LST_OK) {
+            lst_counter_inc(c->m_dlq);
+            s = LEDGER_S_SKIP;
+            c->args.n = hdr + HEADER_ARGS; /* only the watermark advances */
+        } else {
+            err = LST_ERR_KAFKA;
+        }
+    }
+    if (err == LST_OK)
+        err = ledger_args_set_i64(&c->args, hdr, s);
+    if (err == LST_OK)
+        err = ledger_args_set_i64(&c->args, hdr + 4, (int64_t)(c->args.n - hdr - HEADER_ARGS));
+    if (err == LST_OK)
+        err = push_done(c, rec);
+    if (err != LST_OK) {
+        /* nothing of this record stays queued; the call keeps the events before it */
+        c->args.n = hdr;
+        if (c->call_events == 0)
+            ledger_args_reset(&c->args);
+        return err;
+    }
+    pt->last = rec->offset;
+    c->call_events++;
+    if (c->call_events >= (uint32_t)c->cfg->script_events)
+        err = close_call(c);
+    return err;
+}
+
+static bool starts_with_any(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(s, list[i], strlen(list[i])) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void remember_poison(struct ledger_core *c, const struct ledger_done *d, const char *why)
+{
+    if (c->npoison == LEDGER_POISON_MAX)
+        c->npoison = 0; /* a few at a time is all that can be in flight */
+    if (c->poison == NULL) {
+        c->poison = calloc(LEDGER_POISON_MAX, sizeof(*c->poison));
+        if (c->poison == NULL)
+            return;
+    }
+    struct ledger_poison *p = &c->poison[c->npoison++];
+    p->topic = d->topic;
+    p->partition = d->partition;
+    p->offset = d->offset;
+    snprintf(p->reason, sizeof(p->reason), "%s", why);
+}
+
+/* The event's entry in its call's reply: an integer (1 applied, 0 applied before), or a
+ * string ("LGAP ..." or "ERR <why>"); NULL when the whole call failed. */
+static const redisReply *event_reply(const redisReply *call, uint32_t idx)
+{
+    if (call == NULL || call->type != REDIS_REPLY_ARRAY || idx >= call->elements)
+        return NULL;
+    return call->element[idx];
+}
+
+/* Classifies one event; returns true when the record is done. */
+static bool judge(struct ledger_core *c, struct ledger_done *d, const redisReply *call)
+{
+    const redisReply *r = event_reply(call, d->idx);
+    const char *msg = "no reply";
+
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+        lst_counter_inc(r->integer == 1 ? c->m_applied : c->m_skipped);
+        d->outcome = LEDGER_APPLIED;
+        return true;
+    }
+    if (r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+        msg = r->str;
+    else if (call != NULL && call->type == REDIS_REPLY_ERROR)
+        msg = call->str; /* the whole call failed: OOM, BUSY, ... */
+    if (strncmp(msg, "LGAP", 4) == 0) {
+        d->outcome = LEDGER_GAP;
+        return false;
+    }
+    d->outcome = LEDGER_RETRY;
+    const char *why = strncmp(msg, "ERR ", 4) == 0 ? msg + 4 : msg;
+    if (r != NULL && !starts_with_any(why, transient_errors, LST_ARRAY_LEN(transient_errors))) {
+        /* This record breaks the script: dead-lettered when it comes again (its bytes are no
+         * longer at hand here). */
+        LST_ERROR("ledger.script_failed", "%s [%d] offset %lld: %.300s",
+                  ledger_topic_base(d->topic), (int)d->partition, (long long)d->offset, why);
+        remember_poison(c, d, why);
+    }
+    return false;
+}
+
+lst_err ledger_core_flush(struct ledger_core *c, const struct ledger_done **done, size_t *n)
+{
+    int64_t t0 = lst_mono_ms();
+    lst_err result = LST_OK;
+    bool gap = false;
+
+    *done = c->done;
+    *n = c->ndone;
+    if (c->ndone == 0)
+        return LST_OK;
+    lst_err err = close_call(c);
+    if (err == LST_OK)
+        err = lst_redis_pipe_exec(c->redis, c->pipe);
+    for (size_t i = 0; i < c->ndone; i++) {
+        const redisReply *call = err == LST_OK || err == LST_ERR_INVALID
+                                     ? lst_redis_pipe_reply(c->pipe, c->done[i].call)
+                                     : NULL;
+        if (!judge(c, &c->done[i], call)) {
+            gap = gap || c->done[i].outcome == LEDGER_GAP;
+            result = LST_ERR_STATE;
+        }
+    }
+    if (gap)
+        lst_counter_inc(c->m_gaps);
+    if (result != LST_OK) {
+        lst_counter_inc(c->m_retries);
+        LST_WARN("ledger.batch_incomplete", "%s; resuming from the watermarks",
+                 gap ? "Redis lost applied records" : "Redis failed or refused");
+    }
+    lst_histogram_observe(c->m_batch_ms, (double)(lst_mono_ms() - t0) / 1000.0);
+    lst_redis_pipe_reset(c->pipe);
+    c->ndone = 0;
+    c->calls = 0;
+    c->call_events = 0;
+    return result;
+}

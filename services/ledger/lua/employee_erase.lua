@@ -1,0 +1,142 @@
+-- lst.employees tombstone (GDPR erasure): ARGV[A] employee id. Removes the employee from the
+-- directory and every projection: their incoming messages, their per-recipient states (with
+-- the aggregates and status indexes adjusted), their history and indexes, the Threema message
+-- ID mappings of their sends. Later records about them are dropped (erased set) until a new
+-- directory record re-creates them.
+local function erase_inbound(id)
+    local mk = P .. 'm:' .. id
+    local h = call('HMGET', mk, 'cat', 'kind', 'eid', 'dep', 'veh', 'reply_to', 'at', 'from')
+    local cat = h[1]
+    ixrem(id, cat, 'all')
+    ixrem(id, cat, 'dir', 'in')
+    ixrem(id, cat, 'kind', h[2])
+    if h[3] then
+        ixrem(id, cat, 'emp', h[3])
+    end
+    if h[4] then
+        ixrem(id, cat, 'dep', h[4])
+    end
+    if h[5] then
+        ixrem(id, cat, 'veh', h[5])
+    end
+    if h[6] then
+        call('ZREM', P .. 'rep:' .. h[6], id)
+    end
+    call('DEL', mk)
+end
+
+local function scrub_selector(mid, eid)
+    local mk = P .. 'm:' .. mid
+    local raw = call('HGET', mk, 'sel_emps')
+    if not raw then
+        return
+    end
+    local keep = {}
+    for _, e in ipairs(cjson.decode(raw)) do
+        if e ~= eid then
+            keep[#keep + 1] = cjson.encode(e)
+        end
+    end
+    call('HSET', mk, 'sel_emps', '[' .. table.concat(keep, ',') .. ']')
+end
+
+-- Whether another remaining recipient of mid (or its selector) still puts it under dim:val.
+local function still_indexed(mid, dim, val)
+    if dim == 'dep' then
+        local sel = call('HGET', P .. 'm:' .. mid, 'sel')
+        if sel then
+            for _, d in ipairs(cjson.decode(sel).departments or {}) do
+                if d == val then
+                    return true
+                end
+            end
+        end
+    end
+    for _, other in ipairs(call('HKEYS', P .. 'r:' .. mid)) do
+        if call('HGET', P .. 'emp:' .. other, dim) == val then
+            return true
+        end
+    end
+    return false
+end
+
+-- The erased employee's department and vehicle no longer list mid unless others do.
+local function unindex_member(mid, dim, val)
+    if val and not still_indexed(mid, dim, val) then
+        ixrem(mid, call('HGET', P .. 'm:' .. mid, 'cat'), dim, val)
+    end
+end
+
+local function erase_recipient(mid, eid)
+    local rk = P .. 'r:' .. mid
+    local raw = call('HGET', rk, eid)
+    if raw then
+        local s = cjson.decode(raw)
+        if s.tm then
+            call('SET', P .. 't:' .. s.tm, '-') -- later receipts for it are dropped
+            if s.s and not s.cr then
+                call('HSET', P .. 'crx:' .. mid, s.tm, s.s) -- credits still to count
+            end
+        end
+        call('HDEL', rk, eid)
+        for _, f in ipairs({'n', 's:' .. s.st}) do
+            if call('HINCRBY', P .. 'm:' .. mid, f, -1) == 0 then
+                call('HDEL', P .. 'm:' .. mid, f) -- as if never counted
+            end
+        end
+        status_full(mid)
+    end
+    scrub_selector(mid, eid)
+end
+
+local function apply_employee_erase()
+    local eid = ARGV[A]
+    local ek = P .. 'emp:' .. eid
+    local o = call('HMGET', ek, 'dep', 'veh', 'tid', 'tags')
+    -- first the recipients' states (still_indexed reads the remaining ones)
+    local outs = call('ZRANGE', P .. 'e:' .. eid .. ':out', 0, -1)
+    for _, mid in ipairs(outs) do
+        erase_recipient(mid, eid)
+    end
+    for _, mid in ipairs(outs) do
+        unindex_member(mid, 'dep', o[1])
+        unindex_member(mid, 'veh', o[2])
+    end
+    if o[1] then
+        call('SREM', P .. 'emp:dep:' .. o[1], eid)
+    end
+    if o[2] then
+        call('SREM', P .. 'emp:veh:' .. o[2], eid)
+    end
+    if o[3] then
+        if call('GET', P .. 'emp:tid:' .. o[3]) == eid then
+            call('SET', P .. 'emp:tid:' .. o[3], '-') -- later messages from it are dropped
+        end
+        local pk = P .. 'tidp:' .. o[3]
+        for _, id in ipairs(call('ZRANGE', pk, 0, -1)) do
+            erase_inbound(id)
+        end
+        call('DEL', pk)
+    end
+    if o[4] then
+        for _, t in ipairs(cjson.decode(o[4])) do
+            call('SREM', P .. 'emp:tag:' .. t, eid)
+        end
+    end
+    call('SREM', P .. 'emp:active', eid)
+    call('DEL', ek)
+    call('ZREM', P .. 'emps', eid)
+    for _, id in ipairs(call('ZRANGE', P .. 'x:emp:' .. eid, 0, -1)) do
+        if call('HGET', P .. 'm:' .. id, 'dir') == 'in' then
+            erase_inbound(id)
+        end
+    end
+    for _, cat in ipairs(call('SMEMBERS', P .. 'cats')) do
+        call('DEL', P .. 'xc:' .. cat .. ':emp:' .. eid)
+    end
+    call('DEL', P .. 'x:emp:' .. eid, P .. 'e:' .. eid .. ':out', P .. 'e:' .. eid .. ':in',
+        P .. 'e:' .. eid .. ':dl', P .. 'e:' .. eid .. ':rd')
+    call('SREM', P .. 'rroff', eid)
+    call('SADD', P .. 'erased', eid)
+    ANY_ERASED = true
+end

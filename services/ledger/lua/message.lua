@@ -1,0 +1,59 @@
+-- lst.message: ARGV[A] message id, [A+1] created_at, [A+2] n key/value pairs for the
+-- message hash, then the pairs, then the count and names of the selector's departments,
+-- the count and names of its vehicles, then the recipients (employee IDs) to the end.
+local function apply_message()
+    local mid, created = ARGV[A], tonumber(ARGV[A + 1])
+    local mk = P .. 'm:' .. mid
+    if call('HGET', mk, 'msg') then
+        return -- the same message record again (a producer retry)
+    end
+    local flat, f, i = read_kv(A + 3, tonumber(ARGV[A + 2]))
+    local mt = ulid_ms(mid)
+    call('HSET', mk, 'msg', '1', 'dir', 'out', 'id', mid, 'at', mt, unpack(flat))
+    local px = call('HGETALL', P .. 'crx:' .. mid)
+    for k = 1, #px, 2 do
+        credit_now(mid, tonumber(px[k + 1]))
+    end
+    if #px > 0 then
+        call('DEL', P .. 'crx:' .. mid)
+    end
+    local cat = f.cat
+    call('SADD', P .. 'cats', cat)
+    ixadd(mid, mt, cat, 'all')
+    ixadd(mid, mt, cat, 'dir', 'out')
+    ixadd(mid, mt, cat, 'kind', f.kind)
+    ixadd(mid, mt, cat, 'disp', f.disp)
+    local ndeps = tonumber(ARGV[i])
+    for j = i + 1, i + ndeps do
+        ixadd(mid, mt, cat, 'dep', ARGV[j])
+    end
+    i = i + ndeps + 1
+    local nveh = tonumber(ARGV[i])
+    for j = i + 1, i + nveh do
+        ixadd(mid, mt, cat, 'veh', ARGV[j])
+    end
+    i = i + nveh + 1
+    for j = i, Z do
+        local eid = ARGV[j]
+        if not erased(eid) then
+            merge_after(mid, eid, {q = created})
+            ixadd(mid, mt, cat, 'emp', eid)
+            local e = call('HMGET', P .. 'emp:' .. eid, 'dep', 'veh')
+            if e[1] then
+                ixadd(mid, mt, cat, 'dep', e[1])
+            end
+            if e[2] then
+                ixadd(mid, mt, cat, 'veh', e[2])
+            end
+            note_out(eid, mid)
+        end
+    end
+    -- credits of sends whose outcome came before the message
+    local all = call('HGETALL', P .. 'r:' .. mid)
+    for k = 1, #all, 2 do
+        if string.find(all[k + 1], '"s":', 1, true) and not string.find(all[k + 1], '"cr":', 1, true) then
+            merge_after(mid, all[k], {})
+        end
+    end
+    status_full(mid)
+end

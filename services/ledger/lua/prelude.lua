@@ -1,0 +1,511 @@
+-- Shared head of the ledger's script (services/ledger/lua/*.lua are concatenated at build
+-- time: this prelude, every event kind's apply function, then the epilogue that applies a
+-- batch of events; see docs/ledger.md for every key).
+--
+-- ARGV[1] N of the read-receipt rule (0: off), ARGV[2] the reply window in ms, then the
+-- events, each: kind (0..7, enum ledger_script), watermark field "<topic>:<partition>", the
+-- record's offset, the offset of the record the ledger saw before it on that partition (-1:
+-- none), the number of the event's own arguments, the arguments. While an event is applied,
+-- its arguments are ARGV[A .. Z].
+--
+-- Every merge is monotonic and commutative (times keep their minimum, states only move up),
+-- so the result does not depend on the order in which topics interleave; an event that stops
+-- half-way (it should not) leaves nothing that a rerun would count twice.
+local P = 'lst:lg:'
+local RRN = tonumber(ARGV[1])
+local WINDOW = tonumber(ARGV[2])
+local A, Z = 0, 0 -- the current event's arguments
+local WM_FIELD, OFF, PREV
+
+local call = redis.call
+
+-- ---- small helpers ----------------------------------------------------------------------
+
+local function num(v)
+    return tonumber(v) or 0
+end
+
+local function arg(i)
+    local v = ARGV[i]
+    if v == nil or v == '' then
+        return nil
+    end
+    return v
+end
+
+local B32 = {}
+do
+    local alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
+    for i = 1, 32 do
+        B32[string.byte(alphabet, i)] = i - 1
+    end
+end
+
+-- Milliseconds of a ULID message ID (its first 10 characters).
+local function ulid_ms(id)
+    local t = 0
+    for i = 1, 10 do
+        t = t * 32 + (B32[string.byte(id, i)] or 0)
+    end
+    return t
+end
+
+-- Nobody erased (the usual case) is checked once per batch, not per event.
+local ANY_ERASED = call('EXISTS', P .. 'erased') == 1
+
+local function erased(eid)
+    return ANY_ERASED and call('SISMEMBER', P .. 'erased', eid) == 1
+end
+
+-- ---- indexes: x:<dim>:<val> (everything) and xc:<cat>:<dim>:<val> (per category) --------
+
+local function ixkey(dim, val)
+    if dim == 'all' then
+        return 'all'
+    end
+    return dim .. ':' .. val
+end
+
+local function ixadd(id, score, cat, dim, val)
+    local k = ixkey(dim, val)
+    call('ZADD', P .. 'x:' .. k, score, id)
+    if cat then
+        call('ZADD', P .. 'xc:' .. cat .. ':' .. k, score, id)
+    end
+end
+
+local function ixrem(id, cat, dim, val)
+    local k = ixkey(dim, val)
+    call('ZREM', P .. 'x:' .. k, id)
+    if cat then
+        call('ZREM', P .. 'xc:' .. cat .. ':' .. k, id)
+    end
+end
+
+-- ---- per-recipient state ----------------------------------------------------------------
+-- Times (ms): q queued, w failed-but-retrying, f failed for good, s accepted by the Gateway,
+-- d delivered, r read, a acknowledged, x declined; each keeps the earliest time seen.
+
+local STEPS = {'q', 'w', 'f', 's', 'd', 'r', 'a', 'x'}
+local INTS = {'q', 'w', 'f', 's', 'd', 'r', 'a', 'x', 'fat', 'fh', 'att', 'dup', 'ff', 'cr'}
+local STRS = {'tm', 'tid', 'fc', 'fr'}
+local READER = {read = true, acknowledged = true, declined = true}
+local STATES = {'queued', 'retrying', 'failed', 'sent', 'delivered', 'read', 'acknowledged',
+                'declined'}
+
+local function state_of(s)
+    if s.a and s.x then
+        if s.x >= s.a then
+            return 'declined'
+        end
+        return 'acknowledged'
+    end
+    if s.a then
+        return 'acknowledged'
+    end
+    if s.x then
+        return 'declined'
+    end
+    if s.r then
+        return 'read'
+    end
+    if s.d then
+        return 'delivered'
+    end
+    if s.s then
+        return 'sent'
+    end
+    if s.f then
+        return 'failed'
+    end
+    if s.w then
+        return 'retrying'
+    end
+    return 'queued'
+end
+
+-- Compact JSON with integers printed as integers (cjson would switch to exponents).
+local function senc(s)
+    local parts = {'"st":"' .. s.st .. '"'}
+    for _, k in ipairs(INTS) do
+        if s[k] then
+            parts[#parts + 1] = '"' .. k .. '":' .. string.format('%d', s[k])
+        end
+    end
+    for _, k in ipairs(STRS) do
+        if s[k] then
+            parts[#parts + 1] = '"' .. k .. '":' .. cjson.encode(s[k])
+        end
+    end
+    return '{' .. table.concat(parts, ',') .. '}'
+end
+
+-- Failure details: the final one beats a retry, then the later one, then the larger code.
+local function better_failure(s, o)
+    if s.fc == nil then
+        return true
+    end
+    local sf, of = num(s.ff), num(o.ff)
+    if of ~= sf then
+        return of > sf
+    end
+    if o.fat ~= s.fat then
+        return o.fat > num(s.fat)
+    end
+    return o.fc > s.fc
+end
+
+-- Counts one send (credits per day, dispatcher and department) if the message (who sent it)
+-- is known; false when it is not yet.
+local function credit_now(mid, at)
+    local v = call('HMGET', P .. 'm:' .. mid, 'msg', 'disp', 'dep')
+    if not v[1] then
+        return false
+    end
+    local ck = P .. 'cr:' .. string.format('%d', math.floor(at / 86400000))
+    call('HINCRBY', ck, 'all', 1)
+    call('HINCRBY', ck, 'disp:' .. v[2], 1)
+    if v[3] then
+        call('HINCRBY', ck, 'dep:' .. v[3], 1)
+    end
+    return true
+end
+
+-- Counts the send once, when both the accepted outcome and the message are known, whichever
+-- came last (cr marks it counted).
+local function count_credit(mid, s)
+    if s.s == nil or s.cr then
+        return
+    end
+    if credit_now(mid, s.s) then
+        s.cr = 1
+    end
+end
+
+-- A send whose recipient was erased still cost credits: counted now, or kept anonymously
+-- (crx:<mid>, by Threema message ID) until the message arrives.
+local function credit_anonymous(mid, tm, at)
+    if not credit_now(mid, at) then
+        call('HSET', P .. 'crx:' .. mid, tm, at)
+    end
+end
+
+-- Merges the observation o into the state of (mid, eid). Returns the old state name (nil
+-- when the recipient was new), the new one and the set of steps that got their first time.
+local function merge(mid, eid, o)
+    local rk = P .. 'r:' .. mid
+    local raw = call('HGET', rk, eid)
+    local s = {}
+    local old = nil
+    if raw then
+        s = cjson.decode(raw)
+        old = s.st
+    end
+    local before = s.s
+    local changed = {}
+    for _, k in ipairs(STEPS) do
+        local v = o[k]
+        if v then
+            if s[k] == nil then
+                changed[k] = true
+                s[k] = v
+            elseif v < s[k] then
+                s[k] = v
+            end
+        end
+    end
+    if o.tm and (s.tm == nil or before == nil or o.s < before or (o.s == before and o.tm < s.tm)) then
+        s.tm = o.tm
+        s.tid = o.tid
+    end
+    if o.fc and better_failure(s, o) then
+        s.fc, s.fr, s.fh, s.fat, s.ff = o.fc, o.fr, o.fh, o.fat, o.ff
+    end
+    if o.dup and o.dup > num(s.dup) then
+        s.dup = o.dup
+    end
+    if o.att and o.att > num(s.att) then
+        s.att = o.att
+    end
+    count_credit(mid, s)
+    s.st = state_of(s)
+    local enc = senc(s)
+    if enc ~= raw then
+        call('HSET', rk, eid, enc)
+    end
+    return old, s.st, changed
+end
+
+-- ---- per-message aggregates and status indexes ------------------------------------------
+
+local AGG_FIELDS = {'msg', 'cat', 'at', 'n'}
+for _, st in ipairs(STATES) do
+    AGG_FIELDS[#AGG_FIELDS + 1] = 's:' .. st
+end
+
+local function load_counts(mid)
+    local v = call('HMGET', P .. 'm:' .. mid, unpack(AGG_FIELDS))
+    local c = {n = num(v[4])}
+    for i, st in ipairs(STATES) do
+        c[st] = num(v[4 + i])
+    end
+    return v[1], v[2], tonumber(v[3]), c
+end
+
+-- Which status indexes a message belongs to, from its counts.
+local function status_flags(c)
+    local readers = c.read + c.acknowledged + c.declined
+    local live = c.n - c.failed
+    return {
+        failed = c.failed > 0,
+        unread = readers < live,
+        undelivered = c.delivered + readers < live,
+    }
+end
+
+local STATUS_NAMES = {'failed', 'unread', 'undelivered'}
+
+local function status_set(mid, cat, at, name, on)
+    if on then
+        ixadd(mid, at, cat, 'st', name)
+    else
+        ixrem(mid, cat, 'st', name)
+    end
+end
+
+-- Sets every status index of a message from scratch (after the message record arrived).
+local function status_full(mid)
+    local msg, cat, at, c = load_counts(mid)
+    if not msg then
+        return
+    end
+    local f = status_flags(c)
+    for _, name in ipairs(STATUS_NAMES) do
+        status_set(mid, cat, at, name, f[name])
+    end
+end
+
+-- Touches only the status indexes whose membership the transition old -> new flipped.
+local function status_step(mid, old, new)
+    local msg, cat, at, c = load_counts(mid)
+    local readers_now = c.read + c.acknowledged + c.declined
+    if not msg then
+        return readers_now
+    end
+    local after = status_flags(c)
+    c[new] = c[new] - 1
+    if old then
+        c[old] = c[old] + 1
+    else
+        c.n = c.n - 1
+    end
+    local before = status_flags(c)
+    for _, name in ipairs(STATUS_NAMES) do
+        if after[name] ~= before[name] then
+            status_set(mid, cat, at, name, after[name])
+        end
+    end
+    return readers_now
+end
+
+local function agg(mid, old, new)
+    local mk = P .. 'm:' .. mid
+    if old == nil then
+        call('HINCRBY', mk, 'n', 1)
+    elseif call('HINCRBY', mk, 's:' .. old, -1) == 0 then
+        call('HDEL', mk, 's:' .. old) -- no zero counts: the hash must not depend on the path
+    end
+    call('HINCRBY', mk, 's:' .. new, 1)
+end
+
+local function readers(mid)
+    local v = call('HMGET', P .. 'm:' .. mid, 's:read', 's:acknowledged', 's:declined')
+    return num(v[1]) + num(v[2]) + num(v[3])
+end
+
+-- ---- read receipts evidently switched off ------------------------------------------------
+-- An employee is in rroff when the RRN most recent messages delivered to them (by message
+-- time; e:<eid>:dl) include none they read (e:<eid>:rd, the messages they read, trimmed
+-- alike) while at least one of them was read by someone else. A function of the final data
+-- only, recomputed whenever one of its inputs changes; the common case costs two reads.
+
+local function rr_update(eid)
+    if RRN <= 0 then
+        return
+    end
+    local mids = call('ZREVRANGE', P .. 'e:' .. eid .. ':dl', 0, RRN - 1)
+    local off = false
+    if #mids >= RRN then
+        off = true
+        local mine = call('ZMSCORE', P .. 'e:' .. eid .. ':rd', unpack(mids))
+        for i = 1, #mids do
+            if mine[i] then
+                off = false
+                break
+            end
+        end
+        if off then
+            local others = false
+            for _, mid in ipairs(mids) do
+                if readers(mid) > 0 then
+                    others = true
+                    break
+                end
+            end
+            off = others
+        end
+    end
+    if off then
+        call('SADD', P .. 'rroff', eid)
+    else
+        call('SREM', P .. 'rroff', eid)
+    end
+end
+
+-- The first reader of a message is new evidence for every recipient still at delivered.
+local function first_read(mid, reader)
+    local all = call('HGETALL', P .. 'r:' .. mid)
+    for i = 1, #all, 2 do
+        local eid = all[i]
+        if eid ~= reader and string.find(all[i + 1], '"st":"delivered"', 1, true) then
+            rr_update(eid)
+        end
+    end
+end
+
+-- Everything that follows a merge: aggregates, status indexes, read-receipt evidence.
+local function after(mid, eid, old, new, changed)
+    if old ~= new then
+        agg(mid, old, new)
+        local n_readers = status_step(mid, old, new)
+        if READER[new] and not READER[old or 'queued'] and n_readers == 1 then
+            first_read(mid, eid)
+        end
+    end
+    if RRN > 0 and (changed.d or changed.r or changed.a or changed.x) then
+        local mt = ulid_ms(mid)
+        local dl = P .. 'e:' .. eid .. ':dl'
+        call('ZADD', dl, mt, mid)
+        call('ZREMRANGEBYRANK', dl, 0, -(RRN + 1))
+        local read = changed.r or changed.a or changed.x
+        if read then
+            local rd = P .. 'e:' .. eid .. ':rd'
+            call('ZADD', rd, mt, mid)
+            call('ZREMRANGEBYRANK', rd, 0, -(RRN + 1))
+        end
+        if changed.d or (read and call('SISMEMBER', P .. 'rroff', eid) == 1) then
+            rr_update(eid)
+        end
+    end
+end
+
+local function merge_after(mid, eid, o)
+    local old, new, changed = merge(mid, eid, o)
+    after(mid, eid, old, new, changed)
+    return old
+end
+
+-- ---- incoming messages: category, sender, reply link ------------------------------------
+
+-- rules: lines "k\t<cat>" (a keyword rule that matched in C) or "d\t<department>\t<cat>".
+local function categorize(rules, dep)
+    if rules then
+        for line in string.gmatch(rules, '[^\n]+') do
+            local t, a, b = string.match(line, '^(%a)\t([^\t]*)\t?(.*)$')
+            if t == 'k' then
+                return a
+            end
+            if t == 'd' and dep and a == dep then
+                return b
+            end
+        end
+    end
+    return 'inbox'
+end
+
+-- Links incoming id (at) to the latest message sent to eid within the window before it.
+local function link_reply(id, at, eid)
+    local r = call('ZREVRANGEBYSCORE', P .. 'e:' .. eid .. ':out', at, at - WINDOW, 'LIMIT', 0, 1)
+    local mk = P .. 'm:' .. id
+    local cur = call('HGET', mk, 'reply_to')
+    local best = r[1]
+    if best == nil or best == cur then
+        return
+    end
+    if cur then
+        call('ZREM', P .. 'rep:' .. cur, id)
+    end
+    call('HSET', mk, 'reply_to', best)
+    call('ZADD', P .. 'rep:' .. best, at, id)
+end
+
+-- A new message to eid at mt may be the better link of replies already recorded after it.
+local function relink(eid, mid, mt)
+    local ids = call('ZRANGEBYSCORE', P .. 'e:' .. eid .. ':in', mt, mt + WINDOW)
+    for _, id in ipairs(ids) do
+        local at = tonumber(call('ZSCORE', P .. 'e:' .. eid .. ':in', id))
+        local cur = call('HGET', P .. 'm:' .. id, 'reply_to')
+        if not cur or mid > cur then
+            if cur then
+                call('ZREM', P .. 'rep:' .. cur, id)
+            end
+            call('HSET', P .. 'm:' .. id, 'reply_to', mid)
+            call('ZADD', P .. 'rep:' .. mid, at, id)
+        end
+    end
+end
+
+-- Every message to eid, whichever of its records came first: the reply candidates and the
+-- list erasure works from.
+local function note_out(eid, mid)
+    local mt = ulid_ms(mid)
+    if call('ZADD', P .. 'e:' .. eid .. ':out', mt, mid) == 1 then
+        relink(eid, mid, mt)
+    end
+end
+
+-- Indexes an incoming item under its category: everything, direction, kind.
+local function index_inbound_base(id, at, cat, kind)
+    call('SADD', P .. 'cats', cat)
+    ixadd(id, at, cat, 'all')
+    ixadd(id, at, cat, 'dir', 'in')
+    ixadd(id, at, cat, 'kind', kind)
+end
+
+-- Gives an incoming item its employee (now known), category and the employee's indexes.
+local function attach(id, at, eid)
+    local mk = P .. 'm:' .. id
+    local h = call('HMGET', mk, 'cat', 'kind', 'rules')
+    local e = call('HMGET', P .. 'emp:' .. eid, 'dep', 'veh')
+    local cat = categorize(h[3], e[1])
+    if h[1] and h[1] ~= cat then
+        ixrem(id, h[1], 'all')
+        ixrem(id, h[1], 'dir', 'in')
+        ixrem(id, h[1], 'kind', h[2])
+    end
+    call('HSET', mk, 'eid', eid, 'cat', cat)
+    index_inbound_base(id, at, cat, h[2])
+    ixadd(id, at, cat, 'emp', eid)
+    if e[1] then
+        call('HSET', mk, 'dep', e[1])
+        ixadd(id, at, cat, 'dep', e[1])
+    end
+    if e[2] then
+        call('HSET', mk, 'veh', e[2])
+        ixadd(id, at, cat, 'veh', e[2])
+    end
+    call('ZADD', P .. 'e:' .. eid .. ':in', at, id)
+    link_reply(id, at, eid)
+end
+
+-- Key/value pairs from ARGV[i .. i + 2n - 1] into a flat list for HSET and a table.
+local function read_kv(i, n)
+    local flat, t = {}, {}
+    for j = 0, n - 1 do
+        local k, v = ARGV[i + 2 * j], ARGV[i + 2 * j + 1]
+        flat[#flat + 1] = k
+        flat[#flat + 1] = v
+        t[k] = v
+    end
+    return flat, t, i + 2 * n
+end

@@ -1,0 +1,32 @@
+-- lst.inbound receipt: ARGV[A] status (1..4), [A+1] at, [A+2 ..] Threema message IDs.
+-- A receipt for an ID whose send outcome is not recorded yet is held under that ID
+-- (h:<tmid>, the earliest time per step) and folded in when lst.sent maps it.
+local STEP_OF = {'d', 'r', 'a', 'x'}
+local function apply_receipt()
+    local step = STEP_OF[tonumber(ARGV[A])]
+    local at = tonumber(ARGV[A + 1])
+    if step == nil then
+        return
+    end
+    for i = A + 2, Z do
+        local tm = ARGV[i]
+        local v = call('GET', P .. 't:' .. tm)
+        if v == '-' then
+            -- a send to an erased employee: nothing to record
+        elseif v then
+            local sp = string.find(v, ' ', 1, true)
+            local mid, eid = string.sub(v, 1, sp - 1), string.sub(v, sp + 1)
+            if not erased(eid) then
+                local o = {}
+                o[step] = at
+                merge_after(mid, eid, o)
+            end
+        else
+            local hk = P .. 'h:' .. tm
+            local cur = tonumber(call('HGET', hk, step))
+            if cur == nil or at < cur then
+                call('HSET', hk, step, ARGV[A + 1])
+            end
+        end
+    end
+end
