@@ -8,6 +8,7 @@
 #     development system is not disturbed; system tests against it; the stack is stopped
 #     afterwards whatever happened
 #  4. the stack script's own check (up twice, status, down leaves no process)
+#  5. the deployment checks (tests/deploy/run.sh: docker-compose config, config tables, docs)
 #
 # Ends with one line "N passed, N failed" counting the suites above.
 set -uo pipefail
@@ -107,6 +108,10 @@ trap - EXIT
 step "stack script check (alternate ports, up twice, down leaves nothing)"
 tests/system/stack_check.sh
 record stack-check $?
+
+step "deployment checks (compose config, config tables, generated docs, units)"
+tests/deploy/run.sh "$BUILD"
+record deploy $?
 
 printf '\n=== summary\n'
 [ -n "$failures" ] && echo "failed suites:$failures"
