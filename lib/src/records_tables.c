@@ -161,6 +161,12 @@ static bool match_event_id(const char *s, size_t len)
     return match_pair(s, len, match_threema_id, match_msgid);
 }
 
+/* our message ID or an inbound event ID: every item of the timeline */
+static bool match_item_id(const char *s, size_t len)
+{
+    return match_ulid(s, len) || match_event_id(s, len);
+}
+
 static bool is_topic_char(char c)
 {
     return is_alnum(c) || c == '.' || c == '_' || c == '-';
@@ -203,6 +209,8 @@ static const struct lst_pattern pat_email = {"^[^@\\s]+@[^@\\s]+$", match_email}
 static const struct lst_pattern pat_request = {"^" ULID_RE ":" EMPLOYEE_RE "$", match_request_id};
 static const struct lst_pattern pat_event = {"^" THREEMA_ID_RE ":" MSGID_RE "$", match_event_id};
 static const struct lst_pattern pat_topic = {"^[A-Za-z0-9._-]+$", match_topic};
+static const struct lst_pattern pat_item = {"^(" ULID_RE "|" THREEMA_ID_RE ":" MSGID_RE ")$",
+                                            match_item_id};
 
 /* ---- table-building macros -------------------------------------------------------------- */
 
@@ -255,6 +263,9 @@ _Static_assert(sizeof(enum lst_content_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lst_sent_outcome) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lst_inbound_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lst_dlq_encoding) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum lst_audit_action) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum lst_annotation_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum lst_view_kind) == sizeof(int), "enum size");
 
 /* ---- content ---------------------------------------------------------------------------- */
 
@@ -543,6 +554,60 @@ static const struct lst_field employee_fields[] = {
 static const struct lst_table employee_table =
     TABLE("lst.employees", employee_fields, -1, NULL, NULL);
 
+/* ---- lst.annotations -------------------------------------------------------------------- */
+
+static const char *const annotation_kinds[LST_ANNOTATION__COUNT] = {"handled", "unhandled",
+                                                                    "category"};
+#define ACAT (1u << LST_ANNOTATION_CATEGORY)
+
+static const struct lst_field annotation_fields[] = {
+    F_VER,
+    F_STR(lst_annotation, item_id, LST_ITEM_ID_MAX, &pat_item, ALL, ALL,
+          "the timeline item: our message ID or an inbound event ID"),
+    F_ENUM(lst_annotation, kind, annotation_kinds, LST_ANNOTATION__COUNT,
+           "handled, unhandled, or a category change"),
+    F_STR(lst_annotation, category, LST_SLUG_MAX, &pat_slug, ACAT, ACAT, "the new category"),
+    F_STR(lst_annotation, user, LST_USER_ID_MAX, &pat_user, ALL, ALL, "user ID of the dispatcher"),
+    F_STR(lst_annotation, department, LST_LABEL_MAX, NULL, ALL, OPT,
+          "department of the dispatcher"),
+    F_INT(lst_annotation, at, 0, LST_TIME_MS_MAX, ALL, ALL, "ms since the epoch"),
+};
+static const struct lst_table annotation_table =
+    TABLE("lst.annotations", annotation_fields, 2, NULL, NULL);
+
+/* ---- lst.views -------------------------------------------------------------------------- */
+
+static const char *const view_kinds[LST_VIEW__COUNT] = {"put", "delete"};
+#define VPUT (1u << LST_VIEW_PUT)
+
+#define F_VPARAM(m)                                                                                \
+    F_STR(lst_view_filter, m, LST_VIEW_PARAM_MAX, NULL, ALL, OPT,                                  \
+          "the timeline query parameter " #m " as text")
+
+static const struct lst_field view_filter_fields[] = {
+    F_VPARAM(direction),  F_VPARAM(type),    F_VPARAM(category),   F_VPARAM(employee),
+    F_VPARAM(department), F_VPARAM(vehicle), F_VPARAM(dispatcher), F_VPARAM(status),
+    F_VPARAM(from),       F_VPARAM(to),      F_VPARAM(q),
+};
+static const struct lst_table view_filter_table =
+    TABLE("view_filter", view_filter_fields, -1, NULL, NULL);
+
+static const struct lst_field view_fields[] = {
+    F_VER,
+    F_STR(lst_view, view_id, LST_MESSAGE_ID_LEN, &pat_ulid, ALL, ALL, "the view's ID (ULID)"),
+    F_ENUM(lst_view, kind, view_kinds, LST_VIEW__COUNT, "put (create or replace) or delete"),
+    F_STR(lst_view, owner, LST_USER_ID_MAX, &pat_user, ALL, ALL, "user ID of the owner"),
+    F_STR(lst_view, department, LST_LABEL_MAX, NULL, ALL, OPT,
+          "the owner's department (the scope of sharing)"),
+    F_STR(lst_view, name, LST_VIEW_NAME_MAX, NULL, VPUT, VPUT, "display name"),
+    F_BOOL(lst_view, shared, VPUT, VPUT, "visible to the owner's department"),
+    F_OBJ(lst_view, filter, view_filter_table, VPUT, VPUT, "the timeline filter"),
+    F_STRV(lst_view, hidden, 0, LST_VIEW_HIDDEN_MAX, LST_SLUG_MAX, &pat_slug, VPUT, OPT,
+           "categories the view removes entirely"),
+    F_INT(lst_view, at, 0, LST_TIME_MS_MAX, ALL, ALL, "ms since the epoch"),
+};
+static const struct lst_table view_table = TABLE("lst.views", view_fields, 2, NULL, NULL);
+
 /* ---- lst.dlq ---------------------------------------------------------------------------- */
 
 static const char *const dlq_encodings[LST_DLQ__COUNT] = {"utf8", "base64"};
@@ -589,9 +654,39 @@ static const struct lst_field dlq_fields[] = {
 };
 static const struct lst_table dlq_table = TABLE("lst.dlq", dlq_fields, -1, NULL, NULL);
 
+/* ---- lst.audit ------------------------------------------------------------------------- */
+
+static const char *const audit_actions[LST_AUDIT__COUNT] = {"view", "export", "erase"};
+
+static const struct lst_field audit_fields[] = {
+    F_VER,
+    F_STR(lst_audit, event_id, LST_MESSAGE_ID_LEN, &pat_ulid, ALL, ALL,
+          "ULID of the event (the ledger stores each once)"),
+    F_INT(lst_audit, at, 0, LST_TIME_MS_MAX, ALL, ALL, "ms since the epoch"),
+    F_STR(lst_audit, actor, LST_USER_ID_MAX, &pat_user, ALL, ALL, "user ID of the token"),
+    F_STR(lst_audit, role, LST_SLUG_MAX, &pat_slug, ALL, ALL, "role of the token"),
+    F_ENUM(lst_audit, action, audit_actions, LST_AUDIT__COUNT,
+           "view: opened the employee's history; export; erase"),
+    F_STR(lst_audit, employee_id, LST_EMPLOYEE_ID_MAX, &pat_employee, ALL, ALL,
+          "whose data was accessed"),
+    F_STR(lst_audit, detail, LST_REASON_MAX, NULL, ALL, OPT, "what else the action did"),
+};
+static const struct lst_table audit_table = TABLE("lst.audit", audit_fields, -1, NULL, NULL);
+
 /* ---- record types and typed wrappers ---------------------------------------------------- */
 
-enum { REC_MESSAGE, REC_OUTBOUND, REC_SENT, REC_INBOUND, REC_EMPLOYEE, REC_DLQ, REC__COUNT };
+enum {
+    REC_MESSAGE,
+    REC_OUTBOUND,
+    REC_SENT,
+    REC_INBOUND,
+    REC_EMPLOYEE,
+    REC_DLQ,
+    REC_ANNOTATION,
+    REC_VIEW,
+    REC_AUDIT,
+    REC__COUNT
+};
 
 static const struct lst_rec_type rec_types[REC__COUNT] = {
     [REC_MESSAGE] = {"lst.message", "message_id", sizeof(struct lst_message), &message_table},
@@ -600,6 +695,10 @@ static const struct lst_rec_type rec_types[REC__COUNT] = {
     [REC_INBOUND] = {"lst.inbound", "from", sizeof(struct lst_inbound), &inbound_table},
     [REC_EMPLOYEE] = {"lst.employees", "employee_id", sizeof(struct lst_employee), &employee_table},
     [REC_DLQ] = {"lst.dlq", "the source record's key", sizeof(struct lst_dlq), &dlq_table},
+    [REC_AUDIT] = {"lst.audit", "employee_id", sizeof(struct lst_audit), &audit_table},
+    [REC_ANNOTATION] = {"lst.annotations", "item_id", sizeof(struct lst_annotation),
+                        &annotation_table},
+    [REC_VIEW] = {"lst.views", "view_id", sizeof(struct lst_view), &view_table},
 };
 
 const struct lst_rec_type *lst_rec_types(size_t *count)
@@ -645,3 +744,6 @@ RECORD_FUNCS(sent, REC_SENT)
 RECORD_FUNCS(inbound, REC_INBOUND)
 RECORD_FUNCS(employee, REC_EMPLOYEE)
 RECORD_FUNCS(dlq, REC_DLQ)
+RECORD_FUNCS(audit, REC_AUDIT)
+RECORD_FUNCS(annotation, REC_ANNOTATION)
+RECORD_FUNCS(view, REC_VIEW)

@@ -180,6 +180,13 @@ static void get_upload(struct go_lane *l, const char *message_id, const struct l
             go_step_fail(st, LST_GATEWAY_RETRY, "redis", "blob cache: redis unavailable");
             return;
         }
+        /* The lock may have been free because another lane just finished its upload and
+         * released it: look again before uploading, or the fan-out pays twice. */
+        if (locked == 1 && cached(l, key, u) == 1) {
+            unlock_upload(l, key);
+            go_metrics_cache(l->ctx->svc->metrics, "blob", "hit_waited");
+            return;
+        }
         if (locked == 1 || lst_mono_ms() > give_up) {
             go_metrics_cache(l->ctx->svc->metrics, "blob", "miss");
             do_upload(l, key, c, cancel, u, st);

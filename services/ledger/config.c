@@ -80,6 +80,28 @@ static const struct lst_config_entry entries[] = {
      .desc = "file with more category rules, one per line ('#' comments), "
              "applied after "
              "LST_LEDGER_RULES"},
+    {.name = "LST_LEDGER_RETENTION_MS",
+     .type = LST_CONFIG_MS,
+     .def = "0",
+     .min = 0,
+     .max = INT64_C(315360000000),
+     .offset = offsetof(struct ledger_config, retention_ms),
+     .desc = "messages older than this are purged from the projections (GDPR storage "
+             "limitation); 0 keeps everything"},
+    {.name = "LST_LEDGER_RETENTION_BATCH",
+     .type = LST_CONFIG_INT,
+     .def = "200",
+     .min = 1,
+     .max = 10000,
+     .offset = offsetof(struct ledger_config, retention_batch),
+     .desc = "items one retention run purges at most (bounded work per run)"},
+    {.name = "LST_LEDGER_RETENTION_INTERVAL_MS",
+     .type = LST_CONFIG_MS,
+     .def = "60000",
+     .min = 100,
+     .max = 86400000,
+     .offset = offsetof(struct ledger_config, retention_interval_ms),
+     .desc = "time between retention runs (100 ms while a backlog remains)"},
 };
 
 struct lst_config_section ledger_config_section(struct ledger_config *cfg)

@@ -167,6 +167,7 @@ lst_err ledger_consume_step(void *ud)
                           trying */
     }
     lst_err err = read_batch(ctx, &failed);
+    ledger_retention_tick(ctx);
     if (failed) {
         ctx->reassign = true;
         ctx->backoff_until = lst_mono_ms() + BACKOFF_MS / 5;

@@ -14,8 +14,9 @@
 static const char *const transient_errors[] = {"OOM",        "BUSY",     "LOADING", "READONLY",
                                                "MASTERDOWN", "NOSCRIPT", "TRYAGAIN"};
 
-static const char *const topic_bases[LEDGER_T__COUNT] = {"lst.message", "lst.outbound", "lst.sent",
-                                                         "lst.inbound", "lst.employees"};
+static const char *const topic_bases[LEDGER_T__COUNT] = {
+    "lst.message",   "lst.outbound", "lst.sent",        "lst.inbound",
+    "lst.employees", "lst.audit",    "lst.annotations", "lst.views"};
 
 const char *ledger_topic_base(enum ledger_topic t)
 {
@@ -216,6 +217,12 @@ static lst_err build(struct ledger_core *c, const struct ledger_rec *rec, enum l
         return ledger_apply_inbound(c, rec, s, why);
     case LEDGER_T_EMPLOYEES:
         return ledger_apply_employee(c, rec, s, why);
+    case LEDGER_T_AUDIT:
+        return ledger_apply_audit(c, rec, s, why);
+    case LEDGER_T_ANNOTATIONS:
+        return ledger_apply_annotation(c, rec, s, why);
+    case LEDGER_T_VIEWS:
+        return ledger_apply_view(c, rec, s, why);
     case LEDGER_T__COUNT:
         break;
     }

@@ -7,6 +7,8 @@ static void cleanup(struct ledger *ctx)
 {
     lst_kafka_reader_destroy(ctx->reader);
     ctx->reader = NULL;
+    ledger_retention_destroy(ctx->retention);
+    ctx->retention = NULL;
     if (ctx->core_ready)
         ledger_core_cleanup(&ctx->core);
     ctx->core_ready = false;
@@ -36,6 +38,8 @@ int ledger_run(struct ledger *ctx, bool rebuild)
             LST_INFO("ledger.rebuild", "projections dropped (%lld keys); replaying Kafka",
                      (long long)dropped);
     }
+    if (err == LST_OK && ctx->cfg.retention_ms > 0)
+        err = ledger_retention_create(ctx->svc->metrics, &ctx->retention);
     if (err == LST_OK)
         err = ledger_consume_init(ctx);
     if (err == LST_OK)

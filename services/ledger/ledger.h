@@ -35,15 +35,18 @@
 
 struct ledger_config {
     struct lst_common_config common;
-    int64_t http_port;     /* LST_HTTP_PORT */
-    char *group_id;        /* LST_LEDGER_GROUP_ID: monitoring commits only */
-    int64_t batch;         /* LST_LEDGER_BATCH: records per Redis pipeline */
-    int64_t script_events; /* LST_LEDGER_SCRIPT_EVENTS: records per script call */
-    int64_t poll_ms;       /* LST_LEDGER_POLL_MS */
-    int64_t reply_window;  /* LST_LEDGER_REPLY_WINDOW_MS */
-    int64_t read_receipts; /* LST_LEDGER_READ_RECEIPTS_N: 0 turns the detection off */
-    char *rules;           /* LST_LEDGER_RULES: inline category rules */
-    char *rules_file;      /* LST_LEDGER_RULES_FILE */
+    int64_t http_port;             /* LST_HTTP_PORT */
+    char *group_id;                /* LST_LEDGER_GROUP_ID: monitoring commits only */
+    int64_t batch;                 /* LST_LEDGER_BATCH: records per Redis pipeline */
+    int64_t script_events;         /* LST_LEDGER_SCRIPT_EVENTS: records per script call */
+    int64_t poll_ms;               /* LST_LEDGER_POLL_MS */
+    int64_t reply_window;          /* LST_LEDGER_REPLY_WINDOW_MS */
+    int64_t read_receipts;         /* LST_LEDGER_READ_RECEIPTS_N: 0 turns the detection off */
+    char *rules;                   /* LST_LEDGER_RULES: inline category rules */
+    char *rules_file;              /* LST_LEDGER_RULES_FILE */
+    int64_t retention_ms;          /* LST_LEDGER_RETENTION_MS: 0 keeps everything */
+    int64_t retention_batch;       /* LST_LEDGER_RETENTION_BATCH: items per run */
+    int64_t retention_interval_ms; /* LST_LEDGER_RETENTION_INTERVAL_MS */
 };
 
 extern const struct lst_config_program ledger_program;
@@ -60,6 +63,9 @@ enum ledger_topic {
     LEDGER_T_SENT,
     LEDGER_T_INBOUND,
     LEDGER_T_EMPLOYEES,
+    LEDGER_T_AUDIT,
+    LEDGER_T_ANNOTATIONS,
+    LEDGER_T_VIEWS,
     LEDGER_T__COUNT
 };
 
@@ -139,6 +145,9 @@ enum ledger_script {
     LEDGER_S_INBOUND,
     LEDGER_S_EMPLOYEE,
     LEDGER_S_EMPLOYEE_ERASE,
+    LEDGER_S_AUDIT,
+    LEDGER_S_ANNOTATION,
+    LEDGER_S_VIEW,
     LEDGER_S__COUNT
 };
 
@@ -257,6 +266,13 @@ lst_err ledger_apply_inbound(struct ledger_core *c, const struct ledger_rec *rec
                              enum ledger_script *s, struct lst_buf *why);
 lst_err ledger_apply_employee(struct ledger_core *c, const struct ledger_rec *rec,
                               enum ledger_script *s, struct lst_buf *why);
+/* lst.annotations and lst.views (apply_annotation.c). */
+lst_err ledger_apply_annotation(struct ledger_core *c, const struct ledger_rec *rec,
+                                enum ledger_script *s, struct lst_buf *why);
+lst_err ledger_apply_view(struct ledger_core *c, const struct ledger_rec *rec,
+                          enum ledger_script *s, struct lst_buf *why);
+lst_err ledger_apply_audit(struct ledger_core *c, const struct ledger_rec *rec,
+                           enum ledger_script *s, struct lst_buf *why);
 /* Content fields shared by lst.message and lst.inbound. */
 lst_err ledger_content_kv(struct ledger_args *a, const struct lst_content *content, int64_t *count);
 
@@ -283,7 +299,20 @@ struct ledger {
     int64_t backoff_until;     /* mono ms: no reading before (after a Redis failure) */
     int64_t next_ping;         /* mono ms: when idle, the next check that Redis is the same */
     struct lst_gauge *m_assigned;
+    struct ledger_retention *retention; /* retention.c */
 };
+
+/* ---- retention (retention.c): old messages purged from the projections ---- */
+
+struct ledger_retention;
+lst_err ledger_retention_create(struct lst_metrics *metrics, struct ledger_retention **out);
+void ledger_retention_destroy(struct ledger_retention *r);
+/* Purges up to batch items of the global timeline at or before cutoff (ms); *purged, *oldest
+ * (the oldest item left, -1: none). */
+lst_err ledger_retention_run(struct ledger_retention *r, struct lst_redis *redis, int64_t cutoff,
+                             int64_t batch, int64_t *purged, int64_t *oldest);
+/* One bounded run when due (LST_LEDGER_RETENTION_*); called from the consume loop. */
+void ledger_retention_tick(struct ledger *ctx);
 
 /* Creates the reader for the five topics (partitions assigned at the
  * watermarks). */

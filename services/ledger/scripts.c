@@ -7,9 +7,10 @@
 
 char *ledger_script_source(void)
 {
-    const char *parts[] = {ledger_lua_prelude, ledger_lua_skip,     ledger_lua_outbound,
-                           ledger_lua_sent,    ledger_lua_receipt,  ledger_lua_message,
-                           ledger_lua_inbound, ledger_lua_employee, ledger_lua_employee_erase,
+    const char *parts[] = {ledger_lua_prelude, ledger_lua_skip,       ledger_lua_outbound,
+                           ledger_lua_sent,    ledger_lua_receipt,    ledger_lua_message,
+                           ledger_lua_inbound, ledger_lua_employee,   ledger_lua_employee_erase,
+                           ledger_lua_audit,   ledger_lua_annotation, ledger_lua_view,
                            ledger_lua_epilogue};
     struct lst_buf b;
 

@@ -13,5 +13,9 @@ extern const char ledger_lua_message[];
 extern const char ledger_lua_inbound[];
 extern const char ledger_lua_employee[];
 extern const char ledger_lua_employee_erase[];
+extern const char ledger_lua_audit[];
+extern const char ledger_lua_retention[];
+extern const char ledger_lua_annotation[];
+extern const char ledger_lua_view[];
 
 #endif

@@ -90,7 +90,15 @@ static const struct lst_config_entry entries[] = {
      .def = LST_BLOBSTORE_DEFAULT_DIR,
      .max_len = 4096,
      .offset = OFF(blob_dir),
-     .desc = "the company blob store (uploads of images and files to send)"},
+     .desc = "the company blob store (uploads of images and files to send; GDPR erasure "
+             "deletes an erased employee's own blobs from it)"},
+    {.name = "LST_VIEW_BALANCE_TTL_MS",
+     .type = LST_CONFIG_MS,
+     .def = "60000",
+     .min = 0,
+     .max = 86400000,
+     .offset = OFF(balance_ttl_ms),
+     .desc = "how long GET /api/credits reuses the Gateway's balance before asking again"},
 };
 
 struct lst_config_section view_api_config_section(struct view_api_config *cfg)

@@ -14,6 +14,7 @@
  * Cursor: "<score>_<id>" of the last entry examined; entries with the same score come in
  * descending ID order (ZREVRANGEBYSCORE), so the page after it starts below that pair. */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,10 @@ void va_filter_cleanup(struct va_filter *f)
     memset(f, 0, sizeof(*f));
 }
 
-static bool parse_time(const struct lst_http_request *req, const char *name, bool *has,
-                       int64_t *out, struct lst_buf *why)
+static bool parse_time(va_param_fn get, void *ud, const char *name, bool *has, int64_t *out,
+                       struct lst_buf *why)
 {
-    const char *v = lst_http_query(req, name);
+    const char *v = get(ud, name);
     if (v == NULL)
         return true;
     if (lst_parse_i64(v, 0, LST_TIME_MS_MAX, out) != LST_OK) {
@@ -82,27 +83,38 @@ static bool check_slugs(const struct lst_strv *v, const char *name, struct lst_b
     return true;
 }
 
+static const char *query_param(void *ud, const char *name)
+{
+    return lst_http_query(ud, name);
+}
+
 bool va_filter_parse(const struct lst_http_request *req, struct va_filter *f, struct lst_buf *why)
 {
-    const char *dir = lst_http_query(req, "direction");
-    const char *q = lst_http_query(req, "q");
+    return va_filter_parse_from(query_param, (void *)(uintptr_t)req, f, why);
+}
+
+bool va_filter_parse_from(va_param_fn get, void *ud, struct va_filter *f, struct lst_buf *why)
+{
+    const char *dir = get(ud, "direction");
+    const char *q = get(ud, "q");
     if (dir != NULL && strcmp(dir, "in") != 0 && strcmp(dir, "out") != 0) {
         lst_buf_puts(why, "direction: in or out");
         return false;
     }
     f->dir = dir;
-    if (!va_query_list(req, "type", 32, &f->kinds, why) ||
-        !va_query_list(req, "category", LST_SLUG_MAX, &f->categories, why) ||
-        !va_query_list(req, "hidden", LST_SLUG_MAX, &f->hidden, why) ||
-        !va_query_list(req, "employee", LST_EMPLOYEE_ID_MAX, &f->employees, why) ||
-        !va_query_list(req, "department", LST_LABEL_MAX, &f->departments, why) ||
-        !va_query_list(req, "vehicle", LST_LABEL_MAX, &f->vehicles, why) ||
-        !va_query_list(req, "dispatcher", LST_USER_ID_MAX, &f->dispatchers, why) ||
+    if (!va_list_split(get(ud, "type"), "type", 32, &f->kinds, why) ||
+        !va_list_split(get(ud, "category"), "category", LST_SLUG_MAX, &f->categories, why) ||
+        !va_list_split(get(ud, "hidden"), "hidden", LST_SLUG_MAX, &f->hidden, why) ||
+        !va_list_split(get(ud, "employee"), "employee", LST_EMPLOYEE_ID_MAX, &f->employees, why) ||
+        !va_list_split(get(ud, "department"), "department", LST_LABEL_MAX, &f->departments, why) ||
+        !va_list_split(get(ud, "vehicle"), "vehicle", LST_LABEL_MAX, &f->vehicles, why) ||
+        !va_list_split(get(ud, "dispatcher"), "dispatcher", LST_USER_ID_MAX, &f->dispatchers,
+                       why) ||
         !check_slugs(&f->kinds, "type", why) || !check_slugs(&f->categories, "category", why) ||
         !check_slugs(&f->hidden, "hidden", why) ||
-        !parse_status(lst_http_query(req, "status"), &f->status, why) ||
-        !parse_time(req, "from", &f->has_from, &f->from, why) ||
-        !parse_time(req, "to", &f->has_to, &f->to, why))
+        !parse_status(get(ud, "status"), &f->status, why) ||
+        !parse_time(get, ud, "from", &f->has_from, &f->from, why) ||
+        !parse_time(get, ud, "to", &f->has_to, &f->to, why))
         return false;
     for (size_t i = 0; i < f->employees.len; i++) {
         if (!va_employee_id_ok(f->employees.items[i])) {
@@ -331,6 +343,7 @@ static const struct {
     {"reply_to", "reply_to", false},
     {"audience", "audience_count", true},
     {"handled_by", "handled_by", false},
+    {"handled_at", "handled_at", true},
 };
 
 static const char *const STATES[] = {"queued",    "retrying", "failed",       "sent",

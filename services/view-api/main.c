@@ -7,6 +7,7 @@ int main(int argc, char **argv)
     struct lst_config_section sections[] = {
         lst_common_config_section(&ctx.cfg.common),
         view_api_config_section(&ctx.cfg),
+        view_api_gateway_section(&ctx.cfg),
     };
     int code = 0;
     if (lst_config_main(argc, argv, &view_api_program, sections, LST_ARRAY_LEN(sections), &code))

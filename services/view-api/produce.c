@@ -3,6 +3,7 @@
  * answers only when the broker acknowledged every one of them (acks=all, idempotent producer),
  * or reports the first failure. */
 #include <errno.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@ struct va_batch {
     pthread_cond_t cv;
     size_t queued, reported, acked;
     lst_err first_err;
+    bool abandoned; /* the request gave up waiting: the last delivery report frees the batch */
 };
 
 lst_err va_batch_create(struct va_batch **out)
@@ -36,8 +38,8 @@ lst_err va_batch_create(struct va_batch **out)
 }
 
 /* Must only be called when no delivery report is outstanding (after va_batch_wait returned
- * LST_OK), or after the producer was flushed: the callback holds a pointer to b. A timed-out
- * batch is therefore leaked on purpose by its caller rather than freed under the callback. */
+ * LST_OK), or after the producer was flushed: the callback holds a pointer to b. Callers that
+ * may have timed out use va_batch_release, which hands the batch to the last report. */
 void va_batch_destroy(struct va_batch *b)
 {
     if (b == NULL)
@@ -56,8 +58,11 @@ static void on_delivery(const struct lst_kafka_delivery *d, void *opaque)
         b->acked++;
     else if (b->first_err == LST_OK)
         b->first_err = d->err;
+    bool last_owner = b->abandoned && b->reported >= b->queued;
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->mu);
+    if (last_owner)
+        va_batch_destroy(b); /* nobody waits any more: the request that queued it has gone */
 }
 
 lst_err va_batch_produce(struct va_batch *b, struct lst_kafka_producer *p, const char *topic,
@@ -109,6 +114,16 @@ bool va_batch_settled(struct va_batch *b)
 
 void va_batch_release(struct va_batch *b)
 {
-    if (b != NULL && va_batch_settled(b))
+    if (b == NULL)
+        return;
+    /* Every record gets exactly one delivery report (an error one at the latest when the
+     * producer is flushed or purged on shutdown), so the last report can free what a request
+     * that stopped waiting leaves behind. */
+    pthread_mutex_lock(&b->mu);
+    bool settled = b->reported >= b->queued;
+    if (!settled)
+        b->abandoned = true;
+    pthread_mutex_unlock(&b->mu);
+    if (settled)
         va_batch_destroy(b);
 }

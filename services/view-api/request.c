@@ -147,7 +147,12 @@ bool va_json_strv(struct json_object *arr, const char *name, size_t max, size_t 
 bool va_query_list(const struct lst_http_request *req, const char *name, size_t max_len,
                    struct lst_strv *out, struct lst_buf *why)
 {
-    const char *v = lst_http_query(req, name);
+    return va_list_split(lst_http_query(req, name), name, max_len, out, why);
+}
+
+bool va_list_split(const char *v, const char *name, size_t max_len, struct lst_strv *out,
+                   struct lst_buf *why)
+{
     char item[512];
     if (v == NULL)
         return true;

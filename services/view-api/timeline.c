@@ -9,9 +9,21 @@ static void page(struct va_req *r, const char *recipient, struct va_filter *f)
     const char *c = lst_http_query(r->http, "cursor");
     lst_buf_init(&why);
     lst_buf_init(&out);
+    const char *view = lst_http_query(r->http, "view");
     if (c != NULL && !va_cursor_parse(c, &cur))
         lst_buf_puts(&why, "cursor: not a cursor of this list");
-    if (why.len > 0 || !va_filter_parse(r->http, f, &why) || !va_query_limit(r, 50, &limit, &why)) {
+    /* a saved view (views.c): its filter, the request's parameters overriding it */
+    int vst = why.len == 0 && view != NULL ? va_view_filter(r, view, f, &why) : 0;
+    if (vst == 404 || vst == 503) {
+        if (vst == 404)
+            lst_http_problem(r->resp, 404, "view-not-found", "View Not Found", "no such view");
+        else
+            lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
+                             "the projections could not be read");
+        goto out;
+    }
+    if (why.len > 0 || vst != 0 || (view == NULL && !va_filter_parse(r->http, f, &why)) ||
+        !va_query_limit(r, 50, &limit, &why)) {
         lst_http_problem(r->resp, 400, "invalid-query", "Invalid Query Parameter", "%s",
                          why.data ? why.data : "invalid");
         goto out;
@@ -44,6 +56,7 @@ void va_handle_timeline(void *ud, const struct lst_http_request *req,
 void va_history(struct va_req *r, const char *employee_id)
 {
     struct va_filter f = {0};
+    va_audit_view(r, employee_id); /* GDPR: who opened whose history (gdpr.c) */
     page(r, employee_id, &f);
     va_filter_cleanup(&f);
 }

@@ -14,6 +14,11 @@ static const struct lst_http_route routes[] = {
     {"OPTIONS", "/api/messages", false, va_handle_preflight},
     {"OPTIONS", "/api/messages/", true, va_handle_preflight},
     {"OPTIONS", "/api/timeline", false, va_handle_preflight},
+    {"OPTIONS", "/api/views", false, va_handle_preflight},
+    {"OPTIONS", "/api/views/", true, va_handle_preflight},
+    {"OPTIONS", "/api/credits", false, va_handle_preflight},
+    {"OPTIONS", "/api/admin/audit", false, va_handle_preflight},
+    {"OPTIONS", "/api/admin/employees/", true, va_handle_preflight},
     {"GET", "/api/me", false, va_handle_me},
     {"GET", "/api/employees", false, va_handle_employees},
     {"GET", "/api/employees/", true, va_handle_employee_sub},
@@ -21,6 +26,16 @@ static const struct lst_http_route routes[] = {
     {"POST", "/api/messages", false, va_handle_send},
     {"GET", "/api/messages/", true, va_handle_message},
     {"GET", "/api/timeline", false, va_handle_timeline},
+    {"POST", "/api/messages/", true, va_handle_message_post},
+    {"GET", "/api/views", false, va_handle_views},
+    {"POST", "/api/views", false, va_handle_views},
+    {"GET", "/api/views/", true, va_handle_view},
+    {"PUT", "/api/views/", true, va_handle_view},
+    {"DELETE", "/api/views/", true, va_handle_view},
+    {"GET", "/api/credits", false, va_handle_credits},
+    {"GET", "/api/admin/audit", false, va_handle_audit},
+    {"GET", "/api/admin/employees/", true, va_handle_admin_employee},
+    {"DELETE", "/api/admin/employees/", true, va_handle_admin_employee},
 };
 
 static lst_err load_access(struct view_api *ctx)
@@ -50,6 +65,13 @@ static lst_err topics(struct view_api *ctx)
     if (err == LST_OK)
         err = lst_config_topic(c, "lst.employees", ctx->topic_employees,
                                sizeof(ctx->topic_employees));
+    if (err == LST_OK)
+        err = lst_config_topic(c, "lst.annotations", ctx->topic_annotations,
+                               sizeof(ctx->topic_annotations));
+    if (err == LST_OK)
+        err = lst_config_topic(c, "lst.views", ctx->topic_views, sizeof(ctx->topic_views));
+    if (err == LST_OK)
+        err = lst_config_topic(c, "lst.audit", ctx->topic_audit, sizeof(ctx->topic_audit));
     return err;
 }
 
@@ -58,6 +80,8 @@ lst_err view_api_create(struct view_api *ctx, int port_override)
     lst_err err = load_access(ctx);
     if (err == LST_OK)
         err = topics(ctx);
+    if (err == LST_OK)
+        err = va_balance_create(&ctx->balance);
     if (err != LST_OK)
         goto out;
     /* Without a blob store only uploads fail (503); the rest of the API still serves. */
@@ -87,6 +111,8 @@ void view_api_destroy(struct view_api *ctx)
     ctx->svc = NULL;
     lst_blobstore_destroy(ctx->blobs);
     ctx->blobs = NULL;
+    va_balance_destroy(ctx->balance);
+    ctx->balance = NULL;
     va_tokens_cleanup(&ctx->tokens);
     va_cors_cleanup(&ctx->cors);
 }
@@ -98,6 +124,9 @@ uint16_t view_api_port(const struct view_api *ctx)
 
 int view_api_run(struct view_api *ctx)
 {
+    /* libcurl's global init before any thread exists (the balance of GET /api/credits) */
+    if (lst_gateway_global_init() != LST_OK)
+        return 1;
     if (view_api_create(ctx, -1) != LST_OK)
         return 1;
     int code = lst_service_run(ctx->svc, NULL, ctx, 500);

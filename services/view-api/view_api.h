@@ -38,6 +38,7 @@
 
 #include "lst/blobstore.h"
 #include "lst/config.h"
+#include "lst/gateway_config.h"
 #include "lst/http.h"
 #include "lst/records.h"
 #include "lst/service.h"
@@ -46,24 +47,29 @@
 
 struct view_api_config {
     struct lst_common_config common;
-    int64_t http_port;       /* LST_HTTP_PORT */
-    char *tokens_file;       /* LST_VIEW_TOKENS_FILE */
-    char *cors_origins;      /* LST_VIEW_CORS_ORIGINS: comma-separated */
-    int64_t json_max_body;   /* LST_VIEW_JSON_MAX_BODY */
-    int64_t upload_max_body; /* LST_VIEW_UPLOAD_MAX_BODY */
-    int64_t idem_ttl_ms;     /* LST_VIEW_IDEMPOTENCY_TTL_MS */
-    int64_t kafka_wait_ms;   /* LST_VIEW_KAFKA_WAIT_MS */
-    int64_t page_max;        /* LST_VIEW_PAGE_MAX */
-    int64_t scan_max;        /* LST_VIEW_SCAN_MAX */
-    char *key_prefix;        /* LST_VIEW_KEY_PREFIX: the view-api's own keys */
-    char *ledger_prefix;     /* LST_VIEW_LEDGER_PREFIX: the ledger's projections */
-    char *blob_dir;          /* LST_BLOB_DIR */
+    int64_t http_port;                      /* LST_HTTP_PORT */
+    char *tokens_file;                      /* LST_VIEW_TOKENS_FILE */
+    char *cors_origins;                     /* LST_VIEW_CORS_ORIGINS: comma-separated */
+    int64_t json_max_body;                  /* LST_VIEW_JSON_MAX_BODY */
+    int64_t upload_max_body;                /* LST_VIEW_UPLOAD_MAX_BODY */
+    int64_t idem_ttl_ms;                    /* LST_VIEW_IDEMPOTENCY_TTL_MS */
+    int64_t kafka_wait_ms;                  /* LST_VIEW_KAFKA_WAIT_MS */
+    int64_t page_max;                       /* LST_VIEW_PAGE_MAX */
+    int64_t scan_max;                       /* LST_VIEW_SCAN_MAX */
+    char *key_prefix;                       /* LST_VIEW_KEY_PREFIX: the view-api's own keys */
+    char *ledger_prefix;                    /* LST_VIEW_LEDGER_PREFIX: the ledger's projections */
+    char *blob_dir;                         /* LST_BLOB_DIR */
+    int64_t balance_ttl_ms;                 /* LST_VIEW_BALANCE_TTL_MS (credits.c) */
+    struct lst_gateway_settings gw;         /* optional: the Gateway balance (credits.c) */
+    struct lst_config_entry gw_entries[16]; /* its section, REQUIRED flags cleared */
 };
 
 extern const struct lst_config_program view_api_program;
 
 /* The service's own configuration section (the common one comes from the library). */
 struct lst_config_section view_api_config_section(struct view_api_config *cfg);
+/* The shared Gateway settings (lst/gateway_config.h) as an optional section (credits.c). */
+struct lst_config_section view_api_gateway_section(struct view_api_config *cfg);
 
 /* ---- auth (auth.c) ---- */
 
@@ -120,6 +126,10 @@ struct view_api {
     char topic_message[LST_TOPIC_MAX + 1];
     char topic_outbound[LST_TOPIC_MAX + 1];
     char topic_employees[LST_TOPIC_MAX + 1];
+    char topic_annotations[LST_TOPIC_MAX + 1]; /* annotate.c */
+    char topic_views[LST_TOPIC_MAX + 1];       /* views.c */
+    char topic_audit[LST_TOPIC_MAX + 1];
+    struct va_balance *balance; /* the cached Gateway balance (credits.c) */
 };
 
 /* Loads tokens and CORS origins, opens the blob store, starts the service with the routes.
@@ -170,6 +180,10 @@ bool va_json_strv(struct json_object *arr, const char *name, size_t max, size_t 
 /* A query parameter split at commas into out (empty items refused). false with why. */
 bool va_query_list(const struct lst_http_request *req, const char *name, size_t max_len,
                    struct lst_strv *out, struct lst_buf *why);
+
+/* The same for a value at hand (v NULL: nothing); name is for the reason. */
+bool va_list_split(const char *v, const char *name, size_t max_len, struct lst_strv *out,
+                   struct lst_buf *why);
 
 /* The "limit" query parameter within [1, page_max] (default def). false with why. */
 bool va_query_limit(const struct va_req *r, int64_t def, int64_t *out, struct lst_buf *why);
@@ -296,6 +310,10 @@ struct va_cursor {
 void va_filter_cleanup(struct va_filter *f);
 /* Parses the common filter query parameters (docs/view-api.md). false with why. */
 bool va_filter_parse(const struct lst_http_request *req, struct va_filter *f, struct lst_buf *why);
+/* The same over any source of parameters: get(ud, name) returns the value or NULL (borrowed
+ * until f is cleaned up). Saved views use it with their stored filter. */
+typedef const char *(*va_param_fn)(void *ud, const char *name);
+bool va_filter_parse_from(va_param_fn get, void *ud, struct va_filter *f, struct lst_buf *why);
 bool va_cursor_parse(const char *s, struct va_cursor *c);
 
 /* Runs one page: newest first, at most limit items matching f, starting after cur. The JSON
@@ -325,6 +343,30 @@ void va_handle_timeline(void *ud, const struct lst_http_request *req,
 void va_handle_message(void *ud, const struct lst_http_request *req,
                        struct lst_http_response *resp);
 void va_handle_me(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
+/* POST /api/messages/{id}/annotations (annotate.c). */
+void va_handle_message_post(void *ud, const struct lst_http_request *req,
+                            struct lst_http_response *resp);
+/* GET|POST /api/views, GET|PUT|DELETE /api/views/{id} (views.c). */
+void va_handle_views(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
+void va_handle_view(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
+/* The filter of saved view id for r's user (the request's own parameters override the view's
+ * one by one; hidden categories are the view's). 0, or the HTTP status of the failure (400,
+ * 404 with why; 503). */
+int va_view_filter(struct va_req *r, const char *id, struct va_filter *f, struct lst_buf *why);
+
+void va_handle_credits(void *ud, const struct lst_http_request *req,
+                       struct lst_http_response *resp);
+void va_handle_audit(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
+void va_handle_admin_employee(void *ud, const struct lst_http_request *req,
+                              struct lst_http_response *resp);
+
+/* ---- credits (credits.c) and GDPR (gdpr.c) ---- */
+
+struct va_balance;
+lst_err va_balance_create(struct va_balance **out);
+void va_balance_destroy(struct va_balance *b);
+/* Produces a lst.audit "view" entry for r's user and the employee, without waiting. */
+void va_audit_view(struct va_req *r, const char *employee_id);
 
 /* History of one employee (called by va_handle_employee_sub for .../{id}/history). */
 void va_history(struct va_req *r, const char *employee_id);

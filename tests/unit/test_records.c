@@ -1281,7 +1281,7 @@ static void test_schemas_match_codec(void)
     REQUIRE(src != NULL);
     size_t n = 0;
     const struct lst_rec_type *types = lst_rec_types(&n);
-    CHECK_EQ(n, 6);
+    CHECK_EQ(n, 9);
     for (size_t i = 0; i < n; i++) {
         char path[4096];
         snprintf(path, sizeof(path), "%s/proto/schemas/%s.schema.json", src, types[i].name);
@@ -1301,6 +1301,62 @@ static void test_schemas_match_codec(void)
     }
 }
 
+/* lst.annotations and lst.views: every kind round-trips; fields of another kind are refused. */
+static void test_annotation_and_view(void)
+{
+    struct lst_annotation a = {0}, a2;
+    struct lst_view w = {0}, w2;
+    struct lst_buf j, j2, why;
+    lst_buf_init(&j);
+    lst_buf_init(&j2);
+    lst_buf_init(&why);
+    a.item_id = lst_strdup("ECHOECHO:0123456789abcdef");
+    a.kind = LST_ANNOTATION_CATEGORY;
+    a.category = lst_strdup("werkstatt");
+    a.user = lst_strdup("anna");
+    a.at = 1700000000000;
+    CHECK_EQ(lst_annotation_encode(&a, &j), LST_OK);
+    CHECK_EQ(lst_annotation_decode(j.data, j.len, &a2, &why), LST_OK);
+    CHECK_STREQ(a2.category, "werkstatt");
+    CHECK_EQ(lst_annotation_encode(&a2, &j2), LST_OK);
+    CHECK_STREQ(j.data, j2.data);
+    lst_annotation_cleanup(&a2);
+    a.kind = LST_ANNOTATION_HANDLED; /* category not allowed for handled */
+    CHECK_EQ(lst_annotation_validate(&a, &why), LST_ERR_INVALID);
+    free(a.category);
+    a.category = NULL;
+    CHECK_EQ(lst_annotation_encode(&a, &j), LST_OK);
+    free(a.item_id);
+    a.item_id = lst_strdup("not-an-item");
+    CHECK_EQ(lst_annotation_validate(&a, &why), LST_ERR_INVALID);
+    lst_annotation_cleanup(&a);
+
+    w.view_id = lst_strdup("01HZZZZZZZZZZZZZZZZZZZZZZZ");
+    w.kind = LST_VIEW_PUT;
+    w.owner = lst_strdup("anna");
+    w.department = lst_strdup("Dispo-Nord");
+    w.name = lst_strdup("Nord ohne Werkstatt");
+    w.shared = true;
+    w.filter.department = lst_strdup("Depot Kiel");
+    w.filter.status = lst_strdup("unread");
+    lst_strv_push(&w.hidden, "werkstatt");
+    w.at = 1700000000000;
+    CHECK_EQ(lst_view_encode(&w, &j), LST_OK);
+    dump("lst.views", &j);
+    CHECK_EQ(lst_view_decode(j.data, j.len, &w2, &why), LST_OK);
+    CHECK_STREQ(w2.filter.department, "Depot Kiel");
+    CHECK_EQ(w2.hidden.len, 1);
+    CHECK_EQ(lst_view_encode(&w2, &j2), LST_OK);
+    CHECK_STREQ(j.data, j2.data);
+    lst_view_cleanup(&w2);
+    w.kind = LST_VIEW_DELETE; /* name, filter, ... not allowed */
+    CHECK_EQ(lst_view_validate(&w, &why), LST_ERR_INVALID);
+    lst_view_cleanup(&w);
+    lst_buf_cleanup(&j);
+    lst_buf_cleanup(&j2);
+    lst_buf_cleanup(&why);
+}
+
 LST_TEST_MAIN(T(test_round_trip_message), T(test_round_trip_outbound), T(test_round_trip_sent),
               T(test_round_trip_inbound), T(test_round_trip_employee), T(test_round_trip_dlq),
               T(test_encoded_shape), T(test_double_precision), T(test_valid_fixture_text),
@@ -1308,4 +1364,4 @@ LST_TEST_MAIN(T(test_round_trip_message), T(test_round_trip_outbound), T(test_ro
               T(test_reject_version), T(test_reject_too_large), T(test_reject_utf8),
               T(test_reject_not_json), T(test_reject_trailing), T(test_reject_not_object),
               T(test_message_ids), T(test_dlq_payload), T(test_names_and_lookup),
-              T(test_schemas_match_codec))
+              T(test_schemas_match_codec), T(test_annotation_and_view))

@@ -268,6 +268,82 @@ struct lst_employee {
     char *source;       /* slug, e.g. "erp" */
 };
 
+/* ---- lst.annotations: a dispatcher's note on one timeline item (key: item_id) ----------
+ * handled / unhandled: someone takes care of the item (last writer wins by `at`);
+ * category: the item's category is changed (last writer wins by `at`). */
+
+enum lst_annotation_kind {
+    LST_ANNOTATION_HANDLED = 0,
+    LST_ANNOTATION_UNHANDLED,
+    LST_ANNOTATION_CATEGORY,
+    LST_ANNOTATION__COUNT
+};
+
+#define LST_ITEM_ID_MAX LST_MESSAGE_ID_LEN /* a message ID (ULID, 26) or an inbound event ID (25)  \
+                                            */
+
+struct lst_annotation {
+    char *item_id; /* our message ID or "<from>:<threema message id>" of an incoming one */
+    enum lst_annotation_kind kind;
+    char *category;   /* category only: the new category (slug) */
+    char *user;       /* who annotated (user ID) */
+    char *department; /* optional: that user's department */
+    int64_t at;       /* ms */
+};
+
+/* ---- lst.views: a dispatcher's saved view (key: view_id) -------------------------------
+ * put creates or replaces the view, delete removes it. The filter holds the timeline's
+ * query parameters as the API takes them (comma lists as text); the view-api validates them
+ * with its own filter parser before producing. */
+
+enum lst_view_kind { LST_VIEW_PUT = 0, LST_VIEW_DELETE, LST_VIEW__COUNT };
+
+#define LST_VIEW_NAME_MAX   128
+#define LST_VIEW_PARAM_MAX  2048
+#define LST_VIEW_HIDDEN_MAX 64
+
+struct lst_view_filter { /* every member optional (NULL: not set) */
+    char *direction;
+    char *type;
+    char *category;
+    char *employee;
+    char *department;
+    char *vehicle;
+    char *dispatcher;
+    char *status;
+    char *from;
+    char *to;
+    char *q;
+};
+
+struct lst_view {
+    char *view_id; /* ULID */
+    enum lst_view_kind kind;
+    char *owner;                   /* user ID */
+    char *department;              /* optional: the owner's department (sharing scope) */
+    char *name;                    /* put only, required */
+    bool shared;                   /* put only: visible to the owner's department */
+    struct lst_view_filter filter; /* put only */
+    struct lst_strv hidden;        /* put only: categories removed entirely */
+    int64_t at;                    /* ms */
+};
+
+/* ---- lst.audit: who accessed or changed which employee's data (key: employee_id) --------
+ * Produced by the view-api (history views, GDPR export and erasure), stored by the ledger for
+ * the admins' audit log and the employee's data export (docs/view-api.md, GDPR). */
+
+enum lst_audit_action { LST_AUDIT_VIEW = 0, LST_AUDIT_EXPORT, LST_AUDIT_ERASE, LST_AUDIT__COUNT };
+
+struct lst_audit {
+    char *event_id; /* ULID (lst_message_id_new), unique per event: the ledger dedupes by it */
+    int64_t at;     /* ms since the epoch */
+    char *actor;    /* user ID of the token */
+    char *role;     /* "dispatcher" | "admin" (slug) */
+    enum lst_audit_action action; /* view: opened the history; export; erase */
+    char *employee_id;            /* whose data */
+    char *detail;                 /* optional, e.g. "blobs_deleted=2" */
+};
+
 /* ---- lst.dlq: a record that can never be processed (on <topic>.dlq, key as source) ---- */
 
 enum lst_dlq_encoding { LST_DLQ_UTF8 = 0, LST_DLQ_BASE64, LST_DLQ__COUNT };
@@ -314,7 +390,10 @@ LST_RECORD_DECLARE(outbound)
 LST_RECORD_DECLARE(sent)
 LST_RECORD_DECLARE(inbound)
 LST_RECORD_DECLARE(employee)
+LST_RECORD_DECLARE(annotation)
+LST_RECORD_DECLARE(view)
 LST_RECORD_DECLARE(dlq)
+LST_RECORD_DECLARE(audit)
 
 /* ---- identifiers ---------------------------------------------------------------------- */
 

@@ -7,7 +7,8 @@
 -- ledger if it fails again). The whole batch is one script, so every event is atomic; one
 -- call applies many events so that the setup above is paid once per batch.
 local APPLY = {[0] = apply_skip, apply_outbound, apply_sent, apply_receipt, apply_message,
-               apply_inbound, apply_employee, apply_employee_erase}
+               apply_inbound, apply_employee, apply_employee_erase, apply_audit,
+               apply_annotation, apply_view}
 local out = {}
 local wms, touched = {}, {} -- watermarks read once per batch, written once at the end
 local i = 3

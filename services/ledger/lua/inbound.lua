@@ -19,11 +19,13 @@ local function apply_inbound()
     if ARGV[A + 4] ~= '' then
         call('HSET', mk, 'rules', ARGV[A + 4])
     end
+    ann_fold(id)
+    ev_add('message', id)
     if eid then
         attach(id, at, eid)
         return
     end
-    local cat = categorize(arg(A + 4), nil)
+    local cat = effective_cat(id, categorize(arg(A + 4), nil))
     call('HSET', mk, 'cat', cat)
     index_inbound_base(id, at, cat, kind)
     call('ZADD', P .. 'tidp:' .. from, at, id)

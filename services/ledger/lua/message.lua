@@ -17,7 +17,10 @@ local function apply_message()
     if #px > 0 then
         call('DEL', P .. 'crx:' .. mid)
     end
-    local cat = f.cat
+    local cat = effective_cat(mid, f.cat)
+    if cat ~= f.cat then
+        call('HSET', mk, 'cat', cat) -- a dispatcher changed it before the message arrived
+    end
     call('SADD', P .. 'cats', cat)
     ixadd(mid, mt, cat, 'all')
     ixadd(mid, mt, cat, 'dir', 'out')
@@ -56,4 +59,6 @@ local function apply_message()
         end
     end
     status_full(mid)
+    ann_fold(mid)
+    ev_add('message', mid)
 end

@@ -82,6 +82,17 @@ local function ixrem(id, cat, dim, val)
     end
 end
 
+-- ---- the change stream (ev): what the view API's live updates tail ----------------------
+-- One entry per change a dispatcher should see at once: t=message (a new item), t=status (a
+-- recipient's state moved; eid, st), t=annotation (handled or category changed). Capped at
+-- about EV_MAX entries (MAXLEN ~). Not part of the rebuild-identical projections: a rebuild
+-- re-emits every change with new stream IDs (docs/ledger.md).
+local EV_MAX = 100000
+
+local function ev_add(t, id, ...)
+    call('XADD', P .. 'ev', 'MAXLEN', '~', EV_MAX, '*', 't', t, 'id', id, ...)
+end
+
 -- ---- per-recipient state ----------------------------------------------------------------
 -- Times (ms): q queued, w failed-but-retrying, f failed for good, s accepted by the Gateway,
 -- d delivered, r read, a acknowledged, x declined; each keeps the earliest time seen.
@@ -377,6 +388,9 @@ end
 local function after(mid, eid, old, new, changed)
     if old ~= new then
         agg(mid, old, new)
+        if new ~= 'queued' then
+            ev_add('status', mid, 'eid', eid, 'st', new)
+        end
         local n_readers = status_step(mid, old, new)
         if READER[new] and not READER[old or 'queued'] and n_readers == 1 then
             first_read(mid, eid)
@@ -472,12 +486,96 @@ local function index_inbound_base(id, at, cat, kind)
     ixadd(id, at, cat, 'kind', kind)
 end
 
+-- ---- annotations (annotation.lua): a dispatcher's category and "handled" -----------------
+
+-- The item's category: a dispatcher's change (annotation.lua) outranks the message's own
+-- category and the rules. Both go into cats, so that the set of categories does not depend
+-- on whether the change came before or after the item.
+local function effective_cat(id, own)
+    call('SADD', P .. 'cats', own)
+    return call('HGET', P .. 'ann:' .. id, 'cat') or own
+end
+
+-- Copies the effective "handled" of ann:/annh: into the item's hash (when the item is
+-- there); true when the item exists.
+local function ann_fold(id)
+    local mk = P .. 'm:' .. id
+    if call('HEXISTS', mk, 'dir') == 0 then
+        return false
+    end
+    local u = call('HGET', P .. 'ann:' .. id, 'u_at') or '-1'
+    local h = call('ZRANGEBYSCORE', P .. 'annh:' .. id, u, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if h[1] then
+        call('HSET', mk, 'handled_by', h[1], 'handled_at', h[2])
+    else
+        call('HDEL', mk, 'handled_by', 'handled_at')
+    end
+    return true
+end
+
+-- The index suffixes ("all", "dir:in", "emp:<eid>", ...) an item may be in.
+local function item_dims(id, h)
+    local dims = {'all', 'dir:' .. h[2], 'kind:' .. (h[3] or ''), 'st:failed', 'st:unread',
+                  'st:undelivered'}
+    local function add(dim, v)
+        if v then
+            dims[#dims + 1] = dim .. ':' .. v
+        end
+    end
+    add('disp', h[4])
+    add('emp', h[5])
+    add('dep', h[6])
+    add('veh', h[7])
+    if h[2] == 'out' then
+        for _, eid in ipairs(call('HKEYS', P .. 'r:' .. id)) do
+            add('emp', eid)
+            local e = call('HMGET', P .. 'emp:' .. eid, 'dep', 'veh')
+            add('dep', e[1])
+            add('veh', e[2])
+        end
+        local ok, sel = pcall(cjson.decode, h[8] or '{}')
+        if ok and type(sel) == 'table' then
+            for _, d in ipairs(sel.departments or {}) do
+                add('dep', d)
+            end
+            for _, v in ipairs(sel.vehicles or {}) do
+                add('veh', v)
+            end
+        end
+    end
+    return dims
+end
+
+-- Moves an item from its category's indexes (xc:<old>:...) to new's. The x:... indexes do
+-- not depend on the category. An item not there yet gets the category when it arrives
+-- (effective_cat).
+local function recategorize(id, new)
+    local mk = P .. 'm:' .. id
+    local h = call('HMGET', mk, 'cat', 'dir', 'kind', 'disp', 'eid', 'dep', 'veh', 'sel')
+    local old = h[1]
+    if not h[2] or old == new then
+        return
+    end
+    local seen = {}
+    for _, dim in ipairs(item_dims(id, h)) do
+        if not seen[dim] then
+            seen[dim] = true
+            local score = old and call('ZSCORE', P .. 'xc:' .. old .. ':' .. dim, id)
+            if score then
+                call('ZREM', P .. 'xc:' .. old .. ':' .. dim, id)
+                call('ZADD', P .. 'xc:' .. new .. ':' .. dim, score, id)
+            end
+        end
+    end
+    call('HSET', mk, 'cat', new)
+end
+
 -- Gives an incoming item its employee (now known), category and the employee's indexes.
 local function attach(id, at, eid)
     local mk = P .. 'm:' .. id
     local h = call('HMGET', mk, 'cat', 'kind', 'rules')
     local e = call('HMGET', P .. 'emp:' .. eid, 'dep', 'veh')
-    local cat = categorize(h[3], e[1])
+    local cat = effective_cat(id, categorize(h[3], e[1]))
     if h[1] and h[1] ~= cat then
         ixrem(id, h[1], 'all')
         ixrem(id, h[1], 'dir', 'in')

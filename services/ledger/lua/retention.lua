@@ -1,0 +1,79 @@
+-- Retention (a script of its own, not a Kafka event): appended to the prelude and
+-- employee_erase.lua, whose helpers it uses. ARGV[3] the cutoff (ms), ARGV[4] the most items
+-- to purge. Purges the oldest items of the global timeline at or before the cutoff from every
+-- projection: the message hash, per-recipient states, replies' links, every index it is in
+-- (found from its own fields, its recipients and their current directory entries), the
+-- Threema message ID mappings. Credits stay counted (days, not messages). Returns the number
+-- of items purged and the time of the oldest item left (or -1).
+local CUTOFF, MAXN = tonumber(ARGV[3]), tonumber(ARGV[4])
+
+local function purge_outbound(mid)
+    local mk = P .. 'm:' .. mid
+    local h = call('HMGET', mk, 'cat', 'kind', 'disp', 'sel')
+    local cat = h[1]
+    ixrem(mid, cat, 'all')
+    ixrem(mid, cat, 'dir', 'out')
+    if h[2] then
+        ixrem(mid, cat, 'kind', h[2])
+    end
+    if h[3] then
+        ixrem(mid, cat, 'disp', h[3])
+    end
+    for _, st in ipairs({'failed', 'unread', 'undelivered'}) do
+        ixrem(mid, cat, 'st', st)
+    end
+    if h[4] then
+        local ok, sel = pcall(cjson.decode, h[4])
+        if ok and type(sel) == 'table' and type(sel.departments) == 'table' then
+            for _, d in ipairs(sel.departments) do
+                ixrem(mid, cat, 'dep', d)
+            end
+        end
+    end
+    local r = call('HGETALL', P .. 'r:' .. mid)
+    for i = 1, #r, 2 do
+        local eid = r[i]
+        ixrem(mid, cat, 'emp', eid)
+        local e = call('HMGET', P .. 'emp:' .. eid, 'dep', 'veh')
+        if e[1] then
+            ixrem(mid, cat, 'dep', e[1])
+        end
+        if e[2] then
+            ixrem(mid, cat, 'veh', e[2])
+        end
+        for _, k in ipairs({'out', 'dl', 'rd'}) do
+            call('ZREM', P .. 'e:' .. eid .. ':' .. k, mid)
+        end
+        local ok, s = pcall(cjson.decode, r[i + 1])
+        if ok and type(s) == 'table' and s.tm then
+            call('DEL', P .. 't:' .. s.tm, P .. 'h:' .. s.tm)
+        end
+    end
+    for _, rid in ipairs(call('ZRANGE', P .. 'rep:' .. mid, 0, -1)) do
+        call('HDEL', P .. 'm:' .. rid, 'reply_to')
+    end
+    call('DEL', mk, P .. 'r:' .. mid, P .. 'rep:' .. mid, P .. 'crx:' .. mid)
+end
+
+local function purge_inbound(id)
+    local h = call('HMGET', P .. 'm:' .. id, 'eid', 'from')
+    if h[1] then
+        call('ZREM', P .. 'e:' .. h[1] .. ':in', id)
+    end
+    if h[2] then
+        call('ZREM', P .. 'tidp:' .. h[2], id)
+    end
+    erase_inbound(id)
+end
+
+local ids = call('ZRANGEBYSCORE', P .. 'x:all', '-inf', CUTOFF, 'LIMIT', 0, MAXN)
+for _, id in ipairs(ids) do
+    if call('HGET', P .. 'm:' .. id, 'dir') == 'in' then
+        purge_inbound(id)
+    else
+        purge_outbound(id)
+    end
+    call('ZREM', P .. 'x:all', id) -- also when the hash was gone already
+end
+local oldest = call('ZRANGE', P .. 'x:all', 0, 0, 'WITHSCORES')
+return {#ids, oldest[2] and tonumber(oldest[2]) or -1}

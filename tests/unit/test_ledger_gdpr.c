@@ -1,0 +1,222 @@
+/* The ledger's GDPR parts against a real redis-server: the audit log (lst.audit stored once
+ * per event, per employee too) and the retention purge (old items gone from every projection
+ * in bounded runs, newer ones untouched, no index left pointing at a purged item). */
+#include <stdio.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ledger.h"
+#include "lst/log.h"
+#include "lst_test.h"
+#include "redis_fixture.h"
+#include "test_ledger_records.h"
+
+#define T0 INT64_C(1700000000000)
+
+struct fx {
+    struct redis_fixture rf;
+    struct lst_redis *redis;
+    redisContext *rc;
+    struct ledger_config cfg;
+    struct ledger_core core;
+    int64_t next[LEDGER_T__COUNT];
+    struct lst_buf rec;
+    char prefix[1];
+};
+
+static bool fx_start(struct fx *f)
+{
+    memset(f, 0, sizeof(*f));
+    lst_buf_init(&f->rec);
+    if (!redis_fixture_start(&f->rf, NULL))
+        return false;
+    struct lst_redis_config rc = {.port = f->rf.port, .timeout_ms = 10000};
+    if (lst_redis_create(&rc, &f->redis) != LST_OK)
+        return false;
+    f->cfg.common.topic_prefix = f->prefix;
+    f->cfg.read_receipts = 3;
+    f->cfg.reply_window = 3600000;
+    f->cfg.batch = 100;
+    f->cfg.script_events = 8;
+    if (ledger_core_init(&f->core, &f->cfg, f->redis, NULL, NULL) != LST_OK)
+        return false;
+    f->rc = redisConnect("127.0.0.1", f->rf.port);
+    return f->rc != NULL && f->rc->err == 0;
+}
+
+static void fx_stop(struct fx *f)
+{
+    (void)redis_fixture_restart; /* the fixture header's helper this test does not need */
+    ledger_core_cleanup(&f->core);
+    if (f->rc != NULL)
+        redisFree(f->rc);
+    lst_redis_destroy(f->redis);
+    redis_fixture_stop(&f->rf);
+    lst_buf_cleanup(&f->rec);
+}
+
+static int feed(struct fx *f, enum ledger_topic t, const char *key)
+{
+    struct ledger_rec r = {.topic = t,
+                           .partition = 0,
+                           .offset = f->next[t]++,
+                           .key = key,
+                           .keylen = strlen(key),
+                           .value = f->rec.data,
+                           .len = f->rec.len};
+    const struct ledger_done *done;
+    size_t n;
+    if (ledger_core_add(&f->core, &r) != LST_OK)
+        return -1;
+    ledger_core_flush(&f->core, &done, &n);
+    return n == 1 ? (int)done[0].outcome : -1;
+}
+
+static long long num(struct fx *f, const char *fmt, const char *a)
+{
+    redisReply *r = redisCommand(f->rc, fmt, a);
+    long long v = -1;
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    else if (r != NULL && r->type == REDIS_REPLY_STRING)
+        v = strtoll(r->str, NULL, 10);
+    if (r != NULL)
+        freeReplyObject(r);
+    return v;
+}
+
+static bool hget_has(struct fx *f, const char *key, const char *field, const char *needle)
+{
+    redisReply *r = redisCommand(f->rc, "HGET %s %s", key, field);
+    bool ok = r != NULL && r->type == REDIS_REPLY_STRING && strstr(r->str, needle) != NULL;
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok;
+}
+
+static void audit_rec(struct fx *f, const char *id, int64_t at, enum lst_audit_action action,
+                      const char *eid)
+{
+    struct lst_audit a = {.event_id = lrec_dup(id),
+                          .at = at,
+                          .actor = lrec_dup("anna"),
+                          .role = lrec_dup("dispatcher"),
+                          .action = action,
+                          .employee_id = lrec_dup(eid)};
+    CHECK_EQ(lst_audit_encode(&a, &f->rec), LST_OK);
+    lst_audit_cleanup(&a);
+}
+
+static void test_audit_stored_once(void)
+{
+    struct fx f;
+    char id1[27], id2[27];
+    REQUIRE(fx_start(&f));
+    lrec_mid(id1, T0, 1);
+    lrec_mid(id2, T0 + 5, 2);
+    audit_rec(&f, id1, T0, LST_AUDIT_VIEW, "E17");
+    CHECK_EQ(feed(&f, LEDGER_T_AUDIT, "E17"), LEDGER_APPLIED);
+    CHECK_EQ(feed(&f, LEDGER_T_AUDIT, "E17"), LEDGER_APPLIED); /* a replay: the same entry */
+    audit_rec(&f, id2, T0 + 5, LST_AUDIT_EXPORT, "E18");
+    CHECK_EQ(feed(&f, LEDGER_T_AUDIT, "E18"), LEDGER_APPLIED);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:aud"), 2);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:aud:emp:E17"), 1);
+    CHECK_EQ(num(&f, "ZSCORE lst:lg:aud:emp:E18 %s", id2), T0 + 5);
+    CHECK(hget_has(&f, "lst:lg:aud:d", id1, "\"action\":\"view\""));
+    CHECK(hget_has(&f, "lst:lg:aud:d", id2, "\"actor\":\"anna\""));
+    /* a record that is no audit record is dead-lettered (no producer here: watermark only) */
+    lst_buf_reset(&f.rec);
+    lst_buf_puts(&f.rec, "{\"v\":1,\"event_id\":\"x\"}");
+    CHECK_EQ(feed(&f, LEDGER_T_AUDIT, "E17"), LEDGER_APPLIED);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:aud"), 2);
+    fx_stop(&f);
+}
+
+/* Every sorted set and the members of every set: none may name a purged id. */
+static bool nothing_names(struct fx *f, const char *const *ids, size_t n)
+{
+    redisReply *keys = redisCommand(f->rc, "KEYS lst:lg:*");
+    bool clean = keys != NULL && keys->type == REDIS_REPLY_ARRAY;
+    for (size_t k = 0; clean && k < keys->elements; k++) {
+        const char *key = keys->element[k]->str;
+        for (size_t i = 0; i < n; i++) {
+            if (strstr(key, ids[i]) != NULL) {
+                fprintf(stderr, "  key %s names %s\n", key, ids[i]);
+                clean = false;
+            }
+        }
+        redisReply *t = redisCommand(f->rc, "TYPE %s", key);
+        if (t != NULL && strcmp(t->str, "zset") == 0) {
+            for (size_t i = 0; i < n; i++) {
+                redisReply *s = redisCommand(f->rc, "ZSCORE %s %s", key, ids[i]);
+                if (s != NULL && s->type != REDIS_REPLY_NIL) {
+                    fprintf(stderr, "  %s still lists %s\n", key, ids[i]);
+                    clean = false;
+                }
+                if (s != NULL)
+                    freeReplyObject(s);
+            }
+        }
+        if (t != NULL)
+            freeReplyObject(t);
+    }
+    if (keys != NULL)
+        freeReplyObject(keys);
+    return clean;
+}
+
+static void test_retention_purges_old_items(void)
+{
+    struct fx f;
+    struct ledger_retention *ret = NULL;
+    char m1[27], m2[27];
+    const char *both[] = {"E17", "E18"};
+    const char *in = "DRV00017:00000000000000c1";
+    int64_t purged = -1, oldest = 0;
+    REQUIRE(fx_start(&f));
+    REQUIRE(ledger_retention_create(NULL, &ret) == LST_OK);
+    lrec_employee(&f.rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0);
+    feed(&f, LEDGER_T_EMPLOYEES, "E17");
+    lrec_employee(&f.rec, "E18", "Ole Berg", "Nord", "HH-LS 18", "DRV00018", T0);
+    feed(&f, LEDGER_T_EMPLOYEES, "E18");
+    lrec_mid(m1, T0 + 1000, 1);
+    lrec_mid(m2, T0 + 86400000, 2);
+    lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", both, 2, T0 + 1000);
+    feed(&f, LEDGER_T_MESSAGE, m1);
+    lrec_sent(&f.rec, m1, "E17", "00000000000000a1", NULL, false, T0 + 1100);
+    feed(&f, LEDGER_T_SENT, "E17");
+    lrec_receipt(&f.rec, "DRV00017", "00000000000000a1", 1, T0 + 1200, "00000000000000b1");
+    feed(&f, LEDGER_T_INBOUND, "DRV00017");
+    lrec_text_in(&f.rec, "DRV00017", "00000000000000c1", "Bin unterwegs", T0 + 60000);
+    feed(&f, LEDGER_T_INBOUND, "DRV00017");
+    lrec_message(&f.rec, m2, "disp1", "Leitstelle", "tour", both, 2, T0 + 86400000);
+    feed(&f, LEDGER_T_MESSAGE, m2);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:all"), 3);
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:t:00000000000000a1"), 1);
+
+    /* bounded: one item per run, oldest first */
+    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest), LST_OK);
+    CHECK_EQ(purged, 1);
+    CHECK_EQ(oldest, T0 + 60000);
+    CHECK_EQ(num(&f, "EXISTS lst:lg:m:%s", m1), 0);
+    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest), LST_OK);
+    CHECK_EQ(purged, 1);
+    CHECK_EQ(oldest, T0 + 86400000);
+    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest), LST_OK);
+    CHECK_EQ(purged, 0);
+    const char *gone[] = {m1, in, "00000000000000a1"};
+    CHECK(nothing_names(&f, gone, LST_ARRAY_LEN(gone)));
+    /* the newer message and the directory stay */
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:all"), 1);
+    CHECK_EQ(num(&f, "ZSCORE lst:lg:x:emp:E17 %s", m2), T0 + 86400000);
+    CHECK_EQ(num(&f, "ZSCORE lst:lg:x:dep:Nord %s", m2), T0 + 86400000);
+    CHECK_EQ(num(&f, "HLEN lst:lg:r:%s", m2), 2);
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:emp:E17"), 1);
+    /* credits are counted per day, not per message: they stay */
+    CHECK(num(&f, "HGET lst:lg:cr:19675 %s", "all") >= 1);
+    ledger_retention_destroy(ret);
+    fx_stop(&f);
+}
+
+LST_TEST_MAIN(T(test_audit_stored_once), T(test_retention_purges_old_items))
