@@ -279,8 +279,8 @@ enum lst_annotation_kind {
     LST_ANNOTATION__COUNT
 };
 
-#define LST_ITEM_ID_MAX LST_MESSAGE_ID_LEN /* a message ID (ULID, 26) or an inbound event ID (25)  \
-                                            */
+/* An annotated item: a message ID (ULID, 26) or an inbound event ID (25). */
+#define LST_ITEM_ID_MAX LST_MESSAGE_ID_LEN
 
 struct lst_annotation {
     char *item_id; /* our message ID or "<from>:<threema message id>" of an incoming one */
