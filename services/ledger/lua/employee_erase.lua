@@ -118,6 +118,13 @@ local function apply_employee_erase()
         end
         call('DEL', pk)
     end
+    -- the Threema IDs learned from gateway-out's outcomes (sent.lua) are closed like the ERP's
+    for _, tid in ipairs(call('SMEMBERS', P .. 'emp:ltid:' .. eid)) do
+        if call('GET', P .. 'emp:tid:' .. tid) == eid then
+            call('SET', P .. 'emp:tid:' .. tid, '-')
+        end
+    end
+    call('DEL', P .. 'emp:ltid:' .. eid)
     if o[4] then
         for _, t in ipairs(cjson.decode(o[4])) do
             call('SREM', P .. 'emp:tag:' .. t, eid)

@@ -2,6 +2,26 @@
 -- [A+4] Threema message id, [A+5] Threema ID, [A+6] failure code, [A+7] reason,
 -- [A+8] final (1/0), [A+9] HTTP status, [A+10] possible duplicate (1/0), [A+11] attempts.
 -- Absent values are empty strings.
+-- gateway-out resolved this employee's Threema ID (usually by a phone or e-mail hash): the
+-- directory knows only the IDs the ERP gives, so without this, replies from everyone else
+-- would never find their sender. An ID the ERP (or an earlier send) already maps stays as it
+-- is, and an erased sender ('-') stays erased. Messages that arrived from the ID before we
+-- knew it wait in tidp:<id> and are attached now, as employee.lua does for ERP IDs.
+local function learn_tid(eid, tid)
+    if not tid or not call('SET', P .. 'emp:tid:' .. tid, eid, 'NX') then
+        return
+    end
+    call('SADD', P .. 'emp:ltid:' .. eid, tid)
+    local pk = P .. 'tidp:' .. tid
+    local ids = call('ZRANGE', pk, 0, -1, 'WITHSCORES')
+    for j = 1, #ids, 2 do
+        attach(ids[j], tonumber(ids[j + 1]), eid)
+    end
+    if #ids > 0 then
+        call('DEL', pk)
+    end
+end
+
 local function apply_sent()
     local mid, eid = ARGV[A], ARGV[A + 1]
     if erased(eid) then
@@ -25,6 +45,7 @@ local function apply_sent()
         local tm = ARGV[A + 4]
         o.s, o.tm, o.tid = at, tm, arg(A + 5)
         call('SET', P .. 't:' .. tm, mid .. ' ' .. eid)
+        learn_tid(eid, o.tid)
         -- receipts that came before this outcome were held under the Threema message ID
         local hk = P .. 'h:' .. tm
         local held = call('HGETALL', hk)
