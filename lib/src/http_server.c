@@ -1,6 +1,7 @@
 /* The HTTP server of lst/http.h on libmicrohttpd 0.9.75: daemon lifecycle, routing, body
  * accumulation with the size limit, built-in endpoints and request metrics. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -22,6 +23,9 @@
  * chunked upload still gets its 413: MHD can queue a response only once the upload is
  * complete. A client sending more than that is disconnected without an answer. */
 #define DISCARD_SLACK (1024 * 1024)
+
+/* Buffer MHD hands to a streamed response's reader per call. */
+#define STREAM_BLOCK (16 * 1024)
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
@@ -46,7 +50,18 @@ struct lst_http_server {
     unsigned drain_ms;
     uint16_t port;
     atomic_long in_flight;
+    atomic_bool stopping; /* set by destroy: streamed responses end */
     struct sockaddr_storage addr;
+};
+
+/* A streamed response (lst_http_stream) from queueing to MHD's free callback. */
+struct stream_state {
+    struct lst_http_server *s;
+    struct lst_http_stream user;
+    struct lst_buf pending; /* produced by next, not yet handed to MHD */
+    size_t off;
+    MHD_socket fd; /* the connection's socket, to notice a client that went away */
+    bool done;     /* next returned false */
 };
 
 /* Per-request state, MHD's con_cls: from the first access-handler call to the completion
@@ -121,12 +136,96 @@ static void response_init(struct lst_http_response *resp)
 
 static void response_cleanup(struct lst_http_response *resp)
 {
+    /* a stream that was never handed to MHD (e.g. an early return) still owns its ud */
+    if (resp->stream.next != NULL && resp->stream.free_ud != NULL)
+        resp->stream.free_ud(resp->stream.ud);
+    memset(&resp->stream, 0, sizeof(resp->stream));
     lst_buf_cleanup(&resp->body);
     for (size_t i = 0; i < resp->nheaders; i++) {
         free(resp->headers[i].name);
         free(resp->headers[i].value);
     }
     resp->nheaders = 0;
+}
+
+/* ---- streamed responses ---- */
+
+/* True when the peer closed its side (or the socket failed). MHD itself notices only when a
+ * write fails, which for an idle stream could take until the next heartbeat. Peeking does not
+ * consume anything; MSG_DONTWAIT keeps it from blocking. */
+static bool peer_closed(MHD_socket fd)
+{
+    char c;
+    if (fd == MHD_INVALID_SOCKET)
+        return false;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true;
+    return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+}
+
+/* MHD's content reader. Returning 0 would make MHD's internal polling busy-wait, so this
+ * loops (each next call bounded by its own contract) until there are bytes or the end. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_state *ss = cls;
+    (void)pos;
+    while (ss->off >= ss->pending.len) {
+        lst_buf_reset(&ss->pending);
+        ss->off = 0;
+        if (ss->done || atomic_load(&ss->s->stopping) || peer_closed(ss->fd))
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (!ss->user.next(ss->user.ud, &ss->pending))
+            ss->done = true;
+        if (lst_buf_failed(&ss->pending))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = ss->pending.len - ss->off;
+    if (n > max)
+        n = max;
+    memcpy(buf, ss->pending.data + ss->off, n);
+    ss->off += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    struct stream_state *ss = cls;
+    if (ss == NULL)
+        return;
+    if (ss->user.free_ud != NULL)
+        ss->user.free_ud(ss->user.ud);
+    lst_buf_cleanup(&ss->pending);
+    free(ss);
+}
+
+/* An MHD response reading from resp->stream; takes the stream out of resp (its ud is then
+ * freed by stream_free, also when this fails). The body so far goes first. */
+static struct MHD_Response *stream_response(struct lst_http_server *s, struct MHD_Connection *conn,
+                                            struct lst_http_response *resp)
+{
+    struct stream_state *ss = calloc(1, sizeof(*ss));
+    struct lst_http_stream user = resp->stream;
+    memset(&resp->stream, 0, sizeof(resp->stream));
+    if (ss == NULL) {
+        if (user.free_ud != NULL)
+            user.free_ud(user.ud);
+        return NULL;
+    }
+    ss->s = s;
+    ss->user = user;
+    lst_buf_init(&ss->pending);
+    lst_buf_append(&ss->pending, resp->body.data ? resp->body.data : "", resp->body.len);
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    ss->fd = ci != NULL ? ci->connect_fd : MHD_INVALID_SOCKET;
+    struct MHD_Response *r = lst_buf_failed(&ss->pending)
+                                 ? NULL
+                                 : MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, STREAM_BLOCK,
+                                                                     stream_read, ss, stream_free);
+    if (r == NULL)
+        stream_free(ss);
+    return r;
 }
 
 /* Turns resp into an MHD response and queues it; records the metrics. */
@@ -137,12 +236,17 @@ static enum MHD_Result send_response(struct lst_http_server *s, struct MHD_Conne
     if (resp->status < 100 || resp->status > 599 || lst_buf_failed(&resp->body)) {
         LST_ERROR("http.handler.no_response", "handler for %s left status %d or ran out of memory",
                   st->route ? st->route->path : "?", resp->status);
+        if (resp->stream.next != NULL && resp->stream.free_ud != NULL)
+            resp->stream.free_ud(resp->stream.ud);
+        memset(&resp->stream, 0, sizeof(resp->stream));
         lst_http_problem(resp, 500, "internal-error", "Internal Server Error",
                          "the request could not be processed");
     }
     /* MUST_COPY: MHD keeps its own copy, resp is freed right after queueing. */
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(resp->body.len, resp->body.data, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = resp->stream.next != NULL
+                                 ? stream_response(s, conn, resp)
+                                 : MHD_create_response_from_buffer(resp->body.len, resp->body.data,
+                                                                   MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
         return MHD_NO;
     const char *ctype = resp->content_type ? resp->content_type : "application/json";
@@ -519,6 +623,7 @@ lst_err lst_http_server_create(const struct lst_http_config *cfg, struct lst_htt
     }
     s->quiesced_fd = MHD_INVALID_SOCKET;
     atomic_init(&s->in_flight, 0);
+    atomic_init(&s->stopping, false);
     s->ud = cfg->ud;
     s->ready = cfg->ready;
     s->metrics = cfg->metrics;
@@ -548,6 +653,7 @@ uint16_t lst_http_server_port(const struct lst_http_server *s)
 /* Stop accepting, then give requests in flight drain_ms to finish and be sent. */
 static void drain(struct lst_http_server *s)
 {
+    atomic_store(&s->stopping, true);
     s->quiesced_fd = MHD_quiesce_daemon(s->daemon);
     int64_t deadline = lst_mono_ms() + s->drain_ms;
     while (atomic_load(&s->in_flight) > 0 && lst_mono_ms() < deadline)

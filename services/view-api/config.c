@@ -99,6 +99,37 @@ static const struct lst_config_entry entries[] = {
      .max = 86400000,
      .offset = OFF(balance_ttl_ms),
      .desc = "how long GET /api/credits reuses the Gateway's balance before asking again"},
+    {.name = "LST_VIEW_READ_VISIBILITY",
+     .type = LST_CONFIG_STRING,
+     .max_len = 8192,
+     .offset = OFF(read_visibility),
+     .desc = "read tracking visibility per category: comma-separated <category>=<person|counts|"
+             "off> and default=<...> (e.g. 'default=person,personal=counts,hr=off'); person: "
+             "per-recipient read status, counts: only aggregate counts, off: no read "
+             "information at all; unset: person everywhere"},
+    {.name = "LST_VIEW_MAX_STREAMS",
+     .type = LST_CONFIG_INT,
+     .def = "64",
+     .min = 0,
+     .max = 10000,
+     .offset = OFF(max_streams),
+     .desc = "concurrent live streams (GET /api/stream; each holds a connection, a thread and "
+             "a Redis connection); beyond it 503"},
+    {.name = "LST_VIEW_STREAM_HEARTBEAT_MS",
+     .type = LST_CONFIG_MS,
+     .def = "15000",
+     .min = 100,
+     .max = 25000,
+     .offset = OFF(stream_heartbeat_ms),
+     .desc = "a live stream sends a comment after this much silence (keeps proxies and the "
+             "HTTP server's idle timeout from closing it)"},
+    {.name = "LST_VIEW_STREAM_BLOCK_MS",
+     .type = LST_CONFIG_MS,
+     .def = "1000",
+     .min = 50,
+     .max = 5000,
+     .offset = OFF(stream_block_ms),
+     .desc = "longest XREAD BLOCK of a live stream: bounds how long a shutdown waits for it"},
 };
 
 struct lst_config_section view_api_config_section(struct view_api_config *cfg)

@@ -76,7 +76,8 @@ static int cmp_pair(const void *a, const void *b)
 }
 
 /* The recipients in employee ID order (hash order is Redis's, not stable). */
-static void recipients(struct lst_buf *b, const redisReply *r, const redisReply *rroff)
+static void recipients(struct lst_buf *b, const redisReply *r, const redisReply *rroff,
+                       enum va_readvis vis)
 {
     size_t read_unknown = 0, n = 0;
     const redisReply **pairs = NULL;
@@ -101,12 +102,15 @@ static void recipients(struct lst_buf *b, const redisReply *r, const redisReply 
         lst_buf_puts(b, "{");
         va_json_kv(b, false, "employee_id", eid);
         lst_buf_puts(b, ",\"status\":");
-        va_recipient_json(b, state, off);
+        va_recipient_json_vis(b, state, off, vis);
         lst_buf_puts(b, "}");
         if (off && strstr(state, "\"st\":\"delivered\"") != NULL)
             read_unknown++;
     }
-    lst_buf_printf(b, "],\"read_unknown\":%zu", read_unknown);
+    lst_buf_puts(b, "]");
+    /* how many have read receipts off is read information: an aggregate, gone under off */
+    if (vis != VA_READ_OFF)
+        lst_buf_printf(b, ",\"read_unknown\":%zu", read_unknown);
     free(pairs);
 }
 
@@ -126,7 +130,7 @@ static void detail(struct va_req *r, const char *id)
                          "no message with this ID (yet: the ledger may still be applying it)");
         goto out;
     }
-    va_item_json(&b, m);
+    va_item_json_vis(&b, m, &r->ctx->readvis);
     b.len--; /* reopen the item object */
     if (hget(m, "msg") != NULL) {
         lst_buf_puts(&b, ",\"audience\":{\"selector\":");
@@ -135,7 +139,8 @@ static void detail(struct va_req *r, const char *id)
         raw_json(&b, hget(m, "sel_emps"));
         lst_buf_puts(&b, "}");
         va_json_kv(&b, true, "idempotency_key", hget(m, "idem"));
-        recipients(&b, lst_redis_pipe_reply(p, 1), lst_redis_pipe_reply(p, 3));
+        recipients(&b, lst_redis_pipe_reply(p, 1), lst_redis_pipe_reply(p, 3),
+                   va_readvis_of(&r->ctx->readvis, hget(m, "cat")));
     }
     const redisReply *rep = lst_redis_pipe_reply(p, 2);
     lst_buf_puts(&b, ",\"replies\":[");

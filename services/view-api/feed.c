@@ -263,6 +263,10 @@ static bool hash_matches(const struct va_filter *f, const redisReply *h)
         return false;
     if (f->hidden.len > 0 && in_list(&f->hidden, cat))
         return false;
+    /* "not read by everyone" is read information: never for a category where it is off */
+    if (f->status == VA_ST_UNREAD && f->readvis != NULL &&
+        va_readvis_of(f->readvis, cat) == VA_READ_OFF)
+        return false;
     if (f->kinds.len > 0 && !in_list(&f->kinds, hget(h, "kind")))
         return false;
     if (f->dir != NULL && (hget(h, "dir") == NULL || strcmp(f->dir, hget(h, "dir")) != 0))
@@ -355,9 +359,40 @@ static bool numeric(const char *s)
     return s != NULL && lst_parse_double(s, -1e300, 1e300, &d) == LST_OK;
 }
 
+/* The aggregates; with read information off, read/acknowledged/declined recipients count as
+ * delivered and those three figures are left out. */
+static void counts_json(struct lst_buf *b, const redisReply *h, enum va_readvis vis)
+{
+    const char *n = hget(h, "n");
+    int64_t folded = 0;
+    lst_buf_printf(b, ",\"counts\":{\"recipients\":%s", numeric(n) ? n : "0");
+    for (size_t i = 0; i < LST_ARRAY_LEN(STATES); i++) {
+        char f[32];
+        int64_t c = 0;
+        snprintf(f, sizeof(f), "s:%s", STATES[i]);
+        const char *v = hget(h, f);
+        bool reader = strcmp(va_readvis_state(VA_READ_OFF, STATES[i]), STATES[i]) != 0;
+        if (vis == VA_READ_OFF && (reader || strcmp(STATES[i], "delivered") == 0)) {
+            if (v != NULL && lst_parse_i64(v, 0, INT64_MAX, &c) == LST_OK)
+                folded += c;
+            continue;
+        }
+        lst_buf_printf(b, ",\"%s\":%s", STATES[i], numeric(v) ? v : "0");
+    }
+    if (vis == VA_READ_OFF)
+        lst_buf_printf(b, ",\"delivered\":%lld", (long long)folded);
+    lst_buf_puts(b, "}");
+}
+
 void va_item_json(struct lst_buf *b, const redisReply *h)
 {
+    va_item_json_vis(b, h, NULL);
+}
+
+void va_item_json_vis(struct lst_buf *b, const redisReply *h, const struct va_readvis_cfg *rv)
+{
     const char *id = hget(h, "id");
+    enum va_readvis vis = rv != NULL ? va_readvis_of(rv, hget(h, "cat")) : VA_READ_PERSON;
     lst_buf_puts(b, "{");
     va_json_kv(b, false, "id", id != NULL ? id : "");
     for (size_t i = 0; i < LST_ARRAY_LEN(ITEM_FIELDS); i++) {
@@ -370,15 +405,9 @@ void va_item_json(struct lst_buf *b, const redisReply *h)
             va_json_kv(b, true, ITEM_FIELDS[i].json, v);
     }
     if (hget(h, "msg") != NULL) {
-        const char *n = hget(h, "n");
-        lst_buf_printf(b, ",\"counts\":{\"recipients\":%s", numeric(n) ? n : "0");
-        for (size_t i = 0; i < LST_ARRAY_LEN(STATES); i++) {
-            char f[32];
-            snprintf(f, sizeof(f), "s:%s", STATES[i]);
-            const char *v = hget(h, f);
-            lst_buf_printf(b, ",\"%s\":%s", STATES[i], numeric(v) ? v : "0");
-        }
-        lst_buf_puts(b, "}");
+        counts_json(b, h, vis);
+        if (rv != NULL)
+            va_json_kv(b, true, "read_visibility", va_readvis_name(vis));
     }
     lst_buf_puts(b, "}");
 }
@@ -461,7 +490,8 @@ static bool checks_pass(struct page *pg, struct lst_redis_pipe *p, size_t *at)
     return all;
 }
 
-static void recipient_json(struct lst_buf *b, const char *state_json, bool rroff);
+static void recipient_json(struct lst_buf *b, const char *state_json, bool rroff,
+                           enum va_readvis vis);
 
 /* Examines the entries of one batch reply (pairs id, score). */
 static lst_err examine(struct page *pg, const redisReply *batch, const struct va_cursor *cur)
@@ -510,13 +540,14 @@ static lst_err examine(struct page *pg, const redisReply *batch, const struct va
             continue;
         if (pg->count > 0)
             lst_buf_puts(&pg->items, ",");
-        va_item_json(&pg->items, h);
+        va_item_json_vis(&pg->items, h, &pg->ctx->readvis);
         if (pg->recipient != NULL) {
             const redisReply *st = lst_redis_pipe_reply(hp, per * i + 1);
             if (st != NULL && st->type == REDIS_REPLY_STRING) {
                 pg->items.len--; /* reopen the object */
                 lst_buf_puts(&pg->items, ",\"recipient_status\":");
-                recipient_json(&pg->items, st->str, false);
+                recipient_json(&pg->items, st->str, false,
+                               va_readvis_of(&pg->ctx->readvis, hget(h, "cat")));
                 lst_buf_puts(&pg->items, "}");
             }
         }
@@ -578,7 +609,13 @@ lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const stru
     if (err == LST_OK) {
         lst_buf_puts(out, "{\"items\":[");
         lst_buf_append(out, pg.items.data ? pg.items.data : "", pg.items.len);
-        lst_buf_puts(out, "],\"next_cursor\":");
+        lst_buf_puts(out, "]");
+        /* the signal that status=unread left out categories without read information */
+        if (f->status == VA_ST_UNREAD && va_readvis_any_off(&ctx->readvis)) {
+            lst_buf_puts(out, ",\"read_hidden_categories\":");
+            va_readvis_off_json(&ctx->readvis, out);
+        }
+        lst_buf_puts(out, ",\"next_cursor\":");
         /* a full page continues after its last item; a page cut by the scan budget after
          * the last entry examined */
         const struct va_cursor *next = pg.count >= pg.limit ? &pg.last_out : &pg.last;
@@ -602,20 +639,40 @@ static const struct {
                    {"s", "sent_at"},         {"d", "delivered_at"}, {"r", "read_at"},
                    {"a", "acknowledged_at"}, {"x", "declined_at"}};
 
-static void recipient_json(struct lst_buf *b, const char *state_json, bool rroff)
+/* Under counts/off: no read, acknowledged or declined time; a recipient whose only evidence
+ * of delivery is a read receipt shows that time as delivered_at (it is when the phone had the
+ * message, nothing more). */
+static void times_json(struct lst_buf *b, struct json_object *o, enum va_readvis vis)
+{
+    struct json_object *v = NULL;
+    int64_t delivered = -1;
+    for (size_t i = 0; o != NULL && i < LST_ARRAY_LEN(STATE_TIMES); i++) {
+        if (!json_object_object_get_ex(o, STATE_TIMES[i].key, &v) ||
+            !json_object_is_type(v, json_type_int))
+            continue;
+        int64_t t = json_object_get_int64(v);
+        bool reader = strchr("rax", STATE_TIMES[i].key[0]) != NULL;
+        if (vis != VA_READ_PERSON && (reader || STATE_TIMES[i].key[0] == 'd')) {
+            if (delivered < 0 || t < delivered)
+                delivered = t;
+            continue;
+        }
+        lst_buf_printf(b, ",\"%s\":%lld", STATE_TIMES[i].json, (long long)t);
+    }
+    if (delivered >= 0)
+        lst_buf_printf(b, ",\"delivered_at\":%lld", (long long)delivered);
+}
+
+static void recipient_json(struct lst_buf *b, const char *state_json, bool rroff,
+                           enum va_readvis vis)
 {
     struct json_object *o = json_tokener_parse(state_json), *v = NULL;
     const char *st = NULL;
     lst_buf_puts(b, "{");
     if (o != NULL && json_object_object_get_ex(o, "st", &v))
-        st = json_object_get_string(v);
+        st = va_readvis_state(vis, json_object_get_string(v));
     va_json_kv(b, false, "state", st != NULL ? st : "unknown");
-    for (size_t i = 0; o != NULL && i < LST_ARRAY_LEN(STATE_TIMES); i++) {
-        if (json_object_object_get_ex(o, STATE_TIMES[i].key, &v) &&
-            json_object_is_type(v, json_type_int))
-            lst_buf_printf(b, ",\"%s\":%lld", STATE_TIMES[i].json,
-                           (long long)json_object_get_int64(v));
-    }
+    times_json(b, o, vis);
     if (o != NULL && json_object_object_get_ex(o, "tm", &v))
         va_json_kv(b, true, "threema_message_id", json_object_get_string(v));
     if (o != NULL && json_object_object_get_ex(o, "fc", &v))
@@ -624,7 +681,8 @@ static void recipient_json(struct lst_buf *b, const char *state_json, bool rroff
         va_json_kv(b, true, "failure_reason", json_object_get_string(v));
     if (o != NULL && json_object_object_get_ex(o, "dup", &v) && json_object_get_int64(v) > 0)
         lst_buf_puts(b, ",\"possible_duplicate\":true");
-    if (rroff && st != NULL && strcmp(st, "delivered") == 0)
+    /* "read receipts evidently off" is read information about the person */
+    if (rroff && vis == VA_READ_PERSON && st != NULL && strcmp(st, "delivered") == 0)
         lst_buf_puts(b, ",\"read_unknown\":true");
     lst_buf_puts(b, "}");
     json_object_put(o);
@@ -632,5 +690,66 @@ static void recipient_json(struct lst_buf *b, const char *state_json, bool rroff
 
 void va_recipient_json(struct lst_buf *b, const char *state_json, bool rroff)
 {
-    recipient_json(b, state_json, rroff);
+    recipient_json(b, state_json, rroff, VA_READ_PERSON);
+}
+
+void va_recipient_json_vis(struct lst_buf *b, const char *state_json, bool rroff,
+                           enum va_readvis vis)
+{
+    recipient_json(b, state_json, rroff, vis);
+}
+
+/* ---- the live stream's check (stream.c) ---- */
+
+static bool time_matches(const struct va_filter *f, const redisReply *h)
+{
+    int64_t at = 0;
+    const char *v = hget(h, "at");
+    if (!f->has_from && !f->has_to)
+        return true;
+    if (v == NULL || lst_parse_i64(v, INT64_MIN, INT64_MAX, &at) != LST_OK)
+        return false;
+    return (!f->has_from || at >= f->from) && (!f->has_to || at <= f->to);
+}
+
+lst_err va_feed_match(struct view_api *ctx, const struct va_filter *f, const char *const *ids,
+                      size_t n, bool *match, struct lst_redis_pipe **hashes)
+{
+    struct page pg = {.ctx = ctx, .f = f, .d = {"all", NULL}};
+    struct lst_redis_pipe *cp = NULL;
+    lst_err err;
+    *hashes = NULL;
+    lst_buf_init(&pg.tmp);
+    pg.nchecks = member_checks(f, &pg.d, pg.checks);
+    err = lst_redis_pipe_create(hashes);
+    if (err == LST_OK)
+        err = lst_redis_pipe_create(&cp);
+    for (size_t i = 0; i < n && err == LST_OK; i++) {
+        va_lkey(ctx, &pg.tmp, "m:%s", ids[i]);
+        const char *argv[] = {"HGETALL", pg.tmp.data};
+        err = lst_redis_pipe_add(*hashes, 2, argv, NULL);
+        queue_checks(&pg, cp, ids[i]);
+    }
+    if (err == LST_OK && n > 0)
+        err = lst_redis_pipe_exec(ctx->svc->redis, *hashes);
+    if (err == LST_OK && n > 0 && lst_redis_pipe_len(cp) > 0)
+        err = lst_redis_pipe_exec(ctx->svc->redis, cp);
+    size_t at = 0;
+    for (size_t i = 0; i < n && err == LST_OK; i++) {
+        const redisReply *h = lst_redis_pipe_reply(*hashes, i);
+        bool members = checks_pass(&pg, cp, &at);
+        match[i] = members && hash_matches(f, h) && time_matches(f, h);
+    }
+    lst_redis_pipe_destroy(cp);
+    lst_buf_cleanup(&pg.tmp);
+    if (err != LST_OK) {
+        lst_redis_pipe_destroy(*hashes);
+        *hashes = NULL;
+    }
+    return err;
+}
+
+const char *va_feed_hget(const redisReply *hash, const char *field)
+{
+    return hget(hash, field);
 }

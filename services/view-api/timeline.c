@@ -28,6 +28,11 @@ static void page(struct va_req *r, const char *recipient, struct va_filter *f)
                          why.data ? why.data : "invalid");
         goto out;
     }
+    if (!va_readvis_filter(&r->ctx->readvis, f, &why)) {
+        lst_http_problem(r->resp, 400, "read-status-hidden", "Read Status Not Visible", "%s",
+                         why.data ? why.data : "read information is off");
+        goto out;
+    }
     if (va_feed_page(r->ctx, f, &cur, limit, recipient, &out) != LST_OK) {
         lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
                          "the projections could not be read");

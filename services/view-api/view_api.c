@@ -19,6 +19,7 @@ static const struct lst_http_route routes[] = {
     {"OPTIONS", "/api/credits", false, va_handle_preflight},
     {"OPTIONS", "/api/admin/audit", false, va_handle_preflight},
     {"OPTIONS", "/api/admin/employees/", true, va_handle_preflight},
+    {"OPTIONS", "/api/stream", false, va_handle_preflight},
     {"GET", "/api/me", false, va_handle_me},
     {"GET", "/api/employees", false, va_handle_employees},
     {"GET", "/api/employees/", true, va_handle_employee_sub},
@@ -26,6 +27,7 @@ static const struct lst_http_route routes[] = {
     {"POST", "/api/messages", false, va_handle_send},
     {"GET", "/api/messages/", true, va_handle_message},
     {"GET", "/api/timeline", false, va_handle_timeline},
+    {"GET", "/api/stream", false, va_handle_stream},
     {"POST", "/api/messages/", true, va_handle_message_post},
     {"GET", "/api/views", false, va_handle_views},
     {"POST", "/api/views", false, va_handle_views},
@@ -46,6 +48,8 @@ static lst_err load_access(struct view_api *ctx)
     err = va_tokens_load(&ctx->tokens, ctx->cfg.tokens_file, &why);
     if (err == LST_OK)
         err = va_cors_parse(&ctx->cors, ctx->cfg.cors_origins, &why);
+    if (err == LST_OK)
+        err = va_readvis_parse(&ctx->readvis, ctx->cfg.read_visibility, &why);
     if (err != LST_OK)
         LST_ERROR("view_api.config", "%s", why.data ? why.data : lst_strerror(err));
     else if (ctx->tokens.n == 0)
@@ -95,8 +99,9 @@ lst_err view_api_create(struct view_api *ctx, int port_override)
         .nroutes = LST_ARRAY_LEN(routes),
         .ud = ctx,
         .max_body = (size_t)ctx->cfg.upload_max_body,
-        /* sends and imports wait for Kafka's acks inside their handler */
-        .max_connections = 128,
+        /* sends and imports wait for Kafka's acks inside their handler; live streams hold
+         * one each */
+        .max_connections = 128 + (unsigned)ctx->cfg.max_streams,
     };
     err = lst_service_start(&opts, &ctx->svc);
 out:
@@ -115,6 +120,7 @@ void view_api_destroy(struct view_api *ctx)
     ctx->balance = NULL;
     va_tokens_cleanup(&ctx->tokens);
     va_cors_cleanup(&ctx->cors);
+    va_readvis_cleanup(&ctx->readvis);
 }
 
 uint16_t view_api_port(const struct view_api *ctx)

@@ -24,6 +24,8 @@
  *   timeline.c    GET /api/timeline
  *   history.c     GET /api/employees/{id}/history
  *   detail.c      GET /api/messages/{id}
+ *   stream.c      GET /api/stream (Server-Sent Events of the ledger's change stream)
+ *   readvis.c     read tracking visibility per category (LST_VIEW_READ_VISIBILITY)
  *
  * Threads: handlers run concurrently on the HTTP server's connection threads. Everything in
  * the context is read-only after start except through thread-safe objects (lst_redis,
@@ -31,6 +33,7 @@
 #ifndef LST_SVC_VIEW_API_H
 #define LST_SVC_VIEW_API_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -60,6 +63,10 @@ struct view_api_config {
     char *ledger_prefix;                    /* LST_VIEW_LEDGER_PREFIX: the ledger's projections */
     char *blob_dir;                         /* LST_BLOB_DIR */
     int64_t balance_ttl_ms;                 /* LST_VIEW_BALANCE_TTL_MS (credits.c) */
+    char *read_visibility;                  /* LST_VIEW_READ_VISIBILITY (readvis.c) */
+    int64_t max_streams;                    /* LST_VIEW_MAX_STREAMS (stream.c) */
+    int64_t stream_heartbeat_ms;            /* LST_VIEW_STREAM_HEARTBEAT_MS */
+    int64_t stream_block_ms;                /* LST_VIEW_STREAM_BLOCK_MS */
     struct lst_gateway_settings gw;         /* optional: the Gateway balance (credits.c) */
     struct lst_config_entry gw_entries[16]; /* its section, REQUIRED flags cleared */
 };
@@ -115,6 +122,43 @@ struct view_api;
 void va_cors_apply(struct view_api *ctx, const struct lst_http_request *req,
                    struct lst_http_response *resp);
 
+/* ---- read tracking visibility (readvis.c) ---- */
+
+/* Per category: person = per-recipient read status shown (default); counts = only the
+ * aggregates; off = no read information (read/acknowledged/declined shown as delivered,
+ * their counts folded into delivered). */
+enum va_readvis { VA_READ_PERSON = 0, VA_READ_COUNTS, VA_READ_OFF };
+
+struct va_readvis_cfg {
+    enum va_readvis def;
+    struct {
+        char *category;
+        enum va_readvis vis;
+    } * items;
+    size_t n;
+};
+
+/* Parses "default=person,personal=counts,hr=off" (NULL/empty: person everywhere). Strict:
+ * LST_ERR_CONFIG with the reason in why for an unknown value, a name that is not a slug, an
+ * empty item or a name given twice. */
+lst_err va_readvis_parse(struct va_readvis_cfg *c, const char *spec, struct lst_buf *why);
+void va_readvis_cleanup(struct va_readvis_cfg *c);
+/* The visibility of a category (NULL: the default). */
+enum va_readvis va_readvis_of(const struct va_readvis_cfg *c, const char *category);
+const char *va_readvis_name(enum va_readvis v);
+/* True when some category (or the default) has read information off. */
+bool va_readvis_any_off(const struct va_readvis_cfg *c);
+/* Appends a JSON array of the categories with read information off ("*": the default). */
+void va_readvis_off_json(const struct va_readvis_cfg *c, struct lst_buf *b);
+/* The state a recipient is shown in: under counts/off read, acknowledged and declined become
+ * delivered. Static strings (or state itself). */
+const char *va_readvis_state(enum va_readvis v, const char *state);
+struct va_filter;
+/* Applies c to a parsed filter: status=unread with a requested category whose read
+ * information is off is refused (false, why); otherwise such categories are skipped by
+ * status=unread (f->readvis = c) and the page says so (read_hidden_categories). */
+bool va_readvis_filter(const struct va_readvis_cfg *c, struct va_filter *f, struct lst_buf *why);
+
 /* ---- the context (view_api.c) ---- */
 
 struct view_api {
@@ -129,7 +173,9 @@ struct view_api {
     char topic_annotations[LST_TOPIC_MAX + 1]; /* annotate.c */
     char topic_views[LST_TOPIC_MAX + 1];       /* views.c */
     char topic_audit[LST_TOPIC_MAX + 1];
-    struct va_balance *balance; /* the cached Gateway balance (credits.c) */
+    struct va_balance *balance;    /* the cached Gateway balance (credits.c) */
+    struct va_readvis_cfg readvis; /* LST_VIEW_READ_VISIBILITY, read-only after create */
+    atomic_int streams;            /* open live streams (stream.c) */
 };
 
 /* Loads tokens and CORS origins, opens the blob store, starts the service with the routes.
@@ -299,6 +345,8 @@ struct va_filter {
     bool has_from, has_to;
     int64_t from, to; /* ms, inclusive */
     char *q;          /* lowercase ASCII-folded search text, NULL: none */
+    /* borrowed; when set, status=unread skips items of categories with read information off */
+    const struct va_readvis_cfg *readvis;
 };
 
 struct va_cursor {
@@ -324,8 +372,24 @@ lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const stru
 /* One recipient's state object from the ledger's compact state JSON; rroff: the recipient
  * evidently has read receipts off (a "delivered" state is then marked read_unknown). */
 void va_recipient_json(struct lst_buf *b, const char *state_json, bool rroff);
-/* The item JSON of one message hash (HGETALL reply pairs). */
+/* The item JSON of one message hash (HGETALL reply pairs), with every read figure (the GDPR
+ * export: the data subject's right of access). */
 void va_item_json(struct lst_buf *b, const redisReply *hash);
+/* The same as the views show it: rv applied to the item's category (counts folded under off)
+ * and "read_visibility" on outgoing messages. rv NULL: like va_item_json. */
+void va_item_json_vis(struct lst_buf *b, const redisReply *hash, const struct va_readvis_cfg *rv);
+/* A recipient's state as the views show it under vis (no read times, no read_unknown, read
+ * states as delivered unless person). */
+void va_recipient_json_vis(struct lst_buf *b, const char *state_json, bool rroff,
+                           enum va_readvis vis);
+/* The live stream's filter check: loads the hashes of ids (one pipelined round) and checks
+ * each against f as a timeline page would (index memberships in a second round, the time
+ * range on the item's time). match[i] says which match; *hashes (the HGETALL replies, index
+ * i) belongs to the caller (lst_redis_pipe_destroy), NULL on failure. */
+lst_err va_feed_match(struct view_api *ctx, const struct va_filter *f, const char *const *ids,
+                      size_t n, bool *match, struct lst_redis_pipe **hashes);
+/* A field of an HGETALL reply, borrowed; NULL when absent. */
+const char *va_feed_hget(const redisReply *hash, const char *field);
 
 /* ---- handlers ---- */
 
@@ -342,6 +406,8 @@ void va_handle_timeline(void *ud, const struct lst_http_request *req,
                         struct lst_http_response *resp);
 void va_handle_message(void *ud, const struct lst_http_request *req,
                        struct lst_http_response *resp);
+/* GET /api/stream: Server-Sent Events of the change stream, filtered (stream.c). */
+void va_handle_stream(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
 void va_handle_me(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
 /* POST /api/messages/{id}/annotations (annotate.c). */
 void va_handle_message_post(void *ud, const struct lst_http_request *req,

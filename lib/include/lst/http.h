@@ -59,6 +59,32 @@ struct lst_http_header {
     char *value;
 };
 
+/* A streamed response body (Server-Sent Events, long downloads): the handler sets next and
+ * ud in resp->stream; after the handler returns, the server sends status and headers, then
+ * resp->body (if any) as the first bytes, then whatever next appends, chunk by chunk
+ * (chunked transfer encoding), until next returns false, the client goes away or the server
+ * stops.
+ *
+ * next runs on the connection's own thread (thread-per-connection), so it may block, but only
+ * for a bounded time (a second or so): between two calls the server checks whether it is
+ * stopping and whether the client closed the connection, and ends the stream then. It appends
+ * the next bytes to out (empty after each call; appending nothing is fine, e.g. after a wait
+ * without news) and returns true to go on, false to end the stream after out is sent. An
+ * allocation failure in out ends the stream. Keep something flowing (e.g. SSE comments) more
+ * often than conn_timeout_s, or MHD closes the connection as idle.
+ *
+ * free_ud (may be NULL) is called exactly once with ud when the response is done: after the
+ * stream ended, the client went away or the server stopped, and also when the response could
+ * not be started at all. The server owns ud from the moment the handler returns. */
+typedef bool (*lst_http_stream_fn)(void *ud, struct lst_buf *out);
+typedef void (*lst_http_stream_free_fn)(void *ud);
+
+struct lst_http_stream {
+    lst_http_stream_fn next; /* NULL: an ordinary response with body */
+    lst_http_stream_free_fn free_ud;
+    void *ud;
+};
+
 /* Filled by the handler. The server initialises it (status 0, empty body) and frees it. */
 struct lst_http_response {
     int status;               /* 100..599; 0 (unset) becomes a 500 problem */
@@ -66,6 +92,7 @@ struct lst_http_response {
     struct lst_buf body;
     struct lst_http_header headers[LST_HTTP_MAX_HEADERS]; /* owned, see lst_http_add_header */
     size_t nheaders;
+    struct lst_http_stream stream; /* optional streamed body, see above */
 };
 
 /* Adds a response header such as Location or Access-Control-Allow-Origin (both copied).
@@ -127,7 +154,8 @@ uint16_t lst_http_server_port(const struct lst_http_server *s);
  * handlers run to completion and their responses are sent), then stops MHD, which closes the
  * remaining connections and joins their threads. A handler still running after drain_ms is
  * waited for (MHD joins its thread), so handlers must bound their own blocking. Must not be
- * called from a handler. NULL is a no-op. */
+ * called from a handler. Streamed responses (lst_http_stream) are ended first: their next is
+ * not called again once the stop began. NULL is a no-op. */
 void lst_http_server_destroy(struct lst_http_server *s);
 
 #endif
