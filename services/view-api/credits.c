@@ -278,14 +278,7 @@ out:
  * (lst/gateway_config.h), none required, since the view-api only asks for the balance. */
 struct lst_config_section view_api_gateway_section(struct view_api_config *cfg)
 {
-    size_t n = lst_gateway_config_nentries;
-    if (n > LST_ARRAY_LEN(cfg->gw_entries))
-        n = LST_ARRAY_LEN(cfg->gw_entries);
-    for (size_t i = 0; i < n; i++) {
-        cfg->gw_entries[i] = lst_gateway_config_entries[i];
-        cfg->gw_entries[i].flags &= ~LST_CONFIG_REQUIRED;
-    }
-    struct lst_config_section s = {"Threema Gateway (optional: the credit balance)",
-                                   cfg->gw_entries, n, &cfg->gw};
+    struct lst_config_section s = lst_gateway_config_section_optional(&cfg->gw);
+    s.title = "Threema Gateway (optional: the credit balance)";
     return s;
 }

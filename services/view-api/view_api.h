@@ -50,25 +50,24 @@
 
 struct view_api_config {
     struct lst_common_config common;
-    int64_t http_port;                      /* LST_HTTP_PORT */
-    char *tokens_file;                      /* LST_VIEW_TOKENS_FILE */
-    char *cors_origins;                     /* LST_VIEW_CORS_ORIGINS: comma-separated */
-    int64_t json_max_body;                  /* LST_VIEW_JSON_MAX_BODY */
-    int64_t upload_max_body;                /* LST_VIEW_UPLOAD_MAX_BODY */
-    int64_t idem_ttl_ms;                    /* LST_VIEW_IDEMPOTENCY_TTL_MS */
-    int64_t kafka_wait_ms;                  /* LST_VIEW_KAFKA_WAIT_MS */
-    int64_t page_max;                       /* LST_VIEW_PAGE_MAX */
-    int64_t scan_max;                       /* LST_VIEW_SCAN_MAX */
-    char *key_prefix;                       /* LST_VIEW_KEY_PREFIX: the view-api's own keys */
-    char *ledger_prefix;                    /* LST_VIEW_LEDGER_PREFIX: the ledger's projections */
-    char *blob_dir;                         /* LST_BLOB_DIR */
-    int64_t balance_ttl_ms;                 /* LST_VIEW_BALANCE_TTL_MS (credits.c) */
-    char *read_visibility;                  /* LST_VIEW_READ_VISIBILITY (readvis.c) */
-    int64_t max_streams;                    /* LST_VIEW_MAX_STREAMS (stream.c) */
-    int64_t stream_heartbeat_ms;            /* LST_VIEW_STREAM_HEARTBEAT_MS */
-    int64_t stream_block_ms;                /* LST_VIEW_STREAM_BLOCK_MS */
-    struct lst_gateway_settings gw;         /* optional: the Gateway balance (credits.c) */
-    struct lst_config_entry gw_entries[16]; /* its section, REQUIRED flags cleared */
+    int64_t http_port;              /* LST_HTTP_PORT */
+    char *tokens_file;              /* LST_VIEW_TOKENS_FILE */
+    char *cors_origins;             /* LST_VIEW_CORS_ORIGINS: comma-separated */
+    int64_t json_max_body;          /* LST_VIEW_JSON_MAX_BODY */
+    int64_t upload_max_body;        /* LST_VIEW_UPLOAD_MAX_BODY */
+    int64_t idem_ttl_ms;            /* LST_VIEW_IDEMPOTENCY_TTL_MS */
+    int64_t kafka_wait_ms;          /* LST_VIEW_KAFKA_WAIT_MS */
+    int64_t page_max;               /* LST_VIEW_PAGE_MAX */
+    int64_t scan_max;               /* LST_VIEW_SCAN_MAX */
+    char *key_prefix;               /* LST_VIEW_KEY_PREFIX: the view-api's own keys */
+    char *ledger_prefix;            /* LST_VIEW_LEDGER_PREFIX: the ledger's projections */
+    char *blob_dir;                 /* LST_BLOB_DIR */
+    int64_t balance_ttl_ms;         /* LST_VIEW_BALANCE_TTL_MS (credits.c) */
+    char *read_visibility;          /* LST_VIEW_READ_VISIBILITY (readvis.c) */
+    int64_t max_streams;            /* LST_VIEW_MAX_STREAMS (stream.c) */
+    int64_t stream_heartbeat_ms;    /* LST_VIEW_STREAM_HEARTBEAT_MS */
+    int64_t stream_block_ms;        /* LST_VIEW_STREAM_BLOCK_MS */
+    struct lst_gateway_settings gw; /* optional: the Gateway balance (credits.c) */
 };
 
 extern const struct lst_config_program view_api_program;

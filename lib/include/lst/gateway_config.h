@@ -58,6 +58,9 @@ extern const size_t lst_gateway_config_nentries;
 struct lst_config_section lst_gateway_config_section(struct lst_gateway_settings *s);
 /* The same with LST_PRIVATE_KEY required (programs that encrypt or decrypt). */
 struct lst_config_section lst_gateway_config_section_with_key(struct lst_gateway_settings *s);
+/* The same settings with none required (the view-api, which only shows the credit balance and
+ * runs without a Gateway account). */
+struct lst_config_section lst_gateway_config_section_optional(struct lst_gateway_settings *s);
 
 /* The client configuration of the settings; the strings are borrowed from s (keep s alive
  * while out is used; lst_gateway_create copies what it keeps). user_agent NULL. */
