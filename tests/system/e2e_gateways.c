@@ -29,7 +29,7 @@
  * unless a check failed or E2E_KEEP=1. Every wait polls to a deadline. */
 #include <math.h>
 
-#include "gateway_in_common.h"
+#include "e2e_common.h"
 #include "lst/blobstore.h"
 #include "lst/redis.h"
 #include "lst_test.h"
@@ -108,180 +108,22 @@ static const double loc_lat = 52.3759, loc_lon = 9.7320;
 
 /* ---- processes ---------------------------------------------------------------------- */
 
-/* Starts bin with our environment plus env ("NAME=value"; "NAME=" unsets; NULL-ended), output
- * appended to log. The child is killed when the driver dies, however it dies. */
-static pid_t spawn(const char *bin, const char *log, const char *const *env)
-{
-    pid_t parent = getpid(), pid = fork();
-    if (pid != 0)
-        return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) /* the driver died before prctl took effect */
-        _exit(127);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
-    for (size_t i = 0; env[i] != NULL; i++) {
-        char name[128];
-        const char *eq = strchr(env[i], '=');
-        if (eq == NULL || (size_t)(eq - env[i]) >= sizeof(name))
-            continue;
-        memcpy(name, env[i], (size_t)(eq - env[i]));
-        name[eq - env[i]] = '\0';
-        if (eq[1] == '\0')
-            unsetenv(name);
-        else
-            setenv(name, eq + 1, 1);
-    }
-    execl(bin, bin, (char *)NULL);
-    _exit(127);
-}
-
-/* Polls url until it answers 200 (true), the process exits or the deadline passes. */
-static bool wait_ok(const char *url, pid_t pid, int64_t timeout_ms)
-{
-    for (int64_t end = lst_mono_ms() + timeout_ms; lst_mono_ms() < end;) {
-        if (gwin_http("GET", url, NULL, 0, NULL) == 200)
-            return true;
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return false;
-        lst_sleep_ms(100, NULL);
-    }
-    return false;
-}
-
-/* SIGTERM, then waits (bounded) and SIGKILLs; the exit status, -1 when killed or not running. */
-static int stop(pid_t *pid)
-{
-    int st = 0, rc = -1;
-    if (*pid <= 0)
-        return -1;
-    kill(*pid, SIGTERM);
-    for (int64_t end = lst_mono_ms() + 30000; lst_mono_ms() < end;) {
-        if (waitpid(*pid, &st, WNOHANG) == *pid) {
-            rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-            *pid = -1;
-            return rc;
-        }
-        lst_sleep_ms(50, NULL);
-    }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, NULL, 0);
-    *pid = -1;
-    return -1;
-}
-
+/* Every read message is acknowledged or declined (half and half); the test asks for replies. */
 static bool start_sim(void)
 {
-    const char *bin = gwin_getenv("E2E_SIM_BIN", NULL);
-    int port = gwin_free_port();
-    char v_port[32], v_dir[600], v_key[600], v_secret[600];
-    if (bin == NULL || port <= 0)
-        return false;
-    snprintf(v_port, sizeof(v_port), "LST_SIM_PORT=%d", port);
-    snprintf(v_dir, sizeof(v_dir), "LST_SIM_DIRECTORY=%s/demo/erp-export.csv", X.E.src);
-    snprintf(v_key, sizeof(v_key),
-             "LST_SIM_GATEWAY_PUBLIC_KEY_FILE=%s/demo/DEMO-ONLY-gateway.public.key", X.E.src);
-    snprintf(v_secret, sizeof(v_secret), "LST_SIM_SECRET_FILE=%s/demo/DEMO-ONLY-gateway.secret",
-             X.E.src);
-    /* Fast phones; every read message is acknowledged or declined (half and half); no
-     * spontaneous replies (the test asks for them); a failed callback would be retried after
-     * 1 s, but the test expects none. */
-    const char *env[] = {v_port,
-                         v_dir,
-                         v_key,
-                         v_secret,
-                         "LST_SIM_SECRET=",
-                         "LST_SIM_GATEWAY_PUBLIC_KEY=",
-                         "LST_SIM_CALLBACK_URL=",
-                         "LST_SIM_CREDITS=",
-                         "LST_SIM_RATE_LIMIT=0",
-                         "LST_SIM_FAULT_500_RATE=0",
-                         "LST_SIM_FAULT_TIMEOUT_RATE=0",
-                         "LST_SIM_FAULT_TIMEOUT_AFTER_RATE=0",
-                         "LST_SIM_RECEIVED_DELAY_MS=100",
-                         "LST_SIM_READ_DELAY_MS=300",
-                         "LST_SIM_DELAY_JITTER_MS=100",
-                         "LST_SIM_NO_READ_RECEIPTS_SHARE=0.2",
-                         "LST_SIM_TEXT_ONLY_SHARE=0.05",
-                         "LST_SIM_ACK_PROBABILITY=0.5",
-                         "LST_SIM_DECLINE_PROBABILITY=0.5",
-                         "LST_SIM_REPLY_PROBABILITY=0",
-                         "LST_SIM_CALLBACK_RETRY_INTERVAL_MS=1000",
-                         "LST_LOG_LEVEL=warn",
-                         NULL};
-    snprintf(X.sim_log, sizeof(X.sim_log), "%s.sim", X.E.log);
-    X.sim_pid = spawn(bin, X.sim_log, env);
-    X.E.sim_port = port;
-    snprintf(X.E.sim, sizeof(X.E.sim), "http://127.0.0.1:%d", port);
-    char url[128];
-    snprintf(url, sizeof(url), "%s/healthz", X.E.sim);
-    return X.sim_pid > 0 && wait_ok(url, X.sim_pid, 20000);
+    const char *const tuning[] = {"LST_SIM_DELAY_JITTER_MS=100", "LST_SIM_ACK_PROBABILITY=0.5",
+                                  "LST_SIM_DECLINE_PROBABILITY=0.5", NULL};
+    return e2e_start_sim(&X.E, tuning, &X.sim_pid, X.sim_log, sizeof(X.sim_log));
 }
 
 static bool start_gateway_out(void)
 {
-    const char *bin = gwin_getenv("E2E_GWOUT_BIN", NULL);
-    char v_port[48], v_url[96], v_secret[600], v_key[600], v_prefix[128], v_group[128], v_keys[128],
-        v_blobs[600];
-    X.out_port = gwin_free_port();
-    if (bin == NULL || X.out_port <= 0)
-        return false;
-    snprintf(v_port, sizeof(v_port), "LST_HTTP_PORT=%d", X.out_port);
-    snprintf(v_url, sizeof(v_url), "LST_GATEWAY_URL=%s", X.E.sim);
-    snprintf(v_secret, sizeof(v_secret), "LST_GATEWAY_SECRET_FILE=%s/demo/DEMO-ONLY-gateway.secret",
-             X.E.src);
-    snprintf(v_key, sizeof(v_key), "LST_PRIVATE_KEY_FILE=%s/demo/DEMO-ONLY-gateway.private.key",
-             X.E.src);
-    snprintf(v_prefix, sizeof(v_prefix), "LST_TOPIC_PREFIX=%s", X.E.prefix);
-    snprintf(v_group, sizeof(v_group), "LST_GATEWAY_OUT_GROUP=%sgateway-out", X.E.prefix);
-    snprintf(v_keys, sizeof(v_keys), "LST_GATEWAY_OUT_KEY_PREFIX=%sout:", X.E.key_prefix);
-    snprintf(v_blobs, sizeof(v_blobs), "LST_BLOB_DIR=%s", X.E.blob_dir);
-    const char *env[] = {v_port,
-                         v_url,
-                         v_secret,
-                         v_key,
-                         v_prefix,
-                         v_group,
-                         v_keys,
-                         v_blobs,
-                         "LST_GATEWAY_ID=*LSTDEMO",
-                         "LST_GATEWAY_SECRET=",
-                         "LST_PRIVATE_KEY=",
-                         "LST_LOG_LEVEL=info",
-                         "LST_KAFKA_SESSION_TIMEOUT_MS=6000",
-                         "LST_GATEWAY_OUT_CONCURRENCY=8",
-                         "LST_GATEWAY_OUT_RATE_LIMIT=0",
-                         "LST_GATEWAY_OUT_BACKOFF_MIN_MS=50",
-                         "LST_GATEWAY_OUT_BACKOFF_MAX_MS=1000",
-                         "LST_GATEWAY_OUT_REVOKE_TIMEOUT_MS=3000",
-                         NULL};
-    snprintf(X.out_log, sizeof(X.out_log), "%s.gateway-out", X.E.log);
-    X.out_pid = spawn(bin, X.out_log, env);
-    char url[128];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/readyz", X.out_port);
-    return X.out_pid > 0 && wait_ok(url, X.out_pid, 30000);
+    const char *const extra[] = {"LST_GATEWAY_OUT_REVOKE_TIMEOUT_MS=3000", NULL};
+    return e2e_start_gateway_out(&X.E, extra, &X.out_pid, &X.out_port, X.out_log,
+                                 sizeof(X.out_log));
 }
 
 /* ---- drivers from the ERP export, joined with the simulator's users ---------------------- */
-
-/* Splits line at commas in place (the export quotes nothing); returns the field count. */
-static size_t csv_split(char *line, char **f, size_t max)
-{
-    size_t n = 0;
-    char *p = line;
-    while (n < max) {
-        f[n++] = p;
-        char *c = strchr(p, ',');
-        if (c == NULL)
-            break;
-        *c = '\0';
-        p = c + 1;
-    }
-    return n;
-}
 
 /* The simulator's user of an employee: its ID, read receipts and whether it takes files. */
 static bool sim_user_of(json_object *users, const char *employee, char id[LST_THREEMA_ID_SIZE + 1],
@@ -323,21 +165,16 @@ static void add_driver(char **f, const char *id, bool rr, bool known)
  * receipts off, so both cases are covered) and NUNKNOWN employees without a Threema ID. */
 static bool load_drivers(void)
 {
-    char path[600], url[128], line[1024];
-    struct lst_buf b;
-    lst_buf_init(&b);
-    snprintf(url, sizeof(url), "%s/_sim/users", X.E.sim);
-    snprintf(path, sizeof(path), "%s/demo/erp-export.csv", X.E.src);
-    json_object *users =
-        gwin_http("GET", url, NULL, 0, &b) == 200 ? json_tokener_parse(b.data) : NULL;
-    FILE *csv = fopen(path, "r");
+    char line[1024];
+    json_object *users = e2e_sim_users(&X.E);
+    FILE *csv = e2e_open_export(&X.E);
     size_t noread = 0, read = 0;
     bool header = true;
     while (users != NULL && csv != NULL && fgets(line, sizeof(line), csv) != NULL) {
         char *f[16], id[LST_THREEMA_ID_SIZE + 1];
         bool rr = false, files = false;
         line[strcspn(line, "\r\n")] = '\0';
-        if (header || csv_split(line, f, 16) < 12 || f[7][0] == '\0' || f[8][0] == '\0') {
+        if (header || e2e_csv_split(line, f, 16) < 12 || f[7][0] == '\0' || f[8][0] == '\0') {
             header = false;
             continue;
         }
@@ -357,7 +194,6 @@ static bool load_drivers(void)
     if (csv != NULL)
         fclose(csv);
     json_object_put(users);
-    lst_buf_cleanup(&b);
     return X.nknown == NKNOWN && X.nunknown == NUNKNOWN;
 }
 
@@ -1053,26 +889,17 @@ static void redis_cleanup(void)
 
 static void test_teardown(void)
 {
-    int out_rc = stop(&X.out_pid);
+    int out_rc = e2e_stop(&X.out_pid);
     int in_rc = gwin_stop(&X.E);
-    int sim_rc = stop(&X.sim_pid);
+    int sim_rc = e2e_stop(&X.sim_pid);
     if (X.E.redis_port > 0 && X.E.key_prefix[0] != '\0')
         redis_cleanup();
     REQUIRE(X.up);
     CHECK_EQ(out_rc, 0);
     CHECK_EQ(in_rc, 0);
     CHECK_EQ(sim_rc, 0);
-    if (lst_test_failed_checks == 0 && strcmp(gwin_getenv("E2E_KEEP", "0"), "1") != 0) {
-        char dir[600];
-        snprintf(dir, sizeof(dir), "%s", X.E.blob_dir);
-        char *slash = strrchr(dir, '/'); /* <work>/e2e-<tag>/blobs: remove e2e-<tag> */
-        if (slash != NULL)
-            *slash = '\0';
-        const char *rm[] = {"/bin/rm", "-rf", dir, X.E.log, X.sim_log, X.out_log, NULL};
-        gwin_run(rm);
-    } else {
-        printf("     kept: %s.*, %s\n", X.E.log, X.E.blob_dir);
-    }
+    const char *const files[] = {X.sim_log, X.out_log, NULL};
+    e2e_remove_run(&X.E, files);
 }
 
 LST_TEST_MAIN(T(test_setup), T(test_sends), T(test_phones), T(test_receipts), T(test_replies),

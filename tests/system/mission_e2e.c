@@ -50,7 +50,7 @@
  * marker key; MISSION_REDIS_DB forces one), flushed at the end; a scratch blob directory.
  * Every child dies with the driver (PDEATHSIG) and is stopped at the end; logs and blobs are
  * removed unless a check failed or E2E_KEEP=1. Every wait polls to a deadline. */
-#include "gateway_in_common.h"
+#include "e2e_common.h"
 #include "lst/blobstore.h"
 #include "view_api_common.h"
 
@@ -108,71 +108,6 @@ static struct harness H;
 
 /* ---- processes ---------------------------------------------------------------------------- */
 
-/* Starts bin with our environment plus env ("NAME=value"; NULL-ended), output to log; the
- * child is killed when the driver dies, however it dies. */
-static pid_t spawn(const char *bin, const char *log, const char *const *env)
-{
-    pid_t parent = getpid(), pid = fork();
-    if (pid != 0)
-        return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(127);
-    int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-        dup2(fd, 1);
-        dup2(fd, 2);
-    }
-    for (size_t i = 0; env[i] != NULL; i++) {
-        char name[128];
-        const char *eq = strchr(env[i], '=');
-        if (eq == NULL || (size_t)(eq - env[i]) >= sizeof(name))
-            continue;
-        memcpy(name, env[i], (size_t)(eq - env[i]));
-        name[eq - env[i]] = '\0';
-        if (eq[1] == '\0')
-            unsetenv(name);
-        else
-            setenv(name, eq + 1, 1);
-    }
-    execl(bin, bin, (char *)NULL);
-    _exit(127);
-}
-
-static bool wait_ok(int port, const char *path, pid_t pid, int64_t timeout_ms)
-{
-    char url[160];
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-    for (int64_t end = lst_mono_ms() + timeout_ms; lst_mono_ms() < end;) {
-        if (gwin_http("GET", url, NULL, 0, NULL) == 200)
-            return true;
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return false;
-        lst_sleep_ms(100, NULL);
-    }
-    return false;
-}
-
-/* SIGTERM, bounded wait, SIGKILL; the exit status, -1 when killed or not running. */
-static int stop(pid_t *pid)
-{
-    int st = 0;
-    if (*pid <= 0)
-        return -1;
-    kill(*pid, SIGTERM);
-    for (int64_t end = lst_mono_ms() + 30000; lst_mono_ms() < end;) {
-        if (waitpid(*pid, &st, WNOHANG) == *pid) {
-            *pid = -1;
-            return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-        }
-        lst_sleep_ms(50, NULL);
-    }
-    kill(*pid, SIGKILL);
-    waitpid(*pid, NULL, 0);
-    *pid = -1;
-    return -1;
-}
-
 /* The first empty database of a few unusual ones, claimed with a marker key. */
 static bool claim_db(void)
 {
@@ -222,49 +157,13 @@ static void release_db(void)
     X.rc = NULL;
 }
 
+/* Fast phones. Acknowledgements and declines are not left to chance: the test makes three
+ * phones send them, so the expected state of every recipient is known. */
 static bool start_sim(void)
 {
-    const char *bin = gwin_getenv("E2E_SIM_BIN", NULL);
-    int port = gwin_free_port();
-    char v_port[32], v_dir[600], v_key[600], v_secret[600];
-    if (bin == NULL || port <= 0)
-        return false;
-    snprintf(v_port, sizeof(v_port), "LST_SIM_PORT=%d", port);
-    snprintf(v_dir, sizeof(v_dir), "LST_SIM_DIRECTORY=%s/demo/erp-export.csv", X.E.src);
-    snprintf(v_key, sizeof(v_key),
-             "LST_SIM_GATEWAY_PUBLIC_KEY_FILE=%s/demo/DEMO-ONLY-gateway.public.key", X.E.src);
-    snprintf(v_secret, sizeof(v_secret), "LST_SIM_SECRET_FILE=%s/demo/DEMO-ONLY-gateway.secret",
-             X.E.src);
-    /* Fast phones. Acknowledgements and declines are not left to chance: the test makes three
-     * phones send them, so the expected state of every recipient is known. */
-    const char *env[] = {v_port,
-                         v_dir,
-                         v_key,
-                         v_secret,
-                         "LST_SIM_SECRET=",
-                         "LST_SIM_GATEWAY_PUBLIC_KEY=",
-                         "LST_SIM_CALLBACK_URL=",
-                         "LST_SIM_CREDITS=",
-                         "LST_SIM_RATE_LIMIT=0",
-                         "LST_SIM_FAULT_500_RATE=0",
-                         "LST_SIM_FAULT_TIMEOUT_RATE=0",
-                         "LST_SIM_FAULT_TIMEOUT_AFTER_RATE=0",
-                         "LST_SIM_RECEIVED_DELAY_MS=100",
-                         "LST_SIM_READ_DELAY_MS=300",
-                         "LST_SIM_DELAY_JITTER_MS=200",
-                         "LST_SIM_NO_READ_RECEIPTS_SHARE=0.2",
-                         "LST_SIM_TEXT_ONLY_SHARE=0.05",
-                         "LST_SIM_ACK_PROBABILITY=0",
-                         "LST_SIM_DECLINE_PROBABILITY=0",
-                         "LST_SIM_REPLY_PROBABILITY=0",
-                         "LST_SIM_CALLBACK_RETRY_INTERVAL_MS=1000",
-                         "LST_LOG_LEVEL=warn",
-                         NULL};
-    snprintf(X.sim_log, sizeof(X.sim_log), "%s.sim", X.E.log);
-    X.sim_pid = spawn(bin, X.sim_log, env);
-    X.E.sim_port = port;
-    snprintf(X.E.sim, sizeof(X.E.sim), "http://127.0.0.1:%d", port);
-    return X.sim_pid > 0 && wait_ok(port, "/healthz", X.sim_pid, 20000);
+    const char *const tuning[] = {"LST_SIM_DELAY_JITTER_MS=200", "LST_SIM_ACK_PROBABILITY=0",
+                                  "LST_SIM_DECLINE_PROBABILITY=0", NULL};
+    return e2e_start_sim(&X.E, tuning, &X.sim_pid, X.sim_log, sizeof(X.sim_log));
 }
 
 /* The settings every service of the run shares: topics, Redis database, blob store. */
@@ -280,44 +179,15 @@ static void common_env(struct common_env *c, int port)
     snprintf(c->port, sizeof(c->port), "LST_HTTP_PORT=%d", port);
 }
 
+/* gateway-out in the run's Redis database (the topics, blob store and key prefix are the
+ * run's already). */
 static bool start_gateway_out(void)
 {
-    const char *bin = gwin_getenv("E2E_GWOUT_BIN", NULL);
-    struct common_env c;
-    char v_url[96], v_secret[600], v_key[600], v_group[128], v_keys[128];
-    X.out_port = gwin_free_port();
-    if (bin == NULL || X.out_port <= 0)
-        return false;
-    common_env(&c, X.out_port);
-    snprintf(v_url, sizeof(v_url), "LST_GATEWAY_URL=%s", X.E.sim);
-    snprintf(v_secret, sizeof(v_secret), "LST_GATEWAY_SECRET_FILE=%s/demo/DEMO-ONLY-gateway.secret",
-             X.E.src);
-    snprintf(v_key, sizeof(v_key), "LST_PRIVATE_KEY_FILE=%s/demo/DEMO-ONLY-gateway.private.key",
-             X.E.src);
-    snprintf(v_group, sizeof(v_group), "LST_GATEWAY_OUT_GROUP=%sgateway-out", X.E.prefix);
-    snprintf(v_keys, sizeof(v_keys), "LST_GATEWAY_OUT_KEY_PREFIX=%sout:", X.E.key_prefix);
-    const char *env[] = {c.port,
-                         c.prefix,
-                         c.db,
-                         c.blobs,
-                         v_url,
-                         v_secret,
-                         v_key,
-                         v_group,
-                         v_keys,
-                         "LST_GATEWAY_ID=*LSTDEMO",
-                         "LST_GATEWAY_SECRET=",
-                         "LST_PRIVATE_KEY=",
-                         "LST_LOG_LEVEL=info",
-                         "LST_KAFKA_SESSION_TIMEOUT_MS=6000",
-                         "LST_GATEWAY_OUT_CONCURRENCY=8",
-                         "LST_GATEWAY_OUT_RATE_LIMIT=0",
-                         "LST_GATEWAY_OUT_BACKOFF_MIN_MS=50",
-                         "LST_GATEWAY_OUT_BACKOFF_MAX_MS=1000",
-                         NULL};
-    snprintf(X.out_log, sizeof(X.out_log), "%s.gateway-out", X.E.log);
-    X.out_pid = spawn(bin, X.out_log, env);
-    return X.out_pid > 0 && wait_ok(X.out_port, "/readyz", X.out_pid, 30000);
+    char v_db[48];
+    snprintf(v_db, sizeof(v_db), "LST_REDIS_DB=%d", X.db);
+    const char *const extra[] = {v_db, NULL};
+    return e2e_start_gateway_out(&X.E, extra, &X.out_pid, &X.out_port, X.out_log,
+                                 sizeof(X.out_log));
 }
 
 static bool start_ledger(void)
@@ -346,8 +216,8 @@ static bool start_ledger(void)
                          "LST_LOG_LEVEL=info",
                          NULL};
     snprintf(X.ledger_log, sizeof(X.ledger_log), "%s.ledger", X.E.log);
-    X.ledger_pid = spawn(bin, X.ledger_log, env);
-    return X.ledger_pid > 0 && wait_ok(X.ledger_port, "/readyz", X.ledger_pid, 30000);
+    X.ledger_pid = e2e_spawn(bin, X.ledger_log, env);
+    return X.ledger_pid > 0 && e2e_wait_port(X.ledger_port, "/readyz", X.ledger_pid, 30000);
 }
 
 static bool write_token_file(void)
@@ -397,27 +267,12 @@ static bool start_view_api(void)
                          "LST_LOG_LEVEL=info",
                          NULL};
     snprintf(X.view_log, sizeof(X.view_log), "%s.view-api", X.E.log);
-    X.view_pid = spawn(bin, X.view_log, env);
+    X.view_pid = e2e_spawn(bin, X.view_log, env);
     H.port = (uint16_t)X.view_port;
-    return X.view_pid > 0 && wait_ok(X.view_port, "/readyz", X.view_pid, 30000);
+    return X.view_pid > 0 && e2e_wait_port(X.view_port, "/readyz", X.view_pid, 30000);
 }
 
 /* ---- the directory: the ERP export joined with the simulator's users ------------------------ */
-
-static size_t csv_split(char *line, char **f, size_t max)
-{
-    size_t n = 0;
-    char *p = line;
-    while (n < max) {
-        f[n++] = p;
-        char *c = strchr(p, ',');
-        if (c == NULL)
-            break;
-        *c = '\0';
-        p = c + 1;
-    }
-    return n;
-}
 
 static void join_sim_user(json_object *users, struct emp *e)
 {
@@ -435,19 +290,14 @@ static void join_sim_user(json_object *users, struct emp *e)
 
 static bool load_directory(void)
 {
-    char path[600], url[128], line[1024];
-    struct lst_buf b;
-    lst_buf_init(&b);
-    snprintf(url, sizeof(url), "%s/_sim/users", X.E.sim);
-    snprintf(path, sizeof(path), "%s/demo/erp-export.csv", X.E.src);
-    json_object *users =
-        gwin_http("GET", url, NULL, 0, &b) == 200 ? json_tokener_parse(b.data) : NULL;
-    FILE *csv = fopen(path, "r");
+    char line[1024];
+    json_object *users = e2e_sim_users(&X.E);
+    FILE *csv = e2e_open_export(&X.E);
     bool header = true;
     while (users != NULL && csv != NULL && X.nemp < MAX_EMP && fgets(line, sizeof(line), csv)) {
         char *f[16];
         line[strcspn(line, "\r\n")] = '\0';
-        if (header || csv_split(line, f, 16) < 12) {
+        if (header || e2e_csv_split(line, f, 16) < 12) {
             header = false;
             continue;
         }
@@ -467,7 +317,6 @@ static bool load_directory(void)
     if (csv != NULL)
         fclose(csv);
     json_object_put(users);
-    lst_buf_cleanup(&b);
     X.d17 = X.nemp >= DRIVER17_ROW ? &X.emp[DRIVER17_ROW - 1] : NULL;
     X.rep = X.nemp >= REPLIER_ROW ? &X.emp[REPLIER_ROW - 1] : NULL;
     return X.nemp == 250 && X.d17 != NULL && X.d17->tid[0] != '\0' && X.rep != NULL &&
@@ -1334,11 +1183,11 @@ static void test_refusals(void)
 
 static void test_teardown(void)
 {
-    int view_rc = stop(&X.view_pid);
-    int ledger_rc = stop(&X.ledger_pid);
-    int out_rc = stop(&X.out_pid);
+    int view_rc = e2e_stop(&X.view_pid);
+    int ledger_rc = e2e_stop(&X.ledger_pid);
+    int out_rc = e2e_stop(&X.out_pid);
     int in_rc = gwin_stop(&X.E);
-    int sim_rc = stop(&X.sim_pid);
+    int sim_rc = e2e_stop(&X.sim_pid);
     release_db();
     REQUIRE(X.up);
     CHECK_EQ(view_rc, 0);
@@ -1346,18 +1195,8 @@ static void test_teardown(void)
     CHECK_EQ(out_rc, 0);
     CHECK_EQ(in_rc, 0);
     CHECK_EQ(sim_rc, 0);
-    if (lst_test_failed_checks == 0 && strcmp(gwin_getenv("E2E_KEEP", "0"), "1") != 0) {
-        char dir[600];
-        snprintf(dir, sizeof(dir), "%s", X.E.blob_dir);
-        char *slash = strrchr(dir, '/'); /* <work>/mission-<tag>/blobs: remove mission-<tag> */
-        if (slash != NULL)
-            *slash = '\0';
-        const char *rm[] = {"/bin/rm", "-rf",        dir,        X.E.log,  X.sim_log,
-                            X.out_log, X.ledger_log, X.view_log, X.tokens, NULL};
-        gwin_run(rm);
-    } else {
-        printf("     kept: %s.*, %s\n", X.E.log, X.E.blob_dir);
-    }
+    const char *const files[] = {X.sim_log, X.out_log, X.ledger_log, X.view_log, X.tokens, NULL};
+    e2e_remove_run(&X.E, files);
 }
 
 LST_TEST_MAIN(T(test_setup), T(test_import), T(test_sends), T(test_states), T(test_view),
