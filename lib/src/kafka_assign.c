@@ -35,12 +35,7 @@ static lst_err reader_conf(const struct lst_kafka_config *cfg, const char *group
     result = LST_ERR_CONFIG;
     /* Only offsets the application marks done are stored and committed, for monitoring;
      * the start position always comes from the start callback. */
-    if (lst_kafka_conf_set(conf, "group.id", group_id) != LST_OK ||
-        lst_kafka_conf_set(conf, "enable.auto.offset.store", "false") != LST_OK ||
-        lst_kafka_conf_set(conf, "enable.auto.commit", "true") != LST_OK ||
-        lst_kafka_conf_set(conf, "auto.commit.interval.ms", "1000") != LST_OK ||
-        lst_kafka_conf_set(conf, "auto.offset.reset", "earliest") != LST_OK ||
-        lst_kafka_conf_set(conf, "enable.partition.eof", "false") != LST_OK ||
+    if (lst_kafka_conf_at_least_once(conf, group_id) != LST_OK ||
         lst_kafka_conf_extras(conf, cfg) != LST_OK)
         goto out;
     *out = conf;

@@ -94,6 +94,20 @@ out:
     return result;
 }
 
+lst_err lst_kafka_conf_at_least_once(rd_kafka_conf_t *conf, const char *group_id)
+{
+    /* The 2.0.2 defaults store an offset on hand-over (a crash skips work) and start a new
+     * group at the end of the topic (looks exactly like loss). */
+    if (lst_kafka_conf_set(conf, "group.id", group_id) != LST_OK ||
+        lst_kafka_conf_set(conf, "enable.auto.offset.store", "false") != LST_OK ||
+        lst_kafka_conf_set(conf, "auto.offset.reset", "earliest") != LST_OK ||
+        lst_kafka_conf_set(conf, "enable.auto.commit", "true") != LST_OK ||
+        lst_kafka_conf_set(conf, "auto.commit.interval.ms", "1000") != LST_OK ||
+        lst_kafka_conf_set(conf, "enable.partition.eof", "false") != LST_OK)
+        return LST_ERR_CONFIG;
+    return LST_OK;
+}
+
 lst_err lst_kafka_conf_extras(rd_kafka_conf_t *conf, const struct lst_kafka_config *cfg)
 {
     if (cfg->extra == NULL)

@@ -172,14 +172,7 @@ static lst_err consumer_conf(const struct lst_kafka_config *cfg,
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_opaque(conf, c);
     result = LST_ERR_CONFIG;
-    /* The 2.0.2 defaults store an offset on hand-over (a crash skips work) and start a new
-     * group at the end of the topic (looks exactly like loss). */
-    if (lst_kafka_conf_set(conf, "group.id", opts->group_id) != LST_OK ||
-        lst_kafka_conf_set(conf, "enable.auto.offset.store", "false") != LST_OK ||
-        lst_kafka_conf_set(conf, "auto.offset.reset", "earliest") != LST_OK ||
-        lst_kafka_conf_set(conf, "enable.auto.commit", "true") != LST_OK ||
-        lst_kafka_conf_set(conf, "auto.commit.interval.ms", "1000") != LST_OK ||
-        lst_kafka_conf_set(conf, "enable.partition.eof", "false") != LST_OK ||
+    if (lst_kafka_conf_at_least_once(conf, opts->group_id) != LST_OK ||
         lst_kafka_conf_set(conf, "session.timeout.ms", session) != LST_OK ||
         lst_kafka_conf_extras(conf, cfg) != LST_OK)
         goto out;

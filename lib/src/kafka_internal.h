@@ -1,4 +1,4 @@
-/* Shared between kafka_common.c, kafka_producer.c and kafka_consumer.c; not installed. */
+/* Shared between the kafka_*.c files of the library; not installed. */
 #ifndef LST_KAFKA_INTERNAL_H
 #define LST_KAFKA_INTERNAL_H
 
@@ -15,6 +15,12 @@ lst_err lst_kafka_conf_new(const struct lst_kafka_config *cfg, rd_kafka_conf_t *
 
 /* Sets one property; logs and returns LST_ERR_CONFIG when librdkafka refuses it. */
 lst_err lst_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value);
+
+/* The at-least-once settings of every group member (the group consumer and the assigned
+ * reader): only offsets the application marks done are stored, stored ones are committed
+ * every second, a new group starts at the beginning, no EOF events. LST_ERR_CONFIG when
+ * librdkafka refuses one. */
+lst_err lst_kafka_conf_at_least_once(rd_kafka_conf_t *conf, const char *group_id);
 
 /* Applies cfg->extra ("key=value" strings) last, so tests can override anything. */
 lst_err lst_kafka_conf_extras(rd_kafka_conf_t *conf, const struct lst_kafka_config *cfg);
