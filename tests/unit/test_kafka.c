@@ -484,6 +484,58 @@ static void test_revoke_hook_commits(void)
     mock_stop(&m);
 }
 
+/* Issue 7's unit-tier fault: a consumer revoked in the middle of a batch. Two records are in
+ * flight, the first was made durable, the second not; the revoke hook abandons it. Nothing may
+ * be stored for it, neither in the hook nor afterwards: the group resumes at the abandoned
+ * record, which the partition's next owner gets again. */
+struct abandon_state {
+    int calls;
+};
+
+static void on_revoke_abandon(const struct lst_kafka_tp *tps, size_t n, void *opaque)
+{
+    struct abandon_state *st = opaque;
+
+    (void)tps;
+    (void)n;
+    st->calls++;
+}
+
+static void test_revoke_mid_batch_stores_nothing(void)
+{
+    struct mock m;
+    struct lst_kafka_consumer *c = NULL;
+    struct lst_kafka_config cfg;
+    struct lst_kafka_record r0, r1;
+    struct abandon_state st = {0};
+    const char *topics[] = {"t.mid"};
+    struct lst_kafka_consumer_opts o = {.group_id = "g4",
+                                        .topics = topics,
+                                        .ntopics = 1,
+                                        .on_revoke = on_revoke_abandon,
+                                        .opaque = &st};
+
+    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.mid", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    produce_n(&cfg, "t.mid", 3);
+    REQUIRE(lst_kafka_consumer_create(&cfg, &o, &c) == LST_OK);
+    REQUIRE(poll_one(c, &r0) == LST_OK);
+    REQUIRE(poll_one(c, &r1) == LST_OK);
+    CHECK_EQ(r0.offset, 0);
+    CHECK_EQ(r1.offset, 1);
+    CHECK_EQ(lst_kafka_consumer_done(c, &r0), LST_OK);
+    CHECK_EQ(lst_kafka_consumer_close(c), LST_OK);
+    CHECK_EQ(st.calls, 1);
+    /* The revoked partition's in-flight record can no longer be stored. */
+    CHECK_EQ(lst_kafka_consumer_done(c, &r1), LST_ERR_STATE);
+    lst_kafka_record_release(&r0);
+    lst_kafka_record_release(&r1);
+    lst_kafka_consumer_destroy(c);
+    CHECK_EQ(committed(&m, "g4", "t.mid"), 1);
+    mock_stop(&m);
+}
+
 static void test_setup(void)
 {
     lst_log_init("test_kafka", LST_LOG_ERROR);
@@ -493,4 +545,4 @@ LST_TEST_MAIN(T(test_setup), T(test_config_errors), T(test_produce_wait_ok),
               T(test_produce_many_threads), T(test_produce_unknown_topic_bounded),
               T(test_produce_broker_down_bounded), T(test_produce_fatal),
               T(test_consume_done_close_commits), T(test_pause_resume_exact),
-              T(test_revoke_hook_commits))
+              T(test_revoke_hook_commits), T(test_revoke_mid_batch_stores_nothing))
