@@ -7,8 +7,10 @@
 #  3. a test stack (real Kafka + real Redis) on its own ports and folder, so a running
 #     development system is not disturbed; system tests against it; the stack is stopped
 #     afterwards whatever happened
-#  4. the stack script's own check (up twice, status, down leaves no process)
-#  5. the deployment checks (tests/deploy/run.sh: docker-compose config, config tables, docs)
+#  4. the chaos suite's quick subset (tests/chaos/run.sh --quick, its own stack and network
+#     namespace, about 3 minutes)
+#  5. the stack script's own check (up twice, status, down leaves no process)
+#  6. the deployment checks (tests/deploy/run.sh: docker-compose config, config tables, docs)
 #
 # Ends with one line "N passed, N failed" counting the suites above.
 set -uo pipefail
@@ -104,6 +106,14 @@ step "test stack down"
 scripts/stack.sh down
 record stack-down $?
 trap - EXIT
+
+# The chaos suite's quick subset (tests/chaos/run.sh, docs/chaos.md): its own stack, ports and
+# network namespace; started after the test stack is down so the two never compete for the
+# two cores. run.sh fails itself when a process of its namespace outlives it.
+step "chaos suite, quick subset (baseline, gateway-out/gateway-in/broker kills, Redis restart)"
+env -u LST_STACK_DIR -u LST_KAFKA_PORT -u LST_KAFKA_CONTROLLER_PORT -u LST_REDIS_PORT \
+    -u LST_SIM_PORT -u LST_KAFKA_BROKERS LST_BUILD_DIR="$BUILD" tests/chaos/run.sh --quick
+record chaos $?
 
 step "stack script check (alternate ports, up twice, down leaves nothing)"
 tests/system/stack_check.sh
