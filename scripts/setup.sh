@@ -51,7 +51,8 @@ done_step() {
 # command: a machine that has them from elsewhere needs no Debian copy.
 PACKAGES=(gcc make cmake ninja-build pkg-config librdkafka-dev libcurl4-openssl-dev
     libsodium-dev libhiredis-dev libjson-c-dev libmicrohttpd-dev redis-server redis-tools clang
-    clang-format docker-compose python3-venv python3-yaml python3-jsonschema curl procps iproute2)
+    clang-format docker-compose python3-venv python3-yaml python3-jsonschema curl procps iproute2
+    wrk)
 
 install_packages() {
     step "Debian packages"

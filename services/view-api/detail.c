@@ -40,24 +40,48 @@ static void raw_json(struct lst_buf *b, const char *s)
     json_object_put(o);
 }
 
-static lst_err load(struct view_api *ctx, const char *id, struct lst_redis_pipe *p)
+static lst_err queue(struct view_api *ctx, const char *id, struct va_rconn *p);
+
+/* The message, its recipients, replies and the read-receipts-off set in one round trip on
+ * a read connection (begun by the caller); *first: the index of the first reply. A failed
+ * connection is dropped by rconn, so one more attempt runs on a fresh one (reads only). */
+static lst_err load(struct view_api *ctx, const char *id, struct va_rconn **rc, size_t *first)
+{
+    lst_err err = LST_ERR_REDIS;
+    for (int attempt = 0; attempt < 2 && err == LST_ERR_REDIS; attempt++) {
+        *rc = va_read_conn(ctx);
+        err = va_rconn_begin(*rc);
+        if (err != LST_OK)
+            continue;
+        err = queue(ctx, id, *rc);
+        if (err == LST_OK)
+            err = va_rconn_exec(*rc, first);
+        if (err != LST_OK)
+            va_rconn_end(*rc);
+    }
+    if (err != LST_OK)
+        *rc = NULL;
+    return err;
+}
+
+static lst_err queue(struct view_api *ctx, const char *id, struct va_rconn *p)
 {
     struct lst_buf k;
     lst_buf_init(&k);
     va_lkey(ctx, &k, "m:%s", id);
     const char *a[] = {"HGETALL", k.data};
-    lst_redis_pipe_add(p, 2, a, NULL);
+    va_rconn_add(p, 2, a);
     va_lkey(ctx, &k, "r:%s", id);
     const char *b[] = {"HGETALL", k.data};
-    lst_redis_pipe_add(p, 2, b, NULL);
+    va_rconn_add(p, 2, b);
     va_lkey(ctx, &k, "rep:%s", id);
     const char *c[] = {"ZRANGE", k.data, "0", "-1"};
-    lst_redis_pipe_add(p, 4, c, NULL);
+    va_rconn_add(p, 4, c);
     va_lkey(ctx, &k, "rroff");
     const char *d[] = {"SMEMBERS", k.data};
-    lst_redis_pipe_add(p, 2, d, NULL);
+    va_rconn_add(p, 2, d);
     lst_buf_cleanup(&k);
-    return lst_redis_pipe_exec(ctx->svc->redis, p);
+    return LST_OK;
 }
 
 static bool member(const redisReply *set, const char *s)
@@ -116,15 +140,16 @@ static void recipients(struct lst_buf *b, const redisReply *r, const redisReply 
 
 static void detail(struct va_req *r, const char *id)
 {
-    struct lst_redis_pipe *p = NULL;
+    struct va_rconn *p = NULL;
+    size_t first = 0;
     struct lst_buf b;
     lst_buf_init(&b);
-    if (lst_redis_pipe_create(&p) != LST_OK || load(r->ctx, id, p) != LST_OK) {
+    if (load(r->ctx, id, &p, &first) != LST_OK) {
         lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
                          "the projections could not be read");
         goto out;
     }
-    const redisReply *m = lst_redis_pipe_reply(p, 0);
+    const redisReply *m = va_rconn_reply(p, first);
     if (m == NULL || m->type != REDIS_REPLY_ARRAY || m->elements == 0) {
         lst_http_problem(r->resp, 404, "message-not-found", "Message Not Found",
                          "no message with this ID (yet: the ledger may still be applying it)");
@@ -139,10 +164,10 @@ static void detail(struct va_req *r, const char *id)
         raw_json(&b, hget(m, "sel_emps"));
         lst_buf_puts(&b, "}");
         va_json_kv(&b, true, "idempotency_key", hget(m, "idem"));
-        recipients(&b, lst_redis_pipe_reply(p, 1), lst_redis_pipe_reply(p, 3),
+        recipients(&b, va_rconn_reply(p, first + 1), va_rconn_reply(p, first + 3),
                    va_readvis_of(&r->ctx->readvis, hget(m, "cat")));
     }
-    const redisReply *rep = lst_redis_pipe_reply(p, 2);
+    const redisReply *rep = va_rconn_reply(p, first + 2);
     lst_buf_puts(&b, ",\"replies\":[");
     for (size_t i = 0; rep != NULL && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
         if (i > 0)
@@ -152,7 +177,8 @@ static void detail(struct va_req *r, const char *id)
     lst_buf_puts(&b, "]}");
     va_reply_json(r, 200, &b);
 out:
-    lst_redis_pipe_destroy(p);
+    if (p != NULL)
+        va_rconn_end(p);
     lst_buf_cleanup(&b);
 }
 

@@ -32,6 +32,8 @@ void va_filter_cleanup(struct va_filter *f)
     lst_strv_cleanup(&f->departments);
     lst_strv_cleanup(&f->vehicles);
     lst_strv_cleanup(&f->dispatchers);
+    lst_strv_cleanup(&f->tags);
+    lst_strv_cleanup(&f->depots);
     free(f->q);
     memset(f, 0, sizeof(*f));
 }
@@ -65,6 +67,23 @@ static bool parse_status(const char *v, enum va_status_filter *out, struct lst_b
         return false;
     }
     return true;
+}
+
+/* depot=<d>,... is the tag depot:<d> (the ERP import's tags, docs/view-api.md). */
+static bool parse_depots(const char *v, struct lst_strv *tags, struct lst_buf *why)
+{
+    struct lst_strv depots = {0};
+    struct lst_buf t;
+    bool ok = va_list_split(v, "depot", LST_TAG_MAX - strlen("depot:"), &depots, why);
+    lst_buf_init(&t);
+    for (size_t i = 0; ok && i < depots.len; i++) {
+        lst_buf_reset(&t);
+        lst_buf_printf(&t, "depot:%s", depots.items[i]);
+        ok = !lst_buf_failed(&t) && lst_strv_push(tags, t.data) == LST_OK;
+    }
+    lst_buf_cleanup(&t);
+    lst_strv_cleanup(&depots);
+    return ok;
 }
 
 static bool check_slugs(const struct lst_strv *v, const char *name, struct lst_buf *why)
@@ -110,8 +129,9 @@ bool va_filter_parse_from(va_param_fn get, void *ud, struct va_filter *f, struct
         !va_list_split(get(ud, "vehicle"), "vehicle", LST_LABEL_MAX, &f->vehicles, why) ||
         !va_list_split(get(ud, "dispatcher"), "dispatcher", LST_USER_ID_MAX, &f->dispatchers,
                        why) ||
-        !check_slugs(&f->kinds, "type", why) || !check_slugs(&f->categories, "category", why) ||
-        !check_slugs(&f->hidden, "hidden", why) ||
+        !va_list_split(get(ud, "tag"), "tag", LST_TAG_MAX, &f->tags, why) ||
+        !parse_depots(get(ud, "depot"), &f->depots, why) || !check_slugs(&f->kinds, "type", why) ||
+        !check_slugs(&f->categories, "category", why) || !check_slugs(&f->hidden, "hidden", why) ||
         !parse_status(get(ud, "status"), &f->status, why) ||
         !parse_time(get, ud, "from", &f->has_from, &f->from, why) ||
         !parse_time(get, ud, "to", &f->has_to, &f->to, why))
@@ -187,6 +207,9 @@ static struct driver choose(const struct va_filter *f, const char *recipient)
     } else if (f->dispatchers.len == 1) {
         dim = "disp";
         d.value = f->dispatchers.items[0];
+    } else if (f->depots.len == 1 || f->tags.len == 1) {
+        dim = "tag"; /* a depot or a shift: usually smaller than a department */
+        d.value = f->depots.len == 1 ? f->depots.items[0] : f->tags.items[0];
     } else if (f->departments.len == 1) {
         dim = "dep";
         d.value = f->departments.items[0];
@@ -254,10 +277,130 @@ static bool contains_ci(const char *hay, const char *needle)
     return false;
 }
 
-static bool hash_matches(const struct va_filter *f, const redisReply *h)
+/* ---- an item hash, read once ---- */
+
+/* The fields of an item hash the views use, in the order of ITEM_FIELDS. */
+enum item_field {
+    IF_DIR,
+    IF_AT,
+    IF_CAT,
+    IF_KIND,
+    IF_TEXT,
+    IF_CAPTION,
+    IF_FILENAME,
+    IF_MIME,
+    IF_SIZE,
+    IF_BLOB,
+    IF_THUMB,
+    IF_BLOB_ERROR,
+    IF_LAT,
+    IF_LON,
+    IF_ACC,
+    IF_PLACE,
+    IF_ADDR,
+    IF_DISP,
+    IF_DISP_NAME,
+    IF_DEP,
+    IF_VEH,
+    IF_EID,
+    IF_FROM,
+    IF_REPLY_TO,
+    IF_AUDIENCE,
+    IF_HANDLED_BY,
+    IF_HANDLED_AT,
+    IF__COUNT
+};
+
+static const struct {
+    const char *field, *json;
+    bool number;
+} ITEM_FIELDS[IF__COUNT] = {
+    [IF_DIR] = {"dir", "direction", false},
+    [IF_AT] = {"at", "at", true},
+    [IF_CAT] = {"cat", "category", false},
+    [IF_KIND] = {"kind", "kind", false},
+    [IF_TEXT] = {"text", "text", false},
+    [IF_CAPTION] = {"caption", "caption", false},
+    [IF_FILENAME] = {"filename", "filename", false},
+    [IF_MIME] = {"mime", "mime", false},
+    [IF_SIZE] = {"size", "size", true},
+    [IF_BLOB] = {"blob", "blob", false},
+    [IF_THUMB] = {"thumb", "thumbnail_blob", false},
+    [IF_BLOB_ERROR] = {"blob_error", "blob_error", false},
+    [IF_LAT] = {"lat", "lat", true},
+    [IF_LON] = {"lon", "lon", true},
+    [IF_ACC] = {"acc", "accuracy", true},
+    [IF_PLACE] = {"place", "place", false},
+    [IF_ADDR] = {"addr", "address", false},
+    [IF_DISP] = {"disp", "dispatcher", false},
+    [IF_DISP_NAME] = {"disp_name", "dispatcher_name", false},
+    [IF_DEP] = {"dep", "department", false},
+    [IF_VEH] = {"veh", "vehicle", false},
+    [IF_EID] = {"eid", "employee_id", false},
+    [IF_FROM] = {"from", "from", false},
+    [IF_REPLY_TO] = {"reply_to", "reply_to", false},
+    [IF_AUDIENCE] = {"audience", "audience_count", true},
+    [IF_HANDLED_BY] = {"handled_by", "handled_by", false},
+    [IF_HANDLED_AT] = {"handled_at", "handled_at", true},
+};
+
+static const char *const STATES[] = {"queued",    "retrying", "failed",       "sent",
+                                     "delivered", "read",     "acknowledged", "declined"};
+
+/* The values of one HGETALL reply by field, found in one pass: a page reads ~40 fields of
+ * 50 hashes, and looking each up by name in the reply cost more than building the JSON. */
+struct hview {
+    bool exists; /* a non-empty hash (an erased or purged item has none) */
+    const char *v[IF__COUNT];
+    const char *id, *msg, *n;
+    const char *st[LST_ARRAY_LEN(STATES)]; /* s:<state> */
+};
+
+static bool is(const char *a, const char *b)
 {
-    const char *cat = hget(h, "cat");
-    if (h == NULL || h->type != REDIS_REPLY_ARRAY || h->elements == 0)
+    return a[0] == b[0] && strcmp(a, b) == 0;
+}
+
+static void hview_field(struct hview *hv, const char *name, const char *val)
+{
+    if (name[0] == 's' && name[1] == ':') {
+        for (size_t i = 0; i < LST_ARRAY_LEN(STATES); i++) {
+            if (is(name + 2, STATES[i]))
+                hv->st[i] = val;
+        }
+    } else if (is(name, "id")) {
+        hv->id = val;
+    } else if (is(name, "msg")) {
+        hv->msg = val;
+    } else if (is(name, "n")) {
+        hv->n = val;
+    } else {
+        for (size_t i = 0; i < IF__COUNT; i++) {
+            if (is(name, ITEM_FIELDS[i].field)) {
+                hv->v[i] = val;
+                break;
+            }
+        }
+    }
+}
+
+static void hview_of(const redisReply *h, struct hview *hv)
+{
+    memset(hv, 0, sizeof(*hv));
+    if (h == NULL || h->type != REDIS_REPLY_ARRAY)
+        return;
+    hv->exists = h->elements > 0;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *k = h->element[i], *v = h->element[i + 1];
+        if (k->type == REDIS_REPLY_STRING && v->type == REDIS_REPLY_STRING)
+            hview_field(hv, k->str, v->str);
+    }
+}
+
+static bool hash_matches(const struct va_filter *f, const struct hview *h)
+{
+    const char *cat = h->v[IF_CAT];
+    if (!h->exists)
         return false; /* erased or purged since it was indexed */
     if (f->categories.len > 0 && !in_list(&f->categories, cat))
         return false;
@@ -267,13 +410,13 @@ static bool hash_matches(const struct va_filter *f, const redisReply *h)
     if (f->status == VA_ST_UNREAD && f->readvis != NULL &&
         va_readvis_of(f->readvis, cat) == VA_READ_OFF)
         return false;
-    if (f->kinds.len > 0 && !in_list(&f->kinds, hget(h, "kind")))
+    if (f->kinds.len > 0 && !in_list(&f->kinds, h->v[IF_KIND]))
         return false;
-    if (f->dir != NULL && (hget(h, "dir") == NULL || strcmp(f->dir, hget(h, "dir")) != 0))
+    if (f->dir != NULL && (h->v[IF_DIR] == NULL || strcmp(f->dir, h->v[IF_DIR]) != 0))
         return false;
-    if (f->q != NULL && !contains_ci(hget(h, "text"), f->q) &&
-        !contains_ci(hget(h, "caption"), f->q) && !contains_ci(hget(h, "filename"), f->q) &&
-        !contains_ci(hget(h, "place"), f->q) && !contains_ci(hget(h, "addr"), f->q))
+    if (f->q != NULL && !contains_ci(h->v[IF_TEXT], f->q) && !contains_ci(h->v[IF_CAPTION], f->q) &&
+        !contains_ci(h->v[IF_FILENAME], f->q) && !contains_ci(h->v[IF_PLACE], f->q) &&
+        !contains_ci(h->v[IF_ADDR], f->q))
         return false;
     return true;
 }
@@ -286,20 +429,19 @@ struct member_check {
 };
 
 static size_t member_checks(const struct va_filter *f, const struct driver *d,
-                            struct member_check out[5])
+                            struct member_check out[7])
 {
     size_t n = 0;
     const struct {
         const char *dim;
         const struct lst_strv *v;
-    } lists[] = {{"emp", &f->employees},
-                 {"dep", &f->departments},
-                 {"veh", &f->vehicles},
-                 {"disp", &f->dispatchers}};
+    } lists[] = {{"emp", &f->employees},    {"dep", &f->departments}, {"veh", &f->vehicles},
+                 {"disp", &f->dispatchers}, {"tag", &f->tags},        {"tag", &f->depots}};
     for (size_t i = 0; i < LST_ARRAY_LEN(lists); i++) {
         if (lists[i].v->len == 0)
             continue;
-        if (d->value != NULL && strcmp(d->dim, lists[i].dim) == 0 && lists[i].v->len == 1)
+        /* the list the driving index came from (the same string) is already satisfied */
+        if (d->value != NULL && lists[i].v->len == 1 && d->value == lists[i].v->items[0])
             continue;
         out[n].dim = lists[i].dim;
         out[n].values = lists[i].v;
@@ -317,72 +459,48 @@ static size_t member_checks(const struct va_filter *f, const struct driver *d,
 
 /* ---- the item JSON ---- */
 
-static const struct {
-    const char *field, *json;
-    bool number;
-} ITEM_FIELDS[] = {
-    {"dir", "direction", false},
-    {"at", "at", true},
-    {"cat", "category", false},
-    {"kind", "kind", false},
-    {"text", "text", false},
-    {"caption", "caption", false},
-    {"filename", "filename", false},
-    {"mime", "mime", false},
-    {"size", "size", true},
-    {"blob", "blob", false},
-    {"thumb", "thumbnail_blob", false},
-    {"blob_error", "blob_error", false},
-    {"lat", "lat", true},
-    {"lon", "lon", true},
-    {"acc", "accuracy", true},
-    {"place", "place", false},
-    {"addr", "address", false},
-    {"disp", "dispatcher", false},
-    {"disp_name", "dispatcher_name", false},
-    {"dep", "department", false},
-    {"veh", "vehicle", false},
-    {"eid", "employee_id", false},
-    {"from", "from", false},
-    {"reply_to", "reply_to", false},
-    {"audience", "audience_count", true},
-    {"handled_by", "handled_by", false},
-    {"handled_at", "handled_at", true},
-};
-
-static const char *const STATES[] = {"queued",    "retrying", "failed",       "sent",
-                                     "delivered", "read",     "acknowledged", "declined"};
-
 static bool numeric(const char *s)
 {
     double d;
+    size_t digits = s != NULL ? strspn(s, "0123456789") : 0;
+    if (digits > 0 && digits < 16 && s[digits] == '\0')
+        return true; /* the usual case (times, counts) without strtod */
     return s != NULL && lst_parse_double(s, -1e300, 1e300, &d) == LST_OK;
+}
+
+/* ,"<key>":<number> (both trusted: a field name of ours, a value numeric() accepted) */
+static void put_number(struct lst_buf *b, const char *key, const char *num)
+{
+    lst_buf_puts(b, ",\"");
+    lst_buf_puts(b, key);
+    lst_buf_puts(b, "\":");
+    lst_buf_puts(b, num);
 }
 
 /* The aggregates; with read information off, read/acknowledged/declined recipients count as
  * delivered and those three figures are left out. */
-static void counts_json(struct lst_buf *b, const redisReply *h, enum va_readvis vis)
+static void counts_json(struct lst_buf *b, const struct hview *h, enum va_readvis vis)
 {
-    const char *n = hget(h, "n");
+    const char *n = h->n;
     int64_t folded = 0;
     lst_buf_printf(b, ",\"counts\":{\"recipients\":%s", numeric(n) ? n : "0");
     for (size_t i = 0; i < LST_ARRAY_LEN(STATES); i++) {
-        char f[32];
         int64_t c = 0;
-        snprintf(f, sizeof(f), "s:%s", STATES[i]);
-        const char *v = hget(h, f);
+        const char *v = h->st[i];
         bool reader = strcmp(va_readvis_state(VA_READ_OFF, STATES[i]), STATES[i]) != 0;
         if (vis == VA_READ_OFF && (reader || strcmp(STATES[i], "delivered") == 0)) {
             if (v != NULL && lst_parse_i64(v, 0, INT64_MAX, &c) == LST_OK)
                 folded += c;
             continue;
         }
-        lst_buf_printf(b, ",\"%s\":%s", STATES[i], numeric(v) ? v : "0");
+        put_number(b, STATES[i], numeric(v) ? v : "0");
     }
     if (vis == VA_READ_OFF)
         lst_buf_printf(b, ",\"delivered\":%lld", (long long)folded);
     lst_buf_puts(b, "}");
 }
+
+static void item_json(struct lst_buf *b, const struct hview *h, const struct va_readvis_cfg *rv);
 
 void va_item_json(struct lst_buf *b, const redisReply *h)
 {
@@ -391,20 +509,27 @@ void va_item_json(struct lst_buf *b, const redisReply *h)
 
 void va_item_json_vis(struct lst_buf *b, const redisReply *h, const struct va_readvis_cfg *rv)
 {
-    const char *id = hget(h, "id");
-    enum va_readvis vis = rv != NULL ? va_readvis_of(rv, hget(h, "cat")) : VA_READ_PERSON;
+    struct hview hv;
+    hview_of(h, &hv);
+    item_json(b, &hv, rv);
+}
+
+static void item_json(struct lst_buf *b, const struct hview *h, const struct va_readvis_cfg *rv)
+{
+    const char *id = h->id;
+    enum va_readvis vis = rv != NULL ? va_readvis_of(rv, h->v[IF_CAT]) : VA_READ_PERSON;
     lst_buf_puts(b, "{");
     va_json_kv(b, false, "id", id != NULL ? id : "");
-    for (size_t i = 0; i < LST_ARRAY_LEN(ITEM_FIELDS); i++) {
-        const char *v = hget(h, ITEM_FIELDS[i].field);
+    for (size_t i = 0; i < IF__COUNT; i++) {
+        const char *v = h->v[i];
         if (v == NULL)
             continue;
         if (ITEM_FIELDS[i].number && numeric(v))
-            lst_buf_printf(b, ",\"%s\":%s", ITEM_FIELDS[i].json, v);
+            put_number(b, ITEM_FIELDS[i].json, v);
         else if (!ITEM_FIELDS[i].number)
             va_json_kv(b, true, ITEM_FIELDS[i].json, v);
     }
-    if (hget(h, "msg") != NULL) {
+    if (h->msg != NULL) {
         counts_json(b, h, vis);
         if (rv != NULL)
             va_json_kv(b, true, "read_visibility", va_readvis_name(vis));
@@ -416,10 +541,13 @@ void va_item_json_vis(struct lst_buf *b, const redisReply *h, const struct va_re
 
 struct page {
     struct view_api *ctx;
+    struct va_rconn *rc; /* one of the read connections, held for the whole page */
+    bool exact;  /* every entry of the driving index matches: fetch only what the page needs */
+    bool hidden; /* only hidden categories to drop: fetch a little more than needed */
     const struct va_filter *f;
     const char *recipient;
     struct driver d;
-    struct member_check checks[5];
+    struct member_check checks[7];
     size_t nchecks;
     struct lst_buf key, tmp, items;
     int64_t count, limit, scanned;
@@ -428,8 +556,21 @@ struct page {
     bool end;
 };
 
-static lst_err fetch(struct page *pg, const struct va_cursor *from, int64_t offset,
-                     redisReply **out)
+/* How many entries the next batch asks for. Every entry fetched costs an HGETALL, the bulk
+ * of a page's work in Redis and here, so an index that needs no further filtering is read
+ * exactly as far as the page goes, and one with hidden categories a quarter further. */
+static int64_t batch_size(const struct page *pg)
+{
+    int64_t need = pg->limit - pg->count, n = BATCH;
+    if (pg->exact)
+        n = need;
+    else if (pg->hidden)
+        n = need + need / 4 + 4;
+    return n < 1 ? 1 : n > BATCH ? BATCH : n;
+}
+
+static lst_err fetch(struct page *pg, const struct va_cursor *from, int64_t offset, int64_t count,
+                     const redisReply **out)
 {
     char max[32], min[32], off[24], cnt[24];
     if (from->set)
@@ -443,10 +584,17 @@ static lst_err fetch(struct page *pg, const struct va_cursor *from, int64_t offs
     else
         snprintf(min, sizeof(min), "-inf");
     snprintf(off, sizeof(off), "%lld", (long long)offset);
-    snprintf(cnt, sizeof(cnt), "%d", BATCH);
+    snprintf(cnt, sizeof(cnt), "%lld", (long long)count);
     const char *argv[] = {"ZREVRANGEBYSCORE", pg->key.data, max, min,
                           "WITHSCORES",       "LIMIT",      off, cnt};
-    return lst_redis_cmd(pg->ctx->svc->redis, out, (int)LST_ARRAY_LEN(argv), argv, NULL);
+    size_t at = 0;
+    lst_err err = va_rconn_add(pg->rc, (int)LST_ARRAY_LEN(argv), argv);
+    if (err == LST_OK)
+        err = va_rconn_exec(pg->rc, &at);
+    *out = va_rconn_reply(pg->rc, at);
+    if (err == LST_OK && (*out == NULL || (*out)->type != REDIS_REPLY_ARRAY))
+        err = LST_ERR_REDIS;
+    return err;
 }
 
 static bool after_cursor(const struct va_cursor *c, int64_t score, const char *id)
@@ -456,8 +604,29 @@ static bool after_cursor(const struct va_cursor *c, int64_t score, const char *i
     return score < c->score || (score == c->score && strcmp(id, c->id) < 0);
 }
 
+/* Where the membership checks go: a library pipeline (the live stream) or a read
+ * connection (pages). */
+struct sink {
+    struct lst_redis_pipe *pipe;
+    struct va_rconn *rc;
+    size_t base; /* rc: the reply index of the first check */
+};
+
+static void sink_add(struct sink *k, int argc, const char **argv)
+{
+    if (k->pipe != NULL)
+        lst_redis_pipe_add(k->pipe, argc, argv, NULL);
+    else
+        va_rconn_add(k->rc, argc, argv);
+}
+
+static const redisReply *sink_reply(const struct sink *k, size_t i)
+{
+    return k->pipe != NULL ? lst_redis_pipe_reply(k->pipe, i) : va_rconn_reply(k->rc, k->base + i);
+}
+
 /* Queues the membership checks of one item; returns how many commands were queued. */
-static size_t queue_checks(struct page *pg, struct lst_redis_pipe *p, const char *id)
+static size_t queue_checks(struct page *pg, struct sink *p, const char *id)
 {
     size_t n = 0;
     for (size_t c = 0; c < pg->nchecks; c++) {
@@ -467,7 +636,7 @@ static size_t queue_checks(struct page *pg, struct lst_redis_pipe *p, const char
                                                            : pg->checks[c].single;
             va_lkey(pg->ctx, &pg->tmp, "x:%s:%s", pg->checks[c].dim, val);
             const char *argv[] = {"ZSCORE", pg->tmp.data, id};
-            lst_redis_pipe_add(p, 3, argv, NULL);
+            sink_add(p, 3, argv);
             n++;
         }
     }
@@ -475,14 +644,14 @@ static size_t queue_checks(struct page *pg, struct lst_redis_pipe *p, const char
 }
 
 /* True when for every check at least one of its values holds the item. */
-static bool checks_pass(struct page *pg, struct lst_redis_pipe *p, size_t *at)
+static bool checks_pass(struct page *pg, const struct sink *p, size_t *at)
 {
     bool all = true;
     for (size_t c = 0; c < pg->nchecks; c++) {
         size_t nv = pg->checks[c].values != NULL ? pg->checks[c].values->len : 1;
         bool any = false;
         for (size_t v = 0; v < nv; v++) {
-            const redisReply *r = lst_redis_pipe_reply(p, (*at)++);
+            const redisReply *r = sink_reply(p, (*at)++);
             any = any || (r != NULL && r->type == REDIS_REPLY_STRING);
         }
         all = all && any;
@@ -493,41 +662,49 @@ static bool checks_pass(struct page *pg, struct lst_redis_pipe *p, size_t *at)
 static void recipient_json(struct lst_buf *b, const char *state_json, bool rroff,
                            enum va_readvis vis);
 
-/* Examines the entries of one batch reply (pairs id, score). */
+/* <ledger prefix><kind><id> into pg->tmp, without a format string: ~100 keys per page. */
+static void item_key(struct page *pg, const char *kind, const char *id)
+{
+    lst_buf_reset(&pg->tmp);
+    lst_buf_puts(&pg->tmp, pg->ctx->cfg.ledger_prefix);
+    lst_buf_puts(&pg->tmp, kind);
+    lst_buf_puts(&pg->tmp, id);
+}
+
+/* Examines the entries of one batch reply (pairs id, score): their hashes (and the
+ * recipient's state) and the remaining membership checks in one round trip. */
 static lst_err examine(struct page *pg, const redisReply *batch, const struct va_cursor *cur)
 {
-    struct lst_redis_pipe *hp = NULL, *cp = NULL;
-    size_t n = batch->elements / 2;
-    lst_err err = lst_redis_pipe_create(&hp);
-    if (err == LST_OK)
-        err = lst_redis_pipe_create(&cp);
+    size_t n = batch->elements / 2, per = pg->recipient != NULL ? 2 : 1, first = 0;
+    struct sink checks = {.rc = pg->rc};
+    lst_err err = LST_OK;
     bool *take = calloc(n ? n : 1, sizeof(*take));
-    if (err == LST_OK && take == NULL)
-        err = LST_ERR_NOMEM;
-    for (size_t i = 0; i < n && err == LST_OK; i++) {
+    if (take == NULL)
+        return LST_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
         const char *id = batch->element[2 * i]->str;
         int64_t score = 0;
         lst_parse_i64(batch->element[2 * i + 1]->str, INT64_MIN, INT64_MAX, &score);
         take[i] = after_cursor(cur, score, id);
-        va_lkey(pg->ctx, &pg->tmp, "m:%s", id);
+        item_key(pg, "m:", id);
         const char *argv[] = {"HGETALL", pg->tmp.data};
-        lst_redis_pipe_add(hp, 2, argv, NULL);
+        va_rconn_add(pg->rc, 2, argv);
         if (pg->recipient != NULL) {
-            va_lkey(pg->ctx, &pg->tmp, "r:%s", id);
+            item_key(pg, "r:", id);
             const char *rv[] = {"HGET", pg->tmp.data, pg->recipient};
-            lst_redis_pipe_add(hp, 3, rv, NULL);
+            va_rconn_add(pg->rc, 3, rv);
         }
-        queue_checks(pg, cp, id);
     }
-    size_t per = pg->recipient != NULL ? 2 : 1;
-    if (err == LST_OK && n > 0)
-        err = lst_redis_pipe_exec(pg->ctx->svc->redis, hp);
-    if (err == LST_OK && n > 0 && lst_redis_pipe_len(cp) > 0)
-        err = lst_redis_pipe_exec(pg->ctx->svc->redis, cp);
+    for (size_t i = 0; i < n; i++)
+        queue_checks(pg, &checks, batch->element[2 * i]->str);
+    if (n > 0)
+        err = va_rconn_exec(pg->rc, &first);
+    checks.base = first + per * n;
     size_t at = 0;
     for (size_t i = 0; i < n && err == LST_OK; i++) {
-        const redisReply *h = lst_redis_pipe_reply(hp, per * i);
-        bool ok = checks_pass(pg, cp, &at) && take[i] && hash_matches(pg->f, h);
+        struct hview h;
+        hview_of(va_rconn_reply(pg->rc, first + per * i), &h);
+        bool ok = checks_pass(pg, &checks, &at) && take[i] && hash_matches(pg->f, &h);
         if (!take[i])
             continue;
         if (pg->count >= pg->limit)
@@ -540,14 +717,14 @@ static lst_err examine(struct page *pg, const redisReply *batch, const struct va
             continue;
         if (pg->count > 0)
             lst_buf_puts(&pg->items, ",");
-        va_item_json_vis(&pg->items, h, &pg->ctx->readvis);
+        item_json(&pg->items, &h, &pg->ctx->readvis);
         if (pg->recipient != NULL) {
-            const redisReply *st = lst_redis_pipe_reply(hp, per * i + 1);
+            const redisReply *st = va_rconn_reply(pg->rc, first + per * i + 1);
             if (st != NULL && st->type == REDIS_REPLY_STRING) {
                 pg->items.len--; /* reopen the object */
                 lst_buf_puts(&pg->items, ",\"recipient_status\":");
                 recipient_json(&pg->items, st->str, false,
-                               va_readvis_of(&pg->ctx->readvis, hget(h, "cat")));
+                               va_readvis_of(&pg->ctx->readvis, h.v[IF_CAT]));
                 lst_buf_puts(&pg->items, "}");
             }
         }
@@ -555,8 +732,6 @@ static lst_err examine(struct page *pg, const redisReply *batch, const struct va
         pg->last_out = pg->last;
     }
     free(take);
-    lst_redis_pipe_destroy(hp);
-    lst_redis_pipe_destroy(cp);
     return err;
 }
 
@@ -566,31 +741,59 @@ static lst_err run_page(struct page *pg, const struct va_cursor *start)
     int64_t offset = 0;
     lst_err err = LST_OK;
     while (pg->count < pg->limit && !pg->end && pg->scanned < pg->ctx->cfg.scan_max) {
-        redisReply *batch = NULL;
-        err = fetch(pg, &cur, offset, &batch);
+        const redisReply *batch = NULL;
+        int64_t want = batch_size(pg);
+        err = fetch(pg, &cur, offset, want, &batch);
         if (err != LST_OK)
             break;
-        if (batch->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(batch);
-            err = LST_ERR_REDIS;
-            break;
-        }
         int64_t before = pg->scanned;
         err = examine(pg, batch, &cur);
-        pg->end = batch->elements / 2 < BATCH;
+        pg->end = (int64_t)(batch->elements / 2) < want;
         if (err == LST_OK && pg->scanned == before && !pg->end) {
-            offset += BATCH; /* a whole batch at the cursor's score was before the cursor */
+            offset += want; /* a whole batch at the cursor's score was before the cursor */
         } else if (pg->last.set) {
             cur = pg->last;
             offset = 0;
         }
         if (pg->count >= pg->limit && batch->elements / 2 > 0)
             pg->end = false;
-        freeReplyObject(batch);
         if (err != LST_OK)
             break;
     }
     return err;
+}
+
+/* One page on one read connection. A connection that failed (Redis restarted, a timeout)
+ * is dropped, so the page runs once more from the start on a fresh one: pages only read. */
+static lst_err run_page_conn(struct page *pg, const struct va_cursor *cur)
+{
+    lst_err err = LST_ERR_REDIS;
+    for (int attempt = 0; attempt < 2 && err == LST_ERR_REDIS; attempt++) {
+        pg->rc = va_read_conn(pg->ctx);
+        pg->count = pg->scanned = 0;
+        memset(&pg->last, 0, sizeof(pg->last));
+        memset(&pg->last_out, 0, sizeof(pg->last_out));
+        pg->end = false;
+        lst_buf_reset(&pg->items);
+        err = va_rconn_begin(pg->rc);
+        if (err != LST_OK)
+            continue;
+        err = run_page(pg, cur);
+        va_rconn_end(pg->rc);
+    }
+    return err;
+}
+
+/* Which filters the driving index (with its category family) does not already satisfy. */
+static void classify(struct page *pg)
+{
+    const struct va_filter *f = pg->f;
+    bool rest = pg->nchecks > 0 || f->q != NULL || f->categories.len > 1 ||
+                (f->kinds.len > 0 && !(f->kinds.len == 1 && strcmp(pg->d.dim, "kind") == 0)) ||
+                (f->dir != NULL && strcmp(pg->d.dim, "dir") != 0) ||
+                (f->status == VA_ST_UNREAD && f->readvis != NULL);
+    pg->exact = !rest && f->hidden.len == 0;
+    pg->hidden = !rest && f->hidden.len > 0;
 }
 
 lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const struct va_cursor *cur,
@@ -603,9 +806,10 @@ lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const stru
     lst_buf_init(&pg.items);
     pg.d = choose(f, recipient);
     pg.nchecks = member_checks(f, &pg.d, pg.checks);
+    classify(&pg);
     err = driver_key(ctx, f, &pg.d, &pg.key);
     if (err == LST_OK)
-        err = run_page(&pg, cur);
+        err = run_page_conn(&pg, cur);
     if (err == LST_OK) {
         lst_buf_puts(out, "{\"items\":[");
         lst_buf_append(out, pg.items.data ? pg.items.data : "", pg.items.len);
@@ -701,10 +905,10 @@ void va_recipient_json_vis(struct lst_buf *b, const char *state_json, bool rroff
 
 /* ---- the live stream's check (stream.c) ---- */
 
-static bool time_matches(const struct va_filter *f, const redisReply *h)
+static bool time_matches(const struct va_filter *f, const struct hview *h)
 {
     int64_t at = 0;
-    const char *v = hget(h, "at");
+    const char *v = h->v[IF_AT];
     if (!f->has_from && !f->has_to)
         return true;
     if (v == NULL || lst_parse_i64(v, INT64_MIN, INT64_MAX, &at) != LST_OK)
@@ -716,31 +920,32 @@ lst_err va_feed_match(struct view_api *ctx, const struct va_filter *f, const cha
                       size_t n, bool *match, struct lst_redis_pipe **hashes)
 {
     struct page pg = {.ctx = ctx, .f = f, .d = {"all", NULL}};
-    struct lst_redis_pipe *cp = NULL;
+    struct sink checks = {0};
     lst_err err;
     *hashes = NULL;
     lst_buf_init(&pg.tmp);
     pg.nchecks = member_checks(f, &pg.d, pg.checks);
     err = lst_redis_pipe_create(hashes);
     if (err == LST_OK)
-        err = lst_redis_pipe_create(&cp);
+        err = lst_redis_pipe_create(&checks.pipe);
     for (size_t i = 0; i < n && err == LST_OK; i++) {
         va_lkey(ctx, &pg.tmp, "m:%s", ids[i]);
         const char *argv[] = {"HGETALL", pg.tmp.data};
         err = lst_redis_pipe_add(*hashes, 2, argv, NULL);
-        queue_checks(&pg, cp, ids[i]);
+        queue_checks(&pg, &checks, ids[i]);
     }
     if (err == LST_OK && n > 0)
         err = lst_redis_pipe_exec(ctx->svc->redis, *hashes);
-    if (err == LST_OK && n > 0 && lst_redis_pipe_len(cp) > 0)
-        err = lst_redis_pipe_exec(ctx->svc->redis, cp);
+    if (err == LST_OK && n > 0 && lst_redis_pipe_len(checks.pipe) > 0)
+        err = lst_redis_pipe_exec(ctx->svc->redis, checks.pipe);
     size_t at = 0;
     for (size_t i = 0; i < n && err == LST_OK; i++) {
-        const redisReply *h = lst_redis_pipe_reply(*hashes, i);
-        bool members = checks_pass(&pg, cp, &at);
-        match[i] = members && hash_matches(f, h) && time_matches(f, h);
+        struct hview h;
+        hview_of(lst_redis_pipe_reply(*hashes, i), &h);
+        bool members = checks_pass(&pg, &checks, &at);
+        match[i] = members && hash_matches(f, &h) && time_matches(f, &h);
     }
-    lst_redis_pipe_destroy(cp);
+    lst_redis_pipe_destroy(checks.pipe);
     lst_buf_cleanup(&pg.tmp);
     if (err != LST_OK) {
         lst_redis_pipe_destroy(*hashes);

@@ -79,6 +79,20 @@ static lst_err topics(struct view_api *ctx)
     return err;
 }
 
+/* The read paths' connections (rconn.c; they connect on first use). */
+static lst_err read_conns(struct view_api *ctx)
+{
+    lst_err err = LST_OK;
+    for (size_t i = 0; i < VA_READ_CONNS && err == LST_OK; i++)
+        err = va_rconn_create(&ctx->cfg.common, &ctx->read_conns[i]);
+    return err;
+}
+
+struct va_rconn *va_read_conn(struct view_api *ctx)
+{
+    return ctx->read_conns[atomic_fetch_add(&ctx->read_next, 1u) % VA_READ_CONNS];
+}
+
 lst_err view_api_create(struct view_api *ctx, int port_override)
 {
     lst_err err = load_access(ctx);
@@ -103,7 +117,9 @@ lst_err view_api_create(struct view_api *ctx, int port_override)
          * one each */
         .max_connections = 128 + (unsigned)ctx->cfg.max_streams,
     };
-    err = lst_service_start(&opts, &ctx->svc);
+    err = read_conns(ctx);
+    if (err == LST_OK)
+        err = lst_service_start(&opts, &ctx->svc);
 out:
     if (err != LST_OK)
         view_api_destroy(ctx);
@@ -114,6 +130,10 @@ void view_api_destroy(struct view_api *ctx)
 {
     lst_service_destroy(ctx->svc);
     ctx->svc = NULL;
+    for (size_t i = 0; i < VA_READ_CONNS; i++) {
+        va_rconn_destroy(ctx->read_conns[i]);
+        ctx->read_conns[i] = NULL;
+    }
     lst_blobstore_destroy(ctx->blobs);
     ctx->blobs = NULL;
     va_balance_destroy(ctx->balance);

@@ -160,6 +160,8 @@ bool va_readvis_filter(const struct va_readvis_cfg *c, struct va_filter *f, stru
 
 /* ---- the context (view_api.c) ---- */
 
+#define VA_READ_CONNS 4
+
 struct view_api {
     struct view_api_config cfg;
     struct lst_service *svc;
@@ -175,7 +177,29 @@ struct view_api {
     struct va_balance *balance;    /* the cached Gateway balance (credits.c) */
     struct va_readvis_cfg readvis; /* LST_VIEW_READ_VISIBILITY, read-only after create */
     atomic_int streams;            /* open live streams (stream.c) */
+    /* The read paths' Redis connections (rconn.c), picked round robin. */
+    struct va_rconn *read_conns[VA_READ_CONNS];
+    atomic_uint read_next;
 };
+
+/* ---- the read paths' Redis connections (rconn.c) ---- */
+
+/* A connection of its own with replies built in an arena (no allocation per reply element)
+ * and its own lock. Use: begin (locks, connects if needed, empties the arena), add commands,
+ * exec (reads every queued reply; *first is the index of the first), reply(i) (borrowed until
+ * end), more add/exec rounds, end (unlocks). After a failure the connection is dropped and
+ * the next begin connects again. */
+struct va_rconn;
+lst_err va_rconn_create(const struct lst_common_config *c, struct va_rconn **out);
+void va_rconn_destroy(struct va_rconn *rc);
+lst_err va_rconn_begin(struct va_rconn *rc);
+lst_err va_rconn_add(struct va_rconn *rc, int argc, const char **argv);
+lst_err va_rconn_exec(struct va_rconn *rc, size_t *first);
+const redisReply *va_rconn_reply(const struct va_rconn *rc, size_t i);
+void va_rconn_end(struct va_rconn *rc);
+
+/* The read connection for one request (round robin). */
+struct va_rconn *va_read_conn(struct view_api *ctx);
 
 /* Loads tokens and CORS origins, opens the blob store, starts the service with the routes.
  * port_override >= 0 replaces cfg.http_port (0: an ephemeral port, see view_api_port; tests);
@@ -340,6 +364,8 @@ enum va_status_filter { VA_ST_ANY = 0, VA_ST_FAILED, VA_ST_UNREAD, VA_ST_UNDELIV
 struct va_filter {
     const char *dir; /* "in" | "out" | NULL */
     struct lst_strv kinds, categories, hidden, employees, departments, vehicles, dispatchers;
+    struct lst_strv tags;   /* tag= */
+    struct lst_strv depots; /* depot=<d> as the tags depot:<d> (its own AND-ed filter) */
     enum va_status_filter status;
     bool has_from, has_to;
     int64_t from, to; /* ms, inclusive */

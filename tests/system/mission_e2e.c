@@ -21,10 +21,13 @@
  *      unknown to Threema, failed capability_missing for a text-only phone and the photo; the
  *      per-state counts and read_unknown match; timestamps and Threema message IDs present.
  *   4. dispatcher B (bernd), after two more sends (info to two Bremen drivers by A, info to
- *      Kühllogistik of Kiel by B), saves a view hiding category dispo and filtering department
- *      Kühllogistik (the timeline has no depot filter): GET /api/timeline?view= shows exactly
- *      [info-to-Kühllogistik, photo], newest first; the same as plain parameters; each half
- *      alone; A does not see B's unshared view (404).
+ *      Kühllogistik of Kiel by B), hides category dispo and filters to depot Kiel-Wellsee
+ *      (depot=, the ledger's tag index x:tag:depot:<depot>): exactly the info to Kiel and the
+ *      shift photo (when the shift has a Kiel driver), newest first; the depot alone adds the
+ *      dispo text when it went to a Kiel driver. B's saved view hiding dispo and filtering
+ *      department Kühllogistik (saved views cannot hold a depot: lst.views has no field for
+ *      it) shows exactly [info-to-Kühllogistik, photo]; the same as plain parameters; each
+ *      half alone; the view plus depot= narrows it; A does not see B's unshared view (404).
  *   5. the replier (his Threema ID is in the export) answers with a text, then a photo; his
  *      history shows both, the shift photo and the text, newest first, each outgoing one with
  *      his own state, the photo with its blob in the company blob store, both replies linked to
@@ -61,6 +64,7 @@
 #define TEXT_DEPOT   "Lübeck-Genin"
 #define PHOTO_SHIFT  "Tagdienst"
 #define VIEW_DEP     "Kühllogistik"
+#define VIEW_DEPOT   "Kiel-Wellsee"
 #define TOK_A        "mission-dispatcher-anna-7f3a"
 #define TOK_B        "mission-dispatcher-bernd-91c2"
 #define TOK_ADMIN    "mission-admin-erp-5d08"
@@ -834,6 +838,39 @@ static void send_infos(void)
     CHECK(poll_until(exists, path, 30000));
 }
 
+static bool to_depot(const struct msg *m, const char *depot)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        if (strcmp(m->to[i]->depot, depot) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The view: one category hidden, one depot. */
+static void test_depot_view(const char *view_query)
+{
+    char ids[1024], want[256], query[320];
+    bool photo = to_depot(&X.photo, VIEW_DEPOT), text = to_depot(&X.text, VIEW_DEPOT);
+    snprintf(want, sizeof(want), "%s%s%s", X.info_b, photo ? "," : "", photo ? X.photo.id : "");
+    CHECK_EQ(timeline_ids(TOK_B, "&hidden=dispo&depot=" VIEW_DEPOT, ids, sizeof(ids)), 200);
+    if (strcmp(ids, want) != 0)
+        fprintf(stderr, "depot view: %s, want %s\n", ids, want);
+    CHECK_STREQ(ids, want);
+    /* the same as the tag it stands for; without hiding, the dispo text too if it went there */
+    CHECK_EQ(timeline_ids(TOK_B, "&hidden=dispo&tag=depot:" VIEW_DEPOT, ids, sizeof(ids)), 200);
+    CHECK_STREQ(ids, want);
+    size_t len = strlen(want);
+    snprintf(want + len, sizeof(want) - len, "%s%s", text ? "," : "", text ? X.text.id : "");
+    CHECK_EQ(timeline_ids(TOK_B, "&depot=" VIEW_DEPOT, ids, sizeof(ids)), 200);
+    CHECK_STREQ(ids, want);
+    /* B's saved view (department Kühllogistik, dispo hidden) narrowed to the depot */
+    snprintf(query, sizeof(query), "%s&depot=%s", view_query, VIEW_DEPOT);
+    snprintf(want, sizeof(want), "%s%s%s", X.info_b, photo ? "," : "", photo ? X.photo.id : "");
+    CHECK_EQ(timeline_ids(TOK_B, query, ids, sizeof(ids)), 200);
+    CHECK_STREQ(ids, want);
+}
+
 static char view_path[160];
 
 static void test_view(void)
@@ -867,6 +904,7 @@ static void test_view(void)
     snprintf(want, sizeof(want), "%s,%s,%s", X.info_b, X.info_a, X.photo.id);
     CHECK_EQ(timeline_ids(TOK_B, "&hidden=dispo", ids, sizeof(ids)), 200);
     CHECK_STREQ(ids, want);
+    test_depot_view(query);
     /* A's view of the same view ID: not shared, so not visible. */
     CHECK_EQ(timeline_ids(TOK_A, query, ids, sizeof(ids)), 404);
 }

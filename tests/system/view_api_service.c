@@ -34,8 +34,18 @@ static void seed(void)
         "{\"st\":\"read\",\"q\":1000,\"s\":1001,\"d\":1002,\"r\":1003,\"tm\":\"0011223344556677\"}",
         "{\"st\":\"failed\",\"q\":1000,\"f\":1005,\"fc\":\"lookup_not_found\",\"fr\":\"no ID\"}");
     rcmd(&H, "ZADD lst:lg:rep:" M1 " 2000 " I1);
-    const char *m1ix[] = {"all",    "dir:out",         "kind:text",      "disp:anna", "emp:E1",
-                          "emp:E2", "dep:Fernverkehr", "dep:Nahverkehr", "st:failed"};
+    const char *m1ix[] = {"all",
+                          "dir:out",
+                          "kind:text",
+                          "disp:anna",
+                          "emp:E1",
+                          "emp:E2",
+                          "dep:Fernverkehr",
+                          "dep:Nahverkehr",
+                          "st:failed",
+                          "tag:depot:Hamburg",
+                          "tag:fernverkehr",
+                          "tag:nahverkehr"};
     for (size_t i = 0; i < LST_ARRAY_LEN(m1ix); i++)
         seed_ix(&H, M1, 1000, "dispo", m1ix[i]);
 
@@ -43,7 +53,14 @@ static void seed(void)
          "HSET lst:lg:m:" I1 " id " I1 " dir in at 2000 cat inbox kind text text %s eid E1 "
          "from ABCDEFGH dep Fernverkehr veh HH-1 reply_to " M1,
          "Stau auf der A7");
-    const char *i1ix[] = {"all", "dir:in", "kind:text", "emp:E1", "dep:Fernverkehr", "veh:HH-1"};
+    const char *i1ix[] = {"all",
+                          "dir:in",
+                          "kind:text",
+                          "emp:E1",
+                          "dep:Fernverkehr",
+                          "veh:HH-1",
+                          "tag:depot:Hamburg",
+                          "tag:fernverkehr"};
     for (size_t i = 0; i < LST_ARRAY_LEN(i1ix); i++)
         seed_ix(&H, I1, 2000, "inbox", i1ix[i]);
 
@@ -53,8 +70,9 @@ static void seed(void)
          "Kantine geschlossen");
     rcmd(&H, "HSET lst:lg:r:" M2 " E2 %s", "{\"st\":\"delivered\",\"q\":3000,\"d\":3005}");
     rcmd(&H, "SADD lst:lg:rroff E2");
-    const char *m2ix[] = {"all",    "dir:out",        "kind:text", "disp:bob",
-                          "emp:E2", "dep:Nahverkehr", "st:unread"};
+    const char *m2ix[] = {"all",           "dir:out",        "kind:text", "disp:bob",
+                          "emp:E2",        "dep:Nahverkehr", "st:unread", "tag:depot:Hamburg",
+                          "tag:nahverkehr"};
     for (size_t i = 0; i < LST_ARRAY_LEN(m2ix); i++)
         seed_ix(&H, M2, 3000, "info", m2ix[i]);
 }
@@ -271,6 +289,17 @@ static void test_timeline(void)
     expect_ids("/api/timeline?department=Fernverkehr&direction=out", M1);
     expect_ids("/api/timeline?department=Nahverkehr,Fernverkehr&hidden=inbox", M2 "," M1);
     expect_ids("/api/timeline?vehicle=HH-1", I1);
+    /* tags (x:tag:<tag>) and depots (the tag depot:<d>); across parameters AND, within any */
+    expect_ids("/api/timeline?depot=Hamburg", M2 "," I1 "," M1);
+    expect_ids("/api/timeline?depot=Hamburg&hidden=info", I1 "," M1);
+    expect_ids("/api/timeline?depot=Bremen", "");
+    expect_ids("/api/timeline?depot=Bremen,Hamburg&direction=out", M2 "," M1);
+    expect_ids("/api/timeline?tag=fernverkehr", I1 "," M1);
+    expect_ids("/api/timeline?tag=depot:Hamburg&category=info", M2);
+    expect_ids("/api/timeline?tag=nahverkehr,fernverkehr&direction=out", M2 "," M1);
+    expect_ids("/api/timeline?depot=Hamburg&tag=fernverkehr", I1 "," M1);
+    expect_ids("/api/timeline?depot=Hamburg&tag=nahverkehr&department=Fernverkehr", M1);
+    expect_ids("/api/timeline?depot=Hamburg&employee=E2&hidden=dispo", M2);
     expect_ids("/api/timeline?dispatcher=bob", M2);
     expect_ids("/api/timeline?employee=E2", M2 "," M1);
     expect_ids("/api/timeline?employee=E1,E2&direction=in", I1);
@@ -314,6 +343,9 @@ static void test_timeline(void)
     http_result_cleanup(&r);
     expect_400("/api/timeline?direction=sideways");
     expect_400("/api/timeline?status=bogus");
+    expect_400("/api/timeline?depot=");
+    expect_400("/api/timeline?tag=a,,b");
+    expect_400("/api/timeline?depot=0123456789012345678901234567890123456789012345678901234567890");
     expect_400("/api/timeline?from=yesterday");
     expect_400("/api/timeline?from=5000&to=1000");
     expect_400("/api/timeline?type=Text");
