@@ -8,7 +8,9 @@
 # folder, creates topics with a fresh prefix, produces MESSAGES dispatch messages (default
 # 20000, --quick 2000) of 38 records each (message, 10 outbound, 10 sent, 10 delivered and 7
 # read receipts), starts the ledger and measures until every record is applied. Prints the
-# rate and Redis's memory for the projections.
+# rate and Redis's memory for the projections. BENCH_LEDGER_STATS=1 adds Redis's per-command
+# statistics, BENCH_LEDGER_PERF=1 a perf profile of Redis and the ledger
+# (BENCH_LEDGER_PERF=<existing dir> also keeps the perf.data files there).
 set -uo pipefail
 BUILD=${1:?usage: bench/ledger/run.sh BUILD_DIR [--quick] [MESSAGES]}
 QUICK=${2:-}
@@ -59,6 +61,13 @@ records=$("$BENCH" produce "$MESSAGES") || { echo "produce failed"; exit 1; }
 echo "bench ledger: $records records in Kafka; starting the ledger"
 LST_HTTP_PORT=$(free_port) "$BUILD/services/ledger/ledger" >"$WORK/ledger.log" 2>&1 &
 ledger_pid=$!
+perf_pids=()
+if [ -n "${BENCH_LEDGER_PERF:-}" ]; then # profiles of Redis and the ledger while they work
+    for who in redis:$redis_pid ledger:$ledger_pid; do
+        perf record -g -o "$WORK/${who%%:*}.perf" -p "${who#*:}" >/dev/null 2>&1 &
+        perf_pids+=($!)
+    done
+fi
 "$BENCH" wait "$records" 600 || { tail -n 20 "$WORK/ledger.log"; exit 1; }
 cpu() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat"; }
 rcpu=$(redis-cli -p "$LST_REDIS_PORT" INFO cpu | tr -d '\r' | awk -F: '/^used_cpu_(sys|user):/ {s += $2} END {printf "%.2f", s}')
@@ -66,6 +75,17 @@ echo "bench ledger: CPU seconds used: ledger $(cpu "$ledger_pid"), redis-server 
 if [ -n "${BENCH_LEDGER_STATS:-}" ]; then # where Redis spends its time, by command
     redis-cli -p "$LST_REDIS_PORT" INFO commandstats | tr -d '\r' | grep '^cmdstat' |
         sed 's/cmdstat_//; s/:calls=/ calls=/' | sort -t= -k3 -n -r | head -n 20
+fi
+if [ ${#perf_pids[@]} -gt 0 ]; then
+    kill -INT "${perf_pids[@]}" 2>/dev/null
+    wait "${perf_pids[@]}" 2>/dev/null
+    for who in redis ledger; do
+        [ -f "$WORK/$who.perf" ] || continue
+        echo "bench ledger: profile of $who (self time, top 25)"
+        perf report -i "$WORK/$who.perf" --no-children --sort sym -g none --percent-limit 0.7 \
+            2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 25
+        [ -d "$BENCH_LEDGER_PERF" ] && cp "$WORK/$who.perf" "$BENCH_LEDGER_PERF/"
+    done
 fi
 mem=$(redis-cli -p "$LST_REDIS_PORT" INFO memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}')
 keys=$(redis-cli -p "$LST_REDIS_PORT" DBSIZE)

@@ -66,6 +66,7 @@ static lst_err message_args(struct ledger_core *c, const struct lst_message *m)
     ledger_args_set_i64(a, count_at, n);
     strv_args(a, &m->audience.selector.departments);
     strv_args(a, &m->audience.selector.vehicles);
+    strv_args(a, &m->audience.selector.tags);
     for (size_t i = 0; i < m->audience.recipients.len; i++)
         ledger_args_str(a, m->audience.recipients.items[i]);
     return lst_buf_failed(&a->buf) || lst_buf_failed(&c->tmp) ? LST_ERR_NOMEM : LST_OK;

@@ -514,6 +514,122 @@ static void test_inbound_directory_replies(void)
     fx_stop(&f);
 }
 
+/* ---- department, vehicle and tag indexes follow the directory
+ * ------------------------------------------------------- */
+
+static void dims_employee(struct fx *f, int32_t p, const char *eid, const char *dep,
+                          const char *tid, const char *const *tags, size_t ntags, int64_t at)
+{
+    struct lst_employee e = {0};
+    e.employee_id = lrec_dup(eid);
+    e.name = lrec_dup(eid);
+    e.department = lrec_dup(dep);
+    e.threema_id = lrec_dup(tid);
+    e.active = true;
+    e.updated_at = at;
+    e.source = lrec_dup("erp");
+    for (size_t i = 0; i < ntags; i++)
+        lst_strv_push(&e.tags, tags[i]);
+    lst_employee_encode(&e, &f->rec);
+    lst_employee_cleanup(&e);
+    CHECK_EQ(feed(f, LEDGER_T_EMPLOYEES, p, eid), LEDGER_APPLIED);
+}
+
+/* A message to rcpt; sel_dep/sel_tag (NULL: none) are the selector's criteria. */
+static void dims_message(struct fx *f, const char *mid, const char *const *rcpt, size_t n,
+                         const char *sel_dep, const char *sel_tag, int64_t at)
+{
+    struct lst_message m = {0};
+    m.message_id = lrec_dup(mid);
+    m.created_at = at;
+    m.dispatcher = lrec_dup("disp1");
+    m.category = lrec_dup("tour");
+    m.idempotency_key = lrec_dup(mid);
+    m.content.kind = LST_CONTENT_TEXT;
+    m.content.text = lrec_dup("Abfahrt 6 Uhr");
+    for (size_t i = 0; i < n; i++)
+        lst_strv_push(&m.audience.recipients, rcpt[i]);
+    if (sel_dep != NULL)
+        lst_strv_push(&m.audience.selector.departments, sel_dep);
+    if (sel_tag != NULL)
+        lst_strv_push(&m.audience.selector.tags, sel_tag);
+    lst_message_encode(&m, &f->rec);
+    lst_message_cleanup(&m);
+    CHECK_EQ(feed(f, LEDGER_T_MESSAGE, 0, mid), LEDGER_APPLIED);
+}
+
+static bool in_index(struct fx *f, const char *key, const char *id)
+{
+    char k[128];
+    snprintf(k, sizeof(k), "lst:lg:%s", key);
+    return cmd(f, "ZSCORE %s %s", k, id)[0] != '\0';
+}
+
+static void test_directory_change_moves_history(void)
+{
+    struct fx f;
+    char m1[27], m2[27], m3[27];
+    const char *both[] = {"E1", "E2"}, *one[] = {"E1"};
+    const char *t1[] = {"driver", "depot:Hannover-Lahe", "shift:early"};
+    const char *t2[] = {"driver", "depot:Hannover-Lahe"};
+    const char *t1b[] = {"driver", "depot:Celle", "shift:late"};
+    const char *in = "DRV00001:00000000000000d1";
+
+    REQUIRE(fx_start(&f, 3));
+    dims_employee(&f, 0, "E1", "A", "DRV00001", t1, 3, T0);
+    dims_employee(&f, 1, "E2", "A", "DRV00002", t2, 2, T0);
+    lrec_mid(m1, T0 + 1000, 1);
+    lrec_mid(m2, T0 + 2000, 2);
+    lrec_mid(m3, T0 + 3000, 3);
+    dims_message(&f, m1, both, 2, NULL, NULL, T0 + 1000);
+    dims_message(&f, m2, one, 1, NULL, NULL, T0 + 2000);
+    dims_message(&f, m3, one, 1, "A", "shift:early", T0 + 3000);
+    lrec_text_in(&f.rec, "DRV00001", "00000000000000d1", "bin da", T0 + 4000);
+    CHECK_EQ(feed(&f, LEDGER_T_INBOUND, 0, "DRV00001"), LEDGER_APPLIED);
+
+    /* the tag indexes, as the department's: items to/from employees with the tag */
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:tag:depot:Hannover-Lahe", NULL), 4);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:xc:tour:tag:depot:Hannover-Lahe", NULL), 3);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:xc:inbox:tag:depot:Hannover-Lahe", NULL), 1);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:tag:shift:early", NULL), 4);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:dep:A", NULL), 4);
+
+    /* E1 moves to department B, depot Celle, the late shift */
+    dims_employee(&f, 0, "E1", "B", "DRV00001", t1b, 3, T0 + 10000);
+    /* A keeps m1 (E2 is still in A) and m3 (its selector named A) */
+    CHECK(in_index(&f, "x:dep:A", m1));
+    CHECK(!in_index(&f, "x:dep:A", m2));
+    CHECK(in_index(&f, "x:dep:A", m3));
+    CHECK(!in_index(&f, "x:dep:A", in));
+    CHECK(!in_index(&f, "xc:tour:dep:A", m2));
+    CHECK(!in_index(&f, "xc:inbox:dep:A", in));
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:dep:B", NULL), 4);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:xc:tour:dep:B", NULL), 3);
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", in, "dep"), "B");
+    /* Hannover-Lahe keeps m1 only (E2); shift:early keeps m3 only (the selector) */
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:tag:depot:Hannover-Lahe", NULL), 1);
+    CHECK(in_index(&f, "x:tag:depot:Hannover-Lahe", m1));
+    CHECK(in_index(&f, "xc:tour:tag:depot:Hannover-Lahe", m1));
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:xc:inbox:tag:depot:Hannover-Lahe", NULL), 0);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:tag:shift:early", NULL), 1);
+    CHECK(in_index(&f, "x:tag:shift:early", m3));
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:tag:depot:Celle", NULL), 4);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:tag:shift:late", NULL), 4);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:tag:driver", NULL), 4);
+    /* an older record of E1 changes nothing */
+    dims_employee(&f, 0, "E1", "A", "DRV00001", t1, 3, T0 + 5000);
+    CHECK(!in_index(&f, "x:dep:A", m2));
+
+    /* erasing E2: nothing justifies m1 under A or Hannover-Lahe any more */
+    CHECK_EQ(feed_raw(&f, LEDGER_T_EMPLOYEES, 1, "E2", NULL, 0), LEDGER_APPLIED);
+    CHECK(!in_index(&f, "x:dep:A", m1));
+    CHECK(in_index(&f, "x:dep:A", m3));
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:x:tag:depot:Hannover-Lahe", NULL), 0);
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:xc:tour:tag:depot:Hannover-Lahe", NULL), 0);
+    CHECK(in_index(&f, "x:tag:driver", m1));
+    fx_stop(&f);
+}
+
 /* ---- watermarks and dead letters
  * ------------------------------------------------------- */
 
@@ -748,5 +864,6 @@ static void test_rules_parse(void)
 
 LST_TEST_MAIN(T(test_rules_parse), T(test_every_order_same_state),
               T(test_monotonic_and_final_states), T(test_read_receipts_off),
-              T(test_inbound_directory_replies), T(test_watermark_gate_and_dlq),
-              T(test_redis_loss_detected), T(test_interleavings_give_identical_projections))
+              T(test_inbound_directory_replies), T(test_directory_change_moves_history),
+              T(test_watermark_gate_and_dlq), T(test_redis_loss_detected),
+              T(test_interleavings_give_identical_projections))

@@ -5,7 +5,8 @@
 -- directory record re-creates them.
 local function erase_inbound(id)
     local mk = P .. 'm:' .. id
-    local h = call('HMGET', mk, 'cat', 'kind', 'eid', 'dep', 'veh', 'reply_to', 'at', 'from')
+    local h = call('HMGET', mk, 'cat', 'kind', 'eid', 'dep', 'veh', 'reply_to', 'at', 'from',
+        'tags')
     local cat = h[1]
     ixrem(id, cat, 'all')
     ixrem(id, cat, 'dir', 'in')
@@ -13,11 +14,8 @@ local function erase_inbound(id)
     if h[3] then
         ixrem(id, cat, 'emp', h[3])
     end
-    if h[4] then
-        ixrem(id, cat, 'dep', h[4])
-    end
-    if h[5] then
-        ixrem(id, cat, 'veh', h[5])
+    for _, d in ipairs(item_dims_in(h[4], h[5], h[9])) do
+        ixrem(id, cat, d[1], d[2])
     end
     if h[6] then
         call('ZREM', P .. 'rep:' .. h[6], id)
@@ -40,29 +38,10 @@ local function scrub_selector(mid, eid)
     call('HSET', mk, 'sel_emps', '[' .. table.concat(keep, ',') .. ']')
 end
 
--- Whether another remaining recipient of mid (or its selector) still puts it under dim:val.
-local function still_indexed(mid, dim, val)
-    if dim == 'dep' then
-        local sel = call('HGET', P .. 'm:' .. mid, 'sel')
-        if sel then
-            for _, d in ipairs(cjson.decode(sel).departments or {}) do
-                if d == val then
-                    return true
-                end
-            end
-        end
-    end
-    for _, other in ipairs(call('HKEYS', P .. 'r:' .. mid)) do
-        if call('HGET', P .. 'emp:' .. other, dim) == val then
-            return true
-        end
-    end
-    return false
-end
-
--- The erased employee's department and vehicle no longer list mid unless others do.
+-- The erased employee's department, vehicle and tags no longer list mid unless something
+-- else does (justified: the selector or a remaining recipient).
 local function unindex_member(mid, dim, val)
-    if val and not still_indexed(mid, dim, val) then
+    if val and not justified(mid, dim, val, nil) then
         ixrem(mid, call('HGET', P .. 'm:' .. mid, 'cat'), dim, val)
     end
 end
@@ -93,7 +72,7 @@ local function apply_employee_erase()
     local eid = ARGV[A]
     local ek = P .. 'emp:' .. eid
     local o = call('HMGET', ek, 'dep', 'veh', 'tid', 'tags')
-    -- first the recipients' states (still_indexed reads the remaining ones)
+    -- first the recipients' states (justified reads the remaining ones)
     local outs = call('ZRANGE', P .. 'e:' .. eid .. ':out', 0, -1)
     for _, mid in ipairs(outs) do
         erase_recipient(mid, eid)
@@ -101,6 +80,9 @@ local function apply_employee_erase()
     for _, mid in ipairs(outs) do
         unindex_member(mid, 'dep', o[1])
         unindex_member(mid, 'veh', o[2])
+        for _, t in ipairs(tags_of(o[4])) do
+            unindex_member(mid, 'tag', t)
+        end
     end
     if o[1] then
         call('SREM', P .. 'emp:dep:' .. o[1], eid)

@@ -11,6 +11,7 @@ local APPLY = {[0] = apply_skip, apply_outbound, apply_sent, apply_receipt, appl
                apply_annotation, apply_view}
 local out = {}
 local wms, touched = {}, {} -- watermarks read once per batch, written once at the end
+local credits = {} -- the credits of the events applied, written once at the end
 local i = 3
 while i <= #ARGV do
     local kind = tonumber(ARGV[i])
@@ -26,8 +27,10 @@ while i <= #ARGV do
     elseif wm < PREV then
         out[#out + 1] = 'LGAP watermark ' .. wm .. ' behind ' .. PREV
     else
+        CREDITS = {}
         local ok, err = pcall(APPLY[kind])
         if ok then
+            credits_fold(credits, CREDITS)
             wms[WM_FIELD] = OFF
             touched[WM_FIELD] = ARGV[i + 2]
             out[#out + 1] = 1
@@ -48,4 +51,5 @@ end
 if #flat > 0 then
     call('HSET', P .. 'wm', unpack(flat))
 end
+credits_write(credits)
 return out

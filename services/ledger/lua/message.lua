@@ -1,6 +1,7 @@
 -- lst.message: ARGV[A] message id, [A+1] created_at, [A+2] n key/value pairs for the
 -- message hash, then the pairs, then the count and names of the selector's departments,
--- the count and names of its vehicles, then the recipients (employee IDs) to the end.
+-- the count and names of its vehicles, the count and names of its tags, then the recipients
+-- (employee IDs) to the end.
 local function apply_message()
     local mid, created = ARGV[A], tonumber(ARGV[A + 1])
     local mk = P .. 'm:' .. mid
@@ -36,17 +37,18 @@ local function apply_message()
         ixadd(mid, mt, cat, 'veh', ARGV[j])
     end
     i = i + nveh + 1
+    local ntag = tonumber(ARGV[i])
+    for j = i + 1, i + ntag do
+        ixadd(mid, mt, cat, 'tag', ARGV[j])
+    end
+    i = i + ntag + 1
     for j = i, Z do
         local eid = ARGV[j]
         if not erased(eid) then
             merge_after(mid, eid, {q = created})
             ixadd(mid, mt, cat, 'emp', eid)
-            local e = call('HMGET', P .. 'emp:' .. eid, 'dep', 'veh')
-            if e[1] then
-                ixadd(mid, mt, cat, 'dep', e[1])
-            end
-            if e[2] then
-                ixadd(mid, mt, cat, 'veh', e[2])
+            for _, d in ipairs(emp_dims(eid)) do
+                ixadd(mid, mt, cat, d[1], d[2])
             end
             note_out(eid, mid)
         end

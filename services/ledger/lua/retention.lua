@@ -24,9 +24,11 @@ local function purge_outbound(mid)
     end
     if h[4] then
         local ok, sel = pcall(cjson.decode, h[4])
-        if ok and type(sel) == 'table' and type(sel.departments) == 'table' then
-            for _, d in ipairs(sel.departments) do
-                ixrem(mid, cat, 'dep', d)
+        if ok and type(sel) == 'table' then
+            for dim, list in pairs(SEL_LIST) do
+                for _, v in ipairs(type(sel[list]) == 'table' and sel[list] or {}) do
+                    ixrem(mid, cat, dim, v)
+                end
             end
         end
     end
@@ -34,12 +36,8 @@ local function purge_outbound(mid)
     for i = 1, #r, 2 do
         local eid = r[i]
         ixrem(mid, cat, 'emp', eid)
-        local e = call('HMGET', P .. 'emp:' .. eid, 'dep', 'veh')
-        if e[1] then
-            ixrem(mid, cat, 'dep', e[1])
-        end
-        if e[2] then
-            ixrem(mid, cat, 'veh', e[2])
+        for _, d in ipairs(emp_dims(eid)) do
+            ixrem(mid, cat, d[1], d[2])
         end
         for _, k in ipairs({'out', 'dl', 'rd'}) do
             call('ZREM', P .. 'e:' .. eid .. ':' .. k, mid)
