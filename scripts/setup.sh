@@ -52,7 +52,7 @@ done_step() {
 PACKAGES=(gcc make cmake ninja-build pkg-config librdkafka-dev libcurl4-openssl-dev
     libsodium-dev libhiredis-dev libjson-c-dev libmicrohttpd-dev redis-server redis-tools clang
     clang-format docker-compose python3-venv python3-yaml python3-jsonschema curl procps iproute2
-    wrk)
+    wrk kcat nftables)
 
 install_packages() {
     step "Debian packages"
