@@ -18,6 +18,10 @@
 # BENCH_SDK_CONCURRENCY sets the SDK's concurrency apart [BENCH_CONCURRENCY].
 # BENCH_BULK=true sends through send_e2e_bulk (LST_GATEWAY_OUT_BULK; BENCH_BULK_MAX [100],
 # BENCH_BULK_LINGER_MS [2]). The SDK has no bulk send; it always sends one message a call.
+# Unless BENCH_BULK=true or BENCH_BULK_LINE=false, a second worker then sends N more requests
+# with send_e2e_bulk (BENCH_BULK_CONCURRENCY lanes [128]), printed as a separate line: the
+# headline ratio is always the one-message-per-call send, like the SDK's.
+# BENCH_SDK=false skips the SDK (quick before/after comparisons of gateway-out alone).
 # Not a pass/fail test; figures depend on the machine (everything shares its cores).
 set -uo pipefail
 BUILD=$(cd "${1:?usage: bench/gateway_out/run.sh BUILD_DIR [N]}" && pwd)
@@ -31,7 +35,6 @@ BULK=${BENCH_BULK:-false}
 BULK_MAX=${BENCH_BULK_MAX:-100}
 BULK_LINGER=${BENCH_BULK_LINGER_MS:-2}
 RUN="bench-gwout-$(date +%s)-$$"
-PREFIX="b.$RUN."
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench_gateway_out.XXXXXX")
 SIM_PID="" GW_PID=""
 
@@ -73,48 +76,66 @@ for u in json.load(open(sys.argv[1])):
     print(f"E{u['employeeNo']}\t{u['identity']}\t-\t-")
 PY
 
-"$BUILD/tools/lst-admin/lst-admin" create-topics --brokers "$LST_KAFKA_BROKERS" \
-    --file "$SRC/proto/topics.tsv" --prefix "$PREFIX" >/dev/null 2>&1 || die "topics"
-"$BUILD/tests/system/gateway_out/gateway_out_driver" produce "${PREFIX}lst.outbound" \
-    "$WORK/rcpt.tsv" --count "$N" >/dev/null || die "producing requests failed"
+# run_gateway_out TAG BULK LANES: produces N requests to a fresh prefix, runs ONE worker on them and
+# times the first to the N-th published outcome (group join and start-up excluded). Sets
+# GW_RATE, GW_US, SIM_US, LOAD, ACCEPTED, HWM.
+run_gateway_out() {
+    local tag=$1 bulk=$2 lanes=$3 prefix="b.$RUN.$1."
+    "$BUILD/tools/lst-admin/lst-admin" create-topics --brokers "$LST_KAFKA_BROKERS" \
+        --file "$SRC/proto/topics.tsv" --prefix "$prefix" >/dev/null 2>&1 || die "topics"
+    "$BUILD/tests/system/gateway_out/gateway_out_driver" produce "${prefix}lst.outbound" \
+        "$WORK/rcpt.tsv" --count "$N" >/dev/null || die "producing requests failed"
+    GW_PORT=$(free_port)
+    env LST_LOG_LEVEL=warn LST_TOPIC_PREFIX="$prefix" LST_HTTP_PORT="$GW_PORT" \
+        LST_GATEWAY_URL="http://127.0.0.1:$SIM_PORT" LST_GATEWAY_ID='*LSTDEMO' \
+        LST_GATEWAY_SECRET_FILE="$SRC/demo/DEMO-ONLY-gateway.secret" \
+        LST_PRIVATE_KEY_FILE="$SRC/demo/DEMO-ONLY-gateway.private.key" \
+        LST_GATEWAY_OUT_GROUP="$RUN-$tag" LST_GATEWAY_OUT_KEY_PREFIX="lst:$RUN:$tag:" \
+        LST_GATEWAY_OUT_CONCURRENCY="$lanes" LST_GATEWAY_OUT_RATE_LIMIT="$RATE" \
+        LST_GATEWAY_OUT_BULK="$bulk" LST_GATEWAY_OUT_BULK_MAX="$BULK_MAX" \
+        LST_GATEWAY_OUT_BULK_LINGER_MS="$BULK_LINGER" \
+        LST_BLOB_DIR="$WORK/blobs" "${BENCH_GATEWAY_OUT:-$BUILD/services/gateway-out/gateway-out}" \
+        2>"$WORK/gw-$tag.log" &
+    GW_PID=$!
+    wait_url "http://127.0.0.1:$GW_PORT/healthz" || die "gateway-out did not start"
+    local t0="" c0=0 c=0 now=0 gw_cpu0=0 sim_cpu0=0 end=$((SECONDS + 600))
+    while [ $SECONDS -lt $end ]; do
+        c=$(metric lst_gateway_out_outcomes_total)
+        now=$(date +%s%N)
+        if [ -z "$t0" ] && [ "$c" -gt 0 ]; then
+            t0=$now c0=$c gw_cpu0=$(cpu_ticks "$GW_PID") sim_cpu0=$(cpu_ticks "$SIM_PID")
+        fi
+        [ "$c" -ge "$N" ] && break
+        sleep 0.05
+    done
+    [ -n "$t0" ] && [ "$c" -ge "$N" ] || die "gateway-out ($tag) did not finish ($c of $N)"
+    local tick
+    tick=$(getconf CLK_TCK)
+    GW_RATE=$(python3 -c "print(round(($c - $c0) / (($now - $t0) / 1e9), 1))")
+    GW_US=$(python3 -c "print(round(($(cpu_ticks "$GW_PID") - $gw_cpu0) / $tick * 1e6 / ($c - $c0)))")
+    SIM_US=$(python3 -c "print(round(($(cpu_ticks "$SIM_PID") - $sim_cpu0) / $tick * 1e6 / ($c - $c0)))")
+    LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+    ACCEPTED=$(metric 'lst_gateway_out_outcomes_total{outcome="accepted"')
+    HWM=$(awk '/VmHWM/ {print $2, $3}' "/proc/$GW_PID/status")
+    kill -TERM "$GW_PID"
+    wait "$GW_PID"
+    GW_PID=""
+}
 
-GW_PORT=$(free_port)
-env LST_LOG_LEVEL=warn LST_TOPIC_PREFIX="$PREFIX" LST_HTTP_PORT="$GW_PORT" \
-    LST_GATEWAY_URL="http://127.0.0.1:$SIM_PORT" LST_GATEWAY_ID='*LSTDEMO' \
-    LST_GATEWAY_SECRET_FILE="$SRC/demo/DEMO-ONLY-gateway.secret" \
-    LST_PRIVATE_KEY_FILE="$SRC/demo/DEMO-ONLY-gateway.private.key" \
-    LST_GATEWAY_OUT_GROUP="$RUN" LST_GATEWAY_OUT_KEY_PREFIX="lst:$RUN:" \
-    LST_GATEWAY_OUT_CONCURRENCY="$CONC" LST_GATEWAY_OUT_RATE_LIMIT="$RATE" \
-    LST_GATEWAY_OUT_BULK="$BULK" LST_GATEWAY_OUT_BULK_MAX="$BULK_MAX" \
-    LST_GATEWAY_OUT_BULK_LINGER_MS="$BULK_LINGER" \
-    LST_BLOB_DIR="$WORK/blobs" "${BENCH_GATEWAY_OUT:-$BUILD/services/gateway-out/gateway-out}" \
-    2>"$WORK/gw.log" &
-GW_PID=$!
-wait_url "http://127.0.0.1:$GW_PORT/healthz" || die "gateway-out did not start"
+run_gateway_out one "$BULK" "$CONC"
+ONE_RATE=$GW_RATE ONE_US=$GW_US ONE_SIM_US=$SIM_US ONE_LOAD=$LOAD ONE_ACC=$ACCEPTED ONE_HWM=$HWM
+if [ "$BULK" != true ] && [ "${BENCH_BULK_LINE:-true}" = true ]; then
+    run_gateway_out bulk true "${BENCH_BULK_CONCURRENCY:-128}"
+    printf -v BULK_LINE '%s sends/s (%s accepted), CPU per send gateway-out %s us, simulator %s us' \
+        "$GW_RATE" "$ACCEPTED" "$GW_US" "$SIM_US"
+fi
 
-# Time from the first published outcome to the N-th (group join and start-up excluded).
-t0="" c0=0 end=$((SECONDS + 600))
-while [ $SECONDS -lt $end ]; do
-    c=$(metric lst_gateway_out_outcomes_total)
-    now=$(date +%s%N)
-    if [ -z "$t0" ] && [ "$c" -gt 0 ]; then
-        t0=$now c0=$c gw_cpu0=$(cpu_ticks "$GW_PID") sim_cpu0=$(cpu_ticks "$SIM_PID")
-    fi
-    [ "$c" -ge "$N" ] && break
-    sleep 0.05
-done
-[ -n "$t0" ] && [ "$c" -ge "$N" ] || die "gateway-out did not finish ($c of $N)"
-GW_RATE=$(python3 -c "print(round(($c - $c0) / (($now - $t0) / 1e9), 1))")
-TICK=$(getconf CLK_TCK)
-GW_US=$(python3 -c "print(round(($(cpu_ticks "$GW_PID") - $gw_cpu0) / $TICK * 1e6 / ($c - $c0)))")
-SIM_US=$(python3 -c "print(round(($(cpu_ticks "$SIM_PID") - $sim_cpu0) / $TICK * 1e6 / ($c - $c0)))")
-LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-accepted=$(metric 'lst_gateway_out_outcomes_total{outcome="accepted"')
-HWM=$(awk '/VmHWM/ {print $2, $3}' "/proc/$GW_PID/status")
-kill -TERM "$GW_PID"
-wait "$GW_PID"
-GW_PID=""
-
+if [ "${BENCH_SDK:-true}" = false ]; then
+    printf 'gateway-out %s sends/s, CPU per send gateway-out %s us, simulator %s us (SDK skipped)\n' \
+        "$ONE_RATE" "$ONE_US" "$ONE_SIM_US"
+    [ -z "${BULK_LINE:-}" ] || echo "gateway-out with send_e2e_bulk: $BULK_LINE"
+    exit 0
+fi
 python3 - "$WORK/users.json" >"$WORK/rcpt.json" <<'PY'
 import json, sys
 print(json.dumps([{"identity": u["identity"], "publicKey": u["publicKey"]}
@@ -126,11 +147,15 @@ SDK_JSON=$("$PY" "$SRC/bench/gateway_out/sdk_send.py" "http://127.0.0.1:$SIM_POR
 SDK_RATE=$(python3 -c "import json,sys; print(json.loads(sys.argv[1])['per_second'])" "$SDK_JSON")
 
 echo "gateway-out benchmark: $N text sends, concurrency $CONC (SDK ${BENCH_SDK_CONCURRENCY:-$CONC}), one worker, $(nproc) cores"
-printf '  gateway-out (Kafka -> Gateway sim -> lst.sent): %10s sends/s  (%s accepted, rate limit %s, bulk %s)\n' \
-    "$GW_RATE" "$accepted" "$([ "$RATE" = 0 ] && echo off || echo "$RATE/s")" \
+printf '  gateway-out (Kafka -> Gateway sim -> lst.sent):  %10s sends/s  (%s accepted, rate limit %s, bulk %s)\n' \
+    "$ONE_RATE" "$ONE_ACC" "$([ "$RATE" = 0 ] && echo off || echo "$RATE/s")" \
     "$([ "$BULK" = true ] && echo "on, max $BULK_MAX, linger $BULK_LINGER ms" || echo off)"
 printf '  CPU per send during it: gateway-out %s us, simulator %s us; load average %s\n' \
-    "$GW_US" "$SIM_US" "$LOAD"
-printf '  official SDK (async, same simulator):           %10s sends/s  %s\n' "$SDK_RATE" "$SDK_JSON"
-printf '  ratio: %sx\n' "$(python3 -c "print(round($GW_RATE / $SDK_RATE, 2))")"
-printf '  gateway-out peak RSS (VmHWM): %s\n' "$HWM"
+    "$ONE_US" "$ONE_SIM_US" "$ONE_LOAD"
+printf '  official SDK (async, same simulator):            %10s sends/s  %s\n' "$SDK_RATE" "$SDK_JSON"
+printf '  ratio: %sx\n' "$(python3 -c "print(round($ONE_RATE / $SDK_RATE, 2))")"
+printf '  gateway-out peak RSS (VmHWM): %s\n' "$ONE_HWM"
+if [ -n "${BULK_LINE:-}" ]; then
+    echo "  second figure, not the ratio's: gateway-out with send_e2e_bulk (${BENCH_BULK_CONCURRENCY:-128} lanes, max $BULK_MAX, linger $BULK_LINGER ms;"
+    echo "    up to $BULK_MAX messages per Gateway call, which the SDK has no equivalent of): $BULK_LINE"
+fi

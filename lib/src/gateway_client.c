@@ -93,19 +93,29 @@ enum lst_gateway_outcome lst_gateway_classify(long http_status, int curl_error)
 
 /* ---- helpers shared with the endpoint files ---- */
 
+static bool unreserved(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
+}
+
 lst_err lst_gw_urlencode(struct lst_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
-        if (unreserved) {
-            lst_buf_append(b, &s[i], 1);
-        } else {
-            char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-            lst_buf_append(b, esc, 3);
-        }
+    size_t i = 0;
+    while (i < len) {
+        /* Runs of unreserved characters (all of a hex value) go in one append. */
+        size_t run = i;
+        while (run < len && unreserved((unsigned char)s[run]))
+            run++;
+        if (run > i)
+            lst_buf_append(b, s + i, run - i);
+        if (run == len)
+            break;
+        unsigned char c = (unsigned char)s[run];
+        char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+        lst_buf_append(b, esc, 3);
+        i = run + 1;
     }
     return lst_buf_failed(b) ? LST_ERR_NOMEM : LST_OK;
 }
@@ -121,6 +131,13 @@ lst_err lst_gw_form_add(struct lst_buf *b, const char *name, const char *value)
 
 lst_err lst_gw_auth_form(const struct lst_gateway *gw, struct lst_buf *b)
 {
+    if (gw->auth_query != NULL) {
+        /* Encoded once at create: the same "from=..&secret=.." as the query string. */
+        if (b->len > 0)
+            lst_buf_append(b, "&", 1);
+        lst_buf_puts(b, gw->auth_query);
+        return lst_buf_failed(b) ? LST_ERR_NOMEM : LST_OK;
+    }
     lst_gw_form_add(b, "from", gw->id);
     return lst_gw_form_add(b, "secret", gw->secret);
 }
@@ -152,12 +169,16 @@ enum lst_gateway_outcome lst_gw_malformed(struct lst_gateway_result *res, bool p
 
 bool lst_gw_is_hex(const char *s, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-            return false;
-    }
-    return true;
+    /* Branch-free per character: boxes are up to 8000 hex characters per send. */
+    static const uint8_t is_hex[256] = {
+        ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+        ['8'] = 1, ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+        ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    };
+    unsigned ok = 1;
+    for (size_t i = 0; i < len; i++)
+        ok &= is_hex[(unsigned char)s[i]];
+    return ok != 0;
 }
 
 bool lst_gw_hex_copy(const char *s, size_t n, char *out)
@@ -382,12 +403,11 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 
 /* Options every call needs. curl_easy_reset before them keeps the live connections (and the
  * DNS and TLS session caches) but clears the previous call's method, body and headers. */
-static lst_err set_common(struct lst_gateway *gw, struct sink *sink)
+static lst_err set_common(struct lst_gateway *gw)
 {
     CURL *c = gw->curl;
     CURLcode rc = CURLE_OK;
     curl_easy_reset(c);
-    gw->errbuf[0] = '\0';
     rc |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, gw->errbuf);
     rc |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     rc |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -403,8 +423,23 @@ static lst_err set_common(struct lst_gateway *gw, struct sink *sink)
     if (gw->ca_file != NULL)
         rc |= curl_easy_setopt(c, CURLOPT_CAINFO, gw->ca_file);
     rc |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-    rc |= curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
     return rc == CURLE_OK ? LST_OK : LST_ERR_HTTP;
+}
+
+/* The common options stay on the handle between calls (resetting and setting them again
+ * was a measurable part of every send); each call sets its URL, headers, method and body,
+ * which replace the previous call's. A multipart upload leaves a MIME post behind, and a call
+ * that failed to prepare may leave anything: the next call starts from a reset handle. */
+static lst_err prepare_handle(struct lst_gateway *gw, struct sink *sink)
+{
+    lst_err err = LST_OK;
+    if (!gw->primed)
+        err = set_common(gw);
+    gw->primed = err == LST_OK;
+    gw->errbuf[0] = '\0';
+    if (err == LST_OK && curl_easy_setopt(gw->curl, CURLOPT_WRITEDATA, sink) != CURLE_OK)
+        err = LST_ERR_HTTP;
+    return err;
 }
 
 static lst_err build_url(const struct lst_gateway *gw, const struct lst_gw_request *rq,
@@ -548,7 +583,7 @@ static void run_locked(struct lst_gateway *gw, const struct lst_gw_request *rq,
     curl_mime *mime = NULL;
     struct curl_slist *hdrs = NULL;
     lst_buf_init(&url);
-    lst_err err = set_common(gw, &sink);
+    lst_err err = prepare_handle(gw, &sink);
     if (err == LST_OK)
         err = build_url(gw, rq, &url);
     if (err == LST_OK && curl_easy_setopt(gw->curl, CURLOPT_URL, url.data) != CURLE_OK)
@@ -556,6 +591,7 @@ static void run_locked(struct lst_gateway *gw, const struct lst_gw_request *rq,
     if (err == LST_OK)
         err = set_request(gw, rq, &mime, &hdrs);
     if (err != LST_OK) {
+        gw->primed = false;
         res->outcome = LST_GATEWAY_RETRY;
         res->err = err;
         set_reason(res, "could not prepare the request");
@@ -565,7 +601,11 @@ static void run_locked(struct lst_gateway *gw, const struct lst_gw_request *rq,
     CURLcode rc = curl_easy_perform(gw->curl);
     res->elapsed_ms = lst_mono_ms() - t0;
     finish(gw, rq, rc, &sink, res);
+    if (rq->blob != NULL)
+        gw->primed = false;
 out:
+    /* The header list is freed below: the handle must not keep pointing at it. */
+    curl_easy_setopt(gw->curl, CURLOPT_HTTPHEADER, NULL);
     /* The URL holds the secret: wipe our copy before freeing it. */
     if (url.data != NULL)
         memset(url.data, 0, url.len);

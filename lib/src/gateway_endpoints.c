@@ -135,12 +135,18 @@ bool lst_gw_e2e_valid(const struct lst_gateway_e2e *m, const char **why)
 }
 
 /* Appends a hex value lowercased (the wire form). */
-static void add_hex_field(struct lst_buf *form, const char *name, const char *hex)
+static void add_hex_field(struct lst_buf *form, const char *name, const char *hex, size_t len)
 {
-    lst_buf_printf(form, "&%s=", name);
-    for (const char *p = hex; *p != '\0'; p++) {
-        char c = (*p >= 'A' && *p <= 'F') ? (char)(*p - 'A' + 'a') : *p;
-        lst_buf_append(form, &c, 1);
+    lst_buf_append(form, "&", 1);
+    lst_buf_puts(form, name);
+    lst_buf_append(form, "=", 1);
+    size_t at = form->len;
+    if (lst_buf_append(form, hex, len) != LST_OK)
+        return;
+    for (size_t i = at; i < form->len; i++) {
+        char c = form->data[i];
+        if (c >= 'A' && c <= 'F')
+            form->data[i] = (char)(c - 'A' + 'a');
     }
 }
 
@@ -152,14 +158,15 @@ enum lst_gateway_outcome lst_gateway_send_e2e(struct lst_gateway *gw,
     const char *why = NULL;
     if (msg == NULL || !lst_gw_e2e_valid(msg, &why))
         return lst_gw_reject(res, LST_ERR_INVALID, why ? why : "no message");
-    if (strlen(msg->box_hex) / 2 > LST_GATEWAY_BOX_MAX)
+    size_t box_len = strlen(msg->box_hex);
+    if (box_len / 2 > LST_GATEWAY_BOX_MAX)
         return lst_gw_reject(res, LST_ERR_TOO_LARGE, "box above 4000 bytes");
     struct lst_buf form;
     lst_buf_init(&form);
     lst_gw_auth_form(gw, &form);
     lst_gw_form_add(&form, "to", msg->to);
-    add_hex_field(&form, "nonce", msg->nonce_hex);
-    add_hex_field(&form, "box", msg->box_hex);
+    add_hex_field(&form, "nonce", msg->nonce_hex, LST_GATEWAY_NONCE_HEX);
+    add_hex_field(&form, "box", msg->box_hex, box_len);
     if (msg->no_delivery_receipts)
         lst_buf_puts(&form, "&noDeliveryReceipts=1");
     if (msg->no_push)

@@ -53,6 +53,7 @@ struct gateway_out_config {
     char *group_id;              /* LST_GATEWAY_OUT_GROUP */
     int64_t concurrency;         /* LST_GATEWAY_OUT_CONCURRENCY: lanes W */
     int64_t max_inflight;        /* LST_GATEWAY_OUT_MAX_INFLIGHT */
+    int64_t linger_ms;           /* LST_GATEWAY_OUT_LINGER_MS: producer linger.ms */
     bool bulk;                   /* LST_GATEWAY_OUT_BULK: send_e2e_bulk */
     int64_t bulk_max;            /* LST_GATEWAY_OUT_BULK_MAX */
     int64_t bulk_linger_ms;      /* LST_GATEWAY_OUT_BULK_LINGER_MS */
