@@ -29,13 +29,30 @@
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+/* Request metrics of one route and method label, looked up once: the registry's lookup takes
+ * its global lock and compares label strings, which every request of every handler thread did
+ * twice before. The series pointers are stable for the registry's life. */
+#define METHOD_LABELS 8 /* the known methods and "other", see method_label */
+#define CODE_SLOTS    8 /* distinct status codes cached per route and method; more: lookups */
+
+struct code_slot {
+    atomic_int status; /* 0: free; -1: being filled; else the code whose counter is set */
+    struct lst_counter *counter;
+};
+
+struct route_metrics {
+    _Atomic(struct lst_histogram *) duration;
+    struct code_slot codes[CODE_SLOTS];
+};
+
 struct route {
     char *method;
     char *path;
     size_t path_len;
     bool prefix;
     lst_http_handler_fn handler;
-    bool builtin; /* handler gets the server as ud instead of the config's ud */
+    bool builtin;                  /* handler gets the server as ud instead of the config's ud */
+    struct route_metrics *metrics; /* [METHOD_LABELS], owned */
 };
 
 struct lst_http_server {
@@ -50,7 +67,8 @@ struct lst_http_server {
     unsigned drain_ms;
     uint16_t port;
     atomic_long in_flight;
-    atomic_bool stopping; /* set by destroy: streamed responses end */
+    atomic_bool stopping;                          /* set by destroy: streamed responses end */
+    struct route_metrics unmatched[METHOD_LABELS]; /* requests without a route (404, 405) */
     struct sockaddr_storage addr;
 };
 
@@ -89,15 +107,84 @@ const char *lst_http_header(const struct lst_http_request *req, const char *name
 
 /* ---- metrics ---- */
 
+static const char *const known_methods[] = {"GET",    "HEAD",  "POST",   "PUT",
+                                            "DELETE", "PATCH", "OPTIONS"};
+
+_Static_assert(LST_ARRAY_LEN(known_methods) + 1 == METHOD_LABELS, "a label per method and other");
+
 /* Methods outside this set are counted as "other", so a client cannot grow the label set. */
+static size_t method_index(const char *method)
+{
+    size_t i = 0;
+    while (i < LST_ARRAY_LEN(known_methods) && strcmp(method, known_methods[i]) != 0)
+        i++;
+    return i; /* LST_ARRAY_LEN(known_methods): "other" */
+}
+
 static const char *method_label(const char *method)
 {
-    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"};
-    for (size_t i = 0; i < LST_ARRAY_LEN(known); i++) {
-        if (strcmp(method, known[i]) == 0)
-            return known[i];
+    size_t i = method_index(method);
+    return i < LST_ARRAY_LEN(known_methods) ? known_methods[i] : "other";
+}
+
+/* route="...",method="..." for the registry. */
+static void base_labels(const struct req_state *st, const char *method, struct lst_buf *labels)
+{
+    lst_buf_puts(labels, "route=\"");
+    lst_metrics_label_escape(labels, st->route != NULL ? st->route->path : "unmatched");
+    lst_buf_printf(labels, "\",method=\"%s\"", method_label(method));
+}
+
+static struct lst_histogram *duration_of(struct lst_http_server *s, struct route_metrics *rm,
+                                         const struct req_state *st, const char *method)
+{
+    struct lst_histogram *h = atomic_load(&rm->duration);
+    if (h != NULL)
+        return h;
+    struct lst_buf labels;
+    lst_buf_init(&labels);
+    base_labels(st, method, &labels);
+    if (!lst_buf_failed(&labels))
+        h = lst_metrics_histogram(s->metrics, "lst_http_request_duration_seconds",
+                                  "Time from request start to response, by route.", labels.data,
+                                  lst_metrics_latency_buckets, lst_metrics_latency_nbuckets);
+    lst_buf_cleanup(&labels);
+    atomic_store(&rm->duration, h); /* racing fills store the same series */
+    return h;
+}
+
+/* Remembers counter for status in a free slot (none free: it is simply looked up again). */
+static void code_remember(struct route_metrics *rm, int status, struct lst_counter *counter)
+{
+    for (size_t i = 0; i < CODE_SLOTS; i++) {
+        int expect = 0;
+        if (atomic_compare_exchange_strong(&rm->codes[i].status, &expect, -1)) {
+            rm->codes[i].counter = counter;
+            atomic_store(&rm->codes[i].status, status); /* publishes counter */
+            return;
+        }
     }
-    return "other";
+}
+
+static struct lst_counter *counter_of(struct lst_http_server *s, struct route_metrics *rm,
+                                      const struct req_state *st, const char *method, int status)
+{
+    for (size_t i = 0; i < CODE_SLOTS; i++) {
+        if (atomic_load(&rm->codes[i].status) == status)
+            return rm->codes[i].counter;
+    }
+    struct lst_counter *c = NULL;
+    struct lst_buf labels;
+    lst_buf_init(&labels);
+    base_labels(st, method, &labels);
+    lst_buf_printf(&labels, ",code=\"%d\"", status);
+    if (!lst_buf_failed(&labels))
+        c = lst_metrics_counter(s->metrics, "lst_http_requests_total",
+                                "HTTP requests answered, by route, method and code.", labels.data);
+    lst_buf_cleanup(&labels);
+    if (c != NULL)
+        code_remember(rm, status, c);
+    return c;
 }
 
 static void record(struct lst_http_server *s, const struct req_state *st, const char *method,
@@ -105,25 +192,11 @@ static void record(struct lst_http_server *s, const struct req_state *st, const 
 {
     if (s->metrics == NULL)
         return;
-    struct lst_buf labels;
-    lst_buf_init(&labels);
-    lst_buf_puts(&labels, "route=\"");
-    lst_metrics_label_escape(&labels, st->route != NULL ? st->route->path : "unmatched");
-    lst_buf_printf(&labels, "\",method=\"%s\"", method_label(method));
-    if (!lst_buf_failed(&labels)) {
-        double secs = (double)(lst_mono_ms() - st->start_ms) / 1000.0;
-        lst_histogram_observe(
-            lst_metrics_histogram(s->metrics, "lst_http_request_duration_seconds",
-                                  "Time from request start to response, by route.", labels.data,
-                                  lst_metrics_latency_buckets, lst_metrics_latency_nbuckets),
-            secs);
-    }
-    lst_buf_printf(&labels, ",code=\"%d\"", status);
-    if (!lst_buf_failed(&labels))
-        lst_counter_inc(lst_metrics_counter(s->metrics, "lst_http_requests_total",
-                                            "HTTP requests answered, by route, method and code.",
-                                            labels.data));
-    lst_buf_cleanup(&labels);
+    size_t mi = method_index(method);
+    struct route_metrics *rm = st->route != NULL ? &st->route->metrics[mi] : &s->unmatched[mi];
+    double secs = (double)(lst_mono_ms() - st->start_ms) / 1000.0;
+    lst_histogram_observe(duration_of(s, rm, st, method), secs);
+    lst_counter_inc(counter_of(s, rm, st, method, status));
 }
 
 /* ---- responses ---- */
@@ -542,7 +615,8 @@ static lst_err copy_route(struct route *dst, const struct lst_http_route *src, b
     dst->prefix = src->prefix;
     dst->handler = src->handler;
     dst->builtin = builtin;
-    return LST_OK;
+    dst->metrics = calloc(METHOD_LABELS, sizeof(*dst->metrics));
+    return dst->metrics != NULL ? LST_OK : LST_ERR_NOMEM;
 }
 
 static lst_err copy_routes(struct lst_http_server *s, const struct lst_http_config *cfg)
@@ -677,6 +751,7 @@ void lst_http_server_destroy(struct lst_http_server *s)
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].method);
         free(s->routes[i].path);
+        free(s->routes[i].metrics);
     }
     free(s->routes);
     free(s);
