@@ -20,13 +20,15 @@ HISTORY_DIR (written by run.sh; check_test.py writes doctored copies):
 
 Also views.jsonl (view_poll.py's reads), live.dump / rebuilt.dump (canonical ledger dumps),
 ledger_caught_up.txt, optional meta: gateway_rate_limit, expect_gateway_faults, require {what:
-bool}, in_doubt_allowance, baseline_per_s, known_failure.
+bool}, in_doubt_allowance, baseline_per_s, known_failure, fault_window [start_ms, end_ms] with
+min_in_fault {callbacks: n, views: n} (operations that must have been in flight during it).
 
 Invariants checked (numbers of issue 7): 1 lost = 0 and no final outcome changes afterwards;
 2 nothing unsubmitted; 3 duplicate sends <= kills x W + in-doubt sends, every one flagged, the
 configured Gateway rate kept; 4 every callback answered 200 is in lst.inbound, none dropped,
 every accepted send's delivery receipt arrived; 5 the live projections equal a rebuild from
-Kafka; 6 no per-recipient status read through the view API goes backwards; 7 recovery and
+Kafka, and no valid record dead-lettered (ledger_dead_letters <= max_dead_letters); 6 no
+per-recipient status read through the view API goes backwards; 7 recovery and
 throughput back within 20 s, ledger lag 0, no crash loop; 8 gateway-in answers within deadline
 + 1 s, the view API within 1.5 s, never a 5xx but 503; 9 anti-vacuity.
 """
@@ -255,9 +257,15 @@ def inv5(h):
     only_rebuilt = sorted(set(rebuilt) - set(live))
     changed = sorted(k for k in set(live) & set(rebuilt) if live[k] != rebuilt[k])
     diff = len(only_live) + len(only_rebuilt) + len(changed)
-    return {"ok": diff == 0 and len(live) > 0, "keys": len(live), "differences": diff,
-            "only_live": only_live[:5], "only_rebuilt": only_rebuilt[:5],
-            "changed": changed[:5]}
+    # a valid record the ledger dead-lettered is an event the projections skipped for good
+    # (the rebuild, on a healthy Redis, may well apply it): none allowed outside the poison
+    # records a scenario injects on purpose (max_dead_letters absent or null: not checked)
+    dead, most = h["meta"].get("ledger_dead_letters", 0), h["meta"].get("max_dead_letters")
+    dead_ok = most is None or dead <= most
+    return {"ok": diff == 0 and len(live) > 0 and dead_ok, "keys": len(live),
+            "differences": diff, "only_live": only_live[:5], "only_rebuilt": only_rebuilt[:5],
+            "changed": changed[:5], "dead_lettered": dead, "dead_letters_allowed": most,
+            "dead_letter_sample": h["meta"].get("dead_letter_sample", [])[:3]}
 
 
 # The ledger's order of a recipient's states (docs/ledger.md): a later read never shows a
@@ -402,6 +410,33 @@ def inv8(h):
             "view_answers": vcodes, "view_max_latency_ms": vlat}
 
 
+def in_fault(h):
+    """The operations in flight during the fault window (meta fault_window [start_ms, end_ms],
+    wall clock): callbacks and view reads whose request overlapped it, with their answers, so
+    a scenario can require that its fault (a paused Redis, a full disk) met real traffic."""
+    win = h["meta"].get("fault_window")
+    if not win:
+        return None
+    lo, hi = win
+
+    def during(end_ms, latency):
+        return end_ms - latency <= hi and end_ms >= lo
+
+    cbs = [c for c in h["callbacks"] if during(c["wall"], c["latency"])]
+    views = [v for v in h["views"] if during(v.get("t", 0), v.get("ms", 0))]
+    out = {"window_ms": hi - lo, "callbacks": len(cbs), "views": len(views),
+           "callback_answers": {}, "view_answers": {},
+           "callback_max_latency_ms": max((c["latency"] for c in cbs), default=None),
+           "view_max_latency_ms": max((v.get("ms", 0) for v in views), default=None)}
+    for c in cbs:
+        k = str(c["http"])
+        out["callback_answers"][k] = out["callback_answers"].get(k, 0) + 1
+    for v in views:
+        k = str(v.get("http"))
+        out["view_answers"][k] = out["view_answers"].get(k, 0) + 1
+    return out
+
+
 def inv9(h, i1, i4, i5, i6):
     meta = h["meta"]
     ops = len(h["requests"]) + len(h["callbacks"])
@@ -431,8 +466,12 @@ def inv9(h, i1, i4, i5, i6):
     for k, v in meta.get("require", {}).items():
         if not v:
             why.append("not exercised: " + k)
+    during = in_fault(h)
+    for k, n in meta.get("min_in_fault", {}).items():  # "callbacks", "views"
+        if during is None or during.get(k, 0) < n:
+            why.append(f"fewer than {n} {k} in flight during the fault")
     return {"ok": not why, "operations": ops, "fault": meta.get("fault_detail", "none"),
-            "gateway_faults_answered": seen,
+            "gateway_faults_answered": seen, "in_fault": during,
             "sent_records_redelivered": redelivered, "why": why}
 
 
@@ -455,8 +494,10 @@ def check(d):
                         "recovery_ms": inv["7"]["recovery_ms"],
                         "throughput_back_ms": inv["7"]["throughput_back_ms"],
                         "redis_differences": i5.get("differences"),
+                        "dead_lettered": i5.get("dead_lettered"),
                         "view_went_backwards": i6["went_backwards"] + i6["messages_vanished"],
-                        "kills": m.get("kills", {}), "fault": m.get("fault_detail", "none")},
+                        "kills": m.get("kills", {}), "fault": m.get("fault_detail", "none"),
+                        "in_fault": inv["9"]["in_fault"]},
             "invariants": inv}
 
 

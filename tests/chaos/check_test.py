@@ -48,7 +48,9 @@ def passing_history():
                                      "receipt": {"status": st, "message_ids": [f"{j:016x}"]}}))
     meta = {"scenario": "synthetic", "W": 4, "kills": {}, "deadline_ms": 3000, "min_ops": 50,
             "fault_observed": True, "read_off": ["OFFREAD1"], "no_receipts": [],
-            "heal_ms": None}
+            "heal_ms": None,
+            # a fault window the callbacks and view reads met (redis-pause, redis-disk-full)
+            "fault_window": [T0, T0 + 5000], "min_in_fault": {"callbacks": 5, "views": 5}}
     status = [["gateway-out-1", "10", "1", "0", "0"], ["gateway-in", "11", "1", "0", "0"],
               ["ledger-1", "12", "1", "0", "0"], ["view-api", "13", "1", "0", "0"]]
     # the view API's reads: ten messages of ten recipients polled five times while their
@@ -226,6 +228,21 @@ def in_doubt_unflagged(h):
                         "requestId": "r0004"})
 
 
+def valid_dead_lettered(h):
+    # the ledger gave up on a valid record (e.g. a transient Redis refusal taken for poison)
+    h["meta"]["ledger_dead_letters"] = 1
+    h["meta"]["max_dead_letters"] = 0
+
+
+def window_missed(h):
+    # the fault happened while no operation was in flight: it proved nothing
+    h["meta"]["fault_window"] = [T0 + 500000, T0 + 510000]
+
+
+def required_missing(h):
+    h["meta"]["require"] = {"Redis refused writes (MISCONF) while the disk was full": False}
+
+
 def view_never_moves(h):
     h["views"] = [dict(v, st={e: "read" for e in v["st"]}) for v in h["views"]]
 
@@ -259,6 +276,9 @@ CASES = [  # name, doctor, invariant that must fail
     ("no state change seen through the view", view_never_moves, "9"),
     ("the configured Gateway rate exceeded", rate_exceeded, "3"),
     ("an in-doubt resend not flagged", in_doubt_unflagged, "3"),
+    ("no operation in flight during the fault", window_missed, "9"),
+    ("a valid record dead-lettered by the ledger", valid_dead_lettered, "5"),
+    ("a scenario's required fault observation missing", required_missing, "9"),
 ]
 
 

@@ -10,11 +10,11 @@
 #
 # Scenarios: baseline gwout-kill gwin-kill broker-kill redis-restart (= --quick, also the
 # default); --full adds ledger-kill broker-pause stale gateway-faults net-drop clock-skew
-# redis-snapshot (docs/chaos.md). One JSON verdict line per scenario ("verdict {...}"), then
-# "N passed, N failed".
+# redis-snapshot redis-pause redis-disk-full (docs/chaos.md). One JSON verdict line per
+# scenario ("verdict {...}"), then "N passed, N failed".
 #
 # Environment: LST_BUILD_DIR [build] (services, lst-admin, simulator, the test drivers),
-# CHAOS_DIR [<build>/chaos] (stack, histories, tools), CHAOS_NETNS=0 to stay in the host
+# CHAOS_DIR [<build>/chaos] (stack, histories), CHAOS_NETNS=0 to stay in the host
 # network, CHAOS_KEEP=1 to keep the histories of passing scenarios.
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,7 +24,8 @@ CHAOS_DIR=${CHAOS_DIR:-$BUILD/chaos}
 HERE=$ROOT/tests/chaos
 
 QUICK="baseline gwout-kill gwin-kill broker-kill redis-restart"
-FULL="$QUICK ledger-kill broker-pause stale gateway-faults net-drop clock-skew redis-snapshot"
+FULL="$QUICK ledger-kill broker-pause stale gateway-faults net-drop clock-skew redis-snapshot
+redis-pause redis-disk-full"
 args=()
 for a in "$@"; do
     case "$a" in
@@ -75,10 +76,16 @@ export LST_SIM_CALLBACK_RETRIES=3 LST_SIM_CALLBACK_RETRY_INTERVAL_MS=10000
 export LST_SIM_JOURNAL_CAPACITY=500000 LST_SIM_RECEIVED_DELAY_MS=200 LST_SIM_READ_DELAY_MS=600
 export LST_SIM_CALLBACK_TIMEOUT_MS=5000 LST_LOG_LEVEL=warn
 SIM=http://127.0.0.1:$LST_SIM_PORT
-REDIS=(redis-cli -h 127.0.0.1 -p "$LST_REDIS_PORT")
+# The Redis of the current scenario: the stack's, except in redis-disk-full (a second
+# redis-server on a small disk of its own, disk_redis_up)
+SC_REDIS_PORT=$LST_REDIS_PORT
+REDIS=(redis-cli -h 127.0.0.1 -p "$SC_REDIS_PORT")
+DISK_REDIS_PORT=36380
+DISK_REDIS_PID=""
+DISK_DIR=""
 ADMIN=$BUILD/tools/lst-admin/lst-admin
 DRIVER=$BUILD/tests/system/gateway_out/gateway_out_driver
-TOOLS=$CHAOS_DIR/bin
+TOOLS=$BUILD/tests/chaos # supervise and chaos_cb (tests/chaos/CMakeLists.txt)
 LDRIVER=$BUILD/services/ledger/ledger_sys_driver
 REBUILD_DB=15       # the rebuild's database (scenarios use 1, 2, ...)
 W=4                 # lanes per gateway-out worker (the duplicate bound is kills x W)
@@ -94,18 +101,14 @@ SUP_PID=""
 log() { printf 'chaos: %s\n' "$*" >&2; }
 now_ms() { date +%s%3N; }
 
+# The C tools are CMake targets (tests/chaos/CMakeLists.txt, the project's warnings): built
+# here too, so a build folder configured before they existed, or with stale tools, works.
 build_tools() {
-    mkdir -p "$TOOLS"
-    local p
-    for p in supervise chaos_cb; do
-        if [ ! -x "$TOOLS/$p" ] || [ "$HERE/$p.c" -nt "$TOOLS/$p" ] ||
-            [ "$BUILD/lib/liblst.a" -nt "$TOOLS/$p" ]; then
-            cc -std=c11 -O1 -g -Wall -Wextra -Werror -D_GNU_SOURCE -I"$ROOT/lib/include" \
-                -I"$ROOT/tests/system" "$HERE/$p.c" -o "$TOOLS/$p" "$BUILD/lib/liblst.a" \
-                -lrdkafka -lhiredis -ljson-c -lsodium -lcurl -lmicrohttpd -lpthread -lm ||
-                return 1
-        fi
-    done
+    cmake --build "$BUILD" --target chaos_supervise chaos_cb >"$CHAOS_DIR/build_tools.log" 2>&1 || {
+        tail -20 "$CHAOS_DIR/build_tools.log"
+        log "building the chaos tools failed"
+        return 1
+    }
     local x
     for x in "$DRIVER" "$LDRIVER" "$BUILD/services/ledger/ledger" "$BUILD/services/view-api/view-api"; do
         [ -x "$x" ] || { log "missing $x (build the tests first)"; return 1; }
@@ -159,7 +162,7 @@ sys.exit(0 if c.get("queued", 1) == 0 and c.get("inFlight", 1) == 0 else 1)'
 # ---- the services of one scenario under the supervisor -----------------------------------
 
 write_spec() {
-    local common="LST_TOPIC_PREFIX=$PREFIX LST_REDIS_DB=$DB LST_REDIS_PORT=$LST_REDIS_PORT \
+    local common="LST_TOPIC_PREFIX=$PREFIX LST_REDIS_DB=$DB LST_REDIS_PORT=$SC_REDIS_PORT \
 LST_KAFKA_BROKERS=$LST_KAFKA_BROKERS LST_KAFKA_SESSION_TIMEOUT_MS=6000 LST_LOG_LEVEL=info \
 LST_GATEWAY_URL=$SIM 'LST_GATEWAY_ID=*LSTDEMO' LST_GATEWAY_SECRET_FILE=$ROOT/demo/DEMO-ONLY-gateway.secret \
 LST_PRIVATE_KEY_FILE=$ROOT/demo/DEMO-ONLY-gateway.private.key LST_BLOB_DIR=$S/blobs \
@@ -287,7 +290,8 @@ for i in range(int(sys.argv[2])):
 # ldriver ARGS: the ledger system test's driver on this scenario's topics and Redis database
 # (caught-up, progress, dump); LDB overrides the database.
 ldriver() {
-    LST_TOPIC_PREFIX=$PREFIX LST_REDIS_DB=${LDB:-$DB} LST_LOG_LEVEL=error "$LDRIVER" "$@"
+    LST_TOPIC_PREFIX=$PREFIX LST_REDIS_DB=${LDB:-$DB} LST_REDIS_PORT=$SC_REDIS_PORT \
+        LST_LOG_LEVEL=error "$LDRIVER" "$@"
 }
 ledger_caught_up() { ldriver caught-up "$1"; }
 
@@ -296,7 +300,7 @@ ledger_caught_up() { ldriver caught-up "$1"; }
 rebuild_projections() {
     local rp rc=0
     "${REDIS[@]}" -n "$REBUILD_DB" FLUSHDB >/dev/null
-    env LST_TOPIC_PREFIX="$PREFIX" LST_REDIS_DB="$REBUILD_DB" LST_REDIS_PORT="$LST_REDIS_PORT" \
+    env LST_TOPIC_PREFIX="$PREFIX" LST_REDIS_DB="$REBUILD_DB" LST_REDIS_PORT="$SC_REDIS_PORT" \
         LST_KAFKA_BROKERS="$LST_KAFKA_BROKERS" LST_LEDGER_GROUP_ID="chaos-rebuild-$NAME-$RUN_ID" \
         LST_HTTP_PORT=40087 LST_LOG_LEVEL=warn "$BUILD/services/ledger/ledger" \
         >"$S/rebuild.log" 2>&1 &
@@ -475,6 +479,137 @@ fault_redis_snapshot() {
     echo "$(now_ms)" >"$S/heal_ms"
 }
 
+# SIGSTOP of the stack's redis-server for 6 s during load (a frozen VM, a long fork on a big
+# dataset), then SIGCONT; shorter than the Gateway's callback retry window (3 x 10 s). The
+# kernel still accepts connections to a stopped process, so clients see no refusal, only a
+# server that does not answer: every service waits out its Redis timeout. The checker counts
+# the callbacks and view reads in flight during the pause (fault_window, min_in_fault).
+fault_redis_pause() {
+    echo 1 >"$S/expect_faults"
+    sleep 4
+    local pid t0 t1 ping=answered
+    pid=$(cat "$LST_STACK_DIR/redis/redis.pid")
+    kill -STOP "$pid" && fault_note "fault SIGSTOP redis $pid"
+    t0=$(now_ms)
+    # the pause is in effect: a PING gets no answer within 1 s
+    timeout 1 "${REDIS[@]}" PING >/dev/null 2>&1 || ping=unanswered
+    fault_note "info PING during the pause: $ping"
+    sleep 5
+    kill -CONT "$pid" && fault_note "info SIGCONT redis"
+    t1=$(now_ms)
+    echo "$t1" >"$S/heal_ms"
+    # chaos_cb posts one callback at a time, so a post that hangs on the paused Redis holds
+    # the storm up: one callback in flight is what a pause longer than the answer time gives
+    python3 - "$S" "$t0" "$t1" "$ping" <<'PY'
+import glob, json, os, sys
+d, t0, t1, ping = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+timeouts = {}
+for p in sorted(glob.glob(os.path.join(d, "state", "*.log"))):
+    n = sum(1 for l in open(p, errors="replace") if '"event":"redis.' in l and "timeout" in l)
+    if n:
+        timeouts[os.path.basename(p)[:-4]] = n
+json.dump({"fault_window": [t0, t1], "min_in_fault": {"callbacks": 1, "views": 2},
+           "redis_timeouts_logged": timeouts,
+           "require": {"a PING got no answer during the pause": ping == "unanswered",
+                       "gateway-in met Redis timeouts during the pause": "gateway-in" in timeouts}},
+          open(os.path.join(d, "meta_extra.json"), "w"))
+PY
+}
+
+# redis-disk-full: the scenario's own redis-server (the stack's configuration, AOF everysec,
+# with port, dir, log and pid file overridden) whose dir is a 32 MB tmpfs mounted in the
+# scenario's folder. A second server, not CONFIG SET dir on the stack's: Redis 7's multi-part
+# AOF keeps writing through the open file of the old dir until a rewrite, so only a server
+# started on the small disk really runs out of space. Its log stays on the big disk.
+disk_redis_up() {
+    DISK_DIR=$S/redis-disk
+    mkdir -p "$DISK_DIR"
+    mount -t tmpfs -o size=32m,mode=0700 lstchaos-redis "$DISK_DIR" ||
+        { log "cannot mount a tmpfs (needs root)"; DISK_DIR=""; return 1; }
+    {
+        cat "$LST_STACK_DIR/redis/redis.conf"
+        printf 'port %s\ndir %s\nlogfile %s\npidfile %s\n' "$DISK_REDIS_PORT" "$DISK_DIR" \
+            "$S/redis-disk.log" "$S/redis-disk.pid"
+    } >"$S/redis-disk.conf"
+    redis-server "$S/redis-disk.conf" >"$S/redis-disk.out" 2>&1 &
+    DISK_REDIS_PID=$!
+    SC_REDIS_PORT=$DISK_REDIS_PORT
+    REDIS=(redis-cli -h 127.0.0.1 -p "$SC_REDIS_PORT")
+    wait_for 10 sh -c "${REDIS[*]} PING | grep -qx PONG"
+}
+
+disk_redis_down() {
+    SC_REDIS_PORT=$LST_REDIS_PORT
+    REDIS=(redis-cli -h 127.0.0.1 -p "$SC_REDIS_PORT")
+    if [ -n "$DISK_REDIS_PID" ]; then
+        rm -f "$DISK_DIR"/filler* # a SHUTDOWN that cannot write its last snapshot refuses
+        redis-cli -h 127.0.0.1 -p "$DISK_REDIS_PORT" SHUTDOWN NOSAVE >/dev/null 2>&1
+        wait_for 10 sh -c "! kill -0 $DISK_REDIS_PID" || kill -KILL "$DISK_REDIS_PID" 2>/dev/null
+        wait "$DISK_REDIS_PID" 2>/dev/null
+        DISK_REDIS_PID=""
+    fi
+    if [ -n "$DISK_DIR" ]; then
+        umount "$DISK_DIR" 2>/dev/null && rmdir "$DISK_DIR"
+        DISK_DIR=""
+    fi
+}
+
+# write_refused: a probe write (database 0, used by nothing else) is refused (MISCONF).
+write_refused() { "${REDIS[@]}" -n 0 SET chaos:probe 1 2>&1 | grep -q MISCONF; }
+write_accepted() { "${REDIS[@]}" -n 0 SET chaos:probe 1 2>&1 | grep -qx OK; }
+
+# The disk fills up during load (a file takes the rest of the tmpfs), Redis refuses writes
+# (MISCONF: its AOF write failed), 6 s later the file is deleted and Redis must accept writes
+# again by itself (it retries the AOF write once a second).
+fault_redis_disk_full() {
+    echo 1 >"$S/expect_faults"
+    sleep 4
+    local t0 t1 t2 refused=false healed=false
+    # bs=1M to near the end, then the last pages (a full tmpfs refuses even 4 kB)
+    dd if=/dev/zero of="$DISK_DIR/filler" bs=1M 2>/dev/null
+    dd if=/dev/zero of="$DISK_DIR/filler2" bs=4k 2>/dev/null
+    t0=$(now_ms)
+    fault_note "fault redis disk full ($(df -k --output=avail "$DISK_DIR" | tail -1 | tr -d ' ') kB left)"
+    if wait_for 5 write_refused; then
+        refused=true
+        fault_note "info redis refuses writes after $(($(now_ms) - t0)) ms:" \
+            "$("${REDIS[@]}" -n 0 SET chaos:probe 1 2>&1 | head -c 120)"
+    fi
+    "${REDIS[@]}" INFO persistence | grep -E '^(aof_last_write_status|rdb_last_bgsave_status|aof_last_bgrewrite_status)' \
+        >"$S/redis_disk_info_full.txt"
+    t1=$((6 - ($(now_ms) - t0) / 1000))
+    [ "$t1" -le 0 ] || sleep "$t1"
+    rm -f "$DISK_DIR/filler" "$DISK_DIR/filler2"
+    t1=$(now_ms)
+    fault_note "info space freed"
+    if wait_for 10 write_accepted; then
+        healed=true
+        t2=$(now_ms)
+        fault_note "info redis accepts writes again after $((t2 - t1)) ms"
+    fi
+    echo "$(now_ms)" >"$S/heal_ms"
+    python3 - "$S" "$t0" "$t1" "$refused" "$healed" <<'PY'
+import glob, json, os, sys
+d, t0, t1, refused, healed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+# what each service logged about the refused writes ("clear errors in the logs")
+logged = {}
+for p in sorted(glob.glob(os.path.join(d, "state", "*.log"))):
+    n = sum(1 for l in open(p, errors="replace") if "MISCONF" in l)
+    if n:
+        logged[os.path.basename(p)[:-4]] = n
+rlog = open(os.path.join(d, "redis-disk.log"), errors="replace").read().count("writing to the AOF file")
+json.dump({"fault_window": [t0, t1], "min_in_fault": {"callbacks": 20, "views": 2},
+           "services_logging_misconf": logged,
+           "redis_log_aof_write_errors": rlog,
+           "require": {"Redis refused writes (MISCONF) while the disk was full": refused == "true",
+                       "Redis logged the failed AOF write": rlog > 0,
+                       "Redis accepted writes again after space was freed": healed == "true",
+                       "the ledger logged the refused writes":
+                           any(k.startswith("ledger") for k in logged)}},
+          open(os.path.join(d, "meta_extra.json"), "w"))
+PY
+}
+
 # The Gateway misbehaving, in turn (simulator fault modes): a 429 storm (its own rate limit
 # far below the load), 20 % 500s, 15 % answers slower than gateway-out's 3 s client timeout
 # after the send took effect (in doubt), then no credits (402) until they are restored.
@@ -565,7 +700,11 @@ scenario() {
     : >"$S/no_receipts.txt"
     : >"$S/faults.log"
     : >"$S/messages.txt"
-    log "scenario $NAME (topics $PREFIX*, Redis db $DB)"
+    if [ -n "${SC_SETUP:-}" ] && ! $SC_SETUP; then
+        log "$NAME: set-up ($SC_SETUP) failed"
+        return 1
+    fi
+    log "scenario $NAME (topics $PREFIX*, Redis port $SC_REDIS_PORT db $DB)"
     "${REDIS[@]}" -n "$DB" FLUSHDB >/dev/null
     "$ADMIN" create-topics --brokers "$LST_KAFKA_BROKERS" --file "$ROOT/proto/topics.tsv" \
         --prefix "$PREFIX" >"$S/topics.log" 2>&1 || { log "topics failed"; return 1; }
@@ -628,7 +767,7 @@ PY
     dur=$((($(now_ms) - t0) / 1000))
     python3 - "$S" "$NAME" "$fault" "$W" "$ACK_TIMEOUT_MS" "$dur" "${BASELINE_PER_S:-}" \
         "$(known_failure "$NAME")" <<'PY'
-import json, os, re, sys
+import glob, json, os, re, sys
 d, name, fault, w, ack, dur, base, known = sys.argv[1:9]
 def num(f):
     p = os.path.join(d, f)
@@ -668,6 +807,19 @@ meta = {"scenario": name, "W": int(w), "kills": kills, "deadline_ms": int(ack),
         "read_off": read_off, "no_receipts": no_receipts, "duration_s": int(dur),
         "require_outbound_dedupe": fault == "gwout_kill", "exit_allowance": 0,
         "known_failure": known or None}
+# records the ledgers dead-lettered (distinct topic/partition/offset): outside ledger-kill's
+# poison records every one is a valid event whose effect the projections lack (invariant 5)
+dead = set()
+for p in glob.glob(os.path.join(d, "state", "ledger-*.log")):
+    for line in open(p, errors="replace"):
+        if '"ledger.dead_letter"' in line:
+            m = re.search(r'"msg":"(\S+) \[(\d+)\] offset (\d+): ([^"]{0,120})', line)
+            key = m.groups()[:3] if m else line
+            if m and key not in dead and len(dead) < 3:
+                meta.setdefault("dead_letter_sample", []).append(" ".join(m.groups()))
+            dead.add(key)
+meta["ledger_dead_letters"] = len(dead)
+meta["max_dead_letters"] = None if name == "ledger-kill" else 0
 meta.update(extra)
 json.dump(meta, open(os.path.join(d, "meta.json"), "w"), indent=1)
 PY
@@ -709,6 +861,12 @@ setup_failed() {
 
 cleanup() {
     stop_services
+    disk_redis_down
+    # a run interrupted during a pause fault must not leave the broker or Redis stopped
+    local f
+    for f in "$LST_STACK_DIR/kafka/kafka.pid" "$LST_STACK_DIR/redis/redis.pid"; do
+        [ ! -s "$f" ] || kill -CONT "$(cat "$f")" 2>/dev/null
+    done
     stack down >"$CHAOS_DIR/stack-down.log" 2>&1
 }
 
@@ -716,17 +874,23 @@ cleanup() {
 # not fixed here; the checker stays as strict as ever), empty otherwise.
 known_failure() {
     case "$1" in
+    # intermittent: only when a view read lands in the ~0.7 s Redis spends loading its AOF
+    redis-restart) echo "6:the view API answers 404 instead of 503 while Redis loads its AOF (an error reply such as -LOADING taken for a missing message, services/view-api/detail.c)" ;;
     redis-snapshot) echo "6:the view API serves the rolled-back projections while the ledger refills" ;;
+    redis-disk-full) echo "5:the ledger takes Redis's MISCONF refusal for a poison record and dead-letters valid events (services/ledger/core.c transient_errors lacks MISCONF)" ;;
+    redis-pause) echo "8:on a paused Redis gateway-in and the view API answer only after several Redis round trips of LST_REDIS_TIMEOUT_MS (2 s) each, beyond their bounds" ;;
     esac
 }
 
 # run_one SCENARIO DB: the scenario's knobs, then the scenario.
 run_one() {
     local fault=${1//-/_}
-    GWOUT_EXTRA="" LEDGER_EXTRA="" AS_UID1="" AS_UID2="" MESSAGE_SKEW_MS=0
+    GWOUT_EXTRA="" LEDGER_EXTRA="" AS_UID1="" AS_UID2="" MESSAGE_SKEW_MS=0 SC_SETUP="" SC_TEARDOWN=""
     case "$1" in
     baseline) fault=none ;;
     gwout-kill | gwin-kill | broker-kill | redis-restart | broker-pause | redis-snapshot | stale) ;;
+    redis-pause) ;;
+    redis-disk-full) SC_SETUP=disk_redis_up SC_TEARDOWN=disk_redis_down ;;
     ledger-kill) LEDGER_EXTRA="LST_LEDGER_BATCH=50 LST_LEDGER_SCRIPT_EVENTS=8" ;;
     gateway-faults) GWOUT_EXTRA="LST_GATEWAY_OUT_RATE_LIMIT=$GW_RATE" ;;
     net-drop)
@@ -746,6 +910,7 @@ run_one() {
         ;;
     esac
     scenario "$1" "$2" "$fault" || setup_failed "$1"
+    [ -z "$SC_TEARDOWN" ] || $SC_TEARDOWN
 }
 
 main() {
