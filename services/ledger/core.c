@@ -9,10 +9,12 @@
 #include "ledger.h"
 #include "lst/log.h"
 
-/* Script errors that mean "Redis cannot right now", not "this record breaks the
- * script". */
-static const char *const transient_errors[] = {"OOM",        "BUSY",     "LOADING", "READONLY",
-                                               "MASTERDOWN", "NOSCRIPT", "TRYAGAIN"};
+/* Redis's answers that say "not now", not "this record is bad": the batch is retried, never
+ * dead-lettered. MISCONF is a refused write after a failed AOF write or RDB save (a full
+ * disk): the chaos suite's redis-disk-full dead-lettered valid records before it was here. */
+static const char *const transient_errors[] = {"OOM",      "BUSY",       "LOADING",
+                                               "READONLY", "MASTERDOWN", "NOSCRIPT",
+                                               "TRYAGAIN", "MISCONF",    "NOREPLICAS"};
 
 static const char *const topic_bases[LEDGER_T__COUNT] = {
     "lst.message",   "lst.outbound", "lst.sent",        "lst.inbound",
@@ -322,21 +324,27 @@ static const redisReply *event_reply(const redisReply *call, uint32_t idx)
     return call->element[idx];
 }
 
+/* Why an event was not applied: its own answer, or the error of its whole call. */
+static const char *event_reason(const redisReply *call, const redisReply *r)
+{
+    if (r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
+        return r->str;
+    if (call != NULL && call->type == REDIS_REPLY_ERROR)
+        return call->str; /* the whole call failed: OOM, BUSY, ... */
+    return "no reply";
+}
+
 /* Classifies one event; returns true when the record is done. */
 static bool judge(struct ledger_core *c, struct ledger_done *d, const redisReply *call)
 {
     const redisReply *r = event_reply(call, d->idx);
-    const char *msg = "no reply";
 
     if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
         lst_counter_inc(r->integer == 1 ? c->m_applied : c->m_skipped);
         d->outcome = LEDGER_APPLIED;
         return true;
     }
-    if (r != NULL && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS))
-        msg = r->str;
-    else if (call != NULL && call->type == REDIS_REPLY_ERROR)
-        msg = call->str; /* the whole call failed: OOM, BUSY, ... */
+    const char *msg = event_reason(call, r);
     if (strncmp(msg, "LGAP", 4) == 0) {
         d->outcome = LEDGER_GAP;
         return false;
@@ -358,6 +366,7 @@ lst_err ledger_core_flush(struct ledger_core *c, const struct ledger_done **done
     int64_t t0 = lst_mono_ms();
     lst_err result = LST_OK;
     bool gap = false;
+    const char *why = "";
 
     *done = c->done;
     *n = c->ndone;
@@ -372,6 +381,8 @@ lst_err ledger_core_flush(struct ledger_core *c, const struct ledger_done **done
                                      : NULL;
         if (!judge(c, &c->done[i], call)) {
             gap = gap || c->done[i].outcome == LEDGER_GAP;
+            if (result == LST_OK) /* the first reason names the cause, e.g. MISCONF */
+                why = event_reason(call, event_reply(call, c->done[i].idx));
             result = LST_ERR_STATE;
         }
     }
@@ -379,8 +390,8 @@ lst_err ledger_core_flush(struct ledger_core *c, const struct ledger_done **done
         lst_counter_inc(c->m_gaps);
     if (result != LST_OK) {
         lst_counter_inc(c->m_retries);
-        LST_WARN("ledger.batch_incomplete", "%s; resuming from the watermarks",
-                 gap ? "Redis lost applied records" : "Redis failed or refused");
+        LST_WARN("ledger.batch_incomplete", "%s (%.200s); resuming from the watermarks",
+                 gap ? "Redis lost applied records" : "Redis failed or refused", why);
     }
     lst_histogram_observe(c->m_batch_ms, (double)(lst_mono_ms() - t0) / 1000.0);
     lst_redis_pipe_reset(c->pipe);
