@@ -4,6 +4,7 @@
 # the interop venv) decrypting the same callbacks. Prints figures; not a pass/fail test.
 #
 #   bench/gateway_in/run.sh BUILD_DIR [--callbacks N] [--senders N] [--conns N] [--no-sdk]
+#   LST_HTTP_EVENT_THREADS=2 bench/gateway_in/run.sh ...   gateway-in in event mode
 #
 # Brings up a stack of its own (Kafka, Redis, simulator; folder BUILD_DIR/bench-gwin-stack.*,
 # ports GWIN_BENCH_*_PORT or 29492/29493/26779/28490) and takes it down afterwards.
@@ -48,4 +49,6 @@ trap 'exit 130' INT TERM
     echo "bench: the stack did not come up"
     exit 1
 }
+# gateway-in inherits the environment: LST_HTTP_EVENT_THREADS=N selects its event mode.
+echo "bench: gateway-in LST_HTTP_EVENT_THREADS=${LST_HTTP_EVENT_THREADS:-0} (0: thread per connection)"
 "$BIN" "${ARGS[@]}"

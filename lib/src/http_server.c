@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lst/http.h"
@@ -19,6 +21,12 @@
 #define DEFAULT_MAX_BODY        (1024 * 1024)
 #define DEFAULT_TIMEOUT_S       30
 #define DEFAULT_DRAIN_MS        5000
+#define DEFAULT_ASYNC_TIMEOUT   10000
+/* The timer thread's tick: how late an async timeout may be answered. */
+#define TIMER_TICK_MS 50
+/* After the pending async requests were answered at stop, how long their answers get to be
+ * sent before MHD is stopped. */
+#define STOP_SEND_MS 1000
 /* After the body passed max_body we keep reading (and dropping) this much more so that a
  * chunked upload still gets its 413: MHD can queue a response only once the upload is
  * complete. A client sending more than that is disconnected without an answer. */
@@ -51,12 +59,55 @@ struct route {
     size_t path_len;
     bool prefix;
     lst_http_handler_fn handler;
+    lst_http_async_fn async_fn;    /* async route (event mode): used instead of handler */
     bool builtin;                  /* handler gets the server as ud instead of the config's ud */
     struct route_metrics *metrics; /* [METHOD_LABELS], owned */
 };
 
+/* The async requests of a server: shared by the server, its event threads, its timer thread
+ * and whoever completes a request (any thread, possibly after the server is gone), so it is
+ * reference-counted: the server holds one reference, every live async request one. mu guards
+ * everything here and in every struct lst_http_async; it is taken before MHD's own locks
+ * (suspend/resume are called with it held), never the other way round. */
+struct async_hub {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* wakes the timer thread at stop */
+    int refs;
+    bool live;     /* MHD runs: a completed request may resume its connection */
+    bool stopping; /* no new async requests; the timer thread ends */
+    unsigned timeout_ms;
+    struct lst_http_async *head, *tail; /* pending requests, oldest (earliest deadline) first */
+};
+
+enum async_state {
+    ASYNC_PENDING = 0, /* waiting for lst_http_async_complete */
+    ASYNC_DONE,        /* resp holds the answer (the handler's, or the server's 503) */
+    ASYNC_ABANDONED,   /* the connection went away first */
+};
+
+/* One asynchronous request. Two owners: the connection (conn_ref, until MHD's completion
+ * callback) and the handler side (handler_ref, until lst_http_async_complete); freed by the
+ * last of them to let go, under hub->mu. */
+struct lst_http_async {
+    struct async_hub *hub;
+    struct MHD_Connection *conn;
+    struct lst_buf body; /* moved from the request state */
+    struct lst_http_response resp;
+    int64_t deadline_ms;
+    enum async_state state;
+    bool suspended; /* MHD_suspend_connection was called and no resume yet */
+    bool conn_ref;
+    bool handler_ref;
+    bool listed; /* in the hub's pending list */
+    struct lst_http_async *prev, *next;
+};
+
 struct lst_http_server {
     struct MHD_Daemon *daemon;
+    struct async_hub *hub; /* event mode only */
+    pthread_t timer;
+    bool timer_started;
+    unsigned event_threads;
     MHD_socket quiesced_fd; /* listen socket handed back by MHD_quiesce_daemon, ours to close */
     struct route *routes;
     size_t nroutes;
@@ -85,12 +136,14 @@ struct stream_state {
 /* Per-request state, MHD's con_cls: from the first access-handler call to the completion
  * callback. */
 struct req_state {
+    struct lst_http_server *server;
     int64_t start_ms;
     const struct route *route; /* NULL: answered early (404/405/413) */
     struct lst_buf body;
     size_t received; /* all body bytes seen, also the dropped ones */
     bool too_large;
     bool answered;
+    struct lst_http_async *async; /* set by lst_http_async_begin */
 };
 
 /* ---- request accessors ---- */
@@ -201,13 +254,13 @@ static void record(struct lst_http_server *s, const struct req_state *st, const 
 
 /* ---- responses ---- */
 
-static void response_init(struct lst_http_response *resp)
+void lst_http_response_init(struct lst_http_response *resp)
 {
     memset(resp, 0, sizeof(*resp));
     lst_buf_init(&resp->body);
 }
 
-static void response_cleanup(struct lst_http_response *resp)
+void lst_http_response_cleanup(struct lst_http_response *resp)
 {
     /* a stream that was never handed to MHD (e.g. an early return) still owns its ud */
     if (resp->stream.next != NULL && resp->stream.free_ud != NULL)
@@ -340,10 +393,10 @@ static enum MHD_Result send_problem(struct lst_http_server *s, struct MHD_Connec
                                     const char *slug, const char *title, const char *detail)
 {
     struct lst_http_response resp;
-    response_init(&resp);
+    lst_http_response_init(&resp);
     lst_http_problem(&resp, status, slug, title, "%s", detail);
     enum MHD_Result res = send_response(s, conn, st, method, &resp);
-    response_cleanup(&resp);
+    lst_http_response_cleanup(&resp);
     return res;
 }
 
@@ -446,6 +499,249 @@ static const struct lst_http_route builtin_routes[] = {
     {"GET", "/metrics", false, handle_metrics},
 };
 
+/* ---- async requests (event mode) ---- */
+
+static void hub_unref_locked(struct async_hub *h, bool *free_hub)
+{
+    *free_hub = --h->refs == 0;
+}
+
+static void hub_free(struct async_hub *h)
+{
+    pthread_cond_destroy(&h->cv);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
+}
+
+static void unlist(struct async_hub *h, struct lst_http_async *a)
+{
+    if (!a->listed)
+        return;
+    if (a->prev != NULL)
+        a->prev->next = a->next;
+    else
+        h->head = a->next;
+    if (a->next != NULL)
+        a->next->prev = a->prev;
+    else
+        h->tail = a->prev;
+    a->prev = a->next = NULL;
+    a->listed = false;
+}
+
+/* Under h->mu: frees a once neither the connection nor the handler side holds it. Returns true
+ * when the hub lost its last reference (the caller frees it after unlocking). */
+static bool async_release_locked(struct lst_http_async *a)
+{
+    bool free_hub = false;
+    if (a->conn_ref || a->handler_ref)
+        return false;
+    struct async_hub *h = a->hub;
+    unlist(h, a);
+    lst_http_response_cleanup(&a->resp);
+    lst_buf_cleanup(&a->body);
+    free(a);
+    hub_unref_locked(h, &free_hub);
+    return free_hub;
+}
+
+/* Under h->mu: the answer is in a->resp; wake the connection if it is suspended already (if
+ * not, run_handler sees the state and answers without suspending). */
+static void async_finish_locked(struct lst_http_async *a)
+{
+    a->state = ASYNC_DONE;
+    unlist(a->hub, a);
+    if (a->suspended && a->hub->live) {
+        a->suspended = false;
+        MHD_resume_connection(a->conn);
+    }
+}
+
+struct lst_http_async *lst_http_async_begin(const struct lst_http_request *req)
+{
+    struct req_state *st = req->priv;
+    struct lst_http_server *s = st != NULL && st->route != NULL ? st->server : NULL;
+    if (s == NULL || s->hub == NULL || st->async != NULL)
+        return NULL;
+    struct lst_http_async *a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return NULL;
+    struct async_hub *h = s->hub;
+    a->hub = h;
+    a->conn = req->conn;
+    a->body = st->body; /* moved: req->body keeps pointing at the same bytes */
+    lst_buf_init(&st->body);
+    lst_http_response_init(&a->resp);
+    a->conn_ref = a->handler_ref = true;
+    pthread_mutex_lock(&h->mu);
+    bool stopping = h->stopping;
+    if (!stopping) {
+        a->deadline_ms = lst_mono_ms() + h->timeout_ms;
+        a->listed = true;
+        a->prev = h->tail;
+        if (h->tail != NULL)
+            h->tail->next = a;
+        else
+            h->head = a;
+        h->tail = a;
+        h->refs++;
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (stopping) {
+        st->body = a->body; /* give the body back: the handler answers at once */
+        free(a);
+        return NULL;
+    }
+    st->async = a;
+    return a;
+}
+
+const char *lst_http_async_body(const struct lst_http_async *a, size_t *len)
+{
+    *len = a->body.len;
+    return a->body.data != NULL ? a->body.data : "";
+}
+
+void lst_http_async_complete(struct lst_http_async *a, struct lst_http_response *resp)
+{
+    struct async_hub *h = a->hub;
+    pthread_mutex_lock(&h->mu);
+    if (a->state == ASYNC_PENDING) {
+        /* Move the answer; the handler's resp is left empty for its own cleanup. */
+        lst_http_response_cleanup(&a->resp);
+        a->resp = *resp;
+        lst_http_response_init(resp);
+        if (a->resp.stream.next != NULL) {
+            lst_http_response_cleanup(&a->resp); /* frees the stream's ud */
+            lst_http_response_init(&a->resp);    /* status 0: answered 500 */
+        }
+        async_finish_locked(a);
+    }
+    a->handler_ref = false;
+    bool free_hub = async_release_locked(a);
+    pthread_mutex_unlock(&h->mu);
+    if (free_hub)
+        hub_free(h);
+}
+
+/* Under h->mu: the server answers a itself (timeout or stop). */
+static void async_expire_locked(struct lst_http_async *a, const char *slug, const char *title,
+                                const char *detail)
+{
+    lst_http_response_cleanup(&a->resp);
+    lst_http_response_init(&a->resp);
+    lst_http_problem(&a->resp, 503, slug, title, "%s", detail);
+    async_finish_locked(a);
+}
+
+static void *timer_main(void *arg)
+{
+    struct async_hub *h = arg;
+    pthread_mutex_lock(&h->mu);
+    while (!h->stopping) {
+        int64_t now = lst_mono_ms();
+        while (h->head != NULL && h->head->deadline_ms <= now)
+            async_expire_locked(h->head, "timeout", "Service Unavailable",
+                                "the request was not completed in time; retry later");
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += TIMER_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->cv, &h->mu, &ts);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+static lst_err hub_create(struct lst_http_server *s, unsigned timeout_ms)
+{
+    pthread_condattr_t ca;
+    struct async_hub *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return LST_ERR_NOMEM;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    h->refs = 1;
+    h->live = true; /* resumes are safe from now until hub_detach (after MHD_stop_daemon) */
+    h->timeout_ms = timeout_ms ? timeout_ms : DEFAULT_ASYNC_TIMEOUT;
+    s->hub = h;
+    if (pthread_create(&s->timer, NULL, timer_main, h) != 0)
+        return LST_ERR_NOMEM;
+    s->timer_started = true;
+    return LST_OK;
+}
+
+/* Stop: no new async requests, answer the pending ones with 503, end the timer thread. */
+static void hub_stop(struct lst_http_server *s)
+{
+    struct async_hub *h = s->hub;
+    pthread_mutex_lock(&h->mu);
+    h->stopping = true;
+    while (h->head != NULL)
+        async_expire_locked(h->head, "shutting-down", "Service Unavailable",
+                            "the server is stopping; retry later");
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+    if (s->timer_started)
+        pthread_join(s->timer, NULL);
+    s->timer_started = false;
+}
+
+/* MHD is stopped: completions no longer resume; drop the server's reference. */
+static void hub_detach(struct lst_http_server *s)
+{
+    struct async_hub *h = s->hub;
+    bool free_hub = false;
+    if (h == NULL)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->live = false;
+    hub_unref_locked(h, &free_hub);
+    pthread_mutex_unlock(&h->mu);
+    if (free_hub)
+        hub_free(h);
+    s->hub = NULL;
+}
+
+/* After an async handler took the request: suspend the connection until the answer is there,
+ * or answer at once when it came already (a fast completion, a timeout). */
+static enum MHD_Result async_park(struct lst_http_server *s, struct MHD_Connection *conn,
+                                  struct req_state *st, const char *method)
+{
+    struct lst_http_async *a = st->async;
+    struct async_hub *h = a->hub;
+    pthread_mutex_lock(&h->mu);
+    bool done = a->state == ASYNC_DONE;
+    if (!done) {
+        MHD_suspend_connection(conn);
+        a->suspended = true;
+    }
+    pthread_mutex_unlock(&h->mu);
+    return done ? send_response(s, conn, st, method, &a->resp) : MHD_YES;
+}
+
+/* The connection went away or its request ended: let go of the async request. */
+static void async_drop_conn(struct lst_http_async *a)
+{
+    struct async_hub *h = a->hub;
+    pthread_mutex_lock(&h->mu);
+    if (a->state == ASYNC_PENDING)
+        a->state = ASYNC_ABANDONED;
+    unlist(h, a);
+    a->suspended = false;
+    a->conn_ref = false;
+    bool free_hub = async_release_locked(a);
+    pthread_mutex_unlock(&h->mu);
+    if (free_hub)
+        hub_free(h);
+}
+
 /* ---- MHD callbacks ---- */
 
 static void remote_addr(struct MHD_Connection *conn, char *out, size_t cap)
@@ -477,12 +773,21 @@ static enum MHD_Result run_handler(struct lst_http_server *s, struct MHD_Connect
         .body_len = st->body.len,
         .remote_addr = addr,
         .conn = conn,
+        .priv = st,
     };
     struct lst_http_response resp;
-    response_init(&resp);
-    st->route->handler(st->route->builtin ? (void *)s : s->ud, &req, &resp);
-    enum MHD_Result res = send_response(s, conn, st, method, &resp);
-    response_cleanup(&resp);
+    lst_http_response_init(&resp);
+    enum MHD_Result res = MHD_YES;
+    if (st->route->async_fn == NULL)
+        st->route->handler(st->route->builtin ? (void *)s : s->ud, &req, &resp);
+    else if (st->route->async_fn(s->ud, &req, &resp) != st->async)
+        LST_ERROR("http.async.misuse", "handler for %s returned another handle than it began",
+                  st->route->path);
+    if (st->async != NULL)
+        res = async_park(s, conn, st, method);
+    else
+        res = send_response(s, conn, st, method, &resp);
+    lst_http_response_cleanup(&resp);
     return res;
 }
 
@@ -490,12 +795,12 @@ static enum MHD_Result send_not_allowed(struct lst_http_server *s, struct MHD_Co
                                         struct req_state *st, const char *method, const char *allow)
 {
     struct lst_http_response resp;
-    response_init(&resp);
+    lst_http_response_init(&resp);
     lst_http_problem(&resp, 405, "method-not-allowed", "Method Not Allowed", "allowed methods: %s",
                      allow);
     lst_http_add_header(&resp, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result res = send_response(s, conn, st, method, &resp);
-    response_cleanup(&resp);
+    lst_http_response_cleanup(&resp);
     return res;
 }
 
@@ -517,6 +822,7 @@ static enum MHD_Result begin_request(struct lst_http_server *s, struct MHD_Conne
     struct req_state *st = calloc(1, sizeof(*st));
     if (st == NULL)
         return MHD_NO;
+    st->server = s;
     st->start_ms = lst_mono_ms();
     lst_buf_init(&st->body);
     *con_cls = st;
@@ -554,6 +860,18 @@ static enum MHD_Result take_body(struct lst_http_server *s, struct req_state *st
     return lst_buf_append(&st->body, data, n) == LST_OK ? MHD_YES : MHD_NO;
 }
 
+/* MHD calls again after the resume: send the stored answer. */
+static enum MHD_Result async_answer(struct lst_http_server *s, struct MHD_Connection *conn,
+                                    struct req_state *st, const char *method)
+{
+    struct lst_http_async *a = st->async;
+    pthread_mutex_lock(&a->hub->mu);
+    bool done = a->state == ASYNC_DONE;
+    pthread_mutex_unlock(&a->hub->mu);
+    /* resp is final once DONE; only this thread reads it from now on */
+    return done ? send_response(s, conn, st, method, &a->resp) : MHD_YES;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -565,6 +883,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return begin_request(s, conn, url, method, con_cls);
     if (*upload_data_size > 0)
         return take_body(s, st, upload_data, upload_data_size);
+    if (st->async != NULL && !st->answered)
+        return async_answer(s, conn, st, method);
     if (st->answered)
         return MHD_YES;
     if (st->too_large)
@@ -583,6 +903,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         LST_DEBUG("http.request.aborted", "request ended early (MHD code %d)", (int)toe);
+    if (st->async != NULL)
+        async_drop_conn(st->async);
     lst_buf_cleanup(&st->body);
     free(st);
     *con_cls = NULL;
@@ -619,12 +941,25 @@ static lst_err copy_route(struct route *dst, const struct lst_http_route *src, b
     return dst->metrics != NULL ? LST_OK : LST_ERR_NOMEM;
 }
 
+/* An async route is stored as a plain route whose async_fn is set. */
+static lst_err copy_async_route(struct route *dst, const struct lst_http_async_route *src)
+{
+    if (src->handler == NULL)
+        return LST_ERR_CONFIG;
+    struct lst_http_route plain = {src->method, src->path, false, handle_healthz};
+    lst_err err = copy_route(dst, &plain, false);
+    dst->handler = NULL;
+    dst->async_fn = src->handler;
+    return err;
+}
+
 static lst_err copy_routes(struct lst_http_server *s, const struct lst_http_config *cfg)
 {
     size_t nb = LST_ARRAY_LEN(builtin_routes);
-    if (cfg->nroutes > 0 && cfg->routes == NULL)
+    if ((cfg->nroutes > 0 && cfg->routes == NULL) ||
+        (cfg->nasync_routes > 0 && (cfg->async_routes == NULL || cfg->event_threads == 0)))
         return LST_ERR_CONFIG;
-    s->routes = calloc(nb + cfg->nroutes, sizeof(*s->routes));
+    s->routes = calloc(nb + cfg->nroutes + cfg->nasync_routes, sizeof(*s->routes));
     if (s->routes == NULL)
         return LST_ERR_NOMEM;
     lst_err err = LST_OK;
@@ -633,6 +968,8 @@ static lst_err copy_routes(struct lst_http_server *s, const struct lst_http_conf
         err = copy_route(&s->routes[i], &builtin_routes[i], true);
     for (size_t i = 0; i < cfg->nroutes && err == LST_OK; i++, s->nroutes++)
         err = copy_route(&s->routes[nb + i], &cfg->routes[i], false);
+    for (size_t i = 0; i < cfg->nasync_routes && err == LST_OK; i++, s->nroutes++)
+        err = copy_async_route(&s->routes[nb + cfg->nroutes + i], &cfg->async_routes[i]);
     return err;
 }
 
@@ -661,15 +998,26 @@ static lst_err start_daemon(struct lst_http_server *s, const struct lst_http_con
 {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    /* Event mode: every connection on one of a few epoll threads; suspend/resume for async
+     * routes (it needs the inter-thread channel, which MHD_ALLOW_SUSPEND_RESUME includes). */
+    if (s->event_threads > 0)
+        flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ipv6)
         flags |= MHD_USE_IPv6;
     unsigned conns = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
     unsigned timeout = cfg->conn_timeout_s ? cfg->conn_timeout_s : DEFAULT_TIMEOUT_S;
+    /* MHD warns about a pool size below 2 (its single internal thread is used then). */
+    struct MHD_OptionItem pool[] = {
+        {s->event_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+         (intptr_t)s->event_threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
     /* The logger option goes first so that start-up errors reach our log too. */
     s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
                                  on_mhd_log, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                                  MHD_OPTION_SOCK_ADDR, &s->addr, MHD_OPTION_CONNECTION_LIMIT, conns,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_END);
+                                 MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_ARRAY, pool,
+                                 MHD_OPTION_END);
     if (s->daemon == NULL) {
         LST_ERROR("http.start.failed", "cannot start the HTTP server on %s:%u",
                   cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)cfg->port);
@@ -703,15 +1051,19 @@ lst_err lst_http_server_create(const struct lst_http_config *cfg, struct lst_htt
     s->metrics = cfg->metrics;
     s->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
     s->drain_ms = cfg->drain_ms ? cfg->drain_ms : DEFAULT_DRAIN_MS;
+    s->event_threads = cfg->event_threads;
     err = copy_routes(s, cfg);
+    if (err == LST_OK && s->event_threads > 0)
+        err = hub_create(s, cfg->async_timeout_ms);
     if (err == LST_OK)
         err = parse_bind(s, cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", cfg->port, &ipv6);
     if (err == LST_OK)
         err = start_daemon(s, cfg, ipv6);
     if (err != LST_OK)
         goto out;
-    LST_INFO("http.started", "HTTP server listening on %s port %u",
-             cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)s->port);
+    LST_INFO("http.started", "HTTP server listening on %s port %u (%s, %u event threads)",
+             cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)s->port,
+             s->event_threads > 0 ? "event mode" : "thread per connection", s->event_threads);
     *out = s;
     s = NULL;
 out:
@@ -736,6 +1088,14 @@ static void drain(struct lst_http_server *s)
     if (left > 0)
         LST_WARN("http.stop.drain_timeout", "%ld request(s) still in flight after %u ms", left,
                  s->drain_ms);
+    if (s->hub == NULL)
+        return;
+    /* MHD must not be stopped with a suspended connection: answer them (503), give the
+     * answers a moment to be sent. */
+    hub_stop(s);
+    deadline = lst_mono_ms() + STOP_SEND_MS;
+    while (atomic_load(&s->in_flight) > 0 && lst_mono_ms() < deadline)
+        lst_sleep_ms(10, NULL);
 }
 
 void lst_http_server_destroy(struct lst_http_server *s)
@@ -747,6 +1107,10 @@ void lst_http_server_destroy(struct lst_http_server *s)
         MHD_stop_daemon(s->daemon);
         if (s->quiesced_fd != MHD_INVALID_SOCKET)
             close(s->quiesced_fd);
+    }
+    if (s->hub != NULL) {
+        hub_stop(s); /* a no-op after drain; ends the timer of a half-built server */
+        hub_detach(s);
     }
     for (size_t i = 0; i < s->nroutes; i++) {
         free(s->routes[i].method);

@@ -72,6 +72,10 @@ static lst_err create_http(struct lst_service *s, const struct lst_service_opts 
         .ud = s,
         .ready = ready_cb,
         .metrics = s->metrics,
+        .event_threads = o->http_event_threads,
+        .async_routes = o->async_routes,
+        .nasync_routes = o->nasync_routes,
+        .async_timeout_ms = o->http_async_timeout_ms,
     };
     return lst_http_server_create(&hc, &s->http);
 }

@@ -15,23 +15,13 @@
  *
  * Logs carry event IDs (Threema IDs and message IDs) and reasons, never texts, file names,
  * phone numbers or the secret. */
+#include <stdio.h>
 #include <string.h>
 
 #include "lst/log.h"
 #include "gateway_in.h"
 
 #define NICKNAME_MAX LST_NAME_MAX
-
-struct call {
-    const struct lst_http_request *req;
-    struct lst_threema_callback cb;
-    struct lst_threema_msg msg;
-    struct lst_threema_shared shared;
-    struct lst_inbound rec;
-    char event_id[LST_EVENT_ID_LEN + 1];
-    char token[GWIN_TOKEN_LEN + 1];
-    struct lst_buf why;
-};
 
 /* A copy of the longest prefix of s with at most max bytes that does not end inside a UTF-8
  * sequence (phones may send names and captions above the record's limits: keep what fits). */
@@ -55,11 +45,11 @@ static char *clip(const char *s, size_t max)
 
 /* ---- dead letters ---- */
 
-static enum gwin_result dead_letter(struct gateway_in *ctx, struct call *c, const char *key,
+static enum gwin_result dead_letter(struct gateway_in *ctx, struct gwin_call *c, const char *key,
                                     lst_err err)
 {
     const char *reason = c->why.len > 0 ? c->why.data : lst_strerror(err);
-    lst_err perr = gwin_publish_dlq(ctx, key, c->req->body, c->req->body_len, err, reason);
+    lst_err perr = gwin_publish_dlq(ctx, key, c->body, c->body_len, err, reason);
     LST_WARN("gateway_in.dead_letter", "callback %s not processable (%s): %s",
              c->event_id[0] != '\0' ? c->event_id : "-", lst_err_name(err), reason);
     return perr == LST_OK ? GWIN_DLQ : GWIN_UNAVAILABLE;
@@ -67,7 +57,7 @@ static enum gwin_result dead_letter(struct gateway_in *ctx, struct call *c, cons
 
 /* ---- open: key, decrypt, decode ---- */
 
-static lst_err try_open(struct gateway_in *ctx, struct call *c, const uint8_t pk[])
+static lst_err try_open(struct gateway_in *ctx, struct gwin_call *c, const uint8_t pk[])
 {
     lst_threema_shared_cleanup(&c->shared);
     lst_threema_msg_cleanup(&c->msg);
@@ -81,7 +71,7 @@ static lst_err try_open(struct gateway_in *ctx, struct call *c, const uint8_t pk
                                 &c->why);
 }
 
-static enum gwin_result open_box(struct gateway_in *ctx, struct call *c)
+static enum gwin_result open_box(struct gateway_in *ctx, struct gwin_call *c)
 {
     uint8_t pk[LST_THREEMA_KEY_SIZE];
     bool cached = false;
@@ -121,7 +111,7 @@ static bool is_image(const struct lst_threema_file *f)
 }
 
 /* The thumbnail is a nice-to-have: a permanent failure just leaves it out. */
-static enum gwin_result thumbnail(struct gateway_in *ctx, struct call *c)
+static enum gwin_result thumbnail(struct gateway_in *ctx, struct gwin_call *c)
 {
     const struct lst_threema_file *f = &c->msg.file;
     struct lst_content *ct = &c->rec.content;
@@ -141,7 +131,7 @@ static enum gwin_result thumbnail(struct gateway_in *ctx, struct call *c)
     return GWIN_ACCEPTED;
 }
 
-static enum gwin_result file_content(struct gateway_in *ctx, struct call *c)
+static enum gwin_result file_content(struct gateway_in *ctx, struct gwin_call *c)
 {
     const struct lst_threema_file *f = &c->msg.file;
     struct lst_content *ct = &c->rec.content;
@@ -165,7 +155,7 @@ static enum gwin_result file_content(struct gateway_in *ctx, struct call *c)
     return f->thumbnail_blob_id[0] != '\0' ? thumbnail(ctx, c) : GWIN_ACCEPTED;
 }
 
-static enum gwin_result image_content(struct gateway_in *ctx, struct call *c)
+static enum gwin_result image_content(struct gateway_in *ctx, struct gwin_call *c)
 {
     const struct lst_threema_image *img = &c->msg.image;
     struct lst_content *ct = &c->rec.content;
@@ -186,7 +176,7 @@ static enum gwin_result image_content(struct gateway_in *ctx, struct call *c)
     return GWIN_ACCEPTED;
 }
 
-static lst_err receipt(struct call *c)
+static lst_err receipt(struct gwin_call *c)
 {
     const struct lst_threema_receipt *r = &c->msg.receipt;
     c->rec.kind = LST_INBOUND_RECEIPT;
@@ -200,7 +190,7 @@ static lst_err receipt(struct call *c)
     return LST_OK;
 }
 
-static void location(struct call *c)
+static void location(struct gwin_call *c)
 {
     const struct lst_threema_location *l = &c->msg.location;
     struct lst_content *ct = &c->rec.content;
@@ -213,7 +203,7 @@ static void location(struct call *c)
     ct->address = clip(l->address, LST_ADDRESS_MAX);
 }
 
-static enum gwin_result content(struct gateway_in *ctx, struct call *c)
+static enum gwin_result content(struct gateway_in *ctx, struct gwin_call *c)
 {
     struct lst_content *ct = &c->rec.content;
     c->rec.kind = LST_INBOUND_MESSAGE;
@@ -245,7 +235,7 @@ static enum gwin_result content(struct gateway_in *ctx, struct call *c)
     }
 }
 
-static enum gwin_result build_record(struct gateway_in *ctx, struct call *c)
+static enum gwin_result build_record(struct gateway_in *ctx, struct gwin_call *c)
 {
     struct lst_inbound *r = &c->rec;
     r->event_id = lst_strdup(c->event_id);
@@ -262,7 +252,7 @@ static enum gwin_result build_record(struct gateway_in *ctx, struct call *c)
     return content(ctx, c);
 }
 
-static enum gwin_result publish(struct gateway_in *ctx, struct call *c)
+static enum gwin_result publish(struct gateway_in *ctx, struct gwin_call *c)
 {
     bool maybe = false;
     lst_err err = gwin_publish_inbound(ctx, &c->rec, &maybe, &c->why);
@@ -279,7 +269,7 @@ static enum gwin_result publish(struct gateway_in *ctx, struct call *c)
 }
 
 /* Steps 4 and 5 for a claimed event. */
-static enum gwin_result process(struct gateway_in *ctx, struct call *c)
+static enum gwin_result process(struct gateway_in *ctx, struct gwin_call *c)
 {
     enum gwin_result r = open_box(ctx, c);
     if (r == GWIN_ACCEPTED)
@@ -289,35 +279,78 @@ static enum gwin_result process(struct gateway_in *ctx, struct call *c)
     return r;
 }
 
-static enum gwin_result handle(struct gateway_in *ctx, struct call *c)
+enum gwin_result gwin_call_verify(struct gateway_in *ctx, struct gwin_call *c)
 {
-    const struct lst_http_request *req = c->req;
-    const char *secret = ctx->cfg.gw.secret;
-    lst_err err = lst_threema_callback_verify(req->body, req->body_len, secret, &c->why);
+    lst_err err = lst_threema_callback_verify(c->body, c->body_len, ctx->cfg.gw.secret, &c->why);
     if (err == LST_ERR_CRYPTO)
         return GWIN_BAD_MAC;
-    if (err != LST_OK)
-        return GWIN_MALFORMED;
-    err = lst_threema_callback_parse(req->body, req->body_len, secret, &c->cb, &c->why);
+    return err == LST_OK ? GWIN_ACCEPTED : GWIN_MALFORMED;
+}
+
+enum gwin_result gwin_call_parse(struct gateway_in *ctx, struct gwin_call *c, lst_err *dlq_err)
+{
+    *dlq_err = LST_OK;
+    lst_err err =
+        lst_threema_callback_parse(c->body, c->body_len, ctx->cfg.gw.secret, &c->cb, &c->why);
     if (err == LST_ERR_NOMEM)
         return GWIN_UNAVAILABLE;
-    if (err != LST_OK)
-        return dead_letter(ctx, c, NULL, err);
+    if (err != LST_OK) {
+        *dlq_err = err;
+        return GWIN_DLQ;
+    }
     struct lst_buf id;
     lst_buf_init(&id);
     err = lst_event_id_format(&id, c->cb.from, c->cb.message_id);
     if (err == LST_OK && id.len < sizeof(c->event_id))
         memcpy(c->event_id, id.data, id.len + 1);
     lst_buf_cleanup(&id);
-    if (c->event_id[0] == '\0')
-        return dead_letter(ctx, c, NULL, err != LST_OK ? err : LST_ERR_INVALID);
+    if (c->event_id[0] == '\0') {
+        *dlq_err = err != LST_OK ? err : LST_ERR_INVALID;
+        return GWIN_DLQ;
+    }
+    return GWIN_ACCEPTED;
+}
 
+enum gwin_result gwin_call_dead_letter(struct gateway_in *ctx, struct gwin_call *c, lst_err err)
+{
+    return dead_letter(ctx, c, c->cb.from[0] != '\0' ? c->cb.from : NULL, err);
+}
+
+enum gwin_result gwin_call_process(struct gateway_in *ctx, struct gwin_call *c)
+{
+    return process(ctx, c);
+}
+
+bool gwin_call_open_fast(struct gateway_in *ctx, struct gwin_call *c)
+{
+    uint8_t pk[LST_THREEMA_KEY_SIZE];
+    if (!gwin_pubkey_cached(ctx, c->cb.from, pk) || try_open(ctx, c, pk) != LST_OK)
+        return false;
+    if (c->msg.kind == LST_THREEMA_MSG_FILE || c->msg.kind == LST_THREEMA_MSG_IMAGE)
+        return false;
+    if (build_record(ctx, c) == GWIN_ACCEPTED)
+        return true;
+    lst_inbound_cleanup(&c->rec); /* the blocking path builds it again */
+    memset(&c->rec, 0, sizeof(c->rec));
+    return false;
+}
+
+static enum gwin_result handle(struct gateway_in *ctx, struct gwin_call *c)
+{
+    lst_err dlq_err = LST_OK;
+    enum gwin_result r = gwin_call_verify(ctx, c);
+    if (r == GWIN_ACCEPTED)
+        r = gwin_call_parse(ctx, c, &dlq_err);
+    if (r == GWIN_DLQ)
+        return dead_letter(ctx, c, NULL, dlq_err);
+    if (r != GWIN_ACCEPTED)
+        return r;
     enum gwin_claim claim = gwin_dedupe_claim(ctx, c->event_id, c->token);
     if (claim == GWIN_CLAIM_DONE)
         return GWIN_DUPLICATE;
     if (claim == GWIN_CLAIM_PENDING)
         return GWIN_DUPLICATE_PENDING;
-    enum gwin_result r = process(ctx, c);
+    r = process(ctx, c);
     if (claim == GWIN_CLAIM_OK) {
         if (r == GWIN_ACCEPTED || r == GWIN_DLQ)
             gwin_dedupe_done(ctx, c->event_id);
@@ -329,7 +362,7 @@ static enum gwin_result handle(struct gateway_in *ctx, struct call *c)
 
 /* ---- respond ---- */
 
-static void respond(struct lst_http_response *resp, enum gwin_result r, const struct call *c)
+static void respond(struct lst_http_response *resp, enum gwin_result r, const struct gwin_call *c)
 {
     const char *why = c->why.len > 0 ? c->why.data : "";
     char body[64];
@@ -359,14 +392,14 @@ static void respond(struct lst_http_response *resp, enum gwin_result r, const st
     }
 }
 
-static void log_result(enum gwin_result r, const struct call *c)
+static void log_result(enum gwin_result r, const struct gwin_call *c)
 {
     const char *why = c->why.len > 0 ? c->why.data : "";
     const char *ev = c->event_id[0] != '\0' ? c->event_id : "-";
     if (r == GWIN_BAD_MAC)
-        LST_WARN("gateway_in.bad_mac", "callback from %s rejected: wrong MAC", c->req->remote_addr);
+        LST_WARN("gateway_in.bad_mac", "callback from %s rejected: wrong MAC", c->remote);
     else if (r == GWIN_MALFORMED)
-        LST_WARN("gateway_in.malformed", "callback from %s rejected: %s", c->req->remote_addr, why);
+        LST_WARN("gateway_in.malformed", "callback from %s rejected: %s", c->remote, why);
     else if (r == GWIN_UNAVAILABLE)
         LST_WARN("gateway_in.unavailable", "callback %s answered 503: %s", ev, why);
     else if (r == GWIN_DUPLICATE || r == GWIN_DUPLICATE_PENDING)
@@ -375,23 +408,40 @@ static void log_result(enum gwin_result r, const struct call *c)
         LST_DEBUG("gateway_in.accepted", "callback %s: %s", ev, gwin_result_name(r));
 }
 
+void gwin_call_init(struct gwin_call *c, const char *body, size_t len, const char *remote)
+{
+    memset(c, 0, sizeof(*c));
+    c->body = body;
+    c->body_len = len;
+    snprintf(c->remote, sizeof(c->remote), "%s", remote != NULL ? remote : "");
+    c->t0_ms = lst_mono_ms();
+    lst_buf_init(&c->why);
+}
+
+void gwin_call_cleanup(struct gwin_call *c)
+{
+    lst_inbound_cleanup(&c->rec);
+    lst_threema_msg_cleanup(&c->msg);
+    lst_threema_shared_cleanup(&c->shared);
+    lst_threema_callback_cleanup(&c->cb);
+    lst_buf_cleanup(&c->why);
+}
+
+void gwin_call_answer(struct gateway_in *ctx, struct gwin_call *c, enum gwin_result r,
+                      struct lst_http_response *resp)
+{
+    respond(resp, r, c);
+    log_result(r, c);
+    lst_counter_inc(ctx->m.callbacks[r]);
+    lst_histogram_observe(ctx->m.latency, (double)(lst_mono_ms() - c->t0_ms) / 1000.0);
+}
+
 void gwin_callback_handler(void *ud, const struct lst_http_request *req,
                            struct lst_http_response *resp)
 {
     struct gateway_in *ctx = lst_service_ctx(ud);
-    int64_t t0 = lst_mono_ms();
-    struct call c;
-    memset(&c, 0, sizeof(c));
-    c.req = req;
-    lst_buf_init(&c.why);
-    enum gwin_result r = handle(ctx, &c);
-    respond(resp, r, &c);
-    log_result(r, &c);
-    lst_counter_inc(ctx->m.callbacks[r]);
-    lst_histogram_observe(ctx->m.latency, (double)(lst_mono_ms() - t0) / 1000.0);
-    lst_inbound_cleanup(&c.rec);
-    lst_threema_msg_cleanup(&c.msg);
-    lst_threema_shared_cleanup(&c.shared);
-    lst_threema_callback_cleanup(&c.cb);
-    lst_buf_cleanup(&c.why);
+    struct gwin_call c;
+    gwin_call_init(&c, req->body, req->body_len, req->remote_addr);
+    gwin_call_answer(ctx, &c, handle(ctx, &c), resp);
+    gwin_call_cleanup(&c);
 }

@@ -28,7 +28,7 @@ static void key_of(const struct gateway_in *ctx, const char *event_id, char *out
     snprintf(out, cap, "%sevt:%s", ctx->cfg.redis_prefix, event_id);
 }
 
-static void new_token(char token[GWIN_TOKEN_LEN + 1])
+void gwin_dedupe_token(char token[GWIN_TOKEN_LEN + 1])
 {
     uint8_t rnd[8];
     randombytes_buf(rnd, sizeof(rnd));
@@ -42,6 +42,17 @@ static void redis_failed(struct gateway_in *ctx, const char *what)
     LST_WARN("gateway_in.redis_failed", "%s failed; going on without the dedupe marker", what);
 }
 
+enum gwin_claim gwin_dedupe_classify(const redisReply *get, const char *token)
+{
+    if (get == NULL)
+        return GWIN_CLAIM_NO_REDIS;
+    if (get->type == REDIS_REPLY_STRING && strcmp(get->str, DONE) == 0)
+        return GWIN_CLAIM_DONE;
+    if (get->type == REDIS_REPLY_STRING && strcmp(get->str, token) == 0)
+        return GWIN_CLAIM_OK;
+    return GWIN_CLAIM_PENDING; /* someone else's token, or it expired just now */
+}
+
 enum gwin_claim gwin_dedupe_claim(struct gateway_in *ctx, const char *event_id,
                                   char token[GWIN_TOKEN_LEN + 1])
 {
@@ -49,7 +60,7 @@ enum gwin_claim gwin_dedupe_claim(struct gateway_in *ctx, const char *event_id,
     redisReply *reply = NULL;
     enum gwin_claim claim = GWIN_CLAIM_NO_REDIS;
     key_of(ctx, event_id, key, sizeof(key));
-    new_token(token);
+    gwin_dedupe_token(token);
     struct lst_redis *r = gwin_pool_take(ctx->redis);
     lst_err err = lst_redis_cmdf(r, &reply, "SET %s %s NX PX %lld", key, token,
                                  (long long)ctx->cfg.dedupe_pending_ms);
@@ -65,12 +76,7 @@ enum gwin_claim gwin_dedupe_claim(struct gateway_in *ctx, const char *event_id,
         redis_failed(ctx, "dedupe claim");
         goto out;
     }
-    if (reply->type == REDIS_REPLY_STRING && strcmp(reply->str, DONE) == 0)
-        claim = GWIN_CLAIM_DONE;
-    else if (reply->type == REDIS_REPLY_STRING && strcmp(reply->str, token) == 0)
-        claim = GWIN_CLAIM_OK;
-    else
-        claim = GWIN_CLAIM_PENDING; /* someone else's token, or it expired just now */
+    claim = gwin_dedupe_classify(reply, token);
 out:
     freeReplyObject(reply);
     gwin_pool_give(ctx->redis, r);

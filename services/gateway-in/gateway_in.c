@@ -120,21 +120,32 @@ int gateway_in_run(struct gateway_in *ctx)
     const struct lst_http_route routes[] = {
         {"POST", cfg->callback_path, false, gwin_callback_handler},
     };
+    const struct lst_http_async_route async_routes[] = {
+        {"POST", cfg->callback_path, gwin_callback_async},
+    };
+    bool event_mode = cfg->event_threads > 0;
     struct lst_service_opts opts = {
         .name = gateway_in_program.name,
         .common = &cfg->common,
         .http_port = (uint16_t)cfg->http_port,
-        .routes = routes,
-        .nroutes = LST_ARRAY_LEN(routes),
+        .routes = event_mode ? NULL : routes,
+        .nroutes = event_mode ? 0 : LST_ARRAY_LEN(routes),
         .ud = ctx,
         .max_body = (size_t)cfg->max_body,
         .max_connections = (unsigned)cfg->max_connections,
         .kafka_extra = kafka_extra,
+        .http_event_threads = (unsigned)cfg->event_threads,
+        .async_routes = event_mode ? async_routes : NULL,
+        .nasync_routes = event_mode ? LST_ARRAY_LEN(async_routes) : 0,
+        /* the same bound as the blocking path's wait (publish.c) */
+        .http_async_timeout_ms =
+            (unsigned)(cfg->common.kafka_message_timeout_ms + GWIN_ACK_MARGIN_MS),
     };
     int code = 1;
     /* The parts first: the routes go live as soon as the service starts. */
     lst_log_init(gateway_in_program.name, cfg->common.log_level);
-    if (create_parts(ctx) != LST_OK) {
+    if (create_parts(ctx) != LST_OK ||
+        (event_mode && gwin_async_create(ctx, &ctx->async) != LST_OK)) {
         LST_ERROR("gateway_in.start_failed", "gateway-in could not start, see above");
         goto out;
     }
@@ -147,8 +158,17 @@ int gateway_in_run(struct gateway_in *ctx)
              cfg->callback_path, lst_blobstore_dir(ctx->blobs), ctx->topic_inbound, ctx->topic_dlq);
     code = lst_service_run(ctx->svc, NULL, ctx, 500);
 out:
+    if (ctx->svc != NULL && ctx->async != NULL) {
+        /* Event mode: the server first (pending callbacks answered), then the stage and the
+         * workers, which still need the producer, then the rest of the frame. */
+        lst_http_server_destroy(ctx->svc->http);
+        ctx->svc->http = NULL;
+    }
+    gwin_async_stop(ctx->async, (int)cfg->common.shutdown_timeout_ms);
     lst_service_destroy(ctx->svc);
     ctx->svc = NULL;
+    gwin_async_destroy(ctx->async);
+    ctx->async = NULL;
     destroy_parts(ctx);
     return code;
 }

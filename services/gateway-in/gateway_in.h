@@ -14,7 +14,13 @@
  *   publish.c    lst.inbound and lst.inbound.dlq records, produced with a waited-for ack
  *   dedupe.c     the (from, messageId) marker in Redis: pending -> done
  *
- * Threads: libmicrohttpd runs one handler thread per connection; everything in struct
+ *   async.c      event mode: the async route, the stage thread (pipelined dedupe, produce
+ *                without waiting), the delivery reports, the worker pool for blocking cases
+ *
+ * Threads: by default libmicrohttpd runs one handler thread per connection (callback.c's
+ * blocking handler). With LST_HTTP_EVENT_THREADS > 0 a few event threads verify and parse, the
+ * stage thread claims and produces, the producer's poll thread answers, workers take the
+ * blocking cases (see async.c). Everything in struct
  * gateway_in is read-only after start-up except what is behind its own lock (pools, the
  * process key cache, the keycache) or atomic (metrics). */
 #ifndef LST_SVC_GATEWAY_IN_H
@@ -36,6 +42,11 @@
  * plus the other fields (IDs, nonce, MAC, date, a URL-encoded nickname): 136 KiB. */
 #define GWIN_DEFAULT_MAX_BODY "139264"
 
+/* Margin on top of the producer's message timeout for the ack wait: librdkafka reports a
+ * timed-out record a little after message.timeout.ms (its timeout scan runs about once a
+ * second). */
+#define GWIN_ACK_MARGIN_MS 2000
+
 struct gateway_in_config {
     struct lst_common_config common;
     struct lst_gateway_settings gw;
@@ -53,6 +64,7 @@ struct gateway_in_config {
     int64_t redis_pool;        /* LST_REDIS_POOL */
     int64_t gateway_pool;      /* LST_GATEWAY_POOL */
     int64_t keycache_size;     /* LST_KEYCACHE_SIZE */
+    int64_t event_threads;     /* LST_HTTP_EVENT_THREADS */
 };
 
 /* Outcome of one callback; decides the HTTP status and the metric label. */
@@ -68,6 +80,8 @@ enum gwin_result {
 };
 
 const char *gwin_result_name(enum gwin_result r);
+
+#define GWIN_TOKEN_LEN 24 /* "pending:" + 16 hex, see dedupe.c */
 
 #define GWIN_TYPES 7 /* lst_threema_msg_kind values, text .. unsupported */
 
@@ -85,6 +99,7 @@ struct gwin_metrics {
 
 struct gwin_pool;
 struct gwin_pubkeys;
+struct gwin_async;
 
 /* The one context of the service: it owns every resource. */
 struct gateway_in {
@@ -96,6 +111,7 @@ struct gateway_in {
     struct gwin_pool *clients; /* struct lst_gateway * items */
     struct gwin_pubkeys *pubkeys;
     struct lst_redis_script *release_script;
+    struct gwin_async *async; /* event mode only (LST_HTTP_EVENT_THREADS > 0) */
     char topic_inbound[LST_TOPIC_MAX + 1];
     char topic_dlq[LST_TOPIC_MAX + 1];
     struct gwin_metrics m;
@@ -125,11 +141,46 @@ void *gwin_pool_take(struct gwin_pool *p);
 void gwin_pool_give(struct gwin_pool *p, void *item);
 
 /* ---- callback.c ---- */
+/* One callback on its way: owned by whoever handles it (a handler thread, or in event mode
+ * async.c's job). body is borrowed for the call's life. */
+struct gwin_call {
+    const char *body;
+    size_t body_len;
+    char remote[48]; /* peer address, for logs */
+    int64_t t0_ms;
+    struct lst_threema_callback cb;
+    struct lst_threema_msg msg;
+    struct lst_threema_shared shared;
+    struct lst_inbound rec;
+    char event_id[LST_EVENT_ID_LEN + 1];
+    char token[GWIN_TOKEN_LEN + 1];
+    struct lst_buf why;
+};
+void gwin_call_init(struct gwin_call *c, const char *body, size_t len, const char *remote);
+void gwin_call_cleanup(struct gwin_call *c);
+/* Step 1, CPU only: GWIN_ACCEPTED, GWIN_BAD_MAC or GWIN_MALFORMED. */
+enum gwin_result gwin_call_verify(struct gateway_in *ctx, struct gwin_call *c);
+/* Step 2, CPU only: GWIN_ACCEPTED; GWIN_DLQ with *dlq_err (dead-letter it with
+ * gwin_call_dead_letter); GWIN_UNAVAILABLE when out of memory. */
+enum gwin_result gwin_call_parse(struct gateway_in *ctx, struct gwin_call *c, lst_err *dlq_err);
+/* Blocking (waits for Kafka): the dead letter; GWIN_DLQ or GWIN_UNAVAILABLE. */
+enum gwin_result gwin_call_dead_letter(struct gateway_in *ctx, struct gwin_call *c, lst_err err);
+/* Steps 4 and 5 of a claimed event, blocking (key fetch, blobs, the Kafka wait). */
+enum gwin_result gwin_call_process(struct gateway_in *ctx, struct gwin_call *c);
+/* Steps 4 and 5 without blocking, for the common case: the sender's key in the process cache,
+ * a box that opens, no blob to fetch. true: c->rec is built (produce it); false: take the
+ * blocking path (gwin_call_process starts over). */
+bool gwin_call_open_fast(struct gateway_in *ctx, struct gwin_call *c);
+/* Fills resp for r, logs, counts. */
+void gwin_call_answer(struct gateway_in *ctx, struct gwin_call *c, enum gwin_result r,
+                      struct lst_http_response *resp);
 /* The route handler; ud is the struct lst_service. */
 void gwin_callback_handler(void *ud, const struct lst_http_request *req,
                            struct lst_http_response *resp);
 
 /* ---- pubkeys.c ---- */
+/* The process cache only (never blocks): true and pk when id's key is there. */
+bool gwin_pubkey_cached(struct gateway_in *ctx, const char *id, uint8_t pk[LST_THREEMA_KEY_SIZE]);
 enum gwin_fetch {
     GWIN_FETCH_OK = 0,
     GWIN_FETCH_RETRY,     /* try later: 503 */
@@ -166,10 +217,28 @@ enum gwin_fetch gwin_blob_image(struct gateway_in *ctx, const struct lst_threema
  * have been written. */
 lst_err gwin_publish_inbound(struct gateway_in *ctx, const struct lst_inbound *rec,
                              bool *possibly_persisted, struct lst_buf *why);
+/* Like gwin_publish_inbound without the wait: cb(opaque) gets the delivery report on the
+ * producer's poll thread, exactly once when LST_OK is returned. LST_ERR_INVALID: does not
+ * encode (why); other errors: not queued. */
+lst_err gwin_publish_inbound_async(struct gateway_in *ctx, const struct lst_inbound *rec,
+                                   lst_kafka_delivery_cb cb, void *opaque, struct lst_buf *why);
 /* An lst.dlq record on lst.inbound.dlq with the raw callback body, waiting for the ack. key
  * may be NULL. */
 lst_err gwin_publish_dlq(struct gateway_in *ctx, const char *key, const char *body, size_t len,
                          lst_err error, const char *reason);
+
+/* ---- async.c (event mode) ---- */
+/* The stage thread and the workers (see async.c). */
+lst_err gwin_async_create(struct gateway_in *ctx, struct gwin_async **out);
+/* After the HTTP server is gone, before the producer: the workers finish their jobs, the
+ * producer is flushed (up to flush_ms) so every delivery report has queued its marker, the
+ * stage writes the markers and ends. */
+void gwin_async_stop(struct gwin_async *as, int flush_ms);
+/* After lst_service_destroy (late delivery reports may still have queued markers). */
+void gwin_async_destroy(struct gwin_async *as);
+/* The async callback route (runs on an event thread): verify and parse, then hand over. */
+struct lst_http_async *gwin_callback_async(void *ud, const struct lst_http_request *req,
+                                           struct lst_http_response *resp);
 
 /* ---- dedupe.c ---- */
 enum gwin_claim {
@@ -178,7 +247,6 @@ enum gwin_claim {
     GWIN_CLAIM_PENDING,  /* someone is processing it right now */
     GWIN_CLAIM_NO_REDIS, /* Redis unreachable: processed without a marker (ledger dedupes) */
 };
-#define GWIN_TOKEN_LEN 24
 /* Claims event_id with a pending marker carrying token (random, filled here). */
 enum gwin_claim gwin_dedupe_claim(struct gateway_in *ctx, const char *event_id,
                                   char token[GWIN_TOKEN_LEN + 1]);
@@ -187,6 +255,10 @@ void gwin_dedupe_done(struct gateway_in *ctx, const char *event_id);
 /* Processing failed: removes our pending marker (only if it is still ours) so the Gateway's
  * retry can claim it. */
 void gwin_dedupe_release(struct gateway_in *ctx, const char *event_id, const char *token);
+/* A new pending token ("pending:" + 16 random hex). */
+void gwin_dedupe_token(char token[GWIN_TOKEN_LEN + 1]);
+/* The claim from the GET after a SET NX that did not set (get NULL: Redis failed). */
+enum gwin_claim gwin_dedupe_classify(const redisReply *get, const char *token);
 /* The Lua script of release (compare-and-delete). */
 extern const char gwin_release_lua[];
 

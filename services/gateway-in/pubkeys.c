@@ -139,6 +139,14 @@ static enum gwin_fetch from_gateway(struct gateway_in *ctx, const char *id,
     return GWIN_FETCH_RETRY;
 }
 
+bool gwin_pubkey_cached(struct gateway_in *ctx, const char *id, uint8_t pk[LST_THREEMA_KEY_SIZE])
+{
+    bool hit = local_get(ctx->pubkeys, id, pk);
+    if (hit)
+        lst_counter_inc(ctx->m.pubkey_local);
+    return hit;
+}
+
 enum gwin_fetch gwin_pubkey_get(struct gateway_in *ctx, const char *id, bool fresh,
                                 uint8_t pk[LST_THREEMA_KEY_SIZE], bool *cached, struct lst_buf *why)
 {

@@ -7,17 +7,13 @@
 #include "lst/log.h"
 #include "gateway_in.h"
 
-/* Margin on top of the producer's message timeout: librdkafka reports a timed-out record
- * a little after message.timeout.ms (its timeout scan runs about once a second). */
-#define ACK_MARGIN_MS 2000
-
 static lst_err produce(struct gateway_in *ctx, const char *topic, const char *key,
                        const struct lst_buf *value, bool *possibly_persisted)
 {
     struct lst_kafka_delivery d = {0};
-    lst_err err = lst_kafka_produce(ctx->svc->producer, topic, key, key != NULL ? strlen(key) : 0,
-                                    value->data, value->len,
-                                    ctx->cfg.common.kafka_message_timeout_ms + ACK_MARGIN_MS, &d);
+    lst_err err = lst_kafka_produce(
+        ctx->svc->producer, topic, key, key != NULL ? strlen(key) : 0, value->data, value->len,
+        ctx->cfg.common.kafka_message_timeout_ms + GWIN_ACK_MARGIN_MS, &d);
     *possibly_persisted = err != LST_OK && d.status != LST_KAFKA_NOT_PERSISTED;
     if (*possibly_persisted)
         lst_counter_inc(ctx->m.possible_duplicates);
@@ -46,6 +42,26 @@ lst_err gwin_publish_inbound(struct gateway_in *ctx, const struct lst_inbound *r
     }
     err = produce(ctx, ctx->topic_inbound, rec->from, &value, possibly_persisted);
 out:
+    lst_buf_cleanup(&value);
+    return err;
+}
+
+lst_err gwin_publish_inbound_async(struct gateway_in *ctx, const struct lst_inbound *rec,
+                                   lst_kafka_delivery_cb cb, void *opaque, struct lst_buf *why)
+{
+    struct lst_buf value;
+    lst_buf_init(&value);
+    lst_err err = lst_inbound_validate(rec, why);
+    if (err == LST_OK)
+        err = lst_inbound_encode(rec, &value);
+    if (err != LST_OK && err != LST_ERR_NOMEM)
+        err = LST_ERR_INVALID;
+    if (err == LST_OK)
+        err = lst_kafka_produce_async(ctx->svc->producer, ctx->topic_inbound, rec->from,
+                                      strlen(rec->from), value.data, value.len, cb, opaque);
+    if (err != LST_OK && err != LST_ERR_INVALID)
+        LST_WARN("gateway_in.produce_failed", "producing to %s failed: %s", ctx->topic_inbound,
+                 lst_strerror(err));
     lst_buf_cleanup(&value);
     return err;
 }

@@ -1,9 +1,19 @@
 /* HTTP server on libmicrohttpd 0.9.75: a route table, request bodies with a size limit, JSON
  * problem details (RFC 9457) for errors, and the built-in /healthz, /readyz and /metrics.
  *
- * Threads: one thread per connection (MHD_USE_THREAD_PER_CONNECTION with MHD's internal
- * polling thread), at most max_connections of them. Handlers may block (gateway-in waits for a
- * Kafka delivery report inside its handler): a blocked handler holds only its own connection.
+ * Two modes, chosen by lst_http_config.event_threads:
+ *
+ * Event mode (event_threads > 0, opt-in): MHD's epoll loop on a pool of event_threads threads
+ * (MHD_USE_EPOLL_INTERNAL_THREAD, MHD_OPTION_THREAD_POOL_SIZE, MHD_ALLOW_SUSPEND_RESUME).
+ * Every handler (plain, built-in, async) runs on an event thread and must not block; work
+ * that waits (Kafka acks, Redis, downloads) goes through an async route (below), whose answer
+ * comes from another thread. A server timer thread answers async requests that are not
+ * completed in time. Streamed responses are not meant for this mode (their next may block).
+ *
+ * Thread-per-connection mode (event_threads == 0, the default; view-api's SSE and the
+ * simulator rely on it): one thread per connection (MHD_USE_THREAD_PER_CONNECTION with MHD's
+ * internal polling thread), at most max_connections of them. Handlers may block (gateway-in waits
+ * for a Kafka delivery report inside its handler): a blocked handler holds only its own connection.
  * With MHD's thread pool instead, each pool thread serves many connections through one event
  * loop, so one blocking handler would stall every connection that landed on its thread. The
  * cost, a thread per open connection, is bounded by max_connections; MHD answers connections
@@ -47,6 +57,7 @@ struct lst_http_request {
     size_t body_len;         /* at most max_body */
     const char *remote_addr; /* peer IP as text; "" when unknown */
     void *conn;              /* the MHD connection: use the getters below */
+    void *priv;              /* the server's request state (lst_http_async_begin) */
 };
 
 /* A decoded query parameter; NULL when absent or given without a value ("?flag"). */
@@ -129,6 +140,52 @@ struct lst_http_route {
 /* Readiness: return false and append a short reason to why (e.g. "redis unreachable"). */
 typedef bool (*lst_http_ready_fn)(void *ud, struct lst_buf *why);
 
+/* ---- Asynchronous routes (event mode only) ----
+ *
+ * In event mode (lst_http_config.event_threads > 0) a few MHD event threads serve every
+ * connection; a handler must not block there. An async route's handler starts the work and
+ * returns; the connection is suspended (MHD_suspend_connection) until some other thread calls
+ * lst_http_async_complete, which stores the response and resumes the connection, and the
+ * event thread that owns it sends the answer.
+ *
+ * Threads: the handler runs on an event thread. lst_http_async_complete may be called from any
+ * thread (a Kafka delivery report, a worker), exactly once per accepted request, also after
+ * the server answered on its own (timeout, stop) and also after lst_http_server_destroy: the
+ * async object lives until both sides are done with it.
+ *
+ * Timeout: when no completion arrived async_timeout_ms after the handler returned, the
+ * server's timer thread answers 503 (problem type "timeout"); a later completion is then
+ * freed unsent. lst_http_server_destroy answers every request still pending with 503
+ * ("shutting-down") after drain_ms. */
+struct lst_http_async;
+
+/* An async handler: either answers at once (fills resp and returns NULL, like a plain
+ * handler), or takes the request and returns the async handle from lst_http_async_begin,
+ * leaving resp untouched. */
+typedef struct lst_http_async *(*lst_http_async_fn)(void *ud, const struct lst_http_request *req,
+                                                    struct lst_http_response *resp);
+
+struct lst_http_async_route {
+    const char *method;
+    const char *path; /* exact path */
+    lst_http_async_fn handler;
+};
+
+/* From within an async handler only: makes req asynchronous and returns its handle (NULL when
+ * out of memory or the server is stopping: then answer at once, e.g. 503). req->body stays
+ * valid until lst_http_async_complete: the handle owns it from now on. */
+struct lst_http_async *lst_http_async_begin(const struct lst_http_request *req);
+/* The request body, owned by a until lst_http_async_complete. */
+const char *lst_http_async_body(const struct lst_http_async *a, size_t *len);
+/* Answers the request: takes resp's contents (resp is left empty, still to be cleaned up with
+ * lst_http_response_cleanup) and resumes the connection. Exactly once per handle; a is invalid
+ * afterwards. Streams are not supported here (answered 500). */
+void lst_http_async_complete(struct lst_http_async *a, struct lst_http_response *resp);
+
+/* An empty response (status 0) for lst_http_async_complete, and its cleanup. */
+void lst_http_response_init(struct lst_http_response *resp);
+void lst_http_response_cleanup(struct lst_http_response *resp);
+
 struct lst_http_config {
     const char *bind_addr;    /* IPv4 or IPv6 literal; NULL means "127.0.0.1" */
     uint16_t port;            /* 0 picks an ephemeral port, see lst_http_server_port */
@@ -141,6 +198,13 @@ struct lst_http_config {
     void *ud;                    /* passed to handlers and ready; borrowed */
     lst_http_ready_fn ready;     /* NULL means always ready */
     struct lst_metrics *metrics; /* borrowed, may be NULL; must outlive the server */
+    /* 0: thread-per-connection (handlers may block; async routes are refused). N > 0: event
+     * mode: MHD's epoll with a pool of N event threads, suspend/resume, async routes; plain
+     * routes (and the built-ins) then run on the event threads and must not block. */
+    unsigned event_threads;
+    const struct lst_http_async_route *async_routes; /* copied; event mode only */
+    size_t nasync_routes;
+    unsigned async_timeout_ms; /* answer 503 after this; 0 means 10000 */
 };
 
 struct lst_http_server;

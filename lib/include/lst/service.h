@@ -40,6 +40,13 @@ struct lst_service_opts {
     /* NULL or a NULL-terminated list of extra librdkafka "key=value" properties for the
      * producer (lst_kafka_config.extra), e.g. gateway-in's shorter reconnect backoff. */
     const char *const *kafka_extra;
+    /* 0: the HTTP server's thread-per-connection mode (handlers may block). N > 0: event mode
+     * with N event threads (lst_http_config.event_threads): handlers must not block; blocking
+     * work goes to async routes, answered from other threads (lst_http_async_complete). */
+    unsigned http_event_threads;
+    const struct lst_http_async_route *async_routes; /* event mode only; may be NULL */
+    size_t nasync_routes;
+    unsigned http_async_timeout_ms; /* 503 for an async request not answered by then */
 };
 
 struct lst_service {
