@@ -586,11 +586,32 @@ static const char *const view_kinds[LST_VIEW__COUNT] = {"put", "delete"};
 
 static const struct lst_field view_filter_fields[] = {
     F_VPARAM(direction),  F_VPARAM(type),    F_VPARAM(category),   F_VPARAM(employee),
-    F_VPARAM(department), F_VPARAM(vehicle), F_VPARAM(dispatcher), F_VPARAM(status),
-    F_VPARAM(from),       F_VPARAM(to),      F_VPARAM(q),
+    F_VPARAM(department), F_VPARAM(vehicle), F_VPARAM(dispatcher), F_VPARAM(tag),
+    F_VPARAM(depot),      F_VPARAM(status),  F_VPARAM(from),       F_VPARAM(to),
+    F_VPARAM(q),
 };
 static const struct lst_table view_filter_table =
     TABLE("view_filter", view_filter_fields, -1, NULL, NULL);
+
+_Static_assert(LST_ARRAY_LEN(view_filter_fields) == LST_VIEW_FILTER_PARAMS,
+               "LST_VIEW_FILTER_PARAMS is the number of view filter fields");
+
+const char *lst_view_filter_name(size_t i)
+{
+    return i < LST_VIEW_FILTER_PARAMS ? view_filter_fields[i].name : NULL;
+}
+
+char **lst_view_filter_slot(struct lst_view_filter *f, size_t i)
+{
+    return i < LST_VIEW_FILTER_PARAMS ? (char **)((char *)f + view_filter_fields[i].off) : NULL;
+}
+
+const char *lst_view_filter_get(const struct lst_view_filter *f, size_t i)
+{
+    return i < LST_VIEW_FILTER_PARAMS
+               ? *(char *const *)((const char *)f + view_filter_fields[i].off)
+               : NULL;
+}
 
 static const struct lst_field view_fields[] = {
     F_VER,

@@ -31,34 +31,24 @@ lst_err ledger_apply_annotation(struct ledger_core *c, const struct ledger_rec *
     return err;
 }
 
-/* The filter as a JSON object of the query parameters that are set. */
+/* The filter as a JSON object of the query parameters that are set (view.lua stores it as is;
+ * the view-api reads it back by parameter name). Walks the codec's list, so every parameter
+ * the record holds, tag and depot included, reaches the projection. */
 static void filter_json(struct lst_buf *b, const struct lst_view_filter *f)
 {
-    const struct {
-        const char *name, *v;
-    } params[] = {{"direction", f->direction},
-                  {"type", f->type},
-                  {"category", f->category},
-                  {"employee", f->employee},
-                  {"department", f->department},
-                  {"vehicle", f->vehicle},
-                  {"dispatcher", f->dispatcher},
-                  {"status", f->status},
-                  {"from", f->from},
-                  {"to", f->to},
-                  {"q", f->q}};
     bool first = true;
     lst_buf_reset(b);
     lst_buf_puts(b, "{");
-    for (size_t i = 0; i < LST_ARRAY_LEN(params); i++) {
-        if (params[i].v == NULL)
+    for (size_t i = 0; i < LST_VIEW_FILTER_PARAMS; i++) {
+        const char *name = lst_view_filter_name(i), *v = lst_view_filter_get(f, i);
+        if (v == NULL)
             continue;
         if (!first)
             lst_buf_puts(b, ",");
         first = false;
-        lst_buf_json_str(b, params[i].name, strlen(params[i].name));
+        lst_buf_json_str(b, name, strlen(name));
         lst_buf_puts(b, ":");
-        lst_buf_json_str(b, params[i].v, strlen(params[i].v));
+        lst_buf_json_str(b, v, strlen(v));
     }
     lst_buf_puts(b, "}");
 }

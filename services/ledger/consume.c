@@ -14,14 +14,19 @@
 #define REFRESH_MS       5000
 #define MAX_IDLE_WAIT_MS 50
 #define IDLE_PING_MS     1000
+#define REFILL_SYNC_MS   1000 /* adopting other ledgers' refill markers */
 
 static lst_err start_cb(const char *topic, int32_t partition, int64_t *offset, void *opaque)
 {
     struct ledger *ctx = opaque;
 
     for (int t = 0; t < LEDGER_T__COUNT; t++) {
-        if (strcmp(ctx->core.topics[t], topic) == 0)
-            return ledger_core_start(&ctx->core, (enum ledger_topic)t, partition, offset);
+        if (strcmp(ctx->core.topics[t], topic) != 0)
+            continue;
+        lst_err err = ledger_core_start(&ctx->core, (enum ledger_topic)t, partition, offset);
+        if (err == LST_OK)
+            err = ledger_refill_check(ctx, (enum ledger_topic)t, partition);
+        return err;
     }
     return LST_ERR_INVALID;
 }
@@ -55,16 +60,23 @@ lst_err ledger_consume_init(struct ledger *ctx)
 }
 
 /* (Re)assigns: forced after a failure or a new Redis connection, otherwise only
- * when topics or partitions appeared (checked every REFRESH_MS). */
+ * when topics or partitions appeared (checked every REFRESH_MS). A forced one
+ * checks every partition for lost progress (refill markers) and then confirms
+ * the check for this Redis server (refill.c). */
 static lst_err assign(struct ledger *ctx)
 {
     unsigned long conns = lst_redis_connect_count(ctx->core.redis);
     bool force = ctx->reassign || conns != ctx->redis_conns;
-    lst_err err;
+    lst_err err = LST_OK;
 
-    if (force)
+    if (force) {
         ledger_core_forget(&ctx->core);
-    err = lst_kafka_reader_refresh(ctx->reader, force);
+        err = ledger_refill_begin(ctx->refill, ctx->core.redis);
+    }
+    if (err == LST_OK)
+        err = lst_kafka_reader_refresh(ctx->reader, force);
+    if (err == LST_OK && force)
+        err = ledger_refill_confirm(ctx->refill, ctx->core.redis);
     if (err != LST_OK) {
         ctx->reassign = ctx->reassign || force;
         return err;
@@ -107,7 +119,9 @@ static bool queue(struct ledger *ctx, struct lst_kafka_record *kr)
 }
 
 /* Applies what is queued; stores the applied offsets for the monitoring
- * commits. */
+ * commits, only those beyond what this process applied before (a refill re-applies
+ * older ones: the group's commits never go back), and clears the refill markers
+ * the batch reached. */
 static void flush(struct ledger *ctx, bool *failed)
 {
     const struct ledger_done *done = NULL;
@@ -116,13 +130,16 @@ static void flush(struct ledger *ctx, bool *failed)
     if (ledger_core_flush(&ctx->core, &done, &n) != LST_OK)
         *failed = true;
     for (size_t i = 0; i < n; i++) {
-        if (done[i].outcome != LEDGER_APPLIED)
+        if (done[i].outcome != LEDGER_APPLIED ||
+            !ledger_refill_applied(ctx->refill, done[i].topic, done[i].partition, done[i].offset))
             continue;
         struct lst_kafka_record kr = {.topic = ctx->core.topics[done[i].topic],
                                       .partition = done[i].partition,
                                       .offset = done[i].offset};
         lst_kafka_reader_done(ctx->reader, &kr);
     }
+    if (n > 0)
+        ledger_refill_reached(ctx);
 }
 
 static lst_err read_batch(struct ledger *ctx, bool *failed)
@@ -167,6 +184,10 @@ lst_err ledger_consume_step(void *ud)
                           trying */
     }
     lst_err err = read_batch(ctx, &failed);
+    if (lst_mono_ms() >= ctx->next_refill_sync) {
+        ctx->next_refill_sync = lst_mono_ms() + REFILL_SYNC_MS;
+        ledger_refill_sync(ctx);
+    }
     ledger_retention_tick(ctx);
     if (failed) {
         ctx->reassign = true;

@@ -9,6 +9,8 @@ static void cleanup(struct ledger *ctx)
     ctx->reader = NULL;
     ledger_retention_destroy(ctx->retention);
     ctx->retention = NULL;
+    ledger_refill_destroy(ctx->refill);
+    ctx->refill = NULL;
     if (ctx->core_ready)
         ledger_core_cleanup(&ctx->core);
     ctx->core_ready = false;
@@ -40,6 +42,8 @@ int ledger_run(struct ledger *ctx, bool rebuild)
     }
     if (err == LST_OK && ctx->cfg.retention_ms > 0)
         err = ledger_retention_create(ctx->svc->metrics, &ctx->retention);
+    if (err == LST_OK)
+        err = ledger_refill_create(ctx->svc->metrics, &ctx->refill);
     if (err == LST_OK)
         err = ledger_consume_init(ctx);
     if (err == LST_OK)

@@ -14,7 +14,9 @@
  * outcome), consume.c (the Kafka side: assignment at the watermarks and the
  * poll loop), args.c (script arguments), apply_*.c (one per record kind: record
  * -> script arguments), rules.c (categories of incoming messages), dlq.c (dead
- * letters), scripts.c (the embedded Lua), rebuild.c (dropping the projections).
+ * letters), scripts.c (the embedded Lua), rebuild.c (dropping the projections), refill.c
+ * (markers that tell the view API the projections are being refilled after Redis lost
+ * progress).
  */
 #ifndef LST_SVC_LEDGER_H
 #define LST_SVC_LEDGER_H
@@ -300,7 +302,33 @@ struct ledger {
     int64_t next_ping;         /* mono ms: when idle, the next check that Redis is the same */
     struct lst_gauge *m_assigned;
     struct ledger_retention *retention; /* retention.c */
+    struct ledger_refill *refill;       /* refill.c */
+    int64_t next_refill_sync;           /* mono ms */
 };
+
+/* ---- refill markers (refill.c): "Redis lost progress, the projections are behind" ---- */
+
+struct ledger_refill;
+lst_err ledger_refill_create(struct lst_metrics *metrics, struct ledger_refill **out);
+void ledger_refill_destroy(struct ledger_refill *r);
+/* Before a forced (re)assignment: remembers the server's run_id and the connection. */
+lst_err ledger_refill_begin(struct ledger_refill *r, struct lst_redis *redis);
+/* One partition at its (re)assignment, after its watermark was read: sets its marker when the
+ * watermark is behind what this process applied (or Redis holds no watermark at all and the
+ * partition has records), cuts a marker beyond the partition's end, removes a reached one. */
+lst_err ledger_refill_check(struct ledger *ctx, enum ledger_topic t, int32_t p);
+/* After every partition was checked: records in Redis that this server's watermarks were
+ * checked (field "run"). LST_ERR_STATE when the connection changed meanwhile. */
+lst_err ledger_refill_confirm(struct ledger_refill *r, struct lst_redis *redis);
+/* A record applied; true when it is beyond anything this process applied before (only such
+ * offsets are stored for the group's commits, so they never go back during a refill). */
+bool ledger_refill_applied(struct ledger_refill *r, enum ledger_topic t, int32_t p, int64_t offset);
+/* Removes the markers this process's position has reached (after a flush). */
+void ledger_refill_reached(struct ledger *ctx);
+/* Adopts markers other ledgers wrote (or left behind), then as ledger_refill_reached. */
+void ledger_refill_sync(struct ledger *ctx);
+/* Markers known to this process. */
+bool ledger_refill_active(const struct ledger_refill *r);
 
 /* ---- retention (retention.c): old messages purged from the projections ---- */
 

@@ -37,6 +37,8 @@ struct va_rconn {
     size_t nreplies, capreplies, queued;
     char *host, *password;
     int port, db, timeout_ms;
+    bool (*on_connect)(void *ud);
+    void *ud;
 };
 
 /* ---- the arena ---- */
@@ -197,6 +199,12 @@ static lst_err connect_now(struct va_rconn *rc)
     const char *sel[] = {"SELECT", db};
     if (rc->db > 0 && !setup_cmd(rc, 2, sel))
         goto fail;
+    /* A new connection may be a restarted Redis: nothing is read on it before the projections
+     * were checked anew (refill.c). */
+    if (rc->on_connect != NULL && !rc->on_connect(rc->ud)) {
+        drop(rc);
+        return LST_ERR_REDIS;
+    }
     return LST_OK;
 fail:
     LST_WARN("view_api.read_redis", "read connection to redis %s:%d failed: %s",
@@ -206,7 +214,8 @@ fail:
     return LST_ERR_REDIS;
 }
 
-lst_err va_rconn_create(const struct lst_common_config *c, struct va_rconn **out)
+lst_err va_rconn_create(const struct lst_common_config *c, bool (*on_connect)(void *ud), void *ud,
+                        struct va_rconn **out)
 {
     struct va_rconn *rc = calloc(1, sizeof(*rc));
     if (rc == NULL || pthread_mutex_init(&rc->lock, NULL) != 0) {
@@ -218,6 +227,8 @@ lst_err va_rconn_create(const struct lst_common_config *c, struct va_rconn **out
     rc->port = (int)c->redis_port;
     rc->db = (int)c->redis_db;
     rc->timeout_ms = c->redis_timeout_ms > 0 ? (int)c->redis_timeout_ms : 2000;
+    rc->on_connect = on_connect;
+    rc->ud = ud;
     *out = rc;
     return LST_OK;
 }

@@ -14,7 +14,9 @@
  * shutdown waits at most that long. Reading is one script per batch that checks
  * for a gap and reads the entries after the position in one atomic step. At
  * most LST_VIEW_MAX_STREAMS streams at once (503 beyond). Read tracking
- * visibility (readvis.c) applies to every event. */
+ * visibility (readvis.c) applies to every event. While the ledger refills the
+ * projections (refill.c) no event goes out; afterwards the stream skips to the
+ * newest entry and sends "event: reset". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +24,9 @@
 #include "lst/log.h"
 #include "view_api.h"
 
-#define READ_COUNT "100"
-#define ID_MAX     48
+#define READ_COUNT    "100"
+#define ID_MAX        48
+#define PAUSE_POLL_MS 200 /* how often a paused stream asks whether the refill is over */
 
 /* KEYS[1] the stream, ARGV[1] the position ("0-0": from the start, no gap
  * check), ARGV[2] how many. {"reset", <last id>} when entries after the
@@ -58,6 +61,8 @@ struct stream {
     struct lst_buf key;
     char pos[ID_MAX]; /* the last entry handled (sent or filtered out) */
     int64_t last_write_ms;
+    unsigned long conns; /* connections of redis at the last round */
+    bool paused;         /* the projections were being refilled (refill.c) */
 };
 
 static void stream_free(void *ud)
@@ -208,12 +213,58 @@ static void round_trip(struct stream *st, struct lst_buf *out)
         freeReplyObject(r);
 }
 
+/* After a refill the change stream holds the refill's re-emitted changes, some older than
+ * what the client saw: skip to the newest entry and tell the client to reload (event reset).
+ * false when the stream could not be read (still paused). */
+static bool resume(struct stream *st, struct lst_buf *out)
+{
+    redisReply *rep = NULL;
+    const char *argv[] = {"XREVRANGE", st->key.data, "+", "-", "COUNT", "1"};
+    if (lst_redis_cmd(st->redis, &rep, 6, argv, NULL) != LST_OK || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep != NULL)
+            freeReplyObject(rep);
+        return false;
+    }
+    snprintf(st->pos, sizeof(st->pos), "%s",
+             rep->elements > 0 && entry_ok(rep->element[0]) ? rep->element[0]->element[0]->str
+                                                            : "0-0");
+    freeReplyObject(rep);
+    lst_buf_printf(out,
+                   "id: %s\nevent: reset\ndata: {\"type\":\"reset\",\"reason\":\"the "
+                   "projections were refilled after Redis lost progress: reload\"}\n\n",
+                   st->pos);
+    return true;
+}
+
+/* Events only while the projections may be served: during a refill the change stream
+ * re-emits older states (a recipient read before shows up as delivered again). A connection
+ * that reconnected (maybe to a restarted Redis) asks for a fresh verdict. true when the round
+ * may read the stream. */
+static bool may_read(struct stream *st, struct lst_buf *out)
+{
+    unsigned long conns = lst_redis_connect_count(st->redis);
+    bool fresh = conns != st->conns;
+    st->conns = conns;
+    if (va_refill_state(st->ctx, fresh) != VA_PROJ_OK) {
+        st->paused = true;
+        lst_sleep_ms(PAUSE_POLL_MS, NULL);
+        return false;
+    }
+    if (st->paused && !resume(st, out)) {
+        lst_sleep_ms(PAUSE_POLL_MS, NULL);
+        return false;
+    }
+    st->paused = false;
+    return true;
+}
+
 /* lst_http_stream_fn: bounded by one script call plus one XREAD BLOCK. */
 static bool stream_next(void *ud, struct lst_buf *out)
 {
     struct stream *st = ud;
     int64_t now;
-    round_trip(st, out);
+    if (may_read(st, out) && out->len == 0)
+        round_trip(st, out);
     now = lst_mono_ms();
     if (out->len == 0 && now - st->last_write_ms >= st->ctx->cfg.stream_heartbeat_ms)
         lst_buf_puts(out, ": heartbeat\n\n");
@@ -293,6 +344,7 @@ static int start_position(struct va_req *r, struct stream *st)
              rep->elements > 0 && entry_ok(rep->element[0]) ? rep->element[0]->element[0]->str
                                                             : "0-0");
     freeReplyObject(rep);
+    st->conns = lst_redis_connect_count(st->redis);
     return 0;
 }
 

@@ -84,7 +84,7 @@ static lst_err read_conns(struct view_api *ctx)
 {
     lst_err err = LST_OK;
     for (size_t i = 0; i < VA_READ_CONNS && err == LST_OK; i++)
-        err = va_rconn_create(&ctx->cfg.common, &ctx->read_conns[i]);
+        err = va_rconn_create(&ctx->cfg.common, va_refill_connected, ctx, &ctx->read_conns[i]);
     return err;
 }
 
@@ -95,6 +95,7 @@ struct va_rconn *va_read_conn(struct view_api *ctx)
 
 lst_err view_api_create(struct view_api *ctx, int port_override)
 {
+    va_refill_init(&ctx->refill);
     lst_err err = load_access(ctx);
     if (err == LST_OK)
         err = topics(ctx);
@@ -141,6 +142,7 @@ void view_api_destroy(struct view_api *ctx)
     va_tokens_cleanup(&ctx->tokens);
     va_cors_cleanup(&ctx->cors);
     va_readvis_cleanup(&ctx->readvis);
+    va_refill_cleanup(&ctx->refill);
 }
 
 uint16_t view_api_port(const struct view_api *ctx)

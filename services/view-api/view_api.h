@@ -26,6 +26,7 @@
  *   detail.c      GET /api/messages/{id}
  *   stream.c      GET /api/stream (Server-Sent Events of the ledger's change stream)
  *   readvis.c     read tracking visibility per category (LST_VIEW_READ_VISIBILITY)
+ *   refill.c      503 while the ledger refills the projections (Redis lost progress)
  *
  * Threads: handlers run concurrently on the HTTP server's connection threads. Everything in
  * the context is read-only after start except through thread-safe objects (lst_redis,
@@ -33,6 +34,7 @@
 #ifndef LST_SVC_VIEW_API_H
 #define LST_SVC_VIEW_API_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -162,6 +164,36 @@ bool va_readvis_filter(const struct va_readvis_cfg *c, struct va_filter *f, stru
 
 #define VA_READ_CONNS 4
 
+/* ---- whether the projections may be served (refill.c) ---- */
+
+#define VA_REFILL_CACHE_MS 100 /* how long one check's verdict is reused */
+#define VA_RUN_ID_MAX      64
+
+enum va_proj {
+    VA_PROJ_OK = 0,    /* served */
+    VA_PROJ_REFILLING, /* the ledger refills after Redis lost progress: 503 */
+    VA_PROJ_UNCHECKED, /* Redis restarted (or lost everything), no ledger checked it yet: 503 */
+    VA_PROJ_ERROR,     /* Redis could not be asked: 503 store-unavailable */
+};
+
+struct va_refill {
+    pthread_mutex_t lock; /* one check at a time; guards seen and last_logged */
+    bool ready;
+    _Atomic int64_t checked_at; /* mono ms when the cached check began; 0: none */
+    atomic_int state;           /* enum va_proj of that check */
+    bool seen;                  /* the ledger's refill hash existed once */
+    enum va_proj last_logged;
+};
+
+void va_refill_init(struct va_refill *r);
+void va_refill_cleanup(struct va_refill *r);
+struct view_api;
+/* The verdict, cached for VA_REFILL_CACHE_MS unless fresh. Thread-safe. */
+enum va_proj va_refill_state(struct view_api *ctx, bool fresh);
+/* For rconn.c: a fresh check after a read connection connected; true when it may read. ud is
+ * the struct view_api. */
+bool va_refill_connected(void *ud);
+
 struct view_api {
     struct view_api_config cfg;
     struct lst_service *svc;
@@ -180,6 +212,7 @@ struct view_api {
     /* The read paths' Redis connections (rconn.c), picked round robin. */
     struct va_rconn *read_conns[VA_READ_CONNS];
     atomic_uint read_next;
+    struct va_refill refill; /* refill.c */
 };
 
 /* ---- the read paths' Redis connections (rconn.c) ---- */
@@ -190,7 +223,10 @@ struct view_api {
  * end), more add/exec rounds, end (unlocks). After a failure the connection is dropped and
  * the next begin connects again. */
 struct va_rconn;
-lst_err va_rconn_create(const struct lst_common_config *c, struct va_rconn **out);
+/* on_connect (may be NULL) runs after every new connection, before anything is read on it;
+ * false drops the connection and va_rconn_begin fails (the projections may not be served). */
+lst_err va_rconn_create(const struct lst_common_config *c, bool (*on_connect)(void *ud), void *ud,
+                        struct va_rconn **out);
 void va_rconn_destroy(struct va_rconn *rc);
 lst_err va_rconn_begin(struct va_rconn *rc);
 lst_err va_rconn_add(struct va_rconn *rc, int argc, const char **argv);
@@ -228,6 +264,9 @@ struct va_req {
  * response is already set (401, 403). */
 bool va_begin(void *ud, const struct lst_http_request *req, struct lst_http_response *resp,
               enum va_role need, struct va_req *out);
+/* false (503 projections-refilling or store-unavailable, with Retry-After) when the projections
+ * may not be served now (refill.c); va_begin calls it for every route but /api/me. */
+bool va_refill_gate(struct va_req *req);
 
 /* A problem with extension members: ext is the JSON text of the extra members without braces
  * (e.g. "\"errors\":[...]"), may be NULL. */

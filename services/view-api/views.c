@@ -12,10 +12,6 @@
 #include "lst/log.h"
 #include "view_api.h"
 
-static const char *const PARAMS[] = {"direction",  "type",    "category",   "employee",
-                                     "department", "vehicle", "dispatcher", "status",
-                                     "from",       "to",      "q"};
-
 /* ---- reading ---- */
 
 static const char *hget(const redisReply *h, const char *field)
@@ -159,6 +155,11 @@ int va_view_filter(struct va_req *r, const char *id, struct va_filter *f, struct
     if (!va_filter_parse_from(view_param, &p, f, why) ||
         !va_json_strv(hidden, "hidden", LST_VIEW_HIDDEN_MAX, LST_SLUG_MAX, &f->hidden, why))
         status = 400;
+    /* f->dir is borrowed from the parameter source, and the view's JSON is freed below while
+     * f lives on (a page, or a live stream's whole life): point it at a constant. The parser
+     * let through only "in" and "out". */
+    if (f->dir != NULL)
+        f->dir = strcmp(f->dir, "in") == 0 ? "in" : "out";
 out:
     json_object_put(p.view.o);
     json_object_put(hidden);
@@ -169,12 +170,72 @@ out:
 
 /* ---- writing ---- */
 
-/* Fills the put record from the body (name, shared, filter, hidden); the filter is checked
- * with the timeline's own parser. */
+/* One member of the body's filter: a parameter the record holds (struct lst_view_filter, the
+ * timeline's filter parameters but hidden, which is the view's own array), given as text. */
+static bool filter_member_ok(const char *key, struct json_object *val, struct lst_buf *why)
+{
+    size_t i = 0;
+    while (i < LST_VIEW_FILTER_PARAMS && strcmp(lst_view_filter_name(i), key) != 0)
+        i++;
+    if (strcmp(key, "hidden") == 0) {
+        lst_buf_puts(why, "filter.hidden: a view's hidden categories go in its \"hidden\" array");
+        return false;
+    }
+    if (i == LST_VIEW_FILTER_PARAMS) {
+        lst_buf_printf(why, "filter.%s: not a timeline filter parameter (one of", key);
+        for (i = 0; i < LST_VIEW_FILTER_PARAMS; i++)
+            lst_buf_printf(why, "%s %s", i > 0 ? "," : "", lst_view_filter_name(i));
+        lst_buf_puts(why, ")");
+        return false;
+    }
+    if (!json_object_is_type(val, json_type_string)) {
+        lst_buf_printf(why,
+                       "filter.%s: expected a string (the query parameter's text, lists "
+                       "comma-separated)",
+                       key);
+        return false;
+    }
+    if ((size_t)json_object_get_string_len(val) > LST_VIEW_PARAM_MAX) {
+        lst_buf_printf(why, "filter.%s: longer than %d bytes", key, LST_VIEW_PARAM_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* The body's filter into the record, checked with the timeline's own parser (its complaint
+ * prefixed "filter."). */
+static bool parse_filter(struct json_object *filter, struct lst_view_filter *out,
+                         struct lst_buf *why)
+{
+    struct json_params jp = {filter};
+    struct va_filter check = {0};
+    if (filter == NULL)
+        return true; /* no filter: every item, less the hidden categories */
+    if (!json_object_is_type(filter, json_type_object)) {
+        lst_buf_puts(why, "filter: expected an object of timeline query parameters");
+        return false;
+    }
+    json_object_object_foreach(filter, key, val)
+    {
+        if (!filter_member_ok(key, val, why))
+            return false;
+    }
+    lst_buf_puts(why, "filter.");
+    bool ok = va_filter_parse_from(json_param, &jp, &check, why);
+    va_filter_cleanup(&check);
+    if (ok)
+        lst_buf_reset(why);
+    for (size_t i = 0; ok && i < LST_VIEW_FILTER_PARAMS; i++) {
+        const char *v = json_param(&jp, lst_view_filter_name(i));
+        *lst_view_filter_slot(out, i) = v != NULL ? lst_strdup(v) : NULL;
+    }
+    return ok;
+}
+
+/* Fills the put record from the body (name, shared, filter, hidden). */
 static bool parse_put(struct json_object *body, struct lst_view *w, struct lst_buf *why)
 {
     struct json_object *name = NULL, *shared = NULL, *filter = NULL, *hidden = NULL;
-    struct va_filter check = {0};
     json_object_object_get_ex(body, "name", &name);
     json_object_object_get_ex(body, "shared", &shared);
     json_object_object_get_ex(body, "filter", &filter);
@@ -187,39 +248,14 @@ static bool parse_put(struct json_object *body, struct lst_view *w, struct lst_b
         lst_buf_puts(why, "shared: expected boolean");
         return false;
     }
-    if (filter != NULL && !json_object_is_type(filter, json_type_object)) {
-        lst_buf_puts(why, "filter: expected an object of timeline query parameters");
-        return false;
-    }
     if (hidden != NULL && !json_object_is_type(hidden, json_type_array)) {
         lst_buf_puts(why, "hidden: expected an array of categories");
         return false;
     }
     w->name = lst_strdup(json_object_get_string(name));
     w->shared = shared != NULL && json_object_get_boolean(shared);
-    json_object_object_foreach(filter, key, val)
-    {
-        size_t i = 0;
-        while (i < LST_ARRAY_LEN(PARAMS) && strcmp(PARAMS[i], key) != 0)
-            i++;
-        if (i == LST_ARRAY_LEN(PARAMS) || !json_object_is_type(val, json_type_string)) {
-            lst_buf_printf(why, "filter.%s: not a timeline parameter given as a string", key);
-            return false;
-        }
-    }
-    struct json_params jp = {filter};
-    bool ok = va_filter_parse_from(json_param, &jp, &check, why) &&
-              va_json_strv(hidden, "hidden", LST_VIEW_HIDDEN_MAX, LST_SLUG_MAX, &w->hidden, why);
-    va_filter_cleanup(&check);
-    char **slots[] = {&w->filter.direction,  &w->filter.type,       &w->filter.category,
-                      &w->filter.employee,   &w->filter.department, &w->filter.vehicle,
-                      &w->filter.dispatcher, &w->filter.status,     &w->filter.from,
-                      &w->filter.to,         &w->filter.q};
-    for (size_t i = 0; ok && i < LST_ARRAY_LEN(PARAMS); i++) {
-        const char *v = json_param(&jp, PARAMS[i]);
-        *slots[i] = v != NULL ? lst_strdup(v) : NULL;
-    }
-    return ok;
+    return parse_filter(filter, &w->filter, why) &&
+           va_json_strv(hidden, "hidden", LST_VIEW_HIDDEN_MAX, LST_SLUG_MAX, &w->hidden, why);
 }
 
 static lst_err produce(struct va_req *r, const struct lst_view *w, struct lst_buf *why)

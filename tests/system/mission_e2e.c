@@ -21,13 +21,14 @@
  *      unknown to Threema, failed capability_missing for a text-only phone and the photo; the
  *      per-state counts and read_unknown match; timestamps and Threema message IDs present.
  *   4. dispatcher B (bernd), after two more sends (info to two Bremen drivers by A, info to
- *      Kühllogistik of Kiel by B), hides category dispo and filters to depot Kiel-Wellsee
- *      (depot=, the ledger's tag index x:tag:depot:<depot>): exactly the info to Kiel and the
- *      shift photo (when the shift has a Kiel driver), newest first; the depot alone adds the
- *      dispo text when it went to a Kiel driver. B's saved view hiding dispo and filtering
- *      department Kühllogistik (saved views cannot hold a depot: lst.views has no field for
- *      it) shows exactly [info-to-Kühllogistik, photo]; the same as plain parameters; each
- *      half alone; the view plus depot= narrows it; A does not see B's unshared view (404).
+ *      Kühllogistik of Kiel by B), saves a view hiding category dispo and filtering
+ *      department Kühllogistik: exactly [info-to-Kühllogistik, photo]; the same as plain
+ *      parameters; each half alone. Then B's saved view of the issue hides dispo and holds
+ *      depot Kiel-Wellsee itself (the ledger's tag index x:tag:depot:<depot>): exactly the
+ *      info to Kiel and the shift photo (when the shift has a Kiel driver), newest first; the
+ *      same as depot= and tag=depot: parameters and as the department view narrowed by
+ *      depot= in the request; the depot alone adds the dispo text when it went to a Kiel
+ *      driver. A does not see B's unshared view (404).
  *   5. the replier (his Threema ID is in the export) answers with a text, then a photo; his
  *      history shows both, the shift photo and the text, newest first, each outgoing one with
  *      his own state, the photo with its blob in the company blob store, both replies linked to
@@ -847,27 +848,43 @@ static bool to_depot(const struct msg *m, const char *depot)
     return false;
 }
 
-/* The issue's view: one category hidden, one depot. */
-static void test_depot_view(const char *view_query)
+/* The issue's view: one category hidden, one depot, saved by B (the view holds the depot). */
+static void test_depot_view(const char *dep_view_query)
 {
-    char ids[1024], want[256], query[320];
+    char ids[1024], want[256], query[320], path[160];
+    struct http_result r;
     bool photo = to_depot(&X.photo, VIEW_DEPOT), text = to_depot(&X.text, VIEW_DEPOT);
+    long st = post_json(&H, "/api/views", TOK_B,
+                        "{\"name\":\"Kiel ohne Dispo\",\"shared\":false,"
+                        "\"filter\":{\"depot\":\"" VIEW_DEPOT "\"},\"hidden\":[\"dispo\"]}",
+                        NULL, &r);
+    CHECK_EQ(st, 202);
+    REQUIRE(jstr(r.json, "id") != NULL);
+    snprintf(path, sizeof(path), "/api/views/%s", jstr(r.json, "id"));
+    snprintf(query, sizeof(query), "&view=%s", jstr(r.json, "id"));
+    http_result_cleanup(&r);
+    CHECK(poll_until(exists, path, 30000));
+    CHECK_EQ(get(&H, path, TOK_B, &r), 200);
+    CHECK_STREQ(S(jstr(r.json, "filter.depot")), VIEW_DEPOT);
+    http_result_cleanup(&r);
     snprintf(want, sizeof(want), "%s%s%s", X.info_b, photo ? "," : "", photo ? X.photo.id : "");
-    CHECK_EQ(timeline_ids(TOK_B, "&hidden=dispo&depot=" VIEW_DEPOT, ids, sizeof(ids)), 200);
+    CHECK_EQ(timeline_ids(TOK_B, query, ids, sizeof(ids)), 200);
     if (strcmp(ids, want) != 0)
         fprintf(stderr, "depot view: %s, want %s\n", ids, want);
     CHECK_STREQ(ids, want);
-    /* the same as the tag it stands for; without hiding, the dispo text too if it went there */
+    /* the same as plain parameters, and as the tag the depot stands for */
+    CHECK_EQ(timeline_ids(TOK_B, "&hidden=dispo&depot=" VIEW_DEPOT, ids, sizeof(ids)), 200);
+    CHECK_STREQ(ids, want);
     CHECK_EQ(timeline_ids(TOK_B, "&hidden=dispo&tag=depot:" VIEW_DEPOT, ids, sizeof(ids)), 200);
     CHECK_STREQ(ids, want);
+    /* B's department view (Kühllogistik, dispo hidden) narrowed by depot= in the request */
+    snprintf(query, sizeof(query), "%s&depot=%s", dep_view_query, VIEW_DEPOT);
+    CHECK_EQ(timeline_ids(TOK_B, query, ids, sizeof(ids)), 200);
+    CHECK_STREQ(ids, want);
+    /* without hiding, the dispo text too if it went there */
     size_t len = strlen(want);
     snprintf(want + len, sizeof(want) - len, "%s%s", text ? "," : "", text ? X.text.id : "");
     CHECK_EQ(timeline_ids(TOK_B, "&depot=" VIEW_DEPOT, ids, sizeof(ids)), 200);
-    CHECK_STREQ(ids, want);
-    /* B's saved view (department Kühllogistik, dispo hidden) narrowed to the depot */
-    snprintf(query, sizeof(query), "%s&depot=%s", view_query, VIEW_DEPOT);
-    snprintf(want, sizeof(want), "%s%s%s", X.info_b, photo ? "," : "", photo ? X.photo.id : "");
-    CHECK_EQ(timeline_ids(TOK_B, query, ids, sizeof(ids)), 200);
     CHECK_STREQ(ids, want);
 }
 

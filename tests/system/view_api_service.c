@@ -355,6 +355,88 @@ static void test_timeline(void)
     expect_400("/api/timeline?limit=-1");
 }
 
+/* ---- saved views: every timeline filter, tag and depot included ---- */
+
+#define V1 "01J0000000000000000000000V"
+#define V2 "01J0000000000000000000000W"
+#define V3 "01J0000000000000000000000X"
+
+/* A view hash as the ledger's view.lua writes it (filter: the record's parameters as JSON). */
+static void seed_view(const char *id, const char *filter, const char *hidden)
+{
+    rcmd(&H,
+         "HSET lst:lg:view:%s id %s owner anna at 5000 name %s shared 0 dep Dispo-Nord "
+         "filter %s hidden %s",
+         id, id, id, filter, hidden);
+    rcmd(&H, "SADD lst:lg:views:u:anna %s", id);
+}
+
+static void view_expect(const char *body, long status, const char *type, const char *detail)
+{
+    struct http_result r;
+    post_json(&H, "/api/views", TOKEN_DISPATCHER, body, NULL, &r);
+    if (r.status != status)
+        fprintf(stderr, "  view %s: %ld %s\n", body, r.status, r.body.data ? r.body.data : "");
+    check_problem(&r, status, type);
+    if (detail != NULL &&
+        (jstr(r.json, "detail") == NULL || !strstr(jstr(r.json, "detail"), detail))) {
+        fprintf(stderr, "  view %s: detail %s, want %s\n", body, S(jstr(r.json, "detail")), detail);
+        lst_test_failed_checks++;
+    }
+    http_result_cleanup(&r);
+}
+
+static void test_views(void)
+{
+    struct http_result r;
+    seed_view(V1, "{\"depot\":\"Hamburg\"}", "[\"info\"]");
+    seed_view(V2, "{\"depot\":\"Hamburg,Bremen\",\"tag\":\"nahverkehr\",\"direction\":\"out\"}",
+              "[]");
+    seed_view(V3, "{\"department\":\"Fernverkehr\"}", "[]"); /* saved before tag/depot */
+    /* the view's depot and tag apply; hidden categories are the view's */
+    expect_ids("/api/timeline?view=" V1, I1 "," M1);
+    /* the same as plain parameters (the view's direction outlives the view's JSON) */
+    expect_ids("/api/timeline?depot=Hamburg,Bremen&tag=nahverkehr&direction=out", M2 "," M1);
+    expect_ids("/api/timeline?view=" V2, M2 "," M1);
+    /* the request's parameters override the view's one by one, or add to it */
+    expect_ids("/api/timeline?view=" V1 "&depot=Bremen", "");
+    expect_ids("/api/timeline?view=" V1 "&tag=fernverkehr", I1 "," M1);
+    expect_ids("/api/timeline?view=" V2 "&tag=fernverkehr", M1);
+    expect_ids("/api/timeline?view=" V3, I1 "," M1);
+    expect_ids("/api/timeline?view=" V3 "&depot=Hamburg&direction=out", M1);
+    expect_400("/api/timeline?view=" V1 "&depot=");
+    /* read back as the API shows it */
+    CHECK_EQ(get(&H, "/api/views/" V2, TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "filter.depot"), "Hamburg,Bremen");
+    CHECK_STREQ(jstr(r.json, "filter.tag"), "nahverkehr");
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/views", TOKEN_DISPATCHER, &r), 200);
+    CHECK_EQ(jlen(r.json, "items"), 3);
+    http_result_cleanup(&r);
+    /* a malformed filter is refused before Kafka, naming the member */
+    view_expect("{\"name\":\"x\",\"filter\":{\"depot\":\"\"}}", 400, "invalid-view",
+                "filter.depot:");
+    view_expect("{\"name\":\"x\",\"filter\":{\"tag\":\"a,,b\"}}", 400, "invalid-view",
+                "filter.tag:");
+    view_expect("{\"name\":\"x\",\"filter\":{\"depot\":7}}", 400, "invalid-view",
+                "filter.depot: expected a string");
+    view_expect("{\"name\":\"x\",\"filter\":{\"tag\":[\"a\"]}}", 400, "invalid-view",
+                "filter.tag: expected a string");
+    view_expect("{\"name\":\"x\",\"filter\":{\"depots\":\"Kiel\"}}", 400, "invalid-view",
+                "filter.depots: not a timeline filter parameter");
+    view_expect("{\"name\":\"x\",\"filter\":{\"hidden\":\"info\"}}", 400, "invalid-view",
+                "\"hidden\" array");
+    view_expect("{\"name\":\"x\",\"filter\":{\"direction\":\"up\"}}", 400, "invalid-view",
+                "filter.direction:");
+    view_expect("{\"name\":\"x\",\"filter\":[]}", 400, "invalid-view", "filter: expected");
+    view_expect("{\"filter\":{\"depot\":\"Kiel\"}}", 400, "invalid-view", "name:");
+    /* a valid view (no filter at all, or tag and depot) gets to Kafka, which is down here */
+    view_expect("{\"name\":\"alles\"}", 503, "kafka-unavailable", NULL);
+    view_expect("{\"name\":\"Kiel\",\"filter\":{\"depot\":\"Kiel-Wellsee\",\"tag\":"
+                "\"shift:Tagdienst\"},\"hidden\":[\"dispo\"]}",
+                503, "kafka-unavailable", NULL);
+}
+
 static void test_history(void)
 {
     struct http_result r;
@@ -585,6 +667,7 @@ static void test_all(void)
     test_cors();
     test_employees();
     test_timeline();
+    test_views();
     test_history();
     test_detail();
     test_send_validation();

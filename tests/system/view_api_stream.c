@@ -221,6 +221,33 @@ static void test_stream_filter_resume_reset(void)
     sse_close(&s);
 }
 
+/* A saved view holding a depot (and a direction, which the stream keeps for its whole life):
+ * only the changes of items to that depot's drivers. */
+#define VIEW_KIEL "01J000000000000000000000SV"
+#define MSG_KIEL  "01STREAMK0000000000000000K"
+#define MSG_ELSE  "01STREAML0000000000000000L"
+
+static void test_stream_view_depot(void)
+{
+    struct sse s;
+    char in_kiel[64], elsewhere[64], want[160];
+    wait_slots();
+    seed_message(MSG_KIEL, 2000, "info", "Nord");
+    seed_ix(&H, MSG_KIEL, 2000, "info", "tag:depot:Kiel");
+    seed_message(MSG_ELSE, 2001, "info", "Nord");
+    rcmd(&H, "HSET lst:lg:view:%s id %s owner anna at 1 name Kiel shared 0 filter %s hidden %s",
+         VIEW_KIEL, VIEW_KIEL, "{\"depot\":\"Kiel\",\"direction\":\"out\"}", "[]");
+    REQUIRE(sse_open(&s, "/api/stream?view=" VIEW_KIEL, NULL));
+    REQUIRE(sse_wait(&s, ": connected\n\n", 3000));
+    ev_add(elsewhere, "message", MSG_ELSE, NULL, NULL);
+    ev_add(in_kiel, "message", MSG_KIEL, NULL, NULL);
+    snprintf(want, sizeof(want), "id: %s\nevent: message\n", in_kiel);
+    CHECK(sse_wait(&s, want, 5000));
+    CHECK(strstr(S(s.b.data), elsewhere) == NULL);
+    CHECK_EQ(count(&s.b, "\nevent: "), 1);
+    sse_close(&s);
+}
+
 static void test_stream_heartbeat_and_limit(void)
 {
     struct sse a, b, c;
@@ -419,6 +446,7 @@ static void test_all(void)
     test_visibility_detail();
     test_visibility_history_timeline();
     test_visibility_stream();
+    test_stream_view_depot(); /* after the visibility counts: its items go to e1 and e2 */
     struct sse s;
     wait_slots();
     REQUIRE(sse_open(&s, "/api/stream", NULL));

@@ -327,4 +327,40 @@ static void test_change_stream(void)
     fx_stop(&f);
 }
 
-LST_TEST_MAIN(T(test_category_change), T(test_handled), T(test_views), T(test_change_stream))
+/* Every filter parameter of the record reaches the projection, tag and depot included, in
+ * the codec's order; a record written before tag and depot existed still applies. */
+static void test_view_filter_params(void)
+{
+    struct fx f;
+    struct lst_view v = {0};
+    REQUIRE(fx_start(&f));
+    v.view_id = lst_strdup(MID2);
+    v.kind = LST_VIEW_PUT;
+    v.owner = lst_strdup("bernd");
+    v.name = lst_strdup("Kiel ohne Dispo");
+    v.filter.department = lst_strdup("Kühllogistik");
+    v.filter.tag = lst_strdup("shift:Frühschicht");
+    v.filter.depot = lst_strdup("Kiel-Wellsee");
+    v.filter.q = lst_strdup("\"Kühl\"");
+    lst_strv_push(&v.hidden, "dispo");
+    v.at = T0;
+    REQUIRE(lst_view_encode(&v, &f.rec) == LST_OK);
+    lst_view_cleanup(&v);
+    CHECK_EQ(feed(&f, LEDGER_T_VIEWS), LEDGER_APPLIED);
+    CHECK_STREQ(str(&f, "HGET lst:lg:view:%s %s", MID2, "filter"),
+                "{\"department\":\"Kühllogistik\",\"tag\":\"shift:Frühschicht\","
+                "\"depot\":\"Kiel-Wellsee\",\"q\":\"\\\"Kühl\\\"\"}");
+    /* the same view as an old writer wrote it: no tag, no depot */
+    lst_buf_reset(&f.rec);
+    lst_buf_puts(&f.rec, "{\"v\":1,\"view_id\":\"" MID2 "\",\"kind\":\"put\",\"owner\":\"bernd\","
+                         "\"name\":\"alt\",\"shared\":false,\"filter\":{\"department\":\"Nord\"},"
+                         "\"at\":1700000009999}");
+    CHECK_EQ(feed(&f, LEDGER_T_VIEWS), LEDGER_APPLIED);
+    CHECK_STREQ(str(&f, "HGET lst:lg:view:%s %s", MID2, "name"), "alt");
+    CHECK_STREQ(str(&f, "HGET lst:lg:view:%s %s", MID2, "filter"), "{\"department\":\"Nord\"}");
+    CHECK_STREQ(str(&f, "HGET lst:lg:view:%s %s", MID2, "hidden"), "[]");
+    fx_stop(&f);
+}
+
+LST_TEST_MAIN(T(test_category_change), T(test_handled), T(test_views), T(test_view_filter_params),
+              T(test_change_stream))

@@ -1357,6 +1357,77 @@ static void test_annotation_and_view(void)
     lst_buf_cleanup(&why);
 }
 
+/* lst.views' filter holds every timeline filter parameter, tag and depot included; a record
+ * written before tag and depot existed still decodes (they are NULL), and a new record read
+ * by an old reader only has unknown fields, which readers ignore. */
+#define VIEW_HEAD                                                                                  \
+    "{\"v\":1,\"view_id\":\"01HZZZZZZZZZZZZZZZZZZZZZZZ\",\"kind\":\"put\",\"owner\":\"bernd\","    \
+    "\"name\":\"Kiel\",\"shared\":false,\"at\":1700000000000,"
+
+static void test_view_filter_tag_depot(void)
+{
+    struct lst_view w = {0}, w2;
+    struct lst_buf j, why;
+    lst_buf_init(&j);
+    lst_buf_init(&why);
+    /* every parameter by index: names unique, each slot its own member */
+    for (size_t i = 0; i < LST_VIEW_FILTER_PARAMS; i++) {
+        char v[32];
+        snprintf(v, sizeof(v), "v%zu", i);
+        *lst_view_filter_slot(&w.filter, i) = lst_strdup(v);
+        for (size_t k = 0; k < i; k++)
+            CHECK(strcmp(lst_view_filter_name(i), lst_view_filter_name(k)) != 0);
+    }
+    CHECK(lst_view_filter_name(LST_VIEW_FILTER_PARAMS) == NULL);
+    CHECK_STREQ(w.filter.tag, "v7");
+    CHECK_STREQ(lst_view_filter_name(7), "tag");
+    CHECK_STREQ(w.filter.depot, "v8");
+    CHECK_STREQ(lst_view_filter_name(8), "depot");
+    CHECK_STREQ(lst_view_filter_get(&w.filter, 12), w.filter.q);
+    lst_view_cleanup(&w);
+
+    memset(&w, 0, sizeof(w));
+    w.view_id = lst_strdup("01HZZZZZZZZZZZZZZZZZZZZZZZ");
+    w.kind = LST_VIEW_PUT;
+    w.owner = lst_strdup("bernd");
+    w.name = lst_strdup("Kiel ohne Dispo");
+    w.filter.depot = lst_strdup("Kiel-Wellsee,Lübeck-Genin");
+    w.filter.tag = lst_strdup("shift:Frühschicht");
+    lst_strv_push(&w.hidden, "dispo");
+    w.at = 1700000000000;
+    CHECK_EQ(lst_view_encode(&w, &j), LST_OK);
+    dump("lst.views", &j);
+    CHECK(strstr(j.data, "\"depot\":\"Kiel-Wellsee,Lübeck-Genin\"") != NULL);
+    CHECK_EQ(lst_view_decode(j.data, j.len, &w2, &why), LST_OK);
+    CHECK_STREQ(w2.filter.depot, "Kiel-Wellsee,Lübeck-Genin");
+    CHECK_STREQ(w2.filter.tag, "shift:Frühschicht");
+    CHECK(w2.filter.department == NULL);
+    lst_view_cleanup(&w2);
+    /* the bounds of every filter member hold for the new ones */
+    free(w.filter.tag);
+    w.filter.tag = calloc(LST_VIEW_PARAM_MAX + 2, 1);
+    REQUIRE(w.filter.tag != NULL);
+    memset(w.filter.tag, 't', LST_VIEW_PARAM_MAX + 1);
+    CHECK(lst_view_validate(&w, &why) != LST_OK);
+    free(w.filter.tag);
+    w.filter.tag = lst_strdup("");
+    CHECK_EQ(lst_view_validate(&w, &why), LST_ERR_INVALID);
+    lst_view_cleanup(&w);
+
+    /* a record of before: no tag, no depot */
+    const char *old =
+        VIEW_HEAD "\"filter\":{\"department\":\"Kühllogistik\"},\"hidden\":[\"dispo\"]}";
+    CHECK_EQ(lst_view_decode(old, strlen(old), &w2, &why), LST_OK);
+    CHECK_STREQ(w2.filter.department, "Kühllogistik");
+    CHECK(w2.filter.tag == NULL && w2.filter.depot == NULL);
+    lst_view_cleanup(&w2);
+    /* wrong types in the new members are refused like in the old ones */
+    REJECT("lst.views", VIEW_HEAD "\"filter\":{\"depot\":7}}", LST_ERR_INVALID, "depot");
+    REJECT("lst.views", VIEW_HEAD "\"filter\":{\"tag\":[\"a\"]}}", LST_ERR_INVALID, "tag");
+    lst_buf_cleanup(&j);
+    lst_buf_cleanup(&why);
+}
+
 LST_TEST_MAIN(T(test_round_trip_message), T(test_round_trip_outbound), T(test_round_trip_sent),
               T(test_round_trip_inbound), T(test_round_trip_employee), T(test_round_trip_dlq),
               T(test_encoded_shape), T(test_double_precision), T(test_valid_fixture_text),
@@ -1364,4 +1435,5 @@ LST_TEST_MAIN(T(test_round_trip_message), T(test_round_trip_outbound), T(test_ro
               T(test_reject_version), T(test_reject_too_large), T(test_reject_utf8),
               T(test_reject_not_json), T(test_reject_trailing), T(test_reject_not_object),
               T(test_message_ids), T(test_dlq_payload), T(test_names_and_lookup),
-              T(test_schemas_match_codec), T(test_annotation_and_view))
+              T(test_schemas_match_codec), T(test_annotation_and_view),
+              T(test_view_filter_tag_depot))

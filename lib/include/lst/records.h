@@ -302,7 +302,10 @@ enum lst_view_kind { LST_VIEW_PUT = 0, LST_VIEW_DELETE, LST_VIEW__COUNT };
 #define LST_VIEW_PARAM_MAX  2048
 #define LST_VIEW_HIDDEN_MAX 64
 
-struct lst_view_filter { /* every member optional (NULL: not set) */
+/* Every member optional (NULL: not set); one per timeline filter parameter of the same name.
+ * tag and depot came later: records written before them lack the fields and decode with NULL
+ * there. hidden is not a member: a view's hidden categories are lst_view.hidden. */
+struct lst_view_filter {
     char *direction;
     char *type;
     char *category;
@@ -310,11 +313,23 @@ struct lst_view_filter { /* every member optional (NULL: not set) */
     char *department;
     char *vehicle;
     char *dispatcher;
+    char *tag;   /* the directory's tags, comma list */
+    char *depot; /* depot names, comma list: the tags depot:<depot> */
     char *status;
     char *from;
     char *to;
     char *q;
 };
+
+/* The filter's parameters by index, 0 .. LST_VIEW_FILTER_PARAMS - 1 in the codec's order, so
+ * that the view-api and the ledger walk one list instead of naming every member (a parameter
+ * added to the struct and the codec then reaches both). */
+#define LST_VIEW_FILTER_PARAMS 13
+/* The parameter's name (as in the timeline query and the record); static storage. */
+const char *lst_view_filter_name(size_t i);
+/* The member of parameter i (borrowed from f). */
+char **lst_view_filter_slot(struct lst_view_filter *f, size_t i);
+const char *lst_view_filter_get(const struct lst_view_filter *f, size_t i);
 
 struct lst_view {
     char *view_id; /* ULID */

@@ -50,6 +50,22 @@ for field, off in pairs(touched) do
 end
 if #flat > 0 then
     call('HSET', P .. 'wm', unpack(flat))
+    -- Refill markers (services/ledger/refill.c) this batch reached go in the same atomic step,
+    -- so no reader ever sees a watermark at its target with the marker still there.
+    local fields = {}
+    for field in pairs(touched) do
+        fields[#fields + 1] = field
+    end
+    local marks = call('HMGET', P .. 'refill', unpack(fields))
+    local reached = {}
+    for k, field in ipairs(fields) do
+        if marks[k] and tonumber(marks[k]) <= wms[field] then
+            reached[#reached + 1] = field
+        end
+    end
+    if #reached > 0 then
+        call('HDEL', P .. 'refill', unpack(reached))
+    end
 end
 credits_write(credits)
 return out

@@ -1,6 +1,7 @@
 -- lst.views: ARGV[A] view id, [A+1] kind (put | delete), [A+2] owner, [A+3] the owner's
 -- department ('' none), [A+4] at (ms), then for put: [A+5] name, [A+6] shared (1/0),
--- [A+7] the filter (JSON object of timeline query parameters), [A+8] hidden (JSON array).
+-- [A+7] the filter (JSON object of the timeline query parameters the record sets, tag and
+-- depot included; stored as is, the view-api parses it), [A+8] hidden (JSON array).
 --
 -- view:<id> (hash) the view; a delete leaves {owner, at, deleted=1} so that an older put
 -- cannot bring it back. views:u:<owner> (set) the owner's views, views:d:<department> (set)
