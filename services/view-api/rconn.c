@@ -12,6 +12,7 @@
  * Rules (hiredis 0.14.1, docs/pitfalls.md): after an I/O error or a protocol error the
  * context is dropped and the next va_rconn_begin connects again; the timeout applies to
  * connect, reads and writes; keepalive on. Replies are borrowed until va_rconn_end. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,16 +287,25 @@ lst_err va_rconn_exec(struct va_rconn *rc, size_t *first)
         rc->replies = r;
         rc->capreplies = cap;
     }
+    bool refused = false;
     for (; rc->queued > 0; rc->queued--) {
         void *r = NULL;
         if (rc->c == NULL || redisGetReply(rc->c, &r) != REDIS_OK || r == NULL) {
+            /* hiredis 0.14 reports its read timeout as an I/O error with EAGAIN */
+            bool timed_out = rc->c != NULL && rc->c->err == REDIS_ERR_IO &&
+                             (errno == EAGAIN || errno == EWOULDBLOCK);
             drop(rc);
             rc->queued = 0;
-            return LST_ERR_REDIS;
+            return timed_out ? LST_ERR_TIMEOUT : LST_ERR_REDIS;
         }
         rc->replies[rc->nreplies++] = r;
+        refused = refused || ((redisReply *)r)->type == REDIS_REPLY_ERROR;
     }
-    return LST_OK;
+    /* An error reply (-LOADING while Redis reads its AOF after a restart, -BUSY, ...) is
+     * "cannot answer now", never "not there": taken as data, a detail page said 404 for a
+     * message it had shown a second before (chaos suite, redis-restart). The connection
+     * stays in sync and usable; the caller answers 503. */
+    return refused ? LST_ERR_STATE : LST_OK;
 }
 
 const redisReply *va_rconn_reply(const struct va_rconn *rc, size_t i)

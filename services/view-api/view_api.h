@@ -220,8 +220,11 @@ struct view_api {
 /* A connection of its own with replies built in an arena (no allocation per reply element)
  * and its own lock. Use: begin (locks, connects if needed, empties the arena), add commands,
  * exec (reads every queued reply; *first is the index of the first), reply(i) (borrowed until
- * end), more add/exec rounds, end (unlocks). After a failure the connection is dropped and
- * the next begin connects again. */
+ * end), more add/exec rounds, end (unlocks). exec fails with LST_ERR_REDIS when the
+ * connection failed (it is dropped; the next begin connects again: worth one more attempt),
+ * LST_ERR_TIMEOUT when Redis did not answer in time (dropped too, but another attempt would
+ * only double the wait) and LST_ERR_STATE when Redis answered a command with an error such as
+ * -LOADING (the connection stays usable); every failure is a 503 for the client. */
 struct va_rconn;
 /* on_connect (may be NULL) runs after every new connection, before anything is read on it;
  * false drops the connection and va_rconn_begin fails (the projections may not be served). */
