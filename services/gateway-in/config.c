@@ -73,11 +73,12 @@ static const struct lst_config_entry entries[] = {
     {.name = "LST_CALLBACK_ACK_TIMEOUT_MS",
      .type = LST_CONFIG_MS,
      .def = "8000",
-     .min = 1000,
+     .min = 2000,
      .max = 300000,
      .offset = CFG(ack_timeout_ms),
      .desc = "How long a callback waits for Kafka's acknowledgement before answering 503; keep "
-             "it below the Gateway's patience. Also bounds the producer's message timeout"},
+             "it below the Gateway's patience. The producer's message timeout is at most this less "
+             "1 s"},
     {.name = "LST_BLOB_DIR",
      .type = LST_CONFIG_STRING,
      .def = LST_BLOBSTORE_DEFAULT_DIR,

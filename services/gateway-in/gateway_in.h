@@ -46,6 +46,9 @@
  * timed-out record a little after message.timeout.ms (its timeout scan runs about once a
  * second). */
 #define GWIN_ACK_MARGIN_MS 2000
+/* librdkafka's timer that times out records of partitions without a leader (rdkafka.c, topic
+ * scan): LST_CALLBACK_ACK_TIMEOUT_MS less this is the producer's message timeout. */
+#define GWIN_KAFKA_SCAN_MS 1000
 
 struct gateway_in_config {
     struct lst_common_config common;
