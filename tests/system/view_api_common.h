@@ -4,11 +4,15 @@
 #ifndef LST_TEST_VIEW_API_COMMON_H
 #define LST_TEST_VIEW_API_COMMON_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -348,6 +352,65 @@ static inline void seed_ix(struct harness *h, const char *id, long long at, cons
 {
     rcmd(h, "ZADD lst:lg:x:%s %lld %s", k, at, id);
     rcmd(h, "ZADD lst:lg:xc:%s:%s %lld %s", cat, k, at, id);
+}
+
+/* ---- an SSE client (raw HTTP/1.0, so the test sees the stream's bytes as sent) ---- */
+
+struct sse {
+    int fd;
+    struct lst_buf b;
+};
+
+/* Opens GET path with the dispatcher token and an optional Last-Event-ID, once a stream slot
+ * is free (the tests run with LST_VIEW_MAX_STREAMS=2: a stream closed just before gives its
+ * slot back within one round of its reader). */
+static inline bool sse_open(struct harness *h, struct sse *s, const char *path, const char *last_id)
+{
+    int64_t until = lst_mono_ms() + 5000;
+    while (atomic_load(&h->api.streams) >= 2 && lst_mono_ms() < until)
+        lst_sleep_ms(10, NULL);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(h->port)};
+    char req[1024];
+    lst_buf_init(&s->b);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+        return false;
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.0\r\nAuthorization: Bearer " TOKEN_DISPATCHER
+                     "\r\nOrigin: " ORIGIN_OK "\r\n%s%s%s\r\n",
+                     path, last_id ? "Last-Event-ID: " : "", last_id ? last_id : "",
+                     last_id ? "\r\n" : "");
+    return write(s->fd, req, (size_t)n) == n;
+}
+
+static inline void sse_close(struct sse *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    s->fd = -1;
+    lst_buf_cleanup(&s->b);
+}
+
+/* Reads until the buffer holds want (true) or ms passed / the server closed (false). */
+static inline bool sse_wait(struct sse *s, const char *want, int64_t ms)
+{
+    int64_t deadline = lst_mono_ms() + ms;
+    char tmp[4096];
+    while (true) {
+        if (s->b.data != NULL && strstr(s->b.data, want) != NULL)
+            return true;
+        int left = (int)(deadline - lst_mono_ms());
+        if (left <= 0)
+            return false;
+        struct pollfd p = {.fd = s->fd, .events = POLLIN};
+        if (poll(&p, 1, left) <= 0)
+            continue;
+        ssize_t n = read(s->fd, tmp, sizeof(tmp));
+        if (n <= 0)
+            return false;
+        lst_buf_append(&s->b, tmp, (size_t)n);
+    }
 }
 
 #endif

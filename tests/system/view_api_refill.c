@@ -8,10 +8,6 @@
  *    Retry-After; the live stream sends nothing meanwhile and "event: reset" afterwards
  *  - "run" naming another server (Redis restarted, not checked yet): 503
  *  - the hash gone after it was seen (Redis lost everything): 503 until a ledger checks */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include "view_api_common.h"
 
@@ -117,51 +113,12 @@ static void test_unchecked_restart_answers_503(void)
     check_served("/api/messages/" M1);
 }
 
-/* ---- the live stream (raw HTTP/1.0, as tests/system/view_api_stream.c) ---- */
-
-struct sse {
-    int fd;
-    struct lst_buf b;
-};
-
-static bool sse_open(struct sse *s, const char *path)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(H.port)};
-    char req[512];
-    lst_buf_init(&s->b);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-        return false;
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.0\r\nAuthorization: Bearer " TOKEN_DISPATCHER "\r\n\r\n", path);
-    return write(s->fd, req, (size_t)n) == n;
-}
-
-static bool sse_wait(struct sse *s, const char *want, int64_t ms)
-{
-    int64_t deadline = lst_mono_ms() + ms;
-    char tmp[4096];
-    while (true) {
-        if (s->b.data != NULL && strstr(s->b.data, want) != NULL)
-            return true;
-        int left = (int)(deadline - lst_mono_ms());
-        if (left <= 0)
-            return false;
-        struct pollfd p = {.fd = s->fd, .events = POLLIN};
-        if (poll(&p, 1, left) <= 0)
-            continue;
-        ssize_t n = read(s->fd, tmp, sizeof(tmp));
-        if (n <= 0)
-            return false;
-        lst_buf_append(&s->b, tmp, (size_t)n);
-    }
-}
+/* ---- the live stream (the SSE client of view_api_common.h) ---- */
 
 static void test_stream_pauses(void)
 {
     struct sse s;
-    REQUIRE(sse_open(&s, "/api/stream"));
+    REQUIRE(sse_open(&H, &s, "/api/stream", NULL));
     REQUIRE(sse_wait(&s, ": connected\n\n", 3000));
     rcmd(&H, "XADD lst:lg:ev * t status id " M1 " eid e1 st read");
     CHECK(sse_wait(&s, "\"state\":\"read\"", 3000));
@@ -176,8 +133,7 @@ static void test_stream_pauses(void)
     /* live again after the reset */
     rcmd(&H, "XADD lst:lg:ev * t status id " M1 " eid e1 st acknowledged");
     CHECK(sse_wait(&s, "\"state\":\"acknowledged\"", 3000));
-    close(s.fd);
-    lst_buf_cleanup(&s.b);
+    sse_close(&s);
 }
 
 static void test_all(void)

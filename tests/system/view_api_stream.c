@@ -5,10 +5,6 @@
  * [eid <eid> st <state>]). The SSE client is a raw socket speaking HTTP/1.0, so
  * the body arrives without chunk framing, byte for byte as sent. */
 #define _GNU_SOURCE /* strcasestr */
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include "view_api_common.h"
 
@@ -51,66 +47,6 @@ static void seed_message(const char *id, long long at, const char *cat, const ch
     snprintf(k, sizeof(k), "dep:%s", dep);
     seed_ix(&H, id, at, cat, k);
     seed_ix(&H, id, at, cat, "st:unread");
-}
-
-/* ---- an SSE client ---- */
-
-struct sse {
-    int fd;
-    struct lst_buf b;
-};
-
-/* Opens GET path (HTTP/1.0) with the dispatcher token and an optional Last-Event-ID, once a
- * stream slot is free (LST_VIEW_MAX_STREAMS=2: a stream closed just before gives its slot
- * back within one round of its reader). */
-static bool sse_open(struct sse *s, const char *path, const char *last_id)
-{
-    int64_t until = lst_mono_ms() + 5000;
-    while (atomic_load(&H.api.streams) >= 2 && lst_mono_ms() < until)
-        lst_sleep_ms(10, NULL);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(H.port)};
-    char req[1024];
-    lst_buf_init(&s->b);
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    s->fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
-        return false;
-    int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.0\r\nAuthorization: Bearer " TOKEN_DISPATCHER
-                     "\r\nOrigin: " ORIGIN_OK "\r\n%s%s%s\r\n",
-                     path, last_id ? "Last-Event-ID: " : "", last_id ? last_id : "",
-                     last_id ? "\r\n" : "");
-    return write(s->fd, req, (size_t)n) == n;
-}
-
-static void sse_close(struct sse *s)
-{
-    if (s->fd >= 0)
-        close(s->fd);
-    s->fd = -1;
-    lst_buf_cleanup(&s->b);
-}
-
-/* Reads until the buffer holds want (true) or ms passed / the server closed
- * (false). */
-static bool sse_wait(struct sse *s, const char *want, int64_t ms)
-{
-    int64_t deadline = lst_mono_ms() + ms;
-    char tmp[4096];
-    while (true) {
-        if (s->b.data != NULL && strstr(s->b.data, want) != NULL)
-            return true;
-        int left = (int)(deadline - lst_mono_ms());
-        if (left <= 0)
-            return false;
-        struct pollfd p = {.fd = s->fd, .events = POLLIN};
-        if (poll(&p, 1, left) <= 0)
-            continue;
-        ssize_t n = read(s->fd, tmp, sizeof(tmp));
-        if (n <= 0)
-            return false;
-        lst_buf_append(&s->b, tmp, (size_t)n);
-    }
 }
 
 static size_t count(const struct lst_buf *b, const char *needle)
@@ -160,7 +96,7 @@ static void test_stream_filter_resume_reset(void)
     char id1[64], id2[64], id3[64], id4[64], want[160];
     seed_message("01STREAMA0000000000000000A", 1000, "dispo", "Nord");
     seed_message("01STREAMB0000000000000000B", 1001, "dispo", "Sued");
-    REQUIRE(sse_open(&s, "/api/stream?department=Nord", NULL));
+    REQUIRE(sse_open(&H, &s, "/api/stream?department=Nord", NULL));
     REQUIRE(sse_wait(&s, ": connected\n\n", 3000));
     CHECK(strstr(s.b.data, "HTTP/1.0 200") == s.b.data || strstr(s.b.data, "HTTP/1.1 200"));
     CHECK(strcasestr(s.b.data, "Content-Type: text/event-stream") != NULL);
@@ -182,7 +118,7 @@ static void test_stream_filter_resume_reset(void)
 
     /* resume after the first event: exactly the later ones, no duplicate, no gap
      */
-    REQUIRE(sse_open(&s, "/api/stream?department=Nord", id1));
+    REQUIRE(sse_open(&H, &s, "/api/stream?department=Nord", id1));
     snprintf(want, sizeof(want), "id: %s\nevent: annotation\n", id4);
     CHECK(sse_wait(&s, want, 5000));
     CHECK(strstr(S(s.b.data), id1) == NULL);
@@ -199,14 +135,14 @@ static void test_stream_filter_resume_reset(void)
     /* the query parameter works as the header */
     char path[160];
     snprintf(path, sizeof(path), "/api/stream?department=Nord&last_event_id=%s", id3);
-    REQUIRE(sse_open(&s, path, NULL));
+    REQUIRE(sse_open(&H, &s, path, NULL));
     snprintf(want, sizeof(want), "id: %s\nevent: status\n", id5);
     CHECK(sse_wait(&s, want, 5000));
     CHECK_EQ(count(&s.b, "\nevent: "), 2); /* annotation id4, status id5 */
     sse_close(&s);
 
     /* a position older than the stream's first entry: reset, then live */
-    REQUIRE(sse_open(&s, "/api/stream?department=Nord", "1-0"));
+    REQUIRE(sse_open(&H, &s, "/api/stream?department=Nord", "1-0"));
     snprintf(want, sizeof(want), "id: %s\nevent: reset\n", id5);
     CHECK(sse_wait(&s, want, 5000));
     char id6[64];
@@ -216,7 +152,7 @@ static void test_stream_filter_resume_reset(void)
     CHECK_EQ(count(&s.b, "\nevent: "), 2);
     sse_close(&s);
     /* one from the future (another Redis, a rebuild) too */
-    REQUIRE(sse_open(&s, "/api/stream", "99999999999999-0"));
+    REQUIRE(sse_open(&H, &s, "/api/stream", "99999999999999-0"));
     CHECK(sse_wait(&s, "\nevent: reset\n", 5000));
     sse_close(&s);
 }
@@ -237,7 +173,7 @@ static void test_stream_view_depot(void)
     seed_message(MSG_ELSE, 2001, "info", "Nord");
     rcmd(&H, "HSET lst:lg:view:%s id %s owner anna at 1 name Kiel shared 0 filter %s hidden %s",
          VIEW_KIEL, VIEW_KIEL, "{\"depot\":\"Kiel\",\"direction\":\"out\"}", "[]");
-    REQUIRE(sse_open(&s, "/api/stream?view=" VIEW_KIEL, NULL));
+    REQUIRE(sse_open(&H, &s, "/api/stream?view=" VIEW_KIEL, NULL));
     REQUIRE(sse_wait(&s, ": connected\n\n", 3000));
     ev_add(elsewhere, "message", MSG_ELSE, NULL, NULL);
     ev_add(in_kiel, "message", MSG_KIEL, NULL, NULL);
@@ -253,9 +189,9 @@ static void test_stream_heartbeat_and_limit(void)
     struct sse a, b, c;
     struct http_result r;
     wait_slots();
-    REQUIRE(sse_open(&a, "/api/stream?category=nothing-here", NULL));
+    REQUIRE(sse_open(&H, &a, "/api/stream?category=nothing-here", NULL));
     CHECK(sse_wait(&a, ": heartbeat\n\n", 3000)); /* LST_VIEW_STREAM_HEARTBEAT_MS=300 */
-    REQUIRE(sse_open(&b, "/api/stream", NULL));
+    REQUIRE(sse_open(&H, &b, "/api/stream", NULL));
     CHECK(sse_wait(&b, ": connected\n\n", 3000));
     /* LST_VIEW_MAX_STREAMS=2 */
     CHECK_EQ(get(&H, "/api/stream", TOKEN_DISPATCHER, &r), 503);
@@ -268,7 +204,7 @@ static void test_stream_heartbeat_and_limit(void)
     bool opened = false;
     int64_t deadline = lst_mono_ms() + 5000;
     while (!opened && lst_mono_ms() < deadline) {
-        REQUIRE(sse_open(&c, "/api/stream", NULL));
+        REQUIRE(sse_open(&H, &c, "/api/stream", NULL));
         opened = sse_wait(&c, ": connected\n\n", 2000);
         if (!opened) {
             sse_close(&c);
@@ -363,7 +299,7 @@ static void test_visibility_stream(void)
     struct sse s;
     char a[64], b[64], c[64], d[64], want[160];
     wait_slots();
-    REQUIRE(sse_open(&s, "/api/stream?employee=e1", NULL));
+    REQUIRE(sse_open(&H, &s, "/api/stream?employee=e1", NULL));
     REQUIRE(sse_wait(&s, ": connected\n\n", 3000));
     ev_add(a, "status", "01VISOFF000000000000000000", "e1", "read");      /* hr: nothing */
     ev_add(b, "status", "01VISCOUNT0000000000000000", "e1", "read");      /* counts only */
@@ -449,7 +385,7 @@ static void test_all(void)
     test_stream_view_depot(); /* after the visibility counts: its items go to e1 and e2 */
     struct sse s;
     wait_slots();
-    REQUIRE(sse_open(&s, "/api/stream", NULL));
+    REQUIRE(sse_open(&H, &s, "/api/stream", NULL));
     CHECK(sse_wait(&s, ": connected\n\n", 3000));
     /* an open stream does not hold the HTTP server's shutdown up (drain is 5 s) */
     int64_t t0 = lst_mono_ms();
