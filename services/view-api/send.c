@@ -7,8 +7,12 @@
  * result is stored under the key (for LST_VIEW_IDEMPOTENCY_TTL_MS) and every repetition gets
  * that result again, byte for byte, with "Idempotent-Replayed: true". A repetition while the
  * first is still running gets 409; the same key with a different body gets 422. A request
- * that fails (4xx, Kafka down) releases the key, so the client may retry with it. Keys are
- * per user: two dispatchers cannot collide. */
+ * refused before anything was produced (4xx, directory unreadable) releases the key. A request
+ * whose records Kafka did not acknowledge may still have some of them in Kafka (a timeout is
+ * no proof of absence), so the key keeps its message ID ("retry"): the client's retry with the
+ * same key and body produces the same message ID and the same request IDs again, which the
+ * ledger merges and gateway-out does not send twice. Keys are per user: two dispatchers cannot
+ * collide. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +30,9 @@ struct send {
     char *idem;          /* the client's key (NULL: none) */
     struct lst_buf ikey; /* Redis key of the idempotency entry */
     char fp[FP_HEX + 1]; /* sha256 of the body */
+    /* a retry of a request Kafka did not acknowledge: its message ID and time ("" if none) */
+    char reuse_id[LST_MESSAGE_ID_LEN + 1];
+    int64_t reuse_at;
     struct lst_buf upload;
     char *upload_mime, *upload_name;
 };
@@ -220,9 +227,61 @@ static void replay(struct send *s, const char *stored)
     lst_http_add_header(s->r->resp, "Idempotent-Replayed", "true");
 }
 
+/* Reserves the key, or takes over a "retry" entry of the same body, in one step: two
+ * retries racing must not both produce. Returns the earlier value ("" when reserved now). */
+static const char claim_lua[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return '' end "
+    "if string.sub(v, 1, 6) == 'retry\\n' and string.sub(v, 7, 6 + #ARGV[3]) == ARGV[3] then "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end "
+    "return v";
+
+/* "retry\n<fp>\n<message id> <ms>\n" -> reuse_id/reuse_at; false when unreadable. */
+static bool parse_retry(struct send *s, const char *v)
+{
+    const char *p = v + 6 + FP_HEX + 1;
+    if (strlen(v) < 6 + FP_HEX + 1 + LST_MESSAGE_ID_LEN + 2 || p[LST_MESSAGE_ID_LEN] != ' ')
+        return false;
+    memcpy(s->reuse_id, p, LST_MESSAGE_ID_LEN);
+    s->reuse_id[LST_MESSAGE_ID_LEN] = '\0';
+    char at[24] = {0};
+    const char *q = p + LST_MESSAGE_ID_LEN + 1, *nl = strchr(q, '\n');
+    if (nl == NULL || (size_t)(nl - q) >= sizeof(at))
+        return false;
+    memcpy(at, q, (size_t)(nl - q));
+    return lst_parse_i64(at, 0, INT64_MAX, &s->reuse_at) == LST_OK;
+}
+
+static enum idem_state claimed(struct send *s, const char *v)
+{
+    if (v[0] == '\0')
+        return IDEM_NEW;
+    if (strncmp(v, "pending\n", 8) == 0) {
+        lst_http_problem(s->r->resp, 409, "request-in-progress", "Request In Progress",
+                         "a request with this Idempotency-Key is still running");
+        lst_http_add_header(s->r->resp, "Retry-After", "1");
+        return IDEM_STOPPED;
+    }
+    if (strncmp(v, "retry\n", 6) != 0) {
+        replay(s, v);
+        return IDEM_REPLAYED;
+    }
+    if (strncmp(v + 6, s->fp, FP_HEX) != 0) {
+        lst_http_problem(s->r->resp, 422, "idempotency-key-reused", "Idempotency Key Reused",
+                         "this Idempotency-Key was used for a different request");
+        return IDEM_STOPPED;
+    }
+    if (parse_retry(s, v))
+        return IDEM_NEW;
+    lst_http_problem(s->r->resp, 500, "internal", "Internal Server Error",
+                     "stored idempotency entry unreadable");
+    return IDEM_STOPPED;
+}
+
 static enum idem_state idem_begin(struct send *s)
 {
     struct view_api *ctx = s->r->ctx;
+    struct lst_redis_script *script = NULL;
     redisReply *rep = NULL;
     char ttl[24], pending[FP_HEX + 16];
     enum idem_state st = IDEM_STOPPED;
@@ -230,32 +289,19 @@ static enum idem_state idem_begin(struct send *s)
         return IDEM_NEW;
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ctx->cfg.idem_ttl_ms);
     snprintf(pending, sizeof(pending), "pending\n%s\n", s->fp);
-    const char *set[] = {"SET", s->ikey.data, pending, "NX", "PX", ttl};
-    lst_err err = lst_redis_cmd(ctx->svc->redis, &rep, 6, set, NULL);
-    if (err == LST_OK && rep->type == REDIS_REPLY_STATUS) {
-        st = IDEM_NEW;
-    } else if (err == LST_OK) {
-        freeReplyObject(rep);
-        rep = NULL;
-        const char *get[] = {"GET", s->ikey.data};
-        err = lst_redis_cmd(ctx->svc->redis, &rep, 2, get, NULL);
-        if (err == LST_OK && rep->type == REDIS_REPLY_STRING &&
-            strncmp(rep->str, "pending\n", 8) == 0) {
-            lst_http_problem(s->r->resp, 409, "request-in-progress", "Request In Progress",
-                             "a request with this Idempotency-Key is still running");
-            lst_http_add_header(s->r->resp, "Retry-After", "1");
-        } else if (err == LST_OK && rep->type == REDIS_REPLY_STRING) {
-            replay(s, rep->str);
-            st = IDEM_REPLAYED;
-        } else {
-            err = LST_ERR_REDIS; /* expired between SET and GET: let the client retry */
-        }
-    }
-    if (err != LST_OK)
+    const char *argv[] = {s->ikey.data, pending, ttl, s->fp};
+    /* a send is no hot path: the script object lives for this request only */
+    lst_err err = lst_redis_script_create(claim_lua, false, &script);
+    if (err == LST_OK)
+        err = lst_redis_script_call(ctx->svc->redis, script, &rep, 1, 4, argv, NULL);
+    if (err == LST_OK && rep->type == REDIS_REPLY_STRING)
+        st = claimed(s, rep->str);
+    else
         lst_http_problem(s->r->resp, 503, "store-unavailable", "Store Unavailable",
                          "the idempotency key could not be checked");
     if (rep != NULL)
         freeReplyObject(rep);
+    lst_redis_script_destroy(script);
     return st;
 }
 
@@ -265,6 +311,27 @@ static void idem_release(struct send *s)
         return;
     const char *del[] = {"DEL", s->ikey.data};
     lst_redis_cmd(s->r->ctx->svc->redis, NULL, 2, del, NULL);
+}
+
+/* Kafka did not acknowledge every record: keep the message ID for the retry (see the top). */
+static void idem_keep_for_retry(struct send *s)
+{
+    struct lst_buf v;
+    char ttl[24];
+    if (s->idem == NULL)
+        return;
+    lst_buf_init(&v);
+    const char *id = s->msg.message_id != NULL ? s->msg.message_id : s->reuse_id;
+    int64_t at = s->msg.message_id != NULL ? s->msg.created_at : s->reuse_at;
+    lst_buf_printf(&v, "retry\n%s\n%s %lld\n", s->fp, id, (long long)at);
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)s->r->ctx->cfg.idem_ttl_ms);
+    const char *set[] = {"SET", s->ikey.data, v.data, "PX", ttl};
+    if (lst_buf_failed(&v) || lst_redis_cmd(s->r->ctx->svc->redis, NULL, 5, set, NULL) != LST_OK) {
+        LST_WARN("view_api.idempotency",
+                 "message %s: the key could not keep the message ID; a retry gets a new one", id);
+        idem_release(s);
+    }
+    lst_buf_cleanup(&v);
 }
 
 static void idem_store(struct send *s, int status, const struct lst_buf *body)
@@ -312,7 +379,13 @@ static lst_err build_message(struct send *s)
 {
     struct lst_message *m = &s->msg;
     char id[LST_MESSAGE_ID_LEN + 1];
-    lst_err err = lst_message_id_new(m->created_at, id);
+    lst_err err = LST_OK;
+    if (s->reuse_id[0] != '\0') {
+        memcpy(id, s->reuse_id, sizeof(id));
+        m->created_at = s->reuse_at; /* the same records as the first attempt */
+    } else {
+        err = lst_message_id_new(m->created_at, id);
+    }
     if (err != LST_OK)
         return err;
     m->message_id = lst_strdup(id);
@@ -473,7 +546,26 @@ static void no_recipients(struct send *s)
     lst_buf_cleanup(&ext);
 }
 
-/* Resolve, store an upload, build and produce; the key is released on any failure. */
+static void kafka_unavailable(struct send *s, lst_err err)
+{
+    struct lst_buf ext, detail;
+    lst_buf_init(&ext);
+    lst_buf_init(&detail);
+    idem_keep_for_retry(s);
+    va_json_kv(&ext, false, "message_id", s->msg.message_id);
+    lst_buf_printf(&detail,
+                   "the message was not accepted by Kafka (%s); retry with the same "
+                   "Idempotency-Key and body: the retry keeps message_id",
+                   lst_strerror(err));
+    va_problem_ext(s->r->resp, 503, "kafka-unavailable", "Kafka Unavailable",
+                   detail.data ? detail.data : "Kafka unavailable", ext.data);
+    lst_http_add_header(s->r->resp, "Retry-After", "5");
+    lst_buf_cleanup(&ext);
+    lst_buf_cleanup(&detail);
+}
+
+/* Resolve, store an upload, build and produce; the key is released on a failure before
+ * anything was produced and kept with the message ID after a Kafka failure. */
 static void act(struct send *s)
 {
     struct lst_buf why;
@@ -507,19 +599,19 @@ static void act(struct send *s)
         goto fail;
     }
     if (err != LST_OK) {
-        lst_http_problem(s->r->resp, 503, "kafka-unavailable", "Kafka Unavailable",
-                         "the message was not accepted by Kafka (%s); retry with the same "
-                         "Idempotency-Key",
-                         lst_strerror(err));
-        lst_http_add_header(s->r->resp, "Retry-After", "5");
-        goto fail;
+        kafka_unavailable(s, err);
+        goto out;
     }
     LST_INFO("view_api.send", "message=%s user=%s recipients=%zu skipped=%zu", s->msg.message_id,
              s->r->who->user, s->aud.nrecipients, s->aud.nskipped);
     accepted(s);
     goto out;
 fail:
-    idem_release(s);
+    /* a retry's first attempt may have records in Kafka: its message ID stays reserved */
+    if (s->reuse_id[0] != '\0')
+        idem_keep_for_retry(s);
+    else
+        idem_release(s);
 out:
     lst_buf_cleanup(&why);
 }
