@@ -193,9 +193,13 @@ static void claim_batch(struct gwin_async *as, struct job *jobs)
                             (long long)ctx->cfg.dedupe_pending_ms);
         j->claim = GWIN_CLAIM_NO_REDIS;
     }
-    if (lst_redis_pipe_exec(as->redis, as->pipe) != LST_OK) {
+    lst_err err = lst_redis_pipe_exec(as->redis, as->pipe);
+    if (err != LST_OK) {
+        char why[160];
+        gwin_redis_reason(as->redis, err, why, sizeof(why));
         lst_counter_inc(ctx->m.redis_errors);
-        LST_WARN("gateway_in.redis_failed", "dedupe claims failed; going on without markers");
+        LST_WARN("gateway_in.redis_failed", "dedupe claims failed (%s); going on without markers",
+                 why);
         return;
     }
     size_t i = 0, nget = 0;
@@ -271,9 +275,13 @@ static void write_markers(struct gwin_async *as, struct marker *m)
             free(m);
             m = next;
         }
-        if (lst_redis_pipe_exec(as->redis, as->pipe) == LST_ERR_REDIS) {
+        /* An error reply counts too: MISCONF or NOREPLICAS refuse the markers' writes. */
+        lst_err err = lst_redis_pipe_exec(as->redis, as->pipe);
+        if (err != LST_OK) {
+            char why[160];
+            gwin_redis_reason(as->redis, err, why, sizeof(why));
             lst_counter_inc(ctx->m.redis_errors);
-            LST_WARN("gateway_in.redis_failed", "writing dedupe markers failed");
+            LST_WARN("gateway_in.redis_failed", "writing dedupe markers failed: %s", why);
         }
     }
 }

@@ -36,10 +36,23 @@ void gwin_dedupe_token(char token[GWIN_TOKEN_LEN + 1])
     lst_threema_hex_encode(rnd, sizeof(rnd), token + 8, GWIN_TOKEN_LEN + 1 - 8);
 }
 
-static void redis_failed(struct gateway_in *ctx, const char *what)
+void gwin_redis_reason(struct lst_redis *r, lst_err err, char *out, size_t cap)
 {
+    /* lst_strerror says only "invalid" for an error reply: the reply names the cause. */
+    out[0] = '\0';
+    if (r != NULL)
+        lst_redis_last_error(r, out, cap);
+    if (out[0] == '\0')
+        snprintf(out, cap, "%s", lst_strerror(err));
+}
+
+static void redis_failed(struct gateway_in *ctx, struct lst_redis *r, lst_err err, const char *what)
+{
+    char why[160];
+    gwin_redis_reason(r, err, why, sizeof(why));
     lst_counter_inc(ctx->m.redis_errors);
-    LST_WARN("gateway_in.redis_failed", "%s failed; going on without the dedupe marker", what);
+    LST_WARN("gateway_in.redis_failed", "%s failed (%s); going on without the dedupe marker", what,
+             why);
 }
 
 enum gwin_claim gwin_dedupe_classify(const redisReply *get, const char *token)
@@ -73,7 +86,7 @@ enum gwin_claim gwin_dedupe_claim(struct gateway_in *ctx, const char *event_id,
     if (err == LST_OK)
         err = lst_redis_cmdf(r, &reply, "GET %s", key);
     if (err != LST_OK) {
-        redis_failed(ctx, "dedupe claim");
+        redis_failed(ctx, r, err, "dedupe claim");
         goto out;
     }
     claim = gwin_dedupe_classify(reply, token);
@@ -88,15 +101,17 @@ void gwin_dedupe_done(struct gateway_in *ctx, const char *event_id)
     char key[160];
     key_of(ctx, event_id, key, sizeof(key));
     struct lst_redis *r = gwin_pool_take(ctx->redis);
+    char why[160];
     lst_err err =
         lst_redis_cmdf(r, NULL, "SET %s %s EX %lld", key, DONE, (long long)ctx->cfg.dedupe_done_s);
+    if (err != LST_OK)
+        gwin_redis_reason(r, err, why, sizeof(why));
     gwin_pool_give(ctx->redis, r);
     if (err != LST_OK) {
         /* The record is in Kafka already; a redelivery now produces a second one, which the
          * ledger drops by event_id. */
         lst_counter_inc(ctx->m.redis_errors);
-        LST_WARN("gateway_in.redis_failed", "marking %s done failed: %s", event_id,
-                 lst_strerror(err));
+        LST_WARN("gateway_in.redis_failed", "marking %s done failed: %s", event_id, why);
     }
 }
 
@@ -106,11 +121,14 @@ void gwin_dedupe_release(struct gateway_in *ctx, const char *event_id, const cha
     const char *argv[2] = {key, token};
     key_of(ctx, event_id, key, sizeof(key));
     struct lst_redis *r = gwin_pool_take(ctx->redis);
+    char why[160];
     lst_err err = lst_redis_script_call(r, ctx->release_script, NULL, 1, 2, argv, NULL);
+    if (err != LST_OK)
+        gwin_redis_reason(r, err, why, sizeof(why));
     gwin_pool_give(ctx->redis, r);
     if (err != LST_OK) {
         /* The marker expires after the pending TTL; until then retries get 503. */
         lst_counter_inc(ctx->m.redis_errors);
-        LST_WARN("gateway_in.redis_failed", "releasing %s failed: %s", event_id, lst_strerror(err));
+        LST_WARN("gateway_in.redis_failed", "releasing %s failed: %s", event_id, why);
     }
 }

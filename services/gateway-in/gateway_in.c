@@ -106,7 +106,7 @@ static void destroy_parts(struct gateway_in *ctx)
     ctx->keys = NULL;
 }
 
-int gateway_in_run(struct gateway_in *ctx)
+lst_err gateway_in_start(struct gateway_in *ctx)
 {
     struct gateway_in_config *cfg = &ctx->cfg;
     /* The producer's message timeout bounds the ack wait: when the wait ends, librdkafka has
@@ -146,34 +146,47 @@ int gateway_in_run(struct gateway_in *ctx)
         .http_async_timeout_ms =
             (unsigned)(cfg->common.kafka_message_timeout_ms + GWIN_ACK_MARGIN_MS),
     };
-    int code = 1;
     /* The parts first: the routes go live as soon as the service starts. */
     lst_log_init(gateway_in_program.name, cfg->common.log_level);
-    if (create_parts(ctx) != LST_OK ||
-        (event_mode && gwin_async_create(ctx, &ctx->async) != LST_OK)) {
+    lst_err err = create_parts(ctx);
+    if (err == LST_OK && event_mode)
+        err = gwin_async_create(ctx, &ctx->async);
+    if (err != LST_OK) {
         LST_ERROR("gateway_in.start_failed", "gateway-in could not start, see above");
-        goto out;
+        return err;
     }
-    if (lst_service_start(&opts, &ctx->svc) != LST_OK)
-        goto out;
+    err = lst_service_start(&opts, &ctx->svc);
+    if (err != LST_OK)
+        return err;
     /* The registry is created by the frame, so the series exist only now; a callback that
      * races in before this line updates NULL series, which metrics.h makes a no-op. */
     gwin_metrics_init(&ctx->m, ctx->svc->metrics);
     LST_INFO("gateway_in.ready", "callbacks on POST %s, blobs in %s, topics %s and %s",
              cfg->callback_path, lst_blobstore_dir(ctx->blobs), ctx->topic_inbound, ctx->topic_dlq);
-    code = lst_service_run(ctx->svc, NULL, ctx, 500);
-out:
+    return LST_OK;
+}
+
+void gateway_in_stop(struct gateway_in *ctx)
+{
     if (ctx->svc != NULL && ctx->async != NULL) {
         /* Event mode: the server first (pending callbacks answered), then the stage and the
          * workers, which still need the producer, then the rest of the frame. */
         lst_http_server_destroy(ctx->svc->http);
         ctx->svc->http = NULL;
     }
-    gwin_async_stop(ctx->async, (int)cfg->common.shutdown_timeout_ms);
+    gwin_async_stop(ctx->async, (int)ctx->cfg.common.shutdown_timeout_ms);
     lst_service_destroy(ctx->svc);
     ctx->svc = NULL;
     gwin_async_destroy(ctx->async);
     ctx->async = NULL;
     destroy_parts(ctx);
+}
+
+int gateway_in_run(struct gateway_in *ctx)
+{
+    int code = 1;
+    if (gateway_in_start(ctx) == LST_OK)
+        code = lst_service_run(ctx->svc, NULL, ctx, 500);
+    gateway_in_stop(ctx);
     return code;
 }

@@ -126,8 +126,19 @@ extern const struct lst_config_program gateway_in_program;
  * library). */
 struct lst_config_section gateway_in_config_section(struct gateway_in_config *cfg);
 
-/* Runs the service with its loaded configuration until SIGTERM; returns the exit code. */
+/* Runs the service with its loaded configuration until SIGTERM; returns the exit code.
+ * It is gateway_in_start, lst_service_run, gateway_in_stop. */
 int gateway_in_run(struct gateway_in *ctx);
+
+/* Builds every resource from the loaded configuration (ctx->cfg) and starts the service
+ * frame: the callback route is live on return (its port: ctx->svc->http). Either way
+ * gateway_in_stop tears down. Split from gateway_in_run so tests drive the real service
+ * in-process (tests/unit/test_gateway_in_faults.c). */
+lst_err gateway_in_start(struct gateway_in *ctx);
+
+/* Stops the HTTP server first (callbacks in flight are answered), then the event-mode stage,
+ * the frame (producer flush) and the parts. Safe on a half-started context. */
+void gateway_in_stop(struct gateway_in *ctx);
 
 /* ---- metrics.c ---- */
 void gwin_metrics_init(struct gwin_metrics *m, struct lst_metrics *reg);
@@ -264,5 +275,9 @@ void gwin_dedupe_token(char token[GWIN_TOKEN_LEN + 1]);
 enum gwin_claim gwin_dedupe_classify(const redisReply *get, const char *token);
 /* The Lua script of release (compare-and-delete). */
 extern const char gwin_release_lua[];
+/* Why a Redis call on r failed, for the log: Redis's own words (an error reply such as MISCONF
+ * on a full disk, NOREPLICAS or LOADING; or the connection error), else lst_strerror(err).
+ * Call it before r goes back to its pool. */
+void gwin_redis_reason(struct lst_redis *r, lst_err err, char *out, size_t cap);
 
 #endif
