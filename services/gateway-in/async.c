@@ -193,7 +193,13 @@ static void claim_batch(struct gwin_async *as, struct job *jobs)
                             (long long)ctx->cfg.dedupe_pending_ms);
         j->claim = GWIN_CLAIM_NO_REDIS;
     }
+    bool probe = false;
+    if (!gwin_rgate_admit(&ctx->rgate, &probe)) {
+        lst_counter_inc(ctx->m.redis_skipped);
+        return; /* the gate is open (rgate.c): no markers */
+    }
     lst_err err = lst_redis_pipe_exec(as->redis, as->pipe);
+    gwin_rgate_note(&ctx->rgate, probe, err);
     if (err != LST_OK) {
         char why[160];
         gwin_redis_reason(as->redis, err, why, sizeof(why));
@@ -217,7 +223,12 @@ static void claim_batch(struct gwin_async *as, struct job *jobs)
         if (j->claim == GWIN_CLAIM_PENDING)
             lst_redis_pipe_addf(as->pipe, "GET %s", key);
     }
-    bool ok = lst_redis_pipe_exec(as->redis, as->pipe) == LST_OK;
+    bool ok = gwin_rgate_admit(&ctx->rgate, &probe);
+    if (ok) {
+        err = lst_redis_pipe_exec(as->redis, as->pipe);
+        gwin_rgate_note(&ctx->rgate, probe, err);
+        ok = err == LST_OK;
+    }
     i = 0;
     for (struct job *j = jobs; j != NULL; j = j->next) {
         if (j->claim != GWIN_CLAIM_PENDING)
@@ -276,7 +287,13 @@ static void write_markers(struct gwin_async *as, struct marker *m)
             m = next;
         }
         /* An error reply counts too: MISCONF or NOREPLICAS refuse the markers' writes. */
+        bool probe = false;
+        if (!gwin_rgate_admit(&ctx->rgate, &probe)) {
+            lst_counter_inc(ctx->m.redis_skipped); /* pending markers expire by their TTL */
+            continue;
+        }
         lst_err err = lst_redis_pipe_exec(as->redis, as->pipe);
+        gwin_rgate_note(&ctx->rgate, probe, err);
         if (err != LST_OK) {
             char why[160];
             gwin_redis_reason(as->redis, err, why, sizeof(why));

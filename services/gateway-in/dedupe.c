@@ -74,7 +74,10 @@ enum gwin_claim gwin_dedupe_claim(struct gateway_in *ctx, const char *event_id,
     enum gwin_claim claim = GWIN_CLAIM_NO_REDIS;
     key_of(ctx, event_id, key, sizeof(key));
     gwin_dedupe_token(token);
-    struct lst_redis *r = gwin_pool_take(ctx->redis);
+    bool probe = false;
+    struct lst_redis *r = gwin_redis_take(ctx, &probe);
+    if (r == NULL)
+        return GWIN_CLAIM_NO_REDIS; /* the gate is open (rgate.c) */
     lst_err err = lst_redis_cmdf(r, &reply, "SET %s %s NX PX %lld", key, token,
                                  (long long)ctx->cfg.dedupe_pending_ms);
     if (err == LST_OK && reply->type == REDIS_REPLY_STATUS) {
@@ -92,7 +95,7 @@ enum gwin_claim gwin_dedupe_claim(struct gateway_in *ctx, const char *event_id,
     claim = gwin_dedupe_classify(reply, token);
 out:
     freeReplyObject(reply);
-    gwin_pool_give(ctx->redis, r);
+    gwin_redis_give(ctx, r, probe, err);
     return claim;
 }
 
@@ -100,13 +103,17 @@ void gwin_dedupe_done(struct gateway_in *ctx, const char *event_id)
 {
     char key[160];
     key_of(ctx, event_id, key, sizeof(key));
-    struct lst_redis *r = gwin_pool_take(ctx->redis);
-    char why[160];
-    lst_err err =
-        lst_redis_cmdf(r, NULL, "SET %s %s EX %lld", key, DONE, (long long)ctx->cfg.dedupe_done_s);
-    if (err != LST_OK)
-        gwin_redis_reason(r, err, why, sizeof(why));
-    gwin_pool_give(ctx->redis, r);
+    bool probe = false;
+    struct lst_redis *r = gwin_redis_take(ctx, &probe);
+    char why[160] = "Redis skipped while unreachable";
+    lst_err err = LST_ERR_REDIS;
+    if (r != NULL) {
+        err = lst_redis_cmdf(r, NULL, "SET %s %s EX %lld", key, DONE,
+                             (long long)ctx->cfg.dedupe_done_s);
+        if (err != LST_OK)
+            gwin_redis_reason(r, err, why, sizeof(why));
+        gwin_redis_give(ctx, r, probe, err);
+    }
     if (err != LST_OK) {
         /* The record is in Kafka already; a redelivery now produces a second one, which the
          * ledger drops by event_id. */
@@ -120,12 +127,16 @@ void gwin_dedupe_release(struct gateway_in *ctx, const char *event_id, const cha
     char key[160];
     const char *argv[2] = {key, token};
     key_of(ctx, event_id, key, sizeof(key));
-    struct lst_redis *r = gwin_pool_take(ctx->redis);
-    char why[160];
-    lst_err err = lst_redis_script_call(r, ctx->release_script, NULL, 1, 2, argv, NULL);
-    if (err != LST_OK)
-        gwin_redis_reason(r, err, why, sizeof(why));
-    gwin_pool_give(ctx->redis, r);
+    bool probe = false;
+    struct lst_redis *r = gwin_redis_take(ctx, &probe);
+    char why[160] = "Redis skipped while unreachable";
+    lst_err err = LST_ERR_REDIS;
+    if (r != NULL) {
+        err = lst_redis_script_call(r, ctx->release_script, NULL, 1, 2, argv, NULL);
+        if (err != LST_OK)
+            gwin_redis_reason(r, err, why, sizeof(why));
+        gwin_redis_give(ctx, r, probe, err);
+    }
     if (err != LST_OK) {
         /* The marker expires after the pending TTL; until then retries get 503. */
         lst_counter_inc(ctx->m.redis_errors);

@@ -13,6 +13,7 @@
  *   blobs.c      file/image blobs: download, decrypt, check, store in the blob store
  *   publish.c    lst.inbound and lst.inbound.dlq records, produced with a waited-for ack
  *   dedupe.c     the (from, messageId) marker in Redis: pending -> done
+ *   rgate.c      the circuit breaker in front of Redis: a stalled Redis costs one timeout
  *
  *   async.c      event mode: the async route, the stage thread (pipelined dedupe, produce
  *                without waiting), the delivery reports, the worker pool for blocking cases
@@ -27,6 +28,7 @@
 #define LST_SVC_GATEWAY_IN_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -97,7 +99,16 @@ struct gwin_metrics {
     struct lst_counter *blobs_failed;
     struct lst_counter *pubkey_local, *pubkey_redis, *pubkey_gateway;
     struct lst_counter *redis_errors;
+    struct lst_counter *redis_skipped;
     struct lst_counter *possible_duplicates;
+};
+
+/* rgate.c: how long callbacks skip Redis after a connection failure or timeout */
+#define GWIN_RGATE_OPEN_MS 1000
+
+struct gwin_rgate {
+    _Atomic int64_t open_until_ms; /* 0: closed (use Redis); else monotonic ms */
+    atomic_bool probing;           /* one callback tries Redis once the time is up */
 };
 
 struct gwin_pool;
@@ -115,6 +126,7 @@ struct gateway_in {
     struct gwin_pubkeys *pubkeys;
     struct lst_redis_script *release_script;
     struct gwin_async *async; /* event mode only (LST_HTTP_EVENT_THREADS > 0) */
+    struct gwin_rgate rgate;  /* in front of the Redis pool and event mode's connection */
     char topic_inbound[LST_TOPIC_MAX + 1];
     char topic_dlq[LST_TOPIC_MAX + 1];
     struct gwin_metrics m;
@@ -142,6 +154,15 @@ void gateway_in_stop(struct gateway_in *ctx);
 
 /* ---- metrics.c ---- */
 void gwin_metrics_init(struct gwin_metrics *m, struct lst_metrics *reg);
+
+/* ---- rgate.c ---- */
+/* A pooled Redis connection, or NULL while the gate is open (go on without Redis). probe:
+ * this call decides whether the gate closes. Give it back with the command's result. */
+struct lst_redis *gwin_redis_take(struct gateway_in *ctx, bool *probe);
+void gwin_redis_give(struct gateway_in *ctx, struct lst_redis *r, bool probe, lst_err err);
+/* The same for a connection of one's own (event mode): admit before, note after. */
+bool gwin_rgate_admit(struct gwin_rgate *g, bool *probe);
+void gwin_rgate_note(struct gwin_rgate *g, bool probe, lst_err err);
 
 /* ---- pool.c ---- */
 typedef lst_err (*gwin_pool_make_fn)(void *ud, void **item);

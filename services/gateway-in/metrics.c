@@ -51,6 +51,9 @@ void gwin_metrics_init(struct gwin_metrics *m, struct lst_metrics *reg)
     m->pubkey_gateway = labelled(reg, "lst_gateway_in_pubkeys_total", pk_help, "source", "gateway");
     m->redis_errors = lst_metrics_counter(reg, "lst_gateway_in_redis_errors_total",
                                           "Redis failures (dedupe or key cache skipped)", NULL);
+    m->redis_skipped = lst_metrics_counter(
+        reg, "lst_gateway_in_redis_skipped_total",
+        "Redis operations skipped while Redis was unreachable or stalled (rgate.c)", NULL);
     m->possible_duplicates =
         lst_metrics_counter(reg, "lst_gateway_in_possible_duplicates_total",
                             "Failed produces that may nevertheless have been written", NULL);

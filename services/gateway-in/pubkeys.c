@@ -88,9 +88,12 @@ static void local_put(struct gwin_pubkeys *pk, const char *id,
 static bool redis_get(struct gateway_in *ctx, const char *id, uint8_t key[LST_THREEMA_KEY_SIZE])
 {
     redisReply *reply = NULL;
-    struct lst_redis *r = gwin_pool_take(ctx->redis);
+    bool probe = false;
+    struct lst_redis *r = gwin_redis_take(ctx, &probe);
+    if (r == NULL)
+        return false; /* the gate is open (rgate.c): ask the Gateway */
     lst_err err = lst_redis_cmdf(r, &reply, "GET %spk:%s", ctx->cfg.redis_prefix, id);
-    gwin_pool_give(ctx->redis, r);
+    gwin_redis_give(ctx, r, probe, err);
     bool hit = err == LST_OK && reply->type == REDIS_REPLY_STRING &&
                lst_threema_hex_decode(reply->str, reply->len, key, LST_THREEMA_KEY_SIZE) == LST_OK;
     if (err != LST_OK)
@@ -101,10 +104,13 @@ static bool redis_get(struct gateway_in *ctx, const char *id, uint8_t key[LST_TH
 
 static void redis_put(struct gateway_in *ctx, const char *id, const char *hex)
 {
-    struct lst_redis *r = gwin_pool_take(ctx->redis);
+    bool probe = false;
+    struct lst_redis *r = gwin_redis_take(ctx, &probe);
+    if (r == NULL)
+        return;
     lst_err err = lst_redis_cmdf(r, NULL, "SET %spk:%s %s EX %lld", ctx->cfg.redis_prefix, id, hex,
                                  (long long)ctx->cfg.pubkey_ttl_s);
-    gwin_pool_give(ctx->redis, r);
+    gwin_redis_give(ctx, r, probe, err);
     if (err != LST_OK)
         lst_counter_inc(ctx->m.redis_errors);
 }

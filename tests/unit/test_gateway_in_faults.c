@@ -12,10 +12,16 @@
  *                  delivery report: the answer takes at least RTT_MS;
  *   refused writes Redis answers writes with -NOREPLICAS: 200 without a dedupe marker, and
  *                  the warning quotes Redis's reply.
+ *   Redis stalled  redis-server SIGSTOPped while STALL_CALLBACKS callbacks arrive at once
+ *                  (more than the pool's connections): every answer is 200 within one Redis
+ *                  timeout plus slack, not queued behind each other's timeouts (rgate.c); after
+ *                  SIGCONT the gate closes again and callbacks get their dedupe markers.
  *
  * Both handler modes run the same scenario: thread per connection (the handler waits for the
  * ack) and event mode (the delivery report answers). The Gateway URL points at a closed port:
  * nothing here may need the Gateway. Every wait is bounded. */
+#include <pthread.h>
+#include <signal.h>
 #include <time.h>
 
 #include <hiredis/hiredis.h>
@@ -32,11 +38,14 @@
 #define MSG_TIMEOUT_MS     (ACK_TIMEOUT_MS - GWIN_KAFKA_SCAN_MS)
 /* What the 503 may take beyond the ack timeout: getting the answer through curl and a loaded
  * 2-core machine (ASan), not librdkafka's timing, which the ack timeout already covers. */
-#define ANSWER_SLACK_MS 500
-#define RTT_MS          1500 /* well below the message timeout: the slow record is acked */
-#define SENDER          "FAULTS01"
-#define KEY_PREFIX      "test:gwin-faults:"
-#define TOPIC           "lst.inbound"
+#define ANSWER_SLACK_MS      500
+#define RTT_MS               1500 /* well below the message timeout: the slow record is acked */
+#define SENDER               "FAULTS01"
+#define KEY_PREFIX           "test:gwin-faults:"
+#define REDIS_TIMEOUT_MS     1000 /* LST_REDIS_TIMEOUT_MS */
+#define REDIS_TIMEOUT_MS_STR "1000"
+#define STALL_CALLBACKS      12 /* three times LST_REDIS_POOL */
+#define TOPIC                "lst.inbound"
 
 static struct redis_fixture redis;
 static bool redis_up;
@@ -144,6 +153,7 @@ static bool world_start(struct world *w, const char *event_threads)
         {"LST_CALLBACK_ACK_TIMEOUT_MS", ACK_TIMEOUT_MS_STR},
         {"LST_HTTP_EVENT_THREADS", event_threads},
         {"LST_REDIS_POOL", "4"},
+        {"LST_REDIS_TIMEOUT_MS", REDIS_TIMEOUT_MS_STR},
         {"LST_SHUTDOWN_TIMEOUT_MS", "2000"},
         {NULL, NULL},
     };
@@ -414,6 +424,79 @@ static void refused_writes(struct world *w, const char *mode)
     lst_buf_cleanup(&form);
 }
 
+struct stall_post {
+    const struct world *w;
+    struct lst_buf form;
+    long status;
+    int64_t ms;
+};
+
+static void *stall_post_run(void *arg)
+{
+    struct stall_post *p = arg;
+    p->status = post(p->w, &p->form, &p->ms);
+    return NULL;
+}
+
+/* The gate is closed again once a callback after SIGCONT gets its marker; the first one may
+ * still find the gate open (it skips Redis), so a few are sent, each bounded. */
+static bool marker_after_stall(struct world *w)
+{
+    for (int i = 0; i < 10; i++) {
+        char msgid[LST_THREEMA_MSGID_HEX + 1] = "";
+        struct lst_buf form;
+        int64_t ms = 0;
+        lst_buf_init(&form);
+        bool ok = build_callback(w, "after the stall", msgid, &form) &&
+                  post(w, &form, &ms) == 200 && marker_exists(msgid) == 1;
+        lst_buf_cleanup(&form);
+        if (ok)
+            return true;
+        lst_sleep_ms(GWIN_RGATE_OPEN_MS / 2, NULL);
+    }
+    return false;
+}
+
+/* Redis stops answering (SIGSTOP) while callbacks arrive at once: without the gate, handler
+ * threads would wait for the pool's connections and then each pay its own timeout (three
+ * waves of REDIS_TIMEOUT_MS and more); with it, the first wave waits one timeout and the
+ * callbacks queued for a connection skip Redis (pooled: thread per connection). Event mode
+ * claims all of them in one pipelined round trip, so there the bound is what counts. */
+static void redis_stalled(struct world *w, const char *mode, bool pooled)
+{
+    struct stall_post posts[STALL_CALLBACKS];
+    pthread_t th[STALL_CALLBACKS];
+    char msgid[LST_THREEMA_MSGID_HEX + 1];
+    int64_t max_ms = 0;
+    int ok200 = 0;
+    for (int i = 0; i < STALL_CALLBACKS; i++) {
+        posts[i].w = w;
+        lst_buf_init(&posts[i].form);
+        msgid[0] = '\0';
+        REQUIRE(build_callback(w, "while Redis stalls", msgid, &posts[i].form));
+    }
+    REQUIRE(kill(redis.pid, SIGSTOP) == 0);
+    for (int i = 0; i < STALL_CALLBACKS; i++)
+        REQUIRE(pthread_create(&th[i], NULL, stall_post_run, &posts[i]) == 0);
+    for (int i = 0; i < STALL_CALLBACKS; i++) {
+        pthread_join(th[i], NULL);
+        ok200 += posts[i].status == 200;
+        max_ms = posts[i].ms > max_ms ? posts[i].ms : max_ms;
+        lst_buf_cleanup(&posts[i].form);
+    }
+    uint64_t skipped = lst_counter_value(w->gw.m.redis_skipped);
+    kill(redis.pid, SIGCONT);
+    printf("%s: Redis stalled, %d callbacks at once: %d x 200, slowest %lld ms (timeout %d ms), "
+           "%llu Redis operations skipped\n",
+           mode, STALL_CALLBACKS, ok200, (long long)max_ms, REDIS_TIMEOUT_MS,
+           (unsigned long long)skipped);
+    CHECK_EQ(ok200, STALL_CALLBACKS);
+    CHECK(max_ms <= REDIS_TIMEOUT_MS + 1000);
+    if (pooled)
+        CHECK(skipped > 0);
+    CHECK(marker_after_stall(w));
+}
+
 static void scenario(const char *mode, const char *event_threads)
 {
     struct world w;
@@ -435,6 +518,7 @@ static void scenario(const char *mode, const char *event_threads)
         CHECK_EQ(answered(&w, GWIN_UNAVAILABLE), 1); /* only the attempt with the broker down */
         CHECK_EQ(lst_counter_value(w.gw.m.redis_errors), 0);
         refused_writes(&w, mode);
+        redis_stalled(&w, mode, strcmp(event_threads, "0") == 0);
     }
     int64_t t0 = lst_mono_ms();
     world_stop(&w);
