@@ -247,6 +247,9 @@ proc-title-template "{title} {listen-addr} {server-mode} {config-file}"
 appendonly yes
 appendfsync everysec
 appendfilename "appendonly.aof"
+# Small hashes stay listpack-encoded up to 256-byte values: the ledger's per-recipient state
+# JSON (r:<mid>) and message hashes (m:<id>) exceed the default 64 (docs/ledger.md, Memory).
+hash-max-listpack-value 256
 # DEBUG SLEEP / DEBUG RELOAD for failure tests, from loopback only.
 enable-debug-command local
 EOF

@@ -152,6 +152,16 @@ lst_err lst_buf_json_str(struct lst_buf *b, const char *s, size_t len)
     lst_buf_append(b, "\"", 1);
     size_t i = 0;
     while (i < len) {
+        /* a run of printable ASCII in one append: one call per character was most of the
+         * view API's item JSON cost */
+        size_t run = i;
+        while (run < len && p[run] >= 0x20 && p[run] < 0x7F && p[run] != '"' && p[run] != '\\')
+            run++;
+        if (run > i) {
+            lst_buf_append(b, &p[i], run - i);
+            i = run;
+            continue;
+        }
         unsigned char c = p[i];
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};

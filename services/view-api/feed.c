@@ -5,11 +5,13 @@
  * and the item hashes <P>m:<id>.
  *
  * One page: the most selective index the filter allows drives the scan (newest first, from
- * the cursor); every entry's hash is loaded in one pipelined round per batch and checked
- * against the remaining filters (category, hidden categories, kind, direction, text search
- * on the hash; employee, department, vehicle, dispatcher, status through ZSCORE in the other
- * indexes, one more round). A page examines at most LST_VIEW_SCAN_MAX entries, then returns
- * what it found with a cursor, so a very selective filter costs bounded work per request.
+ * the cursor). A batch is two pipelined rounds: the entry IDs (with the hidden categories'
+ * own indexes over the same range, so hidden entries are dropped without their hashes), then
+ * the hashes of the visible entries, checked against the remaining filters (category, kind,
+ * direction, text search on the hash; employee, department, vehicle, dispatcher, status
+ * through ZSCORE in the other indexes, in the same round). A page examines at most
+ * LST_VIEW_SCAN_MAX entries, then returns what it found with a cursor, so a very selective
+ * filter costs bounded work per request.
  *
  * Cursor: "<score>_<id>" of the last entry examined; entries with the same score come in
  * descending ID order (ZREVRANGEBYSCORE), so the page after it starts below that pair. */
@@ -228,11 +230,18 @@ static struct driver choose(const struct va_filter *f, const char *recipient)
     return d;
 }
 
+/* Whether the ledger keeps per-category copies xc:<cat>:<dim>:<value> of a dimension: not of
+ * an employee's or a vehicle's history (docs/ledger.md), the hashes' category filters those. */
+static bool per_category(const char *dim)
+{
+    return strcmp(dim, "emp") != 0 && strcmp(dim, "veh") != 0;
+}
+
 static lst_err driver_key(struct view_api *ctx, const struct va_filter *f, const struct driver *d,
                           struct lst_buf *key)
 {
     /* one wanted category: its own index family holds only that category */
-    if (f->categories.len == 1 && d->value != NULL)
+    if (f->categories.len == 1 && d->value != NULL && per_category(d->dim))
         return va_lkey(ctx, key, "xc:%s:%s:%s", f->categories.items[0], d->dim, d->value);
     if (f->categories.len == 1)
         return va_lkey(ctx, key, "xc:%s:all", f->categories.items[0]);
@@ -544,6 +553,12 @@ struct page {
     struct va_rconn *rc; /* one of the read connections, held for the whole page */
     bool exact;  /* every entry of the driving index matches: fetch only what the page needs */
     bool hidden; /* only hidden categories to drop: fetch a little more than needed */
+    /* the hidden categories' own indexes (xc:<cat>:...) tell which entries to drop, so only
+     * the hashes of visible entries are read */
+    bool prefilter;
+    /* exactly the hashes the page needs are read (exact, or hidden with prefilter): the last
+     * entry examined is known before the hashes come, and only its score is asked for */
+    bool capped;
     const struct va_filter *f;
     const char *recipient;
     struct driver d;
@@ -556,52 +571,159 @@ struct page {
     bool end;
 };
 
-/* How many entries the next batch asks for. Every entry fetched costs an HGETALL, the bulk
- * of a page's work in Redis and here, so an index that needs no further filtering is read
- * exactly as far as the page goes, and one with hidden categories a quarter further. */
+/* How many entries the next batch asks for. Every entry whose hash is read costs an HGETALL,
+ * the bulk of a page's work in Redis and here, so an index that needs no further filtering
+ * is read exactly as far as the page goes. With hidden categories, entry IDs are cheap when
+ * the prefilter drops the hidden ones without their hashes (twice the page's need), else a
+ * quarter further than needed. */
 static int64_t batch_size(const struct page *pg)
 {
     int64_t need = pg->limit - pg->count, n = BATCH;
     if (pg->exact)
         n = need;
+    else if (pg->hidden && pg->prefilter)
+        n = 2 * need + 4;
     else if (pg->hidden)
         n = need + need / 4 + 4;
     return n < 1 ? 1 : n > BATCH ? BATCH : n;
 }
 
-static lst_err fetch(struct page *pg, const struct va_cursor *from, int64_t offset, int64_t count,
-                     const redisReply **out)
+/* One index entry of a batch: its ID (borrowed from the connection's replies until the page
+ * ends) and its score where known. */
+struct entry {
+    const char *id;
+    int64_t score;
+    bool scored;
+    bool hidden; /* in a hidden category's index: dropped without reading its hash */
+};
+
+struct batch {
+    struct entry e[BATCH];
+    size_t n;
+    bool more;       /* the index may hold entries after the last one */
+    bool group_full; /* only entries of the cursor's score, and maybe more of them */
+};
+
+/* The key of a hidden category's copy of the driving index. */
+static lst_err hidden_key(struct page *pg, const char *cat)
 {
-    char max[32], min[32], off[24], cnt[24];
-    if (from->set)
-        snprintf(max, sizeof(max), "%lld", (long long)from->score);
-    else if (pg->f->has_to)
-        snprintf(max, sizeof(max), "%lld", (long long)pg->f->to);
-    else
-        snprintf(max, sizeof(max), "+inf");
+    if (pg->d.value != NULL)
+        return va_lkey(pg->ctx, &pg->tmp, "xc:%s:%s:%s", cat, pg->d.dim, pg->d.value);
+    return va_lkey(pg->ctx, &pg->tmp, "xc:%s:all", cat);
+}
+
+static void add_entries(struct batch *b, const redisReply *r, bool scores, size_t want)
+{
+    size_t step = scores ? 2 : 1;
+    for (size_t i = 0; i + step <= r->elements && b->n < want; i += step) {
+        struct entry *e = &b->e[b->n++];
+        memset(e, 0, sizeof(*e));
+        e->id = r->element[i]->str;
+        e->scored = scores && lst_parse_i64(r->element[i + 1]->str, INT64_MIN, INT64_MAX,
+                                            &e->score) == LST_OK;
+    }
+}
+
+/* Marks the entries from `from` on that a hidden category's index holds: that index is a
+ * subset of the driving one with the same scores, so over the same score range its first
+ * entries are exactly the hidden ones among the driving index's first, in the same order. */
+static void mark_hidden(struct batch *b, size_t from, const redisReply *sub)
+{
+    size_t j = 0;
+    for (size_t i = from; i < b->n && j < sub->elements; i++) {
+        if (strcmp(b->e[i].id, sub->element[j]->str) == 0) {
+            b->e[i].hidden = true;
+            j++;
+        }
+    }
+}
+
+static bool is_array(const redisReply *r)
+{
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
+        return false;
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            return false;
+    }
+    return true;
+}
+
+/* One batch of entries after the cursor, newest first, in one round trip: with a cursor,
+ * the entries of its score (descending IDs, those below the cursor's ID taken; `group` skips
+ * as many of them as earlier batches saw) and those below it; the hidden categories' entries
+ * over the same range. Without WITHSCORES where the page is capped: Redis 7.0 formats each
+ * score with printf's %.17g, 30 of the 35 us a 66-entry range took; the page needs one. */
+static lst_err fetch(struct page *pg, const struct va_cursor *cur, int64_t group, int64_t want,
+                     struct batch *b)
+{
+    char max[32], min[32], eq[24], off[24], cnt[24];
+    bool scores = !pg->capped;
+    size_t first = 0, at = 0;
+    lst_err err = LST_OK;
+    b->n = 0;
+    b->more = b->group_full = false;
     if (pg->f->has_from)
         snprintf(min, sizeof(min), "%lld", (long long)pg->f->from);
     else
         snprintf(min, sizeof(min), "-inf");
-    snprintf(off, sizeof(off), "%lld", (long long)offset);
-    snprintf(cnt, sizeof(cnt), "%lld", (long long)count);
-    const char *argv[] = {"ZREVRANGEBYSCORE", pg->key.data, max, min,
-                          "WITHSCORES",       "LIMIT",      off, cnt};
-    size_t at = 0;
-    lst_err err = va_rconn_add(pg->rc, (int)LST_ARRAY_LEN(argv), argv);
+    if (cur->set)
+        snprintf(max, sizeof(max), "(%lld", (long long)cur->score);
+    else if (pg->f->has_to)
+        snprintf(max, sizeof(max), "%lld", (long long)pg->f->to);
+    else
+        snprintf(max, sizeof(max), "+inf");
+    snprintf(eq, sizeof(eq), "%lld", (long long)cur->score);
+    snprintf(off, sizeof(off), "%lld", (long long)group);
+    snprintf(cnt, sizeof(cnt), "%lld", (long long)want);
+    if (cur->set) {
+        const char *a[] = {"ZREVRANGEBYSCORE", pg->key.data, eq, eq, "LIMIT", off, cnt};
+        err = va_rconn_add(pg->rc, (int)LST_ARRAY_LEN(a), a);
+    }
+    const char *below[] = {"ZREVRANGEBYSCORE", pg->key.data, max, min, "LIMIT", "0", cnt,
+                           "WITHSCORES"};
     if (err == LST_OK)
-        err = va_rconn_exec(pg->rc, &at);
-    *out = va_rconn_reply(pg->rc, at);
-    if (err == LST_OK && (*out == NULL || (*out)->type != REDIS_REPLY_ARRAY))
-        err = LST_ERR_REDIS;
-    return err;
-}
-
-static bool after_cursor(const struct va_cursor *c, int64_t score, const char *id)
-{
-    if (!c->set)
-        return true;
-    return score < c->score || (score == c->score && strcmp(id, c->id) < 0);
+        err = va_rconn_add(pg->rc, (int)LST_ARRAY_LEN(below) - (scores ? 0 : 1), below);
+    for (size_t h = 0; pg->prefilter && err == LST_OK && h < pg->f->hidden.len; h++) {
+        err = hidden_key(pg, pg->f->hidden.items[h]);
+        const char *s[] = {"ZREVRANGEBYSCORE", pg->tmp.data, max, min, "LIMIT", "0", cnt};
+        if (err == LST_OK)
+            err = va_rconn_add(pg->rc, (int)LST_ARRAY_LEN(s), s);
+    }
+    if (err == LST_OK)
+        err = va_rconn_exec(pg->rc, &first);
+    if (err != LST_OK)
+        return err;
+    if (cur->set) {
+        const redisReply *a = va_rconn_reply(pg->rc, first + at++);
+        if (!is_array(a))
+            return LST_ERR_REDIS;
+        for (size_t i = 0; i < a->elements; i++) {
+            if (strcmp(a->element[i]->str, cur->id) >= 0)
+                continue; /* at or before the cursor */
+            b->e[b->n] = (struct entry){a->element[i]->str, cur->score, true, false};
+            b->n++;
+        }
+        b->group_full = (int64_t)a->elements >= want;
+    }
+    const redisReply *r = va_rconn_reply(pg->rc, first + at++);
+    if (!is_array(r) || (scores && r->elements % 2 != 0))
+        return LST_ERR_REDIS;
+    if (b->group_full) {
+        b->more = true; /* the entries below the cursor's score come after the whole group */
+        return LST_OK;
+    }
+    size_t from = b->n;
+    size_t got = r->elements / (scores ? 2 : 1);
+    add_entries(b, r, scores, (size_t)want);
+    b->more = (int64_t)got >= want || b->n < from + got; /* full, or cut to the batch */
+    for (size_t h = 0; pg->prefilter && h < pg->f->hidden.len; h++) {
+        const redisReply *s = va_rconn_reply(pg->rc, first + at++);
+        if (!is_array(s))
+            return LST_ERR_REDIS;
+        mark_hidden(b, from, s);
+    }
+    return LST_OK;
 }
 
 /* Where the membership checks go: a library pipeline (the live stream) or a read
@@ -671,96 +793,148 @@ static void item_key(struct page *pg, const char *kind, const char *id)
     lst_buf_puts(&pg->tmp, id);
 }
 
-/* Examines the entries of one batch reply (pairs id, score): their hashes (and the
- * recipient's state) and the remaining membership checks in one round trip. */
-static lst_err examine(struct page *pg, const redisReply *batch, const struct va_cursor *cur)
+/* How far a batch is examined: in a capped page up to the entry that fills the page if every
+ * visible entry matches (so its score is the only one needed), else the whole batch. */
+static size_t examine_stop(const struct page *pg, const struct batch *b)
 {
-    size_t n = batch->elements / 2, per = pg->recipient != NULL ? 2 : 1, first = 0;
-    struct sink checks = {.rc = pg->rc};
-    lst_err err = LST_OK;
-    bool *take = calloc(n ? n : 1, sizeof(*take));
-    if (take == NULL)
-        return LST_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++) {
-        const char *id = batch->element[2 * i]->str;
-        int64_t score = 0;
-        lst_parse_i64(batch->element[2 * i + 1]->str, INT64_MIN, INT64_MAX, &score);
-        take[i] = after_cursor(cur, score, id);
-        item_key(pg, "m:", id);
+    int64_t cands = 0;
+    for (size_t i = 0; pg->capped && i < b->n; i++) {
+        if (!b->e[i].hidden && ++cands == pg->limit - pg->count)
+            return i + 1;
+    }
+    return b->n;
+}
+
+/* Queues the reads of one batch: the visible entries' hashes (and the recipient's state),
+ * their membership checks, the score of the last entry examined when unknown. */
+static size_t queue_batch(struct page *pg, const struct batch *b, size_t stop, struct sink *checks)
+{
+    size_t nchecks = 0;
+    for (size_t i = 0; i < stop; i++) {
+        if (b->e[i].hidden)
+            continue;
+        item_key(pg, "m:", b->e[i].id);
+        /* HGETALL, not HGETALL of the ~40 fields a row may show: Redis parses every argument
+         * of a command, and that cost more than sending the unused fields (3.0 against
+         * 4.3 us of Redis CPU per hash, pipelined) */
         const char *argv[] = {"HGETALL", pg->tmp.data};
         va_rconn_add(pg->rc, 2, argv);
         if (pg->recipient != NULL) {
-            item_key(pg, "r:", id);
+            item_key(pg, "r:", b->e[i].id);
             const char *rv[] = {"HGET", pg->tmp.data, pg->recipient};
             va_rconn_add(pg->rc, 3, rv);
         }
     }
-    for (size_t i = 0; i < n; i++)
-        queue_checks(pg, &checks, batch->element[2 * i]->str);
-    if (n > 0)
-        err = va_rconn_exec(pg->rc, &first);
-    checks.base = first + per * n;
-    size_t at = 0;
-    for (size_t i = 0; i < n && err == LST_OK; i++) {
-        struct hview h;
-        hview_of(va_rconn_reply(pg->rc, first + per * i), &h);
-        bool ok = checks_pass(pg, &checks, &at) && take[i] && hash_matches(pg->f, &h);
-        if (!take[i])
-            continue;
-        if (pg->count >= pg->limit)
-            break;
-        pg->scanned++;
-        pg->last.set = true;
-        lst_parse_i64(batch->element[2 * i + 1]->str, INT64_MIN, INT64_MAX, &pg->last.score);
-        snprintf(pg->last.id, sizeof(pg->last.id), "%s", batch->element[2 * i]->str);
-        if (!ok)
-            continue;
-        if (pg->count > 0)
-            lst_buf_puts(&pg->items, ",");
-        item_json(&pg->items, &h, &pg->ctx->readvis);
-        if (pg->recipient != NULL) {
-            const redisReply *st = va_rconn_reply(pg->rc, first + per * i + 1);
-            if (st != NULL && st->type == REDIS_REPLY_STRING) {
-                pg->items.len--; /* reopen the object */
-                lst_buf_puts(&pg->items, ",\"recipient_status\":");
-                recipient_json(&pg->items, st->str, false,
-                               va_readvis_of(&pg->ctx->readvis, h.v[IF_CAT]));
-                lst_buf_puts(&pg->items, "}");
-            }
-        }
-        pg->count++;
-        pg->last_out = pg->last;
+    for (size_t i = 0; i < stop; i++) {
+        if (!b->e[i].hidden)
+            nchecks += queue_checks(pg, checks, b->e[i].id);
     }
-    free(take);
+    if (stop > 0 && !b->e[stop - 1].scored) {
+        const char *zs[] = {"ZSCORE", pg->key.data, b->e[stop - 1].id};
+        va_rconn_add(pg->rc, 3, zs);
+    }
+    return nchecks;
+}
+
+static void append_item(struct page *pg, const struct hview *h, const redisReply *st)
+{
+    if (pg->count > 0)
+        lst_buf_puts(&pg->items, ",");
+    item_json(&pg->items, h, &pg->ctx->readvis);
+    if (pg->recipient != NULL && st != NULL && st->type == REDIS_REPLY_STRING) {
+        pg->items.len--; /* reopen the object */
+        lst_buf_puts(&pg->items, ",\"recipient_status\":");
+        recipient_json(&pg->items, st->str, false, va_readvis_of(&pg->ctx->readvis, h->v[IF_CAT]));
+        lst_buf_puts(&pg->items, "}");
+    }
+    pg->count++;
+    pg->last_out = pg->last;
+}
+
+/* Examines the entries of one batch: their hashes (and the recipient's state) and the
+ * remaining membership checks in one round trip. LST_ERR_NOT_FOUND: the last entry examined
+ * left the index meanwhile (its score is unknown); the caller runs the batch again. */
+static lst_err examine(struct page *pg, struct batch *b)
+{
+    size_t stop = examine_stop(pg, b), per = pg->recipient != NULL ? 2 : 1, first = 0, at = 0;
+    size_t visible = 0;
+    struct sink checks = {.rc = pg->rc};
+    lst_err err = LST_OK;
+    for (size_t i = 0; i < stop; i++)
+        visible += !b->e[i].hidden;
+    size_t nchecks = queue_batch(pg, b, stop, &checks);
+    if (stop > 0)
+        err = va_rconn_exec(pg->rc, &first);
+    checks.base = first + per * visible;
+    if (err == LST_OK && stop > 0 && !b->e[stop - 1].scored) {
+        const redisReply *zs = va_rconn_reply(pg->rc, checks.base + nchecks);
+        struct entry *e = &b->e[stop - 1];
+        if (zs == NULL || zs->type != REDIS_REPLY_STRING ||
+            lst_parse_i64(zs->str, INT64_MIN, INT64_MAX, &e->score) != LST_OK)
+            return LST_ERR_NOT_FOUND;
+        e->scored = true;
+    }
+    for (size_t i = 0, v = 0; i < stop && err == LST_OK && pg->count < pg->limit; i++) {
+        const struct entry *e = &b->e[i];
+        pg->scanned++;
+        pg->last = (struct va_cursor){.set = true, .score = e->score};
+        snprintf(pg->last.id, sizeof(pg->last.id), "%s", e->id);
+        if (e->hidden)
+            continue;
+        struct hview h;
+        hview_of(va_rconn_reply(pg->rc, first + per * v), &h);
+        const redisReply *st =
+            pg->recipient != NULL ? va_rconn_reply(pg->rc, first + per * v + 1) : NULL;
+        v++;
+        if (checks_pass(pg, &checks, &at) && hash_matches(pg->f, &h))
+            append_item(pg, &h, st);
+    }
     return err;
 }
 
 static lst_err run_page(struct page *pg, const struct va_cursor *start)
 {
     struct va_cursor cur = *start;
-    int64_t offset = 0;
+    int64_t group = 0; /* entries of the cursor's score already seen */
+    int again = 0;
     lst_err err = LST_OK;
+    struct batch *b = malloc(sizeof(*b));
+    if (b == NULL)
+        return LST_ERR_NOMEM;
     while (pg->count < pg->limit && !pg->end && pg->scanned < pg->ctx->cfg.scan_max) {
-        const redisReply *batch = NULL;
         int64_t want = batch_size(pg);
-        err = fetch(pg, &cur, offset, want, &batch);
+        err = fetch(pg, &cur, group, want, b);
         if (err != LST_OK)
             break;
-        int64_t before = pg->scanned;
-        err = examine(pg, batch, &cur);
-        pg->end = (int64_t)(batch->elements / 2) < want;
-        if (err == LST_OK && pg->scanned == before && !pg->end) {
-            offset += want; /* a whole batch at the cursor's score was before the cursor */
-        } else if (pg->last.set) {
-            cur = pg->last;
-            offset = 0;
+        size_t len = pg->items.len;
+        int64_t count = pg->count, scanned = pg->scanned;
+        struct va_cursor last = pg->last, last_out = pg->last_out;
+        err = examine(pg, b);
+        if (err == LST_ERR_NOT_FOUND && again++ < 3) {
+            pg->items.len = len; /* undone: the batch runs again without that entry */
+            pg->count = count;
+            pg->scanned = scanned;
+            pg->last = last;
+            pg->last_out = last_out;
+            err = LST_OK;
+            continue;
         }
-        if (pg->count >= pg->limit && batch->elements / 2 > 0)
-            pg->end = false;
         if (err != LST_OK)
             break;
+        if (b->n == 0 && b->group_full) {
+            group += want; /* a whole batch at the cursor's score was at or before the cursor */
+            continue;
+        }
+        pg->end = !b->more && pg->scanned - scanned == (int64_t)b->n;
+        if (pg->count >= pg->limit && b->n > 0)
+            pg->end = false;
+        if (pg->last.set) {
+            cur = pg->last;
+            group = 0;
+        }
     }
-    return err;
+    free(b);
+    return err == LST_ERR_NOT_FOUND ? LST_ERR_REDIS : err;
 }
 
 /* One page on one read connection. A connection that failed (Redis restarted, a timeout)
@@ -789,11 +963,15 @@ static void classify(struct page *pg)
 {
     const struct va_filter *f = pg->f;
     bool rest = pg->nchecks > 0 || f->q != NULL || f->categories.len > 1 ||
+                (f->categories.len == 1 && pg->d.value != NULL && !per_category(pg->d.dim)) ||
                 (f->kinds.len > 0 && !(f->kinds.len == 1 && strcmp(pg->d.dim, "kind") == 0)) ||
                 (f->dir != NULL && strcmp(pg->d.dim, "dir") != 0) ||
                 (f->status == VA_ST_UNREAD && f->readvis != NULL);
     pg->exact = !rest && f->hidden.len == 0;
     pg->hidden = !rest && f->hidden.len > 0;
+    pg->prefilter = f->hidden.len > 0 && f->hidden.len <= 8 && f->categories.len == 0 &&
+                    (pg->d.value == NULL || per_category(pg->d.dim));
+    pg->capped = pg->exact || (pg->hidden && pg->prefilter);
 }
 
 lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const struct va_cursor *cur,
