@@ -176,6 +176,44 @@ static lst_err create_topic_result(rd_kafka_event_t *ev, const char *topic)
     return lst_kafka_err_map(err) == LST_ERR_TIMEOUT ? LST_ERR_TIMEOUT : LST_ERR_KAFKA;
 }
 
+/* Whether the broker's metadata lists the topic with at least `partitions` partitions, every
+ * one of them led. */
+static bool topic_visible(rd_kafka_t *rk, rd_kafka_topic_t *rkt, int partitions)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    bool ok = rd_kafka_metadata(rk, 0, rkt, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+              md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+              md->topics[0].partition_cnt >= partitions;
+    for (int i = 0; ok && i < md->topics[0].partition_cnt; i++)
+        ok = md->topics[0].partitions[i].leader >= 0;
+    if (md != NULL)
+        rd_kafka_metadata_destroy(md);
+    return ok;
+}
+
+/* CreateTopics answers once the controller has the topic; the brokers learn it a moment
+ * later. A consumer that subscribes in that moment is told the topic does not exist and,
+ * in librdkafka 2.0.2, looks again only after topic.metadata.refresh.interval.ms (5 min):
+ * the system test that created its topics just before subscribing missed a whole topic
+ * now and then. So creation returns only once the metadata shows the topic. */
+static lst_err wait_visible(rd_kafka_t *rk, const char *topic, int partitions, int timeout_ms)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    if (rkt == NULL)
+        return LST_ERR_NOMEM;
+    int64_t end = lst_mono_ms() + timeout_ms;
+    bool ok = topic_visible(rk, rkt, partitions);
+    while (!ok && lst_mono_ms() < end) {
+        lst_sleep_ms(100, NULL);
+        ok = topic_visible(rk, rkt, partitions);
+    }
+    rd_kafka_topic_destroy(rkt);
+    if (!ok)
+        LST_ERROR("kafka.admin.create_topic", "topic %s: not in the metadata after %d ms", topic,
+                  timeout_ms);
+    return ok ? LST_OK : LST_ERR_TIMEOUT;
+}
+
 lst_err lst_kafka_create_topic(const struct lst_kafka_config *cfg, const char *topic,
                                int partitions, int replication, int timeout_ms)
 {
@@ -215,6 +253,8 @@ lst_err lst_kafka_create_topic(const struct lst_kafka_config *cfg, const char *t
     rd_kafka_CreateTopics(rk, &nt, 1, opts, q);
     ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
     result = create_topic_result(ev, topic);
+    if (result == LST_OK)
+        result = wait_visible(rk, topic, 1, timeout_ms); /* an existing one may have fewer */
 out:
     if (ev != NULL)
         rd_kafka_event_destroy(ev);
