@@ -6,7 +6,7 @@
 # Starts its own redis-server (no persistence; maxmemory BENCH_VIEW_API_MAXMEMORY, 12gb, so a
 # too large N fails instead of starving the machine; BENCH_VIEW_API_REDIS_PORT or a free port)
 # in a temporary folder, applies the demo directory (250 drivers) through the ledger's own code
-# and loads N generated outgoing messages (default 400000; 1 M needs ~18.5 GB) of about 20
+# and loads N generated outgoing messages (default 400000; 1 M needs ~15.5 GB) of about 20
 # recipients each, realistic outcomes, six categories, in the ledger's key layout with
 # bench_view_api (vload.c, proven equal to the ledger's scripts by test_view_api_loader).
 # Prints Redis's memory per million messages (INFO memory before/after), then starts the real
@@ -24,7 +24,7 @@
 # The targets (issue 5): timeline p99 < 10 ms and >= 5000 requests/s.
 set -uo pipefail
 BUILD=${1:?usage: bench/view_api/run.sh BUILD_DIR [N] [--smoke]}
-N=${2:-400000} # 1 M needs ~18.5 GB of Redis (docs/view-api.md, Benchmark)
+N=${2:-400000} # 1 M needs ~15.5 GB of Redis (docs/view-api.md, Benchmark)
 SMOKE=${3:-}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SECONDS_PER=${BENCH_VIEW_API_SECONDS:-10}

@@ -303,7 +303,8 @@ static void outcome(const struct vb_dir *d, uint64_t i, size_t k, struct vb_rcpt
     uint64_t h = mix(i, k, 11);
     unsigned p = (unsigned)(h % 100);
     int64_t at = r->q;
-    snprintf(r->tmid, sizeof(r->tmid), "%016llx", (unsigned long long)((i << 7) | k) + 1);
+    /* random like the Gateway's IDs, so the t: buckets (prelude.lua's tkey) fill evenly */
+    snprintf(r->tmid, sizeof(r->tmid), "%016llx", (unsigned long long)mix(i, k, 0x7417));
     if (p < 2) {
         r->failed = true;
         r->f = at + 800 + (int64_t)(h >> 8) % 1000;

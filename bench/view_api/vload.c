@@ -321,14 +321,13 @@ static void state_json(const struct vb_emp *e, const struct vb_rcpt *r, struct l
 
 static void write_recipients(struct vb_loader *l, const struct vb_msg *m)
 {
-    const char *argv[2 + 2 * VB_MAX_RCPT], *targv[1 + 2 * VB_MAX_RCPT];
+    const char *argv[2 + 2 * VB_MAX_RCPT];
     struct lst_buf st[VB_MAX_RCPT];
-    char rkey[64], tkeys[VB_MAX_RCPT][48], tvals[VB_MAX_RCPT][48];
-    int argc = 2, targc = 1;
+    char rkey[64], tkey[48], tval[48];
+    int argc = 2;
     snprintf(rkey, sizeof(rkey), P "r:%s", m->mid);
     argv[0] = "HSET";
     argv[1] = rkey;
-    targv[0] = "MSET";
     for (size_t k = 0; k < m->n; k++) {
         const struct vb_emp *e = &l->d->e[m->r[k].emp];
         lst_buf_init(&st[k]);
@@ -337,14 +336,14 @@ static void write_recipients(struct vb_loader *l, const struct vb_msg *m)
         argv[argc++] = st[k].data;
         if (m->r[k].failed)
             continue;
-        snprintf(tkeys[k], sizeof(tkeys[k]), P "t:%s", m->r[k].tmid);
-        snprintf(tvals[k], sizeof(tvals[k]), "%s %s", m->mid, e->id);
-        targv[targc++] = tkeys[k];
-        targv[targc++] = tvals[k];
+        /* t:<last five characters of the ID> (prelude.lua's tkey) */
+        size_t tl = strlen(m->r[k].tmid);
+        snprintf(tkey, sizeof(tkey), P "t:%s", m->r[k].tmid + (tl > 5 ? tl - 5 : 0));
+        snprintf(tval, sizeof(tval), "%s %s", m->mid, e->id);
+        const char *targv[] = {"HSET", tkey, m->r[k].tmid, tval};
+        cmdv(l, 4, targv);
     }
     cmdv(l, argc, argv);
-    if (targc > 1)
-        cmdv(l, targc, targv);
     for (size_t k = 0; k < m->n; k++)
         lst_buf_cleanup(&st[k]);
 }
@@ -361,6 +360,9 @@ static void index_all(struct vb_loader *l, const struct vb_msg *m, const struct 
             continue;
         snprintf(key, sizeof(key), P "x:%s", dims->items[i]);
         zent(l, key, m->at, m->mid);
+        /* no per-category copies of employee and vehicle histories (prelude.lua's NOCAT) */
+        if (strncmp(dims->items[i], "emp:", 4) == 0 || strncmp(dims->items[i], "veh:", 4) == 0)
+            continue;
         snprintf(key, sizeof(key), P "xc:%s:%s", m->cat, dims->items[i]);
         zent(l, key, m->at, m->mid);
     }
@@ -378,7 +380,6 @@ static void dim(struct lst_strv *dims, const char *name, const char *v)
 static void write_indexes(struct vb_loader *l, const struct vb_msg *m, const struct counts *c)
 {
     struct lst_strv dims = {0};
-    char key[128];
     lst_strv_push(&dims, "all");
     dim(&dims, "dir", "out");
     dim(&dims, "kind", "text");
@@ -393,8 +394,6 @@ static void write_indexes(struct vb_loader *l, const struct vb_msg *m, const str
         dim(&dims, "veh", e->veh);
         for (size_t t = 0; l->tags && t < e->tags.len; t++)
             dim(&dims, "tag", e->tags.items[t]);
-        snprintf(key, sizeof(key), P "e:%s:out", e->id);
-        zent(l, key, m->at, m->mid);
     }
     if (c->n[2] > 0)
         dim(&dims, "st", "failed");

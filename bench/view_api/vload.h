@@ -5,8 +5,10 @@
  * compares both), except the change stream `ev` and the watermarks `wm`, which only the
  * consuming ledger and the live stream need.
  *
- * Per message: m:<id> (fields, aggregates), r:<id> (state JSON per recipient), t:<tmid>,
- * every x:/xc:<cat>: index the message is in, e:<eid>:out, credits cr:<day>, cats; at the end
+ * Per message: m:<id> (fields, aggregates), r:<id> (state JSON per recipient), the field
+ * <tmid> of t:<its last 5 characters>, every x:/xc:<cat>: index the message is in (no xc: for
+ * emp and veh), credits cr:<day>, cats (no e:<eid>:out: every message's record is applied, so
+ * the sends are in the history x:emp:<eid>, not pending); at the end
  * the read-receipt evidence e:<eid>:dl / e:<eid>:rd and rroff. Messages must come in time
  * order (vb_msg_make's are). The directory itself is applied through the ledger
  * (vb_feed_directory) before. */

@@ -8,23 +8,29 @@
 #include "ledger.h"
 #include "lst/log.h"
 
-/* UNLINKs the keys of one SCAN reply; *n receives how many. */
+/* UNLINKs the keys of one SCAN reply, at most 1000 per command; *n receives how many. SCAN's
+ * COUNT is only a hint: a reply may hold more keys than that, and every one must go (a key
+ * left behind survives the rebuild and makes its projection differ). */
 static lst_err unlink_keys(struct lst_redis *redis, const redisReply *keys, int64_t *n)
 {
     const char *argv[1001];
     size_t argvlen[1001];
-    size_t argc = 1;
 
+    *n = 0;
     argv[0] = "UNLINK";
     argvlen[0] = 6;
-    for (size_t i = 0; i < keys->elements && argc < LST_ARRAY_LEN(argv); i++) {
-        argv[argc] = keys->element[i]->str;
-        argvlen[argc++] = keys->element[i]->len;
+    for (size_t i = 0; i < keys->elements;) {
+        size_t argc = 1;
+        for (; i < keys->elements && argc < LST_ARRAY_LEN(argv); i++) {
+            argv[argc] = keys->element[i]->str;
+            argvlen[argc++] = keys->element[i]->len;
+        }
+        lst_err err = lst_redis_cmd(redis, NULL, (int)argc, argv, argvlen);
+        if (err != LST_OK)
+            return err;
+        *n += (int64_t)argc - 1;
     }
-    *n = (int64_t)argc - 1;
-    if (argc == 1)
-        return LST_OK;
-    return lst_redis_cmd(redis, NULL, (int)argc, argv, argvlen);
+    return LST_OK;
 }
 
 lst_err ledger_drop_projections(struct lst_redis *redis, int64_t *deleted)

@@ -193,7 +193,7 @@ static void test_retention_purges_old_items(void)
     lrec_message(&f.rec, m2, "disp1", "Leitstelle", "tour", both, 2, T0 + 86400000);
     feed(&f, LEDGER_T_MESSAGE, m2);
     CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:all"), 3);
-    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:t:00000000000000a1"), 1);
+    CHECK_EQ(num(&f, "HEXISTS lst:lg:t:000a1 %s", "00000000000000a1"), 1);
 
     /* bounded: one item per run, oldest first */
     CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest), LST_OK);

@@ -463,7 +463,8 @@ static void test_inbound_directory_replies(void)
     CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", in, "eid"), "E17");
     CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:emp:E17", NULL), 3);
     CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:dep:Depot Nord", NULL), 3);
-    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:xc:damage:emp:E17", NULL), 1);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:xc:damage:dep:Depot Nord", NULL), 1);
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:xc:damage:emp:E17", NULL), 0); /* no such copies */
     CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:dir:in", NULL), 1);
     CHECK_EQ(num(&f, "ZSCORE lst:lg:xc:damage:dir:in %s", in, NULL), T0 + 60000);
     /* the same callback again (Gateway retry) changes nothing */
@@ -627,6 +628,75 @@ static void test_directory_change_moves_history(void)
     CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:x:tag:depot:Hannover-Lahe", NULL), 0);
     CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:xc:tour:tag:depot:Hannover-Lahe", NULL), 0);
     CHECK(in_index(&f, "x:tag:driver", m1));
+    fx_stop(&f);
+}
+
+/* ---- the messages sent to an employee: history plus pending sends
+ * ------------------------------------------------------- */
+
+static void reply_from(struct fx *f, unsigned k, int64_t at)
+{
+    char rid[17];
+    snprintf(rid, sizeof(rid), "%016x", 0xd000u + k);
+    lrec_text_in(&f->rec, "DRV00017", rid, "ok", at);
+    CHECK_EQ(feed(f, LEDGER_T_INBOUND, 0, "DRV00017"), LEDGER_APPLIED);
+}
+
+/* e:<eid>:out holds only the sends whose message record has not listed the employee yet; the
+ * rest are the outgoing items of x:emp:<eid>. Reply links find both, also past more incoming
+ * items than one page of the history, and erasure removes both. */
+static void test_sent_to_employee_history_and_pending(void)
+{
+    struct fx f;
+    char m1[27], m2[27], m3[27];
+    const char *rcpt[] = {"E17"};
+    const char *pend = "lst:lg:e:E17:out";
+
+    REQUIRE(fx_start(&f, 3));
+    lrec_employee(&f.rec, "E17", "Jana Kühn", "Depot Nord", "HH-LS 17", "DRV00017", T0);
+    CHECK_EQ(feed(&f, LEDGER_T_EMPLOYEES, 0, "E17"), LEDGER_APPLIED);
+    lrec_mid(m1, T0 + 1000, 1);
+    lrec_mid(m2, T0 + 2000, 2);
+    lrec_mid(m3, T0 + 3000, 3);
+    /* m1: its message record first, then its outbound: never pending */
+    lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", rcpt, 1, T0 + 1000);
+    CHECK_EQ(feed(&f, LEDGER_T_MESSAGE, 0, m1), LEDGER_APPLIED);
+    lrec_outbound(&f.rec, m1, "E17", "DRV00017", T0 + 1000);
+    CHECK_EQ(feed(&f, LEDGER_T_OUTBOUND, 0, "E17"), LEDGER_APPLIED);
+    CHECK_EQ(num(&f, "EXISTS %s", pend, NULL), 0);
+    CHECK(in_index(&f, "x:emp:E17", m1));
+    /* m2: outbound first: pending, and the latest candidate for replies */
+    lrec_outbound(&f.rec, m2, "E17", "DRV00017", T0 + 2000);
+    CHECK_EQ(feed(&f, LEDGER_T_OUTBOUND, 0, "E17"), LEDGER_APPLIED);
+    CHECK_EQ(num(&f, "ZSCORE %s %s", pend, m2), T0 + 2000);
+    for (unsigned k = 0; k < 20; k++)
+        reply_from(&f, k, T0 + 10000 + k);
+    CHECK_EQ(num(&f, "ZCARD lst:lg:rep:%s", m2, NULL), 20);
+    /* m2's record: into the history, out of the pending sends, links unchanged */
+    lrec_message(&f.rec, m2, "disp1", "Leitstelle", "tour", rcpt, 1, T0 + 2000);
+    CHECK_EQ(feed(&f, LEDGER_T_MESSAGE, 0, m2), LEDGER_APPLIED);
+    CHECK_EQ(num(&f, "EXISTS %s", pend, NULL), 0);
+    CHECK(in_index(&f, "x:emp:E17", m2));
+    CHECK_EQ(num(&f, "ZCARD lst:lg:rep:%s", m2, NULL), 20);
+    CHECK_EQ(num(&f, "ZCARD lst:lg:rep:%s", m1, NULL), 0);
+    /* a reply after 20 incoming items of the history still finds m2 */
+    reply_from(&f, 20, T0 + 20000);
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", "DRV00017:000000000000d014", "reply_to"), m2);
+    CHECK_EQ(num(&f, "ZCARD lst:lg:rep:%s", m2, NULL), 21);
+    /* m3 pending (only sent): a later candidate takes over every reply after it */
+    lrec_sent(&f.rec, m3, "E17", "00000000000000e3", NULL, false, T0 + 3100);
+    CHECK_EQ(feed(&f, LEDGER_T_SENT, 0, "E17"), LEDGER_APPLIED);
+    CHECK_EQ(num(&f, "ZCARD %s", pend, NULL), 1);
+    CHECK_EQ(num(&f, "ZCARD lst:lg:rep:%s", m3, NULL), 21);
+    CHECK_EQ(num(&f, "EXISTS lst:lg:rep:%s", m2, NULL), 0);
+    /* erasure: the history's and the pending sends' states are gone */
+    CHECK_EQ(feed_raw(&f, LEDGER_T_EMPLOYEES, 0, "E17", NULL, 0), LEDGER_APPLIED);
+    CHECK_EQ(num(&f, "EXISTS %s", pend, NULL), 0);
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:x:emp:E17", NULL), 0);
+    CHECK_EQ(num(&f, "EXISTS lst:lg:r:%s", m1, NULL), 0);
+    CHECK_EQ(num(&f, "EXISTS lst:lg:r:%s", m2, NULL), 0);
+    CHECK_EQ(num(&f, "EXISTS lst:lg:r:%s", m3, NULL), 0);
+    CHECK_STREQ(cmd(&f, "HGET %s %s", "lst:lg:t:000e3", "00000000000000e3"), "-");
     fx_stop(&f);
 }
 
@@ -840,6 +910,29 @@ static void test_interleavings_give_identical_projections(void)
     fx_stop(&f);
 }
 
+/* --rebuild's drop: every projection key goes, however SCAN splits them (a reply may hold
+ * more keys than its COUNT), other services' keys stay. */
+static void test_rebuild_drops_every_key(void)
+{
+    struct fx f;
+    int64_t deleted = 0;
+
+    REQUIRE(fx_start(&f, 3));
+    for (int k = 0; k < 20000; k += 1000) {
+        redisReply *r = redisCommand(f.rc, "EVAL %s 0 %d",
+                                     "for i = 0, 999 do redis.call('SET', 'lst:lg:k:' .. "
+                                     "(ARGV[1] + i), 1) end",
+                                     k);
+        CHECK(r != NULL && r->type != REDIS_REPLY_ERROR);
+        freeReplyObject(r);
+    }
+    freeReplyObject(redisCommand(f.rc, "SET lst:gwout:keep 1"));
+    CHECK_EQ(ledger_drop_projections(f.redis, &deleted), LST_OK);
+    CHECK_EQ(deleted, 20000);
+    CHECK_EQ(num(&f, "DBSIZE", NULL, NULL), 1);
+    fx_stop(&f);
+}
+
 static void test_rules_parse(void)
 {
     struct ledger_rules r = {0};
@@ -864,6 +957,7 @@ static void test_rules_parse(void)
 
 LST_TEST_MAIN(T(test_rules_parse), T(test_every_order_same_state),
               T(test_monotonic_and_final_states), T(test_read_receipts_off),
-              T(test_inbound_directory_replies), T(test_directory_change_moves_history),
-              T(test_watermark_gate_and_dlq), T(test_redis_loss_detected),
-              T(test_interleavings_give_identical_projections))
+              T(test_inbound_directory_replies), T(test_sent_to_employee_history_and_pending),
+              T(test_directory_change_moves_history), T(test_watermark_gate_and_dlq),
+              T(test_redis_loss_detected), T(test_interleavings_give_identical_projections),
+              T(test_rebuild_drops_every_key))

@@ -52,7 +52,7 @@ local function erase_recipient(mid, eid)
     if raw then
         local s = cjson.decode(raw)
         if s.tm then
-            call('SET', P .. 't:' .. s.tm, '-') -- later receipts for it are dropped
+            call('HSET', tkey(s.tm), s.tm, '-') -- later receipts for it are dropped
             if s.s and not s.cr then
                 call('HSET', P .. 'crx:' .. mid, s.tm, s.s) -- credits still to count
             end
@@ -73,7 +73,7 @@ local function apply_employee_erase()
     local ek = P .. 'emp:' .. eid
     local o = call('HMGET', ek, 'dep', 'veh', 'tid', 'tags')
     -- first the recipients' states (justified reads the remaining ones)
-    local outs = call('ZRANGE', P .. 'e:' .. eid .. ':out', 0, -1)
+    local outs = outs_of(eid)
     for _, mid in ipairs(outs) do
         erase_recipient(mid, eid)
     end
@@ -119,9 +119,6 @@ local function apply_employee_erase()
         if call('HGET', P .. 'm:' .. id, 'dir') == 'in' then
             erase_inbound(id)
         end
-    end
-    for _, cat in ipairs(call('SMEMBERS', P .. 'cats')) do
-        call('DEL', P .. 'xc:' .. cat .. ':emp:' .. eid)
     end
     call('DEL', P .. 'x:emp:' .. eid, P .. 'e:' .. eid .. ':out', P .. 'e:' .. eid .. ':in',
         P .. 'e:' .. eid .. ':dl', P .. 'e:' .. eid .. ':rd')

@@ -42,15 +42,16 @@ local function apply_message()
         ixadd(mid, mt, cat, 'tag', ARGV[j])
     end
     i = i + ntag + 1
+    local m = load_msg(mid) -- once for all recipients: merge_after keeps its counts current
     for j = i, Z do
         local eid = ARGV[j]
         if not erased(eid) then
-            merge_after(mid, eid, {q = created})
+            local old = merge_after(mid, eid, {q = created}, m)
             ixadd(mid, mt, cat, 'emp', eid)
             for _, d in ipairs(emp_dims(eid)) do
                 ixadd(mid, mt, cat, d[1], d[2])
             end
-            note_out(eid, mid)
+            out_listed(eid, mid, old)
         end
     end
     -- credits of sends whose outcome came before the message

@@ -50,6 +50,13 @@ local function ulid_ms(id)
     return t
 end
 
+-- The Threema message ID -> "<mid> <eid>" map (lst.sent) in hashes t:<the ID's last five
+-- characters>, field the whole ID: a top-level key per send cost about 120 bytes, a field of
+-- a small (listpack) hash about 55 (issue 5: 20 M sends per million messages).
+local function tkey(tm)
+    return P .. 't:' .. string.sub(tm, -5)
+end
+
 -- Nobody erased (the usual case) is checked once per batch, not per event.
 local ANY_ERASED = call('EXISTS', P .. 'erased') == 1
 
@@ -66,10 +73,15 @@ local function ixkey(dim, val)
     return dim .. ':' .. val
 end
 
+-- Dimensions without per-category copies: an employee's history (emp) and a vehicle's
+-- (usually one driver) are small enough for the view to filter by category on the item
+-- hashes, and their copies were a fifth of the projections' memory (issue 5).
+local NOCAT = {emp = true, veh = true}
+
 local function ixadd(id, score, cat, dim, val)
     local k = ixkey(dim, val)
     call('ZADD', P .. 'x:' .. k, score, id)
-    if cat then
+    if cat and not NOCAT[dim] then
         call('ZADD', P .. 'xc:' .. cat .. ':' .. k, score, id)
     end
 end
@@ -77,7 +89,7 @@ end
 local function ixrem(id, cat, dim, val)
     local k = ixkey(dim, val)
     call('ZREM', P .. 'x:' .. k, id)
-    if cat then
+    if cat and not NOCAT[dim] then
         call('ZREM', P .. 'xc:' .. cat .. ':' .. k, id)
     end
 end
@@ -559,8 +571,10 @@ local function after(mid, eid, old, new, changed, m, s)
     end
 end
 
-local function merge_after(mid, eid, o)
-    local m = load_msg(mid)
+-- m: load_msg's fields when the caller keeps them across merges of one message (apply_message;
+-- the merges keep its counts current), else read here.
+local function merge_after(mid, eid, o, m)
+    m = m or load_msg(mid)
     local old, new, changed, s = merge(mid, eid, o, m)
     after(mid, eid, old, new, changed, m, s)
     return old
@@ -584,12 +598,46 @@ local function categorize(rules, dep)
     return 'inbox'
 end
 
+-- The messages sent to an employee: their history's outgoing items (x:emp:<eid>; outgoing IDs
+-- are ULIDs, incoming event IDs contain ':') once the message record is applied, and before
+-- that the sends in e:<eid>:out (an outbound or sent record came first, or the message record
+-- does not list the employee). Together every message any record names the employee a
+-- recipient of, each once: e:<eid>:out used to hold them all, ~2.5 KB per message (issue 5).
+
+-- The latest message sent to eid with a time in [lo, at]: the highest time, then the larger ID
+-- (ZREVRANGEBYSCORE's order), or nil.
+local function latest_out(eid, at, lo)
+    local p = call('ZREVRANGEBYSCORE', P .. 'e:' .. eid .. ':out', at, lo, 'WITHSCORES', 'LIMIT', 0, 1)
+    local best, bs = p[1], tonumber(p[2])
+    if best then
+        lo = bs -- the history's items before the pending send cannot win
+    end
+    -- the history holds the employee's incoming items too: page until the first outgoing one
+    local xk, off, page = P .. 'x:emp:' .. eid, 0, 16
+    while true do
+        local r = call('ZREVRANGEBYSCORE', xk, at, lo, 'WITHSCORES', 'LIMIT', off, page)
+        for j = 1, #r, 2 do
+            local id = r[j]
+            if not string.find(id, ':', 1, true) then
+                local sc = tonumber(r[j + 1])
+                if best == nil or sc > bs or (sc == bs and id > best) then
+                    return id
+                end
+                return best
+            end
+        end
+        if #r < 2 * page then
+            return best
+        end
+        off = off + page
+    end
+end
+
 -- Links incoming id (at) to the latest message sent to eid within the window before it.
 local function link_reply(id, at, eid)
-    local r = call('ZREVRANGEBYSCORE', P .. 'e:' .. eid .. ':out', at, at - WINDOW, 'LIMIT', 0, 1)
+    local best = latest_out(eid, at, at - WINDOW)
     local mk = P .. 'm:' .. id
     local cur = call('HGET', mk, 'reply_to')
-    local best = r[1]
     if best == nil or best == cur then
         return
     end
@@ -616,13 +664,39 @@ local function relink(eid, mid, mt)
     end
 end
 
--- Every message to eid, whichever of its records came first: the reply candidates and the
--- list erasure works from.
+-- A send to eid became known before its message record listed eid (outbound.lua, sent.lua: a
+-- record created the recipient): pending in e:<eid>:out until apply_message moves it into the
+-- history. A new reply candidate.
 local function note_out(eid, mid)
     local mt = ulid_ms(mid)
     if call('ZADD', P .. 'e:' .. eid .. ':out', mt, mid) == 1 then
         relink(eid, mid, mt)
     end
+end
+
+-- The message record listed eid (x:emp:<eid> has mid now). old: the recipient's state before
+-- (nil: new). A send pending in e:<eid>:out leaves it; one that was not there is a new reply
+-- candidate. Only a record about the send puts it in e:<eid>:out, and that record created the
+-- recipient's state, so a new recipient has nothing pending.
+local function out_listed(eid, mid, old)
+    if old == nil or call('ZREM', P .. 'e:' .. eid .. ':out', mid) == 0 then
+        relink(eid, mid, ulid_ms(mid))
+    end
+end
+
+-- Every message sent to eid (erasure): the pending sends and the history's outgoing items.
+local function outs_of(eid)
+    local outs = call('ZRANGE', P .. 'e:' .. eid .. ':out', 0, -1)
+    local seen = {}
+    for _, mid in ipairs(outs) do
+        seen[mid] = true
+    end
+    for _, id in ipairs(call('ZRANGE', P .. 'x:emp:' .. eid, 0, -1)) do
+        if not seen[id] and not string.find(id, ':', 1, true) then
+            outs[#outs + 1] = id
+        end
+    end
+    return outs
 end
 
 -- Indexes an incoming item under its category: everything, direction, kind.
@@ -744,7 +818,7 @@ local function recategorize(id, new)
     end
     local seen = {}
     for _, dim in ipairs(item_dims(id, h)) do
-        if not seen[dim] then
+        if not seen[dim] and not NOCAT[string.match(dim, '^[^:]+')] then
             seen[dim] = true
             local score = old and call('ZSCORE', P .. 'xc:' .. old .. ':' .. dim, id)
             if score then

@@ -10,7 +10,7 @@ local function apply_receipt()
     end
     for i = A + 2, Z do
         local tm = ARGV[i]
-        local v = call('GET', P .. 't:' .. tm)
+        local v = call('HGET', tkey(tm), tm)
         if v == '-' then
             -- a send to an erased employee: nothing to record
         elseif v then

@@ -39,12 +39,13 @@ local function purge_outbound(mid)
         for _, d in ipairs(emp_dims(eid)) do
             ixrem(mid, cat, d[1], d[2])
         end
-        for _, k in ipairs({'out', 'dl', 'rd'}) do
+        for _, k in ipairs({'out', 'dl', 'rd'}) do -- out: a send still pending there
             call('ZREM', P .. 'e:' .. eid .. ':' .. k, mid)
         end
         local ok, s = pcall(cjson.decode, r[i + 1])
         if ok and type(s) == 'table' and s.tm then
-            call('DEL', P .. 't:' .. s.tm, P .. 'h:' .. s.tm)
+            call('HDEL', tkey(s.tm), s.tm)
+            call('DEL', P .. 'h:' .. s.tm)
         end
     end
     for _, rid in ipairs(call('ZRANGE', P .. 'rep:' .. mid, 0, -1)) do

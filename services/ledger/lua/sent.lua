@@ -28,7 +28,9 @@ local function apply_sent()
         -- receipts for this send are dropped (t: "-"), held ones too
         if ARGV[A + 2] == 'accepted' then
             local tm = ARGV[A + 4]
-            local seen = call('SET', P .. 't:' .. tm, '-', 'GET')
+            local tk = tkey(tm)
+            local seen = call('HGET', tk, tm)
+            call('HSET', tk, tm, '-')
             call('DEL', P .. 'h:' .. tm)
             if not seen then
                 credit_anonymous(mid, tm, tonumber(ARGV[A + 3]))
@@ -44,7 +46,7 @@ local function apply_sent()
     if ARGV[A + 2] == 'accepted' then
         local tm = ARGV[A + 4]
         o.s, o.tm, o.tid = at, tm, arg(A + 5)
-        call('SET', P .. 't:' .. tm, mid .. ' ' .. eid)
+        call('HSET', tkey(tm), tm, mid .. ' ' .. eid)
         learn_tid(eid, o.tid)
         -- receipts that came before this outcome were held under the Threema message ID
         local hk = P .. 'h:' .. tm
