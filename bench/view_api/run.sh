@@ -20,6 +20,8 @@
 #   detail    GET /api/messages/<id> (~20 recipients)
 # With LST_KAFKA_BROKERS set, the history's audit records go to Kafka under a fresh topic
 # prefix; without, the view-api's producer has no broker (records are dropped, logged).
+# BENCH_VIEW_API_ROW_CACHE sets the view-api's LST_VIEW_ROW_CACHE (rendered rows kept; 0: off,
+# the cold figure: every row read from its hash; default: the service's default).
 # --smoke: 2 s per URL, 4 connections (the ctest label bench runs it with N = 2000).
 # The targets (issue 5): timeline p99 < 10 ms and >= 5000 requests/s.
 set -uo pipefail
@@ -94,6 +96,9 @@ else
     export LST_KAFKA_BROKERS=127.0.0.1:9 # none: the audit records of history views are dropped
 fi
 mkdir -p "$WORK/blobs"
+if [ -n "${BENCH_VIEW_API_ROW_CACHE:-}" ]; then
+    export LST_VIEW_ROW_CACHE=$BENCH_VIEW_API_ROW_CACHE
+fi
 LST_REDIS_PORT=$RPORT LST_REDIS_DB=0 LST_HTTP_PORT=$APORT LST_VIEW_TOKENS_FILE=$WORK/tokens \
     LST_BLOB_DIR=$WORK/blobs LST_LOG_LEVEL=${LST_LOG_LEVEL:-error} \
     "$BUILD/services/view-api/view-api" >"$WORK/view-api.log" 2>&1 &
@@ -110,7 +115,8 @@ declare -A URLS=(
     [detail]="$BASE/api/messages/$MID"
 )
 rc=0
-echo "bench view-api: wrk, $CONNS connections, 2 threads, ${SECONDS_PER} s per URL"
+echo "bench view-api: wrk, $CONNS connections, 2 threads, ${SECONDS_PER} s per URL," \
+    "row cache ${LST_VIEW_ROW_CACHE:-default (20000)}"
 for name in timeline depot history detail; do
     url=${URLS[$name]}
     code=$(curl -s -o "$WORK/one.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$url")

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vload.h"
 
@@ -48,6 +49,7 @@ struct vb_loader {
     size_t ncr, capcr;
     struct rr_ring *rr;
     struct lst_strv cats;
+    char ver[24]; /* m:<id>.v of every hash it writes: one value of the ledger's counter */
     lst_err err;
 };
 
@@ -260,11 +262,11 @@ static void write_message_hash(struct vb_loader *l, const struct vb_msg *m, cons
     snprintf(n, sizeof(n), "%zu", m->n);
     snprintf(idem, sizeof(idem), "idem-%s", m->mid);
     const char *fixed[] = {
-        "HSET",      key,          "msg",      "1",    "dir",   "out",  "id",
-        m->mid,      "at",         at,         "cat",  m->cat,  "disp", m->disp,
-        "disp_name", m->disp_name, "dep",      m->dep, "idem",  idem,   "created_at",
-        at,          "kind",       "text",     "text", m->text, "sel",  sel.data,
-        "sel_emps",  emps.data,    "audience", n,      "n",     n};
+        "HSET", key,     "msg",  "1",      "dir",        "out",     "id",        m->mid,
+        "at",   at,      "cat",  m->cat,   "disp",       m->disp,   "disp_name", m->disp_name,
+        "dep",  m->dep,  "idem", idem,     "created_at", at,        "kind",      "text",
+        "text", m->text, "sel",  sel.data, "sel_emps",   emps.data, "audience",  n,
+        "n",    n,       "v",    l->ver};
     for (size_t i = 0; i < LST_ARRAY_LEN(fixed); i++)
         argv[argc++] = fixed[i];
     char fields[8][24];
@@ -523,6 +525,27 @@ lst_err vb_loader_finish(struct vb_loader *l)
     return drain(l);
 }
 
+/* The item version the loader writes, from the ledger's counter lst:mver as the ledger's
+ * scripts take it (prelude.lua: a fresh counter starts at the time in microseconds), so a
+ * loaded row never reuses a version a view API may have cached. */
+static bool take_version(struct vb_loader *l)
+{
+    redisReply *r = redisCommand(l->rc, "INCR lst:mver");
+    long long v = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r != NULL)
+        freeReplyObject(r);
+    if (v == 1) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        v = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        r = redisCommand(l->rc, "SET lst:mver %lld", v);
+        if (r != NULL)
+            freeReplyObject(r);
+    }
+    snprintf(l->ver, sizeof(l->ver), "%lld", v);
+    return v > 0;
+}
+
 lst_err vb_loader_create(redisContext *rc, const struct vb_dir *d, int rrn, bool tag_index,
                          struct vb_loader **out)
 {
@@ -535,6 +558,8 @@ lst_err vb_loader_create(redisContext *rc, const struct vb_dir *d, int rrn, bool
     l->rrn = rrn;
     l->tags = tag_index;
     lst_buf_init(&l->arena);
+    if (!take_version(l))
+        goto out;
     l->rr = calloc(d->n ? d->n : 1, sizeof(*l->rr));
     if (l->rr == NULL)
         goto out;

@@ -73,6 +73,14 @@ static const struct lst_config_entry entries[] = {
      .offset = OFF(scan_max),
      .desc = "index entries one timeline page examines at most; a page cut short returns "
              "fewer items and a cursor to go on"},
+    {.name = "LST_VIEW_ROW_CACHE",
+     .type = LST_CONFIG_INT,
+     .def = "20000",
+     .min = 0,
+     .max = 10000000,
+     .offset = OFF(row_cache),
+     .desc = "rendered timeline rows kept in memory, keyed by item ID and version (a row is "
+             "about 1 KB); 0: off"},
     {.name = "LST_VIEW_KEY_PREFIX",
      .type = LST_CONFIG_STRING,
      .def = "lst:va:",

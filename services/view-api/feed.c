@@ -243,7 +243,10 @@ static lst_err driver_key(struct view_api *ctx, const struct va_filter *f, const
     /* one wanted category: its own index family holds only that category */
     if (f->categories.len == 1 && d->value != NULL && per_category(d->dim))
         return va_lkey(ctx, key, "xc:%s:%s:%s", f->categories.items[0], d->dim, d->value);
-    if (f->categories.len == 1)
+    /* (an employee's or a vehicle's history with one category: its x: index drives, the
+     * category is checked on the rows; xc:<cat>:all would lose the employee filter, which
+     * member_checks leaves to the driving index) */
+    if (f->categories.len == 1 && d->value == NULL)
         return va_lkey(ctx, key, "xc:%s:all", f->categories.items[0]);
     if (d->value != NULL)
         return va_lkey(ctx, key, "x:%s:%s", d->dim, d->value);
@@ -362,6 +365,7 @@ struct hview {
     bool exists; /* a non-empty hash (an erased or purged item has none) */
     const char *v[IF__COUNT];
     const char *id, *msg, *n;
+    const char *ver;                       /* v: the ledger's version of the hash */
     const char *st[LST_ARRAY_LEN(STATES)]; /* s:<state> */
 };
 
@@ -383,6 +387,8 @@ static void hview_field(struct hview *hv, const char *name, const char *val)
         hv->msg = val;
     } else if (is(name, "n")) {
         hv->n = val;
+    } else if (is(name, "v")) {
+        hv->ver = val;
     } else {
         for (size_t i = 0; i < IF__COUNT; i++) {
             if (is(name, ITEM_FIELDS[i].field)) {
@@ -559,6 +565,9 @@ struct page {
     /* exactly the hashes the page needs are read (exact, or hidden with prefilter): the last
      * entry examined is known before the hashes come, and only its score is asked for */
     bool capped;
+    /* rows come from the row cache (ctx->rows) where the hash's version matches: the page
+     * reads v of each entry, the hashes of the misses only (no text search: it needs them) */
+    struct va_rowcache *rows;
     const struct va_filter *f;
     const char *recipient;
     struct driver d;
@@ -597,8 +606,19 @@ struct entry {
     bool hidden; /* in a hidden category's index: dropped without reading its hash */
 };
 
+/* An entry's row in a page with the row cache: from the cache (json[off, off + len) of the
+ * batch's hits buffer, fields), else the reply index of its hash. */
+struct cached_row {
+    bool hit;
+    size_t off, len;
+    size_t reply;
+    struct va_row_fields f;
+};
+
 struct batch {
     struct entry e[BATCH];
+    struct cached_row row[BATCH];
+    struct lst_buf hits; /* the JSON of the hits */
     size_t n;
     bool more;       /* the index may hold entries after the last one */
     bool group_full; /* only entries of the cursor's score, and maybe more of them */
@@ -816,9 +836,13 @@ static size_t queue_batch(struct page *pg, const struct batch *b, size_t stop, s
         item_key(pg, "m:", b->e[i].id);
         /* HGETALL, not HGETALL of the ~40 fields a row may show: Redis parses every argument
          * of a command, and that cost more than sending the unused fields (3.0 against
-         * 4.3 us of Redis CPU per hash, pipelined) */
+         * 4.3 us of Redis CPU per hash, pipelined). With the row cache only the version. */
         const char *argv[] = {"HGETALL", pg->tmp.data};
-        va_rconn_add(pg->rc, 2, argv);
+        const char *ver[] = {"HGET", pg->tmp.data, "v"};
+        if (pg->rows != NULL)
+            va_rconn_add(pg->rc, 3, ver);
+        else
+            va_rconn_add(pg->rc, 2, argv);
         if (pg->recipient != NULL) {
             item_key(pg, "r:", b->e[i].id);
             const char *rv[] = {"HGET", pg->tmp.data, pg->recipient};
@@ -836,11 +860,53 @@ static size_t queue_batch(struct page *pg, const struct batch *b, size_t stop, s
     return nchecks;
 }
 
-static void append_item(struct page *pg, const struct hview *h, const redisReply *st)
+/* The filter fields of a hash for the row cache; false when one does not fit (not cached). */
+static bool row_fields(const struct hview *h, struct va_row_fields *f)
+{
+    const char *v[] = {h->v[IF_CAT], h->v[IF_KIND], h->v[IF_DIR]};
+    char *dst[] = {f->cat, f->kind, f->dir};
+    size_t cap[] = {sizeof(f->cat), sizeof(f->kind), sizeof(f->dir)};
+    bool *has[] = {&f->has_cat, &f->has_kind, &f->has_dir};
+    for (size_t i = 0; i < 3; i++) {
+        *has[i] = v[i] != NULL;
+        dst[i][0] = '\0';
+        if (v[i] != NULL && strlen(v[i]) >= cap[i])
+            return false;
+        if (v[i] != NULL)
+            memcpy(dst[i], v[i], strlen(v[i]) + 1);
+    }
+    return true;
+}
+
+/* The view hash_matches needs of a cached row: it exists (only rows of existing hashes are
+ * cached), and its filter fields. */
+static void hview_of_row(const struct va_row_fields *f, struct hview *hv)
+{
+    memset(hv, 0, sizeof(*hv));
+    hv->exists = true;
+    hv->v[IF_CAT] = f->has_cat ? f->cat : NULL;
+    hv->v[IF_KIND] = f->has_kind ? f->kind : NULL;
+    hv->v[IF_DIR] = f->has_dir ? f->dir : NULL;
+}
+
+/* Appends the row of entry id: json (a cached row) or rendered from h (and then cached when
+ * the hash has a version). */
+static void append_item(struct page *pg, const char *id, const struct hview *h, const char *json,
+                        size_t len, const redisReply *st)
 {
     if (pg->count > 0)
         lst_buf_puts(&pg->items, ",");
-    item_json(&pg->items, h, &pg->ctx->readvis);
+    size_t start = pg->items.len;
+    if (json != NULL) {
+        lst_buf_append(&pg->items, json, len);
+    } else {
+        item_json(&pg->items, h, &pg->ctx->readvis);
+        int64_t v;
+        struct va_row_fields f;
+        if (pg->rows != NULL && !lst_buf_failed(&pg->items) && h->ver != NULL &&
+            lst_parse_i64(h->ver, 1, INT64_MAX, &v) == LST_OK && row_fields(h, &f))
+            va_rowcache_put(pg->rows, id, v, &f, pg->items.data + start, pg->items.len - start);
+    }
     if (pg->recipient != NULL && st != NULL && st->type == REDIS_REPLY_STRING) {
         pg->items.len--; /* reopen the object */
         lst_buf_puts(&pg->items, ",\"recipient_status\":");
@@ -849,6 +915,42 @@ static void append_item(struct page *pg, const struct hview *h, const redisReply
     }
     pg->count++;
     pg->last_out = pg->last;
+}
+
+/* With the row cache: looks up every visible entry's row by the version the first round
+ * read (reply per * v from first), then reads the hashes of the misses in one more round. A
+ * hash without v (absent: erased, purged; or written before versions) is a miss: only what
+ * its HGETALL says counts. */
+static lst_err rows_resolve(struct page *pg, struct batch *b, size_t stop, size_t first, size_t per)
+{
+    size_t misses = 0, second = 0;
+    lst_buf_reset(&b->hits);
+    for (size_t i = 0, v = 0; i < stop; i++) {
+        if (b->e[i].hidden)
+            continue;
+        struct cached_row *r = &b->row[i];
+        const redisReply *ver = va_rconn_reply(pg->rc, first + per * v++);
+        int64_t n = 0;
+        r->off = b->hits.len;
+        r->hit = ver != NULL && ver->type == REDIS_REPLY_STRING &&
+                 lst_parse_i64(ver->str, 1, INT64_MAX, &n) == LST_OK &&
+                 va_rowcache_get(pg->rows, b->e[i].id, n, &r->f, &b->hits);
+        r->len = b->hits.len - r->off;
+        if (r->hit)
+            continue;
+        item_key(pg, "m:", b->e[i].id);
+        const char *argv[] = {"HGETALL", pg->tmp.data};
+        va_rconn_add(pg->rc, 2, argv);
+        r->reply = misses++;
+    }
+    if (misses == 0)
+        return lst_buf_failed(&b->hits) ? LST_ERR_NOMEM : LST_OK;
+    lst_err err = va_rconn_exec(pg->rc, &second);
+    for (size_t i = 0; i < stop; i++) {
+        if (!b->e[i].hidden && !b->row[i].hit)
+            b->row[i].reply += second;
+    }
+    return err;
 }
 
 /* Examines the entries of one batch: their hashes (and the recipient's state) and the
@@ -866,6 +968,8 @@ static lst_err examine(struct page *pg, struct batch *b)
     if (stop > 0)
         err = va_rconn_exec(pg->rc, &first);
     checks.base = first + per * visible;
+    if (err == LST_OK && stop > 0 && pg->rows != NULL)
+        err = rows_resolve(pg, b, stop, first, per);
     if (err == LST_OK && stop > 0 && !b->e[stop - 1].scored) {
         const redisReply *zs = va_rconn_reply(pg->rc, checks.base + nchecks);
         struct entry *e = &b->e[stop - 1];
@@ -882,12 +986,17 @@ static lst_err examine(struct page *pg, struct batch *b)
         if (e->hidden)
             continue;
         struct hview h;
-        hview_of(va_rconn_reply(pg->rc, first + per * v), &h);
+        const struct cached_row *row = pg->rows != NULL ? &b->row[i] : NULL;
+        if (row != NULL && row->hit)
+            hview_of_row(&row->f, &h);
+        else
+            hview_of(va_rconn_reply(pg->rc, row != NULL ? row->reply : first + per * v), &h);
         const redisReply *st =
             pg->recipient != NULL ? va_rconn_reply(pg->rc, first + per * v + 1) : NULL;
         v++;
         if (checks_pass(pg, &checks, &at) && hash_matches(pg->f, &h))
-            append_item(pg, &h, st);
+            append_item(pg, e->id, &h, row != NULL && row->hit ? b->hits.data + row->off : NULL,
+                        row != NULL ? row->len : 0, st);
     }
     return err;
 }
@@ -901,6 +1010,7 @@ static lst_err run_page(struct page *pg, const struct va_cursor *start)
     struct batch *b = malloc(sizeof(*b));
     if (b == NULL)
         return LST_ERR_NOMEM;
+    lst_buf_init(&b->hits);
     while (pg->count < pg->limit && !pg->end && pg->scanned < pg->ctx->cfg.scan_max) {
         int64_t want = batch_size(pg);
         err = fetch(pg, &cur, group, want, b);
@@ -933,6 +1043,7 @@ static lst_err run_page(struct page *pg, const struct va_cursor *start)
             group = 0;
         }
     }
+    lst_buf_cleanup(&b->hits);
     free(b);
     return err == LST_ERR_NOT_FOUND ? LST_ERR_REDIS : err;
 }
@@ -972,6 +1083,8 @@ static void classify(struct page *pg)
     pg->prefilter = f->hidden.len > 0 && f->hidden.len <= 8 && f->categories.len == 0 &&
                     (pg->d.value == NULL || per_category(pg->d.dim));
     pg->capped = pg->exact || (pg->hidden && pg->prefilter);
+    /* text search looks at the text fields, which a cached row does not keep */
+    pg->rows = f->q == NULL ? pg->ctx->rows : NULL;
 }
 
 lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const struct va_cursor *cur,

@@ -74,6 +74,20 @@ static enum va_proj judge(struct va_refill *r, const redisReply *h, const char *
     return run_ok || run_id == NULL ? VA_PROJ_OK : VA_PROJ_UNCHECKED;
 }
 
+/* The row cache (rowcache.c) keys rows by item version, and versions come from a counter in
+ * Redis: a server restarted from an older copy hands out numbers again that cached rows of the
+ * lost state carry. So every row goes when the server changes (another run_id) or the ledger
+ * is refilling (lock held). */
+static void forget_rows(struct view_api *ctx, enum va_proj state, const char *run_id)
+{
+    struct va_refill *r = &ctx->refill;
+    bool other = run_id != NULL && r->run_id[0] != '\0' && strcmp(run_id, r->run_id) != 0;
+    if (other || state == VA_PROJ_REFILLING || state == VA_PROJ_UNCHECKED)
+        va_rowcache_clear(ctx->rows);
+    if (run_id != NULL)
+        snprintf(r->run_id, sizeof(r->run_id), "%s", run_id);
+}
+
 /* One check against Redis (lock held). */
 static enum va_proj check(struct view_api *ctx)
 {
@@ -97,9 +111,10 @@ static enum va_proj check(struct view_api *ctx)
      * count (the ledger cannot read the run_id either) */
     const redisReply *h =
         err == LST_OK || err == LST_ERR_INVALID ? lst_redis_pipe_reply(p, 0) : NULL;
+    bool have_run = run_id_of(lst_redis_pipe_reply(p, 1), run_id, sizeof(run_id));
     if (h != NULL && h->type == REDIS_REPLY_ARRAY)
-        state = judge(
-            r, h, run_id_of(lst_redis_pipe_reply(p, 1), run_id, sizeof(run_id)) ? run_id : NULL);
+        state = judge(r, h, have_run ? run_id : NULL);
+    forget_rows(ctx, state, have_run ? run_id : NULL);
     lst_redis_pipe_destroy(p);
     lst_buf_cleanup(&key);
     return state;

@@ -85,6 +85,8 @@ static lst_err read_conns(struct view_api *ctx)
     lst_err err = LST_OK;
     for (size_t i = 0; i < VA_READ_CONNS && err == LST_OK; i++)
         err = va_rconn_create(&ctx->cfg.common, va_refill_connected, ctx, &ctx->read_conns[i]);
+    if (err == LST_OK)
+        err = va_rowcache_create(ctx->cfg.row_cache, &ctx->rows);
     return err;
 }
 
@@ -135,6 +137,8 @@ void view_api_destroy(struct view_api *ctx)
         va_rconn_destroy(ctx->read_conns[i]);
         ctx->read_conns[i] = NULL;
     }
+    va_rowcache_destroy(ctx->rows);
+    ctx->rows = NULL;
     lst_blobstore_destroy(ctx->blobs);
     ctx->blobs = NULL;
     va_balance_destroy(ctx->balance);

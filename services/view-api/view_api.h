@@ -26,6 +26,7 @@
  *   detail.c      GET /api/messages/{id}
  *   stream.c      GET /api/stream (Server-Sent Events of the ledger's change stream)
  *   readvis.c     read tracking visibility per category (LST_VIEW_READ_VISIBILITY)
+ *   rowcache.c    rendered timeline rows by (item ID, version) (LST_VIEW_ROW_CACHE)
  *   refill.c      503 while the ledger refills the projections (Redis lost progress)
  *
  * Threads: handlers run concurrently on the HTTP server's connection threads. Everything in
@@ -69,6 +70,7 @@ struct view_api_config {
     int64_t max_streams;            /* LST_VIEW_MAX_STREAMS (stream.c) */
     int64_t stream_heartbeat_ms;    /* LST_VIEW_STREAM_HEARTBEAT_MS */
     int64_t stream_block_ms;        /* LST_VIEW_STREAM_BLOCK_MS */
+    int64_t row_cache;              /* LST_VIEW_ROW_CACHE (rowcache.c) */
     struct lst_gateway_settings gw; /* optional: the Gateway balance (credits.c) */
 };
 
@@ -160,6 +162,32 @@ struct va_filter;
  * status=unread (f->readvis = c) and the page says so (read_hidden_categories). */
 bool va_readvis_filter(const struct va_readvis_cfg *c, struct va_filter *f, struct lst_buf *why);
 
+/* ---- rendered timeline rows (rowcache.c) ---- */
+
+/* The hash fields a page's filters check, kept with a cached row (has_*: the field exists). */
+struct va_row_fields {
+    bool has_cat, has_kind, has_dir;
+    char cat[LST_SLUG_MAX + 1];
+    char kind[33];
+    char dir[4];
+};
+
+/* Thread-safe. capacity <= 0: disabled (*out = NULL; the callers skip a NULL cache). */
+struct va_rowcache;
+lst_err va_rowcache_create(int64_t capacity, struct va_rowcache **out);
+void va_rowcache_destroy(struct va_rowcache *c);
+/* The row of id at version v: appends its JSON to json, copies its fields to f. false when
+ * not cached at that version (an older one is dropped). */
+bool va_rowcache_get(struct va_rowcache *c, const char *id, int64_t v, struct va_row_fields *f,
+                     struct lst_buf *json);
+/* Caches the row of id at version v (kept unless a newer version is cached already). */
+void va_rowcache_put(struct va_rowcache *c, const char *id, int64_t v,
+                     const struct va_row_fields *f, const char *json, size_t len);
+/* Lookups that hit and missed, and rows held (all 0 for NULL). */
+void va_rowcache_stats(struct va_rowcache *c, uint64_t *hits, uint64_t *misses, size_t *rows);
+/* Drops every row: Redis was replaced or rolled back (refill.c), where versions may repeat. */
+void va_rowcache_clear(struct va_rowcache *c);
+
 /* ---- the context (view_api.c) ---- */
 
 #define VA_READ_CONNS 4
@@ -183,6 +211,7 @@ struct va_refill {
     atomic_int state;           /* enum va_proj of that check */
     bool seen;                  /* the ledger's refill hash existed once */
     enum va_proj last_logged;
+    char run_id[VA_RUN_ID_MAX]; /* the Redis server of the last check ("" before) */
 };
 
 void va_refill_init(struct va_refill *r);
@@ -212,7 +241,8 @@ struct view_api {
     /* The read paths' Redis connections (rconn.c), picked round robin. */
     struct va_rconn *read_conns[VA_READ_CONNS];
     atomic_uint read_next;
-    struct va_refill refill; /* refill.c */
+    struct va_refill refill;  /* refill.c */
+    struct va_rowcache *rows; /* rowcache.c; NULL: disabled */
 };
 
 /* ---- the read paths' Redis connections (rconn.c) ---- */

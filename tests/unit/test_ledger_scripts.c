@@ -20,6 +20,26 @@
 
 #define T0 INT64_C(1700000000000)
 
+/* The version guard: after every event, every item hash m:<id> whose content other than v
+ * changed must have a larger v, and v never goes down (also when the hash went and came
+ * back). The view API caches rendered rows by (id, v), so a write that forgot the bump would
+ * serve a stale row (docs/ledger.md, docs/view-api.md). */
+#define VG_MAX 128
+
+struct vg_item {
+    char key[96];
+    char *content; /* the canonical fields without v */
+    long long v;   /* -1: none */
+    bool present;  /* in the previous snapshot */
+    bool seen;     /* in this one */
+};
+
+struct vguard {
+    struct vg_item it[VG_MAX];
+    size_t n;
+    long long checked; /* hashes compared over the test */
+};
+
 struct fx {
     struct redis_fixture rf;
     struct lst_redis *redis;
@@ -29,9 +49,32 @@ struct fx {
     int64_t next[LEDGER_T__COUNT][8];
     struct lst_buf rec;
     bool up;
+    struct vguard vg;
     char prefix[1];
     char rules[128];
 };
+
+static void vg_reset(struct vguard *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        free(g->it[i].content);
+    g->n = 0;
+}
+
+static struct vg_item *vg_find(struct vguard *g, const char *key)
+{
+    for (size_t i = 0; i < g->n; i++) {
+        if (strcmp(g->it[i].key, key) == 0)
+            return &g->it[i];
+    }
+    if (g->n == VG_MAX)
+        return NULL;
+    struct vg_item *it = &g->it[g->n++];
+    memset(it, 0, sizeof(*it));
+    snprintf(it->key, sizeof(it->key), "%s", key);
+    it->v = -1;
+    return it;
+}
 
 static bool fx_start(struct fx *f, int64_t rrn)
 {
@@ -60,6 +103,7 @@ static bool fx_start(struct fx *f, int64_t rrn)
 static void fx_stop(struct fx *f)
 {
     ledger_core_cleanup(&f->core);
+    vg_reset(&f->vg);
     if (f->rc != NULL)
         redisFree(f->rc);
     lst_redis_destroy(f->redis);
@@ -70,8 +114,56 @@ static void fx_stop(struct fx *f)
 static void fx_flushall(struct fx *f)
 {
     freeReplyObject(redisCommand(f->rc, "FLUSHALL"));
+    vg_reset(&f->vg);
     memset(f->next, 0, sizeof(f->next));
     ledger_core_forget(&f->core);
+}
+
+/* Compares one hash with its previous snapshot and takes the new one. */
+static void vg_hash(struct fx *f, const char *key)
+{
+    struct vg_item *it = vg_find(&f->vg, key);
+    redisReply *h = redisCommand(f->rc, "HGETALL %s", key);
+    REQUIRE(it != NULL && h != NULL && h->type == REDIS_REPLY_ARRAY);
+    struct lst_buf c;
+    long long v = -1;
+    lst_buf_init(&c);
+    ledger_dump_sorted(&c, h, 2, "v");
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        if (strcmp(h->element[i]->str, "v") == 0)
+            v = strtoll(h->element[i + 1]->str, NULL, 10);
+    }
+    bool changed = it->content == NULL || !it->present || strcmp(it->content, c.data ? c.data : "");
+    if (v < 0 || v < it->v || (changed && v <= it->v))
+        fprintf(stderr, "  %s: v %lld -> %lld, content %s\n    was %s\n    now %s\n", key, it->v, v,
+                changed ? "changed" : "same", it->content ? it->content : "(none)", c.data);
+    CHECK(v >= 0);                /* every hash an event wrote has a version */
+    CHECK(v >= it->v);            /* never down */
+    CHECK(!changed || v > it->v); /* a change bumps it */
+    free(it->content);
+    it->content = lst_strdup(c.data ? c.data : "");
+    it->v = v;
+    it->seen = true;
+    f->vg.checked++;
+    lst_buf_cleanup(&c);
+    freeReplyObject(h);
+}
+
+static void vg_check(struct fx *f)
+{
+    char cursor[32] = "0";
+    for (size_t i = 0; i < f->vg.n; i++)
+        f->vg.it[i].seen = false;
+    do {
+        redisReply *r = redisCommand(f->rc, "SCAN %s MATCH lst:lg:m:* COUNT 1000", cursor);
+        REQUIRE(r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        for (size_t i = 0; i < r->element[1]->elements; i++)
+            vg_hash(f, r->element[1]->element[i]->str);
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    for (size_t i = 0; i < f->vg.n; i++)
+        f->vg.it[i].present = f->vg.it[i].seen;
 }
 
 /* Applies value (NULL: tombstone) at the next offset of (t, p); returns the
@@ -91,7 +183,9 @@ static int feed_raw(struct fx *f, enum ledger_topic t, int32_t p, const char *ke
     if (ledger_core_add(&f->core, &r) != LST_OK)
         return -1;
     ledger_core_flush(&f->core, &done, &n);
-    return n == 1 ? (int)done[0].outcome : -1;
+    int outcome = n == 1 ? (int)done[0].outcome : -1;
+    vg_check(f);
+    return outcome;
 }
 
 static int feed(struct fx *f, enum ledger_topic t, int32_t p, const char *key)
@@ -249,6 +343,7 @@ static void test_every_order_same_state(void)
     } while (next_perm(perm, NEV));
     CHECK_EQ(orders, 120);
     CHECK_EQ(same, 120);
+    CHECK(f.vg.checked > 1000); /* the version guard ran after every event */
     lst_buf_cleanup(&first);
     lst_buf_cleanup(&now);
     fx_stop(&f);
@@ -903,6 +998,7 @@ static void test_interleavings_give_identical_projections(void)
             break;
         }
     }
+    CHECK(f.vg.checked > 1000); /* the version guard ran after every event */
     for (int i = 0; i < n; i++)
         free(evs[i].value);
     lst_buf_cleanup(&first);

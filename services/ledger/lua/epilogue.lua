@@ -29,6 +29,7 @@ while i <= #ARGV do
     else
         CREDITS = {}
         local ok, err = pcall(APPLY[kind])
+        mver_flush() -- also after a failure: what it wrote stays
         if ok then
             credits_fold(credits, CREDITS)
             wms[WM_FIELD] = OFF

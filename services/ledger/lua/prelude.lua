@@ -17,7 +17,86 @@ local WINDOW = tonumber(ARGV[2])
 local A, Z = 0, 0 -- the current event's arguments
 local WM_FIELD, OFF, PREV
 
-local call = redis.call
+local rcall = redis.call
+
+-- ---- item versions: m:<id>.v ------------------------------------------------------------
+-- Every write to an item hash m:<id> goes through call() below, so no path can forget the
+-- item's version v (docs/ledger.md, Item versions): the view API caches rendered rows by
+-- (id, v). An HSET on an m: key gets "v <the event's version>" appended (no extra command);
+-- another write (HDEL, HINCRBY, DEL, ...) notes the key, and mver_flush() sets v of the noted
+-- hashes that still exist once the event (or the retention run) is done. The versions come
+-- from the counter MVER outside lst:lg:* (a rebuild keeps it, so v never goes back and a row
+-- cached before a rebuild is never taken for a new state): one INCRBY per script call
+-- reserves a block of versions (more than its events), each event takes the next.
+-- A fresh counter (Redis lost its data) starts at the time in microseconds for the same
+-- reason. v depends on how many writes happened, so the canonical dumps leave it out.
+local MP = P .. 'm:'
+local MVER = 'lst:mver'
+-- the write commands used on hashes: 'w' leaves the hash existing, 'd' may remove it
+local MWRITE = {HSET = 'w', HINCRBY = 'w', HSETNX = 'w', HMSET = 'w', HINCRBYFLOAT = 'w',
+                HDEL = 'd', DEL = 'd', UNLINK = 'd'}
+local MTOUCHED = {} -- m: key -> 'v' (v set with its last write), 'w' or 'd' (v still to set)
+local MV_BASE, MV_SEQ = nil, 0 -- the block of versions this script reserved, the last taken
+local MV = nil -- the current event's version, taken at its first write to an item
+
+local function mver()
+    if MV == nil then
+        if MV_BASE == nil then
+            local k = math.floor(#ARGV / 5) + 2 -- an event has at least 5 arguments
+            local r = rcall('INCRBY', MVER, k)
+            if r == k then
+                local t = rcall('TIME')
+                r = tonumber(t[1]) * 1000000 + tonumber(t[2]) + k
+                rcall('SET', MVER, string.format('%d', r))
+            end
+            MV_BASE = r - k
+        end
+        MV_SEQ = MV_SEQ + 1
+        MV = string.format('%d', MV_BASE + MV_SEQ) -- not tostring: a Lua number is %.14g
+    end
+    return MV
+end
+
+local function is_item(key)
+    return string.sub(key, 1, #MP) == MP
+end
+
+local function call(cmd, key, ...)
+    local w = MWRITE[cmd]
+    if w == nil then
+        return rcall(cmd, key, ...)
+    end
+    if cmd == 'DEL' or cmd == 'UNLINK' then
+        for k = 1, select('#', ...) do
+            local other = select(k, ...)
+            if is_item(other) then
+                MTOUCHED[other] = 'd'
+            end
+        end
+    end
+    if not is_item(key) then
+        return rcall(cmd, key, ...)
+    end
+    if cmd == 'HSET' then
+        MTOUCHED[key] = 'v'
+        local args = {...}
+        args[#args + 1] = 'v'
+        args[#args + 1] = mver()
+        return rcall(cmd, key, unpack(args))
+    end
+    MTOUCHED[key] = w
+    return rcall(cmd, key, ...)
+end
+
+local function mver_flush()
+    for key, w in pairs(MTOUCHED) do
+        if w == 'w' or (w == 'd' and rcall('EXISTS', key) == 1) then
+            rcall('HSET', key, 'v', mver())
+        end
+    end
+    MTOUCHED = {}
+    MV = nil
+end
 
 -- ---- small helpers ----------------------------------------------------------------------
 

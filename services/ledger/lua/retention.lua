@@ -74,5 +74,6 @@ for _, id in ipairs(ids) do
     end
     call('ZREM', P .. 'x:all', id) -- also when the hash was gone already
 end
+mver_flush() -- replies that lost their reply_to
 local oldest = call('ZRANGE', P .. 'x:all', 0, 0, 'WITHSCORES')
 return {#ids, oldest[2] and tonumber(oldest[2]) or -1}
