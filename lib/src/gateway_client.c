@@ -549,6 +549,10 @@ static void finish(struct lst_gateway *gw, const struct lst_gw_request *rq, CURL
     curl_easy_getinfo(gw->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
     curl_easy_getinfo(gw->curl, CURLINFO_NUM_CONNECTS, &res->connects);
     curl_easy_getinfo(gw->curl, CURLINFO_REQUEST_SIZE, &request_size);
+    curl_off_t retry_after = 0; /* libcurl parses both forms of the header (7.66+) */
+    if (curl_easy_getinfo(gw->curl, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+        retry_after > 0)
+        res->retry_after_ms = retry_after > 86400 ? 86400000 : (int64_t)retry_after * 1000;
     res->curl_code = (int)rc;
     res->outcome = lst_gateway_classify(res->http_status, (int)rc);
     if (sink->over) {

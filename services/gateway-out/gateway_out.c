@@ -29,6 +29,9 @@ static void metrics_init(struct gateway_out *ctx)
                                     "Records consumed and not yet finished", NULL);
     g->retries = lst_metrics_counter(m, "lst_gateway_out_retries_total",
                                      "Transient failures retried after a backoff", NULL);
+    g->retry_after =
+        lst_metrics_counter(m, "lst_gateway_out_retry_after_total",
+                            "Retries that waited at least the Gateway's Retry-After", NULL);
     g->republished = lst_metrics_counter(m, "lst_gateway_out_republished_total",
                                          "Redelivered requests whose known outcome was "
                                          "published again without sending",

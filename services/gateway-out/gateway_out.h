@@ -86,6 +86,7 @@ struct go_metrics {
     struct lst_histogram *send_seconds; /* one send_e2e call */
     struct lst_gauge *inflight;         /* records dispatched and not yet done */
     struct lst_counter *retries;        /* transient failures that are retried */
+    struct lst_counter *retry_after;    /* retries that waited for the Gateway's Retry-After */
     struct lst_counter *republished;    /* known outcomes published again */
     struct lst_counter *possible_dup;   /* outcomes flagged possible_duplicate */
     struct lst_counter *dlq;
@@ -237,8 +238,9 @@ struct go_step {
     enum lst_gateway_outcome outcome;
     long http_status;
     bool in_doubt;
-    char code[48];    /* failure code (slug) for PERMANENT */
-    char reason[256]; /* failure reason */
+    int64_t retry_after_ms; /* the Gateway's Retry-After, 0 when none */
+    char code[48];          /* failure code (slug) for PERMANENT */
+    char reason[256];       /* failure reason */
 };
 
 /* The recipient's Threema ID (8 chars + NUL) for the address of o. */

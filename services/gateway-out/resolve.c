@@ -152,6 +152,7 @@ void go_step_from_result(struct go_step *st, const struct lst_gateway_result *re
     st->outcome = res->outcome;
     st->http_status = res->http_status;
     st->in_doubt = st->in_doubt || res->in_doubt;
+    st->retry_after_ms = res->retry_after_ms;
     if (res->outcome == LST_GATEWAY_OK)
         return;
     if (res->http_status > 0)

@@ -279,7 +279,16 @@ static bool run_attempts(struct go_lane *l, struct go_job *j, const struct lst_o
         }
         LST_DEBUG("gateway_out.retry", "%s: %s; next try within %lld ms", o->request_id, st.reason,
                   (long long)ceiling);
-        if (!backoff_sleep(j, jitter(ceiling)))
+        /* a Retry-After is a floor (the jitter spreads the lanes above it), never beyond the
+         * retry deadline: the deadline check above then ends the request */
+        int64_t delay = jitter(ceiling),
+                left = ctx->cfg.retry_deadline_ms - (lst_mono_ms() - first);
+        if (st.retry_after_ms > 0) {
+            lst_counter_inc(ctx->m.retry_after);
+            delay += st.retry_after_ms;
+            delay = delay > left ? left : delay;
+        }
+        if (!backoff_sleep(j, delay))
             return false;
         ceiling = ceiling * 2 > ctx->cfg.backoff_max_ms ? ctx->cfg.backoff_max_ms : ceiling * 2;
     }

@@ -639,9 +639,9 @@ PY
 fault_gateway_faults() {
     echo 4 >"$S/expect_faults"
     sleep 2
-    sim_post /_sim/faults '{"rateLimit":8,"rateBurst":4}' >/dev/null && fault_note "fault 429 storm"
+    sim_post /_sim/faults '{"rateLimit":8,"rateBurst":4,"retryAfterS":1}' >/dev/null && fault_note "fault 429 storm with Retry-After: 1"
     sleep 3
-    sim_post /_sim/faults '{"rateLimit":0,"error500Rate":0.2}' >/dev/null && fault_note "fault 500s"
+    sim_post /_sim/faults '{"rateLimit":0,"retryAfterS":0,"error500Rate":0.2}' >/dev/null && fault_note "fault 500s"
     sleep 3
     sim_post /_sim/faults '{"error500Rate":0,"timeoutAfterRate":0.15,"timeoutMs":4000}' \
         >/dev/null && fault_note "fault slow answers after the effect"

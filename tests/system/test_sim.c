@@ -121,6 +121,8 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
 }
 
 /* One request; returns the status (0 on a transport error, -1 on a timeout). */
+static curl_off_t last_retry_after; /* Retry-After of the last answer, seconds (0: none) */
+
 static long http(const char *method, const char *path, const char *ctype, const char *body,
                  size_t len, struct lst_buf *out, long timeout_ms)
 {
@@ -147,9 +149,11 @@ static long http(const char *method, const char *path, const char *ctype, const 
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)len);
     }
     CURLcode rc = curl_easy_perform(c);
-    if (rc == CURLE_OK)
+    last_retry_after = 0;
+    if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &last_retry_after);
+    } else if (rc == CURLE_OPERATION_TIMEDOUT)
         code = -1;
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
@@ -543,6 +547,19 @@ static void test_rate_limit_and_500(void)
     }
     CHECK(ok >= 3 && ok <= 5);
     CHECK(limited >= 5);
+    /* a 429 names its Retry-After only when configured (the Gateway documents none) */
+    CHECK_EQ(post_json("/_sim/faults", "{\"rateLimit\":1,\"rateBurst\":1,\"retryAfterS\":2}", &b),
+             200);
+    get("/credits?" AUTH, &b);
+    CHECK_EQ(get("/credits?" AUTH, &b), 429);
+    CHECK_EQ((long)last_retry_after, 2L);
+    json_object *f = get_json("/_sim/faults"), *g = NULL;
+    CHECK(f != NULL && json_object_object_get_ex(f, "gateway", &g) && jint(g, "retryAfterS") == 2);
+    json_object_put(f);
+    CHECK_EQ(post_json("/_sim/faults", "{\"retryAfterS\":3601}", &b), 400);
+    CHECK_EQ(post_json("/_sim/faults", "{\"retryAfterS\":0}", &b), 200);
+    CHECK_EQ(get("/credits?" AUTH, &b), 429);
+    CHECK_EQ((long)last_retry_after, 0L);
     CHECK_EQ(post_json("/_sim/faults", "{\"rateLimit\":0,\"error500Rate\":1}", &b), 200);
     CHECK_EQ(get("/credits?" AUTH, &b), 500);
     json_object *log = get_json("/_sim/log?limit=100000");

@@ -1245,6 +1245,21 @@ static void test_raw_wire(void)
           0);
     lst_gateway_destroy(gw);
 
+    /* Retry-After on a 429: seconds or an HTTP date (libcurl parses both); none -> 0. */
+    REQUIRE(raw_start(&r, "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n"
+                          "Content-Length: 0\r\nConnection: close\r\n\r\n"));
+    REQUIRE(make_client(r.port, 3000, 0, &gw) == LST_OK);
+    CHECK_EQ(lst_gateway_credits(gw, &credits, &res), LST_GATEWAY_RETRY);
+    CHECK_EQ(res.retry_after_ms, 7000);
+    raw_stop(&r);
+    lst_gateway_destroy(gw);
+    REQUIRE(raw_start(&r, "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 0\r\n"
+                          "Connection: close\r\n\r\n"));
+    REQUIRE(make_client(r.port, 3000, 0, &gw) == LST_OK);
+    CHECK_EQ(lst_gateway_credits(gw, &credits, &res), LST_GATEWAY_RETRY);
+    CHECK_EQ(res.retry_after_ms, 0);
+    raw_stop(&r);
+    lst_gateway_destroy(gw);
     /* A redirect is not followed (it would carry the secret elsewhere): FATAL. */
     REQUIRE(raw_start(&r, "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:1/credits\r\n"
                           "Content-Length: 0\r\nConnection: close\r\n\r\n"));

@@ -631,6 +631,12 @@ static void gateway(void *ud, const struct lst_http_request *req, struct lst_htt
     enum sim_fault fault = sim_faults_draw(&sim->faults, &hang_ms);
     if (fault == SIM_FAULT_429) {
         fail(resp, &oc, 429);
+        int64_t ra = sim_faults_retry_after(&sim->faults);
+        if (ra > 0) {
+            char v[24];
+            snprintf(v, sizeof(v), "%lld", (long long)ra);
+            lst_http_add_header(resp, "Retry-After", v);
+        }
     } else if (fault == SIM_FAULT_500) {
         fail(resp, &oc, 500);
     } else if (fault == SIM_FAULT_TIMEOUT) {

@@ -7,7 +7,7 @@
  *   POST /_sim/reply              {"from":ID,"kind":"text|location|photo|receipt","text":..,
  *                                  "lat":..,"lon":..,"status":N,"messageId":HEX} -> now
  *   GET  /_sim/faults             the failure settings
- *   POST /_sim/faults             {"credits","rateLimit","rateBurst","error500Rate",
+ *   POST /_sim/faults             {"credits","rateLimit","rateBurst","retryAfterS","error500Rate",
  *                                  "timeoutRate","timeoutAfterRate","timeoutMs","callbackUrl",
  *                                  "callbacksPaused","callbackRetries","callbackRetryIntervalMs"}
  *   GET  /_sim/credits            {"credits":N}
@@ -195,10 +195,10 @@ static bool bounded(json_object *doc, const char *key, double lo, double hi, boo
 /* Reads the fault members of doc; false (with why) when one is out of range. */
 static bool read_fault_update(json_object *doc, struct sim_fault_update *u, const char **why)
 {
-    double credits = 0, burst = 0, timeout = 0;
+    double credits = 0, burst = 0, timeout = 0, retry_after = 0;
     memset(u, 0, sizeof(*u));
     *why = "rates must be in [0, 1]; credits, rateLimit, rateBurst (>= 1) and timeoutMs "
-           "non-negative";
+           "non-negative; retryAfterS in [0, 3600]";
     bool ok = bounded(doc, "error500Rate", 0, 1, &u->has_500, &u->rate_500);
     ok = ok && bounded(doc, "timeoutRate", 0, 1, &u->has_timeout, &u->rate_timeout);
     ok =
@@ -207,6 +207,8 @@ static bool read_fault_update(json_object *doc, struct sim_fault_update *u, cons
     ok = ok && bounded(doc, "rateLimit", 0, 1e6, &u->has_rate_limit, &u->rate_limit);
     ok = ok && bounded(doc, "rateBurst", 1, 1e6, &u->has_rate_burst, &burst);
     ok = ok && bounded(doc, "timeoutMs", 0, 600000, &u->has_timeout_ms, &timeout);
+    ok = ok && bounded(doc, "retryAfterS", 0, 3600, &u->has_retry_after, &retry_after);
+    u->retry_after_s = (int64_t)retry_after;
     u->credits = (int64_t)credits;
     u->rate_burst = (int64_t)burst;
     u->timeout_ms = (int64_t)timeout;

@@ -13,6 +13,7 @@ static void load(struct sim_faults *f, const struct sim_config *cfg)
     f->credits = cfg->credits;
     f->rate_limit = cfg->rate_limit;
     f->rate_burst = cfg->rate_burst;
+    f->retry_after_s = cfg->retry_after_s;
     f->tokens = (double)cfg->rate_burst;
     f->tokens_at_ms = lst_mono_ms();
     f->fault_500_rate = cfg->fault_500_rate;
@@ -76,6 +77,14 @@ enum sim_fault sim_faults_draw(struct sim_faults *f, int64_t *timeout_ms)
     return fault;
 }
 
+int64_t sim_faults_retry_after(struct sim_faults *f)
+{
+    pthread_mutex_lock(&f->lock);
+    int64_t s = f->retry_after_s;
+    pthread_mutex_unlock(&f->lock);
+    return s;
+}
+
 bool sim_faults_take_credits(struct sim_faults *f, int64_t n)
 {
     pthread_mutex_lock(&f->lock);
@@ -99,10 +108,11 @@ void sim_faults_json(struct sim_faults *f, struct lst_buf *out)
     pthread_mutex_lock(&f->lock);
     lst_buf_printf(out,
                    "{\"credits\":%lld,\"rateLimit\":%g,\"rateBurst\":%lld,\"error500Rate\":%g,"
-                   "\"timeoutRate\":%g,\"timeoutAfterRate\":%g,\"timeoutMs\":%lld}",
+                   "\"timeoutRate\":%g,\"timeoutAfterRate\":%g,\"timeoutMs\":%lld,"
+                   "\"retryAfterS\":%lld}",
                    (long long)f->credits, f->rate_limit, (long long)f->rate_burst,
                    f->fault_500_rate, f->fault_timeout_rate, f->fault_timeout_after_rate,
-                   (long long)f->fault_timeout_ms);
+                   (long long)f->fault_timeout_ms, (long long)f->retry_after_s);
     pthread_mutex_unlock(&f->lock);
 }
 
@@ -119,6 +129,8 @@ void sim_faults_update(struct sim_faults *f, const struct sim_fault_update *u)
         f->tokens = (double)f->rate_burst; /* a new limit starts with a full bucket */
         f->tokens_at_ms = lst_mono_ms();
     }
+    if (u->has_retry_after)
+        f->retry_after_s = u->retry_after_s;
     if (u->has_500)
         f->fault_500_rate = u->rate_500;
     if (u->has_timeout)

@@ -59,6 +59,7 @@ struct sim_config {
     int64_t bulk_max;
     double rate_limit; /* requests per second over all Gateway endpoints; 0 = unlimited */
     int64_t rate_burst;
+    int64_t retry_after_s; /* LST_SIM_RETRY_AFTER_S */
     double fault_500_rate;
     double fault_timeout_rate;       /* hang, then answer 500 without doing anything */
     double fault_timeout_after_rate; /* do the work, then hang: the client never learns */
@@ -153,6 +154,7 @@ struct sim_faults {
     int64_t credits;
     double rate_limit;
     int64_t rate_burst;
+    int64_t retry_after_s; /* Retry-After of a 429, 0: none */
     double tokens;
     int64_t tokens_at_ms;
     double fault_500_rate;
@@ -176,11 +178,13 @@ void sim_faults_reset(struct sim_faults *f, const struct sim_config *cfg);
 /* Decides the fault for one Gateway request (takes a token from the bucket); *timeout_ms
  * gets how long an injected timeout hangs. */
 enum sim_fault sim_faults_draw(struct sim_faults *f, int64_t *timeout_ms);
+/* The Retry-After (seconds) a 429 carries; 0: none, like the real Gateway's. */
+int64_t sim_faults_retry_after(struct sim_faults *f);
 /* Applies the members present in a /_sim/faults JSON object (parsed by control.c). */
 struct sim_fault_update {
     bool has_credits, has_rate_limit, has_rate_burst, has_500, has_timeout, has_timeout_after,
-        has_timeout_ms;
-    int64_t credits, rate_burst, timeout_ms;
+        has_timeout_ms, has_retry_after;
+    int64_t credits, rate_burst, timeout_ms, retry_after_s;
     double rate_limit, rate_500, rate_timeout, rate_timeout_after;
 };
 void sim_faults_update(struct sim_faults *f, const struct sim_fault_update *u);

@@ -87,6 +87,10 @@ struct lst_gateway_result {
      * retry of a send may then duplicate the message: gateway-out marks such sends as in
      * doubt. Always false for GETs and for requests that never left (connect failures). */
     bool in_doubt;
+    /* The answer's Retry-After in ms (a number of seconds or an HTTP date), 0 when none: the
+     * Gateway documents none, but a proxy or a future Gateway may send one with 429 or 503,
+     * and a client that retries sooner only prolongs the storm. */
+    int64_t retry_after_ms;
     long connects;      /* new connections this call opened (0: an existing one was reused) */
     int64_t elapsed_ms; /* wall time of the call */
     char reason[160];   /* short text for logs; never the secret, a path or message content */
