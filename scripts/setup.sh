@@ -48,11 +48,13 @@ done_step() {
 }
 
 # Packages the build, the tests and the local stack need. Java and Maven are checked by
-# command: a machine that has them from elsewhere needs no Debian copy.
+# command: a machine that has them from elsewhere needs no Debian copy. libclang-rt-14-dev holds
+# clang's sanitizer and libFuzzer runtimes, which Debian 12's clang does not pull in: without it
+# the fuzz targets do not link (seen on a new machine).
 PACKAGES=(gcc make cmake ninja-build pkg-config librdkafka-dev libcurl4-openssl-dev
     libsodium-dev libhiredis-dev libjson-c-dev libmicrohttpd-dev redis-server redis-tools clang
     clang-format docker-compose python3-venv python3-yaml python3-jsonschema curl procps iproute2
-    wrk kcat nftables)
+    wrk kcat nftables libclang-rt-14-dev)
 
 install_packages() {
     step "Debian packages"
