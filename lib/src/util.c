@@ -175,8 +175,6 @@ lst_err lst_buf_json_str(struct lst_buf *b, const char *s, size_t len)
         } else if (c < 0x20 || c == 0x7F) {
             char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             lst_buf_append(b, esc, 6);
-        } else if (c < 0x80) {
-            lst_buf_append(b, &p[i], 1);
         } else {
             size_t n = utf8_seq_len(p + i, len - i);
             if (n == 0) {
