@@ -85,13 +85,15 @@ lst_err lst_service_create(const struct lst_service_opts *opts, struct lst_servi
     lst_err err = LST_ERR_NOMEM;
     struct lst_service *s = calloc(1, sizeof(*s));
     *out = NULL;
-    if (s == NULL)
+    if (s == NULL) {
+        lst_metrics_destroy(opts->metrics);
         goto out;
+    }
     s->name = opts->name;
     s->common = opts->common;
     s->ctx = opts->ud;
     s->started_ms = lst_wall_ms();
-    s->metrics = lst_metrics_create();
+    s->metrics = opts->metrics != NULL ? opts->metrics : lst_metrics_create();
     if (s->metrics == NULL)
         goto out;
     s->up = lst_metrics_gauge(s->metrics, "lst_service_up", "1 while the service runs", NULL);
@@ -152,6 +154,8 @@ lst_err lst_service_start(const struct lst_service_opts *opts, struct lst_servic
     lst_err err = lst_signals_install();
     if (err == LST_OK)
         err = lst_service_create(opts, out);
+    else
+        lst_metrics_destroy(opts->metrics); /* ours in every case (lst_service_opts) */
     if (err != LST_OK) {
         LST_ERROR("service.start_failed", "%s: %s", opts->name, lst_strerror(err));
         return err;

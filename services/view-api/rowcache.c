@@ -41,6 +41,10 @@ struct shard {
 
 struct va_rowcache {
     struct shard s[NSHARD];
+    /* on /metrics; the counters count whatever registered (NULL series are no-ops), so the
+     * stats below keep their own atomics */
+    struct lst_counter *m_hits, *m_misses, *m_evicted;
+    struct lst_gauge *m_rows;
     atomic_ullong hits, misses;
 };
 
@@ -52,7 +56,18 @@ static uint64_t hash_id(const char *id)
     return h;
 }
 
-lst_err va_rowcache_create(int64_t capacity, struct va_rowcache **out)
+static void init_metrics(struct va_rowcache *c, struct lst_metrics *m)
+{
+    static const char help[] = "Timeline rows looked up in the row cache, by result";
+    c->m_hits = lst_metrics_counter(m, "lst_view_row_cache_lookups_total", help, "result=\"hit\"");
+    c->m_misses =
+        lst_metrics_counter(m, "lst_view_row_cache_lookups_total", help, "result=\"miss\"");
+    c->m_evicted = lst_metrics_counter(m, "lst_view_row_cache_evictions_total",
+                                       "Rows dropped to stay within LST_VIEW_ROW_CACHE", NULL);
+    c->m_rows = lst_metrics_gauge(m, "lst_view_row_cache_rows", "Rendered rows held", NULL);
+}
+
+lst_err va_rowcache_create(int64_t capacity, struct lst_metrics *metrics, struct va_rowcache **out)
 {
     *out = NULL;
     if (capacity <= 0)
@@ -60,6 +75,8 @@ lst_err va_rowcache_create(int64_t capacity, struct va_rowcache **out)
     struct va_rowcache *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return LST_ERR_NOMEM;
+    if (metrics != NULL)
+        init_metrics(c, metrics);
     for (size_t i = 0; i < NSHARD; i++) {
         struct shard *s = &c->s[i];
         s->cap = (size_t)(capacity + NSHARD - 1) / NSHARD;
@@ -125,13 +142,14 @@ static void lru_front(struct shard *s, struct row *r)
 }
 
 /* Unlinks *p (the table slot of r) and frees it. */
-static void drop(struct shard *s, struct row **p)
+static void drop(struct va_rowcache *c, struct shard *s, struct row **p)
 {
     struct row *r = *p;
     *p = r->hnext;
     lru_unlink(r);
     s->n--;
     free(r);
+    lst_gauge_add(c->m_rows, -1.0);
 }
 
 bool va_rowcache_get(struct va_rowcache *c, const char *id, int64_t v, struct va_row_fields *f,
@@ -150,10 +168,11 @@ bool va_rowcache_get(struct va_rowcache *c, const char *id, int64_t v, struct va
         lst_buf_append(json, r->json, r->len);
         hit = true;
     } else if (r != NULL && r->v < v) {
-        drop(s, p); /* outdated for good: versions only grow */
+        drop(c, s, p); /* outdated for good: versions only grow */
     }
     pthread_mutex_unlock(&s->lock);
     atomic_fetch_add_explicit(hit ? &c->hits : &c->misses, 1, memory_order_relaxed);
+    lst_counter_inc(hit ? c->m_hits : c->m_misses);
     return hit;
 }
 
@@ -181,14 +200,16 @@ void va_rowcache_put(struct va_rowcache *c, const char *id, int64_t v,
         return;
     }
     if (*p != NULL)
-        drop(s, p);
+        drop(c, s, p);
     n->hnext = s->buckets[n->hash & (s->nbuckets - 1)];
     s->buckets[n->hash & (s->nbuckets - 1)] = n;
     lru_front(s, n);
     s->n++;
+    lst_gauge_add(c->m_rows, 1.0);
     while (s->n > s->cap) {
         struct row *old = (struct row *)(void *)s->lru.prev;
-        drop(s, slot(s, old->hash, old->id));
+        drop(c, s, slot(s, old->hash, old->id));
+        lst_counter_inc(c->m_evicted);
     }
     pthread_mutex_unlock(&s->lock);
 }
@@ -202,7 +223,7 @@ void va_rowcache_clear(struct va_rowcache *c)
         pthread_mutex_lock(&s->lock);
         for (size_t b = 0; b < s->nbuckets; b++) {
             while (s->buckets[b] != NULL)
-                drop(s, &s->buckets[b]);
+                drop(c, s, &s->buckets[b]);
         }
         pthread_mutex_unlock(&s->lock);
     }

@@ -12,7 +12,15 @@
  * no proof of absence), so the key keeps its message ID ("retry"): the client's retry with the
  * same key and body produces the same message ID and the same request IDs again, which the
  * ledger merges and gateway-out does not send twice. Keys are per user: two dispatchers cannot
- * collide. */
+ * collide.
+ *
+ * The message ID is chosen before the key is claimed and the "pending" entry holds it, with a
+ * lease (twice LST_VIEW_KAFKA_WAIT_MS plus 5 s: longer than any attempt). A view API that dies
+ * mid-attempt leaves "pending" behind; once its lease has run out, the next request with the
+ * same key and body takes the attempt over with that message ID, as it would after a "retry"
+ * entry (a takeover of an attempt that is in fact still running produces the same IDs as that
+ * attempt, which the ledger merges: never a second message). Without the lease such a key
+ * answered 409 until its TTL (a day by default). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,9 +38,11 @@ struct send {
     char *idem;          /* the client's key (NULL: none) */
     struct lst_buf ikey; /* Redis key of the idempotency entry */
     char fp[FP_HEX + 1]; /* sha256 of the body */
-    /* a retry of a request Kafka did not acknowledge: its message ID and time ("" if none) */
+    /* the message ID and time of this attempt: new, or those of an earlier attempt of the same
+     * request that may have records in Kafka (kept: a "retry" entry or an expired lease) */
     char reuse_id[LST_MESSAGE_ID_LEN + 1];
     int64_t reuse_at;
+    bool kept;
     struct lst_buf upload;
     char *upload_mime, *upload_name;
 };
@@ -227,21 +237,42 @@ static void replay(struct send *s, const char *stored)
     lst_http_add_header(s->r->resp, "Idempotent-Replayed", "true");
 }
 
-/* Reserves the key, or takes over a "retry" entry of the same body, in one step: two
- * retries racing must not both produce. Returns the earlier value ("" when reserved now). */
+/* Reserves the key, or takes over an attempt of the same body that gave up ("retry") or whose
+ * lease ran out ("pending"), in one step: two retries racing must not both produce. ARGV: the
+ * new "pending" entry without its ID line, the TTL, the body's fingerprint, the new ID line.
+ * The new entry carries the taken-over attempt's ID line (its last line) or the new one.
+ * Returns the earlier value ("" when reserved now); an expired lease comes back as the "retry"
+ * entry it amounts to. */
 static const char claim_lua[] =
     "local v = redis.call('GET', KEYS[1]) "
-    "if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return '' end "
-    "if string.sub(v, 1, 6) == 'retry\\n' and string.sub(v, 7, 6 + #ARGV[3]) == ARGV[3] then "
-    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end "
+    "if not v then redis.call('SET', KEYS[1], ARGV[1] .. ARGV[4], 'PX', ARGV[2]) return '' end "
+    "local fp = '\\n' .. ARGV[3] .. '\\n' "
+    "local kind, rest = string.match(v, '^(%a+)(\\n.*)$') "
+    "if rest == nil or string.sub(rest, 1, #fp) ~= fp then return v end "
+    "local tail = string.sub(rest, #fp + 1) "
+    "if kind == 'pending' then "
+    "  local lease, idline = string.match(tail, '^(%d+)\\n(.*)$') "
+    "  local t = redis.call('TIME') "
+    "  if lease == nil or tonumber(lease) >= tonumber(t[1]) * 1000 + math.floor(t[2] / 1000) then "
+    "    return v end "
+    "  v = 'retry' .. fp .. idline tail = idline "
+    "elseif kind ~= 'retry' then return v end "
+    "if tail == '' then tail = ARGV[4] end "
+    "redis.call('SET', KEYS[1], ARGV[1] .. tail, 'PX', ARGV[2]) "
     "return v";
 
-/* "retry\n<fp>\n<message id> <ms>\n" -> reuse_id/reuse_at; false when unreadable. */
+/* "retry\n<fp>\n<message id> <ms>\n" -> reuse_id/reuse_at; false when unreadable. An entry
+ * of an expired lease without an ID line (written before IDs were chosen up front) keeps the
+ * new ID. */
 static bool parse_retry(struct send *s, const char *v)
 {
+    size_t n = strlen(v);
     const char *p = v + 6 + FP_HEX + 1;
-    if (strlen(v) < 6 + FP_HEX + 1 + LST_MESSAGE_ID_LEN + 2 || p[LST_MESSAGE_ID_LEN] != ' ')
+    if (n == 6 + FP_HEX + 1)
+        return true;
+    if (n < 6 + FP_HEX + 1 + LST_MESSAGE_ID_LEN + 2 || p[LST_MESSAGE_ID_LEN] != ' ')
         return false;
+    s->kept = true;
     memcpy(s->reuse_id, p, LST_MESSAGE_ID_LEN);
     s->reuse_id[LST_MESSAGE_ID_LEN] = '\0';
     char at[24] = {0};
@@ -283,17 +314,19 @@ static enum idem_state idem_begin(struct send *s)
     struct view_api *ctx = s->r->ctx;
     struct lst_redis_script *script = NULL;
     redisReply *rep = NULL;
-    char ttl[24], pending[FP_HEX + 16];
+    char ttl[24], pending[FP_HEX + 48], idline[LST_MESSAGE_ID_LEN + 32];
     enum idem_state st = IDEM_STOPPED;
     if (s->idem == NULL)
         return IDEM_NEW;
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ctx->cfg.idem_ttl_ms);
-    snprintf(pending, sizeof(pending), "pending\n%s\n", s->fp);
-    const char *argv[] = {s->ikey.data, pending, ttl, s->fp};
+    snprintf(pending, sizeof(pending), "pending\n%s\n%lld\n", s->fp,
+             (long long)(lst_wall_ms() + 2 * ctx->cfg.kafka_wait_ms + 5000));
+    snprintf(idline, sizeof(idline), "%s %lld\n", s->reuse_id, (long long)s->reuse_at);
+    const char *argv[] = {s->ikey.data, pending, ttl, s->fp, idline};
     /* a send is no hot path: the script object lives for this request only */
     lst_err err = lst_redis_script_create(claim_lua, false, &script);
     if (err == LST_OK)
-        err = lst_redis_script_call(ctx->svc->redis, script, &rep, 1, 4, argv, NULL);
+        err = lst_redis_script_call(ctx->svc->redis, script, &rep, 1, 5, argv, NULL);
     if (err == LST_OK && rep->type == REDIS_REPLY_STRING)
         st = claimed(s, rep->str);
     else
@@ -378,20 +411,13 @@ static lst_err store_upload(struct send *s)
 static lst_err build_message(struct send *s)
 {
     struct lst_message *m = &s->msg;
-    char id[LST_MESSAGE_ID_LEN + 1];
     lst_err err = LST_OK;
-    if (s->reuse_id[0] != '\0') {
-        memcpy(id, s->reuse_id, sizeof(id));
-        m->created_at = s->reuse_at; /* the same records as the first attempt */
-    } else {
-        err = lst_message_id_new(m->created_at, id);
-    }
-    if (err != LST_OK)
-        return err;
-    m->message_id = lst_strdup(id);
+    /* chosen before the key was claimed, or an earlier attempt's (the same records as it) */
+    m->created_at = s->reuse_at;
+    m->message_id = lst_strdup(s->reuse_id);
     m->dispatcher = lst_strdup(s->r->who->user);
     m->department = s->r->who->department ? lst_strdup(s->r->who->department) : NULL;
-    m->idempotency_key = lst_strdup(s->idem != NULL ? s->idem : id);
+    m->idempotency_key = lst_strdup(s->idem != NULL ? s->idem : s->reuse_id);
     /* the audience snapshot: the selector as asked, the recipients as resolved */
     m->audience.selector = s->aud.selector;
     memset(&s->aud.selector, 0, sizeof(s->aud.selector));
@@ -571,7 +597,6 @@ static void act(struct send *s)
     struct lst_buf why;
     lst_err err;
     lst_buf_init(&why);
-    s->msg.created_at = lst_wall_ms();
     err = va_audience_resolve(s->r->ctx, &s->aud);
     if (err != LST_OK) {
         lst_http_problem(s->r->resp, 503, "store-unavailable", "Store Unavailable",
@@ -608,7 +633,7 @@ static void act(struct send *s)
     goto out;
 fail:
     /* a retry's first attempt may have records in Kafka: its message ID stays reserved */
-    if (s->reuse_id[0] != '\0')
+    if (s->kept)
         idem_keep_for_retry(s);
     else
         idem_release(s);
@@ -661,7 +686,11 @@ void va_handle_send(void *ud, const struct lst_http_request *req, struct lst_htt
                          why.data ? why.data : "invalid");
         goto out;
     }
-    if (idem_begin(&s) == IDEM_NEW)
+    /* the ID is chosen before the key is claimed: the "pending" entry holds it (see the top) */
+    s.reuse_at = lst_wall_ms();
+    if (lst_message_id_new(s.reuse_at, s.reuse_id) != LST_OK)
+        lst_http_problem(resp, 500, "internal", "Internal Server Error", "no message ID");
+    else if (idem_begin(&s) == IDEM_NEW)
         act(&s);
 out:
     json_object_put(body);

@@ -79,14 +79,18 @@ static lst_err topics(struct view_api *ctx)
     return err;
 }
 
-/* The read paths' connections (rconn.c; they connect on first use). */
-static lst_err read_conns(struct view_api *ctx)
+/* The read paths' connections (rconn.c; they connect on first use) and the row cache, whose
+ * metrics go into the registry the service takes over (*metrics; created here so that the
+ * cache registers before the HTTP server answers). */
+static lst_err read_conns(struct view_api *ctx, struct lst_metrics **metrics)
 {
     lst_err err = LST_OK;
     for (size_t i = 0; i < VA_READ_CONNS && err == LST_OK; i++)
         err = va_rconn_create(&ctx->cfg.common, va_refill_connected, ctx, &ctx->read_conns[i]);
+    if (err == LST_OK && (*metrics = lst_metrics_create()) == NULL)
+        err = LST_ERR_NOMEM;
     if (err == LST_OK)
-        err = va_rowcache_create(ctx->cfg.row_cache, &ctx->rows);
+        err = va_rowcache_create(ctx->cfg.row_cache, *metrics, &ctx->rows);
     return err;
 }
 
@@ -120,9 +124,11 @@ lst_err view_api_create(struct view_api *ctx, int port_override)
          * one each */
         .max_connections = 128 + (unsigned)ctx->cfg.max_streams,
     };
-    err = read_conns(ctx);
+    err = read_conns(ctx, &opts.metrics);
     if (err == LST_OK)
-        err = lst_service_start(&opts, &ctx->svc);
+        err = lst_service_start(&opts, &ctx->svc); /* owns opts.metrics now */
+    else
+        lst_metrics_destroy(opts.metrics);
 out:
     if (err != LST_OK)
         view_api_destroy(ctx);

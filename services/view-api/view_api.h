@@ -172,9 +172,10 @@ struct va_row_fields {
     char dir[4];
 };
 
-/* Thread-safe. capacity <= 0: disabled (*out = NULL; the callers skip a NULL cache). */
+/* Thread-safe. capacity <= 0: disabled (*out = NULL; the callers skip a NULL cache). metrics:
+ * where its lookups, evictions and size show (may be NULL). */
 struct va_rowcache;
-lst_err va_rowcache_create(int64_t capacity, struct va_rowcache **out);
+lst_err va_rowcache_create(int64_t capacity, struct lst_metrics *metrics, struct va_rowcache **out);
 void va_rowcache_destroy(struct va_rowcache *c);
 /* The row of id at version v: appends its JSON to json, copies its fields to f. false when
  * not cached at that version (an older one is dropped). */

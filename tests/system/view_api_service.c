@@ -559,6 +559,43 @@ static void test_send_validation(void)
     lst_buf_cleanup(&b);
 }
 
+/* A view API that died mid-send leaves its "pending" entry (message ID and lease) behind:
+ * while the lease runs the key answers 409; after it, the retry takes the attempt over with the
+ * dead attempt's message ID. An entry without a lease (older versions) stays 409. */
+static void test_send_lease(const char *body, const char *const *key)
+{
+    struct http_result r;
+    char fp[65] = "";
+    const char *ik = "lst:va:idem:anna:kafka-down-1";
+    const char *dead = "01J00000000000000000DEAD01";
+    redisReply *rep = redisCommand(H.rc, "GET %s", ik);
+    REQUIRE(rep != NULL && rep->type == REDIS_REPLY_STRING && strlen(rep->str) > 6 + 64);
+    memcpy(fp, rep->str + 6, 64);
+    freeReplyObject(rep);
+    long long now = (long long)lst_wall_ms();
+    char v[256];
+    snprintf(v, sizeof(v), "pending\n%s\n%lld\n%s %lld\n", fp, now + 60000, dead, now);
+    rcmd(&H, "SET %s %s", ik, v); /* hiredis: one argument per %s */
+    post_json(&H, "/api/messages", TOKEN_DISPATCHER, body, key, &r);
+    check_problem(&r, 409, "request-in-progress");
+    http_result_cleanup(&r);
+    snprintf(v, sizeof(v), "pending\n%s\n", fp);
+    rcmd(&H, "SET %s %s", ik, v);
+    post_json(&H, "/api/messages", TOKEN_DISPATCHER, body, key, &r);
+    check_problem(&r, 409, "request-in-progress");
+    http_result_cleanup(&r);
+    snprintf(v, sizeof(v), "pending\n%s\n%lld\n%s %lld\n", fp, now - 1, dead, now);
+    rcmd(&H, "SET %s %s", ik, v);
+    post_json(&H, "/api/messages", TOKEN_DISPATCHER, body, key, &r);
+    check_problem(&r, 503, "kafka-unavailable");
+    CHECK_STREQ(S(jstr(r.json, "message_id")), dead);
+    http_result_cleanup(&r);
+    rep = redisCommand(H.rc, "GET %s", ik);
+    REQUIRE(rep != NULL && rep->type == REDIS_REPLY_STRING);
+    CHECK(strncmp(rep->str, "retry\n", 6) == 0 && strstr(rep->str, dead) != NULL);
+    freeReplyObject(rep);
+}
+
 /* Kafka is unreachable: a valid send fails with 503 and names its message ID; the key keeps
  * that ID, so the retry (records of the first attempt may be in Kafka after a timeout) produces
  * the same message and request IDs, never a second message. */
@@ -594,6 +631,7 @@ static void test_send_kafka_down(void)
     check_problem(&r, 503, "kafka-unavailable");
     CHECK(strcmp(S(jstr(r.json, "message_id")), first) != 0);
     http_result_cleanup(&r);
+    test_send_lease(body, key);
 }
 
 /* ---- ERP import: every bad row is named, nothing is produced ---- */

@@ -47,6 +47,10 @@ struct lst_service_opts {
     const struct lst_http_async_route *async_routes; /* event mode only; may be NULL */
     size_t nasync_routes;
     unsigned http_async_timeout_ms; /* 503 for an async request not answered by then */
+    /* NULL: the service creates its registry. A service whose own parts register metrics
+     * before the HTTP server answers (the view API's row cache) creates it itself and hands it
+     * over here: the service owns it from then on, also when its creation fails. */
+    struct lst_metrics *metrics;
 };
 
 struct lst_service {
