@@ -21,7 +21,8 @@
 # With LST_KAFKA_BROKERS set, the history's audit records go to Kafka under a fresh topic
 # prefix; without, the view-api's producer has no broker (records are dropped, logged).
 # BENCH_VIEW_API_ROW_CACHE sets the view-api's LST_VIEW_ROW_CACHE (rendered rows kept; 0: off,
-# the cold figure: every row read from its hash; default: the service's default).
+# the cold figure: every row read from its hash; default: the service's default); a list
+# ("20000 0") measures once per value over the same load (a fresh view-api each time).
 # --smoke: 2 s per URL, 4 connections (the ctest label bench runs it with N = 2000).
 # The targets (issue 5): timeline p99 < 10 ms and >= 5000 requests/s.
 set -uo pipefail
@@ -96,15 +97,21 @@ else
     export LST_KAFKA_BROKERS=127.0.0.1:9 # none: the audit records of history views are dropped
 fi
 mkdir -p "$WORK/blobs"
-if [ -n "${BENCH_VIEW_API_ROW_CACHE:-}" ]; then
-    export LST_VIEW_ROW_CACHE=$BENCH_VIEW_API_ROW_CACHE
-fi
-LST_REDIS_PORT=$RPORT LST_REDIS_DB=0 LST_HTTP_PORT=$APORT LST_VIEW_TOKENS_FILE=$WORK/tokens \
-    LST_BLOB_DIR=$WORK/blobs LST_LOG_LEVEL=${LST_LOG_LEVEL:-error} \
-    "$BUILD/services/view-api/view-api" >"$WORK/view-api.log" 2>&1 &
-api_pid=$!
-wait_for curl -fsS "http://127.0.0.1:$APORT/healthz" ||
-    { echo "bench view-api: view-api did not start"; tail -n 20 "$WORK/view-api.log"; exit 1; }
+start_api() { # [row cache]: the view-api, with LST_VIEW_ROW_CACHE when given
+    local env=()
+    [ -n "${1:-}" ] && env=("LST_VIEW_ROW_CACHE=$1")
+    env "${env[@]}" LST_REDIS_PORT=$RPORT LST_REDIS_DB=0 LST_HTTP_PORT=$APORT \
+        LST_VIEW_TOKENS_FILE=$WORK/tokens LST_BLOB_DIR=$WORK/blobs \
+        LST_LOG_LEVEL=${LST_LOG_LEVEL:-error} \
+        "$BUILD/services/view-api/view-api" >>"$WORK/view-api.log" 2>&1 &
+    api_pid=$!
+    wait_for curl -fsS "http://127.0.0.1:$APORT/healthz" ||
+        { echo "bench view-api: view-api did not start"; tail -n 20 "$WORK/view-api.log"; exit 1; }
+}
+stop_api() {
+    kill -TERM "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
+    api_pid=""
+}
 
 read -r MID EMP DEP DEPOT HIDE < <("$BENCH" sample "$N")
 BASE="http://127.0.0.1:$APORT"
@@ -115,26 +122,35 @@ declare -A URLS=(
     [detail]="$BASE/api/messages/$MID"
 )
 rc=0
-echo "bench view-api: wrk, $CONNS connections, 2 threads, ${SECONDS_PER} s per URL," \
-    "row cache ${LST_VIEW_ROW_CACHE:-default (20000)}"
-for name in timeline depot history detail; do
-    url=${URLS[$name]}
-    code=$(curl -s -o "$WORK/one.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$url")
-    items=$(grep -o '"id":"' "$WORK/one.json" | wc -l)
-    if [ "$code" != 200 ]; then
-        echo "bench view-api: $name answered $code: $(head -c 300 "$WORK/one.json")"
-        rc=1
-        continue
-    fi
-    wrk -t 2 -c "$CONNS" -d "${SECONDS_PER}s" --latency -H "Authorization: Bearer $TOKEN" \
-        "$url" >"$WORK/wrk.txt" 2>&1
-    awk -v name="$name" -v items="$items" '
-        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
-        /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} /^Requests\/sec/ {rps = $2}
-        /Non-2xx/ {bad = $NF}
-        END { printf "bench view-api: %-8s %8.0f requests/s  p50 %6.2f ms  p99 %6.2f ms  (%d ids in one answer%s)\n",
-              name, rps, p50, p99, items, bad ? ", " bad " non-2xx answers" : "" }' "$WORK/wrk.txt"
-    grep -q "Non-2xx" "$WORK/wrk.txt" && rc=1
+measure() { # one wrk run per URL against the running view-api
+    for name in timeline depot history detail; do
+        url=${URLS[$name]}
+        code=$(curl -s -o "$WORK/one.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$url")
+        items=$(grep -o '"id":"' "$WORK/one.json" | wc -l)
+        if [ "$code" != 200 ]; then
+            echo "bench view-api: $name answered $code: $(head -c 300 "$WORK/one.json")"
+            rc=1
+            continue
+        fi
+        wrk -t 2 -c "$CONNS" -d "${SECONDS_PER}s" --latency -H "Authorization: Bearer $TOKEN" \
+            "$url" >"$WORK/wrk.txt" 2>&1
+        awk -v name="$name" -v items="$items" '
+            function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+            /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} /^Requests\/sec/ {rps = $2}
+            /Non-2xx/ {bad = $NF}
+            END { printf "bench view-api: %-8s %8.0f requests/s  p50 %6.2f ms  p99 %6.2f ms  (%d ids in one answer%s)\n",
+                  name, rps, p50, p99, items, bad ? ", " bad " non-2xx answers" : "" }' "$WORK/wrk.txt"
+        grep -q "Non-2xx" "$WORK/wrk.txt" && rc=1
+    done
+}
+# BENCH_VIEW_API_ROW_CACHE: one pass per value (e.g. "20000 0": warm and cold over one load)
+for cache in ${BENCH_VIEW_API_ROW_CACHE:-default}; do
+    [ "$cache" = default ] && cache=""
+    start_api "$cache"
+    echo "bench view-api: wrk, $CONNS connections, 2 threads, ${SECONDS_PER} s per URL," \
+        "row cache ${cache:-default (20000)}"
+    measure
+    stop_api
 done
 echo "bench view-api: targets (timeline): p99 < 10 ms, >= 5000 requests/s"
 exit $rc

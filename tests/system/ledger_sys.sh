@@ -69,6 +69,7 @@ free_port() {
 }
 start_ledger() { # retried on another port when the HTTP port was taken meanwhile
     local deadline
+    touch "$WORK/ledger.log" # the started ledger opens it a moment after the first grep below
     for _ in 1 2 3; do
         local before
         before=$(grep -c '"event":"service.started"' "$WORK/ledger.log" 2>/dev/null)
