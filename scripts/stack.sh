@@ -151,10 +151,13 @@ render_kafka_conf() {
 # broker refuse an already formatted directory.
 format_kafka() {
     [ -f "$KAFKA_DATA/meta.properties" ] && return 0
-    if [ ! -s "$KDIR/cluster.id" ]; then
+    # An id that starts with '-' reads as an option to StorageTool ("-t -x..." fails): one in
+    # 64 ids did, and a kept one failed every start. Nothing was formatted with such an id, so
+    # it is replaced.
+    while [ ! -s "$KDIR/cluster.id" ] || [ "$(head -c 1 "$KDIR/cluster.id")" = - ]; do
         # 16 random bytes, base64url without padding: the 22-character form Kafka uses.
         head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KDIR/cluster.id"
-    fi
+    done
     log "kafka: formatting storage (cluster id $(cat "$KDIR/cluster.id"))"
     java "${KAFKA_JVM[@]}" -Dlog4j.configuration="file:$ROOT/stack/log4j-tools.properties" \
         -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format -t "$(cat "$KDIR/cluster.id")" \

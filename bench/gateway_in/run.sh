@@ -4,10 +4,12 @@
 # the interop venv) decrypting the same callbacks. Prints figures; not a pass/fail test.
 #
 #   bench/gateway_in/run.sh BUILD_DIR [--callbacks N] [--senders N] [--conns N] [--no-sdk]
-#   LST_HTTP_EVENT_THREADS=2 bench/gateway_in/run.sh ...   gateway-in in event mode
+#   LST_HTTP_EVENT_THREADS=0 bench/gateway_in/run.sh ...   gateway-in in thread-per-connection
+#                                                          mode (event mode is the default)
 #
 # Brings up a stack of its own (Kafka, Redis, simulator; folder BUILD_DIR/bench-gwin-stack.*,
 # ports GWIN_BENCH_*_PORT or 29492/29493/26779/28490) and takes it down afterwards.
+# GWIN_BENCH_BIN=PATH benchmarks another gateway-in binary (a before/after comparison).
 set -uo pipefail
 BUILD=${1:?usage: run.sh BUILD_DIR [options]}
 shift
@@ -36,7 +38,7 @@ export LST_KAFKA_BROKERS=127.0.0.1:$LST_KAFKA_PORT
 export LST_TOPIC_PREFIX=""
 export LST_STACK_DIR
 LST_STACK_DIR=$(mktemp -d "$BUILD/bench-gwin-stack.XXXXXX")
-export GWIN_BIN=$BUILD/services/gateway-in/gateway-in GWIN_ADMIN=$BUILD/tools/lst-admin/lst-admin
+export GWIN_BIN=${GWIN_BENCH_BIN:-$BUILD/services/gateway-in/gateway-in} GWIN_ADMIN=$BUILD/tools/lst-admin/lst-admin
 export LST_SOURCE_DIR=$ROOT GWIN_WORK=$LST_STACK_DIR/work GWIN_SDK_APP=$HERE/sdk_callback_app.py
 cleanup() {
     "$ROOT/scripts/stack.sh" down >/dev/null 2>&1 || true
@@ -50,5 +52,5 @@ trap 'exit 130' INT TERM
     exit 1
 }
 # gateway-in inherits the environment: LST_HTTP_EVENT_THREADS=N selects its event mode.
-echo "bench: gateway-in LST_HTTP_EVENT_THREADS=${LST_HTTP_EVENT_THREADS:-0} (0: thread per connection)"
+echo "bench: gateway-in LST_HTTP_EVENT_THREADS=${LST_HTTP_EVENT_THREADS:-2 (the default)} (0: thread per connection)"
 "$BIN" "${ARGS[@]}"

@@ -236,6 +236,7 @@ void lst_gateway_destroy(struct lst_gateway *gw)
         return;
     if (gw->curl != NULL)
         curl_easy_cleanup(gw->curl);
+    lst_buf_cleanup(&gw->url); /* wiped after every call */
     if (gw->lock_ready)
         pthread_mutex_destroy(&gw->lock);
     free(gw->base_url);
@@ -347,6 +348,7 @@ lst_err lst_gateway_create(const struct lst_gateway_config *cfg, struct lst_gate
         err = LST_ERR_NOMEM;
         goto out;
     }
+    lst_buf_init(&gw->url);
     err = copy_config(gw, cfg);
     if (err == LST_OK)
         err = build_auth(gw);
@@ -458,33 +460,42 @@ static lst_err build_url(const struct lst_gateway *gw, const struct lst_gw_reque
     return lst_buf_failed(url) ? LST_ERR_NOMEM : LST_OK;
 }
 
-/* Method, body and headers of one request. *mime and *hdrs are owned by the caller. */
-static lst_err set_request(struct lst_gateway *gw, const struct lst_gw_request *rq,
-                           curl_mime **mime, struct curl_slist **hdrs)
+/* The header lines of one request, linked by hand in the caller's frame: libcurl only reads
+ * the list during the transfer, so the per-call allocations of curl_slist_append are saved. */
+struct headers {
+    struct curl_slist node[3];
+    char content_type[96];
+};
+
+static void link_header(struct headers *h, size_t *n, char *line)
 {
+    h->node[*n].data = line;
+    h->node[*n].next = NULL;
+    if (*n > 0)
+        h->node[*n - 1].next = &h->node[*n];
+    (*n)++;
+}
+
+/* Method, body and headers of one request. *mime is owned by the caller; hdrs must outlive
+ * the transfer (the caller clears CURLOPT_HTTPHEADER afterwards). */
+static lst_err set_request(struct lst_gateway *gw, const struct lst_gw_request *rq,
+                           curl_mime **mime, struct headers *hdrs)
+{
+    static char expect[] = "Expect:";
     CURL *c = gw->curl;
     CURLcode rc = CURLE_OK;
+    size_t n = 0;
     /* curl sends "Expect: 100-continue" before larger bodies and then waits up to a second
      * for a 100 the server may never send; the Gateway's bodies are small or wanted anyway. */
-    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
-    if (h == NULL)
-        return LST_ERR_NOMEM;
-    *hdrs = h;
+    link_header(hdrs, &n, expect);
     if (rq->content_type != NULL) {
-        char ct[96];
-        snprintf(ct, sizeof(ct), "Content-Type: %s", rq->content_type);
-        h = curl_slist_append(*hdrs, ct);
-        if (h == NULL)
-            return LST_ERR_NOMEM;
-        *hdrs = h;
+        snprintf(hdrs->content_type, sizeof(hdrs->content_type), "Content-Type: %s",
+                 rq->content_type);
+        link_header(hdrs, &n, hdrs->content_type);
     }
-    if (gw->request_id_header[0] != '\0') {
-        h = curl_slist_append(*hdrs, gw->request_id_header);
-        if (h == NULL)
-            return LST_ERR_NOMEM;
-        *hdrs = h;
-    }
-    rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, *hdrs);
+    if (gw->request_id_header[0] != '\0')
+        link_header(hdrs, &n, gw->request_id_header); /* stable under gw->lock */
+    rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, &hdrs->node[0]);
     if (rq->blob != NULL) {
         *mime = curl_mime_init(c);
         curl_mimepart *part = *mime ? curl_mime_addpart(*mime) : NULL;
@@ -583,14 +594,14 @@ static void run_locked(struct lst_gateway *gw, const struct lst_gw_request *rq,
                        struct lst_buf *answer, struct lst_gateway_result *res)
 {
     struct sink sink = {.curl = gw->curl, .buf = answer, .cap = rq->max_answer};
-    struct lst_buf url;
+    struct lst_buf *url = &gw->url;
     curl_mime *mime = NULL;
-    struct curl_slist *hdrs = NULL;
-    lst_buf_init(&url);
+    struct headers hdrs;
+    lst_buf_reset(url);
     lst_err err = prepare_handle(gw, &sink);
     if (err == LST_OK)
-        err = build_url(gw, rq, &url);
-    if (err == LST_OK && curl_easy_setopt(gw->curl, CURLOPT_URL, url.data) != CURLE_OK)
+        err = build_url(gw, rq, url);
+    if (err == LST_OK && curl_easy_setopt(gw->curl, CURLOPT_URL, url->data) != CURLE_OK)
         err = LST_ERR_NOMEM;
     if (err == LST_OK)
         err = set_request(gw, rq, &mime, &hdrs);
@@ -608,14 +619,13 @@ static void run_locked(struct lst_gateway *gw, const struct lst_gw_request *rq,
     if (rq->blob != NULL)
         gw->primed = false;
 out:
-    /* The header list is freed below: the handle must not keep pointing at it. */
+    /* The header list lives in this frame: the handle must not keep pointing at it. */
     curl_easy_setopt(gw->curl, CURLOPT_HTTPHEADER, NULL);
-    /* The URL holds the secret: wipe our copy before freeing it. */
-    if (url.data != NULL)
-        memset(url.data, 0, url.len);
-    lst_buf_cleanup(&url);
+    /* The URL may hold the secret: wipe it (the buffer is kept for the next call). */
+    if (url->data != NULL)
+        memset(url->data, 0, url->len);
+    lst_buf_reset(url);
     curl_mime_free(mime);
-    curl_slist_free_all(hdrs);
 }
 
 enum lst_gateway_outcome lst_gw_perform(struct lst_gateway *gw, const struct lst_gw_request *rq,

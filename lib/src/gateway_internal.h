@@ -18,8 +18,8 @@
 #define LST_GW_TEXT_ANSWER_MAX ((size_t)4096)
 #define LST_GW_JSON_ANSWER_MAX ((size_t)1024 * 1024)
 
-/* The client. All fields are fixed after create except the curl handle, errbuf and primed,
- * which the lock guards. */
+/* The client. All fields are fixed after create except the curl handle, errbuf, primed and
+ * url, which the lock guards. */
 struct lst_gateway {
     pthread_mutex_t lock;
     bool lock_ready;
@@ -35,7 +35,8 @@ struct lst_gateway {
     long timeout_ms;
     size_t max_blob;
     char errbuf[CURL_ERROR_SIZE];
-    bool primed; /* the common options are set on curl (see prepare_handle) */
+    bool primed;        /* the common options are set on curl (see prepare_handle) */
+    struct lst_buf url; /* the current call's URL, kept between calls (wiped after each) */
     /* "X-Request-Id: <id>" sent with every call, "" for none (lst_gateway_set_request_id). */
     char request_id_header[LST_GATEWAY_REQUEST_ID_MAX + sizeof("X-Request-Id: ")];
 };

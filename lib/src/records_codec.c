@@ -20,27 +20,64 @@
 #define AT(base, off, type)  ((type *)(void *)((char *)(base) + (off)))
 #define CAT(base, off, type) ((type const *)(const void *)((const char *)(base) + (off)))
 
-static lst_err fail(struct lst_buf *why, lst_err err, const char *path, const char *fmt, ...)
+/* A field path, rendered only when a failure message needs it: on the success path a
+ * record's fields cost no formatting. Each level lives on the stack of its caller and points
+ * at its parent; NULL is the record itself. */
+struct path {
+    const struct path *up;
+    const char *name; /* the field name (not for an item) */
+    bool item;        /* an array item: up[index] */
+    size_t index;
+};
+
+/* Appends s to dst[0..n) within cap (NUL included), truncating; returns the new length. */
+static size_t append(char *dst, size_t cap, size_t n, const char *s)
+{
+    size_t len = strlen(s);
+    if (len > cap - 1 - n)
+        len = cap - 1 - n;
+    memcpy(dst + n, s, len);
+    dst[n + len] = '\0';
+    return n + len;
+}
+
+/* Writes the path as "a.b.c" or "a.b[2]" into dst, truncated as fixed buffers of PATH_CAP
+ * (ITEM_PATH_CAP for an item) would; returns its length. */
+static size_t render(const struct path *p, char *dst, size_t cap)
+{
+    if (p == NULL) {
+        dst[0] = '\0';
+        return 0;
+    }
+    size_t c = p->item || cap < PATH_CAP ? cap : PATH_CAP;
+    size_t n = render(p->up, dst, c);
+    if (p->item) {
+        char idx[32];
+        snprintf(idx, sizeof(idx), "[%zu]", p->index);
+        return append(dst, c, n, idx);
+    }
+    if (n > 0)
+        n = append(dst, c, n, ".");
+    return append(dst, c, n, p->name != NULL ? p->name : "(null)");
+}
+
+static lst_err fail(struct lst_buf *why, lst_err err, const struct path *path, const char *fmt, ...)
     LST_PRINTF(4, 5);
 
 /* Writes "<path>: <message>" into why (replacing it) and returns err. */
-static lst_err fail(struct lst_buf *why, lst_err err, const char *path, const char *fmt, ...)
+static lst_err fail(struct lst_buf *why, lst_err err, const struct path *path, const char *fmt, ...)
 {
     if (why == NULL)
         return err;
-    char msg[256];
+    char msg[256], where[ITEM_PATH_CAP];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    render(path, where, sizeof(where));
     lst_buf_reset(why);
-    lst_buf_printf(why, "%s: %s", path[0] != '\0' ? path : "record", msg);
+    lst_buf_printf(why, "%s: %s", where[0] != '\0' ? where : "record", msg);
     return err;
-}
-
-static void join(char *dst, const char *path, const char *name)
-{
-    snprintf(dst, PATH_CAP, "%s%s%s", path, path[0] != '\0' ? "." : "", name);
 }
 
 static bool has_flag(const struct lst_field *f, const void *rec)
@@ -79,7 +116,7 @@ static const char *kind_name(const struct lst_table *t, const void *rec)
 }
 
 static lst_err fail_not_allowed(struct lst_buf *why, const struct lst_table *t, const void *rec,
-                                const char *path)
+                                const struct path *path)
 {
     return fail(why, LST_ERR_INVALID, path, "not allowed when %s is %s", t->fields[t->disc].name,
                 kind_name(t, rec));
@@ -87,12 +124,12 @@ static lst_err fail_not_allowed(struct lst_buf *why, const struct lst_table *t, 
 
 /* ---- validation ------------------------------------------------------------------------ */
 
-static lst_err validate_table(const struct lst_table *t, const void *rec, const char *path,
+static lst_err validate_table(const struct lst_table *t, const void *rec, const struct path *path,
                               struct lst_buf *why);
 
 /* min_len: the field's own minimum for a string field, 1 for array items. */
 static lst_err check_str(const struct lst_field *f, const char *s, size_t len, size_t min_len,
-                         const char *path, struct lst_buf *why)
+                         const struct path *path, struct lst_buf *why)
 {
     if (len < min_len)
         return fail(why, LST_ERR_INVALID, path, "empty (omit optional fields instead)");
@@ -105,19 +142,18 @@ static lst_err check_str(const struct lst_field *f, const char *s, size_t len, s
     return LST_OK;
 }
 
-static lst_err validate_strv(const struct lst_field *f, const struct lst_strv *v, const char *path,
-                             struct lst_buf *why)
+static lst_err validate_strv(const struct lst_field *f, const struct lst_strv *v,
+                             const struct path *path, struct lst_buf *why)
 {
     if ((int64_t)v->len > f->max)
         return fail(why, LST_ERR_TOO_LARGE, path, "more than %lld items", (long long)f->max);
     if ((int64_t)v->len < f->min)
         return fail(why, LST_ERR_INVALID, path, "needs at least %lld items", (long long)f->min);
     for (size_t i = 0; i < v->len; i++) {
-        char ipath[ITEM_PATH_CAP];
-        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        const struct path ipath = {.up = path, .item = true, .index = i};
         if (v->items[i] == NULL)
-            return fail(why, LST_ERR_INVALID, ipath, "missing");
-        lst_err err = check_str(f, v->items[i], strlen(v->items[i]), 1, ipath, why);
+            return fail(why, LST_ERR_INVALID, &ipath, "missing");
+        lst_err err = check_str(f, v->items[i], strlen(v->items[i]), 1, &ipath, why);
         if (err != LST_OK)
             return err;
     }
@@ -125,7 +161,7 @@ static lst_err validate_strv(const struct lst_field *f, const struct lst_strv *v
 }
 
 /* Validates the value of a field that is present and allowed. */
-static lst_err validate_value(const struct lst_field *f, const void *rec, const char *path,
+static lst_err validate_value(const struct lst_field *f, const void *rec, const struct path *path,
                               struct lst_buf *why)
 {
     switch (f->type) {
@@ -183,39 +219,37 @@ static bool present_in_struct(const struct lst_field *f, const void *rec, bool r
 }
 
 static lst_err validate_field(const struct lst_table *t, const struct lst_field *f, const void *rec,
-                              unsigned kb, const char *path, struct lst_buf *why)
+                              unsigned kb, const struct path *path, struct lst_buf *why)
 {
     bool allowed = (f->allow & kb) != 0;
     bool required = (f->req & kb) != 0;
-    char fpath[PATH_CAP];
-    join(fpath, path, f->name);
+    const struct path fpath = {.up = path, .name = f->name};
     if (f->type == LST_FT_STRV) {
         const struct lst_strv *v = CAT(rec, f->off, struct lst_strv);
         if (!allowed)
-            return v->len > 0 ? fail_not_allowed(why, t, rec, fpath) : LST_OK;
-        return validate_strv(f, v, fpath, why);
+            return v->len > 0 ? fail_not_allowed(why, t, rec, &fpath) : LST_OK;
+        return validate_strv(f, v, &fpath, why);
     }
     if (!present_in_struct(f, rec, required)) {
         if (required)
-            return fail(why, LST_ERR_INVALID, fpath, "missing");
+            return fail(why, LST_ERR_INVALID, &fpath, "missing");
         return LST_OK;
     }
     if (!allowed) {
         /* A plain bool or number cannot say "absent": only flagged or pointer fields count. */
         if (f->type == LST_FT_STR || has_flag(f, rec))
-            return fail_not_allowed(why, t, rec, fpath);
+            return fail_not_allowed(why, t, rec, &fpath);
         return LST_OK;
     }
-    return validate_value(f, rec, fpath, why);
+    return validate_value(f, rec, &fpath, why);
 }
 
-static lst_err validate_table(const struct lst_table *t, const void *rec, const char *path,
+static lst_err validate_table(const struct lst_table *t, const void *rec, const struct path *path,
                               struct lst_buf *why)
 {
     if (t->disc >= 0) {
-        char dpath[PATH_CAP];
-        join(dpath, path, t->fields[t->disc].name);
-        lst_err err = validate_value(&t->fields[t->disc], rec, dpath, why);
+        const struct path dpath = {.up = path, .name = t->fields[t->disc].name};
+        lst_err err = validate_value(&t->fields[t->disc], rec, &dpath, why);
         if (err != LST_OK)
             return err;
     }
@@ -229,9 +263,8 @@ static lst_err validate_table(const struct lst_table *t, const void *rec, const 
         const char *field = NULL, *msg = NULL;
         lst_err err = t->check(rec, &field, &msg);
         if (err != LST_OK) {
-            char fpath[PATH_CAP];
-            join(fpath, path, field);
-            return fail(why, err, fpath, "%s", msg);
+            const struct path fpath = {.up = path, .name = field};
+            return fail(why, err, &fpath, "%s", msg);
         }
     }
     return LST_OK;
@@ -239,15 +272,15 @@ static lst_err validate_table(const struct lst_table *t, const void *rec, const 
 
 lst_err lst_rec_validate(const struct lst_rec_type *t, const void *rec, struct lst_buf *why)
 {
-    return validate_table(t->table, rec, "", why);
+    return validate_table(t->table, rec, NULL, why);
 }
 
 /* ---- extraction from JSON ------------------------------------------------------------- */
 
-static lst_err extract_table(const struct lst_table *t, struct json_object *obj, const char *path,
-                             void *rec, struct lst_buf *why);
+static lst_err extract_table(const struct lst_table *t, struct json_object *obj,
+                             const struct path *path, void *rec, struct lst_buf *why);
 
-static lst_err dup_json_str(struct json_object *v, const char *path, char **out,
+static lst_err dup_json_str(struct json_object *v, const struct path *path, char **out,
                             struct lst_buf *why)
 {
     if (!json_object_is_type(v, json_type_string))
@@ -265,8 +298,8 @@ static lst_err dup_json_str(struct json_object *v, const char *path, char **out,
     return LST_OK;
 }
 
-static lst_err extract_strv(const struct lst_field *f, struct json_object *v, const char *path,
-                            struct lst_strv *out, struct lst_buf *why)
+static lst_err extract_strv(const struct lst_field *f, struct json_object *v,
+                            const struct path *path, struct lst_strv *out, struct lst_buf *why)
 {
     if (!json_object_is_type(v, json_type_array))
         return fail(why, LST_ERR_INVALID, path, "expected array");
@@ -277,9 +310,8 @@ static lst_err extract_strv(const struct lst_field *f, struct json_object *v, co
     if (out->items == NULL)
         return LST_ERR_NOMEM;
     for (size_t i = 0; i < n; i++) {
-        char ipath[ITEM_PATH_CAP];
-        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
-        lst_err err = dup_json_str(json_object_array_get_idx(v, i), ipath, &out->items[i], why);
+        const struct path ipath = {.up = path, .item = true, .index = i};
+        lst_err err = dup_json_str(json_object_array_get_idx(v, i), &ipath, &out->items[i], why);
         if (err != LST_OK)
             return err;
         out->len = i + 1;
@@ -287,8 +319,8 @@ static lst_err extract_strv(const struct lst_field *f, struct json_object *v, co
     return LST_OK;
 }
 
-static lst_err extract_enum(const struct lst_field *f, struct json_object *v, const char *path,
-                            void *rec, struct lst_buf *why)
+static lst_err extract_enum(const struct lst_field *f, struct json_object *v,
+                            const struct path *path, void *rec, struct lst_buf *why)
 {
     if (!json_object_is_type(v, json_type_string))
         return fail(why, LST_ERR_INVALID, path, "expected string");
@@ -305,7 +337,7 @@ static lst_err extract_enum(const struct lst_field *f, struct json_object *v, co
     return fail(why, LST_ERR_INVALID, path, "unknown value");
 }
 
-static lst_err extract_version(struct json_object *v, const char *path, struct lst_buf *why)
+static lst_err extract_version(struct json_object *v, const struct path *path, struct lst_buf *why)
 {
     if (!json_object_is_type(v, json_type_int))
         return fail(why, LST_ERR_INVALID, path, "expected integer");
@@ -315,8 +347,8 @@ static lst_err extract_version(struct json_object *v, const char *path, struct l
     return LST_OK;
 }
 
-static lst_err extract_value(const struct lst_field *f, struct json_object *v, const char *path,
-                             void *rec, struct lst_buf *why)
+static lst_err extract_value(const struct lst_field *f, struct json_object *v,
+                             const struct path *path, void *rec, struct lst_buf *why)
 {
     switch (f->type) {
     case LST_FT_VERSION:
@@ -353,25 +385,24 @@ static lst_err extract_value(const struct lst_field *f, struct json_object *v, c
 }
 
 static lst_err extract_field(const struct lst_table *t, const struct lst_field *f,
-                             struct json_object *obj, unsigned kb, const char *path, void *rec,
-                             struct lst_buf *why)
+                             struct json_object *obj, unsigned kb, const struct path *path,
+                             void *rec, struct lst_buf *why)
 {
-    char fpath[PATH_CAP];
-    join(fpath, path, f->name);
+    const struct path fpath = {.up = path, .name = f->name};
     bool required = (f->req & kb) != 0;
     struct json_object *v = NULL;
     bool found = json_object_object_get_ex(obj, f->name, &v);
     /* JSON null is "absent" for optional fields; for required ones it is a wrong type. */
     if (!found || (v == NULL && !required)) {
         if (required)
-            return fail(why, LST_ERR_INVALID, fpath, "missing");
+            return fail(why, LST_ERR_INVALID, &fpath, "missing");
         return LST_OK;
     }
     if ((f->allow & kb) == 0)
-        return fail_not_allowed(why, t, rec, fpath);
+        return fail_not_allowed(why, t, rec, &fpath);
     if (v == NULL)
-        return fail(why, LST_ERR_INVALID, fpath, "must not be null");
-    lst_err err = extract_value(f, v, fpath, rec, why);
+        return fail(why, LST_ERR_INVALID, &fpath, "must not be null");
+    lst_err err = extract_value(f, v, &fpath, rec, why);
     if (err == LST_OK)
         set_has(f, rec);
     return err;
@@ -379,8 +410,8 @@ static lst_err extract_field(const struct lst_table *t, const struct lst_field *
 
 /* Order: the version first (a v2 record may look like anything), then the kind (it decides
  * which fields belong), then the rest in table order. */
-static lst_err extract_table(const struct lst_table *t, struct json_object *obj, const char *path,
-                             void *rec, struct lst_buf *why)
+static lst_err extract_table(const struct lst_table *t, struct json_object *obj,
+                             const struct path *path, void *rec, struct lst_buf *why)
 {
     size_t first = 0;
     lst_err err = LST_OK;
@@ -424,17 +455,17 @@ static lst_err parse_object(const char *data, size_t len, struct json_object **o
         end = len;
     }
     if (root == NULL && (jerr == json_tokener_continue || jerr == json_tokener_error_parse_eof)) {
-        err = fail(why, LST_ERR_INVALID, "", "not JSON (truncated)");
+        err = fail(why, LST_ERR_INVALID, NULL, "not JSON (truncated)");
     } else if (root == NULL && jerr == json_tokener_success) {
-        err = fail(why, LST_ERR_INVALID, "", "expected a JSON object"); /* JSON null */
+        err = fail(why, LST_ERR_INVALID, NULL, "expected a JSON object"); /* JSON null */
     } else if (root == NULL) {
-        err = fail(why, LST_ERR_INVALID, "", "not JSON (%s at byte %zu)",
+        err = fail(why, LST_ERR_INVALID, NULL, "not JSON (%s at byte %zu)",
                    json_tokener_error_desc(jerr), end);
     } else if (end < len) {
         /* strict mode stops at a NUL byte without complaint */
-        err = fail(why, LST_ERR_INVALID, "", "trailing data at byte %zu", end);
+        err = fail(why, LST_ERR_INVALID, NULL, "trailing data at byte %zu", end);
     } else if (!json_object_is_type(root, json_type_object)) {
-        err = fail(why, LST_ERR_INVALID, "", "expected a JSON object");
+        err = fail(why, LST_ERR_INVALID, NULL, "expected a JSON object");
     }
     json_tokener_free(tok);
     if (err != LST_OK) {
@@ -450,23 +481,23 @@ lst_err lst_rec_decode(const struct lst_rec_type *t, const char *data, size_t le
 {
     memset(out, 0, t->size);
     if (data == NULL || len == 0)
-        return fail(why, LST_ERR_INVALID, "", "empty (a tombstone is not a record)");
+        return fail(why, LST_ERR_INVALID, NULL, "empty (a tombstone is not a record)");
     if (len > LST_RECORD_MAX)
-        return fail(why, LST_ERR_TOO_LARGE, "", "exceeds %d bytes", LST_RECORD_MAX);
+        return fail(why, LST_ERR_TOO_LARGE, NULL, "exceeds %d bytes", LST_RECORD_MAX);
     struct json_object *root = NULL;
     lst_err err = parse_object(data, len, &root, why);
     if (err != LST_OK)
         goto out;
-    err = extract_table(t->table, root, "", out, why);
+    err = extract_table(t->table, root, NULL, out, why);
     if (err == LST_OK)
-        err = validate_table(t->table, out, "", why);
+        err = validate_table(t->table, out, NULL, why);
     /* json-c keeps invalid UTF-8 as is; the fields we read were checked one by one, this
      * catches the rest (unknown fields, keys) so that nothing invalid is passed on. */
     if (err == LST_OK && !lst_utf8_valid(data, len))
-        err = fail(why, LST_ERR_UTF8, "", "invalid UTF-8 outside the known fields");
+        err = fail(why, LST_ERR_UTF8, NULL, "invalid UTF-8 outside the known fields");
 out:
     if (err == LST_ERR_NOMEM && why != NULL)
-        fail(why, err, "", "out of memory");
+        fail(why, err, NULL, "out of memory");
     if (err != LST_OK)
         lst_rec_cleanup(t, out);
     json_object_put(root);
@@ -555,7 +586,7 @@ static void encode_table(const struct lst_table *t, const void *rec, struct lst_
 lst_err lst_rec_encode(const struct lst_rec_type *t, const void *rec, struct lst_buf *out)
 {
     lst_buf_reset(out);
-    lst_err err = validate_table(t->table, rec, "", NULL);
+    lst_err err = validate_table(t->table, rec, NULL, NULL);
     if (err != LST_OK)
         return err;
     encode_table(t->table, rec, out);

@@ -382,10 +382,8 @@ struct lst_http_async *gwin_callback_async(void *ud, const struct lst_http_reque
     struct gateway_in *ctx = lst_service_ctx(ud);
     struct gwin_call c;
     gwin_call_init(&c, req->body, req->body_len, req->remote_addr);
-    enum gwin_result r = gwin_call_verify(ctx, &c);
     lst_err dlq_err = LST_OK;
-    if (r == GWIN_ACCEPTED)
-        r = gwin_call_parse(ctx, &c, &dlq_err);
+    enum gwin_result r = gwin_call_check(ctx, &c, &dlq_err);
     struct job *j = NULL;
     struct lst_http_async *a = NULL;
     if (r == GWIN_ACCEPTED || r == GWIN_DLQ)

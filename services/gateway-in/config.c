@@ -61,15 +61,17 @@ static const struct lst_config_entry entries[] = {
      .min = 4,
      .max = 4096,
      .offset = CFG(max_connections),
-     .desc = "Concurrent connections, one handler thread each (a handler waits for Kafka)"},
+     .desc = "Concurrent connections (with LST_HTTP_EVENT_THREADS=0 one handler thread each, "
+             "which waits for Kafka)"},
     {.name = "LST_HTTP_EVENT_THREADS",
      .type = LST_CONFIG_INT,
-     .def = "0",
+     .def = "2",
      .min = 0,
      .max = 64,
      .offset = CFG(event_threads),
-     .desc = "0: one handler thread per connection; N > 0: N event threads, callbacks handled "
-             "asynchronously (pipelined dedupe claims, Kafka acks without a waiting thread)"},
+     .desc = "N > 0: N event threads, callbacks handled asynchronously (pipelined dedupe "
+             "claims, Kafka acks without a waiting thread); 0: one handler thread per "
+             "connection (the design before event mode)"},
     {.name = "LST_CALLBACK_ACK_TIMEOUT_MS",
      .type = LST_CONFIG_MS,
      .def = "8000",

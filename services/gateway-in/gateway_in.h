@@ -18,10 +18,10 @@
  *   async.c      event mode: the async route, the stage thread (pipelined dedupe, produce
  *                without waiting), the delivery reports, the worker pool for blocking cases
  *
- * Threads: by default libmicrohttpd runs one handler thread per connection (callback.c's
- * blocking handler). With LST_HTTP_EVENT_THREADS > 0 a few event threads verify and parse, the
- * stage thread claims and produces, the producer's poll thread answers, workers take the
- * blocking cases (see async.c). Everything in struct
+ * Threads: by default (LST_HTTP_EVENT_THREADS > 0, event mode) a few event threads verify and
+ * parse, the stage thread claims and produces, the producer's poll thread answers, workers take
+ * the blocking cases (see async.c). With LST_HTTP_EVENT_THREADS=0 libmicrohttpd runs one
+ * handler thread per connection (callback.c's blocking handler). Everything in struct
  * gateway_in is read-only after start-up except what is behind its own lock (pools, the
  * process key cache, the keycache) or atomic (metrics). */
 #ifndef LST_SVC_GATEWAY_IN_H
@@ -193,11 +193,10 @@ struct gwin_call {
 };
 void gwin_call_init(struct gwin_call *c, const char *body, size_t len, const char *remote);
 void gwin_call_cleanup(struct gwin_call *c);
-/* Step 1, CPU only: GWIN_ACCEPTED, GWIN_BAD_MAC or GWIN_MALFORMED. */
-enum gwin_result gwin_call_verify(struct gateway_in *ctx, struct gwin_call *c);
-/* Step 2, CPU only: GWIN_ACCEPTED; GWIN_DLQ with *dlq_err (dead-letter it with
- * gwin_call_dead_letter); GWIN_UNAVAILABLE when out of memory. */
-enum gwin_result gwin_call_parse(struct gateway_in *ctx, struct gwin_call *c, lst_err *dlq_err);
+/* Steps 1 and 2, CPU only: GWIN_ACCEPTED; GWIN_BAD_MAC or GWIN_MALFORMED (answer 401/400);
+ * GWIN_DLQ with *dlq_err (authentic but unusable: dead-letter it with gwin_call_dead_letter);
+ * GWIN_UNAVAILABLE when out of memory. */
+enum gwin_result gwin_call_check(struct gateway_in *ctx, struct gwin_call *c, lst_err *dlq_err);
 /* Blocking (waits for Kafka): the dead letter; GWIN_DLQ or GWIN_UNAVAILABLE. */
 enum gwin_result gwin_call_dead_letter(struct gateway_in *ctx, struct gwin_call *c, lst_err err);
 /* Steps 4 and 5 of a claimed event, blocking (key fetch, blobs, the Kafka wait). */

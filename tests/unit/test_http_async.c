@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,6 +225,45 @@ static void test_resume_from_another_thread(void)
     stop(&f);
 }
 
+/* Event mode's connection pool is 16 KiB (http_server.c) and MHD resets it between keep-alive
+ * requests: headers of about 8 KiB and a body eight times the pool, three times on one
+ * connection, are still taken and answered whole. */
+static void test_big_headers_keepalive(void)
+{
+    enum { BODY = 128 * 1024, HDR = 8000 };
+    struct fixture f;
+    REQUIRE(start(&f, 5000, true));
+    char *body = malloc(BODY + 1), *want = malloc(BODY + 6), *hdr = malloc(HDR + 8);
+    REQUIRE(body != NULL && want != NULL && hdr != NULL);
+    memset(body, 'b', BODY);
+    body[BODY] = '\0';
+    snprintf(want, BODY + 6, "echo:%s", body);
+    memcpy(hdr, "X-Big: ", 7);
+    memset(hdr + 7, 'h', HDR);
+    hdr[7 + HDR] = '\0';
+    struct curl_slist *h = curl_slist_append(NULL, hdr);
+    struct result r;
+    CURL *c = easy(f.port, "/async", body, &r);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    for (int i = 0; i < 3; i++) {
+        lst_buf_reset(&r.body);
+        long connects = -1;
+        CHECK_EQ(curl_easy_perform(c), CURLE_OK);
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+        CHECK_EQ(r.status, 200);
+        CHECK(body_is(&r, want));
+        CHECK_EQ(connects, i == 0 ? 1 : 0); /* the same connection after the first */
+    }
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    lst_buf_cleanup(&r.body);
+    free(body);
+    free(want);
+    free(hdr);
+    stop(&f);
+}
+
 /* No completion: the timer answers 503; the late completion is freed unsent. */
 static void test_timeout_answer(void)
 {
@@ -336,4 +376,5 @@ static void test_all(void)
 }
 
 LST_TEST_MAIN(T(test_all), T(test_answer_now_plain_and_builtin), T(test_resume_from_another_thread),
-              T(test_timeout_answer), T(test_many_concurrent), T(test_destroy_answers_pending))
+              T(test_timeout_answer), T(test_many_concurrent), T(test_destroy_answers_pending),
+              T(test_big_headers_keepalive))

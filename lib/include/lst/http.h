@@ -3,14 +3,16 @@
  *
  * Two modes, chosen by lst_http_config.event_threads:
  *
- * Event mode (event_threads > 0, opt-in): MHD's epoll loop on a pool of event_threads threads
- * (MHD_USE_EPOLL_INTERNAL_THREAD, MHD_OPTION_THREAD_POOL_SIZE, MHD_ALLOW_SUSPEND_RESUME).
+ * Event mode (event_threads > 0; gateway-in's default): MHD's epoll loop on a pool of
+ * event_threads threads (MHD_USE_EPOLL_INTERNAL_THREAD, MHD_OPTION_THREAD_POOL_SIZE,
+ * MHD_ALLOW_SUSPEND_RESUME), each connection's memory pool 16 KiB (request headers up to
+ * about 8 KiB).
  * Every handler (plain, built-in, async) runs on an event thread and must not block; work
  * that waits (Kafka acks, Redis, downloads) goes through an async route (below), whose answer
  * comes from another thread. A server timer thread answers async requests that are not
  * completed in time. Streamed responses are not meant for this mode (their next may block).
  *
- * Thread-per-connection mode (event_threads == 0, the default; view-api's SSE and the
+ * Thread-per-connection mode (event_threads == 0, the library's default; view-api's SSE and the
  * simulator rely on it): one thread per connection (MHD_USE_THREAD_PER_CONNECTION with MHD's
  * internal polling thread), at most max_connections of them. Handlers may block (gateway-in waits
  * for a Kafka delivery report inside its handler): a blocked handler holds only its own connection.
