@@ -5,6 +5,12 @@
  *   bench_ledger produce MESSAGES   per message: the message, 10 outbound, 10 sent, 10
  *                                   delivered and 7 read receipts (38 records); prints the count
  *   bench_ledger wait RECORDS SECS  waits until RECORDS are applied; prints events/s
+ *   bench_ledger apply MESSAGES KIND
+ *                                   applies the records of one KIND (message, outbound, sent,
+ *                                   delivered, read) of the same workload straight through the
+ *                                   ledger's core to Redis, no Kafka (bench/ledger/lua_cost.sh
+ *                                   runs the kinds in that order under callgrind); prints the
+ *                                   count
  *
  * Environment: LST_KAFKA_BROKERS, LST_TOPIC_PREFIX, LST_REDIS_PORT, LST_REDIS_DB. */
 #include <stdio.h>
@@ -14,6 +20,7 @@
 #include <hiredis/hiredis.h>
 
 #include "../../tests/unit/test_ledger_records.h"
+#include "ledger.h"
 #include "lst/kafka.h"
 #include "lst/log.h"
 
@@ -29,8 +36,18 @@ static const char *env(const char *name, const char *def)
 
 static int failed;
 
-static void send(struct lst_kafka_producer *p, const char *base, const char *key,
-                 const struct lst_buf *v)
+/* Where the generated records go: Kafka (produce) or the ledger's core (apply). */
+enum kind { K_MESSAGE, K_OUTBOUND, K_SENT, K_DELIVERED, K_READ, K__ALL };
+struct sink {
+    struct lst_kafka_producer *p;
+    struct ledger_core *core;
+    enum kind only; /* apply: the kind applied; K__ALL for produce */
+    int64_t next[LEDGER_T__COUNT];
+    long n;
+};
+
+static void produce_rec(struct lst_kafka_producer *p, const char *base, const char *key,
+                        const struct lst_buf *v)
 {
     char t[256];
     snprintf(t, sizeof(t), "%s%s", env("LST_TOPIC_PREFIX", ""), base);
@@ -47,13 +64,41 @@ static void send(struct lst_kafka_producer *p, const char *base, const char *key
     }
 }
 
-static long produce_one(struct lst_kafka_producer *p, struct lst_buf *b, int k)
+static void apply_rec(struct sink *s, enum ledger_topic t, const char *key, const struct lst_buf *v)
+{
+    const struct ledger_done *done;
+    size_t n;
+    struct ledger_rec r = {.topic = t,
+                           .offset = s->next[t]++,
+                           .key = key,
+                           .keylen = strlen(key),
+                           .value = v->data,
+                           .len = v->len};
+    if (ledger_core_add(s->core, &r) != LST_OK)
+        failed++;
+    if (ledger_core_pending(s->core) >= 500 && ledger_core_flush(s->core, &done, &n) != LST_OK)
+        failed++;
+}
+
+static void send(struct sink *s, enum kind k, const char *base, const char *key,
+                 const struct lst_buf *v)
+{
+    static const enum ledger_topic topic[K__ALL] = {
+        LEDGER_T_MESSAGE, LEDGER_T_OUTBOUND, LEDGER_T_SENT, LEDGER_T_INBOUND, LEDGER_T_INBOUND};
+    if (s->only == K__ALL)
+        produce_rec(s->p, base, key, v);
+    else if (s->only == k)
+        apply_rec(s, topic[k], key, v);
+    else
+        return;
+    s->n++;
+}
+
+static void produce_one(struct sink *s, struct lst_buf *b, int k)
 {
     char mid[27], eids[NRCPT][16], tids[NRCPT][16], tm[17], rid[17];
     const char *rcpt[NRCPT];
     int64_t at = TBASE + (int64_t)k * 1000;
-    long n = 0;
-
     lrec_mid(mid, at, (unsigned)k);
     for (int j = 0; j < NRCPT; j++) {
         snprintf(eids[j], 16, "E%03d", (k * NRCPT + j) % NEMP);
@@ -61,27 +106,23 @@ static long produce_one(struct lst_kafka_producer *p, struct lst_buf *b, int k)
         rcpt[j] = eids[j];
     }
     lrec_message(b, mid, "disp1", "Leitstelle", k % 2 ? "tour" : "info", rcpt, NRCPT, at);
-    send(p, "lst.message", mid, b);
-    n++;
+    send(s, K_MESSAGE, "lst.message", mid, b);
     for (int j = 0; j < NRCPT; j++) {
         snprintf(tm, sizeof(tm), "%016llx", (unsigned long long)(k * 16 + j));
         lrec_outbound(b, mid, eids[j], tids[j], at);
-        send(p, "lst.outbound", eids[j], b);
+        send(s, K_OUTBOUND, "lst.outbound", eids[j], b);
         lrec_sent(b, mid, eids[j], tm, NULL, false, at + 50);
-        send(p, "lst.sent", eids[j], b);
+        send(s, K_SENT, "lst.sent", eids[j], b);
         snprintf(rid, sizeof(rid), "%016llx", (unsigned long long)(k * 32 + j * 2) | (1ull << 60));
         lrec_receipt(b, tids[j], tm, 1, at + 500, rid);
-        send(p, "lst.inbound", tids[j], b);
-        n += 3;
+        send(s, K_DELIVERED, "lst.inbound", tids[j], b);
         if (j < 7) {
             snprintf(rid, sizeof(rid), "%016llx",
                      (unsigned long long)(k * 32 + j * 2 + 1) | (1ull << 60));
             lrec_receipt(b, tids[j], tm, 2, at + 5000, rid);
-            send(p, "lst.inbound", tids[j], b);
-            n++;
+            send(s, K_READ, "lst.inbound", tids[j], b);
         }
     }
-    return n;
 }
 
 static int produce(int messages)
@@ -90,20 +131,62 @@ static int produce(int messages)
                                   .client_id = "bench-ledger",
                                   .message_timeout_ms = 120000,
                                   .flush_timeout_ms = 120000};
-    struct lst_kafka_producer *p = NULL;
+    struct sink s = {.only = K__ALL};
     struct lst_buf b;
-    long n = 0;
 
-    if (lst_kafka_producer_create(&kc, &p) != LST_OK)
+    if (lst_kafka_producer_create(&kc, &s.p) != LST_OK)
         return 1;
     lst_buf_init(&b);
     for (int k = 0; k < messages; k++)
-        n += produce_one(p, &b, k);
-    lst_err err = lst_kafka_producer_flush(p, 120000);
-    lst_kafka_producer_destroy(p);
+        produce_one(&s, &b, k);
+    lst_err err = lst_kafka_producer_flush(s.p, 120000);
+    lst_kafka_producer_destroy(s.p);
     lst_buf_cleanup(&b);
-    printf("%ld\n", n);
+    printf("%ld\n", s.n);
     return err == LST_OK && failed == 0 ? 0 : 1;
+}
+
+/* The records of one kind straight into the ledger's core (the service's defaults: 32 events
+ * per script call, pipelines of 500), one partition per topic, continuing at its watermark. */
+static int apply(int messages, const char *kind)
+{
+    static const char *const names[K__ALL] = {"message", "outbound", "sent", "delivered", "read"};
+    struct ledger_config cfg = {
+        .batch = 500, .script_events = 32, .reply_window = 3600000, .read_receipts = 5};
+    struct lst_redis_config rc = {.port = (int)strtol(env("LST_REDIS_PORT", "6379"), NULL, 10),
+                                  .timeout_ms = 60000};
+    struct lst_redis *redis = NULL;
+    struct ledger_core core;
+    struct sink s = {.core = &core, .only = K__ALL};
+    const struct ledger_done *done;
+    size_t n;
+    struct lst_buf b;
+    char prefix[128];
+
+    for (int k = 0; k < K__ALL; k++)
+        s.only = strcmp(kind, names[k]) == 0 ? (enum kind)k : s.only;
+    snprintf(prefix, sizeof(prefix), "%s", env("LST_TOPIC_PREFIX", ""));
+    if (s.only == K__ALL || lst_redis_create(&rc, &redis) != LST_OK)
+        return 2;
+    cfg.common.topic_prefix = prefix;
+    if (ledger_core_init(&core, &cfg, redis, NULL, NULL) != LST_OK)
+        return 1;
+    for (int t = 0; t < LEDGER_T__COUNT; t++) {
+        int64_t at = 0;
+        if (ledger_core_start(&core, (enum ledger_topic)t, 0, &at) != LST_OK)
+            return 1;
+        s.next[t] = at >= 0 ? at : 0; /* LST_KAFKA_OFFSET_BEGINNING (negative) on a fresh Redis */
+    }
+    lst_buf_init(&b);
+    for (int k = 0; k < messages; k++)
+        produce_one(&s, &b, k);
+    if (ledger_core_flush(&core, &done, &n) != LST_OK)
+        failed++;
+    ledger_core_cleanup(&core);
+    lst_redis_destroy(redis);
+    lst_buf_cleanup(&b);
+    printf("%ld\n", s.n);
+    return failed == 0 ? 0 : 1;
 }
 
 /* Records applied: the sum over partitions of watermark + 1. */
@@ -155,8 +238,11 @@ int main(int argc, char **argv)
     lst_log_init("bench-ledger", LST_LOG_WARN);
     if (argc == 3 && strcmp(argv[1], "produce") == 0)
         return produce((int)strtol(argv[2], NULL, 10));
+    if (argc == 4 && strcmp(argv[1], "apply") == 0)
+        return apply((int)strtol(argv[2], NULL, 10), argv[3]);
     if (argc == 4 && strcmp(argv[1], "wait") == 0)
         return wait_applied(strtoll(argv[2], NULL, 10), (int)strtol(argv[3], NULL, 10));
-    fprintf(stderr, "usage: bench_ledger produce MESSAGES | wait RECORDS SECS\n");
+    fprintf(stderr, "usage: bench_ledger produce MESSAGES | wait RECORDS SECS | apply MESSAGES "
+                    "message|outbound|sent|delivered|read\n");
     return 2;
 }
