@@ -153,6 +153,7 @@ static int apply(int messages, const char *kind)
     static const char *const names[K__ALL] = {"message", "outbound", "sent", "delivered", "read"};
     struct ledger_config cfg = {
         .batch = 500, .script_events = 32, .reply_window = 3600000, .read_receipts = 5};
+    cfg.read_receipts = strtol(env("LST_LEDGER_READ_RECEIPTS_N", "5"), NULL, 10);
     struct lst_redis_config rc = {.port = (int)strtol(env("LST_REDIS_PORT", "6379"), NULL, 10),
                                   .timeout_ms = 60000};
     struct lst_redis *redis = NULL;
