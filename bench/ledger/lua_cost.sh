@@ -30,7 +30,18 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-PORT=${BENCH_LEDGER_REDIS_PORT:-$((12000 + RANDOM % 20000))}
+free_port() {
+    local p
+    for _ in $(seq 1 50); do
+        p=$((12000 + RANDOM % 20000)) # below the ephemeral range (32768-60999)
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+PORT=${BENCH_LEDGER_REDIS_PORT:-$(free_port)}
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" --collect-atstart=no \
     --toggle-collect=evalShaCommand redis-server --port "$PORT" --bind 127.0.0.1 \
     --dir "$WORK" --save '' --appendonly no >"$WORK/valgrind.log" 2>&1 &
