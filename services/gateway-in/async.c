@@ -8,8 +8,10 @@
  *                  key is in the process cache and there is no blob to fetch, and produced with
  *                  lst_kafka_produce_async. Also writes the "done"/release markers queued by
  *                  delivery reports, pipelined.
- *   poll thread    (the producer's) the delivery report: answers the request (200 only on an
- *                  ack) and queues the marker.
+ *   poll thread    (the producer's) the delivery report: an ack queues the "done" marker with
+ *                  the request, which the stage answers 200 once the marker is written (a
+ *                  repeat of the callback right after our 200 must find "done", not "pending",
+ *                  or it gets 503); a failure releases the claim and answers 503 at once.
  *   workers        the rare blocking cases: dead letters, unknown senders (key fetch), files
  *                  and images (blob download and store), boxes that do not open with the cached
  *                  key. They run the same code as thread-per-connection mode.
@@ -76,6 +78,7 @@ struct marker {
     bool done; /* true: SET done; false: release our pending token */
     char event_id[LST_EVENT_ID_LEN + 1];
     char token[GWIN_TOKEN_LEN + 1];
+    struct job *job; /* a "done" marker's request, answered 200 after the write */
     struct marker *next;
 };
 
@@ -152,6 +155,31 @@ static void queue_marker(struct gwin_async *as, const struct job *j, bool done)
     pthread_mutex_unlock(&as->mu);
 }
 
+/* The acked job's "done" marker; the stage answers the job after writing it. Once the stage
+ * has ended (shutdown), the job is answered at once and its pending marker expires. */
+static void queue_done(struct gwin_async *as, struct job *j)
+{
+    struct marker *m = calloc(1, sizeof(*m));
+    if (m != NULL) {
+        m->done = true;
+        m->job = j;
+        memcpy(m->event_id, j->c.event_id, sizeof(m->event_id));
+        memcpy(m->token, j->c.token, sizeof(m->token));
+    }
+    pthread_mutex_lock(&as->mu);
+    bool queued = m != NULL && !as->stop_stage;
+    if (queued) {
+        m->next = as->marks;
+        as->marks = m;
+        pthread_cond_signal(&as->stage_cv);
+    }
+    pthread_mutex_unlock(&as->mu);
+    if (!queued) {
+        free(m);
+        finish(j, GWIN_ACCEPTED);
+    }
+}
+
 /* ---- the delivery report (producer's poll thread) ---- */
 
 static void on_delivery(const struct lst_kafka_delivery *d, void *opaque)
@@ -169,7 +197,11 @@ static void on_delivery(const struct lst_kafka_delivery *d, void *opaque)
         lst_buf_printf(&j->c.why, "Kafka: %s", lst_strerror(d->err));
         r = GWIN_UNAVAILABLE;
     }
-    queue_marker(ctx->async, j, r == GWIN_ACCEPTED);
+    if (r == GWIN_ACCEPTED && j->claim == GWIN_CLAIM_OK) {
+        queue_done(ctx->async, j);
+        return;
+    }
+    queue_marker(ctx->async, j, false); /* releases a claim of a failed record */
     finish(j, r);
 }
 
@@ -268,14 +300,26 @@ static void dispatch(struct gwin_async *as, struct job *j)
     }
 }
 
+/* Answers the requests whose "done" markers were just written (or could not be: Kafka has
+ * the record either way, so it is 200; the pending marker then expires by its TTL). */
+static void answer_done(struct job **jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        finish(jobs[i], GWIN_ACCEPTED);
+}
+
 static void write_markers(struct gwin_async *as, struct marker *m)
 {
     struct gateway_in *ctx = as->ctx;
+    struct job *jobs[MARKER_BATCH];
     char key[160];
     while (m != NULL) {
+        size_t njobs = 0;
         lst_redis_pipe_reset(as->pipe);
         for (size_t n = 0; m != NULL && n < MARKER_BATCH; n++) {
             struct marker *next = m->next;
+            if (m->job != NULL)
+                jobs[njobs++] = m->job;
             key_of(ctx, m->event_id, key, sizeof(key));
             const char *argv[2] = {key, m->token};
             if (m->done)
@@ -290,6 +334,7 @@ static void write_markers(struct gwin_async *as, struct marker *m)
         bool probe = false;
         if (!gwin_rgate_admit(&ctx->rgate, &probe)) {
             lst_counter_inc(ctx->m.redis_skipped); /* pending markers expire by their TTL */
+            answer_done(jobs, njobs);
             continue;
         }
         lst_err err = lst_redis_pipe_exec(as->redis, as->pipe);
@@ -300,6 +345,7 @@ static void write_markers(struct gwin_async *as, struct marker *m)
             lst_counter_inc(ctx->m.redis_errors);
             LST_WARN("gateway_in.redis_failed", "writing dedupe markers failed: %s", why);
         }
+        answer_done(jobs, njobs);
     }
 }
 
