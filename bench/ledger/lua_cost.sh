@@ -30,17 +30,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((12000 + RANDOM % 20000)) # below the ephemeral range (32768-60999)
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=scripts/lib/free_port.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/free_port.sh"
 PORT=${BENCH_LEDGER_REDIS_PORT:-$(free_port)}
 valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" --collect-atstart=no \
     --toggle-collect=evalShaCommand redis-server --port "$PORT" --bind 127.0.0.1 \

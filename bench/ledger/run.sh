@@ -33,17 +33,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((12000 + RANDOM % 20000)) # below the ephemeral range (32768-60999)
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=scripts/lib/free_port.sh
+. "$ROOT/scripts/lib/free_port.sh"
 
 export LST_REDIS_PORT=${BENCH_LEDGER_REDIS_PORT:-$(free_port)}
 export LST_REDIS_DB=0

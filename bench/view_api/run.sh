@@ -50,17 +50,8 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((12000 + RANDOM % 20000)) # below the ephemeral range (32768-60999)
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=scripts/lib/free_port.sh
+. "$ROOT/scripts/lib/free_port.sh"
 wait_for() { # command... : polls for up to 10 s
     for _ in $(seq 1 200); do
         "$@" >/dev/null 2>&1 && return 0

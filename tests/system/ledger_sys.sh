@@ -56,17 +56,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((12000 + RANDOM % 20000)) # below the ephemeral range (32768-60999)
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=scripts/lib/free_port.sh
+. "$SRC/scripts/lib/free_port.sh"
 start_ledger() { # retried on another port when the HTTP port was taken meanwhile
     local deadline
     touch "$WORK/ledger.log" # the started ledger opens it a moment after the first grep below

@@ -27,17 +27,8 @@ WORK=$(mktemp -d /tmp/refill-sys-XXXXXX)
 TOKEN=refill-sys-token-1
 lpid="" vpid="" rpid="" ppid=""
 
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((12000 + RANDOM % 20000)) # below the ephemeral range (32768-60999)
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
+# shellcheck source=scripts/lib/free_port.sh
+. "$SRC/scripts/lib/free_port.sh"
 
 export LST_TOPIC_PREFIX="refillsys$$."
 export LST_REDIS_PORT=${LST_REFILL_SYS_REDIS_PORT:-$(free_port)}
