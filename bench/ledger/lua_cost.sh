@@ -61,6 +61,8 @@ for kind in message outbound sent delivered read; do
     rm -f "$WORK"/cg.out.*
     callgrind_control -d "$kind" "$vg_pid" >/dev/null 2>&1
     dump=$(ls -t "$WORK"/cg.out.* 2>/dev/null | head -n 1)
+    # LUA_COST_KEEP=DIR keeps each kind's callgrind dump (callgrind_annotate shows where it went)
+    if [ -n "${LUA_COST_KEEP:-}" ] && [ -n "$dump" ]; then cp "$dump" "$LUA_COST_KEEP/cg.$kind"; fi
     ir=$(total "$dump")
     [ -n "$ir" ] || { echo "lua cost: no callgrind dump for $kind"; exit 1; }
     all_ir=$((all_ir + ir))

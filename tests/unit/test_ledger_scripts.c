@@ -1006,6 +1006,142 @@ static void test_interleavings_give_identical_projections(void)
     fx_stop(&f);
 }
 
+/* Adds evs[from .. to) to the core and applies them with one flush: many events per script
+ * call (the service's normal case), where the per-event feed above applies one. */
+static void feed_batch(struct fx *f, struct ev *evs, const int *order, int from, int to)
+{
+    const struct ledger_done *done;
+    size_t n = 0;
+    for (int k = from; k < to; k++) {
+        const struct ev *e = &evs[order[k]];
+        struct ledger_rec r = {.topic = e->t,
+                               .partition = e->p,
+                               .offset = f->next[e->t][e->p]++,
+                               .key = e->key,
+                               .keylen = strlen(e->key),
+                               .value = e->value,
+                               .len = e->len};
+        CHECK(ledger_core_add(&f->core, &r) == LST_OK);
+    }
+    CHECK(ledger_core_flush(&f->core, &done, &n) == LST_OK);
+    CHECK_EQ((long long)n, (long long)(to - from));
+    for (size_t i = 0; i < n; i++)
+        CHECK_EQ((int)done[i].outcome, LEDGER_APPLIED);
+}
+
+/* One interleaving (each partition's order kept) as indexes into evs. */
+static void interleave(const struct ev *evs, int n, unsigned seed, int *order)
+{
+    bool used[512] = {0};
+    int done = 0;
+    while (done < n) {
+        seed = seed * 1103515245u + 12345u;
+        int pick = (int)((seed >> 8) % (unsigned)n);
+        for (int i = 0; i < n; i++) {
+            if (!used[i] && evs[i].t == evs[pick].t && evs[i].p == evs[pick].p) {
+                order[done++] = i;
+                used[i] = true;
+                break;
+            }
+        }
+    }
+}
+
+/* The script defers work to the end of a call (the read-receipt rule runs once per employee
+ * and call): applying the same records in batches of any size, many events per script call,
+ * must give exactly the projections of applying them one by one. */
+static void test_batches_equal_single_events(void)
+{
+    struct fx f;
+    struct ev evs[512];
+    int order[512];
+    struct lst_buf one, batched;
+
+    REQUIRE(fx_start(&f, 2));
+    lst_buf_init(&one);
+    lst_buf_init(&batched);
+    int n = build_scenario(evs);
+    REQUIRE(n < 512);
+    for (unsigned run = 0; run < 6; run++) {
+        interleave(evs, n, run * 104729u + 3, order);
+        fx_flushall(&f);
+        for (int k = 0; k < n; k++)
+            feed_batch(&f, evs, order, k, k + 1);
+        lst_buf_reset(&one);
+        ledger_dump(f.rc, &one, 1);
+        fx_flushall(&f);
+        unsigned size = 5 + run * 11; /* 5 .. 60 events per flush, 8 per script call */
+        for (int k = 0; k < n; k += (int)size)
+            feed_batch(&f, evs, order, k, k + (int)size < n ? k + (int)size : n);
+        lst_buf_reset(&batched);
+        ledger_dump(f.rc, &batched, 1);
+        if (strcmp(one.data, batched.data) != 0) {
+            fprintf(stderr, "run %u: batches of %u differ from single events\n", run, size);
+            CHECK(0);
+            break;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(evs[i].value);
+    lst_buf_cleanup(&one);
+    lst_buf_cleanup(&batched);
+    fx_stop(&f);
+}
+
+/* An employee the batch's receipts put under the read-receipt rule and who is erased later in
+ * the same script call stays out of rroff: the deferred evaluation finds the erased one's
+ * delivered list gone. */
+static void test_erasure_after_receipts_in_one_call(void)
+{
+    struct fx f;
+    struct ev evs[64];
+    int order[64];
+    struct lst_buf b;
+    const char *rcpt[] = {"EA", "EB"};
+    int n = 0;
+
+    REQUIRE(fx_start(&f, 3));
+    lst_buf_init(&b);
+    for (unsigned k = 0; k < 3; k++) {
+        char mid[27], tma[17], tmb[17], rid[17];
+        int64_t at = T0 + k * 1000;
+        lrec_mid(mid, at, k);
+        lrec_message(&b, mid, "disp1", "Leitstelle", "tour", rcpt, 2, at);
+        push_ev(evs, &n, LEDGER_T_MESSAGE, 0, mid, &b);
+        snprintf(tma, sizeof(tma), "%016x", 0xa00u + k);
+        snprintf(tmb, sizeof(tmb), "%016x", 0xb00u + k);
+        lrec_sent(&b, mid, "EA", tma, NULL, false, at + 10);
+        push_ev(evs, &n, LEDGER_T_SENT, 0, "EA", &b);
+        lrec_sent(&b, mid, "EB", tmb, NULL, false, at + 10);
+        push_ev(evs, &n, LEDGER_T_SENT, 0, "EB", &b);
+        snprintf(rid, sizeof(rid), "%016x", 0x100u + k);
+        lrec_receipt(&b, "DRV0000A", tma, 1, at + 100, rid);
+        push_ev(evs, &n, LEDGER_T_INBOUND, 0, "DRV0000A", &b);
+        snprintf(rid, sizeof(rid), "%016x", 0x300u + k);
+        lrec_receipt(&b, "DRV0000B", tmb, 2, at + 150, rid);
+        push_ev(evs, &n, LEDGER_T_INBOUND, 0, "DRV0000B", &b);
+    }
+    int before_erasure = n;
+    push_ev(evs, &n, LEDGER_T_EMPLOYEES, 0, "EA", NULL);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    /* the deliveries alone put EA in rroff (checked one call earlier) */
+    feed_batch(&f, evs, order, 0, before_erasure);
+    CHECK_EQ(num(&f, "SISMEMBER lst:lg:rroff %s", "EA", NULL), 1);
+    fx_flushall(&f);
+    /* all of it, the erasure included, in one script call */
+    f.cfg.script_events = 64;
+    ledger_core_cleanup(&f.core);
+    REQUIRE(ledger_core_init(&f.core, &f.cfg, f.redis, NULL, NULL) == LST_OK);
+    feed_batch(&f, evs, order, 0, n);
+    CHECK_EQ(num(&f, "SISMEMBER lst:lg:rroff %s", "EA", NULL), 0);
+    CHECK_EQ(num(&f, "SISMEMBER lst:lg:erased %s", "EA", NULL), 1);
+    for (int i = 0; i < n; i++)
+        free(evs[i].value);
+    lst_buf_cleanup(&b);
+    fx_stop(&f);
+}
+
 /* --rebuild's drop: every projection key goes, however SCAN splits them (a reply may hold
  * more keys than its COUNT), other services' keys stay. */
 static void test_rebuild_drops_every_key(void)
@@ -1056,4 +1192,5 @@ LST_TEST_MAIN(T(test_rules_parse), T(test_every_order_same_state),
               T(test_inbound_directory_replies), T(test_sent_to_employee_history_and_pending),
               T(test_directory_change_moves_history), T(test_watermark_gate_and_dlq),
               T(test_redis_loss_detected), T(test_interleavings_give_identical_projections),
+              T(test_batches_equal_single_events), T(test_erasure_after_receipts_in_one_call),
               T(test_rebuild_drops_every_key))

@@ -27,11 +27,15 @@ while i <= #ARGV do
     elseif wm < PREV then
         out[#out + 1] = 'LGAP watermark ' .. wm .. ' behind ' .. PREV
     else
-        CREDITS = {}
+        if next(CREDITS) ~= nil then -- a fresh table only after an event staged credits
+            CREDITS = {}
+        end
         local ok, err = pcall(APPLY[kind])
         mver_flush() -- also after a failure: what it wrote stays
         if ok then
-            credits_fold(credits, CREDITS)
+            if next(CREDITS) ~= nil then
+                credits_fold(credits, CREDITS)
+            end
             wms[WM_FIELD] = OFF
             touched[WM_FIELD] = ARGV[i + 2]
             out[#out + 1] = 1
@@ -44,6 +48,7 @@ while i <= #ARGV do
     end
     i = Z + 1
 end
+rr_flush()
 local flat = {}
 for field, off in pairs(touched) do
     flat[#flat + 1] = field

@@ -89,6 +89,10 @@ local function call(cmd, key, ...)
 end
 
 local function mver_flush()
+    if next(MTOUCHED) == nil then -- most events: a fresh table per event is garbage to collect
+        MV = nil
+        return
+    end
     for key, w in pairs(MTOUCHED) do
         if w == 'w' or (w == 'd' and rcall('EXISTS', key) == 1) then
             rcall('HSET', key, 'v', mver())
@@ -112,19 +116,26 @@ local function arg(i)
     return v
 end
 
-local B32 = {}
-do
+-- Crockford's base 32 digit values by byte, built on first use: the script's top level runs
+-- on every call, and most calls decode no ULID.
+local B32 = nil
+
+local function b32_table()
+    local t = {}
     local alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
     for i = 1, 32 do
-        B32[string.byte(alphabet, i)] = i - 1
+        t[string.byte(alphabet, i)] = i - 1
     end
+    return t
 end
 
 -- Milliseconds of a ULID message ID (its first 10 characters).
 local function ulid_ms(id)
+    B32 = B32 or b32_table()
+    local b = {string.byte(id, 1, 10)}
     local t = 0
     for i = 1, 10 do
-        t = t * 32 + (B32[string.byte(id, i)] or 0)
+        t = t * 32 + (B32[b[i]] or 0)
     end
     return t
 end
@@ -264,10 +275,11 @@ end
 -- recipient's state moved; eid, st), t=annotation (handled or category changed). Capped at
 -- about EV_MAX entries (MAXLEN ~). Not part of the rebuild-identical projections: a rebuild
 -- re-emits every change with new stream IDs (docs/ledger.md).
-local EV_MAX = 100000
+local EV_MAX = '100000' -- a string: Lua formats a number argument with printf every call
+local EV_KEY = P .. 'ev'
 
 local function ev_add(t, id, ...)
-    call('XADD', P .. 'ev', 'MAXLEN', '~', EV_MAX, '*', 't', t, 'id', id, ...)
+    rcall('XADD', EV_KEY, 'MAXLEN', '~', EV_MAX, '*', 't', t, 'id', id, ...)
 end
 
 -- ---- per-recipient state ----------------------------------------------------------------
@@ -312,20 +324,33 @@ local function state_of(s)
     return 'queued'
 end
 
--- Compact JSON with integers printed as integers (cjson would switch to exponents).
+-- Compact JSON with integers printed as integers (cjson would switch to exponents). Runs on
+-- every state change, so the field names come quoted (INT_KEY, STR_KEY, in INTS's and STRS's
+-- order) and the loops are numeric: ipairs, a global lookup or a table length per field showed
+-- in lua_cost.sh.
+local INT_KEY = {'"q":', '"w":', '"f":', '"s":', '"d":', '"r":', '"a":', '"x":', '"fat":',
+                 '"fh":', '"att":', '"dup":', '"ff":', '"cr":'}
+local STR_KEY = {'"tm":', '"tid":', '"fc":', '"fr":'}
+local NINTS, NSTRS = #INTS, #STRS
+local sfmt, jenc, tconcat = string.format, cjson.encode, table.concat
+
 local function senc(s)
-    local parts = {'"st":"' .. s.st .. '"'}
-    for _, k in ipairs(INTS) do
-        if s[k] then
-            parts[#parts + 1] = '"' .. k .. '":' .. string.format('%d', s[k])
+    local parts, n = {'{"st":"' .. s.st .. '"'}, 1
+    for i = 1, NINTS do
+        local v = s[INTS[i]]
+        if v then
+            n = n + 1
+            parts[n] = INT_KEY[i] .. sfmt('%d', v)
         end
     end
-    for _, k in ipairs(STRS) do
-        if s[k] then
-            parts[#parts + 1] = '"' .. k .. '":' .. cjson.encode(s[k])
+    for i = 1, NSTRS do
+        local v = s[STRS[i]]
+        if v then
+            n = n + 1
+            parts[n] = STR_KEY[i] .. jenc(v)
         end
     end
-    return '{' .. table.concat(parts, ',') .. '}'
+    return tconcat(parts, ',') .. '}'
 end
 
 -- Failure details: the final one beats a retry, then the later one, then the larger code.
@@ -423,27 +448,27 @@ end
 -- ---- per-message aggregates and status indexes ------------------------------------------
 
 -- The fields of m:<mid> that a merge needs, read with one HMGET per merge (credits,
--- aggregates, status indexes).
-local MFIELDS = {'msg', 'cat', 'at', 'disp', 'dep', 'n'}
-local NMF = #MFIELDS
-for _, st in ipairs(STATES) do
-    MFIELDS[#MFIELDS + 1] = 's:' .. st
-end
-
+-- aggregates, status indexes). Written out rather than built from STATES: the ledger's hottest
+-- read, and a Lua call or table insert per field cost more than the command (lua_cost.sh).
 local function load_msg(mid)
-    local v = call('HMGET', P .. 'm:' .. mid, unpack(MFIELDS))
-    local c = {n = num(v[6])}
-    for i, st in ipairs(STATES) do
-        c[st] = num(v[NMF + i])
-    end
-    return {msg = v[1], cat = v[2], at = tonumber(v[3]), disp = v[4], dep = v[5], c = c}
+    local v = rcall('HMGET', MP .. mid, 'msg', 'cat', 'at', 'disp', 'dep', 'n', 's:queued',
+        's:retrying', 's:failed', 's:sent', 's:delivered', 's:read', 's:acknowledged',
+        's:declined')
+    return {msg = v[1], cat = v[2], at = tonumber(v[3]), disp = v[4], dep = v[5],
+            c = {n = tonumber(v[6]) or 0, queued = tonumber(v[7]) or 0,
+                 retrying = tonumber(v[8]) or 0, failed = tonumber(v[9]) or 0,
+                 sent = tonumber(v[10]) or 0, delivered = tonumber(v[11]) or 0,
+                 read = tonumber(v[12]) or 0, acknowledged = tonumber(v[13]) or 0,
+                 declined = tonumber(v[14]) or 0}}
 end
 
 -- Merges the observation o into the state of (mid, eid). Returns the old state name (nil
 -- when the recipient was new), the new one and the set of steps that got their first time.
+-- r: is not an item hash (no version to stamp), so it is read and written with rcall. A
+-- state nothing changed is not encoded again: encoding is the merge's dearest part.
 local function merge(mid, eid, o, m)
     local rk = P .. 'r:' .. mid
-    local raw = call('HGET', rk, eid)
+    local raw = rcall('HGET', rk, eid)
     local s = {}
     local old = nil
     if raw then
@@ -452,35 +477,46 @@ local function merge(mid, eid, o, m)
     end
     local before = s.s
     local changed = {}
+    local dirty = raw == nil
     for _, k in ipairs(STEPS) do
         local v = o[k]
         if v then
-            if s[k] == nil then
+            local cur = s[k]
+            if cur == nil then
                 changed[k] = true
                 s[k] = v
-            elseif v < s[k] then
+                dirty = true
+            elseif v < cur then
                 s[k] = v
+                dirty = true
             end
         end
     end
     if o.tm and (s.tm == nil or before == nil or o.s < before or (o.s == before and o.tm < s.tm)) then
+        dirty = dirty or s.tm ~= o.tm or s.tid ~= o.tid
         s.tm = o.tm
         s.tid = o.tid
     end
     if o.fc and better_failure(s, o) then
         s.fc, s.fr, s.fh, s.fat, s.ff = o.fc, o.fr, o.fh, o.fat, o.ff
+        dirty = true
     end
     if o.dup and o.dup > num(s.dup) then
         s.dup = o.dup
+        dirty = true
     end
     if o.att and o.att > num(s.att) then
         s.att = o.att
+        dirty = true
     end
+    local cr = s.cr
     count_credit(mid, s, m)
-    s.st = state_of(s)
-    local enc = senc(s)
-    if enc ~= raw then
-        call('HSET', rk, eid, enc)
+    if dirty or s.cr ~= cr then
+        s.st = state_of(s)
+        local enc = senc(s)
+        if enc ~= raw then
+            rcall('HSET', rk, eid, enc)
+        end
     end
     return old, s.st, changed, s
 end
@@ -521,27 +557,34 @@ end
 -- The transition old -> new of one recipient: the counts in m:<mid> (one HSET, and an HDEL
 -- when a count drops to zero: the hash must not depend on the path) and only the status
 -- indexes whose membership flipped. m: load_msg's fields, from before the transition.
--- Returns the number of readers after it.
+-- Returns the number of readers after it. The hottest write of the ledger, so it stamps the
+-- item's version itself (as call() would: MTOUCHED 'v' and the version appended to the HSET)
+-- instead of going through call()'s generic argument handling.
 local function agg_status(mid, m, old, new)
     local c = m.c
     local before = status_flags(c)
-    local mk = P .. 'm:' .. mid
-    local set = {}
+    local mk = MP .. mid
+    local f1, v1
     if old == nil then
         c.n = c.n + 1
-        set[1], set[2] = 'n', c.n
+        f1, v1 = 'n', c.n
     else
-        c[old] = c[old] - 1
-        if c[old] == 0 then
+        local left = c[old] - 1
+        c[old] = left
+        if left == 0 then
             call('HDEL', mk, 's:' .. old)
         else
-            set[1], set[2] = 's:' .. old, c[old]
+            f1, v1 = 's:' .. old, left
         end
     end
-    c[new] = c[new] + 1
-    set[#set + 1] = 's:' .. new
-    set[#set + 1] = c[new]
-    call('HSET', mk, unpack(set))
+    local now = c[new] + 1
+    c[new] = now
+    MTOUCHED[mk] = 'v'
+    if f1 then
+        rcall('HSET', mk, f1, v1, 's:' .. new, now, 'v', mver())
+    else
+        rcall('HSET', mk, 's:' .. new, now, 'v', mver())
+    end
     if m.msg then
         local after = status_flags(c)
         for _, name in ipairs(STATUS_NAMES) do
@@ -597,13 +640,30 @@ local function rr_update(eid)
     end
 end
 
+-- The employees whose rule inputs changed in this script call, evaluated once each by
+-- rr_flush at its end (the epilogue): the rule is a function of the final data, so one
+-- evaluation after the batch gives what one after every event gave, and a batch often touches
+-- the same drivers many times (a message's first reader re-evaluates all its recipients).
+local RR_DIRTY = {}
+
+local function rr_mark(eid)
+    RR_DIRTY[eid] = true
+end
+
+local function rr_flush()
+    for eid in pairs(RR_DIRTY) do
+        rr_update(eid)
+    end
+    RR_DIRTY = {}
+end
+
 -- The first reader of a message is new evidence for every recipient still at delivered.
 local function first_read(mid, reader)
-    local all = call('HGETALL', P .. 'r:' .. mid)
+    local all = rcall('HGETALL', P .. 'r:' .. mid)
     for i = 1, #all, 2 do
         local eid = all[i]
         if eid ~= reader and string.find(all[i + 1], '"st":"delivered"', 1, true) then
-            rr_update(eid)
+            rr_mark(eid)
         end
     end
 end
@@ -618,6 +678,8 @@ local function had(s, changed, steps)
     end
     return false
 end
+
+local DRAX, RAX = {'d', 'r', 'a', 'x'}, {'r', 'a', 'x'}
 
 local function after(mid, eid, old, new, changed, m, s)
     if old ~= new then
@@ -634,18 +696,19 @@ local function after(mid, eid, old, new, changed, m, s)
         -- trimmed for good: the top N of a growing set only rises), likewise rd.
         local mt = ulid_ms(mid)
         local dl = P .. 'e:' .. eid .. ':dl'
-        if not had(s, changed, {'d', 'r', 'a', 'x'}) then
-            call('ZADD', dl, mt, mid)
-            call('ZREMRANGEBYRANK', dl, 0, -(RRN + 1))
+        if not had(s, changed, DRAX) then
+            rcall('ZADD', dl, mt, mid)
+            rcall('ZREMRANGEBYRANK', dl, 0, -(RRN + 1))
         end
         local read = changed.r or changed.a or changed.x
-        if read and not had(s, changed, {'r', 'a', 'x'}) then
+        if read and not had(s, changed, RAX) then
             local rd = P .. 'e:' .. eid .. ':rd'
-            call('ZADD', rd, mt, mid)
-            call('ZREMRANGEBYRANK', rd, 0, -(RRN + 1))
+            rcall('ZADD', rd, mt, mid)
+            rcall('ZREMRANGEBYRANK', rd, 0, -(RRN + 1))
         end
-        if changed.d or (read and call('SISMEMBER', P .. 'rroff', eid) == 1) then
-            rr_update(eid)
+        -- a read can only take the employee out of rroff (no need to look when already marked)
+        if changed.d or (read and not RR_DIRTY[eid] and rcall('SISMEMBER', P .. 'rroff', eid) == 1) then
+            rr_mark(eid)
         end
     end
 end
