@@ -23,40 +23,9 @@ struct lst_kafka_reader {
     bool ever_assigned;
 };
 
-static lst_err reader_conf(const struct lst_kafka_config *cfg, const char *group_id,
-                           rd_kafka_conf_t **out)
-{
-    rd_kafka_conf_t *conf = NULL;
-    lst_err result = lst_kafka_conf_new(cfg, &conf);
-
-    *out = NULL;
-    if (result != LST_OK)
-        goto out;
-    result = LST_ERR_CONFIG;
-    /* Only offsets the application marks done are stored and committed, for monitoring;
-     * the start position always comes from the start callback. */
-    if (lst_kafka_conf_at_least_once(conf, group_id) != LST_OK ||
-        lst_kafka_conf_extras(conf, cfg) != LST_OK)
-        goto out;
-    *out = conf;
-    conf = NULL;
-    result = LST_OK;
-out:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-    return result;
-}
-
 static bool opts_ok(const struct lst_kafka_reader_opts *o)
 {
-    if (o == NULL || o->group_id == NULL || o->group_id[0] == '\0' || o->topics == NULL ||
-        o->ntopics == 0 || o->ntopics > 1000 || o->start == NULL)
-        return false;
-    for (size_t i = 0; i < o->ntopics; i++) {
-        if (o->topics[i] == NULL || o->topics[i][0] == '\0')
-            return false;
-    }
-    return true;
+    return o != NULL && o->start != NULL && lst_kafka_topics_ok(o->group_id, o->topics, o->ntopics);
 }
 
 static lst_err copy_topics(struct lst_kafka_reader *r, const struct lst_kafka_reader_opts *o)
@@ -78,9 +47,11 @@ lst_err lst_kafka_reader_create(const struct lst_kafka_config *cfg,
                                 const struct lst_kafka_reader_opts *opts,
                                 struct lst_kafka_reader **out)
 {
+    /* Only offsets the application marks done are stored and committed, for monitoring;
+     * the start position always comes from the start callback. */
+    struct lst_kafka_handle_spec spec = {.type = RD_KAFKA_CONSUMER,
+                                         .event = "kafka.reader.create_failed"};
     struct lst_kafka_reader *r = NULL;
-    rd_kafka_conf_t *conf = NULL;
-    char errstr[512];
     lst_err result = LST_ERR_CONFIG;
 
     *out = NULL;
@@ -99,23 +70,13 @@ lst_err lst_kafka_reader_create(const struct lst_kafka_config *cfg,
     result = copy_topics(r, opts);
     if (result != LST_OK)
         goto out;
-    result = reader_conf(cfg, opts->group_id, &conf);
+    spec.group_id = opts->group_id;
+    result = lst_kafka_handle_new(cfg, &spec, &r->rk);
     if (result != LST_OK)
         goto out;
-    r->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (r->rk == NULL) {
-        LST_ERROR("kafka.reader.create_failed", "%s", errstr);
-        result = LST_ERR_CONFIG;
-        goto out;
-    }
-    conf = NULL; /* owned by rk now */
-    rd_kafka_poll_set_consumer(r->rk);
     *out = r;
     r = NULL;
-    result = LST_OK;
 out:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
     lst_kafka_reader_destroy(r);
     return result;
 }
@@ -128,7 +89,7 @@ static lst_err fetch_counts(struct lst_kafka_reader *r, int *counts)
 
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         LST_WARN("kafka.reader.metadata_failed", "%s", rd_kafka_err2name(err));
-        return lst_kafka_err_map(err) == LST_ERR_TIMEOUT ? LST_ERR_TIMEOUT : LST_ERR_KAFKA;
+        return lst_kafka_err_coarse(err);
     }
     for (size_t i = 0; i < r->ntopics; i++) {
         counts[i] = 0;
@@ -233,60 +194,32 @@ size_t lst_kafka_reader_assigned(const struct lst_kafka_reader *r)
     return r->assigned;
 }
 
+/* Every error but a partition EOF is logged and polling goes on; a fatal one ends the poll. */
+static lst_err reader_error(const rd_kafka_message_t *m, void *arg)
+{
+    (void)arg;
+    if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        LST_WARN("kafka.reader.error", "topic %s [%d]: %s",
+                 m->rkt ? rd_kafka_topic_name(m->rkt) : "-", (int)m->partition,
+                 rd_kafka_err2name(m->err));
+    return m->err == RD_KAFKA_RESP_ERR__FATAL ? LST_ERR_KAFKA_FATAL : LST_OK;
+}
+
 lst_err lst_kafka_reader_poll(struct lst_kafka_reader *r, int timeout_ms,
                               struct lst_kafka_record *out)
 {
-    int64_t deadline = lst_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    rd_kafka_message_t *m;
-    rd_kafka_timestamp_type_t tstype;
+    static const struct lst_kafka_poll_ops ops = {.on_error = reader_error};
 
-    memset(out, 0, sizeof(*out));
-    do {
-        int64_t left = deadline - lst_mono_ms();
-        m = rd_kafka_consumer_poll(r->rk, left > 0 ? (int)left : 0);
-        if (m == NULL)
-            continue;
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            out->topic = rd_kafka_topic_name(m->rkt);
-            out->partition = m->partition;
-            out->offset = m->offset;
-            out->key = m->key;
-            out->keylen = m->key_len;
-            out->value = m->payload;
-            out->len = m->len;
-            out->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
-            out->msg = m;
-            return LST_OK;
-        }
-        rd_kafka_resp_err_t err = m->err;
-        if (err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            LST_WARN("kafka.reader.error", "topic %s [%d]: %s",
-                     m->rkt ? rd_kafka_topic_name(m->rkt) : "-", (int)m->partition,
-                     rd_kafka_err2name(err));
-        rd_kafka_message_destroy(m);
-        if (err == RD_KAFKA_RESP_ERR__FATAL)
-            return LST_ERR_KAFKA_FATAL;
-    } while (lst_mono_ms() < deadline);
-    return LST_ERR_TIMEOUT;
+    return lst_kafka_poll_record(r->rk, timeout_ms, &ops, out);
 }
 
 lst_err lst_kafka_reader_done(struct lst_kafka_reader *r, const struct lst_kafka_record *rec)
 {
-    rd_kafka_topic_partition_list_t *list;
     rd_kafka_resp_err_t err;
+    lst_err result = lst_kafka_store_next(r->rk, rec, &err);
 
-    if (rec == NULL || rec->topic == NULL || rec->offset < 0)
-        return LST_ERR_INVALID;
-    list = rd_kafka_topic_partition_list_new(1);
-    if (list == NULL)
-        return LST_ERR_NOMEM;
-    rd_kafka_topic_partition_list_add(list, rec->topic, rec->partition)->offset = rec->offset + 1;
-    err = rd_kafka_offsets_store(r->rk, list);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        err = list->elems[0].err;
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        return LST_OK;
+    if (result != LST_OK || err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return result;
     /* Only monitoring depends on it: the restart position is the application's own. */
     LST_DEBUG("kafka.reader.store_failed", "%s", rd_kafka_err2name(err));
     return err == RD_KAFKA_RESP_ERR__STATE ? LST_ERR_STATE : LST_ERR_KAFKA;

@@ -1,5 +1,7 @@
-/* Kafka helpers shared by producer and consumer: error mapping, the common configuration,
- * librdkafka's log lines routed into our JSON log, the metadata probe and topic creation. */
+/* Kafka helpers shared by the handle kinds: error mapping, the common configuration and handle
+ * creation, librdkafka's log lines routed into our JSON log, fatal errors, the metadata probe,
+ * what the group consumer and the assigned reader share (topic checks, the poll loop, record
+ * conversion, the offset store) and topic creation. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,13 @@ lst_err lst_kafka_err_map(rd_kafka_resp_err_t err)
     }
 }
 
+lst_err lst_kafka_err_coarse(rd_kafka_resp_err_t err)
+{
+    lst_err mapped = lst_kafka_err_map(err);
+
+    return mapped == LST_OK || mapped == LST_ERR_TIMEOUT ? mapped : LST_ERR_KAFKA;
+}
+
 /* librdkafka logs from its own threads with syslog levels; lst_log is thread-safe. */
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
@@ -64,7 +73,16 @@ lst_err lst_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *v
     return LST_OK;
 }
 
-lst_err lst_kafka_conf_new(const struct lst_kafka_config *cfg, rd_kafka_conf_t **out)
+lst_err lst_kafka_conf_set_int(rd_kafka_conf_t *conf, const char *key, int value)
+{
+    char text[32];
+
+    snprintf(text, sizeof(text), "%d", value);
+    return lst_kafka_conf_set(conf, key, text);
+}
+
+/* A new conf with the settings every handle shares. On success *out is owned by the caller. */
+static lst_err conf_new(const struct lst_kafka_config *cfg, rd_kafka_conf_t **out)
 {
     lst_err result = LST_ERR_CONFIG;
     rd_kafka_conf_t *conf = NULL;
@@ -94,7 +112,7 @@ out:
     return result;
 }
 
-lst_err lst_kafka_conf_at_least_once(rd_kafka_conf_t *conf, const char *group_id)
+static lst_err conf_at_least_once(rd_kafka_conf_t *conf, const char *group_id)
 {
     /* The 2.0.2 defaults store an offset on hand-over (a crash skips work) and start a new
      * group at the end of the topic (looks exactly like loss). */
@@ -108,7 +126,7 @@ lst_err lst_kafka_conf_at_least_once(rd_kafka_conf_t *conf, const char *group_id
     return LST_OK;
 }
 
-lst_err lst_kafka_conf_extras(rd_kafka_conf_t *conf, const struct lst_kafka_config *cfg)
+static lst_err conf_extras(rd_kafka_conf_t *conf, const struct lst_kafka_config *cfg)
 {
     if (cfg->extra == NULL)
         return LST_OK;
@@ -130,6 +148,63 @@ lst_err lst_kafka_conf_extras(rd_kafka_conf_t *conf, const struct lst_kafka_conf
     return LST_OK;
 }
 
+/* The spec's settings between the common ones and the extras, which come last. */
+static lst_err conf_kind(rd_kafka_conf_t *conf, const struct lst_kafka_config *cfg,
+                         const struct lst_kafka_handle_spec *spec)
+{
+    rd_kafka_conf_set_opaque(conf, spec->opaque);
+    if (spec->group_id != NULL && conf_at_least_once(conf, spec->group_id) != LST_OK)
+        return LST_ERR_CONFIG;
+    if (spec->apply != NULL && spec->apply(conf, cfg) != LST_OK)
+        return LST_ERR_CONFIG;
+    return conf_extras(conf, cfg);
+}
+
+lst_err lst_kafka_handle_new(const struct lst_kafka_config *cfg,
+                             const struct lst_kafka_handle_spec *spec, rd_kafka_t **out)
+{
+    rd_kafka_conf_t *conf = NULL;
+    char errstr[512];
+    lst_err result = conf_new(cfg, &conf);
+
+    *out = NULL;
+    if (result == LST_OK)
+        result = conf_kind(conf, cfg, spec);
+    if (result != LST_OK)
+        goto out;
+    *out = rd_kafka_new(spec->type, conf, errstr, sizeof(errstr));
+    if (*out == NULL) {
+        LST_ERROR(spec->event, "%s", errstr);
+        result = LST_ERR_CONFIG;
+        goto out;
+    }
+    conf = NULL; /* owned by the handle now */
+    /* Serves error_cb (and librdkafka's main queue) from rd_kafka_consumer_poll. */
+    if (spec->type == RD_KAFKA_CONSUMER)
+        rd_kafka_poll_set_consumer(*out);
+out:
+    if (conf != NULL)
+        rd_kafka_conf_destroy(conf);
+    return result;
+}
+
+bool lst_kafka_error_is_fatal(int err, const char *reason, const char *event)
+{
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        return true;
+    /* Broker down, transport errors: retried by librdkafka itself. */
+    LST_WARN(event, "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    return false;
+}
+
+void lst_kafka_log_fatal(rd_kafka_t *rk, const char *event, const char *what)
+{
+    char reason[512];
+    rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, reason, sizeof(reason));
+
+    LST_ERROR(event, "%s failed for good: %s: %s", what, rd_kafka_err2name(orig), reason);
+}
+
 lst_err lst_kafka_probe(rd_kafka_t *rk, int timeout_ms)
 {
     const struct rd_kafka_metadata *md = NULL;
@@ -139,15 +214,91 @@ lst_err lst_kafka_probe(rd_kafka_t *rk, int timeout_ms)
     /* all_topics=0 and no topic: asks for brokers and locally known topics only, cheap. */
     err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        result = lst_kafka_err_map(err);
-        if (result != LST_ERR_TIMEOUT)
-            result = LST_ERR_KAFKA;
         LST_DEBUG("kafka.probe.failed", "%s", rd_kafka_err2str(err));
-        return result;
+        return lst_kafka_err_coarse(err);
     }
     result = md->broker_cnt > 0 ? LST_OK : LST_ERR_KAFKA;
     rd_kafka_metadata_destroy(md);
     return result;
+}
+
+bool lst_kafka_topics_ok(const char *group_id, const char *const *topics, size_t ntopics)
+{
+    if (group_id == NULL || group_id[0] == '\0' || topics == NULL || ntopics == 0 || ntopics > 1000)
+        return false;
+    for (size_t i = 0; i < ntopics; i++) {
+        if (topics[i] == NULL || topics[i][0] == '\0')
+            return false;
+    }
+    return true;
+}
+
+static void fill_record(rd_kafka_message_t *m, struct lst_kafka_record *out)
+{
+    rd_kafka_timestamp_type_t tstype;
+
+    out->topic = rd_kafka_topic_name(m->rkt);
+    out->partition = m->partition;
+    out->offset = m->offset;
+    out->key = m->key;
+    out->keylen = m->key_len;
+    out->value = m->payload;
+    out->len = m->len;
+    out->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+    out->msg = m;
+}
+
+/* One message per poll: the batch APIs of 2.0.2 lose or misreport messages around seek,
+ * pause/resume and rebalances (fixed in 2.1.0). */
+lst_err lst_kafka_poll_record(rd_kafka_t *rk, int timeout_ms, const struct lst_kafka_poll_ops *ops,
+                              struct lst_kafka_record *out)
+{
+    int64_t deadline = lst_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    rd_kafka_message_t *m;
+    lst_err result;
+
+    memset(out, 0, sizeof(*out));
+    do {
+        result = ops->before != NULL ? ops->before(ops->arg) : LST_OK;
+        if (result != LST_OK)
+            return result;
+        int64_t left = deadline - lst_mono_ms();
+        m = rd_kafka_consumer_poll(rk, left > 0 ? (int)left : 0);
+        if (m == NULL)
+            continue;
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            fill_record(m, out);
+            return LST_OK;
+        }
+        result = ops->on_error(m, ops->arg);
+        rd_kafka_message_destroy(m);
+        if (result != LST_OK)
+            return result;
+    } while (lst_mono_ms() < deadline);
+    return LST_ERR_TIMEOUT;
+}
+
+lst_err lst_kafka_store_next(rd_kafka_t *rk, const struct lst_kafka_record *rec,
+                             rd_kafka_resp_err_t *err)
+{
+    rd_kafka_topic_partition_list_t *list;
+    rd_kafka_topic_partition_t *tp;
+
+    *err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (rec == NULL || rec->topic == NULL || rec->offset < 0)
+        return LST_ERR_INVALID;
+    list = rd_kafka_topic_partition_list_new(1);
+    if (list == NULL)
+        return LST_ERR_NOMEM;
+    tp = rd_kafka_topic_partition_list_add(list, rec->topic, rec->partition);
+    /* The list form stores the value as given: the next offset to read is offset + 1
+     * (rd_kafka_offset_store_message does not exist before 2.1.0). */
+    tp->offset = rec->offset + 1;
+    *err = rd_kafka_offsets_store(rk, list);
+    if (*err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        *err = tp->err;
+    rd_kafka_topic_partition_list_destroy(list);
+    return LST_OK;
 }
 
 static lst_err create_topic_result(rd_kafka_event_t *ev, const char *topic)
@@ -173,7 +324,7 @@ static lst_err create_topic_result(rd_kafka_event_t *ev, const char *topic)
         return LST_OK;
     }
     LST_ERROR("kafka.admin.create_topic", "topic %s: %s", topic, rd_kafka_err2str(err));
-    return lst_kafka_err_map(err) == LST_ERR_TIMEOUT ? LST_ERR_TIMEOUT : LST_ERR_KAFKA;
+    return lst_kafka_err_coarse(err);
 }
 
 /* Whether the broker's metadata lists the topic with at least `partitions` partitions, every
@@ -217,8 +368,9 @@ static lst_err wait_visible(rd_kafka_t *rk, const char *topic, int partitions, i
 lst_err lst_kafka_create_topic(const struct lst_kafka_config *cfg, const char *topic,
                                int partitions, int replication, int timeout_ms)
 {
+    static const struct lst_kafka_handle_spec admin = {.type = RD_KAFKA_PRODUCER,
+                                                       .event = "kafka.admin.create_failed"};
     lst_err result;
-    rd_kafka_conf_t *conf = NULL;
     rd_kafka_t *rk = NULL;
     rd_kafka_NewTopic_t *nt = NULL;
     rd_kafka_AdminOptions_t *opts = NULL;
@@ -228,18 +380,9 @@ lst_err lst_kafka_create_topic(const struct lst_kafka_config *cfg, const char *t
 
     if (topic == NULL || partitions < 1 || replication < 1 || timeout_ms < 1)
         return LST_ERR_INVALID;
-    result = lst_kafka_conf_new(cfg, &conf);
-    if (result == LST_OK)
-        result = lst_kafka_conf_extras(conf, cfg);
+    result = lst_kafka_handle_new(cfg, &admin, &rk);
     if (result != LST_OK)
         goto out;
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (rk == NULL) {
-        LST_ERROR("kafka.admin.create_failed", "%s", errstr);
-        result = LST_ERR_CONFIG;
-        goto out;
-    }
-    conf = NULL; /* owned by rk now */
     nt = rd_kafka_NewTopic_new(topic, partitions, replication, errstr, sizeof(errstr));
     opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     q = rd_kafka_queue_new(rk);
@@ -266,7 +409,5 @@ out:
         rd_kafka_NewTopic_destroy(nt);
     if (rk != NULL)
         rd_kafka_destroy(rk);
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
     return result;
 }

@@ -3,7 +3,6 @@
  * partitions go. One record per poll: the batch APIs of 2.0.2 lose messages around
  * pause/resume, seek and rebalances. */
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,26 +25,15 @@ struct lst_kafka_consumer {
 
 static void note_fatal(struct lst_kafka_consumer *c)
 {
-    char reason[512];
-    rd_kafka_resp_err_t orig;
-
-    if (atomic_exchange(&c->fatal, true))
-        return;
-    orig = rd_kafka_fatal_error(c->rk, reason, sizeof(reason));
-    LST_ERROR("kafka.consumer.fatal", "consumer failed for good: %s: %s", rd_kafka_err2name(orig),
-              reason);
+    if (!atomic_exchange(&c->fatal, true))
+        lst_kafka_log_fatal(c->rk, "kafka.consumer.fatal", "consumer");
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    struct lst_kafka_consumer *c = opaque;
-
     (void)rk;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        note_fatal(c);
-        return;
-    }
-    LST_WARN("kafka.consumer.error", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    if (lst_kafka_error_is_fatal(err, reason, "kafka.consumer.error"))
+        note_fatal(opaque);
 }
 
 /* Commits the stored offsets of the current assignment and waits for the answer. */
@@ -57,7 +45,7 @@ static lst_err commit_sync(struct lst_kafka_consumer *c, const char *why)
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR || err == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return LST_OK;
     LST_WARN("kafka.consumer.commit_failed", "%s: %s", why, rd_kafka_err2name(err));
-    return lst_kafka_err_map(err) == LST_ERR_TIMEOUT ? LST_ERR_TIMEOUT : LST_ERR_KAFKA;
+    return lst_kafka_err_coarse(err);
 }
 
 static void remember_paused(struct lst_kafka_consumer *c,
@@ -154,35 +142,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     rd_kafka_assign(rk, NULL);
 }
 
-static lst_err consumer_conf(const struct lst_kafka_config *cfg,
-                             const struct lst_kafka_consumer_opts *opts,
-                             struct lst_kafka_consumer *c, rd_kafka_conf_t **out)
+/* The group consumer's part of its configuration (lst_kafka_handle_spec.apply). */
+static lst_err consumer_conf(rd_kafka_conf_t *conf, const struct lst_kafka_config *cfg)
 {
-    rd_kafka_conf_t *conf = NULL;
-    char session[32];
-    lst_err result;
-
-    *out = NULL;
-    result = lst_kafka_conf_new(cfg, &conf);
-    if (result != LST_OK)
-        goto out;
-    snprintf(session, sizeof(session), "%d",
-             cfg->session_timeout_ms > 0 ? cfg->session_timeout_ms : 10000);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_opaque(conf, c);
-    result = LST_ERR_CONFIG;
-    if (lst_kafka_conf_at_least_once(conf, opts->group_id) != LST_OK ||
-        lst_kafka_conf_set(conf, "session.timeout.ms", session) != LST_OK ||
-        lst_kafka_conf_extras(conf, cfg) != LST_OK)
-        goto out;
-    *out = conf;
-    conf = NULL;
-    result = LST_OK;
-out:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-    return result;
+    return lst_kafka_conf_set_int(conf, "session.timeout.ms",
+                                  cfg->session_timeout_ms > 0 ? cfg->session_timeout_ms : 10000);
 }
 
 static lst_err subscribe(struct lst_kafka_consumer *c, const struct lst_kafka_consumer_opts *opts)
@@ -205,23 +171,16 @@ static lst_err subscribe(struct lst_kafka_consumer *c, const struct lst_kafka_co
 
 static bool opts_ok(const struct lst_kafka_consumer_opts *opts)
 {
-    if (opts == NULL || opts->group_id == NULL || opts->group_id[0] == '\0' ||
-        opts->topics == NULL || opts->ntopics == 0 || opts->ntopics > 1000)
-        return false;
-    for (size_t i = 0; i < opts->ntopics; i++) {
-        if (opts->topics[i] == NULL || opts->topics[i][0] == '\0')
-            return false;
-    }
-    return true;
+    return opts != NULL && lst_kafka_topics_ok(opts->group_id, opts->topics, opts->ntopics);
 }
 
 lst_err lst_kafka_consumer_create(const struct lst_kafka_config *cfg,
                                   const struct lst_kafka_consumer_opts *opts,
                                   struct lst_kafka_consumer **out)
 {
+    struct lst_kafka_handle_spec spec = {
+        .type = RD_KAFKA_CONSUMER, .apply = consumer_conf, .event = "kafka.consumer.create_failed"};
     struct lst_kafka_consumer *c = NULL;
-    rd_kafka_conf_t *conf = NULL;
-    char errstr[512];
     lst_err result = LST_ERR_CONFIG;
 
     *out = NULL;
@@ -246,19 +205,12 @@ lst_err lst_kafka_consumer_create(const struct lst_kafka_config *cfg,
     c->paused = rd_kafka_topic_partition_list_new(4);
     if (c->paused == NULL)
         goto out;
-    result = consumer_conf(cfg, opts, c, &conf);
+    spec.group_id = opts->group_id;
+    spec.opaque = c;
+    result = lst_kafka_handle_new(cfg, &spec, &c->rk);
     if (result != LST_OK)
         goto out;
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-    if (c->rk == NULL) {
-        LST_ERROR("kafka.consumer.create_failed", "%s", errstr);
-        result = LST_ERR_CONFIG;
-        goto out;
-    }
-    conf = NULL; /* owned by rk now */
     c->closed = false;
-    /* Serve error_cb (and librdkafka's main queue) from lst_kafka_consumer_poll. */
-    rd_kafka_poll_set_consumer(c->rk);
     result = subscribe(c, opts);
     if (result != LST_OK)
         goto out;
@@ -267,19 +219,25 @@ lst_err lst_kafka_consumer_create(const struct lst_kafka_config *cfg,
     *out = c;
     c = NULL;
 out:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
     lst_kafka_consumer_destroy(c);
     return result;
 }
 
+/* Before every poll: error_cb (served inside the poll) may have seen a fatal error. */
+static lst_err consumer_fatal(void *arg)
+{
+    struct lst_kafka_consumer *c = arg;
+
+    return atomic_load(&c->fatal) ? LST_ERR_KAFKA_FATAL : LST_OK;
+}
+
 /* LST_OK to go on polling, or the error to return. */
-static lst_err consumer_error(struct lst_kafka_consumer *c, const rd_kafka_message_t *m)
+static lst_err consumer_error(const rd_kafka_message_t *m, void *arg)
 {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return LST_OK;
     if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-        note_fatal(c);
+        note_fatal(arg);
         return LST_ERR_KAFKA_FATAL;
     }
     /* Broker down, unknown topic (not yet created), transport errors: librdkafka retries. */
@@ -289,84 +247,38 @@ static lst_err consumer_error(struct lst_kafka_consumer *c, const rd_kafka_messa
     return LST_OK;
 }
 
-static void fill_record(rd_kafka_message_t *m, struct lst_kafka_record *out)
-{
-    rd_kafka_timestamp_type_t tstype;
-
-    out->topic = rd_kafka_topic_name(m->rkt);
-    out->partition = m->partition;
-    out->offset = m->offset;
-    out->key = m->key;
-    out->keylen = m->key_len;
-    out->value = m->payload;
-    out->len = m->len;
-    out->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
-    out->msg = m;
-}
-
 lst_err lst_kafka_consumer_poll(struct lst_kafka_consumer *c, int timeout_ms,
                                 struct lst_kafka_record *out)
 {
-    int64_t deadline = lst_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    rd_kafka_message_t *m;
+    const struct lst_kafka_poll_ops ops = {
+        .before = consumer_fatal, .on_error = consumer_error, .arg = c};
     lst_err result;
 
     memset(out, 0, sizeof(*out));
     if (c->closed)
         return LST_ERR_STATE;
-    do {
-        if (atomic_load(&c->fatal))
-            return LST_ERR_KAFKA_FATAL;
-        int64_t left = deadline - lst_mono_ms();
-        m = rd_kafka_consumer_poll(c->rk, left > 0 ? (int)left : 0);
-        if (m == NULL)
-            continue;
-        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            lst_counter_inc(c->m_consumed);
-            fill_record(m, out);
-            return LST_OK;
-        }
-        result = consumer_error(c, m);
-        rd_kafka_message_destroy(m);
-        if (result != LST_OK)
-            return result;
-    } while (lst_mono_ms() < deadline);
-    return LST_ERR_TIMEOUT;
+    result = lst_kafka_poll_record(c->rk, timeout_ms, &ops, out);
+    if (result == LST_OK)
+        lst_counter_inc(c->m_consumed);
+    return result;
 }
 
 lst_err lst_kafka_consumer_done(struct lst_kafka_consumer *c, const struct lst_kafka_record *rec)
 {
-    rd_kafka_topic_partition_list_t *list = NULL;
-    rd_kafka_topic_partition_t *tp;
     rd_kafka_resp_err_t err;
-    lst_err result = LST_ERR_NOMEM;
+    lst_err result = lst_kafka_store_next(c->rk, rec, &err);
 
-    if (rec == NULL || rec->topic == NULL || rec->offset < 0)
-        return LST_ERR_INVALID;
-    list = rd_kafka_topic_partition_list_new(1);
-    if (list == NULL)
-        goto out;
-    tp = rd_kafka_topic_partition_list_add(list, rec->topic, rec->partition);
-    /* The list form stores the value as given: the next offset to read is offset + 1. */
-    tp->offset = rec->offset + 1;
-    err = rd_kafka_offsets_store(c->rk, list);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-        err = tp->err;
-    result = LST_OK;
+    if (result != LST_OK || err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return result;
     if (err == RD_KAFKA_RESP_ERR__STATE || err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION) {
         /* Revoked meanwhile: the new owner redoes the work (consumers are idempotent). */
         LST_DEBUG("kafka.consumer.store_not_assigned", "topic %s [%d] offset %lld", rec->topic,
                   (int)rec->partition, (long long)rec->offset);
-        result = LST_ERR_STATE;
-    } else if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        LST_WARN("kafka.consumer.store_failed", "topic %s [%d]: %s", rec->topic,
-                 (int)rec->partition, rd_kafka_err2name(err));
-        result = LST_ERR_KAFKA;
+        return LST_ERR_STATE;
     }
-out:
-    if (list != NULL)
-        rd_kafka_topic_partition_list_destroy(list);
-    return result;
+    LST_WARN("kafka.consumer.store_failed", "topic %s [%d]: %s", rec->topic, (int)rec->partition,
+             rd_kafka_err2name(err));
+    return LST_ERR_KAFKA;
 }
 
 void lst_kafka_record_release(struct lst_kafka_record *rec)

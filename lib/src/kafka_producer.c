@@ -3,7 +3,6 @@
  * callers' help, and wakes each waiter through its own condition variable. */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -92,28 +91,17 @@ static enum lst_kafka_persisted map_status(rd_kafka_msg_status_t s)
 /* Logs the fatal error once, with the real cause: the __FATAL code itself says nothing. */
 static void note_fatal(struct lst_kafka_producer *p)
 {
-    char reason[512];
-    rd_kafka_resp_err_t orig;
-
     if (atomic_exchange(&p->fatal, true))
         return;
     lst_gauge_set(p->m.fatal, 1);
-    orig = rd_kafka_fatal_error(p->rk, reason, sizeof(reason));
-    LST_ERROR("kafka.producer.fatal", "idempotent producer failed for good: %s: %s",
-              rd_kafka_err2name(orig), reason);
+    lst_kafka_log_fatal(p->rk, "kafka.producer.fatal", "idempotent producer");
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    struct lst_kafka_producer *p = opaque;
-
     (void)rk;
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        note_fatal(p);
-        return;
-    }
-    /* Everything else (broker down, transport errors) is retried by librdkafka itself. */
-    LST_WARN("kafka.producer.error", "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+    if (lst_kafka_error_is_fatal(err, reason, "kafka.producer.error"))
+        note_fatal(opaque);
 }
 
 static void finish_waiter(struct lst_kafka_producer *p, struct dr_ctx *d,
@@ -178,37 +166,20 @@ static void *poll_main(void *arg)
     return NULL;
 }
 
-static lst_err producer_conf(const struct lst_kafka_config *cfg, struct lst_kafka_producer *p,
-                             rd_kafka_conf_t **out)
+/* The producer's part of its configuration (lst_kafka_handle_spec.apply). */
+static lst_err producer_conf(rd_kafka_conf_t *conf, const struct lst_kafka_config *cfg)
 {
-    rd_kafka_conf_t *conf = NULL;
-    char timeout[32];
-    lst_err result;
+    int timeout_ms = cfg->message_timeout_ms > 0 ? cfg->message_timeout_ms : 30000;
 
-    *out = NULL;
-    result = lst_kafka_conf_new(cfg, &conf);
-    if (result != LST_OK)
-        goto out;
-    snprintf(timeout, sizeof(timeout), "%d",
-             cfg->message_timeout_ms > 0 ? cfg->message_timeout_ms : 30000);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
-    rd_kafka_conf_set_opaque(conf, p);
-    result = LST_ERR_CONFIG;
     /* 2.0.2 defaults lose or duplicate: idempotence is off and message.timeout.ms is 5 min. */
     if (lst_kafka_conf_set(conf, "enable.idempotence", "true") != LST_OK ||
         lst_kafka_conf_set(conf, "acks", "all") != LST_OK ||
-        lst_kafka_conf_set(conf, "message.timeout.ms", timeout) != LST_OK ||
-        lst_kafka_conf_set(conf, "linger.ms", "5") != LST_OK ||
-        lst_kafka_conf_extras(conf, cfg) != LST_OK)
-        goto out;
-    *out = conf;
-    conf = NULL;
-    result = LST_OK;
-out:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
-    return result;
+        lst_kafka_conf_set_int(conf, "message.timeout.ms", timeout_ms) != LST_OK ||
+        lst_kafka_conf_set(conf, "linger.ms", "5") != LST_OK)
+        return LST_ERR_CONFIG;
+    return LST_OK;
 }
 
 static void metrics_init(struct producer_metrics *pm, struct lst_metrics *reg)
@@ -230,9 +201,9 @@ static void metrics_init(struct producer_metrics *pm, struct lst_metrics *reg)
 lst_err lst_kafka_producer_create(const struct lst_kafka_config *cfg,
                                   struct lst_kafka_producer **out)
 {
+    struct lst_kafka_handle_spec spec = {
+        .type = RD_KAFKA_PRODUCER, .apply = producer_conf, .event = "kafka.producer.create_failed"};
     struct lst_kafka_producer *p = NULL;
-    rd_kafka_conf_t *conf = NULL;
-    char errstr[512];
     lst_err result = LST_ERR_NOMEM;
 
     *out = NULL;
@@ -246,16 +217,10 @@ lst_err lst_kafka_producer_create(const struct lst_kafka_config *cfg,
     if (pthread_mutex_init(&p->mu, NULL) != 0)
         goto out;
     p->mu_init = true;
-    result = producer_conf(cfg, p, &conf);
+    spec.opaque = p;
+    result = lst_kafka_handle_new(cfg, &spec, &p->rk);
     if (result != LST_OK)
         goto out;
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (p->rk == NULL) {
-        LST_ERROR("kafka.producer.create_failed", "%s", errstr);
-        result = LST_ERR_CONFIG;
-        goto out;
-    }
-    conf = NULL; /* owned by rk now */
     if (pthread_create(&p->poller, NULL, poll_main, p) != 0) {
         result = LST_ERR_NOMEM;
         goto out;
@@ -266,8 +231,6 @@ lst_err lst_kafka_producer_create(const struct lst_kafka_config *cfg,
     p = NULL;
     result = LST_OK;
 out:
-    if (conf != NULL)
-        rd_kafka_conf_destroy(conf);
     lst_kafka_producer_destroy(p);
     return result;
 }

@@ -13,46 +13,14 @@
 #include "lst/log.h"
 #include "lst/metrics.h"
 #include "lst/util.h"
+#include "kafka_mock.h"
 #include "lst_test.h"
-
-/* A mock cluster shared by the handles of one test: librdkafka creates it inside a throwaway
- * handle, and producer and consumer then bootstrap from its address. */
-struct mock {
-    rd_kafka_t *rk;
-    rd_kafka_mock_cluster_t *mc;
-    char brokers[256];
-};
-
-static int mock_start(struct mock *m)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[256];
-
-    memset(m, 0, sizeof(*m));
-    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (m->rk == NULL)
-        return -1;
-    m->mc = rd_kafka_mock_cluster_new(m->rk, 1);
-    if (m->mc == NULL)
-        return -1;
-    snprintf(m->brokers, sizeof(m->brokers), "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
-    return 0;
-}
-
-static void mock_stop(struct mock *m)
-{
-    if (m->mc != NULL)
-        rd_kafka_mock_cluster_destroy(m->mc);
-    if (m->rk != NULL)
-        rd_kafka_destroy(m->rk);
-    memset(m, 0, sizeof(*m));
-}
 
 static const char *const fast_extra[] = {"topic.metadata.refresh.interval.ms=500",
                                          "reconnect.backoff.max.ms=200",
                                          "heartbeat.interval.ms=300", NULL};
 
-static struct lst_kafka_config mock_config(const struct mock *m)
+static struct lst_kafka_config mock_config(const struct kafka_mock *m)
 {
     struct lst_kafka_config cfg = {
         .brokers = m->brokers,
@@ -95,14 +63,14 @@ static void on_delivery(const struct lst_kafka_delivery *d, void *opaque)
 
 static void test_produce_wait_ok(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_producer *p = NULL;
     struct lst_kafka_config cfg;
     struct lst_kafka_delivery d;
     struct lst_metrics *reg = lst_metrics_create();
 
     REQUIRE(reg != NULL);
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.ok", 3, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     cfg = mock_config(&m);
     cfg.metrics = reg;
@@ -133,7 +101,7 @@ static void test_produce_wait_ok(void)
              4);
     lst_kafka_producer_destroy(p);
     lst_metrics_destroy(reg);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 struct thread_arg {
@@ -159,14 +127,14 @@ static void *produce_many(void *v)
 /* gateway-in answers callbacks from a thread pool, each thread waiting for its own record. */
 static void test_produce_many_threads(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_producer *p = NULL;
     struct lst_kafka_config cfg;
     struct thread_arg args[8];
     pthread_t th[8];
     int64_t t0;
 
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.mt", 4, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     cfg = mock_config(&m);
     REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
@@ -181,19 +149,19 @@ static void test_produce_many_threads(void)
     }
     CHECK(lst_mono_ms() - t0 < 10000);
     lst_kafka_producer_destroy(p);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 static void test_produce_unknown_topic_bounded(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_producer *p = NULL;
     struct lst_kafka_config cfg;
     struct lst_kafka_delivery d;
     int64_t t0;
     lst_err e;
 
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     /* The mock cluster auto-creates every topic asked for; make the broker answer "unknown
      * topic or partition" to every produce request instead (ApiKey 0 is Produce). */
     for (int i = 0; i < 200; i++)
@@ -210,18 +178,18 @@ static void test_produce_unknown_topic_bounded(void)
     CHECK(lst_mono_ms() - t0 < 4000);
     CHECK(!lst_kafka_producer_fatal(p));
     lst_kafka_producer_destroy(p);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 static void test_produce_broker_down_bounded(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_producer *p = NULL;
     struct lst_kafka_config cfg;
     struct lst_kafka_delivery d;
     int64_t t0;
 
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.down", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     cfg = mock_config(&m);
     REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
@@ -244,19 +212,19 @@ static void test_produce_broker_down_bounded(void)
     CHECK_EQ(lst_kafka_producer_ready(p, 500), LST_OK);
     CHECK_EQ(lst_kafka_produce(p, "t.down", "k", 1, "v", 1, 5000, NULL), LST_OK);
     lst_kafka_producer_destroy(p);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 /* A sequence error from the broker is fatal for the idempotent producer: every later produce
  * must fail at once with LST_ERR_KAFKA_FATAL. */
 static void test_produce_fatal(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_producer *p = NULL;
     struct lst_kafka_config cfg;
     int64_t t0;
 
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.fatal", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     cfg = mock_config(&m);
     REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
@@ -273,7 +241,7 @@ static void test_produce_fatal(void)
     CHECK(lst_mono_ms() - t0 < 100);
     CHECK_EQ(lst_kafka_producer_ready(p, 500), LST_ERR_KAFKA_FATAL);
     lst_kafka_producer_destroy(p);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 static struct lst_kafka_consumer *consumer_new(const struct lst_kafka_config *cfg,
@@ -332,7 +300,7 @@ static int64_t value_num(const struct lst_kafka_record *r)
 /* The group's committed offset, read with OffsetFetch (no group join: the mock cluster of
  * 2.0.2 takes 3 to 30+ s, unpredictably, to let a group be rejoined after a member left, so
  * "reopen and resume" is asserted against the real broker by tests/system/kill_consumer.sh). */
-static int64_t committed(const struct mock *m, const char *group, const char *topic)
+static int64_t committed(const struct kafka_mock *m, const char *group, const char *topic)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
@@ -361,12 +329,12 @@ out:
 
 static void test_consume_done_close_commits(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_consumer *c = NULL;
     struct lst_kafka_config cfg;
     struct lst_kafka_record r;
 
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.c", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     cfg = mock_config(&m);
     produce_n(&cfg, "t.c", 10);
@@ -391,18 +359,18 @@ static void test_consume_done_close_commits(void)
 
     /* The group resumes after the last done record: 5..9 come again, 0..4 do not. */
     CHECK_EQ(committed(&m, "g1", "t.c"), 5);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 static void test_pause_resume_exact(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_consumer *c = NULL;
     struct lst_kafka_config cfg;
     struct lst_kafka_record r;
     int64_t next;
 
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.p", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     cfg = mock_config(&m);
     produce_n(&cfg, "t.p", 10);
@@ -430,7 +398,7 @@ static void test_pause_resume_exact(void)
     }
     CHECK_EQ(lst_kafka_consumer_poll(c, 300, &r), LST_ERR_TIMEOUT);
     lst_kafka_consumer_destroy(c);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 /* The revoke hook runs on close while the partition is still ours: work finished there is
@@ -455,7 +423,7 @@ static void on_revoke(const struct lst_kafka_tp *tps, size_t n, void *opaque)
 
 static void test_revoke_hook_commits(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_consumer *c = NULL;
     struct lst_kafka_config cfg;
     struct lst_kafka_record r;
@@ -464,7 +432,7 @@ static void test_revoke_hook_commits(void)
     struct lst_kafka_consumer_opts o = {
         .group_id = "g3", .topics = topics, .ntopics = 1, .on_revoke = on_revoke, .opaque = &st};
 
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.s", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     cfg = mock_config(&m);
     produce_n(&cfg, "t.s", 2);
@@ -481,7 +449,7 @@ static void test_revoke_hook_commits(void)
     lst_kafka_record_release(&r); /* zeroed: a second release is a no-op */
     lst_kafka_consumer_destroy(c);
     CHECK_EQ(committed(&m, "g3", "t.s"), 1);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 /* Issue 7's unit-tier fault: a consumer revoked in the middle of a batch. Two records are in
@@ -503,7 +471,7 @@ static void on_revoke_abandon(const struct lst_kafka_tp *tps, size_t n, void *op
 
 static void test_revoke_mid_batch_stores_nothing(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_consumer *c = NULL;
     struct lst_kafka_config cfg;
     struct lst_kafka_record r0, r1;
@@ -515,7 +483,7 @@ static void test_revoke_mid_batch_stores_nothing(void)
                                         .on_revoke = on_revoke_abandon,
                                         .opaque = &st};
 
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.mid", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     cfg = mock_config(&m);
     produce_n(&cfg, "t.mid", 3);
@@ -533,7 +501,7 @@ static void test_revoke_mid_batch_stores_nothing(void)
     lst_kafka_record_release(&r1);
     lst_kafka_consumer_destroy(c);
     CHECK_EQ(committed(&m, "g4", "t.mid"), 1);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 static void test_setup(void)

@@ -12,37 +12,8 @@
 #include "lst/kafka.h"
 #include "lst/kafka_assign.h"
 #include "lst/util.h"
+#include "kafka_mock.h"
 #include "lst_test.h"
-
-struct mock {
-    rd_kafka_t *rk;
-    rd_kafka_mock_cluster_t *mc;
-    char brokers[256];
-};
-
-static int mock_start(struct mock *m)
-{
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    char errstr[256];
-
-    memset(m, 0, sizeof(*m));
-    m->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
-    if (m->rk == NULL)
-        return -1;
-    m->mc = rd_kafka_mock_cluster_new(m->rk, 1);
-    if (m->mc == NULL)
-        return -1;
-    snprintf(m->brokers, sizeof(m->brokers), "%s", rd_kafka_mock_cluster_bootstraps(m->mc));
-    return 0;
-}
-
-static void mock_stop(struct mock *m)
-{
-    if (m->mc != NULL)
-        rd_kafka_mock_cluster_destroy(m->mc);
-    if (m->rk != NULL)
-        rd_kafka_destroy(m->rk);
-}
 
 static const char *const fast_extra[] = {"topic.metadata.refresh.interval.ms=500",
                                          "reconnect.backoff.max.ms=200", NULL};
@@ -96,13 +67,13 @@ static void produce(struct lst_kafka_producer *p, const char *topic, int32_t par
 
 static void test_start_offsets_and_forced_refresh(void)
 {
-    struct mock m;
+    struct kafka_mock m;
     struct lst_kafka_producer *p = NULL;
     struct lst_kafka_reader *r = NULL;
     struct starts st = {.a = {3, 3}};
     const char *topics[] = {"a", "b"};
 
-    REQUIRE(mock_start(&m) == 0);
+    REQUIRE(kafka_mock_start(&m) == 0);
     REQUIRE(rd_kafka_mock_topic_create(m.mc, "a", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
     struct lst_kafka_config cfg = {.brokers = m.brokers,
                                    .client_id = "test_kafka_assign",
@@ -150,7 +121,7 @@ static void test_start_offsets_and_forced_refresh(void)
     CHECK_EQ(lst_kafka_reader_ready(r, 3000), LST_OK);
     lst_kafka_reader_destroy(r);
     lst_kafka_producer_destroy(p);
-    mock_stop(&m);
+    kafka_mock_stop(&m);
 }
 
 static void test_bad_options(void)
