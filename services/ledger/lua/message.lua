@@ -9,7 +9,7 @@ local function apply_message()
         return -- the same message record again (a producer retry)
     end
     local flat, f, i = read_kv(A + 3, tonumber(ARGV[A + 2]))
-    local mt = ulid_ms(mid)
+    local mt = string.format('%d', ulid_ms(mid)) -- a string: formatted once, not per ZADD
     call('HSET', mk, 'msg', '1', 'dir', 'out', 'id', mid, 'at', mt, unpack(flat))
     local px = call('HGETALL', P .. 'crx:' .. mid)
     for k = 1, #px, 2 do
@@ -27,19 +27,25 @@ local function apply_message()
     ixadd(mid, mt, cat, 'dir', 'out')
     ixadd(mid, mt, cat, 'kind', f.kind)
     ixadd(mid, mt, cat, 'disp', f.disp)
+    -- Recipients share their department, vehicle and tags with the selector and each other
+    -- (a depot's 40 drivers): each index is written once per message, not once per recipient.
+    local indexed = {}
     local ndeps = tonumber(ARGV[i])
     for j = i + 1, i + ndeps do
         ixadd(mid, mt, cat, 'dep', ARGV[j])
+        indexed['dep:' .. ARGV[j]] = true
     end
     i = i + ndeps + 1
     local nveh = tonumber(ARGV[i])
     for j = i + 1, i + nveh do
         ixadd(mid, mt, cat, 'veh', ARGV[j])
+        indexed['veh:' .. ARGV[j]] = true
     end
     i = i + nveh + 1
     local ntag = tonumber(ARGV[i])
     for j = i + 1, i + ntag do
         ixadd(mid, mt, cat, 'tag', ARGV[j])
+        indexed['tag:' .. ARGV[j]] = true
     end
     i = i + ntag + 1
     local m = load_msg(mid) -- once for all recipients: merge_after keeps its counts current
@@ -49,7 +55,11 @@ local function apply_message()
             local old = merge_after(mid, eid, {q = created}, m)
             ixadd(mid, mt, cat, 'emp', eid)
             for _, d in ipairs(emp_dims(eid)) do
-                ixadd(mid, mt, cat, d[1], d[2])
+                local k = d[1] .. ':' .. d[2]
+                if not indexed[k] then
+                    indexed[k] = true
+                    ixadd(mid, mt, cat, d[1], d[2])
+                end
             end
             out_listed(eid, mid, old)
         end

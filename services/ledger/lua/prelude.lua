@@ -13,6 +13,8 @@
 -- half-way (it should not) leaves nothing that a rerun would count twice.
 local P = 'lst:lg:'
 local RRN = tonumber(ARGV[1])
+-- its list bounds as strings: a number argument to redis.call is printf-formatted every call
+local RR_LAST, RR_TRIM = string.format('%d', RRN - 1), string.format('%d', -(RRN + 1))
 local WINDOW = tonumber(ARGV[2])
 local A, Z = 0, 0 -- the current event's arguments
 local WM_FIELD, OFF, PREV
@@ -168,19 +170,20 @@ end
 -- hashes, and their copies were a fifth of the projections' memory (issue 5).
 local NOCAT = {emp = true, veh = true}
 
+-- Index keys are sorted sets, never item hashes: rcall, without call()'s version check.
 local function ixadd(id, score, cat, dim, val)
     local k = ixkey(dim, val)
-    call('ZADD', P .. 'x:' .. k, score, id)
+    rcall('ZADD', P .. 'x:' .. k, score, id)
     if cat and not NOCAT[dim] then
-        call('ZADD', P .. 'xc:' .. cat .. ':' .. k, score, id)
+        rcall('ZADD', P .. 'xc:' .. cat .. ':' .. k, score, id)
     end
 end
 
 local function ixrem(id, cat, dim, val)
     local k = ixkey(dim, val)
-    call('ZREM', P .. 'x:' .. k, id)
+    rcall('ZREM', P .. 'x:' .. k, id)
     if cat and not NOCAT[dim] then
-        call('ZREM', P .. 'xc:' .. cat .. ':' .. k, id)
+        rcall('ZREM', P .. 'xc:' .. cat .. ':' .. k, id)
     end
 end
 
@@ -597,7 +600,7 @@ local function agg_status(mid, m, old, new)
 end
 
 local function readers(mid)
-    local v = call('HMGET', P .. 'm:' .. mid, 's:read', 's:acknowledged', 's:declined')
+    local v = rcall('HMGET', P .. 'm:' .. mid, 's:read', 's:acknowledged', 's:declined')
     return num(v[1]) + num(v[2]) + num(v[3])
 end
 
@@ -611,11 +614,11 @@ local function rr_update(eid)
     if RRN <= 0 then
         return
     end
-    local mids = call('ZREVRANGE', P .. 'e:' .. eid .. ':dl', 0, RRN - 1)
+    local mids = rcall('ZREVRANGE', P .. 'e:' .. eid .. ':dl', '0', RR_LAST)
     local off = false
     if #mids >= RRN then
         off = true
-        local mine = call('ZMSCORE', P .. 'e:' .. eid .. ':rd', unpack(mids))
+        local mine = rcall('ZMSCORE', P .. 'e:' .. eid .. ':rd', unpack(mids))
         for i = 1, #mids do
             if mine[i] then
                 off = false
@@ -634,9 +637,9 @@ local function rr_update(eid)
         end
     end
     if off then
-        call('SADD', P .. 'rroff', eid)
+        rcall('SADD', P .. 'rroff', eid)
     else
-        call('SREM', P .. 'rroff', eid)
+        rcall('SREM', P .. 'rroff', eid)
     end
 end
 
@@ -694,17 +697,17 @@ local function after(mid, eid, old, new, changed, m, s)
     if RRN > 0 and (changed.d or changed.r or changed.a or changed.x) then
         -- A message already delivered (or read) went into dl then (and stays there or was
         -- trimmed for good: the top N of a growing set only rises), likewise rd.
-        local mt = ulid_ms(mid)
+        local mt = string.format('%d', ulid_ms(mid))
         local dl = P .. 'e:' .. eid .. ':dl'
         if not had(s, changed, DRAX) then
             rcall('ZADD', dl, mt, mid)
-            rcall('ZREMRANGEBYRANK', dl, 0, -(RRN + 1))
+            rcall('ZREMRANGEBYRANK', dl, '0', RR_TRIM)
         end
         local read = changed.r or changed.a or changed.x
         if read and not had(s, changed, RAX) then
             local rd = P .. 'e:' .. eid .. ':rd'
             rcall('ZADD', rd, mt, mid)
-            rcall('ZREMRANGEBYRANK', rd, 0, -(RRN + 1))
+            rcall('ZREMRANGEBYRANK', rd, '0', RR_TRIM)
         end
         -- a read can only take the employee out of rroff (no need to look when already marked)
         if changed.d or (read and not RR_DIRTY[eid] and rcall('SISMEMBER', P .. 'rroff', eid) == 1) then

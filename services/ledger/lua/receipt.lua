@@ -10,7 +10,7 @@ local function apply_receipt()
     end
     for i = A + 2, Z do
         local tm = ARGV[i]
-        local v = call('HGET', tkey(tm), tm)
+        local v = rcall('HGET', tkey(tm), tm)
         if v == '-' then
             -- a send to an erased employee: nothing to record
         elseif v then
@@ -23,9 +23,9 @@ local function apply_receipt()
             end
         else
             local hk = P .. 'h:' .. tm
-            local cur = tonumber(call('HGET', hk, step))
+            local cur = tonumber(rcall('HGET', hk, step))
             if cur == nil or at < cur then
-                call('HSET', hk, step, ARGV[A + 1])
+                rcall('HSET', hk, step, ARGV[A + 1])
             end
         end
     end

@@ -46,11 +46,11 @@ local function apply_sent()
     if ARGV[A + 2] == 'accepted' then
         local tm = ARGV[A + 4]
         o.s, o.tm, o.tid = at, tm, arg(A + 5)
-        call('HSET', tkey(tm), tm, mid .. ' ' .. eid)
+        rcall('HSET', tkey(tm), tm, mid .. ' ' .. eid)
         learn_tid(eid, o.tid)
         -- receipts that came before this outcome were held under the Threema message ID
         local hk = P .. 'h:' .. tm
-        local held = call('HGETALL', hk)
+        local held = rcall('HGETALL', hk)
         for i = 1, #held, 2 do
             local step, v = held[i], tonumber(held[i + 1])
             if o[step] == nil or v < o[step] then
