@@ -18,6 +18,8 @@
 #   depot     GET /api/timeline?depot=<depot>&hidden=<cat>&limit=50
 #   history   GET /api/employees/<id>/history?limit=50 (the driver with the longest history)
 #   detail    GET /api/messages/<id> (~20 recipients)
+# and the CPU per request of the view-api and of Redis over each wrk run (/proc/<pid>/stat
+# user + system time divided by the requests wrk counted).
 # With LST_KAFKA_BROKERS set, the history's audit records go to Kafka under a fresh topic
 # prefix; without, the view-api's producer has no broker (records are dropped, logged).
 # BENCH_VIEW_API_ROW_CACHE sets the view-api's LST_VIEW_ROW_CACHE (rendered rows kept; 0: off,
@@ -59,6 +61,10 @@ wait_for() { # command... : polls for up to 10 s
     done
     return 1
 }
+# CPU time (user + system clock ticks) a process used so far: over a wrk run, divided by
+# its requests, the CPU per request of the view-api and of Redis
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
 mem() { redis-cli -p "$RPORT" INFO memory | tr -d '\r' | awk -F: '/^used_memory:/ {print $2}'; }
 
 RPORT=${BENCH_VIEW_API_REDIS_PORT:-$(free_port)}
@@ -123,14 +129,19 @@ measure() { # one wrk run per URL against the running view-api
             rc=1
             continue
         fi
+        a0=$(ticks "$api_pid")
+        r0=$(ticks "$redis_pid")
         wrk -t 2 -c "$CONNS" -d "${SECONDS_PER}s" --latency -H "Authorization: Bearer $TOKEN" \
             "$url" >"$WORK/wrk.txt" 2>&1
-        awk -v name="$name" -v items="$items" '
+        a1=$(ticks "$api_pid")
+        r1=$(ticks "$redis_pid")
+        awk -v name="$name" -v items="$items" -v api=$((a1 - a0)) -v red=$((r1 - r0)) -v hz="$HZ" '
             function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
             /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} /^Requests\/sec/ {rps = $2}
-            /Non-2xx/ {bad = $NF}
-            END { printf "bench view-api: %-8s %8.0f requests/s  p50 %6.2f ms  p99 %6.2f ms  (%d ids in one answer%s)\n",
-                  name, rps, p50, p99, items, bad ? ", " bad " non-2xx answers" : "" }' "$WORK/wrk.txt"
+            /Non-2xx/ {bad = $NF} / requests in / {n = $1}
+            END { printf "bench view-api: %-8s %8.0f requests/s  p50 %6.2f ms  p99 %6.2f ms  CPU per request: view-api %4.0f us, redis %4.0f us  (%d ids in one answer%s)\n",
+                  name, rps, p50, p99, n ? api / hz / n * 1e6 : 0, n ? red / hz / n * 1e6 : 0,
+                  items, bad ? ", " bad " non-2xx answers" : "" }' "$WORK/wrk.txt"
         grep -q "Non-2xx" "$WORK/wrk.txt" && rc=1
     done
 }

@@ -42,8 +42,11 @@ static bool item_exists(struct va_req *r, const char *id, bool *exists)
 static bool parse(struct json_object *body, struct lst_annotation *out, size_t *n,
                   struct lst_buf *why)
 {
+    static const char *const known[] = {"handled", "category", NULL};
     struct json_object *h = NULL, *c = NULL;
     *n = 0;
+    if (!va_json_members_only(body, "", known, why))
+        return false;
     if (json_object_object_get_ex(body, "handled", &h) && !json_object_is_type(h, json_type_null)) {
         if (!json_object_is_type(h, json_type_boolean)) {
             lst_buf_puts(why, "handled: expected boolean");

@@ -80,7 +80,8 @@ static const struct lst_config_entry entries[] = {
      .max = 10000000,
      .offset = OFF(row_cache),
      .desc = "rendered timeline rows kept in memory, keyed by item ID and version (a row is "
-             "about 1 KB); 0: off"},
+             "about 1 KB), and as many rendered recipient states of the history (about 0.5 KB "
+             "each); 0: both off"},
     {.name = "LST_VIEW_KEY_PREFIX",
      .type = LST_CONFIG_STRING,
      .def = "lst:va:",

@@ -116,6 +116,27 @@ struct json_object *va_json_body_max(struct va_req *r, int64_t max)
     return obj;
 }
 
+bool va_json_members_only(struct json_object *o, const char *path, const char *const *known,
+                          struct lst_buf *why)
+{
+    json_object_object_foreach(o, key, val)
+    {
+        (void)val;
+        size_t i = 0;
+        while (known[i] != NULL && strcmp(known[i], key) != 0)
+            i++;
+        if (known[i] != NULL)
+            continue;
+        lst_buf_printf(why, "%s%s\"%s\": not a known member (known:", path, path[0] ? ": " : "",
+                       key);
+        for (i = 0; known[i] != NULL; i++)
+            lst_buf_printf(why, "%s %s", i > 0 ? "," : "", known[i]);
+        lst_buf_puts(why, ")");
+        return false;
+    }
+    return true;
+}
+
 bool va_json_strv(struct json_object *arr, const char *name, size_t max, size_t max_len,
                   struct lst_strv *out, struct lst_buf *why)
 {

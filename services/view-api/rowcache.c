@@ -7,7 +7,14 @@
  *
  * One entry per ID (a newer version replaces the older), in NSHARD shards of their own lock,
  * each an intrusive hash table and an LRU list; a shard evicts its least recently used entry
- * above its share of the capacity. */
+ * above its share of the capacity.
+ *
+ * The same structure, in an instance of its own, keeps the history's rendered recipient states
+ * (va_rowcache_get_by/put_by): there the entry is checked by content, not by version, because
+ * a recipient's state r:<mid> can change without m:<mid> getting a new v (a later receipt's
+ * time, a Threema message ID, a failure reason: the ledger touches m: only when the state name
+ * moves). The caller's check bytes hold everything the fragment is a function of (the read
+ * visibility and the stored state JSON), so a hit is exactly what rendering would give. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +33,11 @@ struct row {
     uint64_t hash;
     int64_t v;
     struct va_row_fields f;
-    size_t len; /* of the JSON */
-    char *json; /* points into the same allocation, after the ID */
-    char id[];  /* NUL-terminated */
+    size_t len;      /* of the JSON */
+    size_t checklen; /* of check (0: a row, checked by version) */
+    char *check;     /* the content a keyed entry stands for, after the ID */
+    char *json;      /* points into the same allocation, after check */
+    char id[];       /* NUL-terminated */
 };
 
 struct shard {
@@ -152,8 +161,10 @@ static void drop(struct va_rowcache *c, struct shard *s, struct row **p)
     lst_gauge_add(c->m_rows, -1.0);
 }
 
-bool va_rowcache_get(struct va_rowcache *c, const char *id, int64_t v, struct va_row_fields *f,
-                     struct lst_buf *json)
+/* A hit: v equal and, for an entry checked by content, the same check bytes. An outdated row
+ * (an older version) is dropped for good, versions only grow. */
+static bool lookup(struct va_rowcache *c, const char *id, int64_t v, const char *check,
+                   size_t checklen, struct va_row_fields *f, struct lst_buf *json)
 {
     uint64_t h = hash_id(id);
     struct shard *s = shard_of(c, h);
@@ -161,14 +172,16 @@ bool va_rowcache_get(struct va_rowcache *c, const char *id, int64_t v, struct va
     pthread_mutex_lock(&s->lock);
     struct row **p = slot(s, h, id);
     struct row *r = *p;
-    if (r != NULL && r->v == v) {
+    if (r != NULL && r->v == v && r->checklen == checklen &&
+        (checklen == 0 || memcmp(r->check, check, checklen) == 0)) {
         lru_unlink(r);
         lru_front(s, r);
-        *f = r->f;
+        if (f != NULL)
+            *f = r->f;
         lst_buf_append(json, r->json, r->len);
         hit = true;
-    } else if (r != NULL && r->v < v) {
-        drop(c, s, p); /* outdated for good: versions only grow */
+    } else if (r != NULL && checklen == 0 && r->v < v) {
+        drop(c, s, p);
     }
     pthread_mutex_unlock(&s->lock);
     atomic_fetch_add_explicit(hit ? &c->hits : &c->misses, 1, memory_order_relaxed);
@@ -176,24 +189,46 @@ bool va_rowcache_get(struct va_rowcache *c, const char *id, int64_t v, struct va
     return hit;
 }
 
-void va_rowcache_put(struct va_rowcache *c, const char *id, int64_t v,
-                     const struct va_row_fields *f, const char *json, size_t len)
+bool va_rowcache_get(struct va_rowcache *c, const char *id, int64_t v, struct va_row_fields *f,
+                     struct lst_buf *json)
+{
+    return lookup(c, id, v, NULL, 0, f, json);
+}
+
+bool va_rowcache_get_by(struct va_rowcache *c, const char *id, const char *check, size_t checklen,
+                        struct lst_buf *json)
+{
+    return checklen > 0 && lookup(c, id, 0, check, checklen, NULL, json);
+}
+
+/* Stores the entry of id; a row is kept unless a newer version is cached already, an entry
+ * checked by content always replaces the one before (a page that read an older state may put
+ * it last: harmless, a hit needs the very content it was rendered from). */
+static void store(struct va_rowcache *c, const char *id, int64_t v, const struct va_row_fields *f,
+                  const char *check, size_t checklen, const char *json, size_t len)
 {
     size_t idlen = strlen(id);
-    struct row *n = malloc(sizeof(*n) + idlen + 1 + len);
+    struct row *n = malloc(sizeof(*n) + idlen + 1 + checklen + len);
     if (n == NULL)
         return; /* a cache: nothing lost but time */
     n->hash = hash_id(id);
     n->v = v;
-    n->f = *f;
+    if (f != NULL)
+        n->f = *f;
+    else
+        memset(&n->f, 0, sizeof(n->f));
     n->len = len;
+    n->checklen = checklen;
     memcpy(n->id, id, idlen + 1);
-    n->json = n->id + idlen + 1;
+    n->check = n->id + idlen + 1;
+    if (checklen > 0)
+        memcpy(n->check, check, checklen);
+    n->json = n->check + checklen;
     memcpy(n->json, json, len);
     struct shard *s = shard_of(c, n->hash);
     pthread_mutex_lock(&s->lock);
     struct row **p = slot(s, n->hash, id);
-    if (*p != NULL && (*p)->v > v) {
+    if (*p != NULL && checklen == 0 && (*p)->v > v) {
         /* a page that read an older state than another page already cached */
         pthread_mutex_unlock(&s->lock);
         free(n);
@@ -212,6 +247,19 @@ void va_rowcache_put(struct va_rowcache *c, const char *id, int64_t v,
         lst_counter_inc(c->m_evicted);
     }
     pthread_mutex_unlock(&s->lock);
+}
+
+void va_rowcache_put(struct va_rowcache *c, const char *id, int64_t v,
+                     const struct va_row_fields *f, const char *json, size_t len)
+{
+    store(c, id, v, f, NULL, 0, json, len);
+}
+
+void va_rowcache_put_by(struct va_rowcache *c, const char *id, const char *check, size_t checklen,
+                        const char *json, size_t len)
+{
+    if (checklen > 0)
+        store(c, id, 0, NULL, check, checklen, json, len);
 }
 
 void va_rowcache_clear(struct va_rowcache *c)

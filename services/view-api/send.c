@@ -85,10 +85,13 @@ static bool parse_selector(struct json_object *o, struct lst_selector *sel, stru
     struct json_object *v = NULL;
     if (o == NULL)
         return true;
+    static const char *const known[] = {"departments", "vehicles", "tags", "active", NULL};
     if (!json_object_is_type(o, json_type_object)) {
         lst_buf_puts(why, "selector: expected an object");
         return false;
     }
+    if (!va_json_members_only(o, "selector", known, why))
+        return false;
     json_object_object_get_ex(o, "departments", &v);
     if (!va_json_strv(v, "selector.departments", LST_SELECTOR_ITEMS_MAX, LST_LABEL_MAX,
                       &sel->departments, why))
@@ -118,10 +121,13 @@ static bool parse_attachment(struct send *s, struct json_object *o, struct lst_b
     char *data = NULL, *kind = NULL;
     bool ok = false;
     size_t bin_len = 0;
+    static const char *const known[] = {"kind", "mime", "filename", "caption", "data_base64", NULL};
     if (!json_object_is_type(o, json_type_object)) {
         lst_buf_puts(why, "attachment: expected an object");
         return false;
     }
+    if (!va_json_members_only(o, "attachment", known, why))
+        return false;
     if (!get_str(o, "data_base64", SIZE_MAX, &data, why) ||
         !get_str(o, "mime", LST_MIME_MAX, &s->upload_mime, why) ||
         !get_str(o, "filename", LST_FILENAME_MAX, &s->upload_name, why) ||
@@ -181,8 +187,11 @@ static bool parse_content(struct send *s, struct json_object *body, struct lst_b
 
 static bool parse_request(struct send *s, struct json_object *body, struct lst_buf *why)
 {
+    static const char *const known[] = {"category",     "text",     "attachment",
+                                        "employee_ids", "selector", NULL};
     struct json_object *v = NULL;
-    if (!get_str(body, "category", LST_SLUG_MAX, &s->msg.category, why) ||
+    if (!va_json_members_only(body, "", known, why) ||
+        !get_str(body, "category", LST_SLUG_MAX, &s->msg.category, why) ||
         !parse_content(s, body, why))
         return false;
     if (s->msg.category == NULL) {

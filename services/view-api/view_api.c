@@ -91,6 +91,8 @@ static lst_err read_conns(struct view_api *ctx, struct lst_metrics **metrics)
         err = LST_ERR_NOMEM;
     if (err == LST_OK)
         err = va_rowcache_create(ctx->cfg.row_cache, *metrics, &ctx->rows);
+    if (err == LST_OK)
+        err = va_rowcache_create(ctx->cfg.row_cache, NULL, &ctx->states);
     return err;
 }
 
@@ -145,6 +147,8 @@ void view_api_destroy(struct view_api *ctx)
     }
     va_rowcache_destroy(ctx->rows);
     ctx->rows = NULL;
+    va_rowcache_destroy(ctx->states);
+    ctx->states = NULL;
     lst_blobstore_destroy(ctx->blobs);
     ctx->blobs = NULL;
     va_balance_destroy(ctx->balance);

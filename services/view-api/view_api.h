@@ -26,7 +26,8 @@
  *   detail.c      GET /api/messages/{id}
  *   stream.c      GET /api/stream (Server-Sent Events of the ledger's change stream)
  *   readvis.c     read tracking visibility per category (LST_VIEW_READ_VISIBILITY)
- *   rowcache.c    rendered timeline rows by (item ID, version) (LST_VIEW_ROW_CACHE)
+ *   rowcache.c    rendered timeline rows by (item ID, version) (LST_VIEW_ROW_CACHE), and the
+ *                 history's rendered recipient states by content
  *   refill.c      503 while the ledger refills the projections (Redis lost progress)
  *
  * Threads: handlers run concurrently on the HTTP server's connection threads. Everything in
@@ -184,6 +185,13 @@ bool va_rowcache_get(struct va_rowcache *c, const char *id, int64_t v, struct va
 /* Caches the row of id at version v (kept unless a newer version is cached already). */
 void va_rowcache_put(struct va_rowcache *c, const char *id, int64_t v,
                      const struct va_row_fields *f, const char *json, size_t len);
+/* An instance used only through these two keeps entries checked by content instead of a
+ * version (the history's recipient states, feed.c): a hit when id's entry was stored with the
+ * same check bytes (checklen > 0); a put replaces id's entry. */
+bool va_rowcache_get_by(struct va_rowcache *c, const char *id, const char *check, size_t checklen,
+                        struct lst_buf *json);
+void va_rowcache_put_by(struct va_rowcache *c, const char *id, const char *check, size_t checklen,
+                        const char *json, size_t len);
 /* Lookups that hit and missed, and rows held (all 0 for NULL). */
 void va_rowcache_stats(struct va_rowcache *c, uint64_t *hits, uint64_t *misses, size_t *rows);
 /* Drops every row: Redis was replaced or rolled back (refill.c), where versions may repeat. */
@@ -244,6 +252,9 @@ struct view_api {
     atomic_uint read_next;
     struct va_refill refill;  /* refill.c */
     struct va_rowcache *rows; /* rowcache.c; NULL: disabled */
+    /* the history's rendered recipient states by (item, employee), checked by the stored state
+     * JSON (rowcache.c, feed.c); as large as the row cache, NULL with it */
+    struct va_rowcache *states;
 };
 
 /* ---- the read paths' Redis connections (rconn.c) ---- */
@@ -312,6 +323,13 @@ void va_problem_ext(struct lst_http_response *resp, int status, const char *type
 struct json_object *va_json_body(struct va_req *r);
 /* The same with another size limit (uploads, imports). */
 struct json_object *va_json_body_max(struct va_req *r, int64_t max);
+
+/* Whether every member of the JSON object o is one of known (NULL-terminated). A request
+ * body's misspelt member ("employees" for "employee_ids") would otherwise be ignored in
+ * silence and, in a send, change who gets the message. false with the member, where (path:
+ * "" for the body, "selector", ...) and the known names in why. */
+bool va_json_members_only(struct json_object *o, const char *path, const char *const *known,
+                          struct lst_buf *why);
 
 /* Appends the string values of a JSON array of strings (max items, each at most max_len
  * bytes; NULL array: nothing). false with the reason in why ("departments[2]: expected

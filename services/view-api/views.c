@@ -235,7 +235,10 @@ static bool parse_filter(struct json_object *filter, struct lst_view_filter *out
 /* Fills the put record from the body (name, shared, filter, hidden). */
 static bool parse_put(struct json_object *body, struct lst_view *w, struct lst_buf *why)
 {
+    static const char *const known[] = {"name", "shared", "filter", "hidden", NULL};
     struct json_object *name = NULL, *shared = NULL, *filter = NULL, *hidden = NULL;
+    if (!va_json_members_only(body, "", known, why))
+        return false;
     json_object_object_get_ex(body, "name", &name);
     json_object_object_get_ex(body, "shared", &shared);
     json_object_object_get_ex(body, "filter", &filter);

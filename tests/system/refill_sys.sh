@@ -37,6 +37,7 @@ export LST_LEDGER_GROUP_ID="refillsys$$"
 export LST_KAFKA_SESSION_TIMEOUT_MS=6000
 export LST_LOG_LEVEL=info
 HTTP_PORT=${LST_REFILL_SYS_HTTP_PORT:-$(free_port)}
+LEDGER_HTTP_PORT=$(free_port)
 
 rcli() { redis-cli -h 127.0.0.1 -p "$LST_REDIS_PORT" "$@"; }
 fail() {
@@ -83,7 +84,8 @@ kill_redis() {
     rpid=""
 }
 start_ledger() {
-    "$LEDGER" >>"$WORK/ledger.log" 2>&1 &
+    # a port of its own: the default one belongs to a running `./leitstand up`
+    LST_HTTP_PORT=$LEDGER_HTTP_PORT "$LEDGER" >>"$WORK/ledger.log" 2>&1 &
     lpid=$!
 }
 stop_ledger() {

@@ -803,6 +803,48 @@ static void test_row_cache(void)
     rcmd(&H, "ZREM lst:lg:x:all " C1 " " C2 " " C3 " " C4);
 }
 
+/* The history's recipient states (feed.c, state_json): cached by (item, employee) and the
+ * stored state JSON, so a state that changed without a new item version (the ledger bumps v
+ * only when the state name moves, not for a later receipt's time) is served fresh. */
+static uint64_t state_hits(void)
+{
+    uint64_t hits, misses;
+    size_t rows;
+    va_rowcache_stats(H.api.states, &hits, &misses, &rows);
+    return hits;
+}
+
+static void test_state_cache(void)
+{
+    const char *hist = "/api/employees/E9/history";
+    struct http_result r;
+    REQUIRE(H.api.states != NULL); /* on with the row cache */
+    seed_cached(C1, 9000, "cachetest", "eins", 10);
+    rcmd(&H, "HSET lst:lg:r:" C1 " E9 %s", "{\"st\":\"read\",\"q\":1,\"r\":5}");
+    CHECK_EQ(get(&H, hist, TOKEN_DISPATCHER, &r), 200);
+    CHECK_EQ(jint(r.json, "items.0.recipient_status.read_at"), 5);
+    http_result_cleanup(&r);
+    uint64_t hits = state_hits();
+    CHECK_EQ(get(&H, hist, TOKEN_DISPATCHER, &r), 200);
+    CHECK_EQ(state_hits() - hits, 1);
+    CHECK_EQ(jint(r.json, "items.0.recipient_status.read_at"), 5);
+    http_result_cleanup(&r);
+    /* a late delivery receipt: the state stays read, m:<id> and its v do not change */
+    rcmd(&H, "HSET lst:lg:r:" C1 " E9 %s", "{\"st\":\"read\",\"q\":1,\"d\":4,\"r\":5}");
+    hits = state_hits();
+    CHECK_EQ(get(&H, hist, TOKEN_DISPATCHER, &r), 200);
+    CHECK_EQ(state_hits(), hits);
+    CHECK_EQ(jint(r.json, "items.0.recipient_status.delivered_at"), 4);
+    CHECK_STREQ(jstr(r.json, "items.0.recipient_status.state"), "read");
+    http_result_cleanup(&r);
+    rcmd(&H, "HDEL lst:lg:r:" C1 " E9"); /* no state (an incoming item has none): none shown */
+    CHECK_EQ(get(&H, hist, TOKEN_DISPATCHER, &r), 200);
+    CHECK(jstr(r.json, "items.0.recipient_status.state") == NULL);
+    http_result_cleanup(&r);
+    rcmd(&H, "DEL lst:lg:m:" C1 " lst:lg:r:" C1 " lst:lg:x:emp:E9 lst:lg:xc:cachetest:all");
+    rcmd(&H, "ZREM lst:lg:x:all " C1);
+}
+
 static void setup(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -836,6 +878,7 @@ static void test_all(void)
     test_import_validation();
     test_send_kafka_down();
     test_row_cache();
+    test_state_cache();
     teardown();
 }
 

@@ -12,7 +12,11 @@
  *   - an image upload lands in the blob store and its ref travels in the records
  *   - a saved view with a depot and a tag produces the lst.views record holding both; applied
  *     as the ledger does (the filter JSON of the record's parameters), GET /api/views/{id}
- *     shows them */
+ *     shows them
+ *   - an annotation (handled and a new category) produces one lst.annotations record each,
+ *     keyed by the item, with the dispatcher as user; a missing item is 404
+ *   - a body member the route does not know (a misspelt "employees", "handeld", "hiden") is
+ *     refused with 400 naming it, and nothing is produced */
 #include <time.h>
 
 #include "view_api_common.h"
@@ -20,11 +24,12 @@
 static struct harness H;
 static char prefix[64];
 static struct lst_kafka_consumer *consumer;
-static char topic_emp[128], topic_msg[128], topic_out[128], topic_views[128];
+static char topic_emp[128], topic_msg[128], topic_out[128], topic_views[128], topic_ann[128];
 
 struct seen {
-    size_t employees, messages, outbound, views;
-    struct lst_view view; /* the last lst.views record */
+    size_t employees, messages, outbound, views, annotations;
+    struct lst_annotation ann[4]; /* the first lst.annotations records */
+    struct lst_view view;         /* the last lst.views record */
     struct lst_strv emp_keys, out_keys;
     char last_message[8192];
     struct lst_strv out_values;
@@ -101,6 +106,13 @@ static void take(const struct lst_kafka_record *rec)
         lst_view_cleanup(&SEEN.view);
         CHECK(lst_view_decode(rec->value, rec->len, &SEEN.view, NULL) == LST_OK);
         CHECK_STREQ(S(SEEN.view.view_id), key);
+    } else if (strcmp(rec->topic, topic_ann) == 0) {
+        if (SEEN.annotations < LST_ARRAY_LEN(SEEN.ann)) {
+            struct lst_annotation *a = &SEEN.ann[SEEN.annotations];
+            CHECK(lst_annotation_decode(rec->value, rec->len, a, NULL) == LST_OK);
+            CHECK_STREQ(S(a->item_id), key);
+        }
+        SEEN.annotations++;
     } else if (strcmp(rec->topic, topic_out) == 0) {
         char *v = malloc(rec->len + 1);
         memcpy(v, rec->value, rec->len);
@@ -139,18 +151,20 @@ static bool setup(void)
     snprintf(topic_msg, sizeof(topic_msg), "%slst.message", prefix);
     snprintf(topic_out, sizeof(topic_out), "%slst.outbound", prefix);
     snprintf(topic_views, sizeof(topic_views), "%slst.views", prefix);
+    snprintf(topic_ann, sizeof(topic_ann), "%slst.annotations", prefix);
     if (lst_kafka_create_topic(&kc, topic_emp, 3, 1, 30000) != LST_OK ||
         lst_kafka_create_topic(&kc, topic_msg, 6, 1, 30000) != LST_OK ||
         lst_kafka_create_topic(&kc, topic_out, 12, 1, 30000) != LST_OK ||
-        lst_kafka_create_topic(&kc, topic_views, 1, 1, 30000) != LST_OK)
+        lst_kafka_create_topic(&kc, topic_views, 1, 1, 30000) != LST_OK ||
+        lst_kafka_create_topic(&kc, topic_ann, 3, 1, 30000) != LST_OK)
         return false;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (!harness_start(&H, brokers, prefix, NULL))
         return false;
-    const char *topics[] = {topic_emp, topic_msg, topic_out, topic_views};
+    const char *topics[] = {topic_emp, topic_msg, topic_out, topic_views, topic_ann};
     char group[96];
     snprintf(group, sizeof(group), "%sreader", prefix);
-    struct lst_kafka_consumer_opts o = {.group_id = group, .topics = topics, .ntopics = 4};
+    struct lst_kafka_consumer_opts o = {.group_id = group, .topics = topics, .ntopics = 5};
     return lst_kafka_consumer_create(&kc, &o, &consumer) == LST_OK;
 }
 
@@ -162,6 +176,8 @@ static void teardown(void)
     lst_strv_cleanup(&SEEN.out_keys);
     lst_strv_cleanup(&SEEN.out_values);
     lst_view_cleanup(&SEEN.view);
+    for (size_t i = 0; i < LST_ARRAY_LEN(SEEN.ann); i++)
+        lst_annotation_cleanup(&SEEN.ann[i]);
     curl_global_cleanup();
 }
 
@@ -414,6 +430,76 @@ static void test_saved_view(void)
     CHECK_EQ(consume_until(&SEEN.views, 2, 1500), 1);
 }
 
+/* POSTs body to path and checks a 400 of type whose detail names what. */
+static void refused(const char *path, const char *body, const char *type, const char *what)
+{
+    struct http_result r;
+    char want[128];
+    snprintf(want, sizeof(want), "urn:leitstand:problem:%s", type);
+    CHECK_EQ(post_json(&H, path, TOKEN_DISPATCHER, body, NULL, &r), 400);
+    CHECK_STREQ(S(jstr(r.json, "type")), want);
+    if (jstr(r.json, "detail") == NULL || strstr(jstr(r.json, "detail"), what) == NULL) {
+        fprintf(stderr, "  %s %s: detail %s, want %s\n", path, body, S(jstr(r.json, "detail")),
+                what);
+        lst_test_failed_checks++;
+    }
+    http_result_cleanup(&r);
+}
+
+static void test_annotations(void)
+{
+    static const char item[] = "01JXT21QZ8AAAAAAAAAAAAAA01";
+    struct http_result r;
+    rcmd(&H, "HSET lst:lg:m:%s id %s dir in", item, item);
+    CHECK_EQ(post_json(&H,
+                       "/api/messages/"
+                       "01JXT21QZ8AAAAAAAAAAAAAA01"
+                       "/annotations",
+                       TOKEN_DISPATCHER, "{\"handled\":true,\"category\":\"schaden\"}", NULL, &r),
+             202);
+    CHECK_STREQ(S(jstr(r.json, "item_id")), item);
+    http_result_cleanup(&r);
+    CHECK_EQ(consume_until(&SEEN.annotations, 2, 30000), 2);
+    REQUIRE(SEEN.annotations == 2);
+    CHECK_EQ(SEEN.ann[0].kind, LST_ANNOTATION_HANDLED);
+    CHECK_EQ(SEEN.ann[1].kind, LST_ANNOTATION_CATEGORY);
+    CHECK_STREQ(S(SEEN.ann[1].category), "schaden");
+    CHECK_STREQ(S(SEEN.ann[0].user), "anna");
+    CHECK(SEEN.ann[0].at > 0 && SEEN.ann[0].at == SEEN.ann[1].at);
+    /* an item the projections do not have: 404, nothing produced */
+    CHECK_EQ(post_json(&H, "/api/messages/01JXT21QZ8AAAAAAAAAAAAAA02/annotations", TOKEN_DISPATCHER,
+                       "{\"handled\":true}", NULL, &r),
+             404);
+    http_result_cleanup(&r);
+    refused("/api/messages/01JXT21QZ8AAAAAAAAAAAAAA01/annotations", "{\"handeld\":true}",
+            "invalid-annotation", "\"handeld\"");
+    refused("/api/messages/01JXT21QZ8AAAAAAAAAAAAAA01/annotations", "{\"handled\":\"yes\"}",
+            "invalid-annotation", "handled");
+    CHECK_EQ(consume_until(&SEEN.annotations, 3, 1500), 2);
+}
+
+/* A misspelt member would otherwise be ignored: a send with "employees" for "employee_ids"
+ * went to the selector's drivers only. Refused before Kafka. */
+static void test_unknown_members(void)
+{
+    size_t messages = SEEN.messages, views = SEEN.views;
+    refused("/api/messages",
+            "{\"category\":\"dispo\",\"text\":\"hi\",\"selector\":{\"tags\":"
+            "[\"depot:Kiel-Wellsee\"]},\"employees\":[\"10011\"]}",
+            "invalid-message", "\"employees\": not a known member");
+    refused("/api/messages",
+            "{\"category\":\"dispo\",\"text\":\"hi\",\"selector\":{\"depot\":"
+            "[\"Kiel-Wellsee\"]}}",
+            "invalid-message", "selector: \"depot\"");
+    refused("/api/messages",
+            "{\"category\":\"dispo\",\"employee_ids\":[\"10011\"],\"attachment\":{"
+            "\"mime\":\"image/png\",\"data_base64\":\"AAAA\",\"name\":\"a.png\"}}",
+            "invalid-message", "attachment: \"name\"");
+    refused("/api/views", "{\"name\":\"x\",\"hiden\":[\"dispo\"]}", "invalid-view", "\"hiden\"");
+    CHECK_EQ(consume_until(&SEEN.messages, messages + 1, 1500), messages);
+    CHECK_EQ(SEEN.views, views);
+}
+
 static void test_all(void)
 {
     if (!setup()) {
@@ -427,6 +513,8 @@ static void test_all(void)
     test_image_upload();
     test_full_sync();
     test_saved_view();
+    test_annotations();
+    test_unknown_members();
     teardown();
 }
 

@@ -1,6 +1,7 @@
 /* The view API's rendered-row cache (services/view-api/rowcache.c) on its own: versions only
  * move forward, the capacity holds with the least recently used row leaving first, and what
- * /metrics says about it (lookups by result, evictions, rows held) is what happened. The
+ * /metrics says about it (lookups by result, evictions, rows held) is what happened; entries
+ * checked by content (the history's recipient states) hit only with the same check bytes. The
  * service-tier test (tests/system/view_api_service.c) covers the cache behind real pages. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,4 +153,43 @@ static void test_lru_and_metrics(void)
     lst_metrics_destroy(m);
 }
 
-LST_TEST_MAIN(T(test_disabled), T(test_versions), T(test_lru_and_metrics))
+/* Entries checked by content (the history's recipient states, feed.c): a hit needs the very
+ * check bytes stored, any change of them (state JSON, visibility) is a miss, and a put
+ * replaces, whatever came before; an empty check is never cached. */
+static bool has_by(struct va_rowcache *c, const char *id, const char *check, const char *want)
+{
+    struct lst_buf json;
+    lst_buf_init(&json);
+    bool hit = va_rowcache_get_by(c, id, check, strlen(check), &json);
+    if (hit)
+        CHECK_STREQ(json.data, want);
+    lst_buf_cleanup(&json);
+    return hit;
+}
+
+static void test_by_content(void)
+{
+    struct va_rowcache *c = NULL;
+    REQUIRE(va_rowcache_create(1000, NULL, &c) == LST_OK);
+    const char *s1 = "0{\"st\":\"read\",\"r\":3}", *s2 = "0{\"st\":\"read\",\"r\":3,\"d\":2}";
+    CHECK(!has_by(c, "M/E", s1, ""));
+    va_rowcache_put_by(c, "M/E", s1, strlen(s1), "{\"a\":1}", 7);
+    CHECK(has_by(c, "M/E", s1, "{\"a\":1}"));
+    CHECK(!has_by(c, "M/E", s2, ""));  /* the state changed (a later receipt's time) */
+    CHECK(!has_by(c, "M/E2", s1, "")); /* another recipient */
+    CHECK(!has_by(c, "M/E", "1{\"st\":\"read\",\"r\":3}", "")); /* another visibility */
+    CHECK(!has_by(c, "M/E", "0{\"st\":\"read\"", ""));          /* a prefix */
+    CHECK(has_by(c, "M/E", s1, "{\"a\":1}"));                   /* misses leave the entry */
+    va_rowcache_put_by(c, "M/E", s2, strlen(s2), "{\"a\":2}", 7);
+    CHECK(!has_by(c, "M/E", s1, "")); /* replaced: one entry per key */
+    CHECK(has_by(c, "M/E", s2, "{\"a\":2}"));
+    va_rowcache_put_by(c, "M/E", s1, strlen(s1), "{\"a\":1}", 7); /* back: no versions here */
+    CHECK(has_by(c, "M/E", s1, "{\"a\":1}"));
+    CHECK_EQ(rows(c), 1u);
+    va_rowcache_put_by(c, "M/X", "", 0, "{}", 2);
+    CHECK(!has_by(c, "M/X", "", ""));
+    CHECK_EQ(rows(c), 1u);
+    va_rowcache_destroy(c);
+}
+
+LST_TEST_MAIN(T(test_disabled), T(test_versions), T(test_lru_and_metrics), T(test_by_content))
