@@ -147,13 +147,15 @@ static int produce(int messages)
 }
 
 /* The records of one kind straight into the ledger's core (the service's defaults: 32 events
- * per script call, pipelines of 500), one partition per topic, continuing at its watermark. */
+ * per script call, LST_LEDGER_SCRIPT_EVENTS as in the service, pipelines of 500), one
+ * partition per topic, continuing at its watermark. */
 static int apply(int messages, const char *kind)
 {
     static const char *const names[K__ALL] = {"message", "outbound", "sent", "delivered", "read"};
     struct ledger_config cfg = {
         .batch = 500, .script_events = 32, .reply_window = 3600000, .read_receipts = 5};
     cfg.read_receipts = strtol(env("LST_LEDGER_READ_RECEIPTS_N", "5"), NULL, 10);
+    cfg.script_events = strtol(env("LST_LEDGER_SCRIPT_EVENTS", "32"), NULL, 10);
     struct lst_redis_config rc = {.port = (int)strtol(env("LST_REDIS_PORT", "6379"), NULL, 10),
                                   .timeout_ms = 60000};
     struct lst_redis *redis = NULL;
