@@ -32,6 +32,9 @@ while i <= #ARGV do
         end
         local ok, err = pcall(APPLY[kind])
         mver_flush() -- also after a failure: what it wrote stays
+        if not ok then
+            MCACHE = {} -- the event may have stopped between a count's update and its write
+        end
         if ok then
             if next(CREDITS) ~= nil then
                 credits_fold(credits, CREDITS)

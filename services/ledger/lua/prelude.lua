@@ -63,6 +63,11 @@ local function is_item(key)
     return string.sub(key, 1, #MP) == MP
 end
 
+-- load_msg's fields per item key, for the rest of the script call: a batch often holds several
+-- receipts of one message. Every write to an item through call() drops its entry; agg_status,
+-- the one writer of the counts outside call(), updates the cached counts in place.
+local MCACHE = {}
+
 local function call(cmd, key, ...)
     local w = MWRITE[cmd]
     if w == nil then
@@ -73,12 +78,14 @@ local function call(cmd, key, ...)
             local other = select(k, ...)
             if is_item(other) then
                 MTOUCHED[other] = 'd'
+                MCACHE[other] = nil
             end
         end
     end
     if not is_item(key) then
         return rcall(cmd, key, ...)
     end
+    MCACHE[key] = nil
     if cmd == 'HSET' then
         MTOUCHED[key] = 'v'
         local args = {...}
@@ -454,15 +461,22 @@ end
 -- aggregates, status indexes). Written out rather than built from STATES: the ledger's hottest
 -- read, and a Lua call or table insert per field cost more than the command (lua_cost.sh).
 local function load_msg(mid)
-    local v = rcall('HMGET', MP .. mid, 'msg', 'cat', 'at', 'disp', 'dep', 'n', 's:queued',
+    local key = MP .. mid
+    local m = MCACHE[key]
+    if m then
+        return m
+    end
+    local v = rcall('HMGET', key, 'msg', 'cat', 'at', 'disp', 'dep', 'n', 's:queued',
         's:retrying', 's:failed', 's:sent', 's:delivered', 's:read', 's:acknowledged',
         's:declined')
-    return {msg = v[1], cat = v[2], at = tonumber(v[3]), disp = v[4], dep = v[5],
-            c = {n = tonumber(v[6]) or 0, queued = tonumber(v[7]) or 0,
-                 retrying = tonumber(v[8]) or 0, failed = tonumber(v[9]) or 0,
-                 sent = tonumber(v[10]) or 0, delivered = tonumber(v[11]) or 0,
-                 read = tonumber(v[12]) or 0, acknowledged = tonumber(v[13]) or 0,
-                 declined = tonumber(v[14]) or 0}}
+    m = {msg = v[1], cat = v[2], at = tonumber(v[3]), disp = v[4], dep = v[5],
+         c = {n = tonumber(v[6]) or 0, queued = tonumber(v[7]) or 0,
+              retrying = tonumber(v[8]) or 0, failed = tonumber(v[9]) or 0,
+              sent = tonumber(v[10]) or 0, delivered = tonumber(v[11]) or 0,
+              read = tonumber(v[12]) or 0, acknowledged = tonumber(v[13]) or 0,
+              declined = tonumber(v[14]) or 0}}
+    MCACHE[key] = m
+    return m
 end
 
 -- Merges the observation o into the state of (mid, eid). Returns the old state name (nil
@@ -575,7 +589,7 @@ local function agg_status(mid, m, old, new)
         local left = c[old] - 1
         c[old] = left
         if left == 0 then
-            call('HDEL', mk, 's:' .. old)
+            rcall('HDEL', mk, 's:' .. old) -- the version follows below; MCACHE's 0 is right
         else
             f1, v1 = 's:' .. old, left
         end
