@@ -90,9 +90,9 @@ static lst_err read_conns(struct view_api *ctx, struct lst_metrics **metrics)
     if (err == LST_OK && (*metrics = lst_metrics_create()) == NULL)
         err = LST_ERR_NOMEM;
     if (err == LST_OK)
-        err = va_rowcache_create(ctx->cfg.row_cache, *metrics, &ctx->rows);
+        err = va_rowcache_create(ctx->cfg.row_cache, *metrics, "row", &ctx->rows);
     if (err == LST_OK)
-        err = va_rowcache_create(ctx->cfg.row_cache, NULL, &ctx->states);
+        err = va_rowcache_create(ctx->cfg.row_cache, *metrics, "state", &ctx->states);
     return err;
 }
 

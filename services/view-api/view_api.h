@@ -174,9 +174,12 @@ struct va_row_fields {
 };
 
 /* Thread-safe. capacity <= 0: disabled (*out = NULL; the callers skip a NULL cache). metrics:
- * where its lookups, evictions and size show (may be NULL). */
+ * where its lookups, evictions and size show (may be NULL), as lst_view_<family>_cache_*:
+ * family "row" (the timeline rows, size ..._rows) or "state" (the history's recipient states,
+ * size ..._states). */
 struct va_rowcache;
-lst_err va_rowcache_create(int64_t capacity, struct lst_metrics *metrics, struct va_rowcache **out);
+lst_err va_rowcache_create(int64_t capacity, struct lst_metrics *metrics, const char *family,
+                           struct va_rowcache **out);
 void va_rowcache_destroy(struct va_rowcache *c);
 /* The row of id at version v: appends its JSON to json, copies its fields to f. false when
  * not cached at that version (an older one is dropped). */

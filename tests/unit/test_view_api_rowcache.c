@@ -59,7 +59,7 @@ static double metric(struct lst_metrics *m, const char *series)
 static void test_disabled(void)
 {
     struct va_rowcache *c = (struct va_rowcache *)1;
-    CHECK_EQ(va_rowcache_create(0, NULL, &c), LST_OK);
+    CHECK_EQ(va_rowcache_create(0, NULL, "row", &c), LST_OK);
     CHECK(c == NULL);
     CHECK_EQ(rows(NULL), 0u);
     va_rowcache_clear(NULL);
@@ -69,7 +69,7 @@ static void test_disabled(void)
 static void test_versions(void)
 {
     struct va_rowcache *c = NULL;
-    REQUIRE(va_rowcache_create(1000, NULL, &c) == LST_OK);
+    REQUIRE(va_rowcache_create(1000, NULL, "row", &c) == LST_OK);
     put(c, "A", 5);
     struct va_row_fields f;
     struct lst_buf json;
@@ -98,7 +98,7 @@ static void test_versions(void)
 static int same_shard(char ids[3][8])
 {
     struct va_rowcache *c = NULL;
-    CHECK_EQ(va_rowcache_create(16, NULL, &c), LST_OK);
+    CHECK_EQ(va_rowcache_create(16, NULL, "row", &c), LST_OK);
     if (c == NULL)
         return 0;
     snprintf(ids[0], 8, "I0");
@@ -123,7 +123,7 @@ static void test_lru_and_metrics(void)
     struct lst_metrics *m = lst_metrics_create();
     struct va_rowcache *c = NULL;
     REQUIRE(m != NULL);
-    REQUIRE(va_rowcache_create(32, m, &c) == LST_OK); /* two rows per shard */
+    REQUIRE(va_rowcache_create(32, m, "row", &c) == LST_OK); /* two rows per shard */
     put(c, ids[0], 1);
     put(c, ids[1], 1);
     CHECK(has(c, ids[0], 1)); /* ids[0] is now the more recent of the two */
@@ -170,7 +170,9 @@ static bool has_by(struct va_rowcache *c, const char *id, const char *check, con
 static void test_by_content(void)
 {
     struct va_rowcache *c = NULL;
-    REQUIRE(va_rowcache_create(1000, NULL, &c) == LST_OK);
+    struct lst_metrics *m = lst_metrics_create();
+    REQUIRE(m != NULL);
+    REQUIRE(va_rowcache_create(1000, m, "state", &c) == LST_OK);
     const char *s1 = "0{\"st\":\"read\",\"r\":3}", *s2 = "0{\"st\":\"read\",\"r\":3,\"d\":2}";
     CHECK(!has_by(c, "M/E", s1, ""));
     va_rowcache_put_by(c, "M/E", s1, strlen(s1), "{\"a\":1}", 7);
@@ -189,7 +191,13 @@ static void test_by_content(void)
     va_rowcache_put_by(c, "M/X", "", 0, "{}", 2);
     CHECK(!has_by(c, "M/X", "", ""));
     CHECK_EQ(rows(c), 1u);
+    /* its own series: "state", not the timeline rows' (an empty check never looks up) */
+    CHECK_EQ(metric(m, "lst_view_state_cache_lookups_total{result=\"hit\"}"), 4.0);
+    CHECK_EQ(metric(m, "lst_view_state_cache_lookups_total{result=\"miss\"}"), 6.0);
+    CHECK_EQ(metric(m, "lst_view_state_cache_states"), 1.0);
+    CHECK(metric(m, "lst_view_row_cache_rows") < 0);
     va_rowcache_destroy(c);
+    lst_metrics_destroy(m);
 }
 
 LST_TEST_MAIN(T(test_disabled), T(test_versions), T(test_lru_and_metrics), T(test_by_content))
