@@ -56,9 +56,13 @@ pid_alive() {
 }
 
 wait_healthy() {
-    local name=$1 port=$2 pidfile=$3 deadline=$((SECONDS + 30))
+    local name=$1 port=$2 pidfile=$3 deadline=$((SECONDS + 30)) pid
+    pid=$(cat "$pidfile")
     while [ $SECONDS -lt $deadline ]; do
-        if ! pid_alive "$pidfile"; then
+        # running, not pid_alive: until the forked shell has exec'd nohup, the child's command
+        # line is still this script's, and pid_alive's check of it took a healthy start for a
+        # crash (`./leitstand up` stopped after gateway-out once, view-api never started).
+        if ! running "$pid"; then
             echo "services: $name exited during start-up; last log lines:" >&2
             tail -n 20 "$LOG_DIR/$name.log" >&2 || true
             return 1
