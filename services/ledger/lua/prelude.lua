@@ -300,8 +300,6 @@ local STEPS = {'q', 'w', 'f', 's', 'd', 'r', 'a', 'x'}
 local INTS = {'q', 'w', 'f', 's', 'd', 'r', 'a', 'x', 'fat', 'fh', 'att', 'dup', 'ff', 'cr'}
 local STRS = {'tm', 'tid', 'fc', 'fr'}
 local READER = {read = true, acknowledged = true, declined = true}
-local STATES = {'queued', 'retrying', 'failed', 'sent', 'delivered', 'read', 'acknowledged',
-                'declined'}
 
 local function state_of(s)
     if s.a and s.x then
@@ -457,9 +455,10 @@ end
 
 -- ---- per-message aggregates and status indexes ------------------------------------------
 
--- The fields of m:<mid> that a merge needs, read with one HMGET per merge (credits,
--- aggregates, status indexes). Written out rather than built from STATES: the ledger's hottest
--- read, and a Lua call or table insert per field cost more than the command (lua_cost.sh).
+-- The fields of m:<mid> that a merge needs (credits, aggregates, status indexes; the counts
+-- per state name of state_of), read with one HMGET per message and script call (MCACHE). The
+-- field names are written out: the ledger's hottest read, and a Lua call or table insert per
+-- field cost more than the command (lua_cost.sh).
 local function load_msg(mid)
     local key = MP .. mid
     local m = MCACHE[key]
