@@ -160,6 +160,26 @@ const char *lst_http_query(const struct lst_http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_each {
+    lst_http_query_fn fn;
+    void *ud;
+};
+
+static enum MHD_Result query_each_one(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct query_each *qe = cls;
+    (void)kind;
+    return qe->fn(qe->ud, key, value) ? MHD_YES : MHD_NO;
+}
+
+size_t lst_http_query_each(const struct lst_http_request *req, lst_http_query_fn fn, void *ud)
+{
+    struct query_each qe = {fn, ud};
+    int n = MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, query_each_one, &qe);
+    return n > 0 ? (size_t)n : 0;
+}
+
 const char *lst_http_header(const struct lst_http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);

@@ -189,6 +189,9 @@ static lst_err sum_days(struct view_api *ctx, int64_t d0, int64_t d1, const char
     return err;
 }
 
+static const char *const range_params[] = {"from", "to", "group", NULL};
+const struct va_query_spec va_credits_query = {"GET", "/api/credits", range_params, false};
+
 static bool parse_range(const struct va_req *r, int64_t *from, int64_t *to, const char **group,
                         struct lst_buf *why)
 {
@@ -254,7 +257,7 @@ void va_handle_credits(void *ud, const struct lst_http_request *req, struct lst_
     struct tally t = {0};
     int64_t from = 0, to = 0;
     const char *group = NULL;
-    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r) || !va_query_only(&r, &va_credits_query))
         return;
     lst_buf_init(&why);
     if (!parse_range(&r, &from, &to, &group, &why)) {

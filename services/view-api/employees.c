@@ -72,6 +72,10 @@ static bool matches(const struct emp_filter *f, const struct va_employee *e)
     return true;
 }
 
+static const char *const list_params[] = {"q",      "department", "vehicle", "tag",
+                                          "active", "limit",      "cursor",  NULL};
+const struct va_query_spec va_employees_query = {"GET", "/api/employees", list_params, false};
+
 static bool parse_filter(const struct lst_http_request *req, struct emp_filter *f,
                          struct lst_buf *why)
 {
@@ -187,7 +191,7 @@ void va_handle_employees(void *ud, const struct lst_http_request *req,
                          struct lst_http_response *resp)
 {
     struct va_req r;
-    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r) || !va_query_only(&r, &va_employees_query))
         return;
     list(&r);
 }

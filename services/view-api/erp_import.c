@@ -646,10 +646,16 @@ static bool parse_body(struct va_req *r, struct import *im)
     return false;
 }
 
+static const char *const import_params[] = {"mode", "force", NULL};
+const struct va_query_spec va_import_query = {"POST", "/api/admin/erp-import", import_params,
+                                              false};
+
 static bool parse_query(struct va_req *r, struct import *im)
 {
     const char *mode = lst_http_query(r->http, "mode");
     const char *force = lst_http_query(r->http, "force");
+    if (!va_query_only(r, &va_import_query))
+        return false;
     if (mode != NULL && strcmp(mode, "full") != 0 && strcmp(mode, "upsert") != 0) {
         lst_http_problem(r->resp, 400, "invalid-query", "Invalid Query Parameter",
                          "mode: full or upsert");

@@ -104,6 +104,13 @@ static bool check_slugs(const struct lst_strv *v, const char *name, struct lst_b
     return true;
 }
 
+const char *va_filter_param(size_t i)
+{
+    if (i < LST_VIEW_FILTER_PARAMS)
+        return lst_view_filter_name(i);
+    return i == LST_VIEW_FILTER_PARAMS ? "hidden" : NULL;
+}
+
 static const char *query_param(void *ud, const char *name)
 {
     return lst_http_query(ud, name);

@@ -83,6 +83,10 @@ struct audit_q {
     struct va_cursor cur;
 };
 
+static const char *const audit_params[] = {"employee", "actor", "action", "from",
+                                           "to",       "limit", "cursor", NULL};
+const struct va_query_spec va_audit_query = {"GET", "/api/admin/audit", audit_params, false};
+
 static bool audit_parse(struct va_req *r, struct audit_q *q, struct lst_buf *why)
 {
     const char *f = lst_http_query(r->http, "from"), *t = lst_http_query(r->http, "to");
@@ -228,7 +232,7 @@ void va_handle_audit(void *ud, const struct lst_http_request *req, struct lst_ht
     struct va_req r;
     struct audit_q q = {0};
     struct lst_buf why, out;
-    if (!va_begin(ud, req, resp, VA_ROLE_ADMIN, &r))
+    if (!va_begin(ud, req, resp, VA_ROLE_ADMIN, &r) || !va_query_only(&r, &va_audit_query))
         return;
     lst_buf_init(&why);
     lst_buf_init(&out);

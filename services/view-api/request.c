@@ -203,6 +203,65 @@ bool va_list_split(const char *v, const char *name, size_t max_len, struct lst_s
     }
 }
 
+const char *va_query_param(const struct va_query_spec *spec, size_t i)
+{
+    size_t nfilter = 0;
+    while (spec->filter && va_filter_param(nfilter) != NULL)
+        nfilter++;
+    return i < nfilter ? va_filter_param(i) : spec->names[i - nfilter];
+}
+
+struct query_check {
+    const struct va_query_spec *spec;
+    bool seen[64]; /* by va_query_param index; a route knows far fewer */
+    struct lst_buf *why;
+};
+
+/* One parameter of the request (lst_http_query_each): false with why when refused. */
+static bool query_param_ok(void *ud, const char *name, const char *value)
+{
+    struct query_check *qc = ud;
+    const char *k;
+    size_t i = 0;
+    if (strcmp(name, "_") == 0)
+        return true; /* the cache buster, ignored whatever its value */
+    while ((k = va_query_param(qc->spec, i)) != NULL && strcmp(k, name) != 0)
+        i++;
+    if (k == NULL) {
+        /* the name is the client's: bounded (the problem's JSON escapes it) */
+        lst_buf_printf(qc->why, "\"%.64s\": not a known query parameter (known:", name);
+        for (i = 0; (k = va_query_param(qc->spec, i)) != NULL; i++)
+            lst_buf_printf(qc->why, "%s %s", i > 0 ? "," : "", k);
+        lst_buf_puts(qc->why, ")");
+        return false;
+    }
+    if (value == NULL) {
+        lst_buf_printf(qc->why, "\"%s\": given without a value", k);
+        return false;
+    }
+    if (i < LST_ARRAY_LEN(qc->seen) && qc->seen[i]) {
+        lst_buf_printf(qc->why, "\"%s\": given more than once (lists are comma-separated)", k);
+        return false;
+    }
+    if (i < LST_ARRAY_LEN(qc->seen))
+        qc->seen[i] = true;
+    return true;
+}
+
+bool va_query_only(struct va_req *r, const struct va_query_spec *spec)
+{
+    struct lst_buf why;
+    struct query_check qc = {spec, {false}, &why};
+    lst_buf_init(&why);
+    lst_http_query_each(r->http, query_param_ok, &qc);
+    bool ok = why.len == 0 && !lst_buf_failed(&why);
+    if (!ok)
+        lst_http_problem(r->resp, 400, "invalid-query", "Invalid Query Parameter", "%s",
+                         lst_buf_failed(&why) ? "invalid" : why.data);
+    lst_buf_cleanup(&why);
+    return ok;
+}
+
 bool va_query_limit(const struct va_req *r, int64_t def, int64_t *out, struct lst_buf *why)
 {
     const char *v = lst_http_query(r->http, "limit");

@@ -275,6 +275,10 @@ static bool stream_next(void *ud, struct lst_buf *out)
 
 /* ---- the request ---- */
 
+/* The stream's query: the timeline's filter or a saved view, and where to resume. */
+static const char *const stream_params[] = {"view", "last_event_id", NULL};
+const struct va_query_spec va_stream_query = {"GET", "/api/stream", stream_params, true};
+
 /* The filter: a saved view (view=) or the timeline's parameters, then read
  * visibility. 0 or the HTTP status with the problem set. */
 static int parse_filter(struct va_req *r, struct va_filter *f)
@@ -388,7 +392,7 @@ void va_handle_stream(void *ud, const struct lst_http_request *req, struct lst_h
 {
     struct va_req r;
     struct stream *st = NULL;
-    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r) || !va_query_only(&r, &va_stream_query))
         return;
     /* taken before the check, so two requests racing for the last slot cannot
      * both win */

@@ -1,6 +1,13 @@
 /* GET /api/timeline: all communication, newest first, filtered (feed.c). */
 #include "view_api.h"
 
+/* The query of a timeline page (and of an employee's history, the same page): the filter,
+ * a saved view, the page. */
+static const char *const page_params[] = {"view", "limit", "cursor", NULL};
+const struct va_query_spec va_timeline_query = {"GET", "/api/timeline", page_params, true};
+const struct va_query_spec va_history_query = {"GET", "/api/employees/{id}/history", page_params,
+                                               true};
+
 static void page(struct va_req *r, const char *recipient, struct va_filter *f)
 {
     struct lst_buf why, out;
@@ -49,7 +56,7 @@ void va_handle_timeline(void *ud, const struct lst_http_request *req,
 {
     struct va_req r;
     struct va_filter f = {0};
-    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r))
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r) || !va_query_only(&r, &va_timeline_query))
         return;
     page(&r, NULL, &f);
     va_filter_cleanup(&f);
@@ -61,6 +68,8 @@ void va_handle_timeline(void *ud, const struct lst_http_request *req,
 void va_history(struct va_req *r, const char *employee_id)
 {
     struct va_filter f = {0};
+    if (!va_query_only(r, &va_history_query))
+        return;                    /* nothing shown: nothing to audit */
     va_audit_view(r, employee_id); /* GDPR: who opened whose history (gdpr.c) */
     page(r, employee_id, &f);
     va_filter_cleanup(&f);

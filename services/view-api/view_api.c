@@ -40,6 +40,13 @@ static const struct lst_http_route routes[] = {
     {"DELETE", "/api/admin/employees/", true, va_handle_admin_employee},
 };
 
+/* Every route that takes a query, by its table (va_query_only). */
+const struct va_query_spec *const va_query_specs[] = {
+    &va_employees_query, &va_history_query, &va_timeline_query, &va_stream_query,
+    &va_import_query,    &va_credits_query, &va_audit_query,
+};
+const size_t va_query_nspecs = LST_ARRAY_LEN(va_query_specs);
+
 static lst_err load_access(struct view_api *ctx)
 {
     struct lst_buf why;

@@ -348,6 +348,33 @@ bool va_query_list(const struct lst_http_request *req, const char *name, size_t 
 bool va_list_split(const char *v, const char *name, size_t max_len, struct lst_strv *out,
                    struct lst_buf *why);
 
+/* The query parameters one route knows, declared next to the route's parsing (one table per
+ * route). The OpenAPI test (tests/system/view_api_openapi_check.py) checks that each equals
+ * the operation's query parameters in proto/openapi.yaml. */
+struct va_query_spec {
+    const char *method, *path; /* the operation, path as templated in proto/openapi.yaml */
+    const char *const *names;  /* NULL-terminated */
+    bool filter;               /* also the timeline filter's parameters (va_filter_param) */
+};
+
+/* The tables, each beside its route's parsing; va_query_specs (view_api.c) lists them all for
+ * the OpenAPI test. */
+extern const struct va_query_spec va_employees_query, va_timeline_query, va_history_query,
+    va_stream_query, va_import_query, va_credits_query, va_audit_query;
+extern const struct va_query_spec *const va_query_specs[];
+extern const size_t va_query_nspecs;
+
+/* The route's i-th known query parameter: the filter's first (with spec->filter), then its
+ * own names; NULL past the last. */
+const char *va_query_param(const struct va_query_spec *spec, size_t i);
+
+/* Whether the query holds only parameters the route knows, each once and with a value. A
+ * misspelt filter (departmnet=) would otherwise be ignored in silence and the page show
+ * everything; a repeated one would keep only its first value. "_" (the cache buster of
+ * jQuery-style clients) is always accepted and ignored. false with a 400 invalid-query problem
+ * set that names the parameter and the known ones. */
+bool va_query_only(struct va_req *r, const struct va_query_spec *spec);
+
 /* The "limit" query parameter within [1, page_max] (default def). false with why. */
 bool va_query_limit(const struct va_req *r, int64_t def, int64_t *out, struct lst_buf *why);
 
@@ -475,6 +502,9 @@ struct va_cursor {
 };
 
 void va_filter_cleanup(struct va_filter *f);
+/* The timeline filter's query parameters by index (those a saved view's record holds, then
+ * hidden); NULL past the last. */
+const char *va_filter_param(size_t i);
 /* Parses the common filter query parameters (docs/view-api.md). false with why. */
 bool va_filter_parse(const struct lst_http_request *req, struct va_filter *f, struct lst_buf *why);
 /* The same over any source of parameters: get(ud, name) returns the value or NULL (borrowed

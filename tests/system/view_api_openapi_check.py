@@ -6,8 +6,13 @@ method TAB path TAB status TAB content type TAB body. For each exchange: the pat
 documented path, the method is documented there, the status is one of the operation's
 responses, the content type is one the response declares, and the body validates (JSON
 Schema 2020-12, the dialect of OpenAPI 3.1) against that response's schema. Unknown paths
-may only have been answered 404. Exit 0 when all hold, 1 otherwise; prints the operations
-and statuses the run covered.
+may only have been answered 404.
+
+Lines "QUERY TAB method TAB path TAB name,name,..." are a route's table of known query
+parameters (struct va_query_spec, which the view-api refuses anything else by): each must
+equal the operation's documented query parameters, and once any is given, every documented
+operation with query parameters must have one. Exit 0 when all hold, 1 otherwise; prints the
+operations and statuses the run covered.
 
 usage: view_api_openapi_check.py OPENAPI_YAML DUMP_FILE
 """
@@ -23,6 +28,36 @@ from referencing.jsonschema import DRAFT202012
 BASE = "urn:leitstand:openapi"
 
 
+def query_params(spec, op):
+    """The names of an operation's documented query parameters."""
+    names = set()
+    for p in op.get("parameters", []):
+        if "$ref" in p:
+            p = spec["components"]["parameters"][p["$ref"].rsplit("/", 1)[1]]
+        if p.get("in") == "query":
+            names.add(p["name"])
+    return names
+
+
+def check_queries(spec, tables, errors):
+    """The C tables of known query parameters against the document, both ways."""
+    for (method, path), names in tables.items():
+        op = spec["paths"].get(path, {}).get(method.lower())
+        if op is None:
+            errors.append(f"query table of {method} {path}: no such operation")
+            continue
+        doc = query_params(spec, op)
+        if names != doc:
+            errors.append(f"query table of {method} {path}: only in C {sorted(names - doc)}, "
+                          f"only documented {sorted(doc - names)}")
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if isinstance(op, dict) and query_params(spec, op) and \
+                    (method.upper(), path) not in tables:
+                errors.append(f"{method.upper()} {path} documents query parameters, "
+                              "but no query table was given")
+
+
 def main():
     spec = yaml.safe_load(open(sys.argv[1], encoding="utf-8"))
     registry = Registry().with_resource(BASE, Resource(contents=spec, specification=DRAFT202012))
@@ -31,9 +66,14 @@ def main():
         rx = "^" + re.sub(r"\{[^}]+\}", "[^/]+", tpl) + "$"
         templates.append((re.compile(rx), tpl))
     errors, covered, n = [], set(), 0
+    tables = {}
     for line in open(sys.argv[2], encoding="utf-8"):
         line = line.rstrip("\n")
         if not line:
+            continue
+        if line.startswith("QUERY\t"):
+            _, method, path, names = line.split("\t", 3)
+            tables[(method, path)] = set(names.split(",")) - {""}
             continue
         method, path, status, ctype, body = line.split("\t", 4)
         n += 1
@@ -76,6 +116,9 @@ def main():
             schema = json.loads(json.dumps(schema).replace('"#/components', f'"{BASE}#/components'))
         for e in Draft202012Validator(schema, registry=registry).iter_errors(doc):
             errors.append(f"{where}: {'/'.join(map(str, e.absolute_path))}: {e.message}")
+    if tables:
+        check_queries(spec, tables, errors)
+        print(f"{len(tables)} query tables checked against the documented parameters")
     print(f"{n} exchanges, {len(covered)} documented operation/status pairs covered:")
     for c in sorted(covered):
         print("  " + c)

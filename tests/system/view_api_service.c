@@ -857,6 +857,167 @@ static void setup(void)
     seed();
 }
 
+/* ---- query parameters: each route's table (va_query_only) ---- */
+
+/* A valid value of every known query parameter, good on each route that knows it (the
+ * cursor is both a timeline cursor and an employee ID). */
+static const char *const PARAM_VALUES[][2] = {
+    {"direction", "out"},     {"type", "text"},       {"category", "dispo"},
+    {"hidden", "info"},       {"employee", "E1"},     {"department", "Fernverkehr"},
+    {"vehicle", "HH-1"},      {"dispatcher", "anna"}, {"tag", "fernverkehr"},
+    {"depot", "Hamburg"},     {"status", "failed"},   {"from", "0"},
+    {"to", "9000"},           {"q", "Tor"},           {"view", V1},
+    {"limit", "10"},          {"cursor", "5000_zz"},  {"active", "true"},
+    {"last_event_id", "0-0"}, {"mode", "upsert"},     {"force", "false"},
+    {"group", "department"},  {"actor", "anna"},      {"action", "view"},
+};
+
+static const char *param_value(const char *name)
+{
+    for (size_t i = 0; i < LST_ARRAY_LEN(PARAM_VALUES); i++) {
+        if (strcmp(PARAM_VALUES[i][0], name) == 0)
+            return PARAM_VALUES[i][1];
+    }
+    fprintf(stderr, "  no test value for the query parameter %s\n", name);
+    lst_test_failed_checks++;
+    return "x";
+}
+
+/* The route's path (E1 for {id}) and query: every known parameter (all=true) or none, then
+ * extra (may be ""). */
+static void route_path(const struct va_query_spec *q, bool all, const char *extra, char *out,
+                       size_t n)
+{
+    const char *id = strstr(q->path, "{id}");
+    size_t len = id != NULL ? (size_t)(id - q->path) : strlen(q->path);
+    int at = snprintf(out, n, "%.*s%s%s?", (int)len, q->path, id != NULL ? "E1" : "",
+                      id != NULL ? id + 4 : "");
+    const char *k;
+    for (size_t i = 0; all && (k = va_query_param(q, i)) != NULL; i++)
+        at += snprintf(out + at, n - (size_t)at, "%s=%s&", k, param_value(k));
+    snprintf(out + at, n - (size_t)at, "%s", extra);
+}
+
+/* One request on the route as it is used: a dispatcher's GET, an admin's, an import of a CSV
+ * that fails validation (so nothing is produced). The status; the answer in r. */
+static long route_call(const struct va_query_spec *q, const char *path, struct http_result *r)
+{
+    bool admin = strncmp(q->path, "/api/admin/", 11) == 0;
+    if (strcmp(q->method, "POST") == 0)
+        return http(&H, "POST", path, TOKEN_ADMIN, "text/csv", "a\n", 2, NULL, r);
+    return http(&H, "GET", path, admin ? TOKEN_ADMIN : TOKEN_DISPATCHER, NULL, NULL, 0, NULL, r);
+}
+
+/* The live stream's status: from its response head (an open stream never ends). */
+static long stream_status(const char *path)
+{
+    struct sse s;
+    long st = -1;
+    if (sse_open(&H, &s, path, NULL) && sse_wait(&s, "\r\n\r\n", 3000))
+        st = strtol(s.b.data + strcspn(s.b.data, " "), NULL, 10);
+    sse_close(&s);
+    return st;
+}
+
+/* For the OpenAPI check: each route's table (QUERY lines of the dump), which must equal the
+ * operation's documented query parameters. */
+static void dump_query_tables(void)
+{
+    const char *file = getenv("LST_VIEW_API_DUMP");
+    FILE *f;
+    if (file == NULL || (f = fopen(file, "a")) == NULL)
+        return;
+    for (size_t i = 0; i < va_query_nspecs; i++) {
+        const struct va_query_spec *q = va_query_specs[i];
+        const char *k;
+        fprintf(f, "QUERY\t%s\t%s\t", q->method, q->path);
+        for (size_t j = 0; (k = va_query_param(q, j)) != NULL; j++)
+            fprintf(f, "%s%s", j > 0 ? "," : "", k);
+        fputc('\n', f);
+    }
+    fclose(f);
+}
+
+static void expect_refused(const struct va_query_spec *q, const char *path, const char *what)
+{
+    struct http_result r;
+    route_call(q, path, &r);
+    if (r.status != 400 || jstr(r.json, "detail") == NULL ||
+        strstr(jstr(r.json, "detail"), what) == NULL) {
+        fprintf(stderr, "  %s %s: %ld %s, want 400 with %s\n", q->method, path, r.status,
+                S(jstr(r.json, "detail")), what);
+        lst_test_failed_checks++;
+    }
+    check_problem(&r, 400, "invalid-query");
+    http_result_cleanup(&r);
+}
+
+static void expect_served(const struct va_query_spec *q, const char *path)
+{
+    struct http_result r = {0};
+    long want = strcmp(q->method, "POST") == 0 ? 422 : 200; /* the import's rows are refused */
+    long st = strcmp(q->path, "/api/stream") == 0 ? stream_status(path) : route_call(q, path, &r);
+    if (st != want) {
+        fprintf(stderr, "  %s %s: %ld %s, want %ld\n", q->method, path, st,
+                S(jstr(r.json, "detail")), want);
+        lst_test_failed_checks++;
+    }
+    if (r.body.data != NULL || r.json != NULL)
+        http_result_cleanup(&r);
+}
+
+/* One route: every documented parameter at once is served (no false refusals), also with
+ * "_"; a misspelt, an unknown, a repeated and a value-less parameter are refused by name. */
+static void query_route(const struct va_query_spec *q)
+{
+    char path[1024], typo[64], query[160], detail[160];
+    const char *first = va_query_param(q, 0), *last = first;
+    for (size_t i = 0; va_query_param(q, i) != NULL; i++)
+        last = va_query_param(q, i);
+    route_path(q, true, "", path, sizeof(path));
+    expect_served(q, path);
+    route_path(q, true, "_=1733497200000", path, sizeof(path));
+    expect_served(q, path);
+    route_path(q, false, "_=1&_=", path, sizeof(path));
+    expect_served(q, path);
+    /* the first known name misspelt (a letter doubled): named, with the known ones */
+    snprintf(typo, sizeof(typo), "%c%s", first[0], first);
+    snprintf(query, sizeof(query), "%s=%s", typo, param_value(first));
+    route_path(q, false, query, path, sizeof(path));
+    snprintf(detail, sizeof(detail), "\"%s\": not a known query parameter (known: %s,", typo,
+             first);
+    expect_refused(q, path, detail);
+    snprintf(detail, sizeof(detail), ", %s)", last);
+    expect_refused(q, path, detail);
+    route_path(q, false, "__=1", path, sizeof(path));
+    expect_refused(q, path, "\"__\": not a known query parameter");
+    snprintf(query, sizeof(query), "%s=%s&%s=%s", first, param_value(first), first,
+             param_value(first));
+    route_path(q, false, query, path, sizeof(path));
+    snprintf(detail, sizeof(detail), "\"%s\": given more than once", first);
+    expect_refused(q, path, detail);
+    route_path(q, false, last, path, sizeof(path));
+    snprintf(detail, sizeof(detail), "\"%s\": given without a value", last);
+    expect_refused(q, path, detail);
+}
+
+static void test_query_params(void)
+{
+    struct http_result r;
+    dump_query_tables();
+    for (size_t i = 0; i < va_query_nspecs; i++)
+        query_route(va_query_specs[i]);
+    /* the dispatcher's typo: 400 instead of the unfiltered timeline */
+    get(&H, "/api/timeline?departmnet=Fernverkehr", TOKEN_DISPATCHER, &r);
+    check_problem(&r, 400, "invalid-query");
+    CHECK(strstr(S(jstr(r.json, "detail")), "\"departmnet\": not a known query parameter") != NULL);
+    CHECK(strstr(S(jstr(r.json, "detail")), " department,") != NULL);
+    http_result_cleanup(&r);
+    /* lists are comma-separated, not repeated; a repeat would keep only its first value */
+    expect_400("/api/timeline?department=Fernverkehr&department=Nahverkehr");
+    expect_ids("/api/timeline?department=Fernverkehr,Nahverkehr&_=1", M2 "," I1 "," M1);
+}
+
 static void teardown(void)
 {
     harness_stop(&H);
@@ -873,6 +1034,7 @@ static void test_all(void)
     test_timeline();
     test_views();
     test_history();
+    test_query_params();
     test_detail();
     test_send_validation();
     test_import_validation();

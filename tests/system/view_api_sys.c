@@ -498,6 +498,13 @@ static void test_unknown_members(void)
     refused("/api/views", "{\"name\":\"x\",\"hiden\":[\"dispo\"]}", "invalid-view", "\"hiden\"");
     CHECK_EQ(consume_until(&SEEN.messages, messages + 1, 1500), messages);
     CHECK_EQ(SEEN.views, views);
+    /* the same for query strings: a misspelt filter is refused, not the whole timeline shown */
+    struct http_result r;
+    CHECK_EQ(get(&H, "/api/timeline?departmnet=Fernverkehr&_=1733497200000", TOKEN_DISPATCHER, &r),
+             400);
+    CHECK_STREQ(S(jstr(r.json, "type")), "urn:leitstand:problem:invalid-query");
+    CHECK(strstr(S(jstr(r.json, "detail")), "\"departmnet\": not a known query parameter") != NULL);
+    http_result_cleanup(&r);
 }
 
 static void test_all(void)

@@ -26,17 +26,30 @@ struct svc {
 
 /* ---- handlers ---- */
 
+/* Appends "name=value;" (just "name;" without a value) to the lst_buf ud. */
+static bool query_line(void *ud, const char *name, const char *value)
+{
+    lst_buf_printf(ud, "%s%s%s;", name, value != NULL ? "=" : "", value != NULL ? value : "");
+    return true;
+}
+
 static void h_echo(void *ud, const struct lst_http_request *req, struct lst_http_response *resp)
 {
     (void)ud;
+    struct lst_buf all;
     const char *q = lst_http_query(req, "q");
     const char *h = lst_http_header(req, "x-test");
+    lst_buf_init(&all);
+    size_t n = lst_http_query_each(req, query_line, &all);
+    lst_buf_printf(&all, "%zu", n);
     lst_http_reply(resp, 201, "application/octet-stream", req->body, req->body_len);
     lst_http_add_header(resp, "X-Query", q ? q : "(none)");
     lst_http_add_header(resp, "X-Hdr", h ? h : "(none)");
     lst_http_add_header(resp, "X-Remote", req->remote_addr);
     lst_http_add_header(resp, "Location", "/echo/1");
     lst_http_add_header(resp, "Access-Control-Allow-Origin", "*");
+    lst_http_add_header(resp, "X-Queries", all.data);
+    lst_buf_cleanup(&all);
 }
 
 static void h_sleep(void *ud, const struct lst_http_request *req, struct lst_http_response *resp)
@@ -392,6 +405,7 @@ static void test_echo_post_and_response_headers(void)
     CHECK_EQ(r.body.len, sizeof(body) - 1);
     CHECK(r.body.data && memcmp(r.body.data, body, sizeof(body) - 1) == 0);
     CHECK_STREQ(header(&r, "X-Query", v, sizeof(v)), "a b");
+    CHECK_STREQ(header(&r, "X-Queries", v, sizeof(v)), "q=a b;x=1;2");
     CHECK_STREQ(header(&r, "X-Hdr", v, sizeof(v)), "hello");
     CHECK_STREQ(header(&r, "X-Remote", v, sizeof(v)), "127.0.0.1");
     CHECK_STREQ(header(&r, "Location", v, sizeof(v)), "/echo/1");
@@ -412,6 +426,15 @@ static void test_echo_post_and_response_headers(void)
     request(f.port, "POST", "/echo", "", 0, BODY_LENGTH, &r);
     CHECK_EQ(r.status, 201);
     CHECK_EQ(r.body.len, 0);
+    CHECK_STREQ(header(&r, "X-Queries", v, sizeof(v)), "0");
+    result_free(&r);
+
+    /* every parameter in order: repeats (lst_http_query shows only the first), a flag
+     * without value, an empty value */
+    request(f.port, "POST", "/echo?q=1&flag&q=2&e=&x%3Dy=%26", "", 0, BODY_LENGTH, &r);
+    CHECK_EQ(r.status, 201);
+    CHECK_STREQ(header(&r, "X-Query", v, sizeof(v)), "1");
+    CHECK_STREQ(header(&r, "X-Queries", v, sizeof(v)), "q=1;flag;q=2;e=;x=y=&;5");
     result_free(&r);
     stop(&f);
 }

@@ -62,8 +62,17 @@ struct lst_http_request {
     void *priv;              /* the server's request state (lst_http_async_begin) */
 };
 
-/* A decoded query parameter; NULL when absent or given without a value ("?flag"). */
+/* A decoded query parameter; NULL when absent or given without a value ("?flag"). A repeated
+ * name yields its first value. */
 const char *lst_http_query(const struct lst_http_request *req, const char *name);
+
+/* Called once per query parameter: decoded name and value (NULL for "?flag", "" for "?flag=").
+ * Return false to stop. Both strings are borrowed for the handler call. */
+typedef bool (*lst_http_query_fn)(void *ud, const char *name, const char *value);
+
+/* Every query parameter in the order sent, repeats included (which lst_http_query cannot
+ * show), e.g. to refuse unknown or repeated parameters. Returns how many were visited. */
+size_t lst_http_query_each(const struct lst_http_request *req, lst_http_query_fn fn, void *ud);
 /* A request header (name case-insensitive); NULL when absent. */
 const char *lst_http_header(const struct lst_http_request *req, const char *name);
 
