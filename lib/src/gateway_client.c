@@ -234,9 +234,7 @@ void lst_gateway_destroy(struct lst_gateway *gw)
 {
     if (gw == NULL)
         return;
-    if (gw->curl != NULL)
-        curl_easy_cleanup(gw->curl);
-    lst_buf_cleanup(&gw->url); /* wiped after every call */
+    lst_gw_xfer_cleanup(&gw->x);
     if (gw->lock_ready)
         pthread_mutex_destroy(&gw->lock);
     free(gw->base_url);
@@ -251,22 +249,10 @@ void lst_gateway_destroy(struct lst_gateway *gw)
 
 lst_err lst_gateway_set_request_id(struct lst_gateway *gw, const char *request_id)
 {
-    size_t len = request_id != NULL ? strlen(request_id) : 0;
-    if (len > LST_GATEWAY_REQUEST_ID_MAX)
-        return LST_ERR_INVALID;
-    for (size_t i = 0; i < len; i++) {
-        /* Printable ASCII only: a CR or LF would inject headers. */
-        if (request_id[i] < '!' || request_id[i] > '~')
-            return LST_ERR_INVALID;
-    }
     pthread_mutex_lock(&gw->lock);
-    if (len == 0)
-        gw->request_id_header[0] = '\0';
-    else
-        snprintf(gw->request_id_header, sizeof(gw->request_id_header), "X-Request-Id: %s",
-                 request_id);
+    lst_err err = lst_gw_set_request_id(&gw->x, request_id);
     pthread_mutex_unlock(&gw->lock);
-    return LST_OK;
+    return err;
 }
 
 static lst_err check_base_url(const char *url)
@@ -348,8 +334,9 @@ lst_err lst_gateway_create(const struct lst_gateway_config *cfg, struct lst_gate
         err = LST_ERR_NOMEM;
         goto out;
     }
-    lst_buf_init(&gw->url);
-    err = copy_config(gw, cfg);
+    err = lst_gw_xfer_init(&gw->x);
+    if (err == LST_OK)
+        err = copy_config(gw, cfg);
     if (err == LST_OK)
         err = build_auth(gw);
     if (err != LST_OK)
@@ -359,11 +346,6 @@ lst_err lst_gateway_create(const struct lst_gateway_config *cfg, struct lst_gate
         goto out;
     }
     gw->lock_ready = true;
-    gw->curl = curl_easy_init();
-    if (gw->curl == NULL) {
-        err = LST_ERR_HTTP;
-        goto out;
-    }
     *out = gw;
     gw = NULL;
 out:
@@ -373,20 +355,45 @@ out:
 
 /* ---- the transport ---- */
 
+lst_err lst_gw_xfer_init(struct lst_gw_xfer *x)
+{
+    memset(x, 0, sizeof(*x));
+    lst_buf_init(&x->url);
+    x->curl = curl_easy_init();
+    return x->curl != NULL ? LST_OK : LST_ERR_HTTP;
+}
+
+void lst_gw_xfer_cleanup(struct lst_gw_xfer *x)
+{
+    if (x->curl != NULL)
+        curl_easy_cleanup(x->curl);
+    x->curl = NULL;
+    lst_gw_wipe(&x->url); /* already wiped after every call; a half-run one is not */
+}
+
+lst_err lst_gw_set_request_id(struct lst_gw_xfer *x, const char *request_id)
+{
+    size_t len = request_id != NULL ? strlen(request_id) : 0;
+    if (len > LST_GATEWAY_REQUEST_ID_MAX)
+        return LST_ERR_INVALID;
+    for (size_t i = 0; i < len; i++) {
+        /* Printable ASCII only: a CR or LF would inject headers. */
+        if (request_id[i] < '!' || request_id[i] > '~')
+            return LST_ERR_INVALID;
+    }
+    if (len == 0)
+        x->request_id_header[0] = '\0';
+    else
+        snprintf(x->request_id_header, sizeof(x->request_id_header), "X-Request-Id: %s",
+                 request_id);
+    return LST_OK;
+}
+
 /* Where a 2xx answer goes. Error bodies say nothing useful (docs): they are dropped as they
  * arrive, so their size costs no memory and only the total timeout bounds them. */
-struct sink {
-    CURL *curl;
-    struct lst_buf *buf;
-    size_t cap;
-    bool decided;
-    bool keep;
-    bool over;
-};
-
 static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 {
-    struct sink *s = ud;
+    struct lst_gw_sink *s = ud;
     size_t n = size * nmemb;
     if (!s->decided) {
         long status = 0;
@@ -405,12 +412,12 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
 
 /* Options every call needs. curl_easy_reset before them keeps the live connections (and the
  * DNS and TLS session caches) but clears the previous call's method, body and headers. */
-static lst_err set_common(struct lst_gateway *gw)
+static lst_err set_common(const struct lst_gateway *gw, struct lst_gw_xfer *x)
 {
-    CURL *c = gw->curl;
+    CURL *c = x->curl;
     CURLcode rc = CURLE_OK;
     curl_easy_reset(c);
-    rc |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, gw->errbuf);
+    rc |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
     rc |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     rc |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     rc |= curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -432,14 +439,14 @@ static lst_err set_common(struct lst_gateway *gw)
  * was a measurable part of every send); each call sets its URL, headers, method and body,
  * which replace the previous call's. A multipart upload leaves a MIME post behind, and a call
  * that failed to prepare may leave anything: the next call starts from a reset handle. */
-static lst_err prepare_handle(struct lst_gateway *gw, struct sink *sink)
+static lst_err prepare_handle(const struct lst_gateway *gw, struct lst_gw_xfer *x)
 {
     lst_err err = LST_OK;
-    if (!gw->primed)
-        err = set_common(gw);
-    gw->primed = err == LST_OK;
-    gw->errbuf[0] = '\0';
-    if (err == LST_OK && curl_easy_setopt(gw->curl, CURLOPT_WRITEDATA, sink) != CURLE_OK)
+    if (!x->primed)
+        err = set_common(gw, x);
+    x->primed = err == LST_OK;
+    x->errbuf[0] = '\0';
+    if (err == LST_OK && curl_easy_setopt(x->curl, CURLOPT_WRITEDATA, &x->sink) != CURLE_OK)
         err = LST_ERR_HTTP;
     return err;
 }
@@ -460,14 +467,7 @@ static lst_err build_url(const struct lst_gateway *gw, const struct lst_gw_reque
     return lst_buf_failed(url) ? LST_ERR_NOMEM : LST_OK;
 }
 
-/* The header lines of one request, linked by hand in the caller's frame: libcurl only reads
- * the list during the transfer, so the per-call allocations of curl_slist_append are saved. */
-struct headers {
-    struct curl_slist node[3];
-    char content_type[96];
-};
-
-static void link_header(struct headers *h, size_t *n, char *line)
+static void link_header(struct lst_gw_headers *h, size_t *n, char *line)
 {
     h->node[*n].data = line;
     h->node[*n].next = NULL;
@@ -476,13 +476,13 @@ static void link_header(struct headers *h, size_t *n, char *line)
     (*n)++;
 }
 
-/* Method, body and headers of one request. *mime is owned by the caller; hdrs must outlive
- * the transfer (the caller clears CURLOPT_HTTPHEADER afterwards). */
-static lst_err set_request(struct lst_gateway *gw, const struct lst_gw_request *rq,
-                           curl_mime **mime, struct headers *hdrs)
+/* Method, body and headers of one request. x->mime and x->hdrs are freed or forgotten by
+ * lst_gw_xfer_end. */
+static lst_err set_request(struct lst_gw_xfer *x, const struct lst_gw_request *rq)
 {
     static char expect[] = "Expect:";
-    CURL *c = gw->curl;
+    CURL *c = x->curl;
+    struct lst_gw_headers *hdrs = &x->hdrs;
     CURLcode rc = CURLE_OK;
     size_t n = 0;
     /* curl sends "Expect: 100-continue" before larger bodies and then waits up to a second
@@ -493,19 +493,19 @@ static lst_err set_request(struct lst_gateway *gw, const struct lst_gw_request *
                  rq->content_type);
         link_header(hdrs, &n, hdrs->content_type);
     }
-    if (gw->request_id_header[0] != '\0')
-        link_header(hdrs, &n, gw->request_id_header); /* stable under gw->lock */
+    if (x->request_id_header[0] != '\0')
+        link_header(hdrs, &n, x->request_id_header); /* stable while the transfer runs */
     rc |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, &hdrs->node[0]);
     if (rq->blob != NULL) {
-        *mime = curl_mime_init(c);
-        curl_mimepart *part = *mime ? curl_mime_addpart(*mime) : NULL;
+        x->mime = curl_mime_init(c);
+        curl_mimepart *part = x->mime ? curl_mime_addpart(x->mime) : NULL;
         if (part == NULL)
             return LST_ERR_NOMEM;
         rc |= curl_mime_name(part, "blob");
         rc |= curl_mime_filename(part, "blob");
         rc |= curl_mime_type(part, "application/octet-stream");
         rc |= curl_mime_data(part, rq->blob, rq->blob_len);
-        rc |= curl_easy_setopt(c, CURLOPT_MIMEPOST, *mime);
+        rc |= curl_easy_setopt(c, CURLOPT_MIMEPOST, x->mime);
     } else if (rq->post) {
         rc |= curl_easy_setopt(c, CURLOPT_POST, 1L);
         rc |= curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
@@ -517,9 +517,10 @@ static lst_err set_request(struct lst_gateway *gw, const struct lst_gw_request *
 }
 
 /* A curl error text may name the host; it must never carry the secret. */
-static void transport_reason(const struct lst_gateway *gw, struct lst_gateway_result *res)
+static void transport_reason(const struct lst_gateway *gw, const struct lst_gw_xfer *x,
+                             struct lst_gateway_result *res)
 {
-    const char *text = gw->errbuf[0] ? gw->errbuf : curl_easy_strerror(res->curl_code);
+    const char *text = x->errbuf[0] ? x->errbuf : curl_easy_strerror(res->curl_code);
     if (strstr(text, gw->secret) != NULL || strstr(text, gw->secret_enc) != NULL)
         text = curl_easy_strerror(res->curl_code);
     if (res->curl_code == CURLE_OPERATION_TIMEDOUT)
@@ -553,15 +554,17 @@ static const char *status_text(long status)
 }
 
 /* Classifies a finished transfer into res. */
-static void finish(struct lst_gateway *gw, const struct lst_gw_request *rq, CURLcode rc,
-                   const struct sink *sink, struct lst_gateway_result *res)
+static void finish(const struct lst_gateway *gw, const struct lst_gw_xfer *x, CURLcode rc,
+                   struct lst_gateway_result *res)
 {
+    const struct lst_gw_request *rq = x->rq;
+    const struct lst_gw_sink *sink = &x->sink;
     long request_size = 0;
-    curl_easy_getinfo(gw->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
-    curl_easy_getinfo(gw->curl, CURLINFO_NUM_CONNECTS, &res->connects);
-    curl_easy_getinfo(gw->curl, CURLINFO_REQUEST_SIZE, &request_size);
+    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &res->http_status);
+    curl_easy_getinfo(x->curl, CURLINFO_NUM_CONNECTS, &res->connects);
+    curl_easy_getinfo(x->curl, CURLINFO_REQUEST_SIZE, &request_size);
     curl_off_t retry_after = 0; /* libcurl parses both forms of the header (7.66+) */
-    if (curl_easy_getinfo(gw->curl, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
+    if (curl_easy_getinfo(x->curl, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
         retry_after > 0)
         res->retry_after_ms = retry_after > 86400 ? 86400000 : (int64_t)retry_after * 1000;
     res->curl_code = (int)rc;
@@ -577,7 +580,7 @@ static void finish(struct lst_gateway *gw, const struct lst_gw_request *rq, CURL
         res->err = rc == CURLE_OPERATION_TIMEDOUT ? LST_ERR_TIMEOUT
                    : rc == CURLE_OUT_OF_MEMORY    ? LST_ERR_NOMEM
                                                   : LST_ERR_HTTP;
-        transport_reason(gw, res);
+        transport_reason(gw, x, res);
     } else if (res->outcome != LST_GATEWAY_OK) {
         res->err = LST_ERR_HTTP;
         snprintf(res->reason, sizeof(res->reason), "http %ld: %s", res->http_status,
@@ -590,54 +593,59 @@ static void finish(struct lst_gateway *gw, const struct lst_gw_request *rq, CURL
     res->in_doubt = rq->post && res->outcome == LST_GATEWAY_RETRY && request_size > 0 && unclear;
 }
 
-static void run_locked(struct lst_gateway *gw, const struct lst_gw_request *rq,
-                       struct lst_buf *answer, struct lst_gateway_result *res)
+lst_err lst_gw_xfer_begin(const struct lst_gateway *gw, struct lst_gw_xfer *x,
+                          const struct lst_gw_request *rq, struct lst_buf *answer,
+                          struct lst_gateway_result *res)
 {
-    struct sink sink = {.curl = gw->curl, .buf = answer, .cap = rq->max_answer};
-    struct lst_buf *url = &gw->url;
-    curl_mime *mime = NULL;
-    struct headers hdrs;
-    lst_buf_reset(url);
-    lst_err err = prepare_handle(gw, &sink);
+    x->sink = (struct lst_gw_sink){.curl = x->curl, .buf = answer, .cap = rq->max_answer};
+    x->rq = rq;
+    x->mime = NULL;
+    lst_buf_reset(&x->url);
+    lst_err err = prepare_handle(gw, x);
     if (err == LST_OK)
-        err = build_url(gw, rq, url);
-    if (err == LST_OK && curl_easy_setopt(gw->curl, CURLOPT_URL, url->data) != CURLE_OK)
+        err = build_url(gw, rq, &x->url);
+    if (err == LST_OK && curl_easy_setopt(x->curl, CURLOPT_URL, x->url.data) != CURLE_OK)
         err = LST_ERR_NOMEM;
     if (err == LST_OK)
-        err = set_request(gw, rq, &mime, &hdrs);
+        err = set_request(x, rq);
     if (err != LST_OK) {
-        gw->primed = false;
+        x->primed = false;
         res->outcome = LST_GATEWAY_RETRY;
         res->err = err;
         set_reason(res, "could not prepare the request");
-        goto out;
+        lst_gw_xfer_end(x);
+        return err;
     }
-    int64_t t0 = lst_mono_ms();
-    CURLcode rc = curl_easy_perform(gw->curl);
-    res->elapsed_ms = lst_mono_ms() - t0;
-    finish(gw, rq, rc, &sink, res);
-    if (rq->blob != NULL)
-        gw->primed = false;
-out:
-    /* The header list lives in this frame: the handle must not keep pointing at it. */
-    curl_easy_setopt(gw->curl, CURLOPT_HTTPHEADER, NULL);
-    /* The URL may hold the secret: wipe it (the buffer is kept for the next call). */
-    if (url->data != NULL)
-        memset(url->data, 0, url->len);
-    lst_buf_reset(url);
-    curl_mime_free(mime);
+    x->t0 = lst_mono_ms();
+    return LST_OK;
 }
 
-enum lst_gateway_outcome lst_gw_perform(struct lst_gateway *gw, const struct lst_gw_request *rq,
-                                        struct lst_buf *answer, struct lst_gateway_result *res)
+void lst_gw_xfer_finish(const struct lst_gateway *gw, struct lst_gw_xfer *x, CURLcode rc,
+                        struct lst_gateway_result *res)
 {
-    memset(res, 0, sizeof(*res));
-    lst_buf_reset(answer);
-    int64_t t0 = lst_mono_ms();
-    pthread_mutex_lock(&gw->lock);
-    run_locked(gw, rq, answer, res);
-    pthread_mutex_unlock(&gw->lock);
-    res->elapsed_ms = lst_mono_ms() - t0;
+    res->elapsed_ms = lst_mono_ms() - x->t0;
+    finish(gw, x, rc, res);
+    lst_gw_xfer_end(x);
+}
+
+void lst_gw_xfer_end(struct lst_gw_xfer *x)
+{
+    /* The header list is rebuilt by every call: the handle must not keep pointing at it. */
+    curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, NULL);
+    /* The URL may hold the secret: wipe it (the buffer is kept for the next call). */
+    if (x->url.data != NULL)
+        memset(x->url.data, 0, x->url.len);
+    lst_buf_reset(&x->url);
+    if (x->rq != NULL && x->rq->blob != NULL)
+        x->primed = false; /* the MIME post stays on the handle: start the next from a reset */
+    curl_mime_free(x->mime);
+    x->mime = NULL;
+    x->rq = NULL;
+}
+
+enum lst_gateway_outcome lst_gw_report(const struct lst_gw_request *rq,
+                                       const struct lst_buf *answer, struct lst_gateway_result *res)
+{
     if (lst_buf_failed(answer) && res->outcome == LST_GATEWAY_OK) {
         res->outcome = LST_GATEWAY_RETRY;
         res->err = LST_ERR_NOMEM;
@@ -647,4 +655,18 @@ enum lst_gateway_outcome lst_gw_perform(struct lst_gateway *gw, const struct lst
               rq->post ? "POST" : "GET", rq->endpoint, lst_gateway_outcome_name(res->outcome),
               res->reason, (long long)res->elapsed_ms, res->connects);
     return res->outcome;
+}
+
+enum lst_gateway_outcome lst_gw_perform(struct lst_gateway *gw, const struct lst_gw_request *rq,
+                                        struct lst_buf *answer, struct lst_gateway_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    lst_buf_reset(answer);
+    int64_t t0 = lst_mono_ms();
+    pthread_mutex_lock(&gw->lock);
+    if (lst_gw_xfer_begin(gw, &gw->x, rq, answer, res) == LST_OK)
+        lst_gw_xfer_finish(gw, &gw->x, curl_easy_perform(gw->x.curl), res);
+    pthread_mutex_unlock(&gw->lock);
+    res->elapsed_ms = lst_mono_ms() - t0;
+    return lst_gw_report(rq, answer, res);
 }

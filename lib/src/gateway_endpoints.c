@@ -11,7 +11,7 @@
 #define EMAIL_MAX_LEN    254 /* RFC 5321 path limit */
 
 /* Form bodies and URLs carry the secret: zero them before the memory goes back. */
-static void wipe(struct lst_buf *b)
+void lst_gw_wipe(struct lst_buf *b)
 {
     if (b->data != NULL)
         memset(b->data, 0, b->cap);
@@ -42,8 +42,7 @@ static bool valid_email(const char *s)
     return true;
 }
 
-/* The message ID answer of both sends: exactly 16 hex. */
-static enum lst_gateway_outcome take_msgid(struct lst_buf *answer, bool post, char *msgid,
+enum lst_gateway_outcome lst_gw_take_msgid(struct lst_buf *answer, bool post, char *msgid,
                                            struct lst_gateway_result *res)
 {
     char tmp[LST_GATEWAY_MSGID_HEX + 1];
@@ -55,14 +54,10 @@ static enum lst_gateway_outcome take_msgid(struct lst_buf *answer, bool post, ch
     return res->outcome;
 }
 
-/* Runs a form POST (from and secret in the body) and takes the message ID answer. */
-static enum lst_gateway_outcome post_form_send(struct lst_gateway *gw, const char *endpoint,
-                                               const char *path, struct lst_buf *form, char *msgid,
-                                               struct lst_gateway_result *res)
+void lst_gw_form_request(struct lst_gw_request *rq, const char *endpoint, const char *path,
+                         const struct lst_buf *form)
 {
-    struct lst_buf answer;
-    lst_buf_init(&answer);
-    struct lst_gw_request rq = {
+    *rq = (struct lst_gw_request){
         .endpoint = endpoint,
         .post = true,
         .path = path,
@@ -71,8 +66,19 @@ static enum lst_gateway_outcome post_form_send(struct lst_gateway *gw, const cha
         .body_len = form->len,
         .max_answer = LST_GW_TEXT_ANSWER_MAX,
     };
+}
+
+/* Runs a form POST (from and secret in the body) and takes the message ID answer. */
+static enum lst_gateway_outcome post_form_send(struct lst_gateway *gw, const char *endpoint,
+                                               const char *path, struct lst_buf *form, char *msgid,
+                                               struct lst_gateway_result *res)
+{
+    struct lst_buf answer;
+    lst_buf_init(&answer);
+    struct lst_gw_request rq;
+    lst_gw_form_request(&rq, endpoint, path, form);
     if (lst_gw_perform(gw, &rq, &answer, res) == LST_GATEWAY_OK)
-        take_msgid(&answer, true, msgid, res);
+        lst_gw_take_msgid(&answer, true, msgid, res);
     lst_buf_cleanup(&answer);
     return res->outcome;
 }
@@ -111,11 +117,11 @@ enum lst_gateway_outcome lst_gateway_send_simple(struct lst_gateway *gw,
     lst_gw_auth_form(gw, &form);
     lst_gw_form_add(&form, field, recipient);
     if (lst_gw_form_add(&form, "text", text) != LST_OK || lst_buf_failed(&form)) {
-        wipe(&form);
+        lst_gw_wipe(&form);
         return lst_gw_reject(res, LST_ERR_NOMEM, "out of memory");
     }
     post_form_send(gw, "send_simple", "/send_simple", &form, msgid, res);
-    wipe(&form);
+    lst_gw_wipe(&form);
     return res->outcome;
 }
 
@@ -149,33 +155,46 @@ static void add_hex_field(struct lst_buf *form, const char *name, const char *he
         form->data[i] = (char)(form->data[i] | 0x20);
 }
 
+lst_err lst_gw_e2e_form(const struct lst_gateway *gw, const struct lst_gateway_e2e *msg,
+                        struct lst_buf *form, struct lst_gateway_result *res)
+{
+    const char *why = NULL;
+    if (msg == NULL || !lst_gw_e2e_valid(msg, &why)) {
+        lst_gw_reject(res, LST_ERR_INVALID, why ? why : "no message");
+        return LST_ERR_INVALID;
+    }
+    size_t box_len = strlen(msg->box_hex);
+    if (box_len / 2 > LST_GATEWAY_BOX_MAX) {
+        lst_gw_reject(res, LST_ERR_TOO_LARGE, "box above 4000 bytes");
+        return LST_ERR_TOO_LARGE;
+    }
+    lst_gw_auth_form(gw, form);
+    lst_gw_form_add(form, "to", msg->to);
+    add_hex_field(form, "nonce", msg->nonce_hex, LST_GATEWAY_NONCE_HEX);
+    add_hex_field(form, "box", msg->box_hex, box_len);
+    if (msg->no_delivery_receipts)
+        lst_buf_puts(form, "&noDeliveryReceipts=1");
+    if (msg->no_push)
+        lst_buf_puts(form, "&noPush=1");
+    if (lst_buf_failed(form)) {
+        lst_gw_wipe(form);
+        lst_gw_reject(res, LST_ERR_NOMEM, "out of memory");
+        return LST_ERR_NOMEM;
+    }
+    return LST_OK;
+}
+
 enum lst_gateway_outcome lst_gateway_send_e2e(struct lst_gateway *gw,
                                               const struct lst_gateway_e2e *msg,
                                               char msgid[LST_GATEWAY_MSGID_HEX + 1],
                                               struct lst_gateway_result *res)
 {
-    const char *why = NULL;
-    if (msg == NULL || !lst_gw_e2e_valid(msg, &why))
-        return lst_gw_reject(res, LST_ERR_INVALID, why ? why : "no message");
-    size_t box_len = strlen(msg->box_hex);
-    if (box_len / 2 > LST_GATEWAY_BOX_MAX)
-        return lst_gw_reject(res, LST_ERR_TOO_LARGE, "box above 4000 bytes");
     struct lst_buf form;
     lst_buf_init(&form);
-    lst_gw_auth_form(gw, &form);
-    lst_gw_form_add(&form, "to", msg->to);
-    add_hex_field(&form, "nonce", msg->nonce_hex, LST_GATEWAY_NONCE_HEX);
-    add_hex_field(&form, "box", msg->box_hex, box_len);
-    if (msg->no_delivery_receipts)
-        lst_buf_puts(&form, "&noDeliveryReceipts=1");
-    if (msg->no_push)
-        lst_buf_puts(&form, "&noPush=1");
-    if (lst_buf_failed(&form)) {
-        wipe(&form);
-        return lst_gw_reject(res, LST_ERR_NOMEM, "out of memory");
-    }
+    if (lst_gw_e2e_form(gw, msg, &form, res) != LST_OK)
+        return res->outcome;
     post_form_send(gw, "send_e2e", "/send_e2e", &form, msgid, res);
-    wipe(&form);
+    lst_gw_wipe(&form);
     return res->outcome;
 }
 

@@ -18,12 +18,48 @@
 #define LST_GW_TEXT_ANSWER_MAX ((size_t)4096)
 #define LST_GW_JSON_ANSWER_MAX ((size_t)1024 * 1024)
 
-/* The client. All fields are fixed after create except the curl handle, errbuf, primed and
- * url, which the lock guards. */
+/* The header lines of one request, linked by hand: libcurl only reads the list during the
+ * transfer, so the per-call allocations of curl_slist_append are saved. */
+struct lst_gw_headers {
+    struct curl_slist node[3];
+    char content_type[96];
+};
+
+/* "X-Request-Id: " plus the longest ID plus NUL. */
+#define LST_GW_REQUEST_ID_HEADER_SIZE (LST_GATEWAY_REQUEST_ID_MAX + sizeof("X-Request-Id: "))
+
+/* Where a 2xx answer goes (on_write). Error bodies are dropped as they arrive. */
+struct lst_gw_sink {
+    CURL *curl;
+    struct lst_buf *buf;
+    size_t cap;
+    bool decided;
+    bool keep;
+    bool over;
+};
+
+/* One easy handle and everything a transfer on it needs for as long as it runs: the blocking
+ * client has one (used under its lock), the multi client one per slot. The storage the handle
+ * points at during a transfer (error buffer, URL, header lines, sink) lives here, not in a
+ * stack frame, so a transfer may outlive the call that started it. */
+struct lst_gw_xfer {
+    CURL *curl;
+    char errbuf[CURL_ERROR_SIZE];
+    bool primed;        /* the common options are set on curl (see prepare_handle) */
+    struct lst_buf url; /* the current transfer's URL, kept between calls (wiped after each) */
+    /* "X-Request-Id: <id>" sent with every transfer, "" for none (lst_gw_set_request_id). */
+    char request_id_header[LST_GW_REQUEST_ID_HEADER_SIZE];
+    struct lst_gw_headers hdrs;
+    curl_mime *mime;                 /* upload_blob's body, freed when the transfer ends */
+    struct lst_gw_sink sink;         /* the 2xx answer of the running transfer */
+    const struct lst_gw_request *rq; /* the running request, borrowed until it ends */
+    int64_t t0;                      /* lst_mono_ms when the transfer was handed to curl */
+};
+
+/* The client. All fields are fixed after create except x, which the lock guards. */
 struct lst_gateway {
     pthread_mutex_t lock;
     bool lock_ready;
-    CURL *curl;
     char *base_url;   /* without trailing '/' */
     char *auth_query; /* "from=..&secret=.." percent-encoded */
     char *id;
@@ -34,11 +70,7 @@ struct lst_gateway {
     long connect_ms;
     long timeout_ms;
     size_t max_blob;
-    char errbuf[CURL_ERROR_SIZE];
-    bool primed;        /* the common options are set on curl (see prepare_handle) */
-    struct lst_buf url; /* the current call's URL, kept between calls (wiped after each) */
-    /* "X-Request-Id: <id>" sent with every call, "" for none (lst_gateway_set_request_id). */
-    char request_id_header[LST_GATEWAY_REQUEST_ID_MAX + sizeof("X-Request-Id: ")];
+    struct lst_gw_xfer x;
 };
 
 /* One request, described by the endpoint code and executed by lst_gw_perform. Borrowed. */
@@ -61,6 +93,52 @@ struct lst_gw_request {
  * body is in answer (reset first, NUL-terminated). res is filled completely. */
 enum lst_gateway_outcome lst_gw_perform(struct lst_gateway *gw, const struct lst_gw_request *rq,
                                         struct lst_buf *answer, struct lst_gateway_result *res);
+
+/* ---- the transport, step by step (lst_gw_perform and the multi client share it) ----
+ * gw only lends its configuration (URL, auth, timeouts, secret for scrubbing); the transfer
+ * runs on x. The caller serialises the use of x. */
+/* curl_easy_init and an empty URL buffer. LST_ERR_HTTP when libcurl cannot make a handle. */
+lst_err lst_gw_xfer_init(struct lst_gw_xfer *x);
+/* Closes the handle and wipes the URL. x must not be in a transfer (lst_gw_xfer_end first). */
+void lst_gw_xfer_cleanup(struct lst_gw_xfer *x);
+/* Sets "X-Request-Id" for the following transfers of x, see lst_gateway_set_request_id.
+ * LST_ERR_INVALID (nothing changed) for an ID that is too long or not printable ASCII. */
+lst_err lst_gw_set_request_id(struct lst_gw_xfer *x, const char *request_id);
+/* Prepares x for rq: common options (once), URL, headers, method and body; the 2xx answer
+ * goes to answer (the caller resets it). rq, its body and answer are borrowed until the
+ * transfer ends. On failure res (zeroed by the caller) says RETRY with the error, the
+ * transfer is ended and the error returned. */
+lst_err lst_gw_xfer_begin(const struct lst_gateway *gw, struct lst_gw_xfer *x,
+                          const struct lst_gw_request *rq, struct lst_buf *answer,
+                          struct lst_gateway_result *res);
+/* Classifies the transfer curl finished with rc into res (zeroed by the caller; elapsed_ms
+ * counts from lst_gw_xfer_begin) and ends it. */
+void lst_gw_xfer_finish(const struct lst_gateway *gw, struct lst_gw_xfer *x, CURLcode rc,
+                        struct lst_gateway_result *res);
+/* Ends a transfer, finished or not: the handle forgets the header list, the URL (it may hold
+ * the secret) is wiped, the MIME body freed. */
+void lst_gw_xfer_end(struct lst_gw_xfer *x);
+/* The last step of every call: a 2xx whose answer ran out of memory is RETRY; logs the call at
+ * debug level. Returns res->outcome. */
+enum lst_gateway_outcome lst_gw_report(const struct lst_gw_request *rq,
+                                       const struct lst_buf *answer,
+                                       struct lst_gateway_result *res);
+
+/* ---- send_e2e, shared by lst_gateway_send_e2e and the multi client ---- */
+/* Validates msg and builds its form body (holds the secret) into form (empty). On a local
+ * refusal fills res like lst_gw_reject, leaves form wiped and returns the error. */
+lst_err lst_gw_e2e_form(const struct lst_gateway *gw, const struct lst_gateway_e2e *msg,
+                        struct lst_buf *form, struct lst_gateway_result *res);
+/* The request of a form POST with from and secret in the body and a text answer. form is
+ * borrowed for as long as rq is used. */
+void lst_gw_form_request(struct lst_gw_request *rq, const char *endpoint, const char *path,
+                         const struct lst_buf *form);
+/* The message ID answer of both sends: exactly 16 hex, lowercased into msgid (17 bytes, only
+ * written when valid); anything else makes res RETRY via lst_gw_malformed. */
+enum lst_gateway_outcome lst_gw_take_msgid(struct lst_buf *answer, bool post, char *msgid,
+                                           struct lst_gateway_result *res);
+/* Zeroes b's whole allocation (form bodies and URLs carry the secret) and frees it. */
+void lst_gw_wipe(struct lst_buf *b);
 
 /* Appends "from=<id>&secret=<secret>" percent-encoded (form bodies). */
 lst_err lst_gw_auth_form(const struct lst_gateway *gw, struct lst_buf *b);

@@ -9,6 +9,7 @@
  * part of a send). A mutex serialises the calls of one client: sharing a client between threads
  * is safe but gives no parallelism. Parallel senders (gateway-out workers) create one client per
  * thread; the cost is one connection per thread, which is what parallel requests need anyway.
+ * One thread can also run many sends at once through a multi client (end of this header).
  * One handle per client rather than a curl share of connections keeps every call's connection
  * state private and the code free of share locks.
  *
@@ -280,5 +281,71 @@ enum lst_gateway_outcome lst_gateway_upload_blob(struct lst_gateway *gw, const v
 enum lst_gateway_outcome lst_gateway_download_blob(struct lst_gateway *gw, const char *blob_id,
                                                    struct lst_buf *out,
                                                    struct lst_gateway_result *res);
+
+/* ---- many send_e2e calls on one thread (curl multi) ----
+ *
+ * A multi client runs up to `slots` sends at once on one thread: each slot is one easy handle
+ * (its common options set once and kept, like the blocking client's), all slots share the
+ * multi handle's pool of keep-alive connections (at most `slots` kept). Requests and their
+ * classification are exactly those of lst_gateway_send_e2e: the same code builds the form,
+ * sets up the transfer and classifies its outcome.
+ *
+ * Threads: every function except lst_gateway_multi_wakeup must be called from one thread at a
+ * time (the owner's event loop); there is no lock. lst_gateway_multi_wakeup may be called from
+ * any thread. The form body of a send (it holds the secret) is wiped when its transfer ends. */
+struct lst_gateway_multi;
+struct lst_gateway_settings; /* lst/gateway_config.h */
+
+/* The most slots one multi client takes. */
+#define LST_GATEWAY_MULTI_SLOTS_MAX 1024
+
+/* slots: how many transfers may run at once, 1..LST_GATEWAY_MULTI_SLOTS_MAX (else
+ * LST_ERR_CONFIG). The config is validated and copied like lst_gateway_create's (same errors);
+ * the secret is registered with the log guard. *out is owned by the caller:
+ * lst_gateway_multi_destroy. */
+lst_err lst_gateway_multi_create(const struct lst_gateway_config *cfg, unsigned slots,
+                                 struct lst_gateway_multi **out);
+/* Aborts running transfers (no done() for them: their sends are in doubt if they had left),
+ * closes the connections, frees everything. NULL is a no-op. */
+void lst_gateway_multi_destroy(struct lst_gateway_multi *m);
+/* A new multi client for the settings, like lst_gateway_settings_client. */
+lst_err lst_gateway_settings_multi(const struct lst_gateway_settings *s, unsigned slots,
+                                   struct lst_gateway_multi **out);
+
+/* Starts POST /send_e2e on slot (idle) with "X-Request-Id: <request_id>" (NULL or "" for
+ * none; the rules of lst_gateway_set_request_id). msg and request_id are copied (the form
+ * body is built now), so they may go right after the call. LST_OK: the transfer runs and
+ * lst_gateway_multi_run reports it once; *res is zeroed. On any error no transfer is started
+ * and *res says what to do with the message:
+ *   LST_ERR_INVALID / LST_ERR_TOO_LARGE / LST_ERR_NOMEM: refused locally (bad ID or hex, box
+ *     too large, out of memory building the form, a malformed request_id): PERMANENT with the
+ *     reason, exactly as lst_gateway_send_e2e fills it;
+ *   LST_ERR_STATE: the slot is busy; LST_ERR_RANGE: no such slot; LST_ERR_HTTP / _NOMEM from
+ *     libcurl while preparing the transfer: RETRY with the reason (nothing was sent). */
+lst_err lst_gateway_multi_send_e2e(struct lst_gateway_multi *m, unsigned slot,
+                                   const struct lst_gateway_e2e *msg, const char *request_id,
+                                   struct lst_gateway_result *res);
+
+/* Called once per finished transfer, on the thread of lst_gateway_multi_run. msgid is the 16
+ * lowercase hex of the answer when res->outcome is OK, "" otherwise; both are valid only
+ * during the call. The slot is idle again: done may start the next send on it (on any slot),
+ * but must not destroy the multi client. */
+typedef void (*lst_gateway_multi_done)(void *ud, unsigned slot, const char *msgid,
+                                       const struct lst_gateway_result *res);
+
+/* Waits up to timeout_ms (0: no wait) for activity on the transfers (curl_multi_poll; returns
+ * early on lst_gateway_multi_wakeup, and at once after a send was started), drives them and
+ * calls done (required) for each finished one with the result classified exactly as
+ * lst_gateway_send_e2e would (a malformed 2xx answer is RETRY and in doubt). res->elapsed_ms
+ * counts from lst_gateway_multi_send_e2e. Waits the whole timeout when nothing runs (unless
+ * woken). Returns the number of transfers still running (sends started by done included), or
+ * -(int)LST_ERR_HTTP when libcurl's multi interface fails (a bug or out of memory). */
+int lst_gateway_multi_run(struct lst_gateway_multi *m, int timeout_ms, lst_gateway_multi_done done,
+                          void *ud);
+/* Thread-safe: makes a lst_gateway_multi_run blocked in its wait return now (or its next wait,
+ * when none is blocked). */
+void lst_gateway_multi_wakeup(struct lst_gateway_multi *m);
+/* The number of busy slots. */
+unsigned lst_gateway_multi_running(const struct lst_gateway_multi *m);
 
 #endif
