@@ -34,6 +34,14 @@ static const struct lst_config_entry entries[] = {
      .offset = OFF(concurrency),
      .desc = "Sender lanes per worker W: concurrent Gateway requests, one connection each. "
              "Requests of one employee always use the same lane, in order."},
+    {.name = "LST_GATEWAY_OUT_EVENT_LOOP",
+     .type = LST_CONFIG_BOOL,
+     .def = "true",
+     .offset = OFF(event_loop),
+     .desc = "One thread drives all lanes' sends by Threema ID (text, location) on one curl "
+             "multi handle, with the Redis steps of all lanes in one round trip; lookups, "
+             "files, key fetches and the 402 pause run on the lane's own thread. false: one "
+             "blocking thread per lane."},
     {.name = "LST_GATEWAY_OUT_BULK",
      .type = LST_CONFIG_BOOL,
      .def = "false",

@@ -126,3 +126,11 @@ bool go_credits_wait(struct gateway_out *ctx, const atomic_bool *abort)
     pthread_mutex_unlock(&ctx->pause_lock);
     return ok;
 }
+
+bool go_credits_paused(struct gateway_out *ctx)
+{
+    pthread_mutex_lock(&ctx->pause_lock);
+    bool paused = ctx->pause_wanted;
+    pthread_mutex_unlock(&ctx->pause_lock);
+    return paused;
+}

@@ -15,6 +15,9 @@
 
 #define SENDS_HELP    "Gateway send calls by outcome class and HTTP status (0: no answer)"
 #define OUTCOMES_HELP "Final outcomes published to lst.sent"
+#define LOOP_HELP                                                                                  \
+    "Requests the event loop finished itself (path loop) or handed to a lane's thread (thread: "   \
+    "lookups, key fetches, files, the 402 pause, dead letters)"
 #define CACHE_HELP                                                                                 \
     "Cache lookups: hit_local (in-process), hit (Redis), miss (asked the Gateway or uploaded)"
 
@@ -66,6 +69,10 @@ static void metrics_init(struct gateway_out *ctx)
                                         "outcome=\"accepted\",code=\"ok\"");
     g->pubkey_local = lst_metrics_counter(m, "lst_gateway_out_cache_total", CACHE_HELP,
                                           "cache=\"pubkey\",result=\"hit_local\"");
+    g->loop_jobs =
+        lst_metrics_counter(m, "lst_gateway_out_loop_jobs_total", LOOP_HELP, "path=\"loop\"");
+    g->loop_handed =
+        lst_metrics_counter(m, "lst_gateway_out_loop_jobs_total", LOOP_HELP, "path=\"thread\"");
 }
 
 void go_metrics_send(struct lst_metrics *m, enum lst_gateway_outcome oc, long status)
@@ -253,8 +260,9 @@ int gateway_out_run(struct gateway_out *ctx)
         LST_ERROR("gateway_out.start_failed", "%s", lst_strerror(err));
         goto out;
     }
-    LST_INFO("gateway_out.running", "consuming %s as group %s with %u lanes", ctx->topic_in,
-             ctx->cfg.group_id, ctx->nlanes);
+    LST_INFO("gateway_out.running", "consuming %s as group %s with %u lanes%s", ctx->topic_in,
+             ctx->cfg.group_id, ctx->nlanes,
+             ctx->cfg.event_loop ? " driven by the event loop" : ", one thread each");
     code = lst_service_run(ctx->svc, step, ctx, 50);
     if (atomic_load(&ctx->fatal))
         code = 1;

@@ -8,6 +8,8 @@
  *   consumer.c    the poll thread: dispatch records to lanes, revoke, 402 pause/resume
  *   offsets.c     per-partition completion watermarks (which offset may be stored)
  *   lanes.c       W sender lanes: one thread, one Gateway client, one Redis connection each
+ *   loop.c        the event loop (LST_GATEWAY_OUT_EVENT_LOOP): all lanes' common case on one
+ *                 thread and one curl multi handle, the rest on the lanes' threads
  *   send.c        one request: known outcome check, resolve, encrypt, send, retry
  *   bulk.c        send_e2e_bulk calls shared by the lanes (LST_GATEWAY_OUT_BULK)
  *   resolve.c     recipient resolution and the caches (Redis shared + a small local layer)
@@ -43,6 +45,7 @@
 struct gateway_out;
 struct go_bulk;      /* bulk.c: the open send_e2e_bulk call */
 struct go_bulk_slot; /* bulk.c: one lane's message in a call */
+struct go_loop;      /* loop.c: the event loop */
 
 /* ---- configuration (config.c) ---- */
 
@@ -54,6 +57,7 @@ struct gateway_out_config {
     int64_t concurrency;         /* LST_GATEWAY_OUT_CONCURRENCY: lanes W */
     int64_t max_inflight;        /* LST_GATEWAY_OUT_MAX_INFLIGHT */
     int64_t linger_ms;           /* LST_GATEWAY_OUT_LINGER_MS: producer linger.ms */
+    bool event_loop;             /* LST_GATEWAY_OUT_EVENT_LOOP: loop.c drives the lanes */
     bool bulk;                   /* LST_GATEWAY_OUT_BULK: send_e2e_bulk */
     int64_t bulk_max;            /* LST_GATEWAY_OUT_BULK_MAX */
     int64_t bulk_linger_ms;      /* LST_GATEWAY_OUT_BULK_LINGER_MS */
@@ -101,6 +105,8 @@ struct go_metrics {
     struct lst_counter *send_ok;      /* sends_total{outcome="ok",code="200"} */
     struct lst_counter *outcome_ok;   /* outcomes_total{outcome="accepted",code="ok"} */
     struct lst_counter *pubkey_local; /* cache_total{cache="pubkey",result="hit_local"} */
+    /* event loop: requests it finished itself, and those it handed to a lane's thread */
+    struct lst_counter *loop_jobs, *loop_handed;
 };
 
 /* Counts one Gateway send call: lst_gateway_out_sends_total{outcome,code}. */
@@ -177,6 +183,9 @@ void go_ratelimit_destroy(struct go_ratelimit *rl);
 /* Blocks until one request may go out, or until *abort becomes true / a stop is requested
  * (then false). */
 bool go_ratelimit_acquire(struct go_ratelimit *rl, const atomic_bool *abort);
+/* Takes one request's token without waiting (a refill's Redis round trip may happen): false
+ * with *wait_ms, when to try again. For the event loop, which must not sleep. */
+bool go_ratelimit_try(struct go_ratelimit *rl, int64_t *wait_ms);
 /* A 429 was seen: lowers the shared rate (at most once a second, not below rate_min). */
 void go_ratelimit_on_429(struct go_ratelimit *rl);
 
@@ -189,6 +198,8 @@ void go_credits_stop(struct gateway_out *ctx);
 void go_credits_on_402(struct gateway_out *ctx);
 /* Waits while paused; false when a stop was requested or the job was cancelled. */
 bool go_credits_wait(struct gateway_out *ctx, const atomic_bool *abort);
+/* True while paused for credits (never waits). */
+bool go_credits_paused(struct gateway_out *ctx);
 
 /* ---- caches and resolution (resolve.c) ---- */
 
@@ -215,6 +226,7 @@ struct go_lane {
     pthread_cond_t cond;
     struct go_job *head, *tail;
     size_t queued;
+    bool loop_waiting; /* event loop mode: the loop found the queue empty, wake it on dispatch */
     /* scratch */
     struct lst_buf a, b;
     int64_t gateway_calls; /* of the current job */
@@ -243,6 +255,9 @@ struct go_step {
     char reason[256];       /* failure reason */
 };
 
+/* The public key of id from the in-process layer only (never blocks); false on a miss. */
+bool go_resolve_pubkey_local(struct gateway_out *ctx, const char *id,
+                             uint8_t pk[LST_THREEMA_KEY_SIZE]);
 /* The recipient's Threema ID (8 chars + NUL) for the address of o. */
 void go_resolve_id(struct go_lane *l, const struct lst_outbound *o, char id[9], struct go_step *st);
 /* The public key of id (checked against the first key ever seen for it). */
@@ -300,6 +315,11 @@ void go_outcome_scripts_destroy(struct gateway_out *ctx);
  * outcome (l->pending), its SET goes first in the same pipeline: on LST_OK it is recorded too. */
 lst_err go_outcome_begin(struct go_lane *l, const char *request_id, enum go_begin *state,
                          struct lst_buf *known);
+/* For the event loop's batches (pipeline p): the lane's pending SET; the begin of request_id
+ * (uses l->a); and the begin script's reply into *state / *known. */
+lst_err go_outcome_queue_pending(struct go_lane *l, struct lst_redis_pipe *p);
+lst_err go_outcome_queue_begin(struct go_lane *l, const char *request_id, struct lst_redis_pipe *p);
+lst_err go_outcome_take_begin(const redisReply *r, enum go_begin *state, struct lst_buf *known);
 /* Fills l->pkey / l->pval with the Redis key and value of the final outcome (the encoded
  * lst.sent record) of request_id. */
 lst_err go_outcome_prepare(struct go_lane *l, const char *request_id, const struct lst_buf *sent);
@@ -311,6 +331,61 @@ lst_err go_outcome_record(struct go_lane *l);
 bool go_publish(struct go_job *j);
 /* Fills j->out with the DLQ record of an undecodable job. */
 lst_err go_outcome_dlq(struct go_job *j, lst_err err, const char *reason);
+
+/* ---- one request (send.c), shared by the lane threads and the event loop (loop.c) ---- */
+
+/* Where a request stands: accepted with its message ID, or the failure; and whether it may
+ * have been delivered twice. */
+struct go_result {
+    bool accepted;
+    char msgid[LST_GATEWAY_MSGID_HEX + 1];
+    char threema_id[9];
+    struct go_step st; /* the failure when not accepted */
+    bool possible_duplicate;
+};
+
+/* The retry state of a request: its first attempt and the current backoff ceiling. */
+struct go_attempts {
+    int64_t first; /* mono ms */
+    int64_t ceiling;
+};
+
+/* What an attempt's step means for the request. */
+enum go_verdict {
+    GO_VERDICT_DONE,    /* final: rs holds the outcome to record and publish */
+    GO_VERDICT_RETRY,   /* transient: try again after the delay */
+    GO_VERDICT_PAUSE,   /* 402: the pause is on; try again when credits are back */
+    GO_VERDICT_ABANDON, /* stop, cancel or 401: no outcome, redelivered later */
+};
+
+/* True when the job must be given up now (revoke, shutdown, fatal error). */
+bool go_abandon_now(const struct go_job *j);
+void go_attempts_init(const struct gateway_out *ctx, struct go_attempts *at);
+/* False when the request's own deadline has passed; rs then holds that final failure. */
+bool go_attempt_in_time(const struct lst_outbound *o, struct go_result *rs);
+/* The message of o for id (building a file message may upload and block), encrypted for pk. */
+void go_seal_for(struct go_lane *l, struct go_job *j, const struct lst_outbound *o, const char *id,
+                 const uint8_t pk[LST_THREEMA_KEY_SIZE], char *nonce_hex, struct lst_buf *box_hex,
+                 struct go_step *st);
+/* Counts one send_e2e call (metrics) and turns its result into st. */
+void go_send_result(struct gateway_out *ctx, const struct lst_gateway_result *res,
+                    int64_t elapsed_ms, struct go_step *st);
+/* Classifies an attempt's step (counters, 429 lowers the shared rate, 402 pauses, 401 stops
+ * the worker) and, for RETRY, the delay before the next attempt (backoff with full jitter,
+ * Retry-After as a floor; past the retry deadline the request fails for good: DONE). */
+enum go_verdict go_attempt_verdict(struct gateway_out *ctx, const struct lst_outbound *o,
+                                   struct go_result *rs, struct go_attempts *at,
+                                   const struct go_step *st, int64_t *delay_ms);
+/* Encodes the outcome into j->out and makes j the lane's pending job (l->pending) whose SET
+ * still has to reach Redis. False (the job abandoned) when it cannot be encoded. */
+bool go_finish_prepare(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
+                       struct go_result *rs);
+/* The pending job's outcome is in Redis: count it and publish it. */
+void go_publish_pending(struct go_lane *l);
+/* The rest of a request whose begin is done (new or in doubt), blocking: attempts until an
+ * outcome, which is recorded and published, or abandonment. */
+void go_send_begun(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
+                   struct go_result *rs, struct go_attempts *at);
 
 /* ---- lanes (lanes.c) ---- */
 
@@ -328,6 +403,17 @@ void go_lane_flush(struct go_lane *l);
 bool go_lane_has_queued(struct go_lane *l);
 /* Puts j on the completion queue for the poll thread. Any thread. */
 void go_complete(struct gateway_out *ctx, struct go_job *j, enum go_job_state state);
+
+/* ---- the event loop (loop.c, LST_GATEWAY_OUT_EVENT_LOOP) ---- */
+
+/* Starts the loop thread and, for the jobs it hands over, the lanes' threads (after the lanes
+ * are set up by go_lanes_start). */
+lst_err go_loop_start(struct gateway_out *ctx);
+/* Waits for the loop to end after lanes_stop: sends finish, the last outcomes are recorded. */
+void go_loop_join(struct gateway_out *ctx);
+void go_loop_destroy(struct gateway_out *ctx);
+/* A job was queued on a lane the loop waits for. Any thread. */
+void go_loop_wake(struct gateway_out *ctx);
 
 /* ---- consumer (consumer.c) ---- */
 
@@ -352,6 +438,7 @@ struct gateway_out {
     struct lst_redis_script *s_begin, *s_pk, *s_rl_take, *s_rl_lower;
     struct go_ratelimit *rl;
     struct go_bulk *bulk; /* NULL unless LST_GATEWAY_OUT_BULK */
+    struct go_loop *loop; /* NULL unless LST_GATEWAY_OUT_EVENT_LOOP */
     /* consumer side (poll thread) */
     struct lst_kafka_consumer *consumer;
     struct go_offsets *offsets;

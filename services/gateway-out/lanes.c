@@ -1,7 +1,9 @@
 /* The sender lanes: W threads, each with its own Gateway client (one keep-alive connection)
  * and its own Redis connection (lst_redis serialises commands per connection). A record goes
  * to the lane of its key, so one employee's requests are sent in order; a lane that waits
- * (backoff, rate limit) holds up only the keys that hash to it. */
+ * (backoff, rate limit) holds up only the keys that hash to it. With the event loop
+ * (loop.c) the loop takes the jobs off the queues and a lane's thread only runs what the loop
+ * hands it. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,11 +74,12 @@ static lst_err lane_init(struct gateway_out *ctx, struct go_lane *l, unsigned in
         err = lst_redis_pipe_create(&l->pipe);
     if (err == LST_OK && ctx->bulk != NULL)
         err = go_bulk_lane_init(l);
-    if (err == LST_OK && pthread_create(&l->thread, NULL, lane_main, l) != 0)
-        err = LST_ERR_NOMEM;
-    if (err == LST_OK)
-        l->started = true;
-    return err;
+    if (err != LST_OK || ctx->cfg.event_loop)
+        return err; /* go_loop_start starts the thread */
+    if (pthread_create(&l->thread, NULL, lane_main, l) != 0)
+        return LST_ERR_NOMEM;
+    l->started = true;
+    return LST_OK;
 }
 
 lst_err go_lanes_start(struct gateway_out *ctx)
@@ -91,12 +94,13 @@ lst_err go_lanes_start(struct gateway_out *ctx)
         if (err != LST_OK)
             return err;
     }
-    return LST_OK;
+    return ctx->cfg.event_loop ? go_loop_start(ctx) : LST_OK;
 }
 
 void go_lanes_stop(struct gateway_out *ctx)
 {
     atomic_store(&ctx->lanes_stop, true);
+    go_loop_join(ctx); /* first: it may still hand a job to a lane's thread */
     for (unsigned i = 0; i < ctx->nlanes; i++) {
         struct go_lane *l = &ctx->lanes[i];
         pthread_mutex_lock(&l->lock);
@@ -107,6 +111,8 @@ void go_lanes_stop(struct gateway_out *ctx)
         struct go_lane *l = &ctx->lanes[i];
         if (l->started)
             pthread_join(l->thread, NULL);
+        if (ctx->loop != NULL)
+            abandon_queue(l); /* the lane threads of loop mode leave the queue alone */
         lst_gateway_destroy(l->gw);
         lst_redis_destroy(l->redis);
         lst_redis_pipe_destroy(l->pipe);
@@ -118,6 +124,7 @@ void go_lanes_stop(struct gateway_out *ctx)
         pthread_cond_destroy(&l->cond);
         pthread_mutex_destroy(&l->lock);
     }
+    go_loop_destroy(ctx);
     free(ctx->lanes);
     ctx->lanes = NULL;
     ctx->nlanes = 0;
@@ -145,8 +152,13 @@ void go_lanes_dispatch(struct gateway_out *ctx, struct go_job *j)
         l->head = j;
     l->tail = j;
     l->queued++;
-    pthread_cond_signal(&l->cond);
+    bool wake = l->loop_waiting;
+    l->loop_waiting = false;
+    if (ctx->loop == NULL)
+        pthread_cond_signal(&l->cond);
     pthread_mutex_unlock(&l->lock);
+    if (wake)
+        go_loop_wake(ctx);
 }
 
 bool go_lane_has_queued(struct go_lane *l)

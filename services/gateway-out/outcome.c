@@ -56,8 +56,7 @@ static void req_key(struct go_lane *l, const char *request_id, struct lst_buf *k
     lst_buf_printf(key, "%sreq:%s", l->ctx->cfg.key_prefix, request_id);
 }
 
-/* The reply of the begin script into *state (and *known). */
-static lst_err take_begin(const redisReply *r, enum go_begin *state, struct lst_buf *known)
+lst_err go_outcome_take_begin(const redisReply *r, enum go_begin *state, struct lst_buf *known)
 {
     if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS))
         return LST_ERR_INVALID;
@@ -70,24 +69,41 @@ static lst_err take_begin(const redisReply *r, enum go_begin *state, struct lst_
     return LST_OK;
 }
 
-/* SET pending outcome + begin in one pipeline: both commands are idempotent (the begin
- * script's replay reports in-doubt, the safe direction), so the wrapper may replay the pair
- * after a reconnect. */
-static lst_err begin_with_pending(struct go_lane *l, const char **argv, enum go_begin *state,
-                                  struct lst_buf *known)
+lst_err go_outcome_queue_pending(struct go_lane *l, struct lst_redis_pipe *p)
 {
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
     const char *set[] = {"SET", l->pkey.data, l->pval.data, "PX", ttl};
     const size_t setlen[] = {3, l->pkey.len, l->pval.len, 2, strlen(ttl)};
+    return lst_redis_pipe_add(p, 5, set, setlen);
+}
+
+lst_err go_outcome_queue_begin(struct go_lane *l, const char *request_id, struct lst_redis_pipe *p)
+{
+    char now[24], ttl[24];
+    req_key(l, request_id, &l->a);
+    if (lst_buf_failed(&l->a))
+        return LST_ERR_NOMEM;
+    snprintf(now, sizeof(now), "%lld", (long long)lst_wall_ms());
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
+    const char *argv[] = {l->a.data, now, ttl};
+    return lst_redis_pipe_script(p, l->ctx->s_begin, 1, 3, argv, NULL);
+}
+
+/* SET pending outcome + begin in one pipeline: both commands are idempotent (the begin
+ * script's replay reports in-doubt, the safe direction), so the wrapper may replay the pair
+ * after a reconnect. */
+static lst_err begin_with_pending(struct go_lane *l, const char *request_id, enum go_begin *state,
+                                  struct lst_buf *known)
+{
     lst_redis_pipe_reset(l->pipe);
-    lst_err err = lst_redis_pipe_add(l->pipe, 5, set, setlen);
+    lst_err err = go_outcome_queue_pending(l, l->pipe);
     if (err == LST_OK)
-        err = lst_redis_pipe_script(l->pipe, l->ctx->s_begin, 1, 3, argv, NULL);
+        err = go_outcome_queue_begin(l, request_id, l->pipe);
     if (err == LST_OK)
         err = lst_redis_pipe_exec(l->redis, l->pipe);
     if (err == LST_OK)
-        err = take_begin(lst_redis_pipe_reply(l->pipe, 1), state, known);
+        err = go_outcome_take_begin(lst_redis_pipe_reply(l->pipe, 1), state, known);
     lst_redis_pipe_reset(l->pipe);
     return err;
 }
@@ -104,10 +120,10 @@ lst_err go_outcome_begin(struct go_lane *l, const char *request_id, enum go_begi
     snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
     const char *argv[] = {l->a.data, now, ttl};
     if (l->pending != NULL)
-        return begin_with_pending(l, argv, state, known);
+        return begin_with_pending(l, request_id, state, known);
     lst_err err = lst_redis_script_call(l->redis, l->ctx->s_begin, &r, 1, 3, argv, NULL);
     if (err == LST_OK)
-        err = take_begin(r, state, known);
+        err = go_outcome_take_begin(r, state, known);
     if (r != NULL)
         freeReplyObject(r);
     return err;

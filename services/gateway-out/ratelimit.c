@@ -173,16 +173,11 @@ static bool aborted(const struct go_ratelimit *rl, const atomic_bool *abort)
            atomic_load(&rl->ctx->stopping) || atomic_load(&rl->ctx->fatal);
 }
 
-bool go_ratelimit_acquire(struct go_ratelimit *rl, const atomic_bool *abort)
+/* One look at the tokens, under rl->lock (dropped around a refill's Redis call): true when a
+ * token was taken; false with *wait_ms, how long to wait before looking again. */
+static bool pass_locked(struct go_ratelimit *rl, int64_t *wait_ms)
 {
-    if (rl->ctx->cfg.rate_limit <= 0)
-        return true;
-    bool ok = false;
-    bool waited = false;
-    pthread_mutex_lock(&rl->lock);
     for (;;) {
-        if (aborted(rl, abort))
-            break;
         int64_t now = lst_wall_ms();
         int64_t w = now / WINDOW_MS;
         if (rl->window != w) {
@@ -191,13 +186,11 @@ bool go_ratelimit_acquire(struct go_ratelimit *rl, const atomic_bool *abort)
         }
         if (rl->tokens > 0) {
             rl->tokens--;
-            ok = true;
-            break;
+            return true;
         }
         if (rl->refilling || rl->empty_window == w) {
-            waited = true;
-            timed_wait(rl, rl->empty_window == w ? (w + 1) * WINDOW_MS - now : 2);
-            continue;
+            *wait_ms = rl->empty_window == w ? (w + 1) * WINDOW_MS - now : 2;
+            return false;
         }
         /* A batch of about a fifth of the window, so several workers share it fairly. */
         int64_t want = (int64_t)(rl->limit / 50.0);
@@ -207,17 +200,49 @@ bool go_ratelimit_acquire(struct go_ratelimit *rl, const atomic_bool *abort)
         int64_t grant = take(rl, now, w, want);
         pthread_mutex_lock(&rl->lock);
         rl->refilling = false;
-        if (grant < 0) {
-            timed_wait(rl, 100);
-        } else if (grant == 0) {
-            rl->empty_window = w;
-        } else if (rl->window == w) {
-            rl->tokens += grant;
-        }
         pthread_cond_broadcast(&rl->cond);
+        if (grant < 0) {
+            *wait_ms = 100;
+            return false;
+        }
+        if (grant == 0)
+            rl->empty_window = w;
+        else if (rl->window == w)
+            rl->tokens += grant;
+    }
+}
+
+bool go_ratelimit_acquire(struct go_ratelimit *rl, const atomic_bool *abort)
+{
+    if (rl->ctx->cfg.rate_limit <= 0)
+        return true;
+    bool ok = false;
+    bool waited = false;
+    pthread_mutex_lock(&rl->lock);
+    while (!aborted(rl, abort)) {
+        int64_t wait_ms = 0;
+        if (pass_locked(rl, &wait_ms)) {
+            ok = true;
+            break;
+        }
+        waited = true;
+        timed_wait(rl, wait_ms);
     }
     pthread_mutex_unlock(&rl->lock);
     if (waited)
+        lst_counter_inc(rl->ctx->m.rate_waits);
+    return ok;
+}
+
+bool go_ratelimit_try(struct go_ratelimit *rl, int64_t *wait_ms)
+{
+    *wait_ms = 0;
+    if (rl->ctx->cfg.rate_limit <= 0)
+        return true;
+    pthread_mutex_lock(&rl->lock);
+    bool ok = pass_locked(rl, wait_ms);
+    pthread_mutex_unlock(&rl->lock);
+    if (!ok)
         lst_counter_inc(rl->ctx->m.rate_waits);
     return ok;
 }

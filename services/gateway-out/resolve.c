@@ -327,16 +327,23 @@ static void fetch_pubkey(struct go_lane *l, const char *id, const char *key,
         go_step_fail(st, LST_GATEWAY_RETRY, "bad_key", "malformed public key from the Gateway");
 }
 
+bool go_resolve_pubkey_local(struct gateway_out *ctx, const char *id,
+                             uint8_t pk[LST_THREEMA_KEY_SIZE])
+{
+    if (!go_local_cache_get(ctx->pk_cache, id, pk, LST_THREEMA_KEY_SIZE))
+        return false;
+    lst_counter_inc(ctx->m.pubkey_local);
+    return true;
+}
+
 void go_resolve_pubkey(struct go_lane *l, const char *id, uint8_t pk[LST_THREEMA_KEY_SIZE],
                        struct go_step *st)
 {
     struct gateway_out *ctx = l->ctx;
     char key[160], hex[LST_GATEWAY_KEY_HEX + 2];
     st->outcome = LST_GATEWAY_OK;
-    if (go_local_cache_get(ctx->pk_cache, id, pk, LST_THREEMA_KEY_SIZE)) {
-        lst_counter_inc(ctx->m.pubkey_local);
+    if (go_resolve_pubkey_local(ctx, id, pk))
         return;
-    }
     snprintf(key, sizeof(key), "%spk:%s", ctx->cfg.key_prefix, id);
     int hit = redis_get(l, key, hex, sizeof(hex));
     if (hit < 0) {

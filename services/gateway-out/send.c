@@ -23,15 +23,7 @@
 #include "lst/log.h"
 #include "lst/signals.h"
 
-struct result {
-    bool accepted;
-    char msgid[LST_GATEWAY_MSGID_HEX + 1];
-    char threema_id[9];
-    struct go_step st; /* the failure when not accepted */
-    bool possible_duplicate;
-};
-
-static bool abandon_now(const struct go_job *j)
+bool go_abandon_now(const struct go_job *j)
 {
     const struct gateway_out *ctx = j->ctx;
     return atomic_load(&j->cancelled) || atomic_load(&ctx->stopping) || atomic_load(&ctx->fatal) ||
@@ -42,7 +34,7 @@ static bool abandon_now(const struct go_job *j)
 static bool backoff_sleep(const struct go_job *j, int64_t ms)
 {
     int64_t until = lst_mono_ms() + ms;
-    while (!abandon_now(j)) {
+    while (!go_abandon_now(j)) {
         int64_t left = until - lst_mono_ms();
         if (left <= 0)
             return true;
@@ -140,7 +132,7 @@ static void seal(struct go_lane *l, const struct lst_threema_msg *m,
  * into the result a send_e2e would have given, so classification, retries and metrics are
  * the same per item. Alone through send_e2e when the whole call was refused. */
 static enum lst_gateway_outcome send_bulk_item(struct go_lane *l, const struct lst_gateway_e2e *msg,
-                                               const char *request_id, struct result *rs,
+                                               const char *request_id, struct go_result *rs,
                                                struct lst_gateway_result *res)
 {
     struct lst_gateway_bulk_item item;
@@ -163,11 +155,12 @@ static enum lst_gateway_outcome send_bulk_item(struct go_lane *l, const struct l
 }
 
 static void send_e2e(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
-                     const char *id, const char *nonce_hex, const char *box_hex, struct result *rs,
-                     struct go_step *st)
+                     const char *id, const char *nonce_hex, const char *box_hex,
+                     struct go_result *rs, struct go_step *st)
 {
     struct gateway_out *ctx = l->ctx;
     struct lst_gateway_result res;
+    memset(&res, 0, sizeof(res));
     struct lst_gateway_e2e msg = {
         .to = id,
         .nonce_hex = nonce_hex,
@@ -180,124 +173,177 @@ static void send_e2e(struct go_lane *l, struct go_job *j, const struct lst_outbo
         return;
     }
     int64_t t0 = lst_mono_ms();
-    enum lst_gateway_outcome oc = ctx->bulk != NULL
-                                      ? send_bulk_item(l, &msg, o->request_id, rs, &res)
-                                      : lst_gateway_send_e2e(l->gw, &msg, rs->msgid, &res);
-    lst_histogram_observe(ctx->m.send_seconds, (double)(lst_mono_ms() - t0) / 1000.0);
+    if (ctx->bulk != NULL)
+        send_bulk_item(l, &msg, o->request_id, rs, &res);
+    else
+        lst_gateway_send_e2e(l->gw, &msg, rs->msgid, &res);
+    go_send_result(ctx, &res, lst_mono_ms() - t0, st);
+}
+
+void go_send_result(struct gateway_out *ctx, const struct lst_gateway_result *res,
+                    int64_t elapsed_ms, struct go_step *st)
+{
+    enum lst_gateway_outcome oc = res->outcome;
+    lst_histogram_observe(ctx->m.send_seconds, (double)elapsed_ms / 1000.0);
     if (oc == LST_GATEWAY_OK)
         lst_counter_inc(ctx->m.send_ok);
     else
-        go_metrics_send(ctx->svc->metrics, oc, res.http_status);
-    go_step_from_result(st, &res, "send_e2e");
+        go_metrics_send(ctx->svc->metrics, oc, res->http_status);
+    go_step_from_result(st, res, "send_e2e");
     if (oc == LST_GATEWAY_PERMANENT) {
         /* The reasons the ledger shows for the statuses the Gateway documents. */
-        const char *why = res.http_status == 400   ? "bad recipient or account mode (400)"
-                          : res.http_status == 404 ? "unknown recipient (404)"
-                          : res.http_status == 413 ? "message too large (413)"
-                                                   : NULL;
+        const char *why = res->http_status == 400   ? "bad recipient or account mode (400)"
+                          : res->http_status == 404 ? "unknown recipient (404)"
+                          : res->http_status == 413 ? "message too large (413)"
+                                                    : NULL;
         if (why != NULL)
             snprintf(st->reason, sizeof(st->reason), "send_e2e: %s", why);
     }
 }
 
+void go_seal_for(struct go_lane *l, struct go_job *j, const struct lst_outbound *o, const char *id,
+                 const uint8_t pk[LST_THREEMA_KEY_SIZE], char *nonce_hex, struct lst_buf *box_hex,
+                 struct go_step *st)
+{
+    struct lst_threema_msg m;
+    memset(&m, 0, sizeof(m));
+    build_msg(l, j, o, id, &m, st);
+    if (st->outcome == LST_GATEWAY_OK)
+        seal(l, &m, pk, nonce_hex, box_hex, st);
+    lst_threema_msg_cleanup(&m);
+}
+
 /* One pass: resolve, build, encrypt, send. st says how it went. */
 static void attempt(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
-                    struct result *rs, struct go_step *st)
+                    struct go_result *rs, struct go_step *st)
 {
     uint8_t pk[LST_THREEMA_KEY_SIZE];
     char nonce_hex[LST_THREEMA_NONCE_HEX + 1];
-    struct lst_threema_msg m;
     struct lst_buf box_hex;
-    memset(&m, 0, sizeof(m));
     lst_buf_init(&box_hex);
     go_resolve_id(l, o, rs->threema_id, st);
     if (st->outcome == LST_GATEWAY_OK)
         go_resolve_pubkey(l, rs->threema_id, pk, st);
     if (st->outcome == LST_GATEWAY_OK)
-        build_msg(l, j, o, rs->threema_id, &m, st);
-    if (st->outcome == LST_GATEWAY_OK)
-        seal(l, &m, pk, nonce_hex, &box_hex, st);
+        go_seal_for(l, j, o, rs->threema_id, pk, nonce_hex, &box_hex, st);
     if (st->outcome == LST_GATEWAY_OK)
         send_e2e(l, j, o, rs->threema_id, nonce_hex, box_hex.data, rs, st);
-    lst_threema_msg_cleanup(&m);
     lst_buf_cleanup(&box_hex);
+}
+
+void go_attempts_init(const struct gateway_out *ctx, struct go_attempts *at)
+{
+    at->first = lst_mono_ms();
+    at->ceiling = ctx->cfg.backoff_min_ms;
+}
+
+bool go_attempt_in_time(const struct lst_outbound *o, struct go_result *rs)
+{
+    if (!o->has_deadline || lst_wall_ms() <= o->deadline)
+        return true;
+    go_step_fail(&rs->st, LST_GATEWAY_PERMANENT, "deadline",
+                 "the request's deadline passed before it could be sent");
+    return false;
+}
+
+/* A transient failure: retry after a delay, or give up when the retry deadline has passed. */
+static enum go_verdict retry_verdict(struct gateway_out *ctx, const struct lst_outbound *o,
+                                     struct go_result *rs, struct go_attempts *at,
+                                     const struct go_step *st, int64_t *delay_ms)
+{
+    lst_counter_inc(ctx->m.retries);
+    if (st->http_status == 429)
+        go_ratelimit_on_429(ctx->rl);
+    int64_t spent = lst_mono_ms() - at->first;
+    if (spent >= ctx->cfg.retry_deadline_ms) {
+        rs->st = *st;
+        go_step_fail(&rs->st, LST_GATEWAY_PERMANENT, "deadline",
+                     "gave up after %lld ms of transient errors; last: %s", (long long)spent,
+                     st->reason);
+        rs->st.http_status = st->http_status;
+        return GO_VERDICT_DONE;
+    }
+    LST_DEBUG("gateway_out.retry", "%s: %s; next try within %lld ms", o->request_id, st->reason,
+              (long long)at->ceiling);
+    /* a Retry-After is a floor (the jitter spreads the lanes above it), never beyond the
+     * retry deadline: the deadline check above then ends the request */
+    int64_t delay = jitter(at->ceiling), left = ctx->cfg.retry_deadline_ms - spent;
+    if (st->retry_after_ms > 0) {
+        lst_counter_inc(ctx->m.retry_after);
+        delay += st->retry_after_ms;
+        delay = delay > left ? left : delay;
+    }
+    *delay_ms = delay;
+    at->ceiling =
+        at->ceiling * 2 > ctx->cfg.backoff_max_ms ? ctx->cfg.backoff_max_ms : at->ceiling * 2;
+    return GO_VERDICT_RETRY;
+}
+
+enum go_verdict go_attempt_verdict(struct gateway_out *ctx, const struct lst_outbound *o,
+                                   struct go_result *rs, struct go_attempts *at,
+                                   const struct go_step *st, int64_t *delay_ms)
+{
+    *delay_ms = 0;
+    rs->possible_duplicate = rs->possible_duplicate || st->in_doubt;
+    switch (st->outcome) {
+    case LST_GATEWAY_OK:
+        rs->accepted = true;
+        return GO_VERDICT_DONE;
+    case LST_GATEWAY_PERMANENT:
+        rs->st = *st;
+        return GO_VERDICT_DONE;
+    case LST_GATEWAY_FATAL:
+        LST_ERROR("gateway_out.gateway_fatal", "%s (%s)", st->reason,
+                  st->http_status == 401 ? "check LST_GATEWAY_ID and LST_GATEWAY_SECRET"
+                                         : "check LST_GATEWAY_URL and LST_GATEWAY_CA_FILE");
+        go_fatal(ctx, st->http_status == 401 ? "the Gateway answered 401 Unauthorized"
+                                             : "the Gateway configuration is wrong");
+        return GO_VERDICT_ABANDON;
+    case LST_GATEWAY_PAUSE:
+        go_credits_on_402(ctx);
+        return GO_VERDICT_PAUSE;
+    case LST_GATEWAY_RETRY:
+        break;
+    }
+    if (strcmp(st->code, "abandoned") == 0)
+        return GO_VERDICT_ABANDON;
+    return retry_verdict(ctx, o, rs, at, st, delay_ms);
 }
 
 /* Runs attempts until a final outcome (true) or abandonment (false). */
 static bool run_attempts(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
-                         struct result *rs)
+                         struct go_result *rs, struct go_attempts *at)
 {
     struct gateway_out *ctx = l->ctx;
-    int64_t first = lst_mono_ms();
-    int64_t ceiling = ctx->cfg.backoff_min_ms;
     for (;;) {
         struct go_step st;
         memset(&st, 0, sizeof(st));
-        if (abandon_now(j))
+        if (go_abandon_now(j))
             return false;
-        if (o->has_deadline && lst_wall_ms() > o->deadline) {
-            go_step_fail(&rs->st, LST_GATEWAY_PERMANENT, "deadline",
-                         "the request's deadline passed before it could be sent");
+        if (!go_attempt_in_time(o, rs))
             return true;
-        }
         if (!go_credits_wait(ctx, &j->cancelled))
             return false;
         attempt(l, j, o, rs, &st);
-        rs->possible_duplicate = rs->possible_duplicate || st.in_doubt;
-        switch (st.outcome) {
-        case LST_GATEWAY_OK:
-            rs->accepted = true;
+        int64_t delay = 0;
+        switch (go_attempt_verdict(ctx, o, rs, at, &st, &delay)) {
+        case GO_VERDICT_DONE:
             return true;
-        case LST_GATEWAY_PERMANENT:
-            rs->st = st;
-            return true;
-        case LST_GATEWAY_FATAL:
-            LST_ERROR("gateway_out.gateway_fatal", "%s (%s)", st.reason,
-                      st.http_status == 401 ? "check LST_GATEWAY_ID and LST_GATEWAY_SECRET"
-                                            : "check LST_GATEWAY_URL and LST_GATEWAY_CA_FILE");
-            go_fatal(ctx, st.http_status == 401 ? "the Gateway answered 401 Unauthorized"
-                                                : "the Gateway configuration is wrong");
+        case GO_VERDICT_ABANDON:
             return false;
-        case LST_GATEWAY_PAUSE:
-            go_credits_on_402(ctx);
+        case GO_VERDICT_PAUSE:
             continue;
-        case LST_GATEWAY_RETRY:
-            break;
+        case GO_VERDICT_RETRY:
+            if (!backoff_sleep(j, delay))
+                return false;
         }
-        if (strcmp(st.code, "abandoned") == 0)
-            return false;
-        lst_counter_inc(ctx->m.retries);
-        if (st.http_status == 429)
-            go_ratelimit_on_429(ctx->rl);
-        if (lst_mono_ms() - first >= ctx->cfg.retry_deadline_ms) {
-            rs->st = st;
-            go_step_fail(&rs->st, LST_GATEWAY_PERMANENT, "deadline",
-                         "gave up after %lld ms of transient errors; last: %s",
-                         (long long)(lst_mono_ms() - first), st.reason);
-            rs->st.http_status = st.http_status;
-            return true;
-        }
-        LST_DEBUG("gateway_out.retry", "%s: %s; next try within %lld ms", o->request_id, st.reason,
-                  (long long)ceiling);
-        /* a Retry-After is a floor (the jitter spreads the lanes above it), never beyond the
-         * retry deadline: the deadline check above then ends the request */
-        int64_t delay = jitter(ceiling),
-                left = ctx->cfg.retry_deadline_ms - (lst_mono_ms() - first);
-        if (st.retry_after_ms > 0) {
-            lst_counter_inc(ctx->m.retry_after);
-            delay += st.retry_after_ms;
-            delay = delay > left ? left : delay;
-        }
-        if (!backoff_sleep(j, delay))
-            return false;
-        ceiling = ceiling * 2 > ctx->cfg.backoff_max_ms ? ctx->cfg.backoff_max_ms : ceiling * 2;
     }
 }
 
 /* ---- outcome ---- */
 
 static lst_err encode_sent(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
-                           struct result *rs)
+                           struct go_result *rs)
 {
     struct lst_sent s;
     memset(&s, 0, sizeof(s));
@@ -357,8 +403,7 @@ static lst_err record_fn(struct go_lane *l, struct go_job *j, void *ud)
     return go_outcome_record(l);
 }
 
-/* The pending job's outcome is in Redis: count it and publish it. */
-static void publish_pending(struct go_lane *l)
+void go_publish_pending(struct go_lane *l)
 {
     struct gateway_out *ctx = l->ctx;
     struct go_job *j = l->pending;
@@ -384,7 +429,7 @@ void go_lane_flush(struct go_lane *l)
         go_complete(l->ctx, j, GO_JOB_ABANDONED);
         return;
     }
-    publish_pending(l);
+    go_publish_pending(l);
 }
 
 static void to_dlq(struct go_job *j, lst_err err, const struct lst_buf *why)
@@ -398,26 +443,41 @@ static void to_dlq(struct go_job *j, lst_err err, const struct lst_buf *why)
         go_complete(j->ctx, j, GO_JOB_ABANDONED);
 }
 
-/* The outcome goes to Redis before it is published. When the lane has more work queued, the
- * SET waits for the next job's begin and shares its round trip (go_outcome_begin); otherwise
- * it is written now. Either way the lane holds at most one sent-but-unrecorded request, which
- * keeps the duplicate bound of a killed worker at W. */
-static void finish(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
-                   struct result *rs)
+bool go_finish_prepare(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
+                       struct go_result *rs)
 {
-    struct gateway_out *ctx = l->ctx;
     if (encode_sent(l, j, o, rs) != LST_OK ||
         go_outcome_prepare(l, o->request_id, &j->out) != LST_OK) {
         LST_ERROR("gateway_out.encode_failed", "%s: outcome not encodable", o->request_id);
-        go_complete(ctx, j, GO_JOB_ABANDONED);
-        return;
+        go_complete(l->ctx, j, GO_JOB_ABANDONED);
+        return false;
     }
     l->pending = j;
     l->pend_accepted = rs->accepted;
     l->pend_dup = rs->possible_duplicate;
     snprintf(l->pend_code, sizeof(l->pend_code), "%s", rs->accepted ? "ok" : rs->st.code);
-    if (!go_lane_has_queued(l))
+    return true;
+}
+
+/* The outcome goes to Redis before it is published. When the lane has more work queued, the
+ * SET waits for the next job's begin and shares its round trip (go_outcome_begin); otherwise
+ * it is written now. Either way the lane holds at most one sent-but-unrecorded request, which
+ * keeps the duplicate bound of a killed worker at W. */
+static void finish(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
+                   struct go_result *rs)
+{
+    if (go_finish_prepare(l, j, o, rs) && !go_lane_has_queued(l))
         go_lane_flush(l);
+}
+
+void go_send_begun(struct go_lane *l, struct go_job *j, const struct lst_outbound *o,
+                   struct go_result *rs, struct go_attempts *at)
+{
+    lst_gateway_set_request_id(l->gw, o->request_id);
+    if (run_attempts(l, j, o, rs, at))
+        finish(l, j, o, rs);
+    else
+        go_complete(l->ctx, j, GO_JOB_ABANDONED);
 }
 
 void go_send_job(struct go_lane *l, struct go_job *j)
@@ -425,11 +485,11 @@ void go_send_job(struct go_lane *l, struct go_job *j)
     struct gateway_out *ctx = l->ctx;
     struct lst_outbound o;
     struct lst_buf why;
-    struct result rs;
+    struct go_result rs;
     memset(&rs, 0, sizeof(rs));
     lst_buf_init(&why);
     l->gateway_calls = 0;
-    if (abandon_now(j)) {
+    if (go_abandon_now(j)) {
         go_lane_flush(l);
         go_complete(ctx, j, GO_JOB_ABANDONED);
         goto out;
@@ -448,7 +508,7 @@ void go_send_job(struct go_lane *l, struct go_job *j)
     bool begun = redis_retry(l, j, begin_fn, &ba);
     /* The begin pipeline recorded the previous job's outcome too (or, abandoned, did not). */
     if (begun && l->pending != NULL)
-        publish_pending(l);
+        go_publish_pending(l);
     go_lane_flush(l);
     if (!begun) {
         go_complete(ctx, j, GO_JOB_ABANDONED);
@@ -459,11 +519,10 @@ void go_send_job(struct go_lane *l, struct go_job *j)
         if (!go_publish(j))
             go_complete(ctx, j, GO_JOB_ABANDONED);
     } else {
+        struct go_attempts at;
+        go_attempts_init(ctx, &at);
         rs.possible_duplicate = ba.state == GO_BEGIN_IN_DOUBT;
-        if (run_attempts(l, j, &o, &rs))
-            finish(l, j, &o, &rs);
-        else
-            go_complete(ctx, j, GO_JOB_ABANDONED);
+        go_send_begun(l, j, &o, &rs, &at);
     }
     lst_outbound_cleanup(&o);
 out:

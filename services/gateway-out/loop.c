@@ -1,0 +1,573 @@
+/* The event loop (LST_GATEWAY_OUT_EVENT_LOOP): one thread drives every lane's common case, so
+ * W concurrent sends cost one poll and one Redis round trip per wake-up instead of W blocking
+ * threads, each with its own poll, round trips and context switches.
+ *
+ * The lanes stay what they are (lanes.c): one queue per lane, one job in flight per lane, one
+ * sent-but-unrecorded outcome per lane at most (the duplicate bound of a killed worker). Per
+ * wake-up the loop
+ *   1. takes the next job of every idle lane and decodes it;
+ *   2. sends the pending outcome SETs and the begin scripts of all lanes in one pipeline
+ *      (a lane's begin counts only together with its pending SET, as in go_outcome_begin);
+ *   3. starts the attempts that may start: recipient by Threema ID, public key in the
+ *      in-process cache, text or location, not paused, a rate-limit token; encrypts and puts
+ *      send_e2e on the lane's slot of one curl multi handle;
+ *   4. waits in curl's poll for answers, new jobs (lst_gateway_multi_wakeup) or the next
+ *      backoff deadline, and classifies every answer with the same verdict as the lane
+ *      threads (go_attempt_verdict): final outcomes become the lane's pending SET, retries
+ *      wait on the lane without a thread sleeping.
+ * Everything else (undecodable records, lookups by phone or e-mail, key fetches, files, the
+ * 402 pause, bulk sends) is handed to the lane's own thread, which runs the blocking code of
+ * send.c for that one job and gives the lane back. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "gateway_out.h"
+#include "lst/log.h"
+
+#define LOOP_MAX_WAIT_MS   100 /* how long the loop sleeps at most (stop and cancel checks) */
+#define REDIS_DELAY_MIN_MS 50
+#define REDIS_DELAY_MAX_MS 2000
+
+enum ll_state {
+    LL_IDLE = 0, /* no job */
+    LL_BEGIN,    /* decoded; its begin goes out with the next batch */
+    LL_READY,    /* begun; the next attempt may start now */
+    LL_WAIT,     /* backoff or rate limit until wake_at */
+    LL_SENDING,  /* send_e2e running on the lane's slot */
+    LL_SLOW,     /* the lane's thread has it */
+};
+
+struct go_loop_lane {
+    enum ll_state state;
+    struct go_job *job;
+    struct lst_outbound o;
+    bool decoded;
+    struct go_result rs;
+    struct go_attempts at;
+    int64_t wake_at; /* mono ms, LL_WAIT */
+    bool handed;     /* the job went to the lane's thread (metrics) */
+    /* handoff to the lane thread (under the lane's lock) */
+    bool slow_wanted; /* the thread should run the job */
+    bool slow_begun;  /* continue after the begin (go_send_begun), else go_send_job */
+    atomic_bool slow_done;
+};
+
+struct go_loop {
+    struct gateway_out *ctx;
+    pthread_t thread;
+    bool started;
+    struct lst_gateway_multi *multi;
+    struct lst_redis *redis;
+    struct lst_redis_pipe *pipe;
+    struct go_loop_lane *ll;
+    /* the batch: which lane each queued command belongs to, and whether it is a begin */
+    unsigned *batch_lane;
+    bool *batch_begin;
+    int64_t redis_at, redis_delay;
+    struct lst_buf box;
+};
+
+/* ---- the lane's own thread: the blocking path for one job at a time ---- */
+
+static void *slow_main(void *arg)
+{
+    struct go_lane *l = arg;
+    struct go_loop_lane *ll = &l->ctx->loop->ll[l->index];
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        while (!ll->slow_wanted && !atomic_load(&l->ctx->lanes_stop))
+            pthread_cond_wait(&l->cond, &l->lock);
+        bool run = ll->slow_wanted;
+        bool begun = ll->slow_begun;
+        pthread_mutex_unlock(&l->lock);
+        if (!run)
+            break;
+        if (begun)
+            go_send_begun(l, ll->job, &ll->o, &ll->rs, &ll->at);
+        else
+            go_send_job(l, ll->job);
+        pthread_mutex_lock(&l->lock);
+        ll->slow_wanted = false;
+        pthread_mutex_unlock(&l->lock);
+        atomic_store(&ll->slow_done, true);
+        lst_gateway_multi_wakeup(l->ctx->loop->multi);
+    }
+    return NULL;
+}
+
+static void to_slow(struct go_lane *l, struct go_loop_lane *ll, bool begun)
+{
+    ll->state = LL_SLOW;
+    ll->handed = true;
+    atomic_store(&ll->slow_done, false);
+    pthread_mutex_lock(&l->lock);
+    ll->slow_wanted = true;
+    ll->slow_begun = begun;
+    pthread_cond_signal(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* ---- lane bookkeeping ---- */
+
+static void lane_idle(struct gateway_out *ctx, struct go_loop_lane *ll)
+{
+    if (ll->job != NULL)
+        lst_counter_inc(ll->handed ? ctx->m.loop_handed : ctx->m.loop_jobs);
+    if (ll->decoded)
+        lst_outbound_cleanup(&ll->o);
+    ll->decoded = false;
+    ll->job = NULL;
+    ll->state = LL_IDLE;
+}
+
+static void lane_abandon(struct gateway_out *ctx, struct go_loop_lane *ll)
+{
+    go_complete(ctx, ll->job, GO_JOB_ABANDONED);
+    lane_idle(ctx, ll);
+}
+
+/* The loop's common case; anything else goes to the lane's thread. */
+static bool fast_eligible(const struct gateway_out *ctx, const struct lst_outbound *o)
+{
+    return ctx->bulk == NULL && o->to.threema_id != NULL &&
+           (o->content.kind == LST_CONTENT_TEXT || o->content.kind == LST_CONTENT_LOCATION);
+}
+
+/* Takes the lane's next job, if any; remembers that the loop wants a wake-up otherwise. */
+static struct go_job *pop_job(struct go_lane *l)
+{
+    pthread_mutex_lock(&l->lock);
+    struct go_job *j = l->head;
+    if (j != NULL) {
+        l->head = j->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        l->queued--;
+        j->next = NULL;
+    }
+    l->loop_waiting = j == NULL;
+    pthread_mutex_unlock(&l->lock);
+    return j;
+}
+
+static void take_job(struct go_loop *lp, struct go_lane *l, struct go_loop_lane *ll)
+{
+    struct lst_buf why;
+    struct go_job *j = pop_job(l);
+    if (j == NULL)
+        return;
+    ll->job = j;
+    ll->handed = false;
+    l->gateway_calls = 0;
+    memset(&ll->rs, 0, sizeof(ll->rs));
+    if (go_abandon_now(j)) {
+        lane_abandon(lp->ctx, ll);
+        return;
+    }
+    lst_buf_init(&why);
+    ll->decoded = j->value != NULL && lst_outbound_decode(j->value, j->len, &ll->o, &why) == LST_OK;
+    lst_buf_cleanup(&why);
+    if (ll->decoded && fast_eligible(lp->ctx, &ll->o)) {
+        ll->state = LL_BEGIN;
+        return;
+    }
+    /* go_send_job decodes again: the dead letter's reason, or the whole blocking path. */
+    if (ll->decoded)
+        lst_outbound_cleanup(&ll->o);
+    ll->decoded = false;
+    to_slow(l, ll, false);
+}
+
+/* Gives back the lanes the threads are done with; takes new jobs; drops cancelled ones. */
+static void sweep(struct go_loop *lp, bool stop)
+{
+    struct gateway_out *ctx = lp->ctx;
+    for (unsigned i = 0; i < ctx->nlanes; i++) {
+        struct go_loop_lane *ll = &lp->ll[i];
+        if (ll->state == LL_SLOW && atomic_load(&ll->slow_done))
+            lane_idle(ctx, ll);
+        if (ll->state == LL_IDLE && !stop)
+            take_job(lp, &ctx->lanes[i], ll);
+        bool waiting = ll->state == LL_BEGIN || ll->state == LL_READY || ll->state == LL_WAIT;
+        if (waiting && go_abandon_now(ll->job))
+            lane_abandon(ctx, ll);
+    }
+}
+
+/* ---- the Redis batch: pending outcomes and begins of all lanes, one round trip ---- */
+
+static size_t queue_batch(struct go_loop *lp)
+{
+    struct gateway_out *ctx = lp->ctx;
+    size_t n = 0;
+    lst_redis_pipe_reset(lp->pipe);
+    for (unsigned i = 0; i < ctx->nlanes; i++) {
+        struct go_lane *l = &ctx->lanes[i];
+        struct go_loop_lane *ll = &lp->ll[i];
+        if (ll->state == LL_SLOW)
+            continue;
+        if (l->pending != NULL && go_outcome_queue_pending(l, lp->pipe) == LST_OK) {
+            lp->batch_lane[n] = i;
+            lp->batch_begin[n++] = false;
+        }
+        if (ll->state == LL_BEGIN &&
+            go_outcome_queue_begin(l, ll->o.request_id, lp->pipe) == LST_OK) {
+            lp->batch_lane[n] = i;
+            lp->batch_begin[n++] = true;
+        }
+    }
+    return n;
+}
+
+static bool reply_ok(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_STATUS;
+}
+
+/* False for an error reply: the begin goes out again with a later batch. */
+static bool begun(struct go_loop *lp, struct go_loop_lane *ll, const redisReply *r)
+{
+    struct gateway_out *ctx = lp->ctx;
+    enum go_begin state;
+    struct go_job *j = ll->job;
+    if (go_outcome_take_begin(r, &state, &j->out) != LST_OK)
+        return false;
+    if (state == GO_BEGIN_KNOWN) {
+        /* Already decided earlier: publish the same record again, never send twice. */
+        lst_counter_inc(ctx->m.republished);
+        j->out_topic = ctx->topic_sent;
+        if (!go_publish(j))
+            go_complete(ctx, j, GO_JOB_ABANDONED);
+        lane_idle(ctx, ll);
+        return true;
+    }
+    ll->rs.possible_duplicate = state == GO_BEGIN_IN_DOUBT;
+    go_attempts_init(ctx, &ll->at);
+    ll->state = LL_READY;
+    return true;
+}
+
+/* The replies, lane by lane; false when any was an error. A lane's begin counts only when
+ * its pending SET (queued just before it) went through too: a lane must never hold two
+ * unrecorded outcomes. */
+static bool take_batch(struct go_loop *lp, size_t n)
+{
+    struct gateway_out *ctx = lp->ctx;
+    bool set_failed = false, all = true;
+    for (size_t k = 0; k < n; k++) {
+        unsigned i = lp->batch_lane[k];
+        const redisReply *r = lst_redis_pipe_reply(lp->pipe, k);
+        if (!lp->batch_begin[k]) {
+            set_failed = !reply_ok(r);
+            all = all && !set_failed;
+            if (!set_failed)
+                go_publish_pending(&ctx->lanes[i]);
+            continue;
+        }
+        bool after_failed_set = set_failed && k > 0 && lp->batch_lane[k - 1] == i;
+        if (!after_failed_set)
+            all = begun(lp, &lp->ll[i], r) && all;
+        set_failed = false;
+    }
+    return all;
+}
+
+/* Redis failed the batch or part of it: wait (doubling) before the next one, as the lane
+ * threads do, and give up the jobs that are to be abandoned meanwhile (their outcome
+ * unrecorded: redelivered later, flagged in doubt then). */
+static void batch_failed(struct go_loop *lp, const char *what)
+{
+    struct gateway_out *ctx = lp->ctx;
+    LST_WARN("gateway_out.loop_redis", "outcome batch: %s; again in %lld ms", what,
+             (long long)lp->redis_delay);
+    lp->redis_at = lst_mono_ms() + lp->redis_delay;
+    lp->redis_delay =
+        lp->redis_delay * 2 > REDIS_DELAY_MAX_MS ? REDIS_DELAY_MAX_MS : lp->redis_delay * 2;
+    for (unsigned i = 0; i < ctx->nlanes; i++) {
+        struct go_lane *l = &ctx->lanes[i];
+        if (lp->ll[i].state != LL_SLOW && l->pending != NULL && go_abandon_now(l->pending)) {
+            go_complete(ctx, l->pending, GO_JOB_ABANDONED);
+            l->pending = NULL;
+        }
+    }
+}
+
+static void redis_batch(struct go_loop *lp)
+{
+    if (lst_mono_ms() < lp->redis_at)
+        return;
+    size_t n = queue_batch(lp);
+    if (n == 0)
+        return;
+    lst_err err = lst_redis_pipe_exec(lp->redis, lp->pipe);
+    if (err != LST_OK && err != LST_ERR_INVALID) {
+        char why[128];
+        lst_redis_last_error(lp->redis, why, sizeof(why));
+        batch_failed(lp, why);
+    } else if (!take_batch(lp, n)) {
+        batch_failed(lp, "error replies");
+    } else {
+        lp->redis_delay = REDIS_DELAY_MIN_MS;
+    }
+}
+
+/* ---- attempts ---- */
+
+static void finish_lane(struct go_loop *lp, unsigned i)
+{
+    struct go_loop_lane *ll = &lp->ll[i];
+    go_finish_prepare(&lp->ctx->lanes[i], ll->job, &ll->o, &ll->rs);
+    lane_idle(lp->ctx, ll);
+}
+
+static void apply_verdict(struct go_loop *lp, unsigned i, const struct go_step *st)
+{
+    struct go_loop_lane *ll = &lp->ll[i];
+    int64_t delay = 0;
+    switch (go_attempt_verdict(lp->ctx, &ll->o, &ll->rs, &ll->at, st, &delay)) {
+    case GO_VERDICT_DONE:
+        finish_lane(lp, i);
+        return;
+    case GO_VERDICT_ABANDON:
+        lane_abandon(lp->ctx, ll);
+        return;
+    case GO_VERDICT_PAUSE:
+        ll->state = LL_READY; /* start_attempt hands it to the thread, which waits */
+        return;
+    case GO_VERDICT_RETRY:
+        ll->state = LL_WAIT;
+        ll->wake_at = lst_mono_ms() + delay;
+        return;
+    }
+}
+
+/* Encrypts and starts send_e2e on the lane's slot; st set when it could not start. */
+static bool start_send(struct go_loop *lp, unsigned i, const uint8_t pk[LST_THREEMA_KEY_SIZE],
+                       struct go_step *st)
+{
+    struct go_lane *l = &lp->ctx->lanes[i];
+    struct go_loop_lane *ll = &lp->ll[i];
+    char nonce_hex[LST_THREEMA_NONCE_HEX + 1];
+    struct lst_gateway_result res;
+    lst_buf_reset(&lp->box);
+    go_seal_for(l, ll->job, &ll->o, ll->rs.threema_id, pk, nonce_hex, &lp->box, st);
+    if (st->outcome != LST_GATEWAY_OK)
+        return false;
+    struct lst_gateway_e2e msg = {
+        .to = ll->rs.threema_id,
+        .nonce_hex = nonce_hex,
+        .box_hex = lp->box.data,
+        .no_delivery_receipts = ll->o.no_delivery_receipts,
+        .no_push = ll->o.no_push,
+    };
+    memset(&res, 0, sizeof(res));
+    if (lst_gateway_multi_send_e2e(lp->multi, i, &msg, ll->o.request_id, &res) == LST_OK)
+        return true;
+    go_send_result(lp->ctx, &res, 0, st);
+    return false;
+}
+
+static void start_attempt(struct go_loop *lp, unsigned i)
+{
+    struct gateway_out *ctx = lp->ctx;
+    struct go_lane *l = &ctx->lanes[i];
+    struct go_loop_lane *ll = &lp->ll[i];
+    uint8_t pk[LST_THREEMA_KEY_SIZE];
+    struct go_step st;
+    int64_t wait_ms = 0;
+    memset(&st, 0, sizeof(st));
+    if (!go_attempt_in_time(&ll->o, &ll->rs)) {
+        finish_lane(lp, i);
+        return;
+    }
+    go_resolve_id(l, &ll->o, ll->rs.threema_id, &st); /* by Threema ID: never blocks */
+    if (st.outcome != LST_GATEWAY_OK) {
+        apply_verdict(lp, i, &st);
+        return;
+    }
+    if (go_credits_paused(ctx) || !go_resolve_pubkey_local(ctx, ll->rs.threema_id, pk)) {
+        to_slow(l, ll, true);
+        return;
+    }
+    if (!go_ratelimit_try(ctx->rl, &wait_ms)) {
+        ll->state = LL_WAIT;
+        ll->wake_at = lst_mono_ms() + (wait_ms > 0 ? wait_ms : 1);
+        return;
+    }
+    l->gateway_calls++;
+    if (start_send(lp, i, pk, &st))
+        ll->state = LL_SENDING;
+    else
+        apply_verdict(lp, i, &st);
+    sodium_memzero(pk, sizeof(pk));
+}
+
+static void start_attempts(struct go_loop *lp)
+{
+    int64_t now = lst_mono_ms();
+    for (unsigned i = 0; i < lp->ctx->nlanes; i++) {
+        struct go_loop_lane *ll = &lp->ll[i];
+        if (ll->state == LL_READY || (ll->state == LL_WAIT && now >= ll->wake_at))
+            start_attempt(lp, i);
+    }
+}
+
+/* Curl's answer for lane slot, classified as the blocking send classifies it. */
+static void on_done(void *ud, unsigned slot, const char *msgid,
+                    const struct lst_gateway_result *res)
+{
+    struct go_loop *lp = ud;
+    struct go_step st;
+    memset(&st, 0, sizeof(st));
+    if (res->outcome == LST_GATEWAY_OK)
+        snprintf(lp->ll[slot].rs.msgid, sizeof(lp->ll[slot].rs.msgid), "%s", msgid);
+    go_send_result(lp->ctx, res, res->elapsed_ms, &st);
+    apply_verdict(lp, slot, &st);
+}
+
+/* ---- the loop ---- */
+
+/* How long the loop may sleep: 0 when a lane can move now. */
+static int next_timeout(const struct go_loop *lp)
+{
+    int64_t now = lst_mono_ms(), until = now + LOOP_MAX_WAIT_MS;
+    for (unsigned i = 0; i < lp->ctx->nlanes; i++) {
+        const struct go_loop_lane *ll = &lp->ll[i];
+        const struct go_lane *l = &lp->ctx->lanes[i];
+        bool batch = ll->state == LL_BEGIN || (ll->state != LL_SLOW && l->pending != NULL);
+        if (ll->state == LL_READY || (ll->state == LL_SLOW && atomic_load(&ll->slow_done)))
+            return 0;
+        if (batch && lp->redis_at < until)
+            until = lp->redis_at;
+        if (ll->state == LL_WAIT && ll->wake_at < until)
+            until = ll->wake_at;
+    }
+    return until <= now ? 0 : (int)(until - now);
+}
+
+static bool busy(const struct go_loop *lp)
+{
+    for (unsigned i = 0; i < lp->ctx->nlanes; i++)
+        if (lp->ll[i].state == LL_SENDING || lp->ll[i].state == LL_SLOW)
+            return true;
+    return false;
+}
+
+/* After the stop: the lanes' last outcomes to Redis (one try each), the rest abandoned. */
+static void drain_lanes(struct go_loop *lp)
+{
+    struct gateway_out *ctx = lp->ctx;
+    for (unsigned i = 0; i < ctx->nlanes; i++) {
+        if (lp->ll[i].job != NULL)
+            lane_abandon(ctx, &lp->ll[i]);
+        go_lane_flush(&ctx->lanes[i]);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct go_loop *lp = arg;
+    struct gateway_out *ctx = lp->ctx;
+    for (;;) {
+        bool stop = atomic_load(&ctx->lanes_stop);
+        sweep(lp, stop);
+        redis_batch(lp);
+        start_attempts(lp);
+        if (stop && !busy(lp))
+            break;
+        int rc = lst_gateway_multi_run(lp->multi, next_timeout(lp), on_done, lp);
+        if (rc < 0) {
+            LST_ERROR("gateway_out.loop_curl", "curl multi failed: %s", lst_strerror((lst_err)rc));
+            go_fatal(ctx, "the event loop's HTTP client failed");
+            atomic_store(&ctx->lanes_stop, true);
+        }
+    }
+    drain_lanes(lp);
+    return NULL;
+}
+
+/* ---- start and stop ---- */
+
+static lst_err loop_create(struct gateway_out *ctx, struct go_loop **out)
+{
+    const struct lst_common_config *c = &ctx->cfg.common;
+    struct lst_redis_config rc = {
+        .host = c->redis_host,
+        .port = (int)c->redis_port,
+        .db = (int)c->redis_db,
+        .password = c->redis_password,
+        .timeout_ms = (int)c->redis_timeout_ms,
+    };
+    struct go_loop *lp = calloc(1, sizeof(*lp));
+    *out = lp;
+    if (lp == NULL)
+        return LST_ERR_NOMEM;
+    lp->ctx = ctx;
+    lp->redis_delay = REDIS_DELAY_MIN_MS;
+    lst_buf_init(&lp->box);
+    lp->ll = calloc(ctx->cfg.concurrency, sizeof(*lp->ll));
+    lp->batch_lane = calloc(2 * (size_t)ctx->cfg.concurrency, sizeof(*lp->batch_lane));
+    lp->batch_begin = calloc(2 * (size_t)ctx->cfg.concurrency, sizeof(*lp->batch_begin));
+    if (lp->ll == NULL || lp->batch_lane == NULL || lp->batch_begin == NULL)
+        return LST_ERR_NOMEM;
+    for (int64_t i = 0; i < ctx->cfg.concurrency; i++)
+        atomic_init(&lp->ll[i].slow_done, false);
+    lst_err err =
+        lst_gateway_settings_multi(&ctx->cfg.gw, (unsigned)ctx->cfg.concurrency, &lp->multi);
+    if (err == LST_OK)
+        err = lst_redis_create(&rc, &lp->redis);
+    if (err == LST_OK)
+        err = lst_redis_pipe_create(&lp->pipe);
+    return err;
+}
+
+lst_err go_loop_start(struct gateway_out *ctx)
+{
+    lst_err err = loop_create(ctx, &ctx->loop);
+    for (unsigned i = 0; err == LST_OK && i < ctx->nlanes; i++) {
+        struct go_lane *l = &ctx->lanes[i];
+        if (pthread_create(&l->thread, NULL, slow_main, l) != 0)
+            err = LST_ERR_NOMEM;
+        else
+            l->started = true;
+    }
+    if (err == LST_OK && pthread_create(&ctx->loop->thread, NULL, loop_main, ctx->loop) != 0)
+        err = LST_ERR_NOMEM;
+    if (err == LST_OK)
+        ctx->loop->started = true;
+    return err;
+}
+
+void go_loop_join(struct gateway_out *ctx)
+{
+    struct go_loop *lp = ctx->loop;
+    if (lp == NULL)
+        return;
+    lst_gateway_multi_wakeup(lp->multi);
+    if (lp->started)
+        pthread_join(lp->thread, NULL);
+    lp->started = false;
+}
+
+void go_loop_destroy(struct gateway_out *ctx)
+{
+    struct go_loop *lp = ctx->loop;
+    if (lp == NULL)
+        return;
+    lst_gateway_multi_destroy(lp->multi);
+    lst_redis_destroy(lp->redis);
+    lst_redis_pipe_destroy(lp->pipe);
+    lst_buf_cleanup(&lp->box);
+    free(lp->ll);
+    free(lp->batch_lane);
+    free(lp->batch_begin);
+    free(lp);
+    ctx->loop = NULL;
+}
+
+void go_loop_wake(struct gateway_out *ctx)
+{
+    lst_gateway_multi_wakeup(ctx->loop->multi);
+}
