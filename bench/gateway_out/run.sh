@@ -22,6 +22,8 @@
 # with send_e2e_bulk (BENCH_BULK_CONCURRENCY lanes [128]), printed as a separate line: the
 # headline ratio is always the one-message-per-call send, like the SDK's.
 # BENCH_SDK=false skips the SDK (quick before/after comparisons of gateway-out alone).
+# gateway-out inherits the environment: LST_GATEWAY_OUT_EVENT_LOOP=false benchmarks one
+# blocking thread per lane instead of the event loop (the default).
 # Not a pass/fail test; figures depend on the machine (everything shares its cores).
 set -uo pipefail
 BUILD=$(cd "${1:?usage: bench/gateway_out/run.sh BUILD_DIR [N]}" && pwd)
