@@ -72,10 +72,18 @@ LST_LOG_LEVEL=warn LST_SIM_PORT=$SIM_PORT LST_SIM_DIRECTORY="$SRC/demo/erp-expor
 SIM_PID=$!
 wait_url "http://127.0.0.1:$SIM_PORT/healthz" || die "simulator did not start"
 curl -sf "http://127.0.0.1:$SIM_PORT/_sim/users" >"$WORK/users.json"
-python3 - "$WORK/users.json" >"$WORK/rcpt.tsv" <<'PY'
-import json, sys
+# BENCH_ADDRESS=phone addresses the drivers by the phone number of the ERP export, as the view
+# API does for drivers without a Threema ID (most of the demo directory), instead of by ID.
+python3 - "$WORK/users.json" "$SRC/demo/erp-export.csv" "${BENCH_ADDRESS:-id}" \
+    >"$WORK/rcpt.tsv" <<'PY'
+import csv, json, sys
+phones = {r["employee_no"]: r["phone"] for r in csv.DictReader(open(sys.argv[2]))}
 for u in json.load(open(sys.argv[1])):
-    print(f"E{u['employeeNo']}\t{u['identity']}\t-\t-")
+    if sys.argv[3] == "phone":
+        if u["hasPhone"] and phones.get(u["employeeNo"]):
+            print(f"E{u['employeeNo']}\t-\t{phones[u['employeeNo']]}\t-")
+    else:
+        print(f"E{u['employeeNo']}\t{u['identity']}\t-\t-")
 PY
 
 # run_gateway_out TAG BULK LANES: produces N requests to a fresh prefix, runs ONE worker on them and
@@ -86,7 +94,8 @@ run_gateway_out() {
     "$BUILD/tools/lst-admin/lst-admin" create-topics --brokers "$LST_KAFKA_BROKERS" \
         --file "$SRC/proto/topics.tsv" --prefix "$prefix" >/dev/null 2>&1 || die "topics"
     "$BUILD/tests/system/gateway_out/gateway_out_driver" produce "${prefix}lst.outbound" \
-        "$WORK/rcpt.tsv" --count "$N" >/dev/null || die "producing requests failed"
+        "$WORK/rcpt.tsv" --count "$N" --address "${BENCH_ADDRESS:-id}" >/dev/null ||
+        die "producing requests failed"
     GW_PORT=$(free_port)
     env LST_LOG_LEVEL=warn LST_TOPIC_PREFIX="$prefix" LST_HTTP_PORT="$GW_PORT" \
         LST_GATEWAY_URL="http://127.0.0.1:$SIM_PORT" LST_GATEWAY_ID='*LSTDEMO' \
@@ -119,6 +128,8 @@ run_gateway_out() {
     LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
     ACCEPTED=$(metric 'lst_gateway_out_outcomes_total{outcome="accepted"')
     HWM=$(awk '/VmHWM/ {print $2, $3}' "/proc/$GW_PID/status")
+    LOOP_PATHS="$(metric 'lst_gateway_out_loop_jobs_total{path="loop"') by the event loop, $(metric 'lst_gateway_out_loop_jobs_total{path="thread"') on lane threads"
+    [ -z "${BENCH_KEEP_LOG:-}" ] || curl -sf "http://127.0.0.1:$GW_PORT/metrics" | grep -E "outcomes_total|cache_total" >"$BENCH_KEEP_LOG"
     kill -TERM "$GW_PID"
     wait "$GW_PID"
     GW_PID=""
@@ -126,6 +137,7 @@ run_gateway_out() {
 
 run_gateway_out one "$BULK" "$CONC"
 ONE_RATE=$GW_RATE ONE_US=$GW_US ONE_SIM_US=$SIM_US ONE_LOAD=$LOAD ONE_ACC=$ACCEPTED ONE_HWM=$HWM
+ONE_PATHS=$LOOP_PATHS
 if [ "$BULK" != true ] && [ "${BENCH_BULK_LINE:-true}" = true ]; then
     run_gateway_out bulk true "${BENCH_BULK_CONCURRENCY:-128}"
     printf -v BULK_LINE '%s sends/s (%s accepted), CPU per send gateway-out %s us, simulator %s us' \
@@ -133,8 +145,8 @@ if [ "$BULK" != true ] && [ "${BENCH_BULK_LINE:-true}" = true ]; then
 fi
 
 if [ "${BENCH_SDK:-true}" = false ]; then
-    printf 'gateway-out %s sends/s, CPU per send gateway-out %s us, simulator %s us (SDK skipped)\n' \
-        "$ONE_RATE" "$ONE_US" "$ONE_SIM_US"
+    printf 'gateway-out %s sends/s (%s accepted; %s), CPU per send gateway-out %s us, simulator %s us (SDK skipped)\n' \
+        "$ONE_RATE" "$ONE_ACC" "$ONE_PATHS" "$ONE_US" "$ONE_SIM_US"
     [ -z "${BULK_LINE:-}" ] || echo "gateway-out with send_e2e_bulk: $BULK_LINE"
     exit 0
 fi
@@ -154,6 +166,7 @@ printf '  gateway-out (Kafka -> Gateway sim -> lst.sent):  %10s sends/s  (%s acc
     "$([ "$BULK" = true ] && echo "on, max $BULK_MAX, linger $BULK_LINGER ms" || echo off)"
 printf '  CPU per send during it: gateway-out %s us, simulator %s us; load average %s\n' \
     "$ONE_US" "$ONE_SIM_US" "$ONE_LOAD"
+printf '  requests finished: %s\n' "$ONE_PATHS"
 printf '  official SDK (async, same simulator):            %10s sends/s  %s\n' "$SDK_RATE" "$SDK_JSON"
 printf '  ratio: %sx\n' "$(python3 -c "print(round($ONE_RATE / $SDK_RATE, 2))")"
 printf '  gateway-out peak RSS (VmHWM): %s\n' "$ONE_HWM"

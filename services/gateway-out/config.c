@@ -38,10 +38,10 @@ static const struct lst_config_entry entries[] = {
      .type = LST_CONFIG_BOOL,
      .def = "true",
      .offset = OFF(event_loop),
-     .desc = "One thread drives all lanes' sends by Threema ID (text, location) on one curl "
-             "multi handle, with the Redis steps of all lanes in one round trip; lookups, "
-             "files, key fetches and the 402 pause run on the lane's own thread. false: one "
-             "blocking thread per lane."},
+     .desc = "One thread drives all lanes' text and location sends on one curl multi handle, "
+             "with the Redis steps of all lanes in one round trip; lookups and key fetches that "
+             "need Redis or the Gateway, files and the 402 pause run on the lane's own thread. "
+             "false: one blocking thread per lane."},
     {.name = "LST_GATEWAY_OUT_BULK",
      .type = LST_CONFIG_BOOL,
      .def = "false",

@@ -69,6 +69,8 @@ static void metrics_init(struct gateway_out *ctx)
                                         "outcome=\"accepted\",code=\"ok\"");
     g->pubkey_local = lst_metrics_counter(m, "lst_gateway_out_cache_total", CACHE_HELP,
                                           "cache=\"pubkey\",result=\"hit_local\"");
+    g->lookup_local = lst_metrics_counter(m, "lst_gateway_out_cache_total", CACHE_HELP,
+                                          "cache=\"lookup\",result=\"hit_local\"");
     g->loop_jobs =
         lst_metrics_counter(m, "lst_gateway_out_loop_jobs_total", LOOP_HELP, "path=\"loop\"");
     g->loop_handed =
@@ -173,6 +175,8 @@ static lst_err setup(struct gateway_out *ctx)
     if (err == LST_OK)
         err = go_local_cache_create(100000, &ctx->cap_cache);
     if (err == LST_OK)
+        err = go_local_cache_create(100000, &ctx->lk_cache);
+    if (err == LST_OK)
         err = lst_blobstore_create(ctx->cfg.blob_dir, &ctx->blobs);
     if (err == LST_OK)
         err = go_outcome_scripts_create(ctx);
@@ -220,6 +224,7 @@ static void teardown(struct gateway_out *ctx)
     lst_blobstore_destroy(ctx->blobs);
     go_local_cache_destroy(ctx->pk_cache);
     go_local_cache_destroy(ctx->cap_cache);
+    go_local_cache_destroy(ctx->lk_cache);
     lst_threema_keycache_destroy(ctx->keys);
     lst_threema_wipe(ctx->sk, sizeof(ctx->sk));
     pthread_cond_destroy(&ctx->done_cond);

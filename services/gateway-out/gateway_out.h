@@ -105,6 +105,7 @@ struct go_metrics {
     struct lst_counter *send_ok;      /* sends_total{outcome="ok",code="200"} */
     struct lst_counter *outcome_ok;   /* outcomes_total{outcome="accepted",code="ok"} */
     struct lst_counter *pubkey_local; /* cache_total{cache="pubkey",result="hit_local"} */
+    struct lst_counter *lookup_local; /* cache_total{cache="lookup",result="hit_local"} */
     /* event loop: requests it finished itself, and those it handed to a lane's thread */
     struct lst_counter *loop_jobs, *loop_handed;
 };
@@ -255,6 +256,9 @@ struct go_step {
     char reason[256];       /* failure reason */
 };
 
+/* The recipient's Threema ID from o or the in-process lookup layer only (never blocks);
+ * false when go_resolve_id has to ask Redis or the Gateway. */
+bool go_resolve_id_local(struct gateway_out *ctx, const struct lst_outbound *o, char id[9]);
 /* The public key of id from the in-process layer only (never blocks); false on a miss. */
 bool go_resolve_pubkey_local(struct gateway_out *ctx, const char *id,
                              uint8_t pk[LST_THREEMA_KEY_SIZE]);
@@ -433,7 +437,7 @@ struct gateway_out {
     char topic_in[256], topic_sent[256], topic_dlq[256];
     uint8_t sk[LST_THREEMA_KEY_SIZE];
     struct lst_threema_keycache *keys;
-    struct go_local_cache *pk_cache, *cap_cache;
+    struct go_local_cache *pk_cache, *cap_cache, *lk_cache;
     struct lst_blobstore *blobs;
     struct lst_redis_script *s_begin, *s_pk, *s_rl_take, *s_rl_lower;
     struct go_ratelimit *rl;

@@ -8,16 +8,17 @@
  *   1. takes the next job of every idle lane and decodes it;
  *   2. sends the pending outcome SETs and the begin scripts of all lanes in one pipeline
  *      (a lane's begin counts only together with its pending SET, as in go_outcome_begin);
- *   3. starts the attempts that may start: recipient by Threema ID, public key in the
- *      in-process cache, text or location, not paused, a rate-limit token; encrypts and puts
- *      send_e2e on the lane's slot of one curl multi handle;
+ *   3. starts the attempts that may start: text or location, the recipient's ID and public
+ *      key in the in-process layer (go_resolve_id_local, go_resolve_pubkey_local), not
+ *      paused, a rate-limit token; encrypts and puts send_e2e on the lane's slot of one curl
+ *      multi handle;
  *   4. waits in curl's poll for answers, new jobs (lst_gateway_multi_wakeup) or the next
  *      backoff deadline, and classifies every answer with the same verdict as the lane
  *      threads (go_attempt_verdict): final outcomes become the lane's pending SET, retries
  *      wait on the lane without a thread sleeping.
- * Everything else (undecodable records, lookups by phone or e-mail, key fetches, files, the
- * 402 pause, bulk sends) is handed to the lane's own thread, which runs the blocking code of
- * send.c for that one job and gives the lane back. */
+ * Everything else (undecodable records, lookups and key fetches that need Redis or the
+ * Gateway, files, the 402 pause, bulk sends) is handed to the lane's own thread, which runs the
+ * blocking code of send.c for that one job and gives the lane back. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,10 +129,11 @@ static void lane_abandon(struct gateway_out *ctx, struct go_loop_lane *ll)
     lane_idle(ctx, ll);
 }
 
-/* The loop's common case; anything else goes to the lane's thread. */
+/* The loop's common case; anything else goes to the lane's thread. Whether the recipient's
+ * ID and key are at hand is decided per attempt (start_attempt). */
 static bool fast_eligible(const struct gateway_out *ctx, const struct lst_outbound *o)
 {
-    return ctx->bulk == NULL && o->to.threema_id != NULL &&
+    return ctx->bulk == NULL &&
            (o->content.kind == LST_CONTENT_TEXT || o->content.kind == LST_CONTENT_LOCATION);
 }
 
@@ -382,12 +384,8 @@ static void start_attempt(struct go_loop *lp, unsigned i)
         finish_lane(lp, i);
         return;
     }
-    go_resolve_id(l, &ll->o, ll->rs.threema_id, &st); /* by Threema ID: never blocks */
-    if (st.outcome != LST_GATEWAY_OK) {
-        apply_verdict(lp, i, &st);
-        return;
-    }
-    if (go_credits_paused(ctx) || !go_resolve_pubkey_local(ctx, ll->rs.threema_id, pk)) {
+    if (go_credits_paused(ctx) || !go_resolve_id_local(ctx, &ll->o, ll->rs.threema_id) ||
+        !go_resolve_pubkey_local(ctx, ll->rs.threema_id, pk)) {
         to_slow(l, ll, true);
         return;
     }

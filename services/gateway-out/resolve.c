@@ -7,8 +7,9 @@
  *   <prefix>cap:<id>                                   capabilities bit mask (decimal)
  * and without TTL <prefix>pkfirst:<id>, the first public key ever seen for the ID: a later
  * fetch that differs is refused ("public key changed") and counted on an alert metric, never
- * silently accepted. Public keys and capabilities also have a small in-process layer
- * (LST_GATEWAY_OUT_LOCAL_CACHE_TTL_MS) that saves a Redis round trip per send.
+ * silently accepted. Lookups, public keys and capabilities also have a small in-process layer
+ * (LST_GATEWAY_OUT_LOCAL_CACHE_TTL_MS) that saves a Redis round trip per send and lets the
+ * event loop send without one.
  * Only hashes of phone numbers and e-mail addresses are used as keys, never the values. */
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@
 
 struct lc_entry {
     struct lc_entry *next;
-    char key[16];
+    char key[72]; /* a Threema ID, or "p:"/"e:" and a 64-hex lookup hash */
     uint8_t val[32];
     size_t vlen;
     int64_t expires; /* mono ms */
@@ -200,12 +201,58 @@ static lst_err redis_set_px(struct go_lane *l, const char *key, const char *val,
 
 /* ---- Threema ID ---- */
 
+/* The in-process entry of a lookup: the ID (9 bytes with the NUL). Only found IDs are kept:
+ * "not found" expires by LST_GATEWAY_OUT_NEGATIVE_TTL_MS in Redis, and a driver who has just
+ * registered must not wait for the local layer too. */
+static void local_key(bool phone, const char *hash, char out[72])
+{
+    snprintf(out, 72, "%s:%s", phone ? "p" : "e", hash);
+}
+
+static void local_put(const struct gateway_out *ctx, bool phone, const char *hash, const char *val)
+{
+    char lk[72], v[9] = {0};
+    local_key(phone, hash, lk);
+    snprintf(v, sizeof(v), "%s", val);
+    go_local_cache_put(ctx->lk_cache, lk, v, sizeof(v), ctx->cfg.local_ttl_ms);
+}
+
+/* 1 found (id filled), -1 not in the in-process layer. */
+static int local_lookup(struct gateway_out *ctx, bool phone, const char *hash, char id[9])
+{
+    char lk[72], v[9];
+    local_key(phone, hash, lk);
+    if (!go_local_cache_get(ctx->lk_cache, lk, v, sizeof(v)) || v[8] != '\0')
+        return -1;
+    lst_counter_inc(ctx->m.lookup_local);
+    memcpy(id, v, 9);
+    return 1;
+}
+
+bool go_resolve_id_local(struct gateway_out *ctx, const struct lst_outbound *o, char id[9])
+{
+    char hash[LST_THREEMA_HASH_HEX + 1];
+    if (o->to.threema_id != NULL) {
+        snprintf(id, 9, "%s", o->to.threema_id);
+        return true;
+    }
+    /* Phone first, as go_resolve_id: only when there is no phone does the e-mail decide. */
+    if (o->to.phone != NULL)
+        return lst_threema_hash_phone(o->to.phone, hash) == LST_OK &&
+               local_lookup(ctx, true, hash, id) == 1;
+    return o->to.email != NULL && lst_threema_hash_email(o->to.email, hash) == LST_OK &&
+           local_lookup(ctx, false, hash, id) == 1;
+}
+
 /* Looks one hash up: 1 found (id filled), 0 not found, -1 st holds a failure. */
 static int lookup_hash(struct go_lane *l, bool phone, const char *hash, char id[9],
                        const atomic_bool *cancel, struct go_step *st)
 {
-    const struct gateway_out *ctx = l->ctx;
+    struct gateway_out *ctx = l->ctx;
     char key[160], val[16];
+    int local = local_lookup(ctx, phone, hash, id);
+    if (local >= 0)
+        return local;
     snprintf(key, sizeof(key), "%slk:%s:%s", ctx->cfg.key_prefix, phone ? "phone" : "email", hash);
     int hit = redis_get(l, key, val, sizeof(val));
     if (hit < 0) {
@@ -214,6 +261,8 @@ static int lookup_hash(struct go_lane *l, bool phone, const char *hash, char id[
     }
     if (hit == 1) {
         go_metrics_cache(ctx->svc->metrics, "lookup", "hit");
+        if (strlen(val) == 8)
+            local_put(ctx, phone, hash, val);
         if (strcmp(val, "-") == 0)
             return 0;
         if (strlen(val) == 8) {
@@ -232,11 +281,12 @@ static int lookup_hash(struct go_lane *l, bool phone, const char *hash, char id[
         &res);
     if (oc == LST_GATEWAY_OK) {
         redis_set_px(l, key, id, ctx->cfg.cache_ttl_ms);
+        local_put(ctx, phone, hash, id);
         return 1;
     }
     if (oc == LST_GATEWAY_PERMANENT && res.http_status == 404) {
         redis_set_px(l, key, "-", ctx->cfg.negative_ttl_ms);
-        return 0;
+        return 0; /* not kept in-process: the negative TTL is Redis's to keep */
     }
     go_step_from_result(st, &res, phone ? "lookup by phone" : "lookup by e-mail");
     return -1;

@@ -268,6 +268,22 @@ PY
     local hits
     hits=$(metric w1 'lst_gateway_out_cache_total{cache="pubkey",result="hit')
     check "public key cache hits counted ($hits)" "$([ "${hits%.*}" -gt 0 ] && echo 0 || echo 1)"
+    # A second round by phone to the same 20: the IDs now come from the in-process lookup
+    # layer, and with the event loop (the default) these sends never leave the loop.
+    local loop0 lk loopn
+    loop0=$(metric w1 'lst_gateway_out_loop_jobs_total{path="loop"')
+    produce "$WORK/r20.tsv" --kind text --address phone >>"$WORK/ids.txt"
+    n=$(wc -l <"$WORK/ids.txt")
+    collect "$n" 60000 >"$WORK/sent2.tsv"
+    accepted=$(awk -F'\t' '$2 == "accepted"' "$WORK/sent2.tsv" | cut -f1 | sort -u | wc -l)
+    check "second round by phone: all $n accepted" "$([ "$accepted" -eq "$n" ] && echo 0 || echo 1)"
+    lk=$(metric w1 'lst_gateway_out_cache_total{cache="lookup",result="hit_local"')
+    check "phone lookups answered in-process ($lk)" "$([ "${lk%.*}" -ge 20 ] && echo 0 || echo 1)"
+    if [ "${LST_GATEWAY_OUT_EVENT_LOOP:-true}" != false ]; then
+        loopn=$(metric w1 'lst_gateway_out_loop_jobs_total{path="loop"')
+        check "the event loop sent the second round itself ($loop0 -> $loopn)" \
+            "$([ $((${loopn%.*} - ${loop0%.*})) -ge 20 ] && echo 0 || echo 1)"
+    fi
 }
 
 scenario_permanent() {
