@@ -111,6 +111,7 @@ struct tally {
     struct group *g;
     size_t n, cap;
     int64_t total;
+    int64_t beyond; /* sends of the groups past MAX_GROUP: in the total, in no group */
 };
 
 static lst_err tally_add(struct tally *t, const char *name, int64_t v)
@@ -121,8 +122,10 @@ static lst_err tally_add(struct tally *t, const char *name, int64_t v)
             return LST_OK;
         }
     }
-    if (t->n >= MAX_GROUP)
-        return LST_OK; /* more groups than any dashboard shows: the total still counts */
+    if (t->n >= MAX_GROUP) {
+        t->beyond += v; /* more groups than any dashboard shows: the total still counts */
+        return LST_OK;
+    }
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 32;
         struct group *g = realloc(t->g, cap * sizeof(*g));
@@ -237,12 +240,20 @@ static void respond(struct va_req *r, int64_t from, int64_t to, const char *grou
     va_json_kv(&b, true, "group", group);
     lst_buf_printf(&b, ",\"total\":{\"sends\":%lld,\"credits\":%lld},\"groups\":[",
                    (long long)t->total, (long long)t->total);
+    int64_t grouped = 0;
     for (size_t i = 0; i < t->n; i++) {
         lst_buf_puts(&b, i > 0 ? ",{" : "{");
         va_json_kv(&b, false, "name", t->g[i].name);
         lst_buf_printf(&b, ",\"sends\":%lld,\"credits\":%lld}", (long long)t->g[i].credits,
                        (long long)t->g[i].credits);
+        grouped += t->g[i].credits;
     }
+    /* Sends of messages without the group's value (a dispatcher token without a department):
+     * the groups add up to the total, and a null name cannot be mistaken for a department. */
+    int64_t none = t->total - grouped - t->beyond;
+    if (none > 0)
+        lst_buf_printf(&b, "%s{\"name\":null,\"sends\":%lld,\"credits\":%lld}", t->n ? "," : "",
+                       (long long)none, (long long)none);
     lst_buf_puts(&b, "]");
     balance_json(r->ctx, &b);
     lst_buf_puts(&b, "}");

@@ -78,6 +78,24 @@ struct json_object *va_json_body(struct va_req *r)
     return va_json_body_max(r, r->ctx->cfg.json_max_body);
 }
 
+/* True when the JSON text escapes a NUL ("\u0000") in a string or member name: C strings end
+ * there, so a text would be cut short silently (and json-c cuts member names there), and no
+ * field takes one. Backslashes only occur inside JSON strings, so counting the run before
+ * "u0000" tells an escape from an escaped backslash followed by the letters u0000. */
+static bool escapes_nul(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 6 <= n; i++) {
+        if (s[i] != '\\' || memcmp(s + i + 1, "u0000", 5) != 0)
+            continue;
+        size_t run = 1;
+        while (run <= i && s[i - run] == '\\')
+            run++;
+        if (run % 2 == 1)
+            return true;
+    }
+    return false;
+}
+
 struct json_object *va_json_body_max(struct va_req *r, int64_t max)
 {
     const struct lst_http_request *req = r->http;
@@ -109,6 +127,11 @@ struct json_object *va_json_body_max(struct va_req *r, int64_t max)
     } else if (!json_object_is_type(obj, json_type_object)) {
         lst_http_problem(r->resp, 400, "invalid-json", "Invalid JSON",
                          "the body must be a JSON object");
+        json_object_put(obj);
+        obj = NULL;
+    } else if (escapes_nul(req->body, req->body_len)) {
+        lst_http_problem(r->resp, 400, "invalid-json", "Invalid JSON",
+                         "a string holds a NUL character (\\u0000), which no field accepts");
         json_object_put(obj);
         obj = NULL;
     }

@@ -169,7 +169,9 @@ static bool parse_content(struct send *s, struct json_object *body, struct lst_b
     struct json_object *att = NULL;
     bool has_att = json_object_object_get_ex(body, "attachment", &att) &&
                    !json_object_is_type(att, json_type_null);
-    if (!get_str(body, "text", LST_TEXT_MAX * 4, &s->msg.content.text, why))
+    /* the Gateway's limit, in bytes of UTF-8 as json-c counts them: refused here with the
+     * field's name rather than later by the record encoder */
+    if (!get_str(body, "text", LST_TEXT_MAX, &s->msg.content.text, why))
         return false;
     if (has_att && s->msg.content.text != NULL) {
         lst_buf_puts(why, "text and attachment: send one of them (use attachment.caption)");
@@ -224,6 +226,23 @@ static bool parse_request(struct send *s, struct json_object *body, struct lst_b
 
 enum idem_state { IDEM_NEW, IDEM_REPLAYED, IDEM_STOPPED };
 
+/* The first answer's Location, from the message ID in its stored body: a repetition gets the
+ * same headers as the first answer, not only the same body. */
+static void replay_location(struct send *s, int64_t status, const char *body)
+{
+    struct json_object *o = status == 202 ? json_tokener_parse(body) : NULL, *id = NULL;
+    if (o != NULL && json_object_object_get_ex(o, "message_id", &id) &&
+        json_object_is_type(id, json_type_string)) {
+        struct lst_buf loc;
+        lst_buf_init(&loc);
+        lst_buf_printf(&loc, "/api/messages/%s", json_object_get_string(id));
+        if (!lst_buf_failed(&loc))
+            lst_http_add_header(s->r->resp, "Location", loc.data);
+        lst_buf_cleanup(&loc);
+    }
+    json_object_put(o);
+}
+
 static void replay(struct send *s, const char *stored)
 {
     int64_t status = 0;
@@ -244,6 +263,7 @@ static void replay(struct send *s, const char *stored)
     }
     lst_http_reply(s->r->resp, (int)status, "application/json", nl2 + 1, strlen(nl2 + 1));
     lst_http_add_header(s->r->resp, "Idempotent-Replayed", "true");
+    replay_location(s, status, nl2 + 1);
 }
 
 /* Reserves the key, or takes over an attempt of the same body that gave up ("retry") or whose

@@ -24,6 +24,8 @@ static void test_setup(void)
          (long long)D0);
     rcmd(&H, "HSET lst:lg:cr:%lld all 2 dep:Nord 2 disp:ben 2", (long long)(D0 + 1));
     rcmd(&H, "HSET lst:lg:cr:%lld all 7 dep:Sued 7 disp:carl 7", (long long)(D0 + 5));
+    /* a dispatcher token without a department: sends in no department */
+    rcmd(&H, "HSET lst:lg:cr:%lld all 3 dep:Nord 1 disp:dora 3", (long long)(D0 + 10));
     for (int i = 0; i < 5; i++) {
         char id[32], json[300];
         snprintf(id, sizeof(id), "01HAUDIT000000000000000%03d", i);
@@ -73,6 +75,17 @@ static void test_credits(void)
     CHECK_EQ(group_credits(r.json, "anna"), 4);
     CHECK_EQ(group_credits(r.json, "ben"), 3);
     CHECK_STREQ(S(jstr(json_object_array_get_idx(jget(r.json, "groups"), 0), "name")), "carl");
+    http_result_cleanup(&r);
+    /* the groups add up to the total: the sends without a department come last, name null */
+    snprintf(path, sizeof(path), "/api/credits?from=%lld&to=%lld", (long long)((D0 + 10) * DAY),
+             (long long)((D0 + 10) * DAY + 5));
+    CHECK_EQ(get(&H, path, TOKEN_DISPATCHER, &r), 200);
+    CHECK_EQ(jint(r.json, "total.sends"), 3);
+    CHECK_EQ(jlen(r.json, "groups"), 2);
+    CHECK_EQ(group_credits(r.json, "Nord"), 1);
+    struct json_object *last = json_object_array_get_idx(jget(r.json, "groups"), 1), *name = NULL;
+    CHECK(json_object_object_get_ex(last, "name", &name) && name == NULL);
+    CHECK_EQ(jint(last, "credits"), 2);
     http_result_cleanup(&r);
     const char *bad[] = {"/api/credits?group=vehicle", "/api/credits?from=x",
                          "/api/credits?from=5000&to=10", "/api/credits?from=0&to=86400000000"};

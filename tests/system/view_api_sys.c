@@ -294,6 +294,9 @@ static void test_send_and_replay(void)
     CHECK_EQ(post_json(&H, "/api/messages", TOKEN_DISPATCHER, SEND_BODY, key, &again), 202);
     CHECK_STREQ(again.body.data, r.body.data);
     CHECK(has_header(&again, "Idempotent-Replayed: true"));
+    char loc[96];
+    snprintf(loc, sizeof(loc), "Location: /api/messages/%s", mid);
+    CHECK(has_header(&again, loc)); /* the first answer's headers too, not only its body */
     http_result_cleanup(&again);
     size_t before = SEEN.outbound;
     CHECK_EQ(consume_until(&SEEN.messages, 2, 3000), 1);
