@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lst/http.h"
 
@@ -33,15 +34,36 @@ lst_err lst_http_add_header(struct lst_http_response *resp, const char *name, co
     return LST_OK;
 }
 
+/* A new answer replaces a file body set before (its descriptor is the response's to close). */
+static void drop_file(struct lst_http_response *resp)
+{
+    if (resp->file.set)
+        close(resp->file.fd);
+    memset(&resp->file, 0, sizeof(resp->file));
+}
+
 lst_err lst_http_reply(struct lst_http_response *resp, int status, const char *content_type,
                        const char *body, size_t len)
 {
+    drop_file(resp);
     resp->status = status;
     resp->content_type = content_type;
     lst_buf_reset(&resp->body);
     if (len == 0)
         return LST_OK;
     return lst_buf_append(&resp->body, body, len);
+}
+
+lst_err lst_http_reply_fd(struct lst_http_response *resp, int status, const char *content_type,
+                          int fd, uint64_t size)
+{
+    lst_err err = lst_http_reply(resp, status, content_type, NULL, 0);
+    if (fd < 0)
+        return LST_ERR_INVALID;
+    resp->file.set = true;
+    resp->file.fd = fd;
+    resp->file.size = size;
+    return err;
 }
 
 static void json_member(struct lst_buf *b, const char *name, const char *value)
@@ -64,6 +86,7 @@ lst_err lst_http_problem(struct lst_http_response *resp, int status, const char 
         vsnprintf(detail, sizeof(detail), detail_fmt, ap);
         va_end(ap);
     }
+    drop_file(resp);
     resp->status = status;
     resp->content_type = "application/problem+json";
     lst_buf_reset(b);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -293,6 +294,9 @@ void lst_http_response_cleanup(struct lst_http_response *resp)
     if (resp->stream.next != NULL && resp->stream.free_ud != NULL)
         resp->stream.free_ud(resp->stream.ud);
     memset(&resp->stream, 0, sizeof(resp->stream));
+    if (resp->file.set) /* never handed to MHD */
+        close(resp->file.fd);
+    memset(&resp->file, 0, sizeof(resp->file));
     lst_buf_cleanup(&resp->body);
     for (size_t i = 0; i < resp->nheaders; i++) {
         free(resp->headers[i].name);
@@ -381,6 +385,32 @@ static struct MHD_Response *stream_response(struct lst_http_server *s, struct MH
     return r;
 }
 
+/* An MHD response sending resp->file (lst_http_reply_fd); takes the descriptor out of resp:
+ * MHD closes it with the response, or it is closed here when MHD refuses. */
+static struct MHD_Response *file_response(struct lst_http_response *resp)
+{
+    struct lst_http_file f = resp->file;
+    memset(&resp->file, 0, sizeof(resp->file));
+    if (f.size == 0) { /* nothing to send from it */
+        close(f.fd);
+        return MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    }
+    struct MHD_Response *r = MHD_create_response_from_fd64(f.size, f.fd);
+    if (r == NULL)
+        close(f.fd);
+    return r;
+}
+
+/* True when the handler added a Content-Type of its own (it replaces resp->content_type). */
+static bool own_content_type(const struct lst_http_response *resp)
+{
+    for (size_t i = 0; i < resp->nheaders; i++) {
+        if (strcasecmp(resp->headers[i].name, MHD_HTTP_HEADER_CONTENT_TYPE) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Turns resp into an MHD response and queues it; records the metrics. */
 static enum MHD_Result send_response(struct lst_http_server *s, struct MHD_Connection *conn,
                                      struct req_state *st, const char *method,
@@ -396,14 +426,18 @@ static enum MHD_Result send_response(struct lst_http_server *s, struct MHD_Conne
                          "the request could not be processed");
     }
     /* MUST_COPY: MHD keeps its own copy, resp is freed right after queueing. */
-    struct MHD_Response *r = resp->stream.next != NULL
-                                 ? stream_response(s, conn, resp)
-                                 : MHD_create_response_from_buffer(resp->body.len, resp->body.data,
-                                                                   MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r;
+    if (resp->stream.next != NULL)
+        r = stream_response(s, conn, resp);
+    else if (resp->file.set)
+        r = file_response(resp);
+    else
+        r = MHD_create_response_from_buffer(resp->body.len, resp->body.data, MHD_RESPMEM_MUST_COPY);
     if (r == NULL)
         return MHD_NO;
     const char *ctype = resp->content_type ? resp->content_type : "application/json";
-    bool ok = MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) == MHD_YES;
+    bool ok = own_content_type(resp) ||
+              MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) == MHD_YES;
     for (size_t i = 0; i < resp->nheaders && ok; i++)
         ok = MHD_add_response_header(r, resp->headers[i].name, resp->headers[i].value) == MHD_YES;
     enum MHD_Result res = ok ? MHD_queue_response(conn, (unsigned)resp->status, r) : MHD_NO;

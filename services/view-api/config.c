@@ -99,8 +99,9 @@ static const struct lst_config_entry entries[] = {
      .def = LST_BLOBSTORE_DEFAULT_DIR,
      .max_len = 4096,
      .offset = OFF(blob_dir),
-     .desc = "the company blob store (uploads of images and files to send; GDPR erasure "
-             "deletes an erased employee's own blobs from it)"},
+     .desc = "the company blob store (uploads of images and files to send; GET "
+             "/api/blobs/{sha256} serves from it; GDPR erasure deletes an erased employee's own "
+             "blobs from it)"},
     {.name = "LST_VIEW_BALANCE_TTL_MS",
      .type = LST_CONFIG_MS,
      .def = "60000",

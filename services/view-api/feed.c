@@ -327,6 +327,7 @@ enum item_field {
     IF_AUDIENCE,
     IF_HANDLED_BY,
     IF_HANDLED_AT,
+    IF_CGONE, /* rendered as content_erased: true (item_json) */
     IF__COUNT
 };
 
@@ -361,6 +362,7 @@ static const struct {
     [IF_AUDIENCE] = {"audience", "audience_count", true},
     [IF_HANDLED_BY] = {"handled_by", "handled_by", false},
     [IF_HANDLED_AT] = {"handled_at", "handled_at", true},
+    [IF_CGONE] = {"cgone", "content_erased", false},
 };
 
 static const char *const STATES[] = {"queued",    "retrying", "failed",       "sent",
@@ -546,7 +548,9 @@ static void item_json(struct lst_buf *b, const struct hview *h, const struct va_
         const char *v = h->v[i];
         if (v == NULL)
             continue;
-        if (ITEM_FIELDS[i].number && numeric(v))
+        if (i == IF_CGONE) /* GDPR: sent to erased employees alone, content deleted */
+            lst_buf_puts(b, ",\"content_erased\":true");
+        else if (ITEM_FIELDS[i].number && numeric(v))
             put_number(b, ITEM_FIELDS[i].json, v);
         else if (!ITEM_FIELDS[i].number)
             va_json_kv(b, true, ITEM_FIELDS[i].json, v);

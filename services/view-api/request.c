@@ -43,9 +43,11 @@ bool va_begin(void *ud, const struct lst_http_request *req, struct lst_http_resp
         lst_http_problem(resp, 403, "forbidden", "Forbidden", "this route needs the admin role");
         return false;
     }
-    /* Every route but /api/me reads the projections (also the writing ones: audiences,
-     * directory sync, owners of views), none may act on a rolled-back copy. */
-    if (req->route == NULL || strcmp(req->route, "/api/me") != 0)
+    /* Every route but /api/me and the blobs (files, not Redis) reads the projections (also the
+     * writing ones: audiences, directory sync, owners of views), none may act on a rolled-back
+     * copy. */
+    if (req->route == NULL ||
+        (strcmp(req->route, "/api/me") != 0 && strcmp(req->route, "/api/blobs/") != 0))
         return va_refill_gate(out);
     return true;
 }

@@ -1,7 +1,7 @@
 /* GET /api/stream: live updates as Server-Sent Events.
  *
  * Tails the ledger's change stream <P>ev (docs/ledger.md: t=message, t=status,
- * t=annotation) and sends the entries whose item matches the request's filter
+ * t=annotation, t=erased) and sends the entries whose item matches the request's filter
  * (the timeline's parameters or a saved view, checked by the timeline's own
  * rules, feed.c) as events whose SSE id is the Redis stream ID, so a browser
  * reconnecting with Last-Event-ID (or ?last_event_id=) resumes exactly after
@@ -139,6 +139,66 @@ static void entry_event(struct stream *st, struct lst_buf *out, const char *sid,
         event(out, sid, "counts", id, NULL, NULL, hash, rv);
 }
 
+/* The employee a status entry names, NULL for any other entry. */
+static const char *status_eid(const redisReply *e)
+{
+    const char *t = entry_ok(e) ? field(e->element[1], "t") : NULL;
+    return t != NULL && strcmp(t, "status") == 0 ? field(e->element[1], "eid") : NULL;
+}
+
+/* GDPR: drops (match false) the status entries of employees erased by now. The
+ * ledger removes an erased employee's entries from the stream, but a batch read
+ * just before the erasure would still carry them; this check runs after the items
+ * were read, so nothing of hers goes out after the erasure became visible. One
+ * SMISMEMBER per batch that has status entries. */
+static lst_err drop_erased(struct stream *st, const redisReply *entries, bool *match)
+{
+    size_t n = entries->elements, k = 0;
+    const char **argv = calloc(n + 2, sizeof(*argv));
+    size_t *at = calloc(n ? n : 1, sizeof(*at));
+    struct lst_buf key;
+    redisReply *rep = NULL;
+    lst_err err = argv != NULL && at != NULL ? LST_OK : LST_ERR_NOMEM;
+    lst_buf_init(&key);
+    for (size_t i = 0; err == LST_OK && i < n; i++) {
+        const char *eid = match[i] ? status_eid(entries->element[i]) : NULL;
+        if (eid != NULL) {
+            at[k] = i;
+            argv[2 + k++] = eid;
+        }
+    }
+    if (err == LST_OK && k > 0 && (err = va_lkey(st->ctx, &key, "erased")) == LST_OK) {
+        argv[0] = "SMISMEMBER";
+        argv[1] = key.data;
+        err = lst_redis_cmd(st->ctx->svc->redis, &rep, (int)(k + 2), argv, NULL);
+    }
+    for (size_t j = 0; err == LST_OK && rep != NULL && j < k; j++) {
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != k)
+            err = LST_ERR_REDIS;
+        else if (rep->element[j]->type == REDIS_REPLY_INTEGER && rep->element[j]->integer == 1)
+            match[at[j]] = false;
+    }
+    if (rep != NULL)
+        freeReplyObject(rep);
+    lst_buf_cleanup(&key);
+    free(argv);
+    free(at);
+    return err;
+}
+
+/* t=erased eid=<id>: the ledger erased an employee (GDPR). Goes to every stream,
+ * whatever its filter: the client drops what it shows of that employee. */
+static bool erased_event(struct lst_buf *out, const redisReply *e)
+{
+    const char *t = field(e->element[1], "t"), *eid = field(e->element[1], "eid");
+    if (t == NULL || strcmp(t, "erased") != 0 || eid == NULL)
+        return false;
+    lst_buf_printf(out, "id: %s\nevent: erased\ndata: {\"type\":\"erased\"", e->element[0]->str);
+    va_json_kv(out, true, "employee_id", eid);
+    lst_buf_puts(out, "}\n\n");
+    return true;
+}
+
 /* Sends the matching entries of one batch and advances the position over all of
  * them. false when the projections could not be read (the position stays:
  * retried). */
@@ -155,11 +215,12 @@ static bool emit(struct stream *st, struct lst_buf *out, const redisReply *entri
         ids[i] = id != NULL ? id : "-";
     }
     ok = ok && va_feed_match(st->ctx, &st->f, ids, n, match, &hashes) == LST_OK;
+    ok = ok && drop_erased(st, entries, match) == LST_OK;
     for (size_t i = 0; ok && i < n; i++) {
         const redisReply *e = entries->element[i];
         if (!entry_ok(e))
             continue;
-        if (match[i] && strcmp(ids[i], "-") != 0)
+        if (!erased_event(out, e) && match[i] && strcmp(ids[i], "-") != 0)
             entry_event(st, out, e->element[0]->str, e->element[1],
                         lst_redis_pipe_reply(hashes, i));
         snprintf(st->pos, sizeof(st->pos), "%s", e->element[0]->str);
@@ -410,6 +471,10 @@ void va_handle_stream(void *ud, const struct lst_http_request *req, struct lst_h
     }
     if (parse_filter(&r, &st->f) != 0 || start_position(&r, st) != 0)
         goto fail;
+    /* GDPR: a stream narrowed to one person shows their traffic like a history */
+    bool resumed = lst_http_header(req, "Last-Event-ID") != NULL ||
+                   lst_http_query(req, "last_event_id") != NULL;
+    va_audit_filter(&r, &st->f, resumed ? "stream: resumed" : "stream: live");
     resp->status = 200;
     resp->content_type = "text/event-stream";
     lst_http_add_header(resp, "Cache-Control", "no-cache");

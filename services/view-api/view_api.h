@@ -24,6 +24,7 @@
  *   timeline.c    GET /api/timeline
  *   history.c     GET /api/employees/{id}/history
  *   detail.c      GET /api/messages/{id}
+ *   blobs.c       GET /api/blobs/{sha256} (the bytes of photos and files, from the blob store)
  *   stream.c      GET /api/stream (Server-Sent Events of the ledger's change stream)
  *   readvis.c     read tracking visibility per category (LST_VIEW_READ_VISIBILITY)
  *   rowcache.c    rendered timeline rows by (item ID, version) (LST_VIEW_ROW_CACHE), and the
@@ -558,6 +559,8 @@ void va_handle_message(void *ud, const struct lst_http_request *req,
 /* GET /api/stream: Server-Sent Events of the change stream, filtered (stream.c). */
 void va_handle_stream(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
 void va_handle_me(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
+/* GET /api/blobs/{sha256}: a blob's bytes from the blob store (blobs.c). */
+void va_handle_blob(void *ud, const struct lst_http_request *req, struct lst_http_response *resp);
 /* POST /api/messages/{id}/annotations (annotate.c). */
 void va_handle_message_post(void *ud, const struct lst_http_request *req,
                             struct lst_http_response *resp);
@@ -580,8 +583,12 @@ void va_handle_admin_employee(void *ud, const struct lst_http_request *req,
 struct va_balance;
 lst_err va_balance_create(struct va_balance **out);
 void va_balance_destroy(struct va_balance *b);
-/* Produces a lst.audit "view" entry for r's user and the employee, without waiting. */
-void va_audit_view(struct va_req *r, const char *employee_id);
+/* Produces a lst.audit "view" entry for r's user and the employee, without waiting; detail
+ * says what was shown (e.g. "history: first page"). */
+void va_audit_view(struct va_req *r, const char *employee_id, const char *detail);
+/* The views of one person's traffic a filter gives (timeline, live stream): one "view" entry
+ * per employee the filter names (employee=), with detail. */
+void va_audit_filter(struct va_req *r, const struct va_filter *f, const char *detail);
 
 /* History of one employee (called by va_handle_employee_sub for .../{id}/history). */
 void va_history(struct va_req *r, const char *employee_id);

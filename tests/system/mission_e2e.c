@@ -32,13 +32,15 @@
  *   5. the replier (his Threema ID is in the export) answers with a text, then a photo; his
  *      history shows both, the shift photo and the text, newest first, each outgoing one with
  *      his own state, the photo with its blob in the company blob store, both replies linked to
- *      the shift photo (reply_to, the detail's replies). Driver 17 (no Threema ID in the export;
+ *      the shift photo (reply_to, the detail's replies). GET /api/blobs/{sha256} returns his
+ *      photo byte for byte as the phone sent it and the shift photo as uploaded, image/png,
+ *      and 304 for their ETags. Driver 17 (no Threema ID in the export;
  *      gateway-out finds it by phone) answers too: his answer must be in his history.
  *   6. GDPR: the admin exports the replier (his four messages oldest first with his own state,
  *      both blobs, the audit entries of dispatcher A viewing his history) and erases him: gone
  *      from the directory and both messages' recipients, history 404 or empty, his replies 404,
- *      his photo deleted from the blob store while the shift photo stays, the audit log lists
- *      the export and the erasure.
+ *      his photo deleted from the blob store (GET /api/blobs/{sha256}: 404) while the shift
+ *      photo stays, the audit log lists the export and the erasure.
  *   7. refusals: missing and wrong token 401, dispatcher on admin routes 403, a malformed
  *      filter 400, a malformed body 400, a malformed CSV row 422 with its line; none changes
  *      the directory.
@@ -546,14 +548,54 @@ static void build_text(struct lst_buf *body)
     lst_buf_puts(body, "]}");
 }
 
+/* The shift photo's bytes: a small PNG-looking picture (GET /api/blobs/ compares them). */
+static void shift_image(unsigned char img[2048])
+{
+    memcpy(img, "\x89PNG\r\n\x1a\n", 8);
+    for (size_t i = 8; i < 2048; i++)
+        img[i] = (unsigned char)(i * 31 + 7);
+}
+
+/* The photo a simulated phone sends (photo_png of tools/threema-sim/phones.c, a 4x4 PNG),
+ * which GET /api/blobs/{sha256} must return byte for byte. */
+static const unsigned char sim_photo[] = {
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
+    0x52, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x04, 0x08, 0x02, 0x00, 0x00, 0x00, 0x26,
+    0x93, 0x09, 0x29, 0x00, 0x00, 0x00, 0x10, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x50,
+    0x48, 0x58, 0x00, 0x47, 0x0c, 0xc4, 0x71, 0x00, 0xcc, 0x43, 0x12, 0x01, 0x58, 0xb5, 0x33,
+    0x58, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82};
+
+/* GET /api/blobs/{ref} as dispatcher A: status want; with 200 exactly the bytes want_data with
+ * Content-Type mime and the ETag, which answers 304 when sent back. */
+static void check_blob(const char *ref, long want, const void *want_data, size_t len,
+                       const char *mime)
+{
+    char path[128], line[160];
+    struct http_result r;
+    snprintf(path, sizeof(path), "/api/blobs/%s", ref);
+    CHECK_EQ(get(&H, path, TOK_A, &r), want);
+    if (want == 200) {
+        CHECK(r.body.len == len && memcmp(r.body.data, want_data, len) == 0);
+        snprintf(line, sizeof(line), "Content-Type: %s\r\n", mime);
+        CHECK(has_header(&r, line));
+        snprintf(line, sizeof(line), "ETag: \"%s\"", ref);
+        CHECK(has_header(&r, line));
+        CHECK(has_header(&r, "X-Content-Type-Options: nosniff"));
+        http_result_cleanup(&r);
+        snprintf(line, sizeof(line), "If-None-Match: \"%s\"", ref);
+        const char *inm[] = {line, NULL};
+        CHECK_EQ(http(&H, "GET", path, TOK_A, NULL, NULL, 0, inm, &r), 304);
+        CHECK_EQ(r.body.len, 0);
+    }
+    http_result_cleanup(&r);
+}
+
 /* A small PNG-looking picture, base64. */
 static void build_photo(struct lst_buf *body)
 {
     unsigned char img[2048];
     char b64[4096];
-    memcpy(img, "\x89PNG\r\n\x1a\n", 8);
-    for (size_t i = 8; i < sizeof(img); i++)
-        img[i] = (unsigned char)(i * 31 + 7);
+    shift_image(img);
     sodium_bin2base64(b64, sizeof(b64), img, sizeof(img), sodium_base64_VARIANT_ORIGINAL);
     for (size_t i = 0; i < X.nemp; i++)
         if (X.emp[i].active && X.emp[i].contact && strcmp(X.emp[i].shift, PHOTO_SHIFT) == 0)
@@ -1009,6 +1051,12 @@ static void test_replies(void)
     CHECK(lst_blobstore_create(X.E.blob_dir, &bs) == LST_OK &&
           lst_blobstore_exists(bs, X.photo_blob));
     lst_blobstore_destroy(bs);
+    /* the dispatchers see his photo through the view API exactly as his phone sent it, and
+     * the shift photo as dispatcher A uploaded it */
+    check_blob(X.photo_blob, 200, sim_photo, sizeof(sim_photo), "image/png");
+    unsigned char img[2048];
+    shift_image(img);
+    check_blob(X.shift_blob, 200, img, sizeof(img), "image/png");
     json_object_put(h.doc);
     /* The shift photo's detail links both replies. */
     char path[96];
@@ -1131,13 +1179,13 @@ static void check_gone(void)
     CHECK_EQ(count_employees(q), 0);
     CHECK_EQ(count_employees(""), 249);
     snprintf(path, sizeof(path), "/api/employees/%s/history", X.rep->id);
-    long st = get(&H, path, TOK_A, &r);
-    CHECK(st == 404 || (st == 200 && jlen(r.json, "items") == 0));
+    CHECK_EQ(get(&H, path, TOK_A, &r), 404); /* unknown now: employee-not-found */
     http_result_cleanup(&r);
     snprintf(path, sizeof(path), "/api/messages/%s", X.text.id);
     CHECK_EQ(get(&H, path, TOK_B, &r), 200);
     CHECK(recipient_status(r.json, X.rep->id) == NULL);
     CHECK_EQ(jint(r.json, "counts.recipients"), (long long)X.text.n - 1);
+    CHECK_EQ(jint(r.json, "audience_count"), (long long)X.text.n - 1); /* both without him */
     http_result_cleanup(&r);
     snprintf(path, sizeof(path), "/api/messages/%s", X.photo.id);
     CHECK_EQ(get(&H, path, TOK_B, &r), 200);
@@ -1153,6 +1201,68 @@ static void check_gone(void)
           !lst_blobstore_exists(bs, X.photo_blob));
     CHECK(bs != NULL && lst_blobstore_exists(bs, X.shift_blob)); /* the shift's photo stays */
     lst_blobstore_destroy(bs);
+    check_blob(X.photo_blob, 404, NULL, 0, NULL); /* erased: the route has nothing left */
+    unsigned char img[2048];
+    shift_image(img);
+    check_blob(X.shift_blob, 200, img, sizeof(img), "image/png");
+}
+
+/* The live stream from position `from` as dispatcher B (raw HTTP/1.0 like view_api_common.h's
+ * sse_open, which holds the service tier's token), read until want or ms passed. */
+static bool stream_since(const char *from, const char *want, int64_t ms, struct sse *s)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(H.port)};
+    char req[512];
+    lst_buf_init(&s->b);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+        return false;
+    int n = snprintf(req, sizeof(req),
+                     "GET /api/stream HTTP/1.0\r\nAuthorization: Bearer " TOK_B
+                     "\r\nLast-Event-ID: %s\r\n\r\n",
+                     from);
+    return write(s->fd, req, (size_t)n) == n && sse_wait(s, want, ms);
+}
+
+/* The change stream's first entry (the first send's "message": about nobody in particular). */
+static void first_stream_id(char out[64])
+{
+    redisReply *r = redisCommand(X.rc, "XRANGE lst:lg:ev - + COUNT 1");
+    out[0] = '\0';
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+        snprintf(out, 64, "%s", r->element[0]->element[0]->str);
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+static size_t occurrences(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; p != NULL && (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    return n;
+}
+
+/* Issue: a replay of the live stream after the erasure still carried his states and replies.
+ * Before: the replay from the first entry names him; after: only the erased event does, and
+ * his Threema ID (in his replies' item IDs) is nowhere. */
+static void check_stream_forgets(const char *from, bool after)
+{
+    struct sse s;
+    char who[64], erased_ev[160];
+    snprintf(who, sizeof(who), "\"employee_id\":\"%s\"", X.rep->id);
+    snprintf(erased_ev, sizeof(erased_ev),
+             "event: erased\ndata: {\"type\":\"erased\",\"employee_id\":\"%s\"}", X.rep->id);
+    CHECK(stream_since(from, after ? erased_ev : who, 10000, &s));
+    if (after) {
+        CHECK_EQ(occurrences(S(s.b.data), who), 1); /* the erased event alone */
+        CHECK(strstr(S(s.b.data), X.rep->tid) == NULL);
+        CHECK(strstr(S(s.b.data), "event: message") != NULL); /* the rest is still replayed */
+    } else {
+        CHECK(strstr(S(s.b.data), "event: status") != NULL);
+    }
+    sse_close(&s);
 }
 
 static void test_gdpr(void)
@@ -1163,6 +1273,10 @@ static void test_gdpr(void)
     struct audit_q era = {"", "erp-admin", "erase"};
     CHECK(poll_until(audit_has, &view, 30000));
     check_export();
+    char from[64];
+    first_stream_id(from);
+    CHECK(from[0] != '\0');
+    check_stream_forgets(from, false);
     char path[128];
     struct http_result r;
     snprintf(path, sizeof(path), "/api/admin/employees/%s", X.rep->id);
@@ -1175,6 +1289,7 @@ static void test_gdpr(void)
     http_result_cleanup(&r);
     CHECK(poll_until(erased, NULL, 30000));
     check_gone();
+    check_stream_forgets(from, true);
     CHECK(poll_until(audit_has, &exp, 30000));
     CHECK(poll_until(audit_has, &era, 30000));
 }

@@ -192,8 +192,10 @@ static inline void dump_exchange(CURL *c, const char *method, const char *path,
     curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
     fprintf(f, "%s\t%.*s\t%ld\t%s\t", method, (int)strcspn(path, "?"), path, r->status,
             ct != NULL ? ct : "");
-    for (size_t i = 0; i < r->body.len; i++)
-        fputc(r->body.data[i] == '\n' || r->body.data[i] == '\t' ? ' ' : r->body.data[i], f);
+    for (size_t i = 0; i < r->body.len; i++) {
+        char ch = r->body.data[i]; /* CR too: a binary body (a blob) must stay on its line */
+        fputc(ch == '\n' || ch == '\t' || ch == '\r' ? ' ' : ch, f);
+    }
     fputc('\n', f);
     fclose(f);
 }

@@ -181,10 +181,29 @@ static void test_gdpr_needs_kafka(void)
     http_result_cleanup(&r);
 }
 
+/* A message the erasure left to nobody (the ledger's cgone, audience 0): no content, marked
+ * content_erased, audience_count and counts.recipients agree. */
+static void test_content_erased(void)
+{
+    struct http_result r;
+    const char *id = "01HGONE0000000000000000001";
+    rcmd(&H,
+         "HSET lst:lg:m:%s dir out id %s at 5 msg 1 kind image cat dispo disp anna "
+         "audience 0 cgone 1 v 7",
+         id, id);
+    CHECK_EQ(get(&H, "/api/messages/01HGONE0000000000000000001", TOKEN_DISPATCHER, &r), 200);
+    CHECK(json_object_get_boolean(jget(r.json, "content_erased")));
+    CHECK(jget(r.json, "text") == NULL && jget(r.json, "blob") == NULL);
+    CHECK_EQ(jint(r.json, "audience_count"), 0);
+    CHECK_EQ(jint(r.json, "counts.recipients"), 0);
+    CHECK_STREQ(S(jstr(r.json, "kind")), "image");
+    http_result_cleanup(&r);
+}
+
 static void test_teardown(void)
 {
     harness_stop(&H);
 }
 
 LST_TEST_MAIN(T(test_setup), T(test_credits), T(test_audit_log), T(test_auth_and_roles),
-              T(test_gdpr_needs_kafka), T(test_teardown))
+              T(test_gdpr_needs_kafka), T(test_content_erased), T(test_teardown))

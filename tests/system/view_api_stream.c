@@ -362,6 +362,35 @@ static void test_visibility_config(void)
     lst_buf_cleanup(&why);
 }
 
+/* GDPR: the ledger's t=erased entry goes to every stream (whatever its filter) as event
+ * "erased"; a status entry of an employee erased by the time the batch is relayed (it
+ * raced with the erasure) does not go out. */
+static void test_stream_erased(void)
+{
+    struct sse s, t;
+    char a[64], b[64], want[160];
+    wait_slots();
+    seed_message("01STREAMER0000000000000000", 3000, "dispo", "Nord");
+    REQUIRE(sse_open(&H, &s, "/api/stream?department=Nord", NULL));
+    REQUIRE(sse_open(&H, &t, "/api/stream?department=Sued", NULL));
+    REQUIRE(sse_wait(&s, ": connected\n\n", 3000) && sse_wait(&t, ": connected\n\n", 3000));
+    rcmd(&H, "SADD lst:lg:erased e9");
+    ev_add(a, "status", "01STREAMER0000000000000000", "e9", "read"); /* raced: not sent */
+    redisReply *r = redisCommand(H.rc, "XADD lst:lg:ev * t erased eid e9");
+    snprintf(b, sizeof(b), "%s", r != NULL && r->type == REDIS_REPLY_STRING ? r->str : "?");
+    if (r != NULL)
+        freeReplyObject(r);
+    snprintf(want, sizeof(want),
+             "id: %s\nevent: erased\ndata: {\"type\":\"erased\",\"employee_id\":\"e9\"}\n\n", b);
+    CHECK(sse_wait(&s, want, 5000));
+    CHECK(sse_wait(&t, want, 5000));
+    CHECK(strstr(S(s.b.data), a) == NULL);
+    CHECK_EQ(count(&s.b, "\nevent: "), 1);
+    sse_close(&s);
+    sse_close(&t);
+    rcmd(&H, "SREM lst:lg:erased e9");
+}
+
 static void test_all(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -383,6 +412,7 @@ static void test_all(void)
     test_visibility_history_timeline();
     test_visibility_stream();
     test_stream_view_depot(); /* after the visibility counts: its items go to e1 and e2 */
+    test_stream_erased();
     struct sse s;
     wait_slots();
     REQUIRE(sse_open(&H, &s, "/api/stream", NULL));

@@ -25,6 +25,7 @@ static struct harness H;
 static char prefix[64];
 static struct lst_kafka_consumer *consumer;
 static char topic_emp[128], topic_msg[128], topic_out[128], topic_views[128], topic_ann[128];
+static char topic_aud[128];
 
 struct seen {
     size_t employees, messages, outbound, views, annotations;
@@ -33,6 +34,8 @@ struct seen {
     struct lst_strv emp_keys, out_keys;
     char last_message[8192];
     struct lst_strv out_values;
+    size_t audits;
+    struct lst_strv audit_lines; /* "<action> <employee> <detail>" of each lst.audit record */
 };
 
 static struct seen SEEN;
@@ -113,6 +116,15 @@ static void take(const struct lst_kafka_record *rec)
             CHECK_STREQ(S(a->item_id), key);
         }
         SEEN.annotations++;
+    } else if (strcmp(rec->topic, topic_aud) == 0) {
+        struct lst_audit a;
+        char line[256];
+        CHECK(lst_audit_decode(rec->value, rec->len, &a, NULL) == LST_OK);
+        snprintf(line, sizeof(line), "%s %s %s", a.action == LST_AUDIT_VIEW ? "view" : "other",
+                 S(a.employee_id), a.detail != NULL ? a.detail : "-");
+        lst_strv_push(&SEEN.audit_lines, line);
+        SEEN.audits++;
+        lst_audit_cleanup(&a);
     } else if (strcmp(rec->topic, topic_out) == 0) {
         char *v = malloc(rec->len + 1);
         memcpy(v, rec->value, rec->len);
@@ -152,19 +164,21 @@ static bool setup(void)
     snprintf(topic_out, sizeof(topic_out), "%slst.outbound", prefix);
     snprintf(topic_views, sizeof(topic_views), "%slst.views", prefix);
     snprintf(topic_ann, sizeof(topic_ann), "%slst.annotations", prefix);
+    snprintf(topic_aud, sizeof(topic_aud), "%slst.audit", prefix);
     if (lst_kafka_create_topic(&kc, topic_emp, 3, 1, 30000) != LST_OK ||
         lst_kafka_create_topic(&kc, topic_msg, 6, 1, 30000) != LST_OK ||
         lst_kafka_create_topic(&kc, topic_out, 12, 1, 30000) != LST_OK ||
         lst_kafka_create_topic(&kc, topic_views, 1, 1, 30000) != LST_OK ||
-        lst_kafka_create_topic(&kc, topic_ann, 3, 1, 30000) != LST_OK)
+        lst_kafka_create_topic(&kc, topic_ann, 3, 1, 30000) != LST_OK ||
+        lst_kafka_create_topic(&kc, topic_aud, 1, 1, 30000) != LST_OK)
         return false;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (!harness_start(&H, brokers, prefix, NULL))
         return false;
-    const char *topics[] = {topic_emp, topic_msg, topic_out, topic_views, topic_ann};
+    const char *topics[] = {topic_emp, topic_msg, topic_out, topic_views, topic_ann, topic_aud};
     char group[96];
     snprintf(group, sizeof(group), "%sreader", prefix);
-    struct lst_kafka_consumer_opts o = {.group_id = group, .topics = topics, .ntopics = 5};
+    struct lst_kafka_consumer_opts o = {.group_id = group, .topics = topics, .ntopics = 6};
     return lst_kafka_consumer_create(&kc, &o, &consumer) == LST_OK;
 }
 
@@ -175,6 +189,7 @@ static void teardown(void)
     lst_strv_cleanup(&SEEN.emp_keys);
     lst_strv_cleanup(&SEEN.out_keys);
     lst_strv_cleanup(&SEEN.out_values);
+    lst_strv_cleanup(&SEEN.audit_lines);
     lst_view_cleanup(&SEEN.view);
     for (size_t i = 0; i < LST_ARRAY_LEN(SEEN.ann); i++)
         lst_annotation_cleanup(&SEEN.ann[i]);
@@ -510,6 +525,46 @@ static void test_unknown_members(void)
     http_result_cleanup(&r);
 }
 
+/* GDPR audit: a view of one person's traffic (history, timeline or stream narrowed by
+ * employee=) produces one "view" entry per page or stream, with a detail telling the first
+ * page from later ones; a refused request (400, an unknown employee's history 404) and a
+ * view of a group produce none. */
+static void test_audit_views(void)
+{
+    struct http_result r;
+    struct sse s;
+    size_t before = consume_until(&SEEN.audits, SIZE_MAX, 1000);
+    CHECK_EQ(get(&H, "/api/employees/10006/history", TOKEN_DISPATCHER, &r), 200);
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/employees/10006/history?cursor=1_x", TOKEN_DISPATCHER, &r), 200);
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/employees/10006/history?limit=5000", TOKEN_DISPATCHER, &r), 400);
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/employees/88888/history", TOKEN_DISPATCHER, &r), 404);
+    CHECK_STREQ(S(jstr(r.json, "type")), "urn:leitstand:problem:employee-not-found");
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/timeline?employee=10006,10011", TOKEN_DISPATCHER, &r), 200);
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/timeline?department=Fernverkehr", TOKEN_DISPATCHER, &r), 200);
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/timeline?employee=10006&limit=0", TOKEN_DISPATCHER, &r), 400);
+    http_result_cleanup(&r);
+    REQUIRE(sse_open(&H, &s, "/api/stream?employee=10006", NULL));
+    CHECK(sse_wait(&s, ": connected\n\n", 3000));
+    sse_close(&s);
+    const char *want[] = {"view 10006 history: first page", "view 10006 history: next page",
+                          "view 10006 timeline: first page", "view 10011 timeline: first page",
+                          "view 10006 stream: live"};
+    CHECK_EQ(consume_until(&SEEN.audits, before + LST_ARRAY_LEN(want), 15000),
+             before + LST_ARRAY_LEN(want));
+    CHECK_EQ(consume_until(&SEEN.audits, SIZE_MAX, 1500), before + LST_ARRAY_LEN(want));
+    for (size_t i = 0; i < LST_ARRAY_LEN(want); i++) {
+        if (!strv_has(&SEEN.audit_lines, want[i]))
+            fprintf(stderr, "  no audit entry \"%s\"\n", want[i]);
+        CHECK(strv_has(&SEEN.audit_lines, want[i]));
+    }
+}
+
 static void test_all(void)
 {
     if (!setup()) {
@@ -525,6 +580,7 @@ static void test_all(void)
     test_saved_view();
     test_annotations();
     test_unknown_members();
+    test_audit_views();
     teardown();
 }
 

@@ -1,6 +1,8 @@
 /* lst/http: a real server on 127.0.0.1 and an ephemeral port, libcurl as the client. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -77,6 +79,36 @@ static void h_nothing(void *ud, const struct lst_http_request *req, struct lst_h
     (void)resp;
 }
 
+/* The file h_file answers from (lst_http_reply_fd): FILE_LEN bytes of a pattern, more than
+ * one socket buffer, so sendfile runs more than once. */
+#define FILE_LEN (300 * 1024 + 7)
+static char file_path[64];
+static atomic_bool replaced_fd_closed;
+
+static unsigned char file_byte(size_t i)
+{
+    return (unsigned char)((i * 31u + i / 251u) & 0xffu);
+}
+
+/* /file/full: the file with a Content-Type of its own (a header, replacing the literal);
+ * /file/empty: size 0; /file/replaced: a file answer replaced by a problem (its fd closed). */
+static void h_file(void *ud, const struct lst_http_request *req, struct lst_http_response *resp)
+{
+    (void)ud;
+    int fd = open(file_path, O_RDONLY | O_CLOEXEC);
+    if (strcmp(req->path, "/file/full") == 0) {
+        lst_http_reply_fd(resp, 200, "application/octet-stream", fd, FILE_LEN);
+        lst_http_add_header(resp, "Content-Type", "image/x-test");
+    } else if (strcmp(req->path, "/file/empty") == 0) {
+        lst_http_reply_fd(resp, 200, "text/plain", fd, 0);
+    } else {
+        lst_http_reply_fd(resp, 200, "text/plain", fd, FILE_LEN);
+        lst_http_problem(resp, 404, "not-found", "Not Found", "replaced");
+        /* nothing else opens files meanwhile: the client waits for this answer */
+        atomic_store(&replaced_fd_closed, fcntl(fd, F_GETFD) == -1 && errno == EBADF);
+    }
+}
+
 static bool ready_cb(void *ud, struct lst_buf *why)
 {
     struct svc *svc = ud;
@@ -90,7 +122,7 @@ static const struct lst_http_route routes[] = {
     {"POST", "/echo", false, h_echo},      {"PUT", "/echo", false, h_echo},
     {"GET", "/sleep", false, h_sleep},     {"GET", "/items/", true, h_items},
     {"DELETE", "/items/", true, h_items},  {"GET", "/items/special", false, h_items},
-    {"GET", "/nothing", false, h_nothing},
+    {"GET", "/nothing", false, h_nothing}, {"GET", "/file/", true, h_file},
 };
 
 struct fixture {
@@ -643,8 +675,65 @@ static void test_destroy_lets_inflight_finish(void)
     stop(&f);
 }
 
+/* lst_http_reply_fd: the bytes of the file with its Content-Length (a HEAD gets the length
+ * and no body), a Content-Type header replacing the literal one, size 0, and a file answer
+ * replaced by a problem, whose descriptor is closed at once. */
+static void test_reply_from_fd(void)
+{
+    struct fixture f;
+    struct result r;
+    char v[128];
+    snprintf(file_path, sizeof(file_path), "/tmp/lst-test-http-XXXXXX");
+    int fd = mkstemp(file_path);
+    REQUIRE(fd >= 0);
+    unsigned char *data = malloc(FILE_LEN);
+    REQUIRE(data != NULL);
+    for (size_t i = 0; i < FILE_LEN; i++)
+        data[i] = file_byte(i);
+    CHECK_EQ(write(fd, data, FILE_LEN), (ssize_t)FILE_LEN);
+    close(fd);
+    REQUIRE(start(&f));
+    get(f.port, "/file/full", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(r.body.len, (size_t)FILE_LEN);
+    CHECK(r.body.len == FILE_LEN && memcmp(r.body.data, data, FILE_LEN) == 0);
+    CHECK_STREQ(header(&r, "Content-Type", v, sizeof(v)), "image/x-test");
+    snprintf(v, sizeof(v), "%d", FILE_LEN);
+    char len[32];
+    CHECK_STREQ(header(&r, "Content-Length", len, sizeof(len)), v);
+    CHECK(strstr(r.headers.data, "application/octet-stream") == NULL); /* one Content-Type */
+    result_free(&r);
+    request(f.port, "HEAD", "/file/full", NULL, 0, BODY_NONE, &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(r.body.len, 0);
+    CHECK_STREQ(header(&r, "Content-Length", len, sizeof(len)), v);
+    result_free(&r);
+    get(f.port, "/file/empty", &r);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(r.body.len, 0);
+    CHECK_STREQ(header(&r, "Content-Type", v, sizeof(v)), "text/plain");
+    result_free(&r);
+    get(f.port, "/file/replaced", &r);
+    check_problem(&r, 404, "not-found");
+    CHECK(atomic_load(&replaced_fd_closed));
+    result_free(&r);
+    /* the contract without a server: fd < 0 is refused, cleanup closes an unsent file */
+    struct lst_http_response resp;
+    lst_http_response_init(&resp);
+    CHECK_EQ(lst_http_reply_fd(&resp, 200, NULL, -1, 1), LST_ERR_INVALID);
+    CHECK(!resp.file.set);
+    fd = open(file_path, O_RDONLY | O_CLOEXEC);
+    CHECK_EQ(lst_http_reply_fd(&resp, 200, NULL, fd, 1), LST_OK);
+    lst_http_response_cleanup(&resp);
+    CHECK(fcntl(fd, F_GETFD) == -1 && errno == EBADF);
+    stop(&f);
+    unlink(file_path);
+    free(data);
+}
+
 LST_TEST_MAIN(T(test_problem_helper_and_headers), T(test_config_errors), T(test_port_in_use),
               T(test_healthz_readyz), T(test_metrics_endpoint),
               T(test_echo_post_and_response_headers), T(test_body_limit),
               T(test_not_found_method_not_allowed_500), T(test_blocking_handlers_run_concurrently),
-              T(test_malformed_requests), T(test_destroy_lets_inflight_finish))
+              T(test_malformed_requests), T(test_destroy_lets_inflight_finish),
+              T(test_reply_from_fd))

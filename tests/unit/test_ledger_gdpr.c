@@ -219,4 +219,127 @@ static void test_retention_purges_old_items(void)
     fx_stop(&f);
 }
 
-LST_TEST_MAIN(T(test_audit_stored_once), T(test_retention_purges_old_items))
+static int feed_tombstone(struct fx *f, const char *eid)
+{
+    struct ledger_rec r = {.topic = LEDGER_T_EMPLOYEES,
+                           .offset = f->next[LEDGER_T_EMPLOYEES]++,
+                           .key = eid,
+                           .keylen = strlen(eid)};
+    const struct ledger_done *done;
+    size_t n;
+    if (ledger_core_add(&f->core, &r) != LST_OK)
+        return -1;
+    ledger_core_flush(&f->core, &done, &n);
+    return n == 1 ? (int)done[0].outcome : -1;
+}
+
+/* The change stream's entries as "<t> <id> <eid>" lines, oldest first. */
+static void ev_lines(struct fx *f, struct lst_buf *out)
+{
+    redisReply *r = redisCommand(f->rc, "XRANGE lst:lg:ev - +");
+    lst_buf_reset(out);
+    for (size_t i = 0; r != NULL && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        const redisReply *kv = r->element[i]->element[1];
+        const char *t = "", *id = "", *eid = "";
+        for (size_t k = 0; k + 1 < kv->elements; k += 2) {
+            const char *name = kv->element[k]->str, *v = kv->element[k + 1]->str;
+            if (strcmp(name, "t") == 0)
+                t = v;
+            else if (strcmp(name, "id") == 0)
+                id = v;
+            else if (strcmp(name, "eid") == 0)
+                eid = v;
+        }
+        lst_buf_printf(out, "%s %s %s\n", t, id, eid);
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+/* Erasure and the change stream: every entry about her (her states, her incoming items) is
+ * gone, one "erased" entry is appended, everyone else's entries stay. */
+static void test_erasure_forgets_change_stream(void)
+{
+    struct fx f;
+    struct lst_buf ev;
+    char m1[27];
+    const char *both[] = {"E17", "E18"};
+    REQUIRE(fx_start(&f));
+    lst_buf_init(&ev);
+    lrec_employee(&f.rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0);
+    feed(&f, LEDGER_T_EMPLOYEES, "E17");
+    lrec_employee(&f.rec, "E18", "Ole Berg", "Nord", "HH-LS 18", "DRV00018", T0);
+    feed(&f, LEDGER_T_EMPLOYEES, "E18");
+    lrec_mid(m1, T0 + 1000, 1);
+    lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", both, 2, T0 + 1000);
+    feed(&f, LEDGER_T_MESSAGE, m1);
+    lrec_sent(&f.rec, m1, "E17", "00000000000000a1", NULL, false, T0 + 1100);
+    feed(&f, LEDGER_T_SENT, "E17");
+    lrec_sent(&f.rec, m1, "E18", "00000000000000a2", NULL, false, T0 + 1100);
+    feed(&f, LEDGER_T_SENT, "E18");
+    lrec_receipt(&f.rec, "DRV00017", "00000000000000a1", 2, T0 + 1200, "00000000000000b1");
+    feed(&f, LEDGER_T_INBOUND, "DRV00017");
+    lrec_text_in(&f.rec, "DRV00017", "00000000000000c1", "Bin krank", T0 + 60000);
+    feed(&f, LEDGER_T_INBOUND, "DRV00017");
+    ev_lines(&f, &ev);
+    CHECK(strstr(ev.data, "status ") != NULL && strstr(ev.data, " E17\n") != NULL);
+    CHECK(strstr(ev.data, "DRV00017:00000000000000c1") != NULL);
+
+    CHECK_EQ(feed_tombstone(&f, "E17"), LEDGER_APPLIED);
+    ev_lines(&f, &ev);
+    char want[96];
+    snprintf(want, sizeof(want), "message %s \nstatus %s E18\nerased  E17\n", m1, m1);
+    CHECK_STREQ(ev.data, want); /* the message to both and E18's state stay; hers go */
+    /* a second erasure (she was re-created meanwhile) leaves one erased entry per erasure */
+    lrec_employee(&f.rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0 + 5);
+    feed(&f, LEDGER_T_EMPLOYEES, "E17");
+    CHECK_EQ(feed_tombstone(&f, "E17"), LEDGER_APPLIED);
+    CHECK_EQ(num(&f, "XLEN %s", "lst:lg:ev"), 3);
+    lst_buf_cleanup(&ev);
+    fx_stop(&f);
+}
+
+/* Messages and erasure: audience_count follows the remaining recipients (whichever record
+ * comes first), and a message addressed to her alone loses its content. */
+static void test_erasure_audience_and_content(void)
+{
+    struct fx f;
+    char m1[27], m2[27], m3[27], m4[27];
+    const char *both[] = {"E17", "E18"}, *alone[] = {"E17"};
+    REQUIRE(fx_start(&f));
+    lrec_employee(&f.rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0);
+    feed(&f, LEDGER_T_EMPLOYEES, "E17");
+    lrec_employee(&f.rec, "E18", "Ole Berg", "Nord", "HH-LS 18", "DRV00018", T0);
+    feed(&f, LEDGER_T_EMPLOYEES, "E18");
+    lrec_mid(m1, T0 + 1000, 1);
+    lrec_mid(m2, T0 + 2000, 2);
+    lrec_mid(m3, T0 + 3000, 3);
+    lrec_mid(m4, T0 + 4000, 4);
+    lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", both, 2, T0 + 1000);
+    feed(&f, LEDGER_T_MESSAGE, m1);
+    lrec_message(&f.rec, m2, "disp1", "Leitstelle", "tour", alone, 1, T0 + 2000);
+    feed(&f, LEDGER_T_MESSAGE, m2);
+    CHECK_EQ(feed_tombstone(&f, "E17"), LEDGER_APPLIED);
+    /* records that arrive after the erasure (a rebuild, a late partition) end the same */
+    lrec_message(&f.rec, m3, "disp1", "Leitstelle", "tour", both, 2, T0 + 3000);
+    feed(&f, LEDGER_T_MESSAGE, m3);
+    lrec_message(&f.rec, m4, "disp1", "Leitstelle", "tour", alone, 1, T0 + 4000);
+    feed(&f, LEDGER_T_MESSAGE, m4);
+    const char *multi[] = {m1, m3}, *own[] = {m2, m4};
+    for (size_t i = 0; i < 2; i++) {
+        CHECK_EQ(num(&f, "HGET lst:lg:m:%s audience", multi[i]), 1);
+        CHECK_EQ(num(&f, "HGET lst:lg:m:%s n", multi[i]), 1);
+        char k[64];
+        snprintf(k, sizeof(k), "lst:lg:m:%s", multi[i]);
+        CHECK(hget_has(&f, k, "text", "Tour 7"));
+        snprintf(k, sizeof(k), "lst:lg:m:%s", own[i]);
+        CHECK_EQ(num(&f, "HGET lst:lg:m:%s audience", own[i]), 0);
+        CHECK_EQ(num(&f, "HEXISTS %s text", k), 0);
+        CHECK_EQ(num(&f, "HGET %s cgone", k), 1);
+        CHECK(hget_has(&f, k, "kind", "text")); /* the record of the send stays */
+    }
+    fx_stop(&f);
+}
+
+LST_TEST_MAIN(T(test_audit_stored_once), T(test_retention_purges_old_items),
+              T(test_erasure_forgets_change_stream), T(test_erasure_audience_and_content))

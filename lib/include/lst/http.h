@@ -107,14 +107,24 @@ struct lst_http_stream {
     void *ud;
 };
 
+/* A body sent from an open file (the blob store's files), see lst_http_reply_fd. */
+struct lst_http_file {
+    bool set;      /* false: no file (the zeroed default) */
+    int fd;        /* owned by the response: closed by the server or lst_http_response_cleanup */
+    uint64_t size; /* bytes sent from offset 0 */
+};
+
 /* Filled by the handler. The server initialises it (status 0, empty body) and frees it. */
 struct lst_http_response {
-    int status;               /* 100..599; 0 (unset) becomes a 500 problem */
-    const char *content_type; /* static storage (a literal); NULL means application/json */
+    int status; /* 100..599; 0 (unset) becomes a 500 problem */
+    /* static storage (a literal); NULL means application/json. A Content-Type added with
+     * lst_http_add_header (a type known only at run time, e.g. a stored blob's) replaces it. */
+    const char *content_type;
     struct lst_buf body;
     struct lst_http_header headers[LST_HTTP_MAX_HEADERS]; /* owned, see lst_http_add_header */
     size_t nheaders;
     struct lst_http_stream stream; /* optional streamed body, see above */
+    struct lst_http_file file;     /* optional body from a file, see lst_http_reply_fd */
 };
 
 /* Adds a response header such as Location or Access-Control-Allow-Origin (both copied).
@@ -126,6 +136,17 @@ lst_err lst_http_add_header(struct lst_http_response *resp, const char *name, co
  * replacing any previous body. */
 lst_err lst_http_reply(struct lst_http_response *resp, int status, const char *content_type,
                        const char *body, size_t len);
+
+/* Sets status and content type (as lst_http_reply) and answers with the first size bytes of
+ * the open file fd instead of a body: the server hands fd to MHD_create_response_from_fd64,
+ * which sends it with sendfile(2) where it can, so large files are never copied into memory
+ * and a thread-per-connection handler returns at once. Content-Length is size; HEAD sends
+ * none of it. The response owns fd from this call on, also on failure (it is closed when the
+ * response is sent or freed, or when lst_http_reply, lst_http_problem or another
+ * lst_http_reply_fd replaces the answer). The file must not shrink while it is sent (MHD
+ * then ends the connection early); size 0 sends an empty body. LST_ERR_INVALID for fd < 0. */
+lst_err lst_http_reply_fd(struct lst_http_response *resp, int status, const char *content_type,
+                          int fd, uint64_t size);
 
 /* Replaces the response with an RFC 9457 problem:
  *   Content-Type: application/problem+json

@@ -49,6 +49,9 @@ end
 local function erase_recipient(mid, eid)
     local rk = P .. 'r:' .. mid
     local raw = call('HGET', rk, eid)
+    if raw and call('HEXISTS', P .. 'm:' .. mid, 'msg') == 1 then
+        audience_less(mid, 1) -- the message record counted her (else message.lua does)
+    end
     if raw then
         local s = cjson.decode(raw)
         if s.tm then
@@ -68,10 +71,57 @@ local function erase_recipient(mid, eid)
     scrub_selector(mid, eid)
 end
 
+-- Whether a change stream entry (its flat field list) is about the erased employee: her
+-- status (or an earlier erased entry), or an item of hers (an incoming item's ID starts
+-- with the sender's Threema ID and ':', also one retention purged earlier).
+local function ev_about(f, eid, gone, tids)
+    for k = 1, #f, 2 do
+        local v = f[k + 1]
+        if f[k] == 'eid' and v == eid then
+            return true
+        elseif f[k] == 'id' then
+            local c = string.find(v, ':', 1, true) -- outgoing IDs (ULIDs) have none
+            if c and (gone[v] or tids[string.sub(v, 1, c - 1)]) then
+                return true
+            end
+        end
+    end
+    return false
+end
+
+-- The change stream forgets her: every entry about her goes (XDEL; a replay after the
+-- erasure shows nothing of hers), and one t=erased eid=<eid> tells open streams to drop
+-- what they show of her. A scan of the whole stream (bounded by EV_MAX; erasure is rare),
+-- so ordinary events pay nothing for it.
+local function ev_erase(eid, gone, tids)
+    local from = '-'
+    while true do
+        local batch = rcall('XRANGE', EV_KEY, from, '+', 'COUNT', 1000)
+        local del = {}
+        for _, e in ipairs(batch) do
+            if ev_about(e[2], eid, gone, tids) then
+                del[#del + 1] = e[1]
+            end
+        end
+        if #del > 0 then
+            rcall('XDEL', EV_KEY, unpack(del))
+        end
+        if #batch < 1000 then
+            break
+        end
+        from = '(' .. batch[#batch][1]
+    end
+    rcall('XADD', EV_KEY, 'MAXLEN', '~', EV_MAX, '*', 't', 'erased', 'eid', eid)
+end
+
 local function apply_employee_erase()
     local eid = ARGV[A]
     local ek = P .. 'emp:' .. eid
     local o = call('HMGET', ek, 'dep', 'veh', 'tid', 'tags')
+    local gone, tids = {}, {} -- her incoming items, her Threema IDs: for ev_erase
+    if o[3] then
+        tids[o[3]] = true
+    end
     -- first the recipients' states (justified reads the remaining ones)
     local outs = outs_of(eid)
     for _, mid in ipairs(outs) do
@@ -97,11 +147,13 @@ local function apply_employee_erase()
         local pk = P .. 'tidp:' .. o[3]
         for _, id in ipairs(call('ZRANGE', pk, 0, -1)) do
             erase_inbound(id)
+            gone[id] = true
         end
         call('DEL', pk)
     end
     -- the Threema IDs learned from gateway-out's outcomes (sent.lua) are closed like the ERP's
     for _, tid in ipairs(call('SMEMBERS', P .. 'emp:ltid:' .. eid)) do
+        tids[tid] = true
         if call('GET', P .. 'emp:tid:' .. tid) == eid then
             call('SET', P .. 'emp:tid:' .. tid, '-')
         end
@@ -118,6 +170,7 @@ local function apply_employee_erase()
     for _, id in ipairs(call('ZRANGE', P .. 'x:emp:' .. eid, 0, -1)) do
         if call('HGET', P .. 'm:' .. id, 'dir') == 'in' then
             erase_inbound(id)
+            gone[id] = true
         end
     end
     call('DEL', P .. 'x:emp:' .. eid, P .. 'e:' .. eid .. ':out', P .. 'e:' .. eid .. ':in',
@@ -125,4 +178,5 @@ local function apply_employee_erase()
     call('SREM', P .. 'rroff', eid)
     call('SADD', P .. 'erased', eid)
     ANY_ERASED = true
+    ev_erase(eid, gone, tids)
 end

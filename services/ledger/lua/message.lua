@@ -49,9 +49,12 @@ local function apply_message()
     end
     i = i + ntag + 1
     local m = load_msg(mid) -- once for all recipients: merge_after keeps its counts current
+    local nerased = 0
     for j = i, Z do
         local eid = ARGV[j]
-        if not erased(eid) then
+        if erased(eid) then
+            nerased = nerased + 1
+        else
             local old = merge_after(mid, eid, {q = created}, m)
             ixadd(mid, mt, cat, 'emp', eid)
             for _, d in ipairs(emp_dims(eid)) do
@@ -63,6 +66,9 @@ local function apply_message()
             end
             out_listed(eid, mid, old)
         end
+    end
+    if nerased > 0 then
+        audience_less(mid, nerased) -- as if the erasure came after this record
     end
     -- credits of sends whose outcome came before the message
     local all = call('HGETALL', P .. 'r:' .. mid)

@@ -163,6 +163,22 @@ local function erased(eid)
     return ANY_ERASED and call('SISMEMBER', P .. 'erased', eid) == 1
 end
 
+-- The content of an outgoing message addressed to the erased employee alone: text and
+-- attachments (the view-api deletes the blobs) go by one rule; kind, time, dispatcher and
+-- category stay as the record of the send. docs/ledger.md, "Erasure".
+local CONTENT = {'text', 'blob', 'mime', 'size', 'filename', 'caption', 'thumb', 'thumb_mime',
+                 'lat', 'lon', 'acc', 'place', 'addr'}
+
+-- The audience count (audience_count) no longer counts k erased recipients; at 0 the
+-- message was addressed to erased employees alone and loses its content.
+local function audience_less(mid, k)
+    local mk = P .. 'm:' .. mid
+    if call('HINCRBY', mk, 'audience', -k) <= 0 then
+        call('HDEL', mk, unpack(CONTENT))
+        call('HSET', mk, 'audience', '0', 'cgone', '1')
+    end
+end
+
 -- ---- indexes: x:<dim>:<val> (everything) and xc:<cat>:<dim>:<val> (per category) --------
 
 local function ixkey(dim, val)
