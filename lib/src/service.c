@@ -32,9 +32,8 @@ bool lst_service_ready(struct lst_service *s, struct lst_buf *why)
     return ok;
 }
 
-static lst_err create_redis(struct lst_service *s)
+lst_err lst_service_redis_new(const struct lst_common_config *c, struct lst_redis **out)
 {
-    const struct lst_common_config *c = s->common;
     struct lst_redis_config rc = {
         .host = c->redis_host,
         .port = (int)c->redis_port,
@@ -42,7 +41,12 @@ static lst_err create_redis(struct lst_service *s)
         .password = c->redis_password,
         .timeout_ms = (int)c->redis_timeout_ms,
     };
-    return lst_redis_create(&rc, &s->redis);
+    return lst_redis_create(&rc, out);
+}
+
+static lst_err create_redis(struct lst_service *s)
+{
+    return lst_service_redis_new(s->common, &s->redis);
 }
 
 static lst_err create_producer(struct lst_service *s, const char *const *extra)

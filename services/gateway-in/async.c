@@ -53,18 +53,6 @@ static void cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, long ms)
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
-static lst_err connect_redis(const struct lst_common_config *c, struct lst_redis **out)
-{
-    struct lst_redis_config rc = {
-        .host = c->redis_host,
-        .port = (int)c->redis_port,
-        .db = (int)c->redis_db,
-        .password = c->redis_password,
-        .timeout_ms = (int)c->redis_timeout_ms,
-    };
-    return lst_redis_create(&rc, out);
-}
-
 struct job {
     struct gateway_in *ctx;
     struct lst_http_async *a;
@@ -471,7 +459,7 @@ lst_err gwin_async_create(struct gateway_in *ctx, struct gwin_async **out)
     pthread_cond_init(&as->work_cv, NULL);
     err = lst_redis_pipe_create(&as->pipe);
     if (err == LST_OK)
-        err = connect_redis(&ctx->cfg.common, &as->redis);
+        err = lst_service_redis_new(&ctx->cfg.common, &as->redis);
     if (err == LST_OK && pthread_create(&as->stage, NULL, stage_main, as) != 0)
         err = LST_ERR_NOMEM;
     as->stage_started = err == LST_OK;

@@ -10,16 +10,8 @@
 
 static lst_err make_redis(void *ud, void **item)
 {
-    const struct lst_common_config *c = ud;
-    struct lst_redis_config rc = {
-        .host = c->redis_host,
-        .port = (int)c->redis_port,
-        .db = (int)c->redis_db,
-        .password = c->redis_password,
-        .timeout_ms = (int)c->redis_timeout_ms,
-    };
     struct lst_redis *r = NULL;
-    lst_err err = lst_redis_create(&rc, &r);
+    lst_err err = lst_service_redis_new(ud, &r);
     *item = r;
     return err;
 }

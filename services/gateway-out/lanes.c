@@ -51,14 +51,6 @@ static void *lane_main(void *arg)
 
 static lst_err lane_init(struct gateway_out *ctx, struct go_lane *l, unsigned index)
 {
-    const struct lst_common_config *c = &ctx->cfg.common;
-    struct lst_redis_config rc = {
-        .host = c->redis_host,
-        .port = (int)c->redis_port,
-        .db = (int)c->redis_db,
-        .password = c->redis_password,
-        .timeout_ms = (int)c->redis_timeout_ms,
-    };
     l->ctx = ctx;
     l->index = index;
     lst_buf_init(&l->a);
@@ -69,7 +61,7 @@ static lst_err lane_init(struct gateway_out *ctx, struct go_lane *l, unsigned in
     pthread_cond_init(&l->cond, NULL);
     lst_err err = lst_gateway_settings_client(&ctx->cfg.gw, &l->gw);
     if (err == LST_OK)
-        err = lst_redis_create(&rc, &l->redis);
+        err = lst_service_redis_new(&ctx->cfg.common, &l->redis);
     if (err == LST_OK)
         err = lst_redis_pipe_create(&l->pipe);
     if (err == LST_OK && ctx->bulk != NULL)

@@ -490,14 +490,6 @@ static void *loop_main(void *arg)
 
 static lst_err loop_create(struct gateway_out *ctx, struct go_loop **out)
 {
-    const struct lst_common_config *c = &ctx->cfg.common;
-    struct lst_redis_config rc = {
-        .host = c->redis_host,
-        .port = (int)c->redis_port,
-        .db = (int)c->redis_db,
-        .password = c->redis_password,
-        .timeout_ms = (int)c->redis_timeout_ms,
-    };
     struct go_loop *lp = calloc(1, sizeof(*lp));
     *out = lp;
     if (lp == NULL)
@@ -515,7 +507,7 @@ static lst_err loop_create(struct gateway_out *ctx, struct go_loop **out)
     lst_err err =
         lst_gateway_settings_multi(&ctx->cfg.gw, (unsigned)ctx->cfg.concurrency, &lp->multi);
     if (err == LST_OK)
-        err = lst_redis_create(&rc, &lp->redis);
+        err = lst_service_redis_new(&ctx->cfg.common, &lp->redis);
     if (err == LST_OK)
         err = lst_redis_pipe_create(&lp->pipe);
     return err;

@@ -75,14 +75,6 @@ struct go_ratelimit {
 
 lst_err go_ratelimit_create(struct gateway_out *ctx, struct go_ratelimit **out)
 {
-    const struct lst_common_config *c = &ctx->cfg.common;
-    struct lst_redis_config rc = {
-        .host = c->redis_host,
-        .port = (int)c->redis_port,
-        .db = (int)c->redis_db,
-        .password = c->redis_password,
-        .timeout_ms = (int)c->redis_timeout_ms,
-    };
     struct go_ratelimit *rl = calloc(1, sizeof(*rl));
     lst_err err = LST_ERR_NOMEM;
     *out = NULL;
@@ -94,7 +86,7 @@ lst_err go_ratelimit_create(struct gateway_out *ctx, struct go_ratelimit **out)
     pthread_mutex_init(&rl->lock, NULL);
     pthread_cond_init(&rl->cond, NULL);
     snprintf(rl->state_key, sizeof(rl->state_key), "%srl:state", ctx->cfg.key_prefix);
-    err = lst_redis_create(&rc, &rl->redis);
+    err = lst_service_redis_new(&ctx->cfg.common, &rl->redis);
     if (err == LST_OK)
         err = lst_redis_script_create(TAKE_LUA, false, &ctx->s_rl_take);
     if (err == LST_OK)

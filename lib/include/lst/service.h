@@ -83,6 +83,10 @@ void lst_service_destroy(struct lst_service *s);
  * (and the producer is not dead). Appends the reasons to why. */
 bool lst_service_ready(struct lst_service *s, struct lst_buf *why);
 
+/* A Redis connection more, with the common settings (host, port, db, password, timeout): for
+ * a service's threads that need their own (lst_redis serialises commands per connection). */
+lst_err lst_service_redis_new(const struct lst_common_config *c, struct lst_redis **out);
+
 /* Writes LST_TOPIC_PREFIX + base into out. */
 lst_err lst_service_topic(const struct lst_service *s, const char *base, char *out, size_t cap);
 
