@@ -83,7 +83,16 @@ start_one() {
         return 0
     fi
     [ -x "$bin" ] || { echo "services: $bin missing; run scripts/setup.sh" >&2; return 1; }
-    LST_HTTP_PORT=$port nohup "$bin" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    # The service gets stdin, stdout and stderr and nothing else of ours: an inherited
+    # descriptor (a lock held by whoever called us, a pipe a CI step waits to see closed)
+    # would stay open as long as the service runs.
+    (
+        for fd in /proc/$BASHPID/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
+        done
+        LST_HTTP_PORT=$port exec nohup "$bin" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
+    ) &
     echo $! >"$pidfile"
     wait_healthy "$name" "$port" "$pidfile"
     echo "services: $name up on http://127.0.0.1:$port (pid $(cat "$pidfile"))"
