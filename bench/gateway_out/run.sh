@@ -24,6 +24,7 @@
 # BENCH_SDK=false skips the SDK (quick before/after comparisons of gateway-out alone).
 # gateway-out inherits the environment: LST_GATEWAY_OUT_EVENT_LOOP=false benchmarks one
 # blocking thread per lane instead of the event loop (the default).
+# BENCH_KEEP_LOG=FILE keeps gateway-out's outcome and cache counters of the (last) run there.
 # Not a pass/fail test; figures depend on the machine (everything shares its cores).
 set -uo pipefail
 BUILD=$(cd "${1:?usage: bench/gateway_out/run.sh BUILD_DIR [N]}" && pwd)
