@@ -78,16 +78,27 @@ lst_err go_outcome_queue_pending(struct go_lane *l, struct lst_redis_pipe *p)
     return lst_redis_pipe_add(p, 5, set, setlen);
 }
 
-lst_err go_outcome_queue_begin(struct go_lane *l, const char *request_id, struct lst_redis_pipe *p)
+/* The begin script's key and arguments for request_id (the key in l->a). */
+static lst_err begin_args(struct go_lane *l, const char *request_id, char now[24], char ttl[24],
+                          const char *argv[3])
 {
-    char now[24], ttl[24];
     req_key(l, request_id, &l->a);
     if (lst_buf_failed(&l->a))
         return LST_ERR_NOMEM;
-    snprintf(now, sizeof(now), "%lld", (long long)lst_wall_ms());
-    snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
-    const char *argv[] = {l->a.data, now, ttl};
-    return lst_redis_pipe_script(p, l->ctx->s_begin, 1, 3, argv, NULL);
+    snprintf(now, 24, "%lld", (long long)lst_wall_ms());
+    snprintf(ttl, 24, "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
+    argv[0] = l->a.data;
+    argv[1] = now;
+    argv[2] = ttl;
+    return LST_OK;
+}
+
+lst_err go_outcome_queue_begin(struct go_lane *l, const char *request_id, struct lst_redis_pipe *p)
+{
+    char now[24], ttl[24];
+    const char *argv[3];
+    lst_err err = begin_args(l, request_id, now, ttl, argv);
+    return err == LST_OK ? lst_redis_pipe_script(p, l->ctx->s_begin, 1, 3, argv, NULL) : err;
 }
 
 /* SET pending outcome + begin in one pipeline: both commands are idempotent (the begin
@@ -112,16 +123,13 @@ lst_err go_outcome_begin(struct go_lane *l, const char *request_id, enum go_begi
                          struct lst_buf *known)
 {
     char now[24], ttl[24];
+    const char *argv[3];
     redisReply *r = NULL;
-    req_key(l, request_id, &l->a);
-    if (lst_buf_failed(&l->a))
-        return LST_ERR_NOMEM;
-    snprintf(now, sizeof(now), "%lld", (long long)lst_wall_ms());
-    snprintf(ttl, sizeof(ttl), "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
-    const char *argv[] = {l->a.data, now, ttl};
     if (l->pending != NULL)
         return begin_with_pending(l, request_id, state, known);
-    lst_err err = lst_redis_script_call(l->redis, l->ctx->s_begin, &r, 1, 3, argv, NULL);
+    lst_err err = begin_args(l, request_id, now, ttl, argv);
+    if (err == LST_OK)
+        err = lst_redis_script_call(l->redis, l->ctx->s_begin, &r, 1, 3, argv, NULL);
     if (err == LST_OK)
         err = go_outcome_take_begin(r, state, known);
     if (r != NULL)
