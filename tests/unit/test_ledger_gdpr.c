@@ -341,5 +341,108 @@ static void test_erasure_audience_and_content(void)
     fx_stop(&f);
 }
 
+static void annotate(struct fx *f, const char *item, enum lst_annotation_kind kind, const char *cat,
+                     const char *user, int64_t at)
+{
+    struct lst_annotation a = {0};
+    a.item_id = lrec_dup(item);
+    a.kind = kind;
+    a.category = lrec_dup(cat);
+    a.user = lrec_dup(user);
+    a.at = at;
+    CHECK_EQ(lst_annotation_encode(&a, &f->rec), LST_OK);
+    lst_annotation_cleanup(&a);
+    CHECK_EQ(feed(f, LEDGER_T_ANNOTATIONS, item), LEDGER_APPLIED);
+}
+
+/* Whether ann:<id> or annh:<id> exists (1 or 2), 0 if neither. */
+static long long ann_keys(struct fx *f, const char *id)
+{
+    char a[96], h[96];
+    snprintf(a, sizeof(a), "lst:lg:ann:%s", id);
+    snprintf(h, sizeof(h), "lst:lg:annh:%s", id);
+    redisReply *r = redisCommand(f->rc, "EXISTS %s %s", a, h);
+    long long v = r != NULL && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r != NULL)
+        freeReplyObject(r);
+    return v;
+}
+
+/* Erasure and annotations: the category change, u_at and every "handled" of her incoming
+ * items go, also of one retention purged earlier and of one that never arrived; annotations
+ * of her items applied after the tombstone (a rebuild, a late partition) re-create nothing;
+ * someone else's and an outgoing message's annotations stay. */
+static void test_erasure_removes_annotations(void)
+{
+    struct fx f;
+    struct ledger_retention *ret = NULL;
+    char m1[27];
+    int64_t purged = -1, oldest = 0;
+    const char *both[] = {"E17", "E18"};
+    const char *old = "DRV00017:00000000000000c0", *in = "DRV00017:00000000000000c1";
+    const char *never = "DRV00017:00000000000000c2", *late = "DRV00017:00000000000000c9";
+    const char *other = "DRV00018:00000000000000c3";
+    REQUIRE(fx_start(&f));
+    REQUIRE(ledger_retention_create(NULL, &ret) == LST_OK);
+    lrec_employee(&f.rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0);
+    feed(&f, LEDGER_T_EMPLOYEES, "E17");
+    lrec_employee(&f.rec, "E18", "Ole Berg", "Nord", "HH-LS 18", "DRV00018", T0);
+    feed(&f, LEDGER_T_EMPLOYEES, "E18");
+    lrec_text_in(&f.rec, "DRV00017", "00000000000000c0", "Alte Meldung", T0 + 1000);
+    feed(&f, LEDGER_T_INBOUND, "DRV00017");
+    annotate(&f, old, LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 1500);
+    /* retention purges the old item; its annotations are not an item hash and stay */
+    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 2000, 10, &purged, &oldest), LST_OK);
+    CHECK_EQ(purged, 1);
+    CHECK_EQ(num(&f, "EXISTS lst:lg:m:%s", old), 0);
+    CHECK_EQ(ann_keys(&f, old), 1);
+    lrec_mid(m1, T0 + 5000, 1);
+    lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", both, 2, T0 + 5000);
+    feed(&f, LEDGER_T_MESSAGE, m1);
+    annotate(&f, m1, LST_ANNOTATION_CATEGORY, "wichtig", "anna", T0 + 5500);
+    lrec_text_in(&f.rec, "DRV00017", "00000000000000c1", "Bin krank", T0 + 60000);
+    feed(&f, LEDGER_T_INBOUND, "DRV00017");
+    annotate(&f, in, LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 61000);
+    annotate(&f, in, LST_ANNOTATION_UNHANDLED, NULL, "bob", T0 + 62000);
+    annotate(&f, in, LST_ANNOTATION_CATEGORY, "privat", "bob", T0 + 63000);
+    annotate(&f, never, LST_ANNOTATION_HANDLED, NULL, "carl", T0 + 64000);
+    lrec_text_in(&f.rec, "DRV00018", "00000000000000c3", "Stau", T0 + 65000);
+    feed(&f, LEDGER_T_INBOUND, "DRV00018");
+    annotate(&f, other, LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 66000);
+    CHECK_EQ(ann_keys(&f, in), 2);
+    CHECK_EQ(ann_keys(&f, never), 1);
+    CHECK_EQ(num(&f, "SCARD %s", "lst:lg:annt:DRV00017"), 3);
+
+    CHECK_EQ(feed_tombstone(&f, "E17"), LEDGER_APPLIED);
+    CHECK_EQ(num(&f, "EXISTS lst:lg:m:%s", in), 0);
+    CHECK_EQ(ann_keys(&f, in), 0);
+    CHECK_EQ(ann_keys(&f, old), 0);
+    CHECK_EQ(ann_keys(&f, never), 0);
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:annt:DRV00017"), 0);
+    CHECK_EQ(ann_keys(&f, other), 1); /* someone else's and the message's stay */
+    CHECK_EQ(num(&f, "SCARD %s", "lst:lg:annt:DRV00018"), 1);
+    CHECK(hget_has(&f, "lst:lg:m:DRV00018:00000000000000c3", "handled_by", "anna"));
+    char mk[64];
+    snprintf(mk, sizeof(mk), "lst:lg:ann:%s", m1);
+    CHECK(hget_has(&f, mk, "cat", "wichtig"));
+
+    /* later records about her items re-create nothing; a category they name stays a name */
+    annotate(&f, in, LST_ANNOTATION_HANDLED, NULL, "dora", T0 + 70000);
+    annotate(&f, in, LST_ANNOTATION_CATEGORY, "spaet", "dora", T0 + 71000);
+    annotate(&f, late, LST_ANNOTATION_UNHANDLED, NULL, "dora", T0 + 72000);
+    lrec_text_in(&f.rec, "DRV00017", "00000000000000c2", "Noch da", T0 + 73000);
+    feed(&f, LEDGER_T_INBOUND, "DRV00017");
+    const char *gone[] = {old, in, never, late};
+    for (size_t i = 0; i < LST_ARRAY_LEN(gone); i++)
+        CHECK_EQ(ann_keys(&f, gone[i]), 0);
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:annt:DRV00017"), 0);
+    CHECK(nothing_names(&f, gone, LST_ARRAY_LEN(gone)));
+    CHECK_EQ(num(&f, "SISMEMBER lst:lg:cats %s", "spaet"), 1);
+    CHECK_EQ(num(&f, "SISMEMBER lst:lg:cats %s", "privat"), 1);
+    ledger_retention_destroy(ret);
+    fx_stop(&f);
+}
+
 LST_TEST_MAIN(T(test_audit_stored_once), T(test_retention_purges_old_items),
-              T(test_erasure_forgets_change_stream), T(test_erasure_audience_and_content))
+              T(test_erasure_forgets_change_stream), T(test_erasure_audience_and_content),
+              T(test_erasure_removes_annotations))

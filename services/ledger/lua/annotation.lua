@@ -10,6 +10,9 @@
 -- handled is at or after u_at; handled_by / handled_at are the earliest such one (ties: the
 -- smaller user ID), so a second dispatcher marking it handled does not take it over: handled
 -- is sticky until someone explicitly un-handles it later.
+-- annt:<threema id> (set) the annotated incoming items of that sender (an incoming item's ID
+-- is "<sender's Threema ID>:<message ID>"; outgoing ULIDs have no ':'): erasure finds her
+-- items' annotations there, also of items that never arrived or that retention purged.
 local function ann_wins(cur_at, cur_key, at, key)
     if not cur_at then -- a Redis nil is false in Lua
         return true
@@ -21,8 +24,32 @@ local function ann_wins(cur_at, cur_key, at, key)
     return key > cur_key
 end
 
+-- An annotation of an incoming item from a sender closed by an erasure (emp:tid:<tid> is
+-- '-') is dropped, as inbound.lua drops the item: one after the tombstone must not re-create
+-- what the erasure removed. A category it names still goes into cats (a list of names, not
+-- about her), so that cats does not depend on whether it came before or after the erasure.
+-- Else the item is noted in annt:<tid>. Outgoing items: one find, nothing else.
+local function ann_incoming(id, kind)
+    local c = string.find(id, ':', 1, true)
+    if not c then
+        return true
+    end
+    local tid = string.sub(id, 1, c - 1)
+    if call('GET', P .. 'emp:tid:' .. tid) == '-' then
+        if kind == 'category' then
+            call('SADD', P .. 'cats', ARGV[A + 4])
+        end
+        return false
+    end
+    call('SADD', P .. 'annt:' .. tid, id)
+    return true
+end
+
 local function apply_annotation()
     local id, kind, user, at = ARGV[A], ARGV[A + 1], ARGV[A + 2], tonumber(ARGV[A + 3])
+    if not ann_incoming(id, kind) then
+        return
+    end
     local ak = P .. 'ann:' .. id
     if kind == 'category' then
         local cat = ARGV[A + 4]

@@ -1,8 +1,8 @@
 -- lst.employees tombstone (GDPR erasure): ARGV[A] employee id. Removes the employee from the
 -- directory and every projection: their incoming messages, their per-recipient states (with
 -- the aggregates and status indexes adjusted), their history and indexes, the Threema message
--- ID mappings of their sends. Later records about them are dropped (erased set) until a new
--- directory record re-creates them.
+-- ID mappings of their sends, the annotations of their incoming items. Later records about
+-- them are dropped (erased set) until a new directory record re-creates them.
 local function erase_inbound(id)
     local mk = P .. 'm:' .. id
     local h = call('HMGET', mk, 'cat', 'kind', 'eid', 'dep', 'veh', 'reply_to', 'at', 'from',
@@ -21,6 +21,26 @@ local function erase_inbound(id)
         call('ZREM', P .. 'rep:' .. h[6], id)
     end
     call('DEL', mk)
+end
+
+-- The annotations of her incoming item id (annotation.lua): the winning category change and
+-- u_at (ann:), every "handled" (annh:).
+local function ann_erase(id)
+    call('DEL', P .. 'ann:' .. id, P .. 'annh:' .. id)
+end
+
+-- The annotations of every item annotated from tid (annt:<tid>), once the erasure closed it
+-- ('-'; annotation.lua drops later ones by the same test): also of items that never arrived
+-- or that retention purged. A Threema ID that maps to someone else is not hers to erase.
+local function ann_erase_tid(tid)
+    if call('GET', P .. 'emp:tid:' .. tid) ~= '-' then
+        return
+    end
+    local k = P .. 'annt:' .. tid
+    for _, id in ipairs(call('SMEMBERS', k)) do
+        ann_erase(id)
+    end
+    call('DEL', k)
 end
 
 local function scrub_selector(mid, eid)
@@ -147,6 +167,7 @@ local function apply_employee_erase()
         local pk = P .. 'tidp:' .. o[3]
         for _, id in ipairs(call('ZRANGE', pk, 0, -1)) do
             erase_inbound(id)
+            ann_erase(id)
             gone[id] = true
         end
         call('DEL', pk)
@@ -170,8 +191,12 @@ local function apply_employee_erase()
     for _, id in ipairs(call('ZRANGE', P .. 'x:emp:' .. eid, 0, -1)) do
         if call('HGET', P .. 'm:' .. id, 'dir') == 'in' then
             erase_inbound(id)
+            ann_erase(id) -- also from a Threema ID she no longer has (not in annt: below)
             gone[id] = true
         end
+    end
+    for tid in pairs(tids) do
+        ann_erase_tid(tid)
     end
     call('DEL', P .. 'x:emp:' .. eid, P .. 'e:' .. eid .. ':out', P .. 'e:' .. eid .. ':in',
         P .. 'e:' .. eid .. ':dl', P .. 'e:' .. eid .. ':rd')
