@@ -8,6 +8,8 @@
 # script only points them at the stack started by scripts/stack.sh.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib/detach.sh
+. "$ROOT/scripts/lib/detach.sh"
 STACK_DIR=${LST_STACK_DIR:-$ROOT/.stack}
 BUILD_DIR=${LST_BUILD_DIR:-$ROOT/build}
 RUN_DIR=$STACK_DIR/run
@@ -83,14 +85,9 @@ start_one() {
         return 0
     fi
     [ -x "$bin" ] || { echo "services: $bin missing; run scripts/setup.sh" >&2; return 1; }
-    # The service gets stdin, stdout and stderr and nothing else of ours: an inherited
-    # descriptor (a lock held by whoever called us, a pipe a CI step waits to see closed)
-    # would stay open as long as the service runs.
+    # The service gets stdin, stdout and stderr and nothing else of ours (scripts/lib/detach.sh).
     (
-        for fd in /proc/$BASHPID/fd/*; do
-            fd=${fd##*/}
-            [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null
-        done
+        close_inherited_fds
         LST_HTTP_PORT=$port exec nohup "$bin" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
     ) &
     echo $! >"$pidfile"

@@ -25,6 +25,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/detach.sh
+. "$ROOT/scripts/lib/detach.sh"
 STACK="${LST_STACK_DIR:-$ROOT/.stack}"
 KAFKA_PORT="${LST_KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${LST_KAFKA_CONTROLLER_PORT:-19093}"
@@ -130,8 +132,12 @@ signal_owned() {
 spawn() {
     local out="$1" pidfile="$2"
     shift 2
-    # fd 9 is the stack lock: a daemon must not inherit it or it would hold the lock forever.
-    setsid "$@" </dev/null >"$out" 2>&1 9>&- &
+    # A daemon inherits no descriptor of ours: not fd 9, the stack lock, nor any lock or pipe
+    # of our caller (scripts/lib/detach.sh); either would be held as long as the daemon runs.
+    (
+        close_inherited_fds
+        exec setsid "$@" </dev/null >"$out" 2>&1
+    ) &
     echo $! >"$pidfile"
 }
 

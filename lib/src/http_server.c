@@ -126,7 +126,11 @@ struct lst_http_server {
     unsigned drain_ms;
     uint16_t port;
     atomic_long in_flight;
-    atomic_bool stopping;                          /* set by destroy: streamed responses end */
+    atomic_bool stopping;   /* set by destroy: streamed responses end */
+    atomic_uint conns_open; /* connections MHD started and has not closed yet */
+    unsigned conns_max;     /* the configured bound, held by admit_connection */
+    atomic_ulong conns_refused;
+    struct lst_counter *refused; /* lst_http_connections_refused_total, NULL without metrics */
     struct route_metrics unmatched[METHOD_LABELS]; /* requests without a route (404, 405) */
     struct sockaddr_storage addr;
 };
@@ -1055,8 +1059,47 @@ static lst_err parse_bind(struct lst_http_server *s, const char *addr, uint16_t 
     return LST_ERR_CONFIG;
 }
 
+/* Event mode's connection bound. MHD splits MHD_OPTION_CONNECTION_LIMIT evenly over its pool
+ * threads, and a thread at its share leaves the rest of a burst waiting in the listen backlog:
+ * with 2 threads and 256 connections opened at once against a limit of 256, some callbacks
+ * waited ~30 s (until connections elsewhere timed out; bench/gateway_in --conns 256). So each
+ * pool thread may take the whole limit, and the total is held here: MHD tells us every
+ * connection it starts and closes, and the accept policy refuses (closes) one beyond the
+ * bound. Two threads accepting at the same moment can overshoot by one each. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct lst_http_server *s = cls;
+    (void)conn;
+    (void)socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add(&s->conns_open, 1);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub(&s->conns_open, 1);
+}
+
+static enum MHD_Result admit_connection(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    struct lst_http_server *s = cls;
+    (void)addr;
+    (void)len;
+    if (atomic_load(&s->conns_open) < s->conns_max)
+        return MHD_YES;
+    unsigned long n = atomic_fetch_add(&s->conns_refused, 1) + 1;
+    if (s->refused != NULL)
+        lst_counter_inc(s->refused);
+    /* the 1st, 2nd, 4th, 8th ... refusal: a flood of them does not flood the log */
+    if ((n & (n - 1)) == 0)
+        LST_WARN("http.connections.limit",
+                 "connection refused: %u open, the limit (max_connections); %lu refused so far",
+                 s->conns_max, n);
+    return MHD_NO;
+}
+
 static lst_err start_daemon(struct lst_http_server *s, const struct lst_http_config *cfg, bool ipv6)
 {
+    /* MHD's own limit (below) bounds a thread-per-connection server; admit_connection holds the
+     * same bound in both modes, so the refusals are counted and logged the same way. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_USE_ITC;
     /* Event mode: every connection on one of a few epoll threads; suspend/resume for async
@@ -1067,6 +1110,8 @@ static lst_err start_daemon(struct lst_http_server *s, const struct lst_http_con
         flags |= MHD_USE_IPv6;
     unsigned conns = cfg->max_connections ? cfg->max_connections : DEFAULT_MAX_CONNECTIONS;
     unsigned timeout = cfg->conn_timeout_s ? cfg->conn_timeout_s : DEFAULT_TIMEOUT_S;
+    s->conns_max = conns;
+    unsigned pool_threads = s->event_threads > 1 ? s->event_threads : 1;
     /* MHD warns about a pool size below 2 (its single internal thread is used then). */
     struct MHD_OptionItem pool[] = {
         {s->event_threads > 0 ? MHD_OPTION_CONNECTION_MEMORY_LIMIT : MHD_OPTION_END,
@@ -1076,11 +1121,12 @@ static lst_err start_daemon(struct lst_http_server *s, const struct lst_http_con
         {MHD_OPTION_END, 0, NULL},
     };
     /* The logger option goes first so that start-up errors reach our log too. */
-    s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_EXTERNAL_LOGGER,
-                                 on_mhd_log, s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                                 MHD_OPTION_SOCK_ADDR, &s->addr, MHD_OPTION_CONNECTION_LIMIT, conns,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_ARRAY, pool,
-                                 MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, 0, admit_connection, s, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        s, MHD_OPTION_SOCK_ADDR, &s->addr, MHD_OPTION_CONNECTION_LIMIT,
+        s->event_threads > 0 ? conns * pool_threads : conns, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+        MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
     if (s->daemon == NULL) {
         LST_ERROR("http.start.failed", "cannot start the HTTP server on %s:%u",
                   cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)cfg->port);
@@ -1109,6 +1155,13 @@ lst_err lst_http_server_create(const struct lst_http_config *cfg, struct lst_htt
     s->quiesced_fd = MHD_INVALID_SOCKET;
     atomic_init(&s->in_flight, 0);
     atomic_init(&s->stopping, false);
+    atomic_init(&s->conns_open, 0);
+    atomic_init(&s->conns_refused, 0);
+    if (cfg->metrics != NULL)
+        s->refused = lst_metrics_counter(cfg->metrics, "lst_http_connections_refused_total",
+                                         "Connections closed at once because max_connections "
+                                         "were open.",
+                                         NULL);
     s->ud = cfg->ud;
     s->ready = cfg->ready;
     s->metrics = cfg->metrics;

@@ -61,8 +61,9 @@ static const struct lst_config_entry entries[] = {
      .min = 4,
      .max = 4096,
      .offset = CFG(max_connections),
-     .desc = "Concurrent connections (with LST_HTTP_EVENT_THREADS=0 one handler thread each, "
-             "which waits for Kafka)"},
+     .desc = "Concurrent connections, in total over all event threads (with "
+             "LST_HTTP_EVENT_THREADS=0 one handler thread each, which waits for Kafka); one "
+             "more is closed at once and counted in lst_http_connections_refused_total"},
     {.name = "LST_HTTP_EVENT_THREADS",
      .type = LST_CONFIG_INT,
      .def = "2",
