@@ -376,7 +376,7 @@ static void test_erasure_removes_annotations(void)
 {
     struct fx f;
     struct ledger_retention *ret = NULL;
-    char m1[27];
+    char m0[27], m1[27];
     int64_t purged = -1, oldest = 0;
     const char *both[] = {"E17", "E18"};
     const char *old = "DRV00017:00000000000000c0", *in = "DRV00017:00000000000000c1";
@@ -391,10 +391,21 @@ static void test_erasure_removes_annotations(void)
     lrec_text_in(&f.rec, "DRV00017", "00000000000000c0", "Alte Meldung", T0 + 1000);
     feed(&f, LEDGER_T_INBOUND, "DRV00017");
     annotate(&f, old, LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 1500);
-    /* retention purges the old item; its annotations are not an item hash and stay */
+    lrec_mid(m0, T0 + 1600, 3);
+    lrec_message(&f.rec, m0, "disp1", "Leitstelle", "tour", both, 2, T0 + 1600);
+    feed(&f, LEDGER_T_MESSAGE, m0);
+    annotate(&f, m0, LST_ANNOTATION_CATEGORY, "alt", "anna", T0 + 1700);
+    CHECK_EQ(ann_keys(&f, old), 1);
+    CHECK_EQ(ann_keys(&f, m0), 1);
+    /* retention purges the old items with their annotations (and the incoming one's annt:
+     * entry); one annotated again afterwards keeps it until the erasure */
     CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 2000, 10, &purged, &oldest), LST_OK);
-    CHECK_EQ(purged, 1);
+    CHECK_EQ(purged, 2);
     CHECK_EQ(num(&f, "EXISTS lst:lg:m:%s", old), 0);
+    CHECK_EQ(ann_keys(&f, old), 0);
+    CHECK_EQ(ann_keys(&f, m0), 0);
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:annt:DRV00017"), 0);
+    annotate(&f, old, LST_ANNOTATION_UNHANDLED, NULL, "bob", T0 + 2500);
     CHECK_EQ(ann_keys(&f, old), 1);
     lrec_mid(m1, T0 + 5000, 1);
     lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", both, 2, T0 + 5000);

@@ -3,8 +3,8 @@
 -- to purge. Purges the oldest items of the global timeline at or before the cutoff from every
 -- projection: the message hash, per-recipient states, replies' links, every index it is in
 -- (found from its own fields, its recipients and their current directory entries), the
--- Threema message ID mappings. Credits stay counted (days, not messages). Returns the number
--- of items purged and the time of the oldest item left (or -1).
+-- Threema message ID mappings, its annotations. Credits stay counted (days, not messages).
+-- Returns the number of items purged and the time of the oldest item left (or -1).
 local CUTOFF, MAXN = tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local function purge_outbound(mid)
@@ -65,6 +65,17 @@ local function purge_inbound(id)
     erase_inbound(id)
 end
 
+-- Its annotations (ann:, annh:) and, for an incoming item, its entry in annt:<sender> (the
+-- index erasure reads, annotation.lua). An annotation applied after the purge re-creates
+-- them: nothing tells it the item was purged (docs/ledger.md, "Retention").
+local function purge_annotations(id)
+    ann_erase(id)
+    local c = string.find(id, ':', 1, true)
+    if c then
+        call('SREM', P .. 'annt:' .. string.sub(id, 1, c - 1), id)
+    end
+end
+
 local ids = call('ZRANGEBYSCORE', P .. 'x:all', '-inf', CUTOFF, 'LIMIT', 0, MAXN)
 for _, id in ipairs(ids) do
     if call('HGET', P .. 'm:' .. id, 'dir') == 'in' then
@@ -72,6 +83,7 @@ for _, id in ipairs(ids) do
     else
         purge_outbound(id)
     end
+    purge_annotations(id)
     call('ZREM', P .. 'x:all', id) -- also when the hash was gone already
 end
 mver_flush() -- replies that lost their reply_to
