@@ -588,7 +588,7 @@ static const struct lst_field view_filter_fields[] = {
     F_VPARAM(direction),  F_VPARAM(type),    F_VPARAM(category),   F_VPARAM(employee),
     F_VPARAM(department), F_VPARAM(vehicle), F_VPARAM(dispatcher), F_VPARAM(tag),
     F_VPARAM(depot),      F_VPARAM(status),  F_VPARAM(from),       F_VPARAM(to),
-    F_VPARAM(q),
+    F_VPARAM(q),          F_VPARAM(handled),
 };
 static const struct lst_table view_filter_table =
     TABLE("view_filter", view_filter_fields, -1, NULL, NULL);

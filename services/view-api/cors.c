@@ -76,7 +76,10 @@ static void cors_headers(struct view_api *ctx, const struct lst_http_request *re
         return;
     lst_http_add_header(resp, "Access-Control-Allow-Origin", origin);
     lst_http_add_header(resp, "Vary", "Origin");
-    lst_http_add_header(resp, "Access-Control-Expose-Headers", "Location, Retry-After");
+    /* what the SPA reads beyond the CORS-safelisted headers: a send's or a view's Location,
+     * Retry-After of a 503, a blob's ETag (its cache) and Content-Disposition (file name) */
+    lst_http_add_header(resp, "Access-Control-Expose-Headers",
+                        "Location, Retry-After, ETag, Content-Disposition");
 }
 
 void va_cors_apply(struct view_api *ctx, const struct lst_http_request *req,

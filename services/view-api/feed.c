@@ -8,13 +8,14 @@
  * the cursor). A batch is two pipelined rounds: the entry IDs (with the hidden categories'
  * own indexes over the same range, so hidden entries are dropped without their hashes), then
  * the hashes of the visible entries, checked against the remaining filters (category, kind,
- * direction, text search on the hash; employee, department, vehicle, dispatcher, status
+ * direction, handled, text search on the hash; employee, department, vehicle, dispatcher, status
  * through ZSCORE in the other indexes, in the same round). A page examines at most
  * LST_VIEW_SCAN_MAX entries, then returns what it found with a cursor, so a very selective
  * filter costs bounded work per request.
  *
  * Cursor: "<score>_<id>" of the last entry examined; entries with the same score come in
- * descending ID order (ZREVRANGEBYSCORE), so the page after it starts below that pair. */
+ * descending ID order (ZREVRANGEBYSCORE), so the page after it starts below that pair. A page
+ * looks one match beyond its limit, so the page that ends with the data has none. */
 #include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +67,21 @@ static bool parse_status(const char *v, enum va_status_filter *out, struct lst_b
         *out = VA_ST_UNDELIVERED;
     else {
         lst_buf_puts(why, "status: failed, unread or undelivered");
+        return false;
+    }
+    return true;
+}
+
+static bool parse_handled(const char *v, enum va_handled_filter *out, struct lst_buf *why)
+{
+    if (v == NULL)
+        return true;
+    if (strcmp(v, "true") == 0)
+        *out = VA_HANDLED_YES;
+    else if (strcmp(v, "false") == 0)
+        *out = VA_HANDLED_NO;
+    else {
+        lst_buf_puts(why, "handled: true or false");
         return false;
     }
     return true;
@@ -125,6 +141,7 @@ bool va_filter_parse_from(va_param_fn get, void *ud, struct va_filter *f, struct
 {
     const char *dir = get(ud, "direction");
     const char *q = get(ud, "q");
+    const char *hidden = get(ud, "hidden");
     if (dir != NULL && strcmp(dir, "in") != 0 && strcmp(dir, "out") != 0) {
         lst_buf_puts(why, "direction: in or out");
         return false;
@@ -132,7 +149,9 @@ bool va_filter_parse_from(va_param_fn get, void *ud, struct va_filter *f, struct
     f->dir = dir;
     if (!va_list_split(get(ud, "type"), "type", 32, &f->kinds, why) ||
         !va_list_split(get(ud, "category"), "category", LST_SLUG_MAX, &f->categories, why) ||
-        !va_list_split(get(ud, "hidden"), "hidden", LST_SLUG_MAX, &f->hidden, why) ||
+        /* hidden= (empty): no hidden categories, also none of a saved view's */
+        !va_list_split(hidden != NULL && hidden[0] == '\0' ? NULL : hidden, "hidden", LST_SLUG_MAX,
+                       &f->hidden, why) ||
         !va_list_split(get(ud, "employee"), "employee", LST_EMPLOYEE_ID_MAX, &f->employees, why) ||
         !va_list_split(get(ud, "department"), "department", LST_LABEL_MAX, &f->departments, why) ||
         !va_list_split(get(ud, "vehicle"), "vehicle", LST_LABEL_MAX, &f->vehicles, why) ||
@@ -142,6 +161,7 @@ bool va_filter_parse_from(va_param_fn get, void *ud, struct va_filter *f, struct
         !parse_depots(get(ud, "depot"), &f->depots, why) || !check_slugs(&f->kinds, "type", why) ||
         !check_slugs(&f->categories, "category", why) || !check_slugs(&f->hidden, "hidden", why) ||
         !parse_status(get(ud, "status"), &f->status, why) ||
+        !parse_handled(get(ud, "handled"), &f->handled, why) ||
         !parse_time(get, ud, "from", &f->has_from, &f->from, why) ||
         !parse_time(get, ud, "to", &f->has_to, &f->to, why))
         return false;
@@ -231,6 +251,9 @@ static struct driver choose(const struct va_filter *f, const char *recipient)
     } else if (f->dir != NULL) {
         dim = "dir";
         d.value = f->dir;
+    } else if (f->handled == VA_HANDLED_NO) {
+        dim = "dir"; /* the open inbox holds incoming items only */
+        d.value = "in";
     }
     if (dim != NULL)
         snprintf(d.dim, sizeof(d.dim), "%s", dim);
@@ -421,6 +444,18 @@ static void hview_of(const redisReply *h, struct hview *hv)
     }
 }
 
+/* handled=true: someone handled it (handled_by is set); handled=false: the open inbox, an
+ * incoming item nobody handled. An outgoing item is never in the inbox. */
+static bool handled_matches(enum va_handled_filter want, const struct hview *h)
+{
+    bool handled = h->v[IF_HANDLED_BY] != NULL;
+    if (want == VA_HANDLED_YES)
+        return handled;
+    if (want == VA_HANDLED_NO)
+        return !handled && h->v[IF_DIR] != NULL && strcmp(h->v[IF_DIR], "in") == 0;
+    return true;
+}
+
 static bool hash_matches(const struct va_filter *f, const struct hview *h)
 {
     const char *cat = h->v[IF_CAT];
@@ -437,6 +472,8 @@ static bool hash_matches(const struct va_filter *f, const struct hview *h)
     if (f->kinds.len > 0 && !in_list(&f->kinds, h->v[IF_KIND]))
         return false;
     if (f->dir != NULL && (h->v[IF_DIR] == NULL || strcmp(f->dir, h->v[IF_DIR]) != 0))
+        return false;
+    if (!handled_matches(f->handled, h))
         return false;
     if (f->q != NULL && !contains_ci(h->v[IF_TEXT], f->q) && !contains_ci(h->v[IF_CAPTION], f->q) &&
         !contains_ci(h->v[IF_FILENAME], f->q) && !contains_ci(h->v[IF_PLACE], f->q) &&
@@ -586,6 +623,8 @@ struct page {
     size_t nchecks;
     struct lst_buf key, tmp, items;
     struct lst_buf skey, scheck; /* the state cache's key and check (state_json) */
+    /* limit is one more than the page shows: the extra match (counted, not rendered) tells
+     * that a next page has items, so the page that ends with the data has no cursor */
     int64_t count, limit, scanned;
     struct va_cursor last;     /* last entry examined */
     struct va_cursor last_out; /* last entry returned */
@@ -826,15 +865,34 @@ static void item_key(struct page *pg, const char *kind, const char *id)
 }
 
 /* How far a batch is examined: in a capped page up to the entry that fills the page if every
- * visible entry matches (so its score is the only one needed), else the whole batch. */
+ * visible entry matches (so its score is the only one needed; the look-ahead is then any
+ * visible entry after it, see peek_capped), and in a full page only its leading hidden
+ * entries; else the whole batch. */
 static size_t examine_stop(const struct page *pg, const struct batch *b)
 {
-    int64_t cands = 0;
+    int64_t cands = 0, shows = pg->limit - 1 - pg->count;
     for (size_t i = 0; pg->capped && i < b->n; i++) {
-        if (!b->e[i].hidden && ++cands == pg->limit - pg->count)
+        if (b->e[i].hidden)
+            continue;
+        if (shows == 0)
+            return i;
+        if (++cands == shows)
             return i + 1;
     }
     return b->n;
+}
+
+/* The look-ahead of a capped page that is full: every visible entry matches, so one after
+ * the last examined is the next page's first item, without its hash (a hash gone meanwhile
+ * costs an empty next page at worst). */
+static void peek_capped(struct page *pg, const struct batch *b, size_t stop)
+{
+    for (size_t i = stop; pg->capped && pg->count == pg->limit - 1 && i < b->n; i++) {
+        if (!b->e[i].hidden) {
+            pg->count++;
+            return;
+        }
+    }
 }
 
 /* Queues the reads of one batch: the visible entries' hashes (and the recipient's state),
@@ -879,6 +937,7 @@ static bool row_fields(const struct hview *h, struct va_row_fields *f)
     char *dst[] = {f->cat, f->kind, f->dir};
     size_t cap[] = {sizeof(f->cat), sizeof(f->kind), sizeof(f->dir)};
     bool *has[] = {&f->has_cat, &f->has_kind, &f->has_dir};
+    f->handled = h->v[IF_HANDLED_BY] != NULL;
     for (size_t i = 0; i < 3; i++) {
         *has[i] = v[i] != NULL;
         dst[i][0] = '\0';
@@ -899,6 +958,7 @@ static void hview_of_row(const struct va_row_fields *f, struct hview *hv)
     hv->v[IF_CAT] = f->has_cat ? f->cat : NULL;
     hv->v[IF_KIND] = f->has_kind ? f->kind : NULL;
     hv->v[IF_DIR] = f->has_dir ? f->dir : NULL;
+    hv->v[IF_HANDLED_BY] = f->handled ? "" : NULL; /* only whether it is set counts */
 }
 
 /* Appends the recipient's state of item id (the stored JSON st) as read visibility vis shows
@@ -935,6 +995,10 @@ static void state_json(struct page *pg, const char *id, const redisReply *st, en
 static void append_item(struct page *pg, const char *id, const struct hview *h, const char *json,
                         size_t len, const redisReply *st)
 {
+    if (pg->count == pg->limit - 1) {
+        pg->count++; /* the look-ahead: only that it exists matters */
+        return;
+    }
     if (pg->count > 0)
         lst_buf_puts(&pg->items, ",");
     size_t start = pg->items.len;
@@ -1039,6 +1103,8 @@ static lst_err examine(struct page *pg, struct batch *b)
             append_item(pg, e->id, &h, row != NULL && row->hit ? b->hits.data + row->off : NULL,
                         row != NULL ? row->len : 0, st);
     }
+    if (err == LST_OK)
+        peek_capped(pg, b, stop);
     return err;
 }
 
@@ -1117,7 +1183,7 @@ static void classify(struct page *pg)
     bool rest = pg->nchecks > 0 || f->q != NULL || f->categories.len > 1 ||
                 (f->categories.len == 1 && pg->d.value != NULL && !per_category(pg->d.dim)) ||
                 (f->kinds.len > 0 && !(f->kinds.len == 1 && strcmp(pg->d.dim, "kind") == 0)) ||
-                (f->dir != NULL && strcmp(pg->d.dim, "dir") != 0) ||
+                (f->dir != NULL && strcmp(pg->d.dim, "dir") != 0) || f->handled != VA_HANDLED_ANY ||
                 (f->status == VA_ST_UNREAD && f->readvis != NULL);
     pg->exact = !rest && f->hidden.len == 0;
     pg->hidden = !rest && f->hidden.len > 0;
@@ -1131,7 +1197,7 @@ static void classify(struct page *pg)
 lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const struct va_cursor *cur,
                      int64_t limit, const char *recipient, struct lst_buf *out)
 {
-    struct page pg = {.ctx = ctx, .f = f, .recipient = recipient, .limit = limit};
+    struct page pg = {.ctx = ctx, .f = f, .recipient = recipient, .limit = limit + 1};
     lst_err err;
     lst_buf_init(&pg.key);
     lst_buf_init(&pg.tmp);
@@ -1154,10 +1220,12 @@ lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const stru
             va_readvis_off_json(&ctx->readvis, out);
         }
         lst_buf_puts(out, ",\"next_cursor\":");
-        /* a full page continues after its last item; a page cut by the scan budget after
-         * the last entry examined */
-        const struct va_cursor *next = pg.count >= pg.limit ? &pg.last_out : &pg.last;
-        if (!pg.end && next->set)
+        /* a page followed by a match continues after its last item; a page cut by the scan
+         * budget (full or not) after the last entry examined; a page that reached the end of
+         * the index has none */
+        bool more = pg.count >= pg.limit;
+        const struct va_cursor *next = more ? &pg.last_out : &pg.last;
+        if ((more || !pg.end) && next->set)
             lst_buf_printf(out, "\"%lld_%s\"", (long long)next->score, next->id);
         else
             lst_buf_puts(out, "null");

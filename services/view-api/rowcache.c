@@ -3,7 +3,8 @@
  * (docs/ledger.md). A page reads only v for each entry and takes the row from here when the
  * version matches; rendering depends on nothing but the hash and the process-wide read
  * visibility, so a row serves every user. Besides the JSON, an entry keeps the hash fields the
- * page's filters check (category, kind, direction), so a hit needs no hash at all.
+ * page's filters check (category, kind, direction, whether handled), so a hit needs no hash
+ * at all.
  *
  * One entry per ID (a newer version replaces the older), in NSHARD shards of their own lock,
  * each an intrusive hash table and an LRU list; a shard evicts its least recently used entry

@@ -164,6 +164,34 @@ out:
     return ok;
 }
 
+/* The length of the Unicode white space (or invisible zero-width space) at p, 0 if none:
+ * a text of nothing else shows as an empty bubble on the driver's phone. */
+static size_t space_len(const unsigned char *p)
+{
+    static const char *const wide[] = {
+        "\xc2\x85",     "\xc2\xa0",     "\xe1\x9a\x80", "\xe2\x80\x8b", "\xe2\x80\xa8",
+        "\xe2\x80\xa9", "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80", "\xef\xbb\xbf"};
+    if (*p != '\0' && strchr(" \t\n\v\f\r", *p) != NULL)
+        return 1;
+    if (p[0] == 0xe2 && p[1] == 0x80 && p[2] >= 0x80 && p[2] <= 0x8a)
+        return 3; /* U+2000 .. U+200A, the typographic spaces */
+    for (size_t i = 0; i < LST_ARRAY_LEN(wide); i++) {
+        size_t n = strlen(wide[i]);
+        if (strncmp((const char *)p, wide[i], n) == 0)
+            return n;
+    }
+    return 0;
+}
+
+static bool blank(const char *text)
+{
+    const unsigned char *p = (const unsigned char *)text;
+    size_t n;
+    while ((n = space_len(p)) > 0)
+        p += n;
+    return *p == '\0';
+}
+
 static bool parse_content(struct send *s, struct json_object *body, struct lst_buf *why)
 {
     struct json_object *att = NULL;
@@ -181,6 +209,10 @@ static bool parse_content(struct send *s, struct json_object *body, struct lst_b
         return parse_attachment(s, att, why);
     if (s->msg.content.text == NULL) {
         lst_buf_puts(why, "text or attachment is required");
+        return false;
+    }
+    if (blank(s->msg.content.text)) {
+        lst_buf_puts(why, "text: only white space (nothing to read)");
         return false;
     }
     s->msg.content.kind = LST_CONTENT_TEXT;

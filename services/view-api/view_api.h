@@ -169,6 +169,7 @@ bool va_readvis_filter(const struct va_readvis_cfg *c, struct va_filter *f, stru
 /* The hash fields a page's filters check, kept with a cached row (has_*: the field exists). */
 struct va_row_fields {
     bool has_cat, has_kind, has_dir;
+    bool handled; /* the hash has handled_by (a change of it is a new version) */
     char cat[LST_SLUG_MAX + 1];
     char kind[33];
     char dir[4];
@@ -482,6 +483,8 @@ void va_audience_cleanup(struct va_audience *a);
 /* ---- the timeline engine (feed.c) ---- */
 
 enum va_status_filter { VA_ST_ANY = 0, VA_ST_FAILED, VA_ST_UNREAD, VA_ST_UNDELIVERED };
+/* handled=true: items with handled_by; handled=false: incoming items without (the open inbox) */
+enum va_handled_filter { VA_HANDLED_ANY = 0, VA_HANDLED_YES, VA_HANDLED_NO };
 
 struct va_filter {
     const char *dir; /* "in" | "out" | NULL */
@@ -489,6 +492,7 @@ struct va_filter {
     struct lst_strv tags;   /* tag= */
     struct lst_strv depots; /* depot=<d> as the tags depot:<d> (its own AND-ed filter) */
     enum va_status_filter status;
+    enum va_handled_filter handled;
     bool has_from, has_to;
     int64_t from, to; /* ms, inclusive */
     char *q;          /* lowercase ASCII-folded search text, NULL: none */

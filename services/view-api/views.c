@@ -152,8 +152,11 @@ int va_view_filter(struct va_req *r, const char *id, struct va_filter *f, struct
     }
     p.view.o = json_tokener_parse(hget(v, "filter") ? hget(v, "filter") : "{}");
     hidden = json_tokener_parse(hget(v, "hidden") ? hget(v, "hidden") : "[]");
+    /* the view's hidden categories unless the request names its own: hidden= (empty) shows
+     * every category, hidden=a,b hides those instead, like every other parameter overrides */
     if (!va_filter_parse_from(view_param, &p, f, why) ||
-        !va_json_strv(hidden, "hidden", LST_VIEW_HIDDEN_MAX, LST_SLUG_MAX, &f->hidden, why))
+        (lst_http_query(r->http, "hidden") == NULL &&
+         !va_json_strv(hidden, "hidden", LST_VIEW_HIDDEN_MAX, LST_SLUG_MAX, &f->hidden, why)))
         status = 400;
     /* f->dir is borrowed from the parameter source, and the view's JSON is freed below while
      * f lives on (a page, or a live stream's whole life): point it at a constant. The parser

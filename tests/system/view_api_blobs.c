@@ -15,7 +15,8 @@
  *     "../" itself), "..", "/etc/passwd", uppercase hex, 63 and 65 characters, "<ref>.json";
  *     404 not-found for the collection ("/api/blobs/", no listing), a plain "../../etc/passwd"
  *     (resolved by curl to /api/etc/passwd: no route) and "%00"
- *   - 401 without or with a wrong token; CORS headers for an allowed origin
+ *   - 401 without or with a wrong token; CORS headers for an allowed origin, ETag and
+ *     Content-Disposition exposed to the SPA's fetch()
  *   - served while the ledger refills the projections (files, not Redis)
  *
  * The incoming photo of a simulated driver, end to end through gateway-in and the ledger, is
@@ -273,6 +274,16 @@ static void test_auth_and_cors(void)
     const char *origin[] = {"Origin: " ORIGIN_OK, NULL};
     CHECK_EQ(blob(ref_png, TOKEN_DISPATCHER, origin, &r), 200);
     CHECK_STREQ(hval(&r, "Access-Control-Allow-Origin", v, sizeof(v)), ORIGIN_OK);
+    /* the SPA's fetch() sees only the headers exposed to it: the blob's cache key and file
+     * name, besides a send's Location and a 503's Retry-After */
+    static const char *const exposed[] = {"ETag", "Content-Disposition", "Location", "Retry-After"};
+    hval(&r, "Access-Control-Expose-Headers", v, sizeof(v));
+    for (size_t i = 0; i < LST_ARRAY_LEN(exposed); i++) {
+        if (strstr(v, exposed[i]) == NULL) {
+            fprintf(stderr, "  Access-Control-Expose-Headers: %s, without %s\n", v, exposed[i]);
+            lst_test_failed_checks++;
+        }
+    }
     http_result_cleanup(&r);
 }
 

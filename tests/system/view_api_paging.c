@@ -9,7 +9,10 @@
  *   - from cursors placed on every entry of that group and its neighbours (hidden ones too)
  *     and between entries;
  *   - with items deleted between two pages: the cursor's own item, the entries after it, an
- *     item already shown, the hash of the next item alone. */
+ *     item already shown, the hash of the next item alone;
+ *   - no empty last page: a page that ends exactly with the data has no next_cursor (a walk
+ *     takes exactly ceil(n / limit) pages), while a page cut by the scan bound
+ *     (LST_VIEW_SCAN_MAX) has one, also with fewer items than the limit or none. */
 #include "view_api_common.h"
 
 #define PFX      "lst:lg:"
@@ -212,6 +215,7 @@ struct walk {
     bool mutated, in_group;
     size_t got[4 * NMAX];
     size_t n;
+    int pages;
 };
 
 /* One page; false when the walk cannot go on. Checks what holds for every page: items known,
@@ -265,7 +269,9 @@ static void walk(struct walk *w)
     char cursor[128];
     snprintf(cursor, sizeof(cursor), "%s", w->start != NULL ? w->start : "");
     w->n = 0;
+    w->pages = 0;
     for (int p = 0; p < 4 * NMAX; p++) {
+        w->pages++;
         if (!page(w, cursor, sizeof(cursor)))
             return;
         if (w->max_pages > 0 && p + 1 >= w->max_pages)
@@ -309,6 +315,18 @@ static void check_walk(const struct walk *w, const size_t *want, size_t nwant, c
     }
 }
 
+/* An unchanged walk of n items took exactly the pages they fill: the page that ends with the
+ * data has no cursor (no empty page after it), and no page but the last one is short. */
+static void check_pages(const struct walk *w, size_t n)
+{
+    int want = n == 0 ? 1 : (int)((n + (size_t)w->limit - 1) / (size_t)w->limit);
+    if (w->pages != want) {
+        fprintf(stderr, "pages: query '%s' limit %d cursor %s: %d pages for %zu items, want %d\n",
+                w->q->params, w->limit, w->start != NULL ? w->start : "-", w->pages, n, want);
+        lst_test_failed_checks++;
+    }
+}
+
 /* ---- the cases ---- */
 
 /* Every query, every page size, from the newest to the end. */
@@ -324,6 +342,7 @@ static void test_pages_through_equal_times(void)
             struct walk w = {.q = &QUERIES[q], .limit = LIMITS[l]};
             walk(&w);
             check_walk(&w, want, n, "walk");
+            check_pages(&w, n);
         }
     }
 }
@@ -343,6 +362,8 @@ static void cursors_at(const char *cursor, long long at, const char *id)
             check_walk(&w, want, w.max_pages == 1 && n > w.n ? w.n : n, "cursor");
             if (w.max_pages == 1)
                 CHECK_EQ(w.n, n < (size_t)limits[l] ? n : (size_t)limits[l]);
+            else
+                check_pages(&w, n);
         }
     }
 }
@@ -460,6 +481,101 @@ static void test_delete_between_pages(void)
     }
 }
 
+/* ---- the scan bound ---- */
+
+#define BULK_N 250
+
+/* Positions (newest first) of the few "rare" items among BULK_N of department Bulk (not in
+ * x:all, so the walks above do not see them): gaps of more than a batch (100 entries). */
+static const int RARE[] = {0, 30, 240};
+
+static bool bulk_rare(int i)
+{
+    for (size_t k = 0; k < LST_ARRAY_LEN(RARE); k++) {
+        if (RARE[k] == i)
+            return true;
+    }
+    return false;
+}
+
+static void seed_bulk(void)
+{
+    for (int i = 0; i < BULK_N; i++) {
+        const char *cat = bulk_rare(i) ? "rare" : "bulk";
+        long long at = 100000 - i;
+        char id[32];
+        snprintf(id, sizeof(id), "01J00000000000000000B%05d", i);
+        rcmd(&H, "HSET " PFX "m:%s id %s dir out at %lld cat %s kind text dep Bulk", id, id, at,
+             cat);
+        seed_ix(&H, id, at, cat, "dep:Bulk");
+    }
+}
+
+/* Walks category=rare,other over x:dep:Bulk (two categories: every hash is read and checked)
+ * with limit: the rare items in order, each once; the last page has no cursor and is not
+ * empty (the data ends with a rare item's page or the scan ends at the index's end). Returns
+ * how many pages carried a cursor with fewer items than the limit (cut by the scan bound). */
+static int walk_bulk(int limit, int *pages)
+{
+    char cursor[96] = "", path[256];
+    int short_pages = 0, got = 0;
+    *pages = 0;
+    for (int p = 0; p < 20; p++) {
+        struct http_result r;
+        snprintf(path, sizeof(path),
+                 "/api/timeline?department=Bulk&category=rare,other&limit=%d%s%s", limit,
+                 cursor[0] ? "&cursor=" : "", cursor);
+        if (get(&H, path, TOKEN_DISPATCHER, &r) != 200) {
+            fprintf(stderr, "GET %s: %ld\n", path, r.status);
+            lst_test_failed_checks++;
+            http_result_cleanup(&r);
+            return -1;
+        }
+        (*pages)++;
+        size_t n = jlen(r.json, "items");
+        for (size_t i = 0; i < n; i++) {
+            char want[32];
+            snprintf(want, sizeof(want), "01J00000000000000000B%05d",
+                     got < (int)LST_ARRAY_LEN(RARE) ? RARE[got] : -1);
+            CHECK_STREQ(jstr(json_object_array_get_idx(jget(r.json, "items"), i), "id"), want);
+            got++;
+        }
+        const char *next = jstr(r.json, "next_cursor");
+        short_pages += next != NULL && n < (size_t)limit;
+        snprintf(cursor, sizeof(cursor), "%s", next != NULL ? next : "");
+        http_result_cleanup(&r);
+        if (cursor[0] == '\0')
+            break;
+    }
+    CHECK_EQ(got, (int)LST_ARRAY_LEN(RARE));
+    CHECK(cursor[0] == '\0');
+    return short_pages;
+}
+
+static void test_scan_bound(void)
+{
+    int pages = 0;
+    seed_bulk();
+    /* unbounded (the default 5000): pages are full but the last, which has no cursor */
+    CHECK_EQ(walk_bulk(1, &pages), 0);
+    CHECK_EQ(pages, 3);
+    CHECK_EQ(walk_bulk(2, &pages), 0);
+    CHECK_EQ(pages, 2);
+    CHECK_EQ(walk_bulk(3, &pages), 0);
+    CHECK_EQ(pages, 1); /* ends exactly with the data: no empty page after it */
+    /* a page examines one batch of 100 entries, then stops at the bound with a cursor after
+     * the last entry examined. Limit 1: [0] (30 found ahead) | [30] (nothing ahead up to
+     * 100) | [] (101..200: none, still a cursor) | [240], the end. Limit 4: [0, 30] | [] |
+     * [240]. The walk gets every item all the same. */
+    int64_t saved = H.api.cfg.scan_max;
+    H.api.cfg.scan_max = 100;
+    CHECK_EQ(walk_bulk(1, &pages), 1);
+    CHECK_EQ(pages, 4);
+    CHECK_EQ(walk_bulk(4, &pages), 2);
+    CHECK_EQ(pages, 3);
+    H.api.cfg.scan_max = saved;
+}
+
 static void test_start(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -479,4 +595,4 @@ static void test_stop(void)
 }
 
 LST_TEST_MAIN(T(test_start), T(test_pages_through_equal_times), T(test_cursor_inside_group),
-              T(test_delete_between_pages), T(test_stop))
+              T(test_delete_between_pages), T(test_scan_bound), T(test_stop))

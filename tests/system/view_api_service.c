@@ -405,6 +405,16 @@ static void test_views(void)
     expect_ids("/api/timeline?view=" V3, I1 "," M1);
     expect_ids("/api/timeline?view=" V3 "&depot=Hamburg&direction=out", M1);
     expect_400("/api/timeline?view=" V1 "&depot=");
+    /* hidden= (an empty value, for this parameter only) clears the view's hidden categories;
+     * a hidden list of the request replaces the view's; "?hidden" without "=" stays refused */
+    expect_ids("/api/timeline?view=" V1 "&hidden=", M2 "," I1 "," M1);
+    expect_ids("/api/timeline?view=" V1 "&hidden=inbox", M2 "," M1);
+    expect_ids("/api/timeline?hidden=", M2 "," I1 "," M1);
+    expect_ids("/api/timeline?hidden=&direction=out", M2 "," M1);
+    get(&H, "/api/timeline?view=" V1 "&hidden", TOKEN_DISPATCHER, &r);
+    check_problem(&r, 400, "invalid-query");
+    CHECK(strstr(S(jstr(r.json, "detail")), "\"hidden\": given without a value") != NULL);
+    http_result_cleanup(&r);
     /* read back as the API shows it */
     CHECK_EQ(get(&H, "/api/views/" V2, TOKEN_DISPATCHER, &r), 200);
     CHECK_STREQ(jstr(r.json, "filter.depot"), "Hamburg,Bremen");
@@ -435,6 +445,94 @@ static void test_views(void)
     view_expect("{\"name\":\"Kiel\",\"filter\":{\"depot\":\"Kiel-Wellsee\",\"tag\":"
                 "\"shift:Tagdienst\"},\"hidden\":[\"dispo\"]}",
                 503, "kafka-unavailable", NULL);
+}
+
+/* The row cache's hits so far (rowcache.c). */
+static uint64_t cache_hits(void)
+{
+    uint64_t hits, misses;
+    size_t rows;
+    va_rowcache_stats(H.api.rows, &hits, &misses, &rows);
+    return hits;
+}
+
+/* ---- handled=true|false: a row check on the hash; the open inbox driven by x:dir:in ---- */
+
+#define H1 "HANDLEDA:00000000000000b1"
+#define V4 "01J0000000000000000000000Y"
+
+static void test_handled(void)
+{
+    /* H1: incoming, handled by bob, with a version (so its row is cached) */
+    rcmd(&H,
+         "HSET lst:lg:m:" H1 " id " H1 " dir in at 2500 cat inbox kind text text %s eid E1 "
+         "from HANDLEDA dep Fernverkehr handled_by bob handled_at 2600 v 5",
+         "Erledigt");
+    const char *h1ix[] = {"all", "dir:in", "kind:text", "emp:E1", "dep:Fernverkehr"};
+    for (size_t i = 0; i < LST_ARRAY_LEN(h1ix); i++)
+        seed_ix(&H, H1, 2500, "inbox", h1ix[i]);
+    expect_ids("/api/timeline?handled=false", I1);
+    expect_ids("/api/timeline?handled=true", H1);
+    expect_ids("/api/timeline?handled=false&category=inbox", I1);
+    expect_ids("/api/timeline?handled=false&department=Fernverkehr", I1);
+    expect_ids("/api/timeline?handled=false&direction=out", ""); /* outgoing: never the inbox */
+    expect_ids("/api/timeline?handled=true&direction=in&hidden=dispo", H1);
+    expect_ids("/api/employees/E1/history?handled=false", I1);
+    expect_ids("/api/employees/E1/history?handled=true", H1);
+    /* the open inbox reads x:dir:in: an incoming entry only in x:all (put there alone on
+     * purpose) is not found by it, while a page over x:all shows it */
+    rcmd(&H, "HSET lst:lg:m:ONLYXALL:00000000000000c1 id ONLYXALL:00000000000000c1 dir in at 2700 "
+             "cat inbox kind text");
+    rcmd(&H, "ZADD lst:lg:x:all 2700 ONLYXALL:00000000000000c1");
+    expect_ids("/api/timeline?handled=false", I1);
+    expect_ids("/api/timeline?hidden=dispo,info", "ONLYXALL:00000000000000c1," H1 "," I1);
+    rcmd(&H, "DEL lst:lg:m:ONLYXALL:00000000000000c1");
+    rcmd(&H, "ZREM lst:lg:x:all ONLYXALL:00000000000000c1");
+    /* the row cache keeps whether a row is handled: H1's row (cached by the pages above) is
+     * left out of the inbox from the cache, and un-handled with a new version it is back */
+    uint64_t hits = cache_hits();
+    expect_ids("/api/timeline?handled=false", I1);
+    CHECK(cache_hits() > hits);
+    rcmd(&H, "HDEL lst:lg:m:" H1 " handled_by handled_at");
+    rcmd(&H, "HSET lst:lg:m:" H1 " v 6");
+    expect_ids("/api/timeline?handled=false", H1 "," I1);
+    expect_ids("/api/timeline?handled=true", "");
+    rcmd(&H, "HSET lst:lg:m:" H1 " handled_by bob handled_at 2600 v 7");
+    /* I1 and the outgoing M1 handled: true shows them, the inbox is empty */
+    rcmd(&H, "HSET lst:lg:m:" I1 " handled_by anna handled_at 2100");
+    rcmd(&H, "HSET lst:lg:m:" M1 " handled_by anna handled_at 1100");
+    expect_ids("/api/timeline?handled=false", "");
+    expect_ids("/api/timeline?handled=true", H1 "," I1 "," M1);
+    rcmd(&H, "HDEL lst:lg:m:" I1 " handled_by handled_at");
+    rcmd(&H, "HDEL lst:lg:m:" M1 " handled_by handled_at");
+    /* the item shows who handled it and when */
+    struct http_result r;
+    CHECK_EQ(get(&H, "/api/timeline?handled=true", TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "items.0.handled_by"), "bob");
+    CHECK_EQ(jint(r.json, "items.0.handled_at"), 2600);
+    http_result_cleanup(&r);
+    expect_400("/api/timeline?handled=maybe");
+    expect_400("/api/timeline?handled=TRUE");
+    expect_400("/api/timeline?handled=");
+    /* a saved view holds it (the record's filter), and the request overrides it */
+    seed_view(V4, "{\"handled\":\"false\"}", "[]");
+    expect_ids("/api/timeline?view=" V4, I1);
+    expect_ids("/api/timeline?view=" V4 "&handled=true", H1);
+    CHECK_EQ(get(&H, "/api/views/" V4, TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "filter.handled"), "false");
+    http_result_cleanup(&r);
+    view_expect("{\"name\":\"x\",\"filter\":{\"handled\":\"maybe\"}}", 400, "invalid-view",
+                "filter.handled: true or false");
+    view_expect("{\"name\":\"Offen\",\"filter\":{\"handled\":\"false\"}}", 503, "kafka-unavailable",
+                NULL);
+    /* back as before for the other tests */
+    rcmd(&H, "DEL lst:lg:view:" V4);
+    rcmd(&H, "SREM lst:lg:views:u:anna " V4);
+    rcmd(&H, "DEL lst:lg:m:" H1);
+    for (size_t i = 0; i < LST_ARRAY_LEN(h1ix); i++) {
+        rcmd(&H, "ZREM lst:lg:x:%s " H1, h1ix[i]);
+        rcmd(&H, "ZREM lst:lg:xc:inbox:%s " H1, h1ix[i]);
+    }
 }
 
 static void test_history(void)
@@ -518,6 +616,19 @@ static void test_send_validation(void)
     /* an escaped backslash before the letters u0000 is text, not a NUL: on to the next check */
     send_expect("{\"category\":\"dispo\",\"text\":\"a\\\\u0000b\"}", NULL, 400, "invalid-message");
     send_expect("{\"text\":\"hi\",\"employee_ids\":[\"E1\"]}", NULL, 400, "invalid-message");
+    /* white space alone, ASCII or Unicode (no-break, ideographic, zero-width): nothing to read,
+     * refused like any other invalid text, naming it */
+    static const char *const blanks[] = {" ", "  \\n\\t ", "\\u00a0\\u3000", "\\u200b",
+                                         "\\u2003\\r\\n"};
+    for (size_t i = 0; i < LST_ARRAY_LEN(blanks); i++) {
+        char body[160];
+        snprintf(body, sizeof(body),
+                 "{\"category\":\"dispo\",\"text\":\"%s\",\"employee_ids\":[\"E1\"]}", blanks[i]);
+        post_json(&H, "/api/messages", TOKEN_DISPATCHER, body, NULL, &r);
+        check_problem(&r, 400, "invalid-message");
+        CHECK(strstr(S(jstr(r.json, "detail")), "text: only white space") != NULL);
+        http_result_cleanup(&r);
+    }
     send_expect("{\"category\":\"dispo\",\"employee_ids\":[\"E1\"]}", NULL, 400, "invalid-message");
     send_expect("{\"category\":\"dispo\",\"text\":\"hi\"}", NULL, 400, "invalid-message");
     send_expect("{\"category\":\"dispo\",\"text\":\"hi\",\"employee_ids\":[\"bad id\"]}", NULL, 400,
@@ -718,14 +829,6 @@ static void test_import_validation(void)
 #define C3 "01J0000000000000000000CAC3"
 #define C4 "01J0000000000000000000CAC4"
 
-static uint64_t cache_hits(void)
-{
-    uint64_t hits, misses;
-    size_t rows;
-    va_rowcache_stats(H.api.rows, &hits, &misses, &rows);
-    return hits;
-}
-
 static void expect_texts(const char *path, const char *want)
 {
     struct http_result r;
@@ -881,6 +984,7 @@ static const char *const PARAM_VALUES[][2] = {
     {"limit", "10"},          {"cursor", "5000_zz"},  {"active", "true"},
     {"last_event_id", "0-0"}, {"mode", "upsert"},     {"force", "false"},
     {"group", "department"},  {"actor", "anna"},      {"action", "view"},
+    {"handled", "true"},
 };
 
 static const char *param_value(const char *name)
@@ -1044,6 +1148,7 @@ static void test_all(void)
     test_employees();
     test_timeline();
     test_views();
+    test_handled();
     test_history();
     test_query_params();
     test_detail();

@@ -10,9 +10,9 @@
  *     and one lst.outbound per recipient; the Idempotency-Key replay returns the first result
  *     and produces nothing; the same key with another body is refused
  *   - an image upload lands in the blob store and its ref travels in the records
- *   - a saved view with a depot and a tag produces the lst.views record holding both; applied
- *     as the ledger does (the filter JSON of the record's parameters), GET /api/views/{id}
- *     shows them
+ *   - a saved view with a depot, a tag and handled=false produces the lst.views record
+ *     holding them; applied as the ledger does (the filter JSON of the record's parameters),
+ *     GET /api/views/{id} shows them
  *   - an annotation (handled and a new category) produces one lst.annotations record each,
  *     keyed by the item, with the dispatcher as user; a missing item is 404
  *   - a body member the route does not know (a misspelt "employees", "handeld", "hiden") is
@@ -419,8 +419,8 @@ static void test_saved_view(void)
     char path[96];
     long st = post_json(&H, "/api/views", TOKEN_DISPATCHER,
                         "{\"name\":\"Kiel früh\",\"filter\":{\"depot\":\"Kiel-Wellsee\","
-                        "\"tag\":\"shift:Frühschicht\",\"direction\":\"out\"},"
-                        "\"hidden\":[\"dispo\"]}",
+                        "\"tag\":\"shift:Frühschicht\",\"direction\":\"in\","
+                        "\"handled\":\"false\"},\"hidden\":[\"dispo\"]}",
                         NULL, &r);
     CHECK_EQ(st, 202);
     REQUIRE(jstr(r.json, "id") != NULL);
@@ -430,7 +430,8 @@ static void test_saved_view(void)
     REQUIRE(SEEN.views == 1);
     CHECK_STREQ(S(SEEN.view.filter.depot), "Kiel-Wellsee");
     CHECK_STREQ(S(SEEN.view.filter.tag), "shift:Frühschicht");
-    CHECK_STREQ(S(SEEN.view.filter.direction), "out");
+    CHECK_STREQ(S(SEEN.view.filter.direction), "in");
+    CHECK_STREQ(S(SEEN.view.filter.handled), "false");
     CHECK(SEEN.view.filter.department == NULL);
     CHECK_EQ(SEEN.view.hidden.len, 1);
     CHECK_STREQ(S(SEEN.view.owner), "anna");
@@ -438,6 +439,7 @@ static void test_saved_view(void)
     CHECK_EQ(get(&H, path, TOKEN_DISPATCHER, &r), 200);
     CHECK_STREQ(S(jstr(r.json, "filter.depot")), "Kiel-Wellsee");
     CHECK_STREQ(S(jstr(r.json, "filter.tag")), "shift:Frühschicht");
+    CHECK_STREQ(S(jstr(r.json, "filter.handled")), "false");
     CHECK(json_object_get_boolean(jget(r.json, "own")));
     http_result_cleanup(&r);
     /* refused before Kafka: nothing produced */

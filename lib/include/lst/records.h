@@ -303,8 +303,8 @@ enum lst_view_kind { LST_VIEW_PUT = 0, LST_VIEW_DELETE, LST_VIEW__COUNT };
 #define LST_VIEW_HIDDEN_MAX 64
 
 /* Every member optional (NULL: not set); one per timeline filter parameter of the same name.
- * tag and depot came later: records written before them lack the fields and decode with NULL
- * there. hidden is not a member: a view's hidden categories are lst_view.hidden. */
+ * tag, depot and handled came later: records written before them lack the fields and decode
+ * with NULL there. hidden is not a member: a view's hidden categories are lst_view.hidden. */
 struct lst_view_filter {
     char *direction;
     char *type;
@@ -319,12 +319,13 @@ struct lst_view_filter {
     char *from;
     char *to;
     char *q;
+    char *handled; /* "true" | "false": handled items / the open inbox */
 };
 
 /* The filter's parameters by index, 0 .. LST_VIEW_FILTER_PARAMS - 1 in the codec's order, so
  * that the view-api and the ledger walk one list instead of naming every member (a parameter
  * added to the struct and the codec then reaches both). */
-#define LST_VIEW_FILTER_PARAMS 13
+#define LST_VIEW_FILTER_PARAMS 14
 /* The parameter's name (as in the timeline query and the record); static storage. */
 const char *lst_view_filter_name(size_t i);
 /* The member of parameter i (borrowed from f). */
