@@ -417,7 +417,7 @@ int main(int argc, char **argv)
 {
     size_t n = arg_size(argc, argv, "--callbacks", 20000);
     size_t senders = arg_size(argc, argv, "--senders", 50);
-    size_t conns = arg_size(argc, argv, "--conns", 64);
+    size_t conns = arg_size(argc, argv, "--conns", 256);
     /* at least one callback per sender, so every sender's key is cached before measuring */
     size_t nwarm = arg_size(argc, argv, "--warm", 3000);
     if (nwarm < senders)
