@@ -104,15 +104,9 @@ static bool in_zset(struct fx *f, const char *key, const char *member)
 static int annotate(struct fx *f, const char *item, enum lst_annotation_kind kind, const char *cat,
                     const char *user, int64_t at)
 {
-    struct lst_annotation a = {0};
-    a.item_id = lst_strdup(item);
-    a.kind = kind;
-    a.category = cat != NULL ? lst_strdup(cat) : NULL;
-    a.user = lst_strdup(user);
-    a.at = at;
-    lst_err err = lst_annotation_encode(&a, &f->rec);
-    lst_annotation_cleanup(&a);
-    return err == LST_OK ? feed(f, LEDGER_T_ANNOTATIONS) : -1;
+    return lrec_annotation(&f->rec, item, kind, cat, user, at) == LST_OK
+               ? feed(f, LEDGER_T_ANNOTATIONS)
+               : -1;
 }
 
 static void employee(struct fx *f, const char *eid, const char *dep, const char *tid)

@@ -344,14 +344,7 @@ static void test_erasure_audience_and_content(void)
 static void annotate(struct fx *f, const char *item, enum lst_annotation_kind kind, const char *cat,
                      const char *user, int64_t at)
 {
-    struct lst_annotation a = {0};
-    a.item_id = lrec_dup(item);
-    a.kind = kind;
-    a.category = lrec_dup(cat);
-    a.user = lrec_dup(user);
-    a.at = at;
-    CHECK_EQ(lst_annotation_encode(&a, &f->rec), LST_OK);
-    lst_annotation_cleanup(&a);
+    CHECK_EQ(lrec_annotation(&f->rec, item, kind, cat, user, at), LST_OK);
     CHECK_EQ(feed(f, LEDGER_T_ANNOTATIONS, item), LEDGER_APPLIED);
 }
 

@@ -151,6 +151,23 @@ static inline lst_err lrec_employee(struct lst_buf *out, const char *eid, const 
     return err;
 }
 
+/* An lst.annotations record about item (cat: the new category of a category change, else
+ * NULL). */
+static inline lst_err lrec_annotation(struct lst_buf *out, const char *item,
+                                      enum lst_annotation_kind kind, const char *cat,
+                                      const char *user, int64_t at)
+{
+    struct lst_annotation a = {0};
+    a.item_id = lrec_dup(item);
+    a.kind = kind;
+    a.category = lrec_dup(cat);
+    a.user = lrec_dup(user);
+    a.at = at;
+    lst_err err = lst_annotation_encode(&a, out);
+    lst_annotation_cleanup(&a);
+    return err;
+}
+
 /* A ULID-shaped message ID for time ms with a fixed random part derived from seq. */
 static inline void lrec_mid(char out[LST_MESSAGE_ID_LEN + 1], int64_t ms, unsigned seq)
 {

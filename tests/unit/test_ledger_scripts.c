@@ -865,20 +865,6 @@ static void test_redis_loss_detected(void)
 /* ---- order independence of a whole scenario
  * ------------------------------------------- */
 
-/* An lst.annotations record about item (cat: the new category of a category change). */
-static void annot_rec(struct lst_buf *out, const char *item, enum lst_annotation_kind kind,
-                      const char *cat, const char *user, int64_t at)
-{
-    struct lst_annotation a = {0};
-    a.item_id = lrec_dup(item);
-    a.kind = kind;
-    a.category = lrec_dup(cat);
-    a.user = lrec_dup(user);
-    a.at = at;
-    CHECK_EQ(lst_annotation_encode(&a, out), LST_OK);
-    lst_annotation_cleanup(&a);
-}
-
 struct ev {
     enum ledger_topic t;
     int32_t p;
@@ -948,18 +934,23 @@ static int build_scenario(struct ev *evs)
     const char *hers = "DRV00003:000000000000e3e3", *never = "DRV00003:000000000000e3e4";
     lrec_text_in(&b, "DRV00003", "000000000000e3e3", "Bin krank", T0 + 200000);
     push_ev(evs, &n, LEDGER_T_INBOUND, 2, "DRV00003", &b);
-    annot_rec(&b, hers, LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 210000);
+    CHECK_EQ(lrec_annotation(&b, hers, LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 210000), LST_OK);
     push_ev(evs, &n, LEDGER_T_ANNOTATIONS, 0, hers, &b);
-    annot_rec(&b, hers, LST_ANNOTATION_CATEGORY, "privat", "bob", T0 + 211000);
+    CHECK_EQ(lrec_annotation(&b, hers, LST_ANNOTATION_CATEGORY, "privat", "bob", T0 + 211000),
+             LST_OK);
     push_ev(evs, &n, LEDGER_T_ANNOTATIONS, 0, hers, &b);
-    annot_rec(&b, never, LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 211500);
+    CHECK_EQ(lrec_annotation(&b, never, LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 211500), LST_OK);
     push_ev(evs, &n, LEDGER_T_ANNOTATIONS, 0, never, &b);
-    annot_rec(&b, hers, LST_ANNOTATION_UNHANDLED, NULL, "carl", T0 + 212000);
+    CHECK_EQ(lrec_annotation(&b, hers, LST_ANNOTATION_UNHANDLED, NULL, "carl", T0 + 212000),
+             LST_OK);
     push_ev(evs, &n, LEDGER_T_ANNOTATIONS, 1, hers, &b);
-    annot_rec(&b, "DRV00002:0000000000009002", LST_ANNOTATION_CATEGORY, "werkstatt", "bob",
-              T0 + 213000);
+    CHECK_EQ(lrec_annotation(&b, "DRV00002:0000000000009002", LST_ANNOTATION_CATEGORY, "werkstatt",
+                             "bob", T0 + 213000),
+             LST_OK);
     push_ev(evs, &n, LEDGER_T_ANNOTATIONS, 1, "DRV00002:0000000000009002", &b);
-    annot_rec(&b, "DRV00002:0000000000009002", LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 214000);
+    CHECK_EQ(lrec_annotation(&b, "DRV00002:0000000000009002", LST_ANNOTATION_HANDLED, NULL, "anna",
+                             T0 + 214000),
+             LST_OK);
     push_ev(evs, &n, LEDGER_T_ANNOTATIONS, 1, "DRV00002:0000000000009002", &b);
     push_ev(evs, &n, LEDGER_T_EMPLOYEES, 0, "E3", NULL); /* erasure, anywhere in between */
     lst_buf_cleanup(&b);
