@@ -129,7 +129,8 @@ point_simulator_at_gateway_in() {
 
 # The view API refuses every request without a token file. For the demo, two tokens are made
 # once per stack folder: the plain tokens go to demo-tokens.env (mode 600) for the user, their
-# sha256 hashes to the token file the view-api reads (it stores no plain token).
+# sha256 hashes (with a display name each, docs/view-api.md "Tokens and roles") to the token
+# file the view-api reads (it stores no plain token).
 demo_tokens() {
     [ -z "${LST_VIEW_TOKENS_FILE:-}" ] || return 0
     local hashed=$STACK_DIR/view-tokens plain=$STACK_DIR/demo-tokens.env admin dispatcher
@@ -139,7 +140,7 @@ demo_tokens() {
         (
             umask 077
             printf 'LST_VIEW_ADMIN_TOKEN=%s\nLST_VIEW_DISPATCHER_TOKEN=%s\n' "$admin" "$dispatcher" >"$plain"
-            printf '%s admin demo-admin -\n%s dispatcher demo-dispatcher -\n' \
+            printf '%s admin demo-admin - Demo Admin\n%s dispatcher demo-dispatcher - Demo Dispatcher\n' \
                 "$(printf %s "$admin" | sha256sum | cut -d' ' -f1)" \
                 "$(printf %s "$dispatcher" | sha256sum | cut -d' ' -f1)" >"$hashed"
         )

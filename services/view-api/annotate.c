@@ -153,8 +153,8 @@ static void annotate(struct va_req *r, const char *id)
         a[i].at = now;
     }
     lst_err err = produce(r, a, n, &why);
-    if (err == LST_ERR_INVALID) {
-        lst_http_problem(r->resp, 422, "invalid-annotation", "Invalid Annotation", "%s",
+    if (err == LST_ERR_INVALID) { /* the codec's limits: as malformed as the parser's (400) */
+        lst_http_problem(r->resp, 400, "invalid-annotation", "Invalid Annotation", "%s",
                          why.data ? why.data : "invalid");
     } else if (err != LST_OK) {
         lst_http_problem(r->resp, 503, "kafka-unavailable", "Kafka Unavailable",

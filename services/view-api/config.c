@@ -23,7 +23,8 @@ static const struct lst_config_entry entries[] = {
      .max_len = 4096,
      .offset = OFF(tokens_file),
      .desc = "token file: one line per token '<sha256 hex of the token> <dispatcher|admin> "
-             "<user id> <department|->'; unset: every API request is refused (401)"},
+             "<user id> <department|-> [<display name>]' (the name: the rest of the line, "
+             "dispatcher_name of the sends); unset: every API request is refused (401)"},
     {.name = "LST_VIEW_CORS_ORIGINS",
      .type = LST_CONFIG_STRING,
      .max_len = 8192,

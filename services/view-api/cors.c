@@ -77,9 +77,10 @@ static void cors_headers(struct view_api *ctx, const struct lst_http_request *re
     lst_http_add_header(resp, "Access-Control-Allow-Origin", origin);
     lst_http_add_header(resp, "Vary", "Origin");
     /* what the SPA reads beyond the CORS-safelisted headers: a send's or a view's Location,
-     * Retry-After of a 503, a blob's ETag (its cache) and Content-Disposition (file name) */
+     * Retry-After of a 503, a blob's ETag (its cache) and Content-Disposition (file name),
+     * Idempotent-Replayed of a repeated send (send.c: "already sent", not a second send) */
     lst_http_add_header(resp, "Access-Control-Expose-Headers",
-                        "Location, Retry-After, ETag, Content-Disposition");
+                        "Location, Retry-After, ETag, Content-Disposition, Idempotent-Replayed");
 }
 
 void va_cors_apply(struct view_api *ctx, const struct lst_http_request *req,

@@ -201,17 +201,13 @@ static bool parse_range(const struct va_req *r, int64_t *from, int64_t *to, cons
     const char *f = lst_http_query(r->http, "from"), *t = lst_http_query(r->http, "to");
     const char *g = lst_http_query(r->http, "group");
     *to = lst_wall_ms();
-    if (t != NULL && lst_parse_i64(t, 0, LST_TIME_MS_MAX, to) != LST_OK) {
-        lst_buf_puts(why, "to: milliseconds since the epoch");
+    if (t != NULL && !va_parse_time_ms("to", t, to, why))
         return false;
-    }
     *from = *to - 30 * DAY_MS;
     if (*from < 0)
         *from = 0;
-    if (f != NULL && lst_parse_i64(f, 0, LST_TIME_MS_MAX, from) != LST_OK) {
-        lst_buf_puts(why, "from: milliseconds since the epoch");
+    if (f != NULL && !va_parse_time_ms("from", f, from, why))
         return false;
-    }
     if (*from > *to) {
         lst_buf_puts(why, "from: must not be after to");
         return false;
@@ -268,7 +264,7 @@ void va_handle_credits(void *ud, const struct lst_http_request *req, struct lst_
     struct tally t = {0};
     int64_t from = 0, to = 0;
     const char *group = NULL;
-    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r) || !va_query_only(&r, &va_credits_query))
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r)) /* also the query (va_credits_query) */
         return;
     lst_buf_init(&why);
     if (!parse_range(&r, &from, &to, &group, &why)) {

@@ -654,8 +654,7 @@ static bool parse_query(struct va_req *r, struct import *im)
 {
     const char *mode = lst_http_query(r->http, "mode");
     const char *force = lst_http_query(r->http, "force");
-    if (!va_query_only(r, &va_import_query))
-        return false;
+    /* va_begin checked the query against va_import_query */
     if (mode != NULL && strcmp(mode, "full") != 0 && strcmp(mode, "upsert") != 0) {
         lst_http_problem(r->resp, 400, "invalid-query", "Invalid Query Parameter",
                          "mode: full or upsert");

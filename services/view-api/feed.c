@@ -47,10 +47,8 @@ static bool parse_time(va_param_fn get, void *ud, const char *name, bool *has, i
     const char *v = get(ud, name);
     if (v == NULL)
         return true;
-    if (lst_parse_i64(v, 0, LST_TIME_MS_MAX, out) != LST_OK) {
-        lst_buf_printf(why, "%s: milliseconds since the epoch", name);
+    if (!va_parse_time_ms(name, v, out, why))
         return false;
-    }
     *has = true;
     return true;
 }

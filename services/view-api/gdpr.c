@@ -110,14 +110,13 @@ static bool audit_parse(struct va_req *r, struct audit_q *q, struct lst_buf *why
         lst_buf_puts(why, "actor: 1 to 128 bytes");
     else if (q->action != NULL && !action_ok(q->action))
         lst_buf_puts(why, "action: view, export or erase");
-    else if (f != NULL && lst_parse_i64(f, 0, LST_TIME_MS_MAX, &q->from) != LST_OK)
-        lst_buf_puts(why, "from: milliseconds since the epoch");
-    else if (t != NULL && lst_parse_i64(t, 0, LST_TIME_MS_MAX, &q->to) != LST_OK)
-        lst_buf_puts(why, "to: milliseconds since the epoch");
-    else if (c != NULL && !va_cursor_parse(c, &q->cur))
-        lst_buf_puts(why, "cursor: not a cursor of this list");
-    if (why->len > 0)
+    if (why->len > 0 || (f != NULL && !va_parse_time_ms("from", f, &q->from, why)) ||
+        (t != NULL && !va_parse_time_ms("to", t, &q->to, why)))
         return false;
+    if (c != NULL && !va_cursor_parse(c, &q->cur)) {
+        lst_buf_puts(why, "cursor: not a cursor of this list");
+        return false;
+    }
     return va_query_limit(r, 50, &q->limit, why);
 }
 
@@ -240,7 +239,7 @@ void va_handle_audit(void *ud, const struct lst_http_request *req, struct lst_ht
     struct va_req r;
     struct audit_q q = {0};
     struct lst_buf why, out;
-    if (!va_begin(ud, req, resp, VA_ROLE_ADMIN, &r) || !va_query_only(&r, &va_audit_query))
+    if (!va_begin(ud, req, resp, VA_ROLE_ADMIN, &r)) /* also the query (va_audit_query) */
         return;
     lst_buf_init(&why);
     lst_buf_init(&out);

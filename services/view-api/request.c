@@ -43,6 +43,11 @@ bool va_begin(void *ud, const struct lst_http_request *req, struct lst_http_resp
         lst_http_problem(resp, 403, "forbidden", "Forbidden", "this route needs the admin role");
         return false;
     }
+    /* A query parameter the operation does not know is refused on every route (those that
+     * take none too): after the token (401 first), before anything is read. */
+    const struct va_query_spec *spec = va_query_spec_find(req->method, req->path);
+    if (spec != NULL && !va_query_only(out, spec))
+        return false;
     /* Every route but /api/me and the blobs (files, not Redis) reads the projections (also the
      * writing ones: audiences, directory sync, owners of views), none may act on a rolled-back
      * copy. */
@@ -69,7 +74,7 @@ void va_problem_ext(struct lst_http_response *resp, int status, const char *type
     }
     lst_buf_puts(&b, "}");
     if (lst_buf_failed(&b))
-        lst_http_problem(resp, 500, "internal", "Internal Server Error", "out of memory");
+        lst_http_problem(resp, 500, "internal-error", "Internal Server Error", "out of memory");
     else
         lst_http_reply(resp, status, "application/problem+json", b.data, b.len);
     lst_buf_cleanup(&b);
@@ -115,7 +120,7 @@ struct json_object *va_json_body_max(struct va_req *r, int64_t max)
     }
     tok = json_tokener_new();
     if (tok == NULL) {
-        lst_http_problem(r->resp, 500, "internal", "Internal Server Error", "out of memory");
+        lst_http_problem(r->resp, 500, "internal-error", "Internal Server Error", "out of memory");
         return NULL;
     }
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -236,6 +241,44 @@ const char *va_query_param(const struct va_query_spec *spec, size_t i)
     return i < nfilter ? va_filter_param(i) : spec->names[i - nfilter];
 }
 
+/* Whether path is an instance of the OpenAPI path template tpl: a "{name}" stands for one
+ * non-empty path segment. */
+static bool template_matches(const char *tpl, const char *path)
+{
+    while (*tpl != '\0') {
+        if (*tpl == '{') {
+            const char *end = strchr(tpl, '}');
+            size_t seg = strcspn(path, "/");
+            if (end == NULL || seg == 0)
+                return false;
+            tpl = end + 1;
+            path += seg;
+        } else if (*tpl++ != *path++) {
+            return false;
+        }
+    }
+    return *path == '\0';
+}
+
+static const struct va_query_spec *spec_of(const char *method, const char *path)
+{
+    for (size_t i = 0; i < va_query_nspecs; i++) {
+        const struct va_query_spec *q = va_query_specs[i];
+        if (strcmp(q->method, method) == 0 && template_matches(q->path, path))
+            return q;
+    }
+    return NULL;
+}
+
+const struct va_query_spec *va_query_spec_find(const char *method, const char *path)
+{
+    const struct va_query_spec *q = spec_of(method, path);
+    /* the HTTP server answers HEAD with the GET route (without the body) */
+    if (q == NULL && strcmp(method, "HEAD") == 0)
+        q = spec_of("GET", path);
+    return q;
+}
+
 struct query_check {
     const struct va_query_spec *spec;
     bool seen[64]; /* by va_query_param index; a route knows far fewer */
@@ -254,7 +297,12 @@ static bool query_param_ok(void *ud, const char *name, const char *value)
         i++;
     if (k == NULL) {
         /* the name is the client's: bounded (the problem's JSON escapes it) */
-        lst_buf_printf(qc->why, "\"%.64s\": not a known query parameter (known:", name);
+        lst_buf_printf(qc->why, "\"%.64s\": not a known query parameter", name);
+        if (va_query_param(qc->spec, 0) == NULL) {
+            lst_buf_puts(qc->why, " (this route takes none)");
+            return false;
+        }
+        lst_buf_puts(qc->why, " (known:");
         for (i = 0; (k = va_query_param(qc->spec, i)) != NULL; i++)
             lst_buf_printf(qc->why, "%s %s", i > 0 ? "," : "", k);
         lst_buf_puts(qc->why, ")");
@@ -287,6 +335,24 @@ bool va_query_only(struct va_req *r, const struct va_query_spec *spec)
     return ok;
 }
 
+bool va_parse_time_ms(const char *name, const char *v, int64_t *out, struct lst_buf *why)
+{
+    int64_t t = 0;
+    if (lst_parse_i64(v, 0, LST_TIME_MS_MAX, &t) != LST_OK) {
+        lst_buf_printf(why, "%s: milliseconds since the epoch", name);
+        return false;
+    }
+    if (t >= VA_SECONDS_LIKE_MIN && t < VA_SECONDS_LIKE_END) {
+        lst_buf_printf(why,
+                       "%s: milliseconds since the epoch; %lld looks like seconds (as "
+                       "milliseconds it is before 1973-03-03): %lld000?",
+                       name, (long long)t, (long long)t);
+        return false;
+    }
+    *out = t;
+    return true;
+}
+
 bool va_query_limit(const struct va_req *r, int64_t def, int64_t *out, struct lst_buf *why)
 {
     const char *v = lst_http_query(r->http, "limit");
@@ -303,7 +369,7 @@ bool va_query_limit(const struct va_req *r, int64_t def, int64_t *out, struct ls
 void va_reply_json(struct va_req *r, int status, const struct lst_buf *body)
 {
     if (lst_buf_failed(body)) {
-        lst_http_problem(r->resp, 500, "internal", "Internal Server Error", "out of memory");
+        lst_http_problem(r->resp, 500, "internal-error", "Internal Server Error", "out of memory");
         return;
     }
     lst_http_reply(r->resp, status, "application/json", body->data ? body->data : "", body->len);

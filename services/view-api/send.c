@@ -58,9 +58,11 @@ static void send_cleanup(struct send *s)
     free(s->upload_name);
 }
 
+/* What the record codec refuses breaks the contract just as what the parser refuses: the same
+ * type, the same status (docs/view-api.md "Errors"). */
 static void bad(struct send *s, const char *detail)
 {
-    lst_http_problem(s->r->resp, 422, "invalid-message", "Invalid Message", "%s", detail);
+    lst_http_problem(s->r->resp, 400, "invalid-message", "Invalid Message", "%s", detail);
 }
 
 /* ---- parsing ---- */
@@ -282,7 +284,7 @@ static void replay(struct send *s, const char *stored)
     const char *nl = strchr(stored, '\n');
     const char *nl2 = nl != NULL ? strchr(nl + 1, '\n') : NULL;
     if (nl == NULL || nl2 == NULL || (size_t)(nl - stored) >= sizeof(code)) {
-        lst_http_problem(s->r->resp, 500, "internal", "Internal Server Error",
+        lst_http_problem(s->r->resp, 500, "internal-error", "Internal Server Error",
                          "stored idempotent result unreadable");
         return;
     }
@@ -365,7 +367,7 @@ static enum idem_state claimed(struct send *s, const char *v)
     }
     if (parse_retry(s, v))
         return IDEM_NEW;
-    lst_http_problem(s->r->resp, 500, "internal", "Internal Server Error",
+    lst_http_problem(s->r->resp, 500, "internal-error", "Internal Server Error",
                      "stored idempotency entry unreadable");
     return IDEM_STOPPED;
 }
@@ -477,6 +479,8 @@ static lst_err build_message(struct send *s)
     m->created_at = s->reuse_at;
     m->message_id = lst_strdup(s->reuse_id);
     m->dispatcher = lst_strdup(s->r->who->user);
+    /* the token's display name: the ledger keeps it (disp_name), the views show it */
+    m->dispatcher_name = s->r->who->name != NULL ? lst_strdup(s->r->who->name) : NULL;
     m->department = s->r->who->department ? lst_strdup(s->r->who->department) : NULL;
     m->idempotency_key = lst_strdup(s->idem != NULL ? s->idem : s->reuse_id);
     /* the audience snapshot: the selector as asked, the recipients as resolved */
@@ -669,7 +673,9 @@ static void act(struct send *s)
         goto fail;
     }
     if (s->aud.nrecipients > LST_RECIPIENTS_MAX) {
-        bad(s, "the audience has more than 2000 recipients: split the message");
+        /* well-formed, but the directory makes it too large (like no-recipients): 422 */
+        lst_http_problem(s->r->resp, 422, "audience-too-large", "Audience Too Large",
+                         "the audience has more than 2000 recipients: split the message");
         goto fail;
     }
     if (s->upload_mime != NULL && store_upload(s) != LST_OK) {
@@ -750,7 +756,7 @@ void va_handle_send(void *ud, const struct lst_http_request *req, struct lst_htt
     /* the ID is chosen before the key is claimed: the "pending" entry holds it (see the top) */
     s.reuse_at = lst_wall_ms();
     if (lst_message_id_new(s.reuse_at, s.reuse_id) != LST_OK)
-        lst_http_problem(resp, 500, "internal", "Internal Server Error", "no message ID");
+        lst_http_problem(resp, 500, "internal-error", "Internal Server Error", "no message ID");
     else if (idem_begin(&s) == IDEM_NEW)
         act(&s);
 out:

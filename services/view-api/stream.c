@@ -29,10 +29,10 @@
 #define PAUSE_POLL_MS 200 /* how often a paused stream asks whether the refill is over */
 
 /* KEYS[1] the stream, ARGV[1] the position ("0-0": from the start, no gap
- * check), ARGV[2] how many. {"reset", <last id>} when entries after the
- * position may be gone (the position is older than the first entry, newer than
- * the last, or the stream is gone), else
- * {"ok", "", <entries after the position>}. Read-only. */
+ * check), ARGV[2] how many. {"reset", <last id>, <cause>} when entries after the
+ * position may be gone: "trimmed" (the position is older than the first entry),
+ * "future" (newer than the last: this stream never had it), "empty" (no stream);
+ * else {"ok", "", <entries after the position>}. Read-only. */
 static const char READ_LUA[] =
     "local key, after, n = KEYS[1], ARGV[1], tonumber(ARGV[2])\n"
     "local function parse(id)\n"
@@ -46,9 +46,14 @@ static const char READ_LUA[] =
     "end\n"
     "local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]\n"
     "local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]\n"
-    "if after ~= '0-0' and (first == nil or less(after, first[1]) or "
-    "less(last[1], after)) then\n"
-    "  return {'reset', last and last[1] or '0-0'}\n"
+    "if after ~= '0-0' and first == nil then\n"
+    "  return {'reset', '0-0', 'empty'}\n"
+    "end\n"
+    "if after ~= '0-0' and less(after, first[1]) then\n"
+    "  return {'reset', last[1], 'trimmed'}\n"
+    "end\n"
+    "if after ~= '0-0' and less(last[1], after) then\n"
+    "  return {'reset', last[1], 'future'}\n"
     "end\n"
     "return {'ok', '', redis.call('XRANGE', key, '(' .. after, '+', 'COUNT', "
     "n)}\n";
@@ -244,6 +249,22 @@ static void wait_for_news(struct stream *st)
         lst_sleep_ms(st->ctx->cfg.stream_block_ms, NULL); /* Redis down: retry later, bounded */
 }
 
+/* The reset event's reason by the read script's cause: what happened, so that whoever reads
+ * a client's log can tell a trimmed stream from an ID this server never issued. */
+static const char *reset_reason(const redisReply *r)
+{
+    const char *cause =
+        r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "";
+    if (strcmp(cause, "future") == 0)
+        return "the last event ID is newer than anything this server's change stream holds: it "
+               "came from another server, or Redis was reset since: reload";
+    if (strcmp(cause, "empty") == 0)
+        return "this server's change stream holds no events (Redis was reset or the "
+               "projections rebuilt): reload";
+    return "the changes since the last event are no longer available (trimmed from the change "
+           "stream): reload";
+}
+
 /* One round: read after the position; send what matches, or a reset; or wait.
  */
 static void round_trip(struct stream *st, struct lst_buf *out)
@@ -261,9 +282,8 @@ static void round_trip(struct stream *st, struct lst_buf *out)
         snprintf(st->pos, sizeof(st->pos), "%s",
                  last->type == REDIS_REPLY_STRING && last->len < ID_MAX ? last->str : "0-0");
         lst_buf_printf(out,
-                       "id: %s\nevent: reset\ndata: {\"type\":\"reset\",\"reason\":\"the "
-                       "changes since the last event are no longer available: reload\"}\n\n",
-                       st->pos);
+                       "id: %s\nevent: reset\ndata: {\"type\":\"reset\",\"reason\":\"%s\"}\n\n",
+                       st->pos, reset_reason(r));
     } else if (r->elements < 3 || r->element[2]->type != REDIS_REPLY_ARRAY ||
                r->element[2]->elements == 0) {
         wait_for_news(st);
@@ -453,7 +473,7 @@ void va_handle_stream(void *ud, const struct lst_http_request *req, struct lst_h
 {
     struct va_req r;
     struct stream *st = NULL;
-    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r) || !va_query_only(&r, &va_stream_query))
+    if (!va_begin(ud, req, resp, VA_ROLE_DISPATCHER, &r)) /* also the query (va_stream_query) */
         return;
     /* taken before the check, so two requests racing for the last slot cannot
      * both win */

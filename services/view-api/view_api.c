@@ -42,10 +42,33 @@ static const struct lst_http_route routes[] = {
     {"DELETE", "/api/admin/employees/", true, va_handle_admin_employee},
 };
 
-/* Every route that takes a query, by its table (va_query_only). */
+/* The operations that take no query parameter (but the cache buster "_"): a query string
+ * there is refused like a misspelt filter, not ignored. */
+static const char *const no_params[] = {NULL};
+static const struct va_query_spec
+    none_me = {"GET", "/api/me", no_params, false},
+    none_employee = {"GET", "/api/employees/{id}", no_params, false},
+    none_send = {"POST", "/api/messages", no_params, false},
+    none_message = {"GET", "/api/messages/{id}", no_params, false},
+    none_annotate = {"POST", "/api/messages/{id}/annotations", no_params, false},
+    none_blob = {"GET", "/api/blobs/{sha256}", no_params, false},
+    none_blob_head = {"HEAD", "/api/blobs/{sha256}", no_params, false},
+    none_views = {"GET", "/api/views", no_params, false},
+    none_view_save = {"POST", "/api/views", no_params, false},
+    none_view = {"GET", "/api/views/{id}", no_params, false},
+    none_view_put = {"PUT", "/api/views/{id}", no_params, false},
+    none_view_delete = {"DELETE", "/api/views/{id}", no_params, false},
+    none_export = {"GET", "/api/admin/employees/{id}/export", no_params, false},
+    none_erase = {"DELETE", "/api/admin/employees/{id}", no_params, false};
+
+/* One table per operation under /api/ (va_query_spec_find, va_begin; the OpenAPI test checks
+ * that each equals the documented query parameters and that no operation lacks one). */
 const struct va_query_spec *const va_query_specs[] = {
-    &va_employees_query, &va_history_query, &va_timeline_query, &va_stream_query,
-    &va_import_query,    &va_credits_query, &va_audit_query,
+    &va_employees_query, &va_history_query, &va_timeline_query, &va_stream_query,  &va_import_query,
+    &va_credits_query,   &va_audit_query,   &none_me,           &none_employee,    &none_send,
+    &none_message,       &none_annotate,    &none_blob,         &none_blob_head,   &none_views,
+    &none_view_save,     &none_view,        &none_view_put,     &none_view_delete, &none_export,
+    &none_erase,
 };
 const size_t va_query_nspecs = LST_ARRAY_LEN(va_query_specs);
 

@@ -94,6 +94,7 @@ struct va_token {
     enum va_role role;
     char *user;       /* user id (the dispatcher of lst.message) */
     char *department; /* NULL when "-" */
+    char *name;       /* display name (dispatcher_name of lst.message); NULL when none */
 };
 
 struct va_tokens {
@@ -101,8 +102,9 @@ struct va_tokens {
     size_t n;
 };
 
-/* Parses the token file text: one token per line, "<sha256 hex> <role> <user> <department>",
- * fields separated by blanks, '#' comments and empty lines ignored; department "-" means none.
+/* Parses the token file text: one token per line, "<sha256 hex> <role> <user> <department>
+ * [<display name>]", fields separated by blanks, '#' comments and empty lines ignored;
+ * department "-" means none; the display name is the rest of the line (blanks inside kept).
  * LST_ERR_CONFIG with the line number and reason in why. Appends to t. */
 lst_err va_tokens_parse(struct va_tokens *t, const char *text, struct lst_buf *why);
 /* Reads and parses the file (NULL: no tokens, every API request is refused). */
@@ -359,12 +361,18 @@ struct va_query_spec {
     bool filter;               /* also the timeline filter's parameters (va_filter_param) */
 };
 
-/* The tables, each beside its route's parsing; va_query_specs (view_api.c) lists them all for
- * the OpenAPI test. */
+/* The tables of the routes with query parameters, each beside its route's parsing; those of
+ * the operations that take none are in view_api.c. va_query_specs (view_api.c) lists one per
+ * operation of proto/openapi.yaml under /api/ (va_begin finds the request's there; the
+ * OpenAPI test checks them all). */
 extern const struct va_query_spec va_employees_query, va_timeline_query, va_history_query,
     va_stream_query, va_import_query, va_credits_query, va_audit_query;
 extern const struct va_query_spec *const va_query_specs[];
 extern const size_t va_query_nspecs;
+
+/* The table of the operation that method and path (e.g. "/api/employees/E1/history") are an
+ * instance of; HEAD falls back to GET. NULL when none (an unknown path: the route's 404). */
+const struct va_query_spec *va_query_spec_find(const char *method, const char *path);
 
 /* The route's i-th known query parameter: the filter's first (with spec->filter), then its
  * own names; NULL past the last. */
@@ -374,8 +382,18 @@ const char *va_query_param(const struct va_query_spec *spec, size_t i);
  * misspelt filter (departmnet=) would otherwise be ignored in silence and the page show
  * everything; a repeated one would keep only its first value. "_" (the cache buster of
  * jQuery-style clients) is always accepted and ignored. false with a 400 invalid-query problem
- * set that names the parameter and the known ones. */
+ * set that names the parameter and the known ones. va_begin calls it for every operation. */
 bool va_query_only(struct va_req *r, const struct va_query_spec *spec);
+
+/* A time parameter (from, to): milliseconds since the epoch, 0 to LST_TIME_MS_MAX. Values
+ * from VA_SECONDS_LIKE_MIN up to (not incl.) VA_SECONDS_LIKE_END are refused: as seconds they
+ * are 2001-09-09T01:46:40Z to the year 5138 (every time a client means today), as
+ * milliseconds 1970-01-12T13:46:40Z to 1973-03-03T09:46:40Z, older than anything Leitstand
+ * stores. Taken as milliseconds, a time in seconds would silently select 1970. Smaller values
+ * (0, test data) stay milliseconds. false with why naming the parameter. */
+#define VA_SECONDS_LIKE_MIN INT64_C(1000000000)
+#define VA_SECONDS_LIKE_END INT64_C(100000000000)
+bool va_parse_time_ms(const char *name, const char *v, int64_t *out, struct lst_buf *why);
 
 /* The "limit" query parameter within [1, page_max] (default def). false with why. */
 bool va_query_limit(const struct va_req *r, int64_t def, int64_t *out, struct lst_buf *why);

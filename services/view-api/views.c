@@ -293,8 +293,8 @@ static lst_err produce(struct va_req *r, const struct lst_view *w, struct lst_bu
 static void answer(struct va_req *r, const struct lst_view *w, lst_err err, struct lst_buf *why)
 {
     struct lst_buf b;
-    if (err == LST_ERR_INVALID) {
-        lst_http_problem(r->resp, 422, "invalid-view", "Invalid View", "%s",
+    if (err == LST_ERR_INVALID) { /* the codec's limits: as malformed as the parser's (400) */
+        lst_http_problem(r->resp, 400, "invalid-view", "Invalid View", "%s",
                          why->data ? why->data : "invalid");
         return;
     }

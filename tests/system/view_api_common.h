@@ -79,7 +79,10 @@ static inline bool write_tokens(struct harness *h)
     f = fopen(h->tokens_path, "w");
     if (f == NULL)
         return false;
-    fprintf(f, "# test tokens\n%s dispatcher anna Dispo-Nord\n\n%s admin erp-admin -\n", d, a);
+    /* anna's line with a display name, the admin's without (the older format) */
+    fprintf(f,
+            "# test tokens\n%s dispatcher anna Dispo-Nord  Anna Schmidt \n\n%s admin erp-admin -\n",
+            d, a);
     return fclose(f) == 0;
 }
 

@@ -5,14 +5,14 @@ Input: the exchanges the view-api tests dump (LST_VIEW_API_DUMP), one per line:
 method TAB path TAB status TAB content type TAB body. For each exchange: the path matches a
 documented path, the method is documented there, the status is one of the operation's
 responses, the content type is one the response declares, and the body validates (JSON
-Schema 2020-12, the dialect of OpenAPI 3.1) against that response's schema. Unknown paths
-may only have been answered 404.
+Schema 2020-12, the dialect of OpenAPI 3.1) against that response's schema; a problem's type
+is one the document lists in x-problem-types. Unknown paths may only have been answered 404.
 
 Lines "QUERY TAB method TAB path TAB name,name,..." are a route's table of known query
 parameters (struct va_query_spec, which the view-api refuses anything else by): each must
 equal the operation's documented query parameters, and once any is given, every documented
-operation with query parameters must have one. Exit 0 when all hold, 1 otherwise; prints the
-operations and statuses the run covered.
+operation under /api/ must have one (empty when it takes none). Exit 0 when all hold, 1
+otherwise; prints the operations and statuses the run covered.
 
 usage: view_api_openapi_check.py OPENAPI_YAML DUMP_FILE
 """
@@ -50,12 +50,26 @@ def check_queries(spec, tables, errors):
         if names != doc:
             errors.append(f"query table of {method} {path}: only in C {sorted(names - doc)}, "
                           f"only documented {sorted(doc - names)}")
+    # every /api operation has a table, also one without query parameters (an empty one: the
+    # view-api refuses any query there); /healthz and /readyz are the service frame's
     for path, ops in spec["paths"].items():
         for method, op in ops.items():
-            if isinstance(op, dict) and query_params(spec, op) and \
+            if isinstance(op, dict) and path.startswith("/api/") and \
                     (method.upper(), path) not in tables:
-                errors.append(f"{method.upper()} {path} documents query parameters, "
-                              "but no query table was given")
+                errors.append(f"{method.upper()} {path}: no query table was given")
+
+
+def check_problem(spec, doc, status, where, errors):
+    """A problem's type is one of x-problem-types, answered with the status listed there (one
+    type, one status), and its body says the HTTP status."""
+    slug = str(doc.get("type", "")).rsplit(":", 1)[-1]
+    listed = spec.get("x-problem-types", {})
+    if slug not in listed:
+        errors.append(f"{where}: problem type {slug!r} not in x-problem-types")
+    elif listed[slug] != status:
+        errors.append(f"{where}: problem type {slug!r} is listed with status {listed[slug]}")
+    if doc.get("status") != status:
+        errors.append(f"{where}: problem body says status {doc.get('status')}")
 
 
 def media_of(content, media):
@@ -114,13 +128,15 @@ def main():
         if media is None:
             errors.append(f"{where}: content type {ctype!r} not in {sorted(content)}")
             continue
-        if not media.endswith("json"):
-            continue  # bytes (a blob): the content type is all there is to check
+        if not media.endswith("json") or method == "HEAD":
+            continue  # bytes (a blob), or no body at all: the content type is all there is
         try:
             doc = json.loads(body)
         except ValueError:
             errors.append(f"{where}: body is not JSON")
             continue
+        if media == "application/problem+json":
+            check_problem(spec, doc, int(status), where, errors)
         schema = content[media]["schema"]
         if "$ref" in schema:
             schema = {"$ref": BASE + schema["$ref"]}

@@ -174,6 +174,9 @@ static void test_cors(void)
     CHECK_EQ(http(&H, "GET", "/api/me", TOKEN_DISPATCHER, NULL, NULL, 0, ok, &r), 200);
     CHECK(has_header(&r, "Access-Control-Allow-Origin: " ORIGIN_OK));
     CHECK(has_header(&r, "Vary: Origin"));
+    /* the SPA tells a replayed send ("already sent") from a new one */
+    CHECK(has_header(&r, "Access-Control-Expose-Headers: "));
+    CHECK(r.headers.data != NULL && strstr(r.headers.data, "Idempotent-Replayed") != NULL);
     http_result_cleanup(&r);
     /* errors carry the header too, so the SPA can read them */
     CHECK_EQ(http(&H, "GET", "/api/me", NULL, NULL, NULL, 0, ok, &r), 401);
@@ -440,6 +443,16 @@ static void test_views(void)
                 "filter.direction:");
     view_expect("{\"name\":\"x\",\"filter\":[]}", 400, "invalid-view", "filter: expected");
     view_expect("{\"filter\":{\"depot\":\"Kiel\"}}", 400, "invalid-view", "name:");
+    /* what the record codec refuses is the same problem with the same status (it was 422):
+     * a type means one thing */
+    char name[300];
+    snprintf(name, sizeof(name), "{\"name\":\"%0200d\"}", 7);
+    view_expect(name, 400, "invalid-view", "name");
+    post_json(&H, "/api/messages/" M1 "/annotations", TOKEN_DISPATCHER,
+              "{\"category\":\"Not A Slug\"}", NULL, &r);
+    check_problem(&r, 400, "invalid-annotation");
+    CHECK(strstr(S(jstr(r.json, "detail")), "category") != NULL);
+    http_result_cleanup(&r);
     /* a valid view (no filter at all, or tag and depot) gets to Kafka, which is down here */
     view_expect("{\"name\":\"alles\"}", 503, "kafka-unavailable", NULL);
     view_expect("{\"name\":\"Kiel\",\"filter\":{\"depot\":\"Kiel-Wellsee\",\"tag\":"
@@ -590,6 +603,86 @@ static void test_detail(void)
     http_result_cleanup(&r);
 }
 
+/* Whether the member at path (e.g. "recipients.1.name") is there with the value null. */
+static bool is_null(struct json_object *o, const char *parent, const char *member)
+{
+    struct json_object *p = jget(o, parent), *v = NULL;
+    return p != NULL && json_object_object_get_ex(p, member, &v) && v == NULL;
+}
+
+/* Recipients carry their current directory entry, read with the states (detail.c's script):
+ * a rename shows at once; an employee the directory does not know (never imported, or erased:
+ * her entry is gone) and one on the erased list are not named. The token's display name
+ * the ledger kept (disp_name) is the item's dispatcher_name. */
+static void test_detail_names(void)
+{
+#define M9 "01J00000000000000000000009"
+    struct http_result r;
+    const char *st = "{\"st\":\"sent\",\"q\":9000,\"s\":9001}";
+    rcmd(&H,
+         "HSET lst:lg:m:" M9 " msg 1 id " M9 " dir out at 9000 cat dispo kind text text %s "
+         "disp anna disp_name %s n 4 s:sent 4 audience 4",
+         "Tor 2", "Anna Schmidt");
+    rcmd(&H, "HSET lst:lg:r:" M9 " E2 %s E9 %s E1 %s E8 %s", st, st, st, st);
+    rcmd(&H, "HSET lst:lg:emp:E2 name %s", "Bernd Neu");
+    /* a directory entry left beside an erased mark: the mark wins */
+    rcmd(&H, "HSET lst:lg:emp:E8 id E8 name %s dep Nahverkehr veh HB-8", "Erna Erased");
+    rcmd(&H, "SADD lst:lg:erased E8");
+    CHECK_EQ(get(&H, "/api/messages/" M9, TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "dispatcher_name"), "Anna Schmidt");
+    CHECK_EQ(jlen(r.json, "recipients"), 4);
+    CHECK_STREQ(jstr(r.json, "recipients.0.employee_id"), "E1");
+    CHECK_STREQ(jstr(r.json, "recipients.0.name"), "Anna Alpha");
+    CHECK_STREQ(jstr(r.json, "recipients.0.department"), "Fernverkehr");
+    CHECK_STREQ(jstr(r.json, "recipients.0.vehicle"), "HH-1");
+    CHECK_STREQ(jstr(r.json, "recipients.0.status.state"), "sent");
+    CHECK_STREQ(jstr(r.json, "recipients.1.name"), "Bernd Neu");
+    CHECK_STREQ(jstr(r.json, "recipients.2.employee_id"), "E8");
+    CHECK(is_null(r.json, "recipients.2", "name"));
+    CHECK(is_null(r.json, "recipients.2", "department"));
+    CHECK(is_null(r.json, "recipients.2", "vehicle"));
+    CHECK(r.body.data != NULL && strstr(r.body.data, "Erna") == NULL);
+    CHECK_STREQ(jstr(r.json, "recipients.3.employee_id"), "E9");
+    CHECK(is_null(r.json, "recipients.3", "name"));
+    CHECK_STREQ(jstr(r.json, "recipients.3.status.state"), "sent");
+    http_result_cleanup(&r);
+    /* 300 recipients: a real hash table (Redis's order is not the insertion order), each
+     * named from its own directory entry, every third one unknown */
+    rcmd(&H, "DEL lst:lg:r:" M9);
+    for (int i = 0; i < 300; i++) {
+        rcmd(&H, "HSET lst:lg:r:" M9 " R%03d %s", i, st);
+        if (i % 3 != 0)
+            rcmd(&H, "HSET lst:lg:emp:R%03d id R%03d name N%03d", i, i, i);
+    }
+    CHECK_EQ(get(&H, "/api/messages/" M9, TOKEN_DISPATCHER, &r), 200);
+    REQUIRE(jlen(r.json, "recipients") == 300);
+    size_t right = 0;
+    for (int i = 0; i < 300; i++) {
+        char path[64], want[8];
+        snprintf(path, sizeof(path), "recipients.%d", i);
+        snprintf(want, sizeof(want), "R%03d", i);
+        const char *id = jstr(jget(r.json, path), "employee_id");
+        const char *name = jstr(jget(r.json, path), "name");
+        if (id != NULL && strcmp(id, want) == 0 &&
+            (i % 3 == 0 ? is_null(r.json, path, "name")
+                        : name != NULL && strcmp(name + 1, want + 1) == 0 && name[0] == 'N'))
+            right++;
+    }
+    CHECK_EQ(right, 300);
+    http_result_cleanup(&r);
+    for (int i = 0; i < 300; i++)
+        rcmd(&H, "DEL lst:lg:emp:R%03d", i);
+    /* no recipient state yet: an empty list, not an error */
+    rcmd(&H, "DEL lst:lg:r:" M9);
+    CHECK_EQ(get(&H, "/api/messages/" M9, TOKEN_DISPATCHER, &r), 200);
+    CHECK_EQ(jlen(r.json, "recipients"), 0);
+    http_result_cleanup(&r);
+    rcmd(&H, "DEL lst:lg:m:" M9 " lst:lg:emp:E8");
+    rcmd(&H, "SREM lst:lg:erased E8");
+    rcmd(&H, "HSET lst:lg:emp:E2 name %s", "Bernd Beta");
+#undef M9
+}
+
 /* ---- sending: everything refused before Kafka ---- */
 
 static void send_expect(const char *body, const char *const *hdr, long status, const char *type)
@@ -668,7 +761,7 @@ static void test_send_validation(void)
     http_result_cleanup(&r);
     /* other record limits come from the codec, with the field named */
     send_expect("{\"category\":\"Not A Slug\",\"text\":\"hi\",\"employee_ids\":[\"E1\"]}", NULL,
-                422, "invalid-message");
+                400, "invalid-message");
     /* above the body limit */
     lst_buf_reset(&b);
     lst_buf_puts(&b, "{\"category\":\"dispo\",\"text\":\"");
@@ -998,29 +1091,46 @@ static const char *param_value(const char *name)
     return "x";
 }
 
-/* The route's path (E1 for {id}) and query: every known parameter (all=true) or none, then
- * extra (may be ""). */
+/* The ID a route's path is called with: E1 on a route with query parameters (its history is
+ * served); on the others one that does not exist, so that no write acts on anything. */
+static const char *route_id(const struct va_query_spec *q)
+{
+    if (va_query_param(q, 0) != NULL)
+        return "E1";
+    if (strncmp(q->path, "/api/blobs/", 11) == 0)
+        return "0000000000000000000000000000000000000000000000000000000000000000";
+    if (strncmp(q->path, "/api/messages/", 14) == 0 || strncmp(q->path, "/api/views/", 11) == 0)
+        return "01J0000000000000000000000Z";
+    return "E404";
+}
+
+/* The route's path (route_id for {...}) and query: every known parameter (all=true) or none,
+ * then extra (may be ""). */
 static void route_path(const struct va_query_spec *q, bool all, const char *extra, char *out,
                        size_t n)
 {
-    const char *id = strstr(q->path, "{id}");
+    const char *id = strchr(q->path, '{');
+    const char *id_end = id != NULL ? strchr(id, '}') + 1 : "";
     size_t len = id != NULL ? (size_t)(id - q->path) : strlen(q->path);
-    int at = snprintf(out, n, "%.*s%s%s?", (int)len, q->path, id != NULL ? "E1" : "",
-                      id != NULL ? id + 4 : "");
+    int at =
+        snprintf(out, n, "%.*s%s%s?", (int)len, q->path, id != NULL ? route_id(q) : "", id_end);
     const char *k;
     for (size_t i = 0; all && (k = va_query_param(q, i)) != NULL; i++)
         at += snprintf(out + at, n - (size_t)at, "%s=%s&", k, param_value(k));
     snprintf(out + at, n - (size_t)at, "%s", extra);
 }
 
-/* One request on the route as it is used: a dispatcher's GET, an admin's, an import of a CSV
- * that fails validation (so nothing is produced). The status; the answer in r. */
+/* One request on the route as it is used: a dispatcher's, an admin's on admin routes; an
+ * import of a CSV that fails validation and other writes with a body that is not JSON (so
+ * nothing is produced). The status; the answer in r. */
 static long route_call(const struct va_query_spec *q, const char *path, struct http_result *r)
 {
-    bool admin = strncmp(q->path, "/api/admin/", 11) == 0;
-    if (strcmp(q->method, "POST") == 0)
+    const char *token = strncmp(q->path, "/api/admin/", 11) == 0 ? TOKEN_ADMIN : TOKEN_DISPATCHER;
+    if (strcmp(q->path, "/api/admin/erp-import") == 0)
         return http(&H, "POST", path, TOKEN_ADMIN, "text/csv", "a\n", 2, NULL, r);
-    return http(&H, "GET", path, admin ? TOKEN_ADMIN : TOKEN_DISPATCHER, NULL, NULL, 0, NULL, r);
+    if (strcmp(q->method, "POST") == 0 || strcmp(q->method, "PUT") == 0)
+        return http(&H, q->method, path, token, "application/json", "{", 1, NULL, r);
+    return http(&H, q->method, path, token, NULL, NULL, 0, NULL, r);
 }
 
 /* The live stream's status: from its response head (an open stream never ends). */
@@ -1057,6 +1167,14 @@ static void expect_refused(const struct va_query_spec *q, const char *path, cons
 {
     struct http_result r;
     route_call(q, path, &r);
+    if (strcmp(q->method, "HEAD") == 0) { /* no body to name it */
+        if (r.status != 400) {
+            fprintf(stderr, "  HEAD %s: %ld, want 400\n", path, r.status);
+            lst_test_failed_checks++;
+        }
+        http_result_cleanup(&r);
+        return;
+    }
     if (r.status != 400 || jstr(r.json, "detail") == NULL ||
         strstr(jstr(r.json, "detail"), what) == NULL) {
         fprintf(stderr, "  %s %s: %ld %s, want 400 with %s\n", q->method, path, r.status,
@@ -1081,12 +1199,46 @@ static void expect_served(const struct va_query_spec *q, const char *path)
         http_result_cleanup(&r);
 }
 
+/* A route without query parameters: a query of "_" alone is answered as if there were no
+ * query (whatever that answer is: the IDs do not exist, the bodies are not JSON), and not as
+ * invalid-query; anything else is refused by name. */
+static void query_route_none(const struct va_query_spec *q)
+{
+    char path[1024];
+    struct http_result r;
+    route_path(q, false, "", path, sizeof(path));
+    long want = route_call(q, path, &r);
+    CHECK(want > 0);
+    CHECK(jstr(r.json, "type") == NULL || strstr(jstr(r.json, "type"), "invalid-query") == NULL);
+    http_result_cleanup(&r);
+    const char *const served[] = {"_=1733497200000", "_=1&_="};
+    for (size_t i = 0; i < LST_ARRAY_LEN(served); i++) {
+        route_path(q, false, served[i], path, sizeof(path));
+        long st = route_call(q, path, &r);
+        const char *type = jstr(r.json, "type");
+        if (st != want || (type != NULL && strstr(type, "invalid-query") != NULL)) {
+            fprintf(stderr, "  %s %s: %ld %s, want %ld as without a query\n", q->method, path, st,
+                    S(type), want);
+            lst_test_failed_checks++;
+        }
+        http_result_cleanup(&r);
+    }
+    route_path(q, false, "foo=1", path, sizeof(path));
+    expect_refused(q, path, "\"foo\": not a known query parameter (this route takes none)");
+    route_path(q, false, "_=1&view", path, sizeof(path));
+    expect_refused(q, path, "\"view\": not a known query parameter (this route takes none)");
+}
+
 /* One route: every documented parameter at once is served (no false refusals), also with
  * "_"; a misspelt, an unknown, a repeated and a value-less parameter are refused by name. */
 static void query_route(const struct va_query_spec *q)
 {
     char path[1024], typo[64], query[160], detail[160];
     const char *first = va_query_param(q, 0), *last = first;
+    if (first == NULL) {
+        query_route_none(q);
+        return;
+    }
     for (size_t i = 0; va_query_param(q, i) != NULL; i++)
         last = va_query_param(q, i);
     route_path(q, true, "", path, sizeof(path));
@@ -1131,6 +1283,57 @@ static void test_query_params(void)
     /* lists are comma-separated, not repeated; a repeat would keep only its first value */
     expect_400("/api/timeline?department=Fernverkehr&department=Nahverkehr");
     expect_ids("/api/timeline?department=Fernverkehr,Nahverkehr&_=1", M2 "," I1 "," M1);
+    /* every operation under /api/ has its table, found by the request's path */
+    CHECK(va_query_spec_find("GET", "/api/employees/E1/history") == &va_history_query);
+    CHECK(va_query_spec_find("GET", "/api/employees/E1") != NULL);
+    CHECK(va_query_spec_find("HEAD", "/api/timeline") == &va_timeline_query);
+    CHECK(va_query_spec_find("GET", "/api/employees//history") == NULL);
+    CHECK(va_query_spec_find("GET", "/api/employees/E1/nothing") == NULL);
+    CHECK(va_query_spec_find("GET", "/api/views/") == NULL);
+    /* a query on an unknown path stays that path's 404 */
+    get(&H, "/api/employees/E1/nothing?foo=1", TOKEN_DISPATCHER, &r);
+    CHECK_EQ(r.status, 404);
+    http_result_cleanup(&r);
+}
+
+/* One request whose 400 invalid-query must say what the value is expected to be. */
+static void expect_seconds_refused(const char *path, const char *token, const char *want)
+{
+    struct http_result r;
+    get(&H, path, token, &r);
+    check_problem(&r, 400, "invalid-query");
+    if (strstr(S(jstr(r.json, "detail")), want) == NULL) {
+        fprintf(stderr, "  %s: detail %s, want %s\n", path, S(jstr(r.json, "detail")), want);
+        lst_test_failed_checks++;
+    }
+    http_result_cleanup(&r);
+}
+
+/* from/to in seconds (a client's Date.now()/1000) used to select 1970 in silence: every
+ * route with a time parameter refuses [1e9, 1e11) and says milliseconds; just outside the
+ * window the values stay milliseconds. */
+static void test_time_units(void)
+{
+    struct http_result r;
+    const char *secs = "milliseconds since the epoch; 1733500000 looks like seconds";
+    expect_seconds_refused("/api/timeline?from=1733500000", TOKEN_DISPATCHER, secs);
+    expect_seconds_refused("/api/employees/E1/history?to=1733500000", TOKEN_DISPATCHER,
+                           "to: milliseconds since the epoch; 1733500000 looks like seconds");
+    expect_seconds_refused("/api/credits?from=1733500000", TOKEN_DISPATCHER, secs);
+    expect_seconds_refused("/api/admin/audit?to=1733500000", TOKEN_ADMIN, secs);
+    expect_seconds_refused("/api/timeline?from=1000000000", TOKEN_DISPATCHER, "1000000000000?");
+    expect_seconds_refused("/api/timeline?to=99999999999", TOKEN_DISPATCHER, "looks like seconds");
+    /* a saved view's filter is the timeline's parser too */
+    view_expect("{\"name\":\"x\",\"filter\":{\"from\":\"1733500000\"}}", 400, "invalid-view",
+                "filter.from: milliseconds since the epoch; 1733500000 looks like seconds");
+    /* the stream refuses it before it opens */
+    CHECK_EQ(stream_status("/api/stream?from=1733500000"), 400);
+    /* the window's edges: 999999999 and 100000000000 are milliseconds */
+    expect_ids("/api/timeline?to=999999999", M2 "," I1 "," M1);
+    expect_ids("/api/timeline?from=100000000000", "");
+    get(&H, "/api/credits?from=100000000000&to=100000000001", TOKEN_DISPATCHER, &r);
+    CHECK_EQ(r.status, 200);
+    http_result_cleanup(&r);
 }
 
 static void teardown(void)
@@ -1151,7 +1354,9 @@ static void test_all(void)
     test_handled();
     test_history();
     test_query_params();
+    test_time_units();
     test_detail();
+    test_detail_names();
     test_send_validation();
     test_import_validation();
     test_send_kafka_down();

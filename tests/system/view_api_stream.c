@@ -145,16 +145,31 @@ static void test_stream_filter_resume_reset(void)
     REQUIRE(sse_open(&H, &s, "/api/stream?department=Nord", "1-0"));
     snprintf(want, sizeof(want), "id: %s\nevent: reset\n", id5);
     CHECK(sse_wait(&s, want, 5000));
+    CHECK(sse_wait(&s, "no longer available (trimmed from the change stream)", 5000));
     char id6[64];
     ev_add(id6, "message", "01STREAMA0000000000000000A", NULL, NULL);
     snprintf(want, sizeof(want), "id: %s\nevent: message\n", id6);
     CHECK(sse_wait(&s, want, 5000));
     CHECK_EQ(count(&s.b, "\nevent: "), 2);
     sse_close(&s);
-    /* one from the future (another Redis, a rebuild) too */
+    /* one from the future (another server, a reset Redis) too, and the reason says so (it
+     * said "no longer available", which an ID never available here is not) */
     REQUIRE(sse_open(&H, &s, "/api/stream", "99999999999999-0"));
-    CHECK(sse_wait(&s, "\nevent: reset\n", 5000));
+    snprintf(want, sizeof(want), "id: %s\nevent: reset\n", id6);
+    CHECK(sse_wait(&s, want, 5000));
+    CHECK(sse_wait(&s,
+                   "the last event ID is newer than anything this server's change stream "
+                   "holds: it came from another server, or Redis was reset",
+                   5000));
+    CHECK(strstr(s.b.data, "no longer available") == NULL);
     sse_close(&s);
+    /* no change stream at all (a reset Redis before the ledger wrote again) */
+    rcmd(&H, "RENAME lst:lg:ev lst:lg:ev-aside");
+    REQUIRE(sse_open(&H, &s, "/api/stream", id6));
+    CHECK(sse_wait(&s, "id: 0-0\nevent: reset\n", 5000));
+    CHECK(sse_wait(&s, "this server's change stream holds no events", 5000));
+    sse_close(&s);
+    rcmd(&H, "RENAME lst:lg:ev-aside lst:lg:ev");
 }
 
 /* A saved view holding a depot (and a direction, which the stream keeps for its whole life):

@@ -278,6 +278,7 @@ static void test_send_and_replay(void)
     REQUIRE(lst_message_decode(SEEN.last_message, strlen(SEEN.last_message), &m, NULL) == LST_OK);
     CHECK_STREQ(m.message_id, mid);
     CHECK_STREQ(m.dispatcher, "anna");
+    CHECK_STREQ(m.dispatcher_name, "Anna Schmidt"); /* the token file's display name */
     CHECK_STREQ(m.department, "Dispo-Nord");
     CHECK_STREQ(m.category, "dispo");
     CHECK_STREQ(m.idempotency_key, "day-1-send-1");
