@@ -219,6 +219,7 @@ void va_handle_me(void *ud, const struct lst_http_request *req, struct lst_http_
     va_json_kv(&b, false, "user", r.who->user);
     va_json_kv(&b, true, "role", r.who->role == VA_ROLE_ADMIN ? "admin" : "dispatcher");
     va_json_kv(&b, true, "department", r.who->department);
+    va_json_kv(&b, true, "name", r.who->name); /* the SPA greets by it; absent when none */
     lst_buf_puts(&b, "}");
     va_reply_json(&r, 200, &b);
     lst_buf_cleanup(&b);

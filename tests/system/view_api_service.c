@@ -148,10 +148,12 @@ static void test_health_and_me(void)
     CHECK_STREQ(jstr(r.json, "user"), "anna");
     CHECK_STREQ(jstr(r.json, "role"), "dispatcher");
     CHECK_STREQ(jstr(r.json, "department"), "Dispo-Nord");
+    CHECK_STREQ(jstr(r.json, "name"), "Anna Schmidt");
     http_result_cleanup(&r);
     CHECK_EQ(get(&H, "/api/me", TOKEN_ADMIN, &r), 200);
     CHECK_STREQ(jstr(r.json, "role"), "admin");
     CHECK(jget(r.json, "department") == NULL);
+    CHECK(jget(r.json, "name") == NULL); /* its line has no display name */
     http_result_cleanup(&r);
     CHECK_EQ(get(&H, "/api/nothing-here", TOKEN_ADMIN, &r), 404);
     http_result_cleanup(&r);
