@@ -166,6 +166,15 @@ static bool nothing_names(struct fx *f, const char *const *ids, size_t n)
     return clean;
 }
 
+/* The directory of most tests here: E17 (DRV00017) and E18 (DRV00018), both in Nord. */
+static void two_drivers(struct fx *f)
+{
+    lrec_employee(&f->rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0);
+    feed(f, LEDGER_T_EMPLOYEES, "E17");
+    lrec_employee(&f->rec, "E18", "Ole Berg", "Nord", "HH-LS 18", "DRV00018", T0);
+    feed(f, LEDGER_T_EMPLOYEES, "E18");
+}
+
 static void test_retention_purges_old_items(void)
 {
     struct fx f;
@@ -176,10 +185,7 @@ static void test_retention_purges_old_items(void)
     int64_t purged = -1, oldest = 0;
     REQUIRE(fx_start(&f));
     REQUIRE(ledger_retention_create(NULL, &ret) == LST_OK);
-    lrec_employee(&f.rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0);
-    feed(&f, LEDGER_T_EMPLOYEES, "E17");
-    lrec_employee(&f.rec, "E18", "Ole Berg", "Nord", "HH-LS 18", "DRV00018", T0);
-    feed(&f, LEDGER_T_EMPLOYEES, "E18");
+    two_drivers(&f);
     lrec_mid(m1, T0 + 1000, 1);
     lrec_mid(m2, T0 + 86400000, 2);
     lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", both, 2, T0 + 1000);
@@ -266,10 +272,7 @@ static void test_erasure_forgets_change_stream(void)
     const char *both[] = {"E17", "E18"};
     REQUIRE(fx_start(&f));
     lst_buf_init(&ev);
-    lrec_employee(&f.rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0);
-    feed(&f, LEDGER_T_EMPLOYEES, "E17");
-    lrec_employee(&f.rec, "E18", "Ole Berg", "Nord", "HH-LS 18", "DRV00018", T0);
-    feed(&f, LEDGER_T_EMPLOYEES, "E18");
+    two_drivers(&f);
     lrec_mid(m1, T0 + 1000, 1);
     lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", both, 2, T0 + 1000);
     feed(&f, LEDGER_T_MESSAGE, m1);
@@ -307,10 +310,7 @@ static void test_erasure_audience_and_content(void)
     char m1[27], m2[27], m3[27], m4[27];
     const char *both[] = {"E17", "E18"}, *alone[] = {"E17"};
     REQUIRE(fx_start(&f));
-    lrec_employee(&f.rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0);
-    feed(&f, LEDGER_T_EMPLOYEES, "E17");
-    lrec_employee(&f.rec, "E18", "Ole Berg", "Nord", "HH-LS 18", "DRV00018", T0);
-    feed(&f, LEDGER_T_EMPLOYEES, "E18");
+    two_drivers(&f);
     lrec_mid(m1, T0 + 1000, 1);
     lrec_mid(m2, T0 + 2000, 2);
     lrec_mid(m3, T0 + 3000, 3);
@@ -377,10 +377,7 @@ static void test_erasure_removes_annotations(void)
     const char *other = "DRV00018:00000000000000c3";
     REQUIRE(fx_start(&f));
     REQUIRE(ledger_retention_create(NULL, &ret) == LST_OK);
-    lrec_employee(&f.rec, "E17", "Jana Kühn", "Nord", "HH-LS 17", "DRV00017", T0);
-    feed(&f, LEDGER_T_EMPLOYEES, "E17");
-    lrec_employee(&f.rec, "E18", "Ole Berg", "Nord", "HH-LS 18", "DRV00018", T0);
-    feed(&f, LEDGER_T_EMPLOYEES, "E18");
+    two_drivers(&f);
     lrec_text_in(&f.rec, "DRV00017", "00000000000000c0", "Alte Meldung", T0 + 1000);
     feed(&f, LEDGER_T_INBOUND, "DRV00017");
     annotate(&f, old, LST_ANNOTATION_HANDLED, NULL, "anna", T0 + 1500);
