@@ -19,6 +19,8 @@
 
 #define AT(base, off, type)  ((type *)(void *)((char *)(base) + (off)))
 #define CAT(base, off, type) ((type const *)(const void *)((const char *)(base) + (off)))
+/* item i of an OBJV field's array */
+#define ITEM(v, f, i) ((char *)(v)->items + (i) * (f)->item_size)
 
 /* A field path, rendered only when a failure message needs it: on the success path a
  * record's fields cost no formatting. Each level lives on the stack of its caller and points
@@ -160,6 +162,22 @@ static lst_err validate_strv(const struct lst_field *f, const struct lst_strv *v
     return LST_OK;
 }
 
+static lst_err validate_objv(const struct lst_field *f, const struct lst_objv *v,
+                             const struct path *path, struct lst_buf *why)
+{
+    if ((int64_t)v->len > f->max)
+        return fail(why, LST_ERR_TOO_LARGE, path, "more than %lld items", (long long)f->max);
+    if ((int64_t)v->len < f->min)
+        return fail(why, LST_ERR_INVALID, path, "needs at least %lld items", (long long)f->min);
+    for (size_t i = 0; i < v->len; i++) {
+        const struct path ipath = {.up = path, .item = true, .index = i};
+        lst_err err = validate_table(f->sub, ITEM(v, f, i), &ipath, why);
+        if (err != LST_OK)
+            return err;
+    }
+    return LST_OK;
+}
+
 /* Validates the value of a field that is present and allowed. */
 static lst_err validate_value(const struct lst_field *f, const void *rec, const struct path *path,
                               struct lst_buf *why)
@@ -193,6 +211,7 @@ static lst_err validate_value(const struct lst_field *f, const void *rec, const 
     case LST_FT_VERSION:
     case LST_FT_BOOL:
     case LST_FT_STRV:
+    case LST_FT_OBJV:
         break;
     }
     return LST_OK;
@@ -206,6 +225,8 @@ static bool present_in_struct(const struct lst_field *f, const void *rec, bool r
         return *CAT(rec, f->off, char *) != NULL;
     case LST_FT_STRV:
         return required || CAT(rec, f->off, struct lst_strv)->len > 0;
+    case LST_FT_OBJV:
+        return required || CAT(rec, f->off, struct lst_objv)->len > 0;
     case LST_FT_VERSION:
     case LST_FT_ENUM:
         return true;
@@ -229,6 +250,12 @@ static lst_err validate_field(const struct lst_table *t, const struct lst_field 
         if (!allowed)
             return v->len > 0 ? fail_not_allowed(why, t, rec, &fpath) : LST_OK;
         return validate_strv(f, v, &fpath, why);
+    }
+    if (f->type == LST_FT_OBJV) {
+        const struct lst_objv *v = CAT(rec, f->off, struct lst_objv);
+        if (!allowed)
+            return v->len > 0 ? fail_not_allowed(why, t, rec, &fpath) : LST_OK;
+        return validate_objv(f, v, &fpath, why);
     }
     if (!present_in_struct(f, rec, required)) {
         if (required)
@@ -319,6 +346,31 @@ static lst_err extract_strv(const struct lst_field *f, struct json_object *v,
     return LST_OK;
 }
 
+/* Counts items as they are filled, so that cleanup frees a partly extracted array. */
+static lst_err extract_objv(const struct lst_field *f, struct json_object *v,
+                            const struct path *path, struct lst_objv *out, struct lst_buf *why)
+{
+    if (!json_object_is_type(v, json_type_array))
+        return fail(why, LST_ERR_INVALID, path, "expected array");
+    size_t n = json_object_array_length(v);
+    if ((int64_t)n > f->max)
+        return fail(why, LST_ERR_TOO_LARGE, path, "more than %lld items", (long long)f->max);
+    out->items = calloc(n > 0 ? n : 1, f->item_size);
+    if (out->items == NULL)
+        return LST_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const struct path ipath = {.up = path, .item = true, .index = i};
+        struct json_object *item = json_object_array_get_idx(v, i);
+        if (!json_object_is_type(item, json_type_object))
+            return fail(why, LST_ERR_INVALID, &ipath, "expected object");
+        out->len = i + 1;
+        lst_err err = extract_table(f->sub, item, &ipath, ITEM(out, f, i), why);
+        if (err != LST_OK)
+            return err;
+    }
+    return LST_OK;
+}
+
 static lst_err extract_enum(const struct lst_field *f, struct json_object *v,
                             const struct path *path, void *rec, struct lst_buf *why)
 {
@@ -376,6 +428,8 @@ static lst_err extract_value(const struct lst_field *f, struct json_object *v,
         return extract_enum(f, v, path, rec, why);
     case LST_FT_STRV:
         return extract_strv(f, v, path, AT(rec, f->off, struct lst_strv), why);
+    case LST_FT_OBJV:
+        return extract_objv(f, v, path, AT(rec, f->off, struct lst_objv), why);
     case LST_FT_OBJ:
         if (!json_object_is_type(v, json_type_object))
             return fail(why, LST_ERR_INVALID, path, "expected object");
@@ -560,6 +614,17 @@ static void encode_value(const struct lst_field *f, const void *rec, struct lst_
     case LST_FT_OBJ:
         encode_table(f->sub, CAT(rec, f->off, char), out);
         break;
+    case LST_FT_OBJV: {
+        const struct lst_objv *v = CAT(rec, f->off, struct lst_objv);
+        lst_buf_puts(out, "[");
+        for (size_t i = 0; i < v->len; i++) {
+            if (i > 0)
+                lst_buf_puts(out, ",");
+            encode_table(f->sub, ITEM(v, f, i), out);
+        }
+        lst_buf_puts(out, "]");
+        break;
+    }
     }
 }
 
@@ -614,6 +679,13 @@ static void cleanup_table(const struct lst_table *t, void *rec)
             lst_strv_cleanup(AT(rec, f->off, struct lst_strv));
         } else if (f->type == LST_FT_OBJ) {
             cleanup_table(f->sub, AT(rec, f->off, char));
+        } else if (f->type == LST_FT_OBJV) {
+            struct lst_objv *v = AT(rec, f->off, struct lst_objv);
+            for (size_t j = 0; j < v->len; j++)
+                cleanup_table(f->sub, ITEM(v, f, j));
+            free(v->items);
+            v->items = NULL;
+            v->len = 0;
         }
     }
 }

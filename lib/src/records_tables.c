@@ -4,6 +4,7 @@
 #include "lst/records.h"
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- patterns: a checker per regex; the regex text is what the schemas say ------------ */
@@ -253,6 +254,9 @@ static const struct lst_pattern pat_item = {"^(" ULID_RE "|" THREEMA_ID_RE ":" M
     {BASE(S, m, LST_FT_OBJ), NOHAS, .allow = al, .req = rq, .sub = &tbl, .doc = d}
 #define F_OBJH(S, m, tbl, al, rq, d)                                                               \
     {BASE(S, m, LST_FT_OBJ), HAS(S, m), .allow = al, .req = rq, .sub = &tbl, .doc = d}
+#define F_OBJV(S, m, item, tbl, lo, hi, al, rq, d)                                                 \
+    {BASE(S, m, LST_FT_OBJV), NOHAS, .allow = al, .req = rq, .min = lo, .max = hi, .sub = &tbl,    \
+     .item_size = sizeof(struct item), .doc = d}
 #define TABLE(nm, arr, disc_, chk, cln)                                                            \
     {.name = nm, .fields = arr, .count = LST_ARRAY_LEN(arr), .disc = disc_, .check = chk,          \
      .cleanup = cln}
@@ -266,6 +270,7 @@ _Static_assert(sizeof(enum lst_dlq_encoding) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lst_audit_action) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lst_annotation_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(enum lst_view_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(enum lst_skip_reason) == sizeof(int), "enum size");
 
 /* ---- content ---------------------------------------------------------------------------- */
 
@@ -353,12 +358,46 @@ static const struct lst_field selector_fields[] = {
 };
 static const struct lst_table selector_table = TABLE("selector", selector_fields, -1, NULL, NULL);
 
+static const char *const skip_reasons[LST_SKIP__COUNT] = {"unknown", "inactive", "no_contact"};
+
+const char *lst_skip_reason_name(enum lst_skip_reason reason)
+{
+    return (unsigned)reason < LST_SKIP__COUNT ? skip_reasons[reason] : "unknown";
+}
+
+static const struct lst_field skip_fields[] = {
+    F_STR(lst_skip, employee_id, LST_EMPLOYEE_ID_MAX, &pat_employee, ALL, ALL,
+          "the employee ID that was targeted"),
+    F_ENUM(lst_skip, reason, skip_reasons, LST_SKIP__COUNT,
+           "unknown: an explicit ID the directory did not know; inactive; no_contact: no "
+           "Threema ID, phone or e-mail"),
+};
+static const struct lst_table skip_table = TABLE("skip", skip_fields, -1, NULL, NULL);
+
 static const struct lst_field audience_fields[] = {
     F_OBJ(lst_audience, selector, selector_table, ALL, ALL, "the criteria the dispatcher chose"),
     F_STRV(lst_audience, recipients, 1, LST_RECIPIENTS_MAX, LST_EMPLOYEE_ID_MAX, &pat_employee, ALL,
            ALL, "the employee IDs the selector resolved to when sending"),
+    F_OBJV(lst_audience, skipped, lst_skip, skip_table, 0, LST_SKIPPED_MAX, ALL, OPT,
+           "employees the dispatcher targeted who were not sent to, and why (in ID order)"),
 };
 static const struct lst_table audience_table = TABLE("audience", audience_fields, -1, NULL, NULL);
+
+lst_err lst_audience_skip_push(struct lst_audience *a, const char *employee_id,
+                               enum lst_skip_reason reason)
+{
+    char *copy = lst_strdup(employee_id);
+    if (copy == NULL)
+        return LST_ERR_NOMEM;
+    struct lst_skip *items = realloc(a->skipped.items, (a->skipped.len + 1) * sizeof(*items));
+    if (items == NULL) {
+        free(copy);
+        return LST_ERR_NOMEM;
+    }
+    items[a->skipped.len++] = (struct lst_skip){.employee_id = copy, .reason = reason};
+    a->skipped.items = items;
+    return LST_OK;
+}
 
 static const struct lst_field message_fields[] = {
     F_VER,

@@ -1,5 +1,5 @@
 /* lst.message -> message.lua: the message hash, its indexes, every recipient
- * queued. */
+ * queued, the skipped employees. */
 #include <string.h>
 
 #include "ledger.h"
@@ -39,6 +39,18 @@ static lst_err strv_args(struct ledger_args *a, const struct lst_strv *v)
     return lst_buf_failed(&a->buf) ? LST_ERR_NOMEM : LST_OK;
 }
 
+/* The skipped as pairs (ID, reason): the script drops erased ones and builds skp. */
+static lst_err skipped_args(struct ledger_args *a, const struct lst_objv *v)
+{
+    const struct lst_skip *items = v->items;
+    ledger_args_i64(a, (int64_t)v->len);
+    for (size_t i = 0; i < v->len; i++) {
+        ledger_args_str(a, items[i].employee_id);
+        ledger_args_str(a, lst_skip_reason_name(items[i].reason));
+    }
+    return lst_buf_failed(&a->buf) ? LST_ERR_NOMEM : LST_OK;
+}
+
 static lst_err message_args(struct ledger_core *c, const struct lst_message *m)
 {
     struct ledger_args *a = &c->args;
@@ -67,6 +79,7 @@ static lst_err message_args(struct ledger_core *c, const struct lst_message *m)
     strv_args(a, &m->audience.selector.departments);
     strv_args(a, &m->audience.selector.vehicles);
     strv_args(a, &m->audience.selector.tags);
+    skipped_args(a, &m->audience.skipped);
     for (size_t i = 0; i < m->audience.recipients.len; i++)
         ledger_args_str(a, m->audience.recipients.items[i]);
     return lst_buf_failed(&a->buf) || lst_buf_failed(&c->tmp) ? LST_ERR_NOMEM : LST_OK;

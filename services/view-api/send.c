@@ -471,6 +471,32 @@ static lst_err store_upload(struct send *s)
     return s->msg.content.blob != NULL ? LST_OK : LST_ERR_NOMEM;
 }
 
+static enum lst_skip_reason skip_reason(enum va_skip_reason r)
+{
+    switch (r) {
+    case VA_SKIP_UNKNOWN:
+        return LST_SKIP_UNKNOWN;
+    case VA_SKIP_INACTIVE:
+        return LST_SKIP_INACTIVE;
+    case VA_SKIP_NO_CONTACT:
+        return LST_SKIP_NO_CONTACT;
+    }
+    return LST_SKIP_UNKNOWN;
+}
+
+/* The skipped go into the record so that the detail can show them later (the 202 answer is
+ * gone by then). Resolution lists them in ID order; a record keeps the first
+ * LST_SKIPPED_MAX (a selector can match any number of inactive employees). */
+static lst_err add_skipped(struct lst_audience *to, const struct va_audience *a)
+{
+    lst_err err = LST_OK;
+    for (size_t i = 0; i < a->nskipped && i < LST_SKIPPED_MAX && err == LST_OK; i++)
+        err = a->skipped[i].id == NULL
+                  ? LST_ERR_NOMEM
+                  : lst_audience_skip_push(to, a->skipped[i].id, skip_reason(a->skipped[i].reason));
+    return err;
+}
+
 static lst_err build_message(struct send *s)
 {
     struct lst_message *m = &s->msg;
@@ -488,6 +514,8 @@ static lst_err build_message(struct send *s)
     memset(&s->aud.selector, 0, sizeof(s->aud.selector));
     for (size_t i = 0; i < s->aud.nrecipients && err == LST_OK; i++)
         err = lst_strv_push(&m->audience.recipients, s->aud.recipients[i].id);
+    if (err == LST_OK)
+        err = add_skipped(&m->audience, &s->aud);
     return err;
 }
 

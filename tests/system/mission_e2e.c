@@ -501,6 +501,11 @@ static bool send_msg(const char *token, const char *body, struct msg *m, size_t 
 static void check_skipped(struct json_object *skipped, const char *field, const char *value)
 {
     size_t want = 0;
+    CHECK(json_object_is_type(skipped, json_type_array));
+    if (!json_object_is_type(skipped, json_type_array)) {
+        json_object_put(skipped);
+        return;
+    }
     for (size_t i = 0; i < X.nemp; i++) {
         const struct emp *e = &X.emp[i];
         const char *v = strcmp(field, "depot") == 0 ? e->depot : e->shift;
@@ -803,6 +808,9 @@ static void test_states(void)
     check_detail(&X.photo, p.detail);
     CHECK_STREQ(jstr(t.detail, "category"), "dispo");
     CHECK_STREQ(jstr(p.detail, "category"), "ladung");
+    /* the skipped went through lst.message and the ledger into the detail, as the send said */
+    check_skipped(json_object_get(jget(t.detail, "skipped")), "depot", TEXT_DEPOT);
+    check_skipped(json_object_get(jget(p.detail, "skipped")), "shift", PHOTO_SHIFT);
     CHECK_STREQ(jstr(p.detail, "kind"), "image");
     CHECK_EQ(strlen(S(jstr(p.detail, "blob"))), 64);
     snprintf(X.shift_blob, sizeof(X.shift_blob), "%s", S(jstr(p.detail, "blob")));

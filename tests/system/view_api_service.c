@@ -587,6 +587,7 @@ static void test_detail(void)
     CHECK_STREQ(jstr(r.json, "replies.0"), I1);
     CHECK_STREQ(jstr(r.json, "audience.employee_ids.1"), "E2");
     CHECK(jget(r.json, "audience.selector.departments") != NULL);
+    CHECK_EQ(jlen(r.json, "skipped"), 0); /* the ledger has no skp for it */
     http_result_cleanup(&r);
     /* read receipts evidently off: delivered is shown as "read unknown" */
     CHECK_EQ(get(&H, "/api/messages/" M2, TOKEN_DISPATCHER, &r), 200);
@@ -623,8 +624,10 @@ static void test_detail_names(void)
     const char *st = "{\"st\":\"sent\",\"q\":9000,\"s\":9001}";
     rcmd(&H,
          "HSET lst:lg:m:" M9 " msg 1 id " M9 " dir out at 9000 cat dispo kind text text %s "
-         "disp anna disp_name %s n 4 s:sent 4 audience 4",
-         "Tor 2", "Anna Schmidt");
+         "disp anna disp_name %s n 4 s:sent 4 audience 4 skp %s",
+         "Tor 2", "Anna Schmidt",
+         "[[\"E3\",\"inactive\"],[\"E5\",\"no_contact\"],[\"E8\",\"unknown\"],"
+         "[\"X7\",\"unknown\"]]");
     rcmd(&H, "HSET lst:lg:r:" M9 " E2 %s E9 %s E1 %s E8 %s", st, st, st, st);
     rcmd(&H, "HSET lst:lg:emp:E2 name %s", "Bernd Neu");
     /* a directory entry left beside an erased mark: the mark wins */
@@ -647,6 +650,18 @@ static void test_detail_names(void)
     CHECK_STREQ(jstr(r.json, "recipients.3.employee_id"), "E9");
     CHECK(is_null(r.json, "recipients.3", "name"));
     CHECK_STREQ(jstr(r.json, "recipients.3.status.state"), "sent");
+    /* the skipped, in the ledger's order, named the same way (E8 erased, X7 unknown) */
+    REQUIRE(jlen(r.json, "skipped") == 4);
+    CHECK_STREQ(jstr(r.json, "skipped.0.employee_id"), "E3");
+    CHECK_STREQ(jstr(r.json, "skipped.0.reason"), "inactive");
+    CHECK_STREQ(jstr(r.json, "skipped.0.name"), "Carla Gamma");
+    CHECK_STREQ(jstr(r.json, "skipped.1.reason"), "no_contact");
+    CHECK_STREQ(jstr(r.json, "skipped.1.name"), "Erik");
+    CHECK_STREQ(jstr(r.json, "skipped.2.employee_id"), "E8");
+    CHECK(is_null(r.json, "skipped.2", "name"));
+    CHECK_STREQ(jstr(r.json, "skipped.3.employee_id"), "X7");
+    CHECK_STREQ(jstr(r.json, "skipped.3.reason"), "unknown");
+    CHECK(is_null(r.json, "skipped.3", "name"));
     http_result_cleanup(&r);
     /* 300 recipients: a real hash table (Redis's order is not the insertion order), each
      * named from its own directory entry, every third one unknown */
@@ -674,10 +689,11 @@ static void test_detail_names(void)
     http_result_cleanup(&r);
     for (int i = 0; i < 300; i++)
         rcmd(&H, "DEL lst:lg:emp:R%03d", i);
-    /* no recipient state yet: an empty list, not an error */
+    /* no recipient state yet: an empty list, not an error; the skipped are still named */
     rcmd(&H, "DEL lst:lg:r:" M9);
     CHECK_EQ(get(&H, "/api/messages/" M9, TOKEN_DISPATCHER, &r), 200);
     CHECK_EQ(jlen(r.json, "recipients"), 0);
+    CHECK_STREQ(jstr(r.json, "skipped.0.name"), "Carla Gamma");
     http_result_cleanup(&r);
     rcmd(&H, "DEL lst:lg:m:" M9 " lst:lg:emp:E8");
     rcmd(&H, "SREM lst:lg:erased E8");

@@ -175,6 +175,16 @@ static void two_drivers(struct fx *f)
     feed(f, LEDGER_T_EMPLOYEES, "E18");
 }
 
+/* The message record in rec with eid added as skipped (inactive). */
+static void add_skipped(struct lst_buf *rec, const char *eid)
+{
+    struct lst_message m;
+    REQUIRE(lst_message_decode(rec->data, rec->len, &m, NULL) == LST_OK);
+    CHECK_EQ(lst_audience_skip_push(&m.audience, eid, LST_SKIP_INACTIVE), LST_OK);
+    CHECK_EQ(lst_message_encode(&m, rec), LST_OK);
+    lst_message_cleanup(&m);
+}
+
 static void test_retention_purges_old_items(void)
 {
     struct fx f;
@@ -189,7 +199,9 @@ static void test_retention_purges_old_items(void)
     lrec_mid(m1, T0 + 1000, 1);
     lrec_mid(m2, T0 + 86400000, 2);
     lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", both, 2, T0 + 1000);
+    add_skipped(&f.rec, "E19");
     feed(&f, LEDGER_T_MESSAGE, m1);
+    CHECK_EQ(num(&f, "ZSCORE lst:lg:e:E19:skp %s", m1), T0 + 1000); /* gone with m1 below */
     lrec_sent(&f.rec, m1, "E17", "00000000000000a1", NULL, false, T0 + 1100);
     feed(&f, LEDGER_T_SENT, "E17");
     lrec_receipt(&f.rec, "DRV00017", "00000000000000a1", 1, T0 + 1200, "00000000000000b1");

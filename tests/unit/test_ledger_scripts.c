@@ -524,10 +524,32 @@ static void test_read_receipts_off(void)
 /* ---- directory, incoming messages, categories, replies, erasure
  * ------------------------ */
 
+/* A message to E99 that named E17 (inactive) and X5 (unknown) too: both skipped. */
+static void skipped_message(struct fx *f, const char *mid, int64_t at)
+{
+    struct lst_message m = {0};
+    m.message_id = lrec_dup(mid);
+    m.created_at = at;
+    m.dispatcher = lrec_dup("disp1");
+    m.category = lrec_dup("tour");
+    m.idempotency_key = lrec_dup(mid);
+    m.content.kind = LST_CONTENT_TEXT;
+    m.content.text = lrec_dup("Abfahrt 6 Uhr");
+    lst_strv_push(&m.audience.recipients, "E99");
+    lst_strv_push(&m.audience.selector.employee_ids, "E17");
+    lst_strv_push(&m.audience.selector.employee_ids, "E99");
+    lst_strv_push(&m.audience.selector.employee_ids, "X5");
+    lst_audience_skip_push(&m.audience, "E17", LST_SKIP_INACTIVE);
+    lst_audience_skip_push(&m.audience, "X5", LST_SKIP_UNKNOWN);
+    CHECK_EQ(lst_message_encode(&m, &f->rec), LST_OK);
+    lst_message_cleanup(&m);
+    CHECK_EQ(feed(f, LEDGER_T_MESSAGE, 2, mid), LEDGER_APPLIED);
+}
+
 static void test_inbound_directory_replies(void)
 {
     struct fx f;
-    char m1[27], m2[27];
+    char m1[27], m2[27], m3[27], m4[27];
     const char *rcpt[] = {"E17"};
 
     REQUIRE(fx_start(&f, 3));
@@ -583,6 +605,16 @@ static void test_inbound_directory_replies(void)
     CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:xc:werkstatt:all", NULL), 1);
     CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:tidp:DRV00099", NULL), 0);
 
+    /* a message that skipped E17 keeps who and why, and her index leads erasure to it */
+    lrec_mid(m3, T0 + 80000, 3);
+    skipped_message(&f, m3, T0 + 80000);
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m3, "skp"),
+                "[[\"E17\",\"inactive\"],[\"X5\",\"unknown\"]]");
+    CHECK_EQ(num(&f, "ZSCORE lst:lg:e:E17:skp %s", m3, NULL), T0 + 80000);
+    CHECK_EQ(num(&f, "ZSCORE lst:lg:e:X5:skp %s", m3, NULL), T0 + 80000);
+    CHECK_EQ(num(&f, "HLEN lst:lg:r:%s", m3, NULL), 1);
+    CHECK_EQ(num(&f, "HEXISTS lst:lg:m:%s %s", m1, "skp"), 0); /* none skipped: absent */
+
     /* erasure: E17 disappears from every projection */
     CHECK_EQ(feed_raw(&f, LEDGER_T_EMPLOYEES, 0, "E17", NULL, 0), LEDGER_APPLIED);
     CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:emp:E17", NULL), 0);
@@ -591,6 +623,10 @@ static void test_inbound_directory_replies(void)
     CHECK_EQ(num(&f, "HEXISTS lst:lg:r:%s %s", m1, "E17"), 0);
     CHECK_EQ(agg(&f, m1, "n"), 0); /* the field is gone */
     CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m1, "sel_emps"), "[]");
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m3, "skp"), "[[\"X5\",\"unknown\"]]");
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m3, "sel_emps"), "[\"E99\",\"X5\"]");
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:e:E17:skp", NULL), 0);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:e:X5:skp", NULL), 1);
     CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:dir:in", NULL), 1);
     CHECK_STREQ(cmd(&f, "GET %s", "lst:lg:emp:tid:DRV00017", NULL), "-");
     /* a later message from the erased sender is not recorded */
@@ -606,6 +642,12 @@ static void test_inbound_directory_replies(void)
     lrec_outbound(&f.rec, m1, "E17", "DRV00017", T0);
     feed(&f, LEDGER_T_OUTBOUND, 0, "E17");
     CHECK_EQ(num(&f, "HEXISTS lst:lg:r:%s %s", m1, "E17"), 0);
+    /* a message record naming her that comes after the tombstone ends as m3 did */
+    lrec_mid(m4, T0 + 95000, 4);
+    skipped_message(&f, m4, T0 + 95000);
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m4, "skp"), "[[\"X5\",\"unknown\"]]");
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m4, "sel_emps"), "[\"E99\",\"X5\"]");
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:e:E17:skp", NULL), 0);
     lst_buf_cleanup(&d);
     fx_stop(&f);
 }

@@ -113,6 +113,12 @@ static void cmp_message(const struct lst_message *a, const struct lst_message *b
     if (sa->has_active)
         CHECK_EQ(sa->active, sb->active);
     cmp_strv(&a->audience.recipients, &b->audience.recipients);
+    CHECK_EQ(a->audience.skipped.len, b->audience.skipped.len);
+    const struct lst_skip *ka = a->audience.skipped.items, *kb = b->audience.skipped.items;
+    for (size_t i = 0; i < a->audience.skipped.len && i < b->audience.skipped.len; i++) {
+        CHECK_STREQ(ka[i].employee_id, kb[i].employee_id);
+        CHECK_EQ(ka[i].reason, kb[i].reason);
+    }
 }
 
 static void cmp_outbound(const struct lst_outbound *a, const struct lst_outbound *b)
@@ -277,6 +283,11 @@ static void message_fixture(struct lst_message *m, int variant)
     push(&sel->employee_ids, "drv-0043");
     sel->has_active = true;
     sel->active = variant == 1;
+    lst_audience_skip_push(&m->audience, "drv-0050", LST_SKIP_INACTIVE);
+    if (variant == 2) {
+        lst_audience_skip_push(&m->audience, "drv-0051", LST_SKIP_NO_CONTACT);
+        lst_audience_skip_push(&m->audience, "nobody.x", LST_SKIP_UNKNOWN);
+    }
     if (variant == 1)
         content_file(&m->content, true);
     else
@@ -512,6 +523,20 @@ static void test_encoded_shape(void)
     CHECK(strstr(out.data, "\"content\":{\"kind\":\"location\",\"lat\":-90,\"lon\":180}") != NULL);
     CHECK(strstr(out.data, "deadline") == NULL);
     lst_outbound_cleanup(&o);
+
+    /* skipped is optional: absent when empty (as in records written before it existed) */
+    struct lst_message m;
+    message_fixture(&m, 0);
+    REQUIRE(lst_message_encode(&m, &out) == LST_OK);
+    CHECK(strstr(out.data, "skipped") == NULL);
+    lst_message_cleanup(&m);
+    message_fixture(&m, 2);
+    REQUIRE(lst_message_encode(&m, &out) == LST_OK);
+    CHECK(strstr(out.data, "\"recipients\":[\"" EMP "\",\"drv-0043\",\"drv_0044.x\"],"
+                           "\"skipped\":[{\"employee_id\":\"drv-0050\",\"reason\":\"inactive\"},"
+                           "{\"employee_id\":\"drv-0051\",\"reason\":\"no_contact\"},"
+                           "{\"employee_id\":\"nobody.x\",\"reason\":\"unknown\"}]}") != NULL);
+    lst_message_cleanup(&m);
     lst_buf_cleanup(&out);
 }
 
@@ -663,6 +688,36 @@ static void test_reject_wrong_types(void)
            "\"category\":\"c\",\"idempotency_key\":\"k\",\"content\":{\"kind\":\"text\","
            "\"text\":\"t\"},\"audience\":{\"selector\":{\"tags\":\"x\"},\"recipients\":[\"a\"]}}",
            LST_ERR_INVALID, "audience.selector.tags: expected array");
+    REJECT("lst.message",
+           "{\"v\":1,\"message_id\":\"" MID "\",\"created_at\":1,\"dispatcher\":\"a\","
+           "\"category\":\"c\",\"idempotency_key\":\"k\",\"content\":{\"kind\":\"text\","
+           "\"text\":\"t\"},\"audience\":{\"selector\":{},\"recipients\":[\"a\"],\"skipped\":{}}}",
+           LST_ERR_INVALID, "audience.skipped: expected array");
+    REJECT("lst.message",
+           "{\"v\":1,\"message_id\":\"" MID "\",\"created_at\":1,\"dispatcher\":\"a\","
+           "\"category\":\"c\",\"idempotency_key\":\"k\",\"content\":{\"kind\":\"text\","
+           "\"text\":\"t\"},\"audience\":{\"selector\":{},\"recipients\":[\"a\"],\"skipped\":["
+           "\"a\"]}}",
+           LST_ERR_INVALID, "audience.skipped[0]: expected object");
+    REJECT("lst.message",
+           "{\"v\":1,\"message_id\":\"" MID "\",\"created_at\":1,\"dispatcher\":\"a\","
+           "\"category\":\"c\",\"idempotency_key\":\"k\",\"content\":{\"kind\":\"text\","
+           "\"text\":\"t\"},\"audience\":{\"selector\":{},\"recipients\":[\"a\"],\"skipped\":[{"
+           "\"employee_id\":\"b\"}]}}",
+           LST_ERR_INVALID, "audience.skipped[0].reason: missing");
+    REJECT("lst.message",
+           "{\"v\":1,\"message_id\":\"" MID "\",\"created_at\":1,\"dispatcher\":\"a\","
+           "\"category\":\"c\",\"idempotency_key\":\"k\",\"content\":{\"kind\":\"text\","
+           "\"text\":\"t\"},\"audience\":{\"selector\":{},\"recipients\":[\"a\"],\"skipped\":[{"
+           "\"employee_id\":\"b\",\"reason\":\"gone\"}]}}",
+           LST_ERR_INVALID, "audience.skipped[0].reason: unknown value");
+    REJECT("lst.message",
+           "{\"v\":1,\"message_id\":\"" MID "\",\"created_at\":1,\"dispatcher\":\"a\","
+           "\"category\":\"c\",\"idempotency_key\":\"k\",\"content\":{\"kind\":\"text\","
+           "\"text\":\"t\"},\"audience\":{\"selector\":{},\"recipients\":[\"a\"],\"skipped\":[{"
+           "\"employee_id\":\"-b\",\"reason\":\"inactive\"}]}}",
+           LST_ERR_INVALID,
+           "audience.skipped[0].employee_id: does not match ^[A-Za-z0-9][A-Za-z0-9._-]*$");
     REJECT("lst.inbound",
            "{\"v\":1,\"event_id\":\"ECHOECHO:0102030405060708\",\"kind\":\"message\","
            "\"from\":\"ECHOECHO\",\"to\":\"*TESTTST\",\"threema_message_id\":\"0102030405060708\","
@@ -1199,6 +1254,17 @@ static void compare_field(const struct schema_ctx *c, struct json_object *s,
         struct json_object *def = resolve_ref(c, s, f->sub, path);
         if (def != NULL)
             compare_table(c, def, f->sub, path);
+        break;
+    }
+    case LST_FT_OBJV: {
+        if (!jstr_is(s, "type", "array") || !jint_is(s, "minItems", f->min) ||
+            !jint_is(s, "maxItems", f->max))
+            mismatch(c, path, "array type or item counts differ from the codec");
+        char ipath[320];
+        snprintf(ipath, sizeof(ipath), "%s[]", path);
+        struct json_object *def = resolve_ref(c, jget(s, "items"), f->sub, ipath);
+        if (def != NULL)
+            compare_table(c, def, f->sub, ipath);
         break;
     }
     }

@@ -73,7 +73,8 @@
 
 /* Counts and numbers. */
 #define LST_RECIPIENTS_MAX     2000
-#define LST_SELECTOR_ITEMS_MAX 500 /* departments, vehicles in a selector */
+#define LST_SKIPPED_MAX        2000 /* skipped employees a message records (the first, by ID) */
+#define LST_SELECTOR_ITEMS_MAX 500  /* departments, vehicles in a selector */
 #define LST_TAGS_MAX           32
 #define LST_RECEIPT_IDS_MAX    512
 #define LST_FILE_SIZE_MAX      INT64_C(1073741824)
@@ -97,6 +98,13 @@ struct lst_strv {
 /* Appends a copy of s. */
 lst_err lst_strv_push(struct lst_strv *v, const char *s);
 void lst_strv_cleanup(struct lst_strv *v);
+
+/* An array of structs described by a sub-table (LST_FT_OBJV): items is a malloc'd array of
+ * len structs of the field's item type, owned by the record like a strv. */
+struct lst_objv {
+    void *items;
+    size_t len;
+};
 
 /* ---- content: what a message carries, in either direction ----------------------------- */
 
@@ -156,10 +164,30 @@ struct lst_selector {
     bool active;
 };
 
+/* Why a targeted employee did not become a recipient (view-api's audience resolution). */
+enum lst_skip_reason {
+    LST_SKIP_UNKNOWN = 0, /* an explicit ID the directory does not know */
+    LST_SKIP_INACTIVE,
+    LST_SKIP_NO_CONTACT, /* no Threema ID, phone or e-mail */
+    LST_SKIP__COUNT
+};
+
+struct lst_skip {
+    char *employee_id;
+    enum lst_skip_reason reason;
+};
+
 struct lst_audience {
     struct lst_selector selector;
     struct lst_strv recipients; /* resolved employee IDs, 1..LST_RECIPIENTS_MAX */
+    /* optional: struct lst_skip items, 0..LST_SKIPPED_MAX; absent in older records (len 0) */
+    struct lst_objv skipped;
 };
+
+/* Appends a copy of employee_id with reason to a->skipped. */
+lst_err lst_audience_skip_push(struct lst_audience *a, const char *employee_id,
+                               enum lst_skip_reason reason);
+const char *lst_skip_reason_name(enum lst_skip_reason reason);
 
 struct lst_message {
     char *message_id;      /* ULID, see lst_message_id_new */
@@ -435,6 +463,7 @@ enum lst_field_type {
     LST_FT_ENUM,    /* an int-sized enum stored as its index into names */
     LST_FT_STRV,    /* struct lst_strv with [min, max] items of up to max_len bytes */
     LST_FT_OBJ,     /* an embedded struct described by sub */
+    LST_FT_OBJV,    /* struct lst_objv of [min, max] structs of item_size described by sub */
 };
 
 #define LST_KINDS_ALL (~0u)
@@ -459,7 +488,8 @@ struct lst_field {
     double dmin, dmax;        /* NUM */
     const char *const *names; /* ENUM */
     size_t names_len;
-    const struct lst_table *sub; /* OBJ */
+    const struct lst_table *sub; /* OBJ, OBJV items */
+    size_t item_size;            /* OBJV: sizeof an item */
     const char *doc;
 };
 #define LST_NO_HAS ((size_t)-1)

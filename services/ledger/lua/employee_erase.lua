@@ -58,6 +58,22 @@ local function scrub_selector(mid, eid)
     call('HSET', mk, 'sel_emps', '[' .. table.concat(keep, ',') .. ']')
 end
 
+-- Her entry in the skipped list of a message that targeted her but did not send to her.
+local function scrub_skipped(mid, eid)
+    local mk = P .. 'm:' .. mid
+    local raw = call('HGET', mk, 'skp')
+    if not raw then
+        return -- retention purged the message
+    end
+    local keep = {}
+    for _, e in ipairs(cjson.decode(raw)) do
+        if e[1] ~= eid then
+            keep[#keep + 1] = skip_json(e[1], e[2])
+        end
+    end
+    call('HSET', mk, 'skp', '[' .. table.concat(keep, ',') .. ']')
+end
+
 -- The erased employee's department, vehicle and tags no longer list mid unless something
 -- else does (justified: the selector or a remaining recipient).
 local function unindex_member(mid, dim, val)
@@ -154,6 +170,11 @@ local function apply_employee_erase()
             unindex_member(mid, 'tag', t)
         end
     end
+    -- messages that skipped her: an explicit ID there is in sel_emps too
+    for _, mid in ipairs(call('ZRANGE', P .. 'e:' .. eid .. ':skp', 0, -1)) do
+        scrub_skipped(mid, eid)
+        scrub_selector(mid, eid)
+    end
     if o[1] then
         call('SREM', P .. 'emp:dep:' .. o[1], eid)
     end
@@ -199,7 +220,7 @@ local function apply_employee_erase()
         ann_erase_tid(tid)
     end
     call('DEL', P .. 'x:emp:' .. eid, P .. 'e:' .. eid .. ':out', P .. 'e:' .. eid .. ':in',
-        P .. 'e:' .. eid .. ':dl', P .. 'e:' .. eid .. ':rd')
+        P .. 'e:' .. eid .. ':dl', P .. 'e:' .. eid .. ':rd', P .. 'e:' .. eid .. ':skp')
     call('SREM', P .. 'rroff', eid)
     call('SADD', P .. 'erased', eid)
     ANY_ERASED = true

@@ -1,7 +1,48 @@
 -- lst.message: ARGV[A] message id, [A+1] created_at, [A+2] n key/value pairs for the
 -- message hash, then the pairs, then the count and names of the selector's departments,
--- the count and names of its vehicles, the count and names of its tags, then the recipients
--- (employee IDs) to the end.
+-- the count and names of its vehicles, the count and names of its tags, the count of skipped
+-- employees and as many pairs (employee ID, reason), then the recipients (employee IDs) to
+-- the end.
+-- The skipped employees (view-api's audience resolution) as skp, a JSON array of
+-- [employee ID, reason] in record order; each one's e:<eid>:skp lists mid so that her erasure
+-- finds it. An employee erased before the record is left out, as for the recipients. Records
+-- without skipped employees (and those written before they existed) leave skp absent.
+local function skipped_add(mid, mt, i)
+    local n = tonumber(ARGV[i])
+    if n == 0 then
+        return
+    end
+    local skp = {}
+    for j = i + 1, i + 2 * n, 2 do
+        local eid = ARGV[j]
+        if not erased(eid) then
+            skp[#skp + 1] = skip_json(eid, ARGV[j + 1])
+            call('ZADD', P .. 'e:' .. eid .. ':skp', mt, mid)
+        end
+    end
+    call('HSET', P .. 'm:' .. mid, 'skp', '[' .. table.concat(skp, ',') .. ']')
+end
+
+-- sel_emps without the employees erased before this record: erasure scrubs the messages it
+-- finds (scrub_selector), this one came later. Rewritten only when someone was dropped, so
+-- the stored text is the same in either order.
+local function sel_emps_less_erased(mk, raw)
+    if not ANY_ERASED or not raw or raw == '[]' then
+        return
+    end
+    local keep, dropped = {}, false
+    for _, e in ipairs(cjson.decode(raw)) do
+        if erased(e) then
+            dropped = true
+        else
+            keep[#keep + 1] = cjson.encode(e)
+        end
+    end
+    if dropped then
+        call('HSET', mk, 'sel_emps', '[' .. table.concat(keep, ',') .. ']')
+    end
+end
+
 local function apply_message()
     local mid, created = ARGV[A], tonumber(ARGV[A + 1])
     local mk = P .. 'm:' .. mid
@@ -11,6 +52,7 @@ local function apply_message()
     local flat, f, i = read_kv(A + 3, tonumber(ARGV[A + 2]))
     local mt = string.format('%d', ulid_ms(mid)) -- a string: formatted once, not per ZADD
     call('HSET', mk, 'msg', '1', 'dir', 'out', 'id', mid, 'at', mt, unpack(flat))
+    sel_emps_less_erased(mk, f.sel_emps)
     local px = call('HGETALL', P .. 'crx:' .. mid)
     for k = 1, #px, 2 do
         credit_now(mid, tonumber(px[k + 1]))
@@ -48,6 +90,8 @@ local function apply_message()
         indexed['tag:' .. ARGV[j]] = true
     end
     i = i + ntag + 1
+    skipped_add(mid, mt, i)
+    i = i + 2 * tonumber(ARGV[i]) + 1
     local m = load_msg(mid) -- once for all recipients: merge_after keeps its counts current
     local nerased = 0
     for j = i, Z do

@@ -163,6 +163,11 @@ local function erased(eid)
     return ANY_ERASED and call('SISMEMBER', P .. 'erased', eid) == 1
 end
 
+-- One entry of a message's skp (message.lua, employee_erase.lua): [employee ID, reason].
+local function skip_json(eid, reason)
+    return '[' .. cjson.encode(eid) .. ',' .. cjson.encode(reason) .. ']'
+end
+
 -- The content of an outgoing message addressed to the erased employee alone: text and
 -- attachments (the view-api deletes the blobs) go by one rule; kind, time, dispatcher and
 -- category stay as the record of the send. docs/ledger.md, "Erasure".

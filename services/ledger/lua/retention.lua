@@ -9,7 +9,7 @@ local CUTOFF, MAXN = tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local function purge_outbound(mid)
     local mk = P .. 'm:' .. mid
-    local h = call('HMGET', mk, 'cat', 'kind', 'disp', 'sel')
+    local h = call('HMGET', mk, 'cat', 'kind', 'disp', 'sel', 'skp')
     local cat = h[1]
     ixrem(mid, cat, 'all')
     ixrem(mid, cat, 'dir', 'out')
@@ -30,6 +30,11 @@ local function purge_outbound(mid)
                     ixrem(mid, cat, dim, v)
                 end
             end
+        end
+    end
+    if h[5] then -- the skipped employees' index entries (erasure's way to the message)
+        for _, e in ipairs(cjson.decode(h[5])) do
+            call('ZREM', P .. 'e:' .. e[1] .. ':skp', mid)
         end
     end
     local r = call('HGETALL', P .. 'r:' .. mid)
