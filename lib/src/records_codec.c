@@ -144,13 +144,23 @@ static lst_err check_str(const struct lst_field *f, const char *s, size_t len, s
     return LST_OK;
 }
 
+/* The item count of a list field (STRV, OBJV) against its bounds. */
+static lst_err check_count(const struct lst_field *f, size_t len, const struct path *path,
+                           struct lst_buf *why)
+{
+    if ((int64_t)len > f->max)
+        return fail(why, LST_ERR_TOO_LARGE, path, "more than %lld items", (long long)f->max);
+    if ((int64_t)len < f->min)
+        return fail(why, LST_ERR_INVALID, path, "needs at least %lld items", (long long)f->min);
+    return LST_OK;
+}
+
 static lst_err validate_strv(const struct lst_field *f, const struct lst_strv *v,
                              const struct path *path, struct lst_buf *why)
 {
-    if ((int64_t)v->len > f->max)
-        return fail(why, LST_ERR_TOO_LARGE, path, "more than %lld items", (long long)f->max);
-    if ((int64_t)v->len < f->min)
-        return fail(why, LST_ERR_INVALID, path, "needs at least %lld items", (long long)f->min);
+    lst_err cerr = check_count(f, v->len, path, why);
+    if (cerr != LST_OK)
+        return cerr;
     for (size_t i = 0; i < v->len; i++) {
         const struct path ipath = {.up = path, .item = true, .index = i};
         if (v->items[i] == NULL)
@@ -165,10 +175,9 @@ static lst_err validate_strv(const struct lst_field *f, const struct lst_strv *v
 static lst_err validate_objv(const struct lst_field *f, const struct lst_objv *v,
                              const struct path *path, struct lst_buf *why)
 {
-    if ((int64_t)v->len > f->max)
-        return fail(why, LST_ERR_TOO_LARGE, path, "more than %lld items", (long long)f->max);
-    if ((int64_t)v->len < f->min)
-        return fail(why, LST_ERR_INVALID, path, "needs at least %lld items", (long long)f->min);
+    lst_err cerr = check_count(f, v->len, path, why);
+    if (cerr != LST_OK)
+        return cerr;
     for (size_t i = 0; i < v->len; i++) {
         const struct path ipath = {.up = path, .item = true, .index = i};
         lst_err err = validate_table(f->sub, ITEM(v, f, i), &ipath, why);

@@ -524,17 +524,24 @@ static void test_read_receipts_off(void)
 /* ---- directory, incoming messages, categories, replies, erasure
  * ------------------------ */
 
+/* The message record these tests send: a text of disp1 in "tour"; audience left to the
+ * caller. */
+static void text_message(struct lst_message *m, const char *mid, int64_t at)
+{
+    m->message_id = lrec_dup(mid);
+    m->created_at = at;
+    m->dispatcher = lrec_dup("disp1");
+    m->category = lrec_dup("tour");
+    m->idempotency_key = lrec_dup(mid);
+    m->content.kind = LST_CONTENT_TEXT;
+    m->content.text = lrec_dup("Abfahrt 6 Uhr");
+}
+
 /* A message to E99 that named E17 (inactive) and X5 (unknown) too: both skipped. */
 static void skipped_message(struct fx *f, const char *mid, int64_t at)
 {
     struct lst_message m = {0};
-    m.message_id = lrec_dup(mid);
-    m.created_at = at;
-    m.dispatcher = lrec_dup("disp1");
-    m.category = lrec_dup("tour");
-    m.idempotency_key = lrec_dup(mid);
-    m.content.kind = LST_CONTENT_TEXT;
-    m.content.text = lrec_dup("Abfahrt 6 Uhr");
+    text_message(&m, mid, at);
     lst_strv_push(&m.audience.recipients, "E99");
     lst_strv_push(&m.audience.selector.employee_ids, "E17");
     lst_strv_push(&m.audience.selector.employee_ids, "E99");
@@ -678,13 +685,7 @@ static void dims_message(struct fx *f, const char *mid, const char *const *rcpt,
                          const char *sel_dep, const char *sel_tag, int64_t at)
 {
     struct lst_message m = {0};
-    m.message_id = lrec_dup(mid);
-    m.created_at = at;
-    m.dispatcher = lrec_dup("disp1");
-    m.category = lrec_dup("tour");
-    m.idempotency_key = lrec_dup(mid);
-    m.content.kind = LST_CONTENT_TEXT;
-    m.content.text = lrec_dup("Abfahrt 6 Uhr");
+    text_message(&m, mid, at);
     for (size_t i = 0; i < n; i++)
         lst_strv_push(&m.audience.recipients, rcpt[i]);
     if (sel_dep != NULL)
