@@ -385,6 +385,72 @@ static void export_messages(struct lst_buf *b, const struct history *h, struct l
     lst_buf_puts(b, "]");
 }
 
+/* Her reason in a message's skp ([[employee ID, reason], ...], docs/ledger.md "Keys") into
+ * out; false when she is not in it. */
+static bool skip_reason(const char *skp, const char *eid, char *out, size_t size)
+{
+    struct json_object *a = json_tokener_parse(skp);
+    bool found = false;
+    size_t n = json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        /* json-c asserts on array calls on anything else: check each level first */
+        struct json_object *e = json_object_array_get_idx(a, i);
+        if (!json_object_is_type(e, json_type_array) || json_object_array_length(e) < 2)
+            continue;
+        const char *id = json_object_get_string(json_object_array_get_idx(e, 0));
+        const char *why = json_object_get_string(json_object_array_get_idx(e, 1));
+        found = id != NULL && why != NULL && strcmp(id, eid) == 0;
+        if (found)
+            snprintf(out, size, "%s", why);
+    }
+    json_object_put(a);
+    return found;
+}
+
+/* The messages that targeted her but did not go to her (e:<eid>:skp, each message's skp),
+ * with the reason: stored about her, so part of what she has a right to see. Oldest first,
+ * at most HISTORY_MAX like the messages. */
+static lst_err export_skipped(struct view_api *ctx, const char *eid, struct lst_buf *b)
+{
+    struct lst_buf k;
+    redisReply *ids = NULL;
+    struct lst_redis_pipe *p = NULL;
+    char stop[24], why[32];
+    lst_buf_init(&k);
+    snprintf(stop, sizeof(stop), "%d", HISTORY_MAX - 1);
+    va_lkey(ctx, &k, "e:%s:skp", eid);
+    const char *argv[] = {"ZRANGE", k.data, "0", stop};
+    lst_err err = lst_redis_pipe_create(&p);
+    if (err == LST_OK)
+        err = lst_redis_cmd(ctx->svc->redis, &ids, 4, argv, NULL);
+    if (err == LST_OK && ids->type != REDIS_REPLY_ARRAY)
+        err = LST_ERR_REDIS;
+    for (size_t i = 0; err == LST_OK && i < ids->elements; i++) {
+        va_lkey(ctx, &k, "m:%s", ids->element[i]->str);
+        const char *a[] = {"HGET", k.data, "skp"};
+        err = lst_redis_pipe_add(p, 3, a, NULL);
+    }
+    if (err == LST_OK && ids->elements > 0)
+        err = lst_redis_pipe_exec(ctx->svc->redis, p);
+    lst_buf_puts(b, ",\"skipped_by\":[");
+    for (size_t i = 0, n = 0; err == LST_OK && i < ids->elements; i++) {
+        const redisReply *s = lst_redis_pipe_reply(p, i);
+        if (s == NULL || s->type != REDIS_REPLY_STRING ||
+            !skip_reason(s->str, eid, why, sizeof(why)))
+            continue;
+        lst_buf_puts(b, n++ > 0 ? ",{" : "{");
+        va_json_kv(b, false, "message_id", ids->element[i]->str);
+        va_json_kv(b, true, "reason", why);
+        lst_buf_puts(b, "}");
+    }
+    lst_buf_puts(b, "]");
+    if (ids != NULL)
+        freeReplyObject(ids);
+    lst_redis_pipe_destroy(p);
+    lst_buf_cleanup(&k);
+    return err;
+}
+
 /* The access log of the employee (every entry, oldest first). */
 static lst_err export_access(struct view_api *ctx, const char *eid, struct lst_buf *b)
 {
@@ -510,7 +576,7 @@ static void export(struct va_req *r, const char *eid)
         export_blob(r->ctx, &b, refs.items[i]);
     }
     lst_buf_puts(&b, "]");
-    if (export_access(r->ctx, eid, &b) != LST_OK) {
+    if (export_skipped(r->ctx, eid, &b) != LST_OK || export_access(r->ctx, eid, &b) != LST_OK) {
         lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
                          "the projections could not be read");
         goto out;

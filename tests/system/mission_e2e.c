@@ -106,6 +106,7 @@ struct mission {
     char info_a[32], info_b[32];
     char reply_text[LST_THREEMA_MSGID_HEX + 1], reply_photo[LST_THREEMA_MSGID_HEX + 1];
     char reply_text_id[80], reply_photo_id[80], photo_blob[80], shift_blob[80];
+    char skip_id[LST_EMPLOYEE_ID_MAX + 1], skip_reason[16]; /* the text's first skipped */
 };
 
 /* Test state: the harness runs argument-less test functions in order. H only carries the
@@ -622,6 +623,9 @@ static void test_sends(void)
     build_text(&body);
     REQUIRE(X.text.n == 40);
     REQUIRE(send_msg(TOK_A, body.data, &X.text, 40, X.text.id, sizeof(X.text.id), &skipped));
+    json_object *s0 = json_object_array_get_idx(skipped, 0);
+    snprintf(X.skip_id, sizeof(X.skip_id), "%s", S(jstr(s0, "employee_id")));
+    snprintf(X.skip_reason, sizeof(X.skip_reason), "%s", S(jstr(s0, "reason")));
     check_skipped(skipped, "depot", TEXT_DEPOT);
     size_t unknown = 0;
     for (size_t i = 0; i < X.text.n; i++)
@@ -1165,6 +1169,15 @@ static void check_export(void)
                             strcmp(S(jstr(a, "action")), "view") == 0);
     }
     CHECK(viewed);
+    CHECK_EQ(jlen(r.json, "skipped_by"), 0);
+    http_result_cleanup(&r);
+    /* a driver the text skipped: what is stored about her is that it did, and why */
+    REQUIRE(X.skip_id[0] != '\0');
+    snprintf(path, sizeof(path), "/api/admin/employees/%s/export", X.skip_id);
+    CHECK_EQ(get(&H, path, TOK_ADMIN, &r), 200);
+    CHECK_EQ(jlen(r.json, "skipped_by"), 1);
+    CHECK_STREQ(jstr(r.json, "skipped_by.0.message_id"), X.text.id);
+    CHECK_STREQ(jstr(r.json, "skipped_by.0.reason"), X.skip_reason);
     http_result_cleanup(&r);
 }
 
