@@ -103,8 +103,10 @@ kafka_pid() { owned_pid "$KAFKA_PID" kafka.Kafka "$KAFKA_CONF"; }
 # Redis rewrites its process title; proc-title-template in redis.conf keeps the config path
 # (and so the stack folder) in it.
 redis_pid() { owned_pid "$REDIS_PID" redis-server "$REDIS_CONF"; }
-# The simulator's argv[0] carries the stack folder (see start_sim).
-sim_pid() { owned_pid "$SIM_PID" "$SIM_BIN" "$SDIR"; }
+# The simulator's argv[0] carries the stack folder (see start_sim). Matched without the build
+# folder: a stack started from one build is still found (and stopped) by a call whose
+# LST_BUILD_DIR names another.
+sim_pid() { owned_pid "$SIM_PID" "/threema-sim --stack $SDIR"; }
 
 port_busy() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
 
