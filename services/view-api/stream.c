@@ -249,12 +249,19 @@ static void wait_for_news(struct stream *st)
         lst_sleep_ms(st->ctx->cfg.stream_block_ms, NULL); /* Redis down: retry later, bounded */
 }
 
-/* The reset event's reason by the read script's cause: what happened, so that whoever reads
- * a client's log can tell a trimmed stream from an ID this server never issued. */
-static const char *reset_reason(const redisReply *r)
+/* The read script's cause of a reset: "trimmed", "future" or "empty" (a client may switch on
+ * it; the reason says the same in words). */
+static const char *reset_cause(const redisReply *r)
 {
     const char *cause =
         r->elements >= 3 && r->element[2]->type == REDIS_REPLY_STRING ? r->element[2]->str : "";
+    return strcmp(cause, "future") == 0 || strcmp(cause, "empty") == 0 ? cause : "trimmed";
+}
+
+/* The reset event's reason by its cause: what happened, so that whoever reads a client's log
+ * can tell a trimmed stream from an ID this server never issued. */
+static const char *reset_reason(const char *cause)
+{
     if (strcmp(cause, "future") == 0)
         return "the last event ID is newer than anything this server's change stream holds: it "
                "came from another server, or Redis was reset since: reload";
@@ -281,9 +288,11 @@ static void round_trip(struct stream *st, struct lst_buf *out)
         const redisReply *last = r->element[1];
         snprintf(st->pos, sizeof(st->pos), "%s",
                  last->type == REDIS_REPLY_STRING && last->len < ID_MAX ? last->str : "0-0");
+        const char *cause = reset_cause(r);
         lst_buf_printf(out,
-                       "id: %s\nevent: reset\ndata: {\"type\":\"reset\",\"reason\":\"%s\"}\n\n",
-                       st->pos, reset_reason(r));
+                       "id: %s\nevent: reset\ndata: {\"type\":\"reset\",\"cause\":\"%s\","
+                       "\"reason\":\"%s\"}\n\n",
+                       st->pos, cause, reset_reason(cause));
     } else if (r->elements < 3 || r->element[2]->type != REDIS_REPLY_ARRAY ||
                r->element[2]->elements == 0) {
         wait_for_news(st);

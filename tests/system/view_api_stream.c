@@ -146,6 +146,7 @@ static void test_stream_filter_resume_reset(void)
     snprintf(want, sizeof(want), "id: %s\nevent: reset\n", id5);
     CHECK(sse_wait(&s, want, 5000));
     CHECK(sse_wait(&s, "no longer available (trimmed from the change stream)", 5000));
+    CHECK(strstr(s.b.data, "\"cause\":\"trimmed\"") != NULL);
     char id6[64];
     ev_add(id6, "message", "01STREAMA0000000000000000A", NULL, NULL);
     snprintf(want, sizeof(want), "id: %s\nevent: message\n", id6);
@@ -162,12 +163,14 @@ static void test_stream_filter_resume_reset(void)
                    "holds: it came from another server, or Redis was reset",
                    5000));
     CHECK(strstr(s.b.data, "no longer available") == NULL);
+    CHECK(strstr(s.b.data, "\"cause\":\"future\"") != NULL);
     sse_close(&s);
     /* no change stream at all (a reset Redis before the ledger wrote again) */
     rcmd(&H, "RENAME lst:lg:ev lst:lg:ev-aside");
     REQUIRE(sse_open(&H, &s, "/api/stream", id6));
     CHECK(sse_wait(&s, "id: 0-0\nevent: reset\n", 5000));
     CHECK(sse_wait(&s, "this server's change stream holds no events", 5000));
+    CHECK(strstr(s.b.data, "\"cause\":\"empty\"") != NULL);
     sse_close(&s);
     rcmd(&H, "RENAME lst:lg:ev-aside lst:lg:ev");
 }
