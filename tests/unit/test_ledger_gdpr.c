@@ -56,6 +56,17 @@ static void fx_stop(struct fx *f)
     lst_buf_cleanup(&f->rec);
 }
 
+/* Applies one record on its own; its outcome, -1 if it was not applied. */
+static int apply_one(struct fx *f, const struct ledger_rec *r)
+{
+    const struct ledger_done *done;
+    size_t n;
+    if (ledger_core_add(&f->core, r) != LST_OK)
+        return -1;
+    ledger_core_flush(&f->core, &done, &n);
+    return n == 1 ? (int)done[0].outcome : -1;
+}
+
 static int feed(struct fx *f, enum ledger_topic t, const char *key)
 {
     struct ledger_rec r = {.topic = t,
@@ -65,12 +76,7 @@ static int feed(struct fx *f, enum ledger_topic t, const char *key)
                            .keylen = strlen(key),
                            .value = f->rec.data,
                            .len = f->rec.len};
-    const struct ledger_done *done;
-    size_t n;
-    if (ledger_core_add(&f->core, &r) != LST_OK)
-        return -1;
-    ledger_core_flush(&f->core, &done, &n);
-    return n == 1 ? (int)done[0].outcome : -1;
+    return apply_one(f, &r);
 }
 
 static long long num(struct fx *f, const char *fmt, const char *a)
@@ -243,12 +249,7 @@ static int feed_tombstone(struct fx *f, const char *eid)
                            .offset = f->next[LEDGER_T_EMPLOYEES]++,
                            .key = eid,
                            .keylen = strlen(eid)};
-    const struct ledger_done *done;
-    size_t n;
-    if (ledger_core_add(&f->core, &r) != LST_OK)
-        return -1;
-    ledger_core_flush(&f->core, &done, &n);
-    return n == 1 ? (int)done[0].outcome : -1;
+    return apply_one(f, &r);
 }
 
 /* The change stream's entries as "<t> <id> <eid>" lines, oldest first. */
