@@ -1,8 +1,10 @@
 /* The view-api benchmark's data tool (run.sh drives it).
  *
- *   bench_view_api load PORT DB N    the demo directory through the ledger core, then N
+ *   bench_view_api load PORT DB N [R] the demo directory through the ledger core, then N
  *                                    generated messages with the loader (vload.h), into the
- *                                    redis-server on 127.0.0.1:PORT, database DB
+ *                                    redis-server on 127.0.0.1:PORT, database DB; then R
+ *                                    drivers' replies (text, lst.inbound) through the ledger
+ *                                    core, spread over the same time range (default 0)
  *   bench_view_api sample N          what the wrk URLs ask for: a message ID from the middle
  *                                    of the history, the employee with the longest history,
  *                                    a department, a depot, a category to hide
@@ -47,16 +49,42 @@ static bool any_key(redisContext *rc, const char *pattern)
     return any;
 }
 
-/* The directory (and, when probe, the first message) through the ledger core. Returns
- * whether the ledger writes tag indexes (probe only). */
+/* What through_ledger feeds: the directory (dir), the first message (probe: then *tags says
+ * whether the ledger writes tag indexes), replies of the drivers (replies, over n messages). */
+struct feed_what {
+    bool dir, probe;
+    int64_t replies, n;
+};
+
+static lst_err feed(struct vb_feed *fd, const struct vb_dir *d, const struct feed_what *w,
+                    redisContext *rc, bool *tags)
+{
+    struct vb_msg m;
+    lst_err err = w->dir ? vb_feed_directory(fd, d, VB_T0 - 1000) : LST_OK;
+    if (err == LST_OK && w->probe) {
+        vb_msg_make(d, 0, &m);
+        err = vb_feed_message(fd, d, &m);
+        if (err == LST_OK)
+            err = vb_feed_flush(fd);
+        *tags = any_key(rc, "lst:lg:x:tag:*");
+    }
+    /* the replies spread over the messages' time range (whole steps: between two sends) */
+    int64_t step = w->replies > 0 ? (w->n + w->replies - 1) / w->replies * VB_STEP_MS : 0;
+    for (int64_t j = 0; err == LST_OK && j < w->replies; j++)
+        err = vb_feed_reply(fd, d, (uint64_t)j, step);
+    if (err == LST_OK && w->replies > 0)
+        err = vb_feed_flush(fd);
+    return err;
+}
+
+/* Records through the ledger core (what: feed_what). */
 static lst_err through_ledger(int port, int db, const struct vb_dir *d, redisContext *rc,
-                              bool probe, bool *tags)
+                              const struct feed_what *what, bool *tags)
 {
     struct lst_redis *redis = NULL;
     struct ledger_config cfg = {0};
     struct ledger_core core;
-    struct vb_feed feed;
-    struct vb_msg m;
+    struct vb_feed fd;
     char prefix[1] = "";
     struct lst_redis_config rcfg = {.port = port, .db = db, .timeout_ms = 30000};
     lst_err err = lst_redis_create(&rcfg, &redis);
@@ -69,24 +97,20 @@ static lst_err through_ledger(int port, int db, const struct vb_dir *d, redisCon
     cfg.script_events = 32;
     err = ledger_core_init(&core, &cfg, redis, NULL, NULL);
     if (err == LST_OK) {
-        vb_feed_init(&feed, &core);
-        err = vb_feed_directory(&feed, d, VB_T0 - 1000);
-        if (err == LST_OK && probe) {
-            vb_msg_make(d, 0, &m);
-            err = vb_feed_message(&feed, d, &m);
-            if (err == LST_OK)
-                err = vb_feed_flush(&feed);
-            *tags = any_key(rc, "lst:lg:x:tag:*");
-        }
-        vb_feed_cleanup(&feed);
+        vb_feed_init(&fd, &core);
+        err = feed(&fd, d, what, rc, tags);
+        vb_feed_cleanup(&fd);
         ledger_core_cleanup(&core);
     }
     lst_redis_destroy(redis);
     return err;
 }
 
-static int load(int port, int db, int64_t n)
+static int load(int port, int db, int64_t n, int64_t replies)
 {
+    const struct feed_what probe = {.dir = true, .probe = true};
+    const struct feed_what dir = {.dir = true};
+    const struct feed_what rep = {.replies = replies, .n = n};
     struct vb_dir d;
     struct vb_loader *l = NULL;
     struct vb_msg m;
@@ -99,10 +123,10 @@ static int load(int port, int db, int64_t n)
     }
     freeReplyObject(redisCommand(c, "SELECT %d", db));
     /* does the ledger index tags? ask it with the first message, then start clean */
-    if (through_ledger(port, db, &d, c, true, &tags) != LST_OK)
+    if (through_ledger(port, db, &d, c, &probe, &tags) != LST_OK)
         goto out;
     freeReplyObject(redisCommand(c, "FLUSHDB"));
-    if (through_ledger(port, db, &d, c, false, &tags) != LST_OK ||
+    if (through_ledger(port, db, &d, c, &dir, &tags) != LST_OK ||
         vb_loader_create(c, &d, RRN, tags, &l) != LST_OK)
         goto out;
     double t0 = now_s();
@@ -118,6 +142,12 @@ static int load(int port, int db, int64_t n)
         goto out;
     printf("bench view-api: loaded %lld messages in %.1f s (%.0f messages/s; tag indexes: %s)\n",
            (long long)n, now_s() - t0, (double)n / (now_s() - t0 + 1e-9), tags ? "yes" : "no");
+    t0 = now_s();
+    if (replies > 0 && through_ledger(port, db, &d, c, &rep, &tags) != LST_OK)
+        goto out;
+    if (replies > 0)
+        printf("bench view-api: %lld drivers' replies through the ledger in %.1f s\n",
+               (long long)replies, now_s() - t0);
     rc = 0;
 out:
     if (rc != 0)
@@ -164,13 +194,15 @@ static int sample(int64_t n)
 
 int main(int argc, char **argv)
 {
-    int64_t port = 0, db = 0, n = 0;
+    int64_t port = 0, db = 0, n = 0, replies = 0;
     lst_log_init("bench_view_api", LST_LOG_WARN);
-    if (argc == 5 && strcmp(argv[1], "load") == 0 && arg_i64(argv[2], 1, 65535, &port) &&
-        arg_i64(argv[3], 0, 15, &db) && arg_i64(argv[4], 1, 100000000, &n))
-        return load((int)port, (int)db, n);
+    if ((argc == 5 || argc == 6) && strcmp(argv[1], "load") == 0 &&
+        arg_i64(argv[2], 1, 65535, &port) && arg_i64(argv[3], 0, 15, &db) &&
+        arg_i64(argv[4], 1, 100000000, &n) &&
+        (argc == 5 || arg_i64(argv[5], 0, 10000000, &replies)))
+        return load((int)port, (int)db, n, replies);
     if (argc == 3 && strcmp(argv[1], "sample") == 0 && arg_i64(argv[2], 1, 100000000, &n))
         return sample(n);
-    fprintf(stderr, "usage: bench_view_api load PORT DB N | sample N\n");
+    fprintf(stderr, "usage: bench_view_api load PORT DB N [REPLIES] | sample N\n");
     return 2;
 }

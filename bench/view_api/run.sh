@@ -8,7 +8,10 @@
 # in a temporary folder, applies the demo directory (250 drivers) through the ledger's own code
 # and loads N generated outgoing messages (default 400000; 1 M needs ~15.5 GB) of about 20
 # recipients each, realistic outcomes, six categories, in the ledger's key layout with
-# bench_view_api (vload.c, proven equal to the ledger's scripts by test_view_api_loader).
+# bench_view_api (vload.c, proven equal to the ledger's scripts by test_view_api_loader),
+# then BENCH_VIEW_API_REPLIES drivers' text replies (default N / 20) through the ledger's own
+# code (lst.inbound), spread over the same time range: incoming items, which carry the
+# sender's employee_name (read per page from the directory).
 # Prints Redis's memory per million messages (INFO memory before/after), then starts the real
 # view-api and measures with wrk (BENCH_VIEW_API_CONNECTIONS, default 32;
 # BENCH_VIEW_API_SECONDS, default 10)
@@ -18,6 +21,7 @@
 #   depot     GET /api/timeline?depot=<depot>&hidden=<cat>&limit=50
 #   history   GET /api/employees/<id>/history?limit=50 (the driver with the longest history)
 #   detail    GET /api/messages/<id> (~20 recipients)
+#   inbox     GET /api/timeline?direction=in&limit=50 (every item named: one names round)
 # and the CPU per request of the view-api and of Redis over each wrk run (/proc/<pid>/stat
 # user + system time divided by the requests wrk counted).
 # With LST_KAFKA_BROKERS set, the history's audit records go to Kafka under a fresh topic
@@ -25,11 +29,15 @@
 # BENCH_VIEW_API_ROW_CACHE sets the view-api's LST_VIEW_ROW_CACHE (rendered rows kept; 0: off,
 # the cold figure: every row read from its hash; default: the service's default); a list
 # ("20000 0") measures once per value over the same load (a fresh view-api each time).
+# BENCH_VIEW_API_SERVERS: view-api binaries to measure one after the other over the same load
+# (default: BUILD_DIR's), e.g. "build-base/services/view-api/view-api build/services/..." for
+# a before/after on identical data.
 # --smoke: 2 s per URL, 4 connections (the ctest label bench runs it with N = 2000).
 # The targets (issue 5): timeline p99 < 10 ms and >= 5000 requests/s.
 set -uo pipefail
 BUILD=${1:?usage: bench/view_api/run.sh BUILD_DIR [N] [--smoke]}
 N=${2:-400000} # 1 M needs ~15.5 GB of Redis (docs/view-api.md, Benchmark)
+REPLIES=${BENCH_VIEW_API_REPLIES:-$((N / 20))}
 SMOKE=${3:-}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SECONDS_PER=${BENCH_VIEW_API_SECONDS:-10}
@@ -74,7 +82,7 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$WORK" --save '' --appendon
 redis_pid=$!
 wait_for redis-cli -p "$RPORT" PING || { echo "bench view-api: redis-server did not start"; exit 1; }
 before=$(mem)
-"$BENCH" load "$RPORT" 0 "$N" || exit 1
+"$BENCH" load "$RPORT" 0 "$N" "$REPLIES" || exit 1
 after=$(mem)
 keys=$(redis-cli -p "$RPORT" DBSIZE)
 awk -v b="$before" -v a="$after" -v n="$N" -v k="$keys" 'BEGIN {
@@ -94,13 +102,13 @@ else
     export LST_KAFKA_BROKERS=127.0.0.1:9 # none: the audit records of history views are dropped
 fi
 mkdir -p "$WORK/blobs"
-start_api() { # [row cache]: the view-api, with LST_VIEW_ROW_CACHE when given
-    local env=()
-    [ -n "${1:-}" ] && env=("LST_VIEW_ROW_CACHE=$1")
+start_api() { # binary [row cache]: the view-api, with LST_VIEW_ROW_CACHE when given
+    local env=() bin=$1
+    [ -n "${2:-}" ] && env=("LST_VIEW_ROW_CACHE=$2")
     env "${env[@]}" LST_REDIS_PORT=$RPORT LST_REDIS_DB=0 LST_HTTP_PORT=$APORT \
         LST_VIEW_TOKENS_FILE=$WORK/tokens LST_BLOB_DIR=$WORK/blobs \
         LST_LOG_LEVEL=${LST_LOG_LEVEL:-error} \
-        "$BUILD/services/view-api/view-api" >>"$WORK/view-api.log" 2>&1 &
+        "$bin" >>"$WORK/view-api.log" 2>&1 &
     api_pid=$!
     wait_for curl -fsS "http://127.0.0.1:$APORT/healthz" ||
         { echo "bench view-api: view-api did not start"; tail -n 20 "$WORK/view-api.log"; exit 1; }
@@ -117,13 +125,15 @@ declare -A URLS=(
     [depot]="$BASE/api/timeline?depot=$DEPOT&hidden=$HIDE&limit=50"
     [history]="$BASE/api/employees/$EMP/history?limit=50"
     [detail]="$BASE/api/messages/$MID"
+    [inbox]="$BASE/api/timeline?direction=in&limit=50"
 )
 rc=0
 measure() { # one wrk run per URL against the running view-api
-    for name in timeline depot history detail; do
+    for name in timeline depot history detail inbox; do
         url=${URLS[$name]}
         code=$(curl -s -o "$WORK/one.json" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$url")
         items=$(grep -o '"id":"' "$WORK/one.json" | wc -l)
+        named=$(grep -o '"employee_name":"' "$WORK/one.json" | wc -l)
         if [ "$code" != 200 ]; then
             echo "bench view-api: $name answered $code: $(head -c 300 "$WORK/one.json")"
             rc=1
@@ -135,24 +145,26 @@ measure() { # one wrk run per URL against the running view-api
             "$url" >"$WORK/wrk.txt" 2>&1
         a1=$(ticks "$api_pid")
         r1=$(ticks "$redis_pid")
-        awk -v name="$name" -v items="$items" -v api=$((a1 - a0)) -v red=$((r1 - r0)) -v hz="$HZ" '
+        awk -v name="$name" -v items="$items" -v named="$named" -v api=$((a1 - a0)) -v red=$((r1 - r0)) -v hz="$HZ" '
             function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
             /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} /^Requests\/sec/ {rps = $2}
             /Non-2xx/ {bad = $NF} / requests in / {n = $1}
-            END { printf "bench view-api: %-8s %8.0f requests/s  p50 %6.2f ms  p99 %6.2f ms  CPU per request: view-api %4.0f us, redis %4.0f us  (%d ids in one answer%s)\n",
+            END { printf "bench view-api: %-8s %8.0f requests/s  p50 %6.2f ms  p99 %6.2f ms  CPU per request: view-api %4.0f us, redis %4.0f us  (%d ids, %d employee names in one answer%s)\n",
                   name, rps, p50, p99, n ? api / hz / n * 1e6 : 0, n ? red / hz / n * 1e6 : 0,
-                  items, bad ? ", " bad " non-2xx answers" : "" }' "$WORK/wrk.txt"
+                  items, named, bad ? ", " bad " non-2xx answers" : "" }' "$WORK/wrk.txt"
         grep -q "Non-2xx" "$WORK/wrk.txt" && rc=1
     done
 }
 # BENCH_VIEW_API_ROW_CACHE: one pass per value (e.g. "20000 0": warm and cold over one load)
 for cache in ${BENCH_VIEW_API_ROW_CACHE:-default}; do
     [ "$cache" = default ] && cache=""
-    start_api "$cache"
-    echo "bench view-api: wrk, $CONNS connections, 2 threads, ${SECONDS_PER} s per URL," \
-        "row cache ${cache:-default (20000)}"
-    measure
-    stop_api
+    for bin in ${BENCH_VIEW_API_SERVERS:-$BUILD/services/view-api/view-api}; do
+        start_api "$bin" "$cache"
+        echo "bench view-api: $bin: wrk, $CONNS connections, 2 threads, ${SECONDS_PER} s per URL," \
+            "row cache ${cache:-default (20000)}"
+        measure
+        stop_api
+    done
 done
 echo "bench view-api: targets (timeline): p99 < 10 ms, >= 5000 requests/s"
 exit $rc

@@ -25,6 +25,12 @@ lst_err vb_feed_directory(struct vb_feed *f, const struct vb_dir *d, int64_t at)
  * reached, in that order. */
 lst_err vb_feed_message(struct vb_feed *f, const struct vb_dir *d, const struct vb_msg *m);
 
+/* Reply j of the drivers (0-based): a text message (lst.inbound) from a driver with a
+ * Threema ID, at VB_T0 + j * step_ms + 3500 (between two outgoing messages when step_ms is a
+ * multiple of VB_STEP_MS), so timeline and history pages hold incoming items whose sender the
+ * view-api names (employee_name). */
+lst_err vb_feed_reply(struct vb_feed *f, const struct vb_dir *d, uint64_t j, int64_t step_ms);
+
 /* Applies what is queued; LST_ERR_REDIS unless every record was applied. */
 lst_err vb_feed_flush(struct vb_feed *f);
 

@@ -600,6 +600,11 @@ static void item_json(struct lst_buf *b, const struct hview *h, const struct va_
 
 /* ---- one page ---- */
 
+struct name_mark {
+    size_t pos; /* the offset of the row's closing brace in page.items */
+    size_t idx; /* the employee in page.names */
+};
+
 struct page {
     struct view_api *ctx;
     struct va_rconn *rc; /* one of the read connections, held for the whole page */
@@ -621,6 +626,12 @@ struct page {
     size_t nchecks;
     struct lst_buf key, tmp, items;
     struct lst_buf skey, scheck; /* the state cache's key and check (state_json) */
+    /* employee_name: the employees the shown rows are about, read once the page is complete
+     * (one round for the page, names.c), and where each row's name goes (the offset of the
+     * row's closing brace in items) */
+    struct va_names names;
+    struct name_mark *marks;
+    size_t nmarks, capmarks;
     /* limit is one more than the page shows: the extra match (counted, not rendered) tells
      * that a next page has items, so the page that ends with the data has no cursor */
     int64_t count, limit, scanned;
@@ -931,12 +942,12 @@ static size_t queue_batch(struct page *pg, const struct batch *b, size_t stop, s
 /* The filter fields of a hash for the row cache; false when one does not fit (not cached). */
 static bool row_fields(const struct hview *h, struct va_row_fields *f)
 {
-    const char *v[] = {h->v[IF_CAT], h->v[IF_KIND], h->v[IF_DIR]};
-    char *dst[] = {f->cat, f->kind, f->dir};
-    size_t cap[] = {sizeof(f->cat), sizeof(f->kind), sizeof(f->dir)};
-    bool *has[] = {&f->has_cat, &f->has_kind, &f->has_dir};
+    const char *v[] = {h->v[IF_CAT], h->v[IF_KIND], h->v[IF_DIR], h->v[IF_EID]};
+    char *dst[] = {f->cat, f->kind, f->dir, f->eid};
+    size_t cap[] = {sizeof(f->cat), sizeof(f->kind), sizeof(f->dir), sizeof(f->eid)};
+    bool *has[] = {&f->has_cat, &f->has_kind, &f->has_dir, &f->has_eid};
     f->handled = h->v[IF_HANDLED_BY] != NULL;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < LST_ARRAY_LEN(v); i++) {
         *has[i] = v[i] != NULL;
         dst[i][0] = '\0';
         if (v[i] != NULL && strlen(v[i]) >= cap[i])
@@ -956,6 +967,7 @@ static void hview_of_row(const struct va_row_fields *f, struct hview *hv)
     hv->v[IF_CAT] = f->has_cat ? f->cat : NULL;
     hv->v[IF_KIND] = f->has_kind ? f->kind : NULL;
     hv->v[IF_DIR] = f->has_dir ? f->dir : NULL;
+    hv->v[IF_EID] = f->has_eid ? f->eid : NULL;
     hv->v[IF_HANDLED_BY] = f->handled ? "" : NULL; /* only whether it is set counts */
 }
 
@@ -988,8 +1000,26 @@ static void state_json(struct page *pg, const char *id, const redisReply *st, en
                            pg->items.data + start, pg->items.len - start);
 }
 
+/* Notes that the row just appended (ending with its closing brace) is about employee eid:
+ * her name goes there once the page is complete (splice_names). Not for a row that failed. */
+static void mark_name(struct page *pg, const char *eid)
+{
+    size_t idx = va_names_add(&pg->names, eid);
+    if (idx == SIZE_MAX || lst_buf_failed(&pg->items) || pg->items.len == 0)
+        return;
+    if (pg->nmarks == pg->capmarks) {
+        size_t cap = pg->capmarks ? pg->capmarks * 2 : 64;
+        struct name_mark *m = realloc(pg->marks, cap * sizeof(*m));
+        if (m == NULL)
+            return; /* the row goes without a name */
+        pg->marks = m;
+        pg->capmarks = cap;
+    }
+    pg->marks[pg->nmarks++] = (struct name_mark){pg->items.len - 1, idx};
+}
+
 /* Appends the row of entry id: json (a cached row) or rendered from h (and then cached when
- * the hash has a version). */
+ * the hash has a version), and marks where its employee's name goes. */
 static void append_item(struct page *pg, const char *id, const struct hview *h, const char *json,
                         size_t len, const redisReply *st)
 {
@@ -1016,6 +1046,8 @@ static void append_item(struct page *pg, const char *id, const struct hview *h, 
         state_json(pg, id, st, va_readvis_of(&pg->ctx->readvis, h->v[IF_CAT]));
         lst_buf_puts(&pg->items, "}");
     }
+    if (h->v[IF_EID] != NULL)
+        mark_name(pg, h->v[IF_EID]);
     pg->count++;
     pg->last_out = pg->last;
 }
@@ -1121,12 +1153,13 @@ static lst_err run_page(struct page *pg, const struct va_cursor *start)
         err = fetch(pg, &cur, group, want, b);
         if (err != LST_OK)
             break;
-        size_t len = pg->items.len;
+        size_t len = pg->items.len, nmarks = pg->nmarks;
         int64_t count = pg->count, scanned = pg->scanned;
         struct va_cursor last = pg->last, last_out = pg->last_out;
         err = examine(pg, b);
         if (err == LST_ERR_NOT_FOUND && again++ < 3) {
             pg->items.len = len; /* undone: the batch runs again without that entry */
+            pg->nmarks = nmarks;
             pg->count = count;
             pg->scanned = scanned;
             pg->last = last;
@@ -1165,10 +1198,16 @@ static lst_err run_page_conn(struct page *pg, const struct va_cursor *cur)
         memset(&pg->last_out, 0, sizeof(pg->last_out));
         pg->end = false;
         lst_buf_reset(&pg->items);
+        pg->nmarks = 0;
+        va_names_reset(&pg->names);
         err = va_rconn_begin(pg->rc);
         if (err != LST_OK)
             continue;
         err = run_page(pg, cur);
+        /* the names as the directory holds them now, for the whole page in one round: never
+         * part of a cached row, whose version a rename does not change */
+        if (err == LST_OK)
+            err = va_names_read(pg->ctx, pg->rc, &pg->names);
         va_rconn_end(pg->rc);
     }
     return err;
@@ -1192,6 +1231,20 @@ static void classify(struct page *pg)
     pg->rows = f->q == NULL ? pg->ctx->rows : NULL;
 }
 
+/* Appends the page's rows with each marked row's employee_name inserted before its closing
+ * brace (rows of unknown or erased employees stay as they are). */
+static void splice_names(struct lst_buf *out, const struct page *pg)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < pg->nmarks; i++) {
+        const struct name_mark *m = &pg->marks[i];
+        lst_buf_append(out, pg->items.data + from, m->pos - from);
+        va_names_json(out, &pg->names, m->idx);
+        from = m->pos;
+    }
+    lst_buf_append(out, pg->items.data != NULL ? pg->items.data + from : "", pg->items.len - from);
+}
+
 lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const struct va_cursor *cur,
                      int64_t limit, const char *recipient, struct lst_buf *out)
 {
@@ -1202,6 +1255,7 @@ lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const stru
     lst_buf_init(&pg.items);
     lst_buf_init(&pg.skey);
     lst_buf_init(&pg.scheck);
+    va_names_init(&pg.names);
     pg.d = choose(f, recipient);
     pg.nchecks = member_checks(f, &pg.d, pg.checks);
     classify(&pg);
@@ -1210,7 +1264,7 @@ lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const stru
         err = run_page_conn(&pg, cur);
     if (err == LST_OK) {
         lst_buf_puts(out, "{\"items\":[");
-        lst_buf_append(out, pg.items.data ? pg.items.data : "", pg.items.len);
+        splice_names(out, &pg);
         lst_buf_puts(out, "]");
         /* the signal that status=unread left out categories without read information */
         if (f->status == VA_ST_UNREAD && va_readvis_any_off(&ctx->readvis)) {
@@ -1234,6 +1288,8 @@ lst_err va_feed_page(struct view_api *ctx, const struct va_filter *f, const stru
     lst_buf_cleanup(&pg.items);
     lst_buf_cleanup(&pg.skey);
     lst_buf_cleanup(&pg.scheck);
+    va_names_cleanup(&pg.names);
+    free(pg.marks);
     return lst_buf_failed(out) ? LST_ERR_NOMEM : err;
 }
 

@@ -17,6 +17,7 @@
  * visibility (readvis.c) applies to every event. While the ledger refills the
  * projections (refill.c) no event goes out; afterwards the stream skips to the
  * newest entry and sends "event: reset". */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,18 +105,30 @@ static bool entry_ok(const redisReply *e)
            e->element[1]->type == REDIS_REPLY_ARRAY;
 }
 
+/* What an event shows besides the entry: the item's hash, read visibility and the current
+ * name of the employee the item is about (NULL: none). */
+struct shown {
+    const redisReply *hash;
+    const struct va_readvis_cfg *rv;
+    const char *name;
+};
+
 /* One event: "id: ..\nevent: ..\ndata: {..}\n\n". The item JSON never holds a
  * newline (every string is escaped), so one data line carries it. */
 static void event(struct lst_buf *out, const char *sid, const char *type, const char *item_id,
-                  const char *eid, const char *state, const redisReply *hash,
-                  const struct va_readvis_cfg *rv)
+                  const char *eid, const char *state, const struct shown *sh)
 {
     lst_buf_printf(out, "id: %s\nevent: %s\ndata: {\"type\":\"%s\"", sid, type, type);
     va_json_kv(out, true, "id", item_id);
     va_json_kv(out, true, "employee_id", eid);
     va_json_kv(out, true, "state", state);
     lst_buf_puts(out, ",\"item\":");
-    va_item_json_vis(out, hash, rv);
+    va_item_json_vis(out, sh->hash, sh->rv);
+    if (sh->name != NULL && !lst_buf_failed(out)) {
+        out->len--; /* reopen the item object */
+        va_json_kv(out, true, "employee_name", sh->name);
+        lst_buf_puts(out, "}");
+    }
     lst_buf_puts(out, "}\n\n");
 }
 
@@ -123,25 +136,23 @@ static void event(struct lst_buf *out, const char *sid, const char *type, const 
  * change to read, acknowledged or declined is read information: under counts
  * only the new aggregates go out (event "counts", no employee), under off
  * nothing does. */
-static void entry_event(struct stream *st, struct lst_buf *out, const char *sid,
-                        const redisReply *fields, const redisReply *hash)
+static void entry_event(struct lst_buf *out, const char *sid, const redisReply *fields,
+                        const struct shown *sh)
 {
     const char *t = field(fields, "t"), *id = field(fields, "id");
-    const struct va_readvis_cfg *rv = &st->ctx->readvis;
     if (t == NULL || id == NULL)
         return;
     if (strcmp(t, "status") != 0) {
-        event(out, sid, strcmp(t, "message") == 0 ? "message" : "annotation", id, NULL, NULL, hash,
-              rv);
+        event(out, sid, strcmp(t, "message") == 0 ? "message" : "annotation", id, NULL, NULL, sh);
         return;
     }
     const char *state = field(fields, "st");
-    enum va_readvis vis = va_readvis_of(rv, va_feed_hget(hash, "cat"));
+    enum va_readvis vis = va_readvis_of(sh->rv, va_feed_hget(sh->hash, "cat"));
     const char *shown = va_readvis_state(vis, state);
     if (shown == state)
-        event(out, sid, "status", id, field(fields, "eid"), state, hash, rv);
+        event(out, sid, "status", id, field(fields, "eid"), state, sh);
     else if (vis == VA_READ_COUNTS)
-        event(out, sid, "counts", id, NULL, NULL, hash, rv);
+        event(out, sid, "counts", id, NULL, NULL, sh);
 }
 
 /* The employee a status entry names, NULL for any other entry. */
@@ -204,6 +215,19 @@ static bool erased_event(struct lst_buf *out, const redisReply *e)
     return true;
 }
 
+/* The current names of the employees the matching items are about (their eid), in one
+ * round for the batch (names.c): who[i] is the index in names, SIZE_MAX for none. Read after
+ * drop_erased and after the items, so a name erased meanwhile is not shown. */
+static lst_err batch_names(struct stream *st, const redisReply *entries, const bool *match,
+                           struct lst_redis_pipe *hashes, struct va_names *names, size_t *who)
+{
+    for (size_t i = 0; i < entries->elements; i++) {
+        const char *eid = match[i] ? va_feed_hget(lst_redis_pipe_reply(hashes, i), "eid") : NULL;
+        who[i] = eid != NULL ? va_names_add(names, eid) : SIZE_MAX;
+    }
+    return va_names_load(st->ctx, names);
+}
+
 /* Sends the matching entries of one batch and advances the position over all of
  * them. false when the projections could not be read (the position stays:
  * retried). */
@@ -212,8 +236,11 @@ static bool emit(struct stream *st, struct lst_buf *out, const redisReply *entri
     size_t n = entries->elements;
     const char **ids = calloc(n ? n : 1, sizeof(*ids));
     bool *match = calloc(n ? n : 1, sizeof(*match));
+    size_t *who = calloc(n ? n : 1, sizeof(*who));
     struct lst_redis_pipe *hashes = NULL;
-    bool ok = ids != NULL && match != NULL;
+    struct va_names names;
+    bool ok = ids != NULL && match != NULL && who != NULL;
+    va_names_init(&names);
     for (size_t i = 0; ok && i < n; i++) {
         const redisReply *e = entries->element[i];
         const char *id = entry_ok(e) ? field(e->element[1], "id") : NULL;
@@ -221,18 +248,22 @@ static bool emit(struct stream *st, struct lst_buf *out, const redisReply *entri
     }
     ok = ok && va_feed_match(st->ctx, &st->f, ids, n, match, &hashes) == LST_OK;
     ok = ok && drop_erased(st, entries, match) == LST_OK;
+    ok = ok && batch_names(st, entries, match, hashes, &names, who) == LST_OK;
     for (size_t i = 0; ok && i < n; i++) {
         const redisReply *e = entries->element[i];
         if (!entry_ok(e))
             continue;
+        struct shown sh = {lst_redis_pipe_reply(hashes, i), &st->ctx->readvis,
+                           who[i] != SIZE_MAX ? va_names_get(&names, who[i]) : NULL};
         if (!erased_event(out, e) && match[i] && strcmp(ids[i], "-") != 0)
-            entry_event(st, out, e->element[0]->str, e->element[1],
-                        lst_redis_pipe_reply(hashes, i));
+            entry_event(out, e->element[0]->str, e->element[1], &sh);
         snprintf(st->pos, sizeof(st->pos), "%s", e->element[0]->str);
     }
     lst_redis_pipe_destroy(hashes);
+    va_names_cleanup(&names);
     free(ids);
     free(match);
+    free(who);
     return ok;
 }
 

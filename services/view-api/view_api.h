@@ -29,6 +29,7 @@
  *   readvis.c     read tracking visibility per category (LST_VIEW_READ_VISIBILITY)
  *   rowcache.c    rendered timeline rows by (item ID, version) (LST_VIEW_ROW_CACHE), and the
  *                 history's rendered recipient states by content
+ *   names.c       the current directory names of the employees items are about
  *   refill.c      503 while the ledger refills the projections (Redis lost progress)
  *
  * Threads: handlers run concurrently on the HTTP server's connection threads. Everything in
@@ -168,13 +169,15 @@ bool va_readvis_filter(const struct va_readvis_cfg *c, struct va_filter *f, stru
 
 /* ---- rendered timeline rows (rowcache.c) ---- */
 
-/* The hash fields a page's filters check, kept with a cached row (has_*: the field exists). */
+/* The hash fields a page's filters check, kept with a cached row (has_*: the field exists),
+ * and the employee the row is about (eid: its name is read per page, names.c). */
 struct va_row_fields {
-    bool has_cat, has_kind, has_dir;
+    bool has_cat, has_kind, has_dir, has_eid;
     bool handled; /* the hash has handled_by (a change of it is a new version) */
     char cat[LST_SLUG_MAX + 1];
     char kind[33];
     char dir[4];
+    char eid[LST_EMPLOYEE_ID_MAX + 1];
 };
 
 /* Thread-safe. capacity <= 0: disabled (*out = NULL; the callers skip a NULL cache). metrics:
@@ -462,6 +465,33 @@ lst_err va_directory_set(struct view_api *ctx, const char *set, const char *name
                          struct lst_strv *out);
 /* Appends the employee as a JSON object. */
 void va_employee_json(struct lst_buf *b, const struct va_employee *e);
+
+/* ---- the names of the employees items are about (names.c) ---- */
+
+/* Distinct employee IDs and, after a read, their current names from the directory. Not
+ * thread-safe (one per page or stream batch). */
+struct va_names {
+    size_t n, cap;
+    size_t *id_at;   /* offsets of the IDs in ids */
+    size_t *name_at; /* offsets of the names in text; SIZE_MAX: none (unknown, erased) */
+    struct lst_buf ids, text;
+};
+
+void va_names_init(struct va_names *n);
+void va_names_reset(struct va_names *n);
+void va_names_cleanup(struct va_names *n);
+/* The index of eid (added when new); SIZE_MAX when out of memory. */
+size_t va_names_add(struct va_names *n, const char *eid);
+/* Reads the names of every ID in one pipelined round on rc (begun by the caller): one
+ * SMISMEMBER of the erased set and one HGET emp:<id> name each. An erased or unknown ID has
+ * none. Nothing is sent when n holds no ID. Errors as va_rconn_exec. */
+lst_err va_names_read(struct view_api *ctx, struct va_rconn *rc, struct va_names *n);
+/* The same on a read connection of its own (with one more attempt after a dropped one). */
+lst_err va_names_load(struct view_api *ctx, struct va_names *n);
+/* The name of the i-th ID (borrowed from n), NULL when none. */
+const char *va_names_get(const struct va_names *n, size_t i);
+/* Appends ,"employee_name":<name> when the i-th ID has one. */
+void va_names_json(struct lst_buf *b, const struct va_names *n, size_t i);
 
 /* ---- CSV (csv.c) ---- */
 

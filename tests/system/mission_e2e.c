@@ -1038,12 +1038,15 @@ static void test_replies(void)
     CHECK_STREQ(jstr(d, "items.0.caption"), "Lieferschein Tour 17");
     CHECK_STREQ(jstr(d, "items.0.from"), X.rep->tid);
     CHECK_STREQ(jstr(d, "items.0.employee_id"), X.rep->id);
+    CHECK_STREQ(jstr(d, "items.0.employee_name"), X.rep->name); /* the directory's, now */
     CHECK_STREQ(jstr(d, "items.0.reply_to"), X.photo.id);
     CHECK_STREQ(jstr(d, "items.1.direction"), "in");
     CHECK_STREQ(jstr(d, "items.1.kind"), "text");
     CHECK_STREQ(jstr(d, "items.1.text"), text);
     CHECK_STREQ(jstr(d, "items.1.reply_to"), X.photo.id);
+    CHECK_STREQ(jstr(d, "items.1.employee_name"), X.rep->name);
     CHECK_STREQ(jstr(d, "items.2.id"), X.photo.id);
+    CHECK(jget(d, "items.2.employee_name") == NULL); /* to a whole shift: nobody in particular */
     CHECK_STREQ(jstr(d, "items.2.recipient_status.state"), !X.rep->file ? "failed"
                                                            : X.rep->rr  ? "read"
                                                                         : "delivered");
@@ -1101,8 +1104,28 @@ static void test_reply_phone_contact(void)
     }
     CHECK(ok);
     CHECK_STREQ(jstr(h.doc, "items.0.employee_id"), X.d17->id);
+    CHECK_STREQ(jstr(h.doc, "items.0.employee_name"), X.d17->name);
     CHECK_STREQ(jstr(h.doc, "items.0.reply_to"), X.text.id);
     json_object_put(h.doc);
+    /* the dispatchers' timeline says who wrote, for every incoming item of the page */
+    struct http_result r;
+    CHECK_EQ(get(&H, "/api/timeline?direction=in&limit=50", TOK_B, &r), 200);
+    size_t named = 0, known = 0, n = jlen(r.json, "items");
+    for (size_t i = 0; i < n; i++) {
+        char k[48];
+        snprintf(k, sizeof(k), "items.%zu.employee_id", i);
+        const char *eid = jstr(r.json, k);
+        snprintf(k, sizeof(k), "items.%zu.employee_name", i);
+        const char *name = jstr(r.json, k);
+        const struct emp *e = NULL;
+        for (size_t j = 0; eid != NULL && j < X.nemp && e == NULL; j++)
+            e = strcmp(X.emp[j].id, eid) == 0 ? &X.emp[j] : NULL;
+        known += e != NULL;
+        named += e != NULL && name != NULL && strcmp(name, e->name) == 0;
+    }
+    CHECK(known >= 3); /* the replier's two and driver 17's */
+    CHECK_EQ(named, known);
+    http_result_cleanup(&r);
 }
 
 /* ---- 6. GDPR ----------------------------------------------------------------------------------
@@ -1217,6 +1240,17 @@ static void check_gone(void)
     snprintf(path, sizeof(path), "/api/messages/%s", X.reply_text_id);
     CHECK_EQ(get(&H, path, TOK_B, &r), 404);
     http_result_cleanup(&r);
+    /* the timeline names nobody erased: his items are gone, and his name is nowhere (the
+     * incoming ones and the whole first page) */
+    static const char *const pages[] = {"/api/timeline?direction=in&limit=200",
+                                        "/api/timeline?limit=200"};
+    for (size_t i = 0; i < LST_ARRAY_LEN(pages); i++) {
+        CHECK_EQ(get(&H, pages[i], TOK_B, &r), 200);
+        CHECK(jlen(r.json, "items") > 0);
+        CHECK(r.body.data != NULL && strstr(r.body.data, X.rep->name) == NULL);
+        CHECK(strstr(S(r.body.data), X.rep->tid) == NULL);
+        http_result_cleanup(&r);
+    }
     struct lst_blobstore *bs = NULL;
     CHECK(lst_blobstore_create(X.E.blob_dir, &bs) == LST_OK &&
           !lst_blobstore_exists(bs, X.photo_blob));

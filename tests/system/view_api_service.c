@@ -701,6 +701,115 @@ static void test_detail_names(void)
 #undef M9
 }
 
+/* ---- employee_name on timeline and history items ---- */
+
+#define N1 "NAMEDAAA:00000000000000d1"
+#define N2 "NAMEDBBB:00000000000000d2"
+#define N3 "NAMEDCCC:00000000000000d3"
+#define N4 "01J000000000000000000NAME4"
+
+/* An item of category namestest (its own index family) with a version, so its row is
+ * cached. eid: the employee it is about (NULL: none). */
+static void seed_named(const char *id, const char *dir, long long at, const char *eid)
+{
+    rcmd(&H, "HSET lst:lg:m:%s id %s dir %s at %lld cat namestest kind text text t%lld v %lld", id,
+         id, dir, at, at, at);
+    if (eid != NULL)
+        rcmd(&H, "HSET lst:lg:m:%s eid %s", id, eid);
+    seed_ix(&H, id, at, "namestest", "all");
+}
+
+/* How often Redis ran a command so far (INFO commandstats). */
+static long long cmd_calls(const char *cmd)
+{
+    char key[64];
+    long long calls = 0;
+    redisReply *r = redisCommand(H.rc, "INFO commandstats");
+    snprintf(key, sizeof(key), "cmdstat_%s:calls=", cmd);
+    const char *p = r != NULL && r->type == REDIS_REPLY_STRING ? strstr(r->str, key) : NULL;
+    if (p != NULL)
+        calls = strtoll(p + strlen(key), NULL, 10);
+    if (r != NULL)
+        freeReplyObject(r);
+    return calls;
+}
+
+/* The item of a page with the given id, NULL when not on it. */
+static json_object *item_of(json_object *page, const char *id)
+{
+    for (size_t i = 0; i < jlen(page, "items"); i++) {
+        char k[32];
+        snprintf(k, sizeof(k), "items.%zu", i);
+        json_object *it = jget(page, k);
+        if (strcmp(S(jstr(it, "id")), id) == 0)
+            return it;
+    }
+    return NULL;
+}
+
+/* employee_name: the sender of an incoming item (and the one employee an outgoing item
+ * carries as employee_id) named from the directory as it is now, for a whole page in one
+ * round; a rename shows on the next page although the rows come from the row cache; an
+ * unknown or erased employee is not named (GDPR: the erased list wins over a leftover entry). */
+static void test_employee_names(void)
+{
+    const char *page = "/api/timeline?category=namestest";
+    struct http_result r;
+    seed_named(N1, "in", 7001, "E2");
+    seed_named(N2, "in", 7002, "E4");
+    seed_named(N3, "in", 7003, "E77"); /* not in the directory */
+    seed_named(N4, "out", 7004, "E2"); /* to one employee */
+    seed_named(N4 "X", "out", 7005, NULL);
+    long long rounds = cmd_calls("smismember");
+    CHECK_EQ(get(&H, page, TOKEN_DISPATCHER, &r), 200);
+    CHECK_EQ(cmd_calls("smismember") - rounds, 1); /* one names round for the page */
+    CHECK_EQ(jlen(r.json, "items"), 5);
+    CHECK_STREQ(jstr(item_of(r.json, N1), "employee_name"), "Bernd Beta");
+    CHECK_STREQ(jstr(item_of(r.json, N2), "employee_name"), "Dieter Delta");
+    CHECK_STREQ(jstr(item_of(r.json, N3), "employee_id"), "E77");
+    CHECK(jget(item_of(r.json, N3), "employee_name") == NULL);
+    CHECK_STREQ(jstr(item_of(r.json, N4), "employee_name"), "Bernd Beta");
+    CHECK(jget(item_of(r.json, N4 "X"), "employee_name") == NULL);
+    http_result_cleanup(&r);
+    /* renamed in the directory, no item version changed: the next page (rows cached) says so */
+    rcmd(&H, "HSET lst:lg:emp:E2 name %s", "Bernd Neu");
+    uint64_t hits = cache_hits();
+    CHECK_EQ(get(&H, page, TOKEN_DISPATCHER, &r), 200);
+    CHECK_EQ(cache_hits() - hits, 5);
+    CHECK_STREQ(jstr(item_of(r.json, N1), "employee_name"), "Bernd Neu");
+    CHECK_STREQ(jstr(item_of(r.json, N4), "employee_name"), "Bernd Neu");
+    http_result_cleanup(&r);
+    /* GDPR: the timeline item of an erased sender (were it still there) never names her */
+    rcmd(&H, "SADD lst:lg:erased E4");
+    CHECK_EQ(get(&H, page, TOKEN_DISPATCHER, &r), 200);
+    CHECK(item_of(r.json, N2) != NULL && jget(item_of(r.json, N2), "employee_name") == NULL);
+    CHECK(r.body.data != NULL && strstr(r.body.data, "Dieter") == NULL);
+    http_result_cleanup(&r);
+    /* the history and the default timeline name incoming items the same way */
+    CHECK_EQ(get(&H, "/api/employees/E1/history", TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "items.0.id"), I1);
+    CHECK_STREQ(jstr(r.json, "items.0.employee_name"), "Anna Alpha");
+    CHECK_STREQ(jstr(r.json, "items.1.id"), M1);
+    CHECK(jget(r.json, "items.1.employee_name") == NULL); /* to two: none */
+    CHECK_STREQ(jstr(r.json, "items.1.recipient_status.state"), "read");
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/timeline?direction=in&employee=E1", TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "items.0.employee_name"), "Anna Alpha");
+    http_result_cleanup(&r);
+    /* a page without named items costs no names round */
+    rounds = cmd_calls("smismember");
+    expect_ids("/api/timeline?direction=out&category=dispo", M1);
+    CHECK_EQ(cmd_calls("smismember") - rounds, 0);
+    rcmd(&H, "SREM lst:lg:erased E4");
+    rcmd(&H, "HSET lst:lg:emp:E2 name %s", "Bernd Beta");
+    const char *ids[] = {N1, N2, N3, N4, N4 "X"};
+    for (size_t i = 0; i < LST_ARRAY_LEN(ids); i++) {
+        rcmd(&H, "DEL lst:lg:m:%s", ids[i]);
+        rcmd(&H, "ZREM lst:lg:x:all %s", ids[i]);
+    }
+    rcmd(&H, "DEL lst:lg:xc:namestest:all");
+}
+
 /* ---- sending: everything refused before Kafka ---- */
 
 static void send_expect(const char *body, const char *const *hdr, long status, const char *type)
@@ -1375,6 +1484,7 @@ static void test_all(void)
     test_time_units();
     test_detail();
     test_detail_names();
+    test_employee_names();
     test_send_validation();
     test_import_validation();
     test_send_kafka_down();

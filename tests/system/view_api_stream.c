@@ -409,6 +409,50 @@ static void test_stream_erased(void)
     rcmd(&H, "SREM lst:lg:erased e9");
 }
 
+/* employee_name: an incoming item's event names its sender as the directory holds her now
+ * (a rename shows on the next event); erased (on the erased list, even beside a leftover
+ * directory entry) she is not named. */
+#define IN_E1 "AAAAAAA1:00000000000000c1"
+#define IN_E2 "AAAAAAA2:00000000000000c2"
+
+static void seed_incoming(const char *id, long long at, const char *eid)
+{
+    rcmd(&H, "HSET lst:lg:m:%s dir in id %s at %lld cat inbox kind text text hallo eid %s dep Nord",
+         id, id, at, eid);
+    seed_ix(&H, id, at, "inbox", "all");
+    seed_ix(&H, id, at, "inbox", "dir:in");
+}
+
+static void test_stream_names(void)
+{
+    struct sse s;
+    char a[64], b[64], c[64], want[160];
+    wait_slots();
+    seed_incoming(IN_E1, 4000, "e1");
+    seed_incoming(IN_E2, 4001, "e2");
+    REQUIRE(sse_open(&H, &s, "/api/stream?direction=in", NULL));
+    REQUIRE(sse_wait(&s, ": connected\n\n", 3000));
+    ev_add(a, "message", IN_E1, NULL, NULL);
+    ev_add(b, "message", IN_E2, NULL, NULL);
+    snprintf(want, sizeof(want), "id: %s\nevent: message\n", b);
+    CHECK(sse_wait(&s, want, 5000));
+    CHECK_EQ(count(&s.b, "\"employee_name\":\"Eva\"}}"), 1); /* in the item object */
+    CHECK_EQ(count(&s.b, "\"employee_name\":\"Emil\""), 1);
+    rcmd(&H, "HSET lst:lg:emp:e1 name %s", "Eva Neu");
+    rcmd(&H, "SADD lst:lg:erased e2"); /* her entry left: the erased list wins */
+    ev_add(a, "annotation", IN_E1, NULL, NULL);
+    ev_add(c, "annotation", IN_E2, NULL, NULL);
+    snprintf(want, sizeof(want), "id: %s\nevent: annotation\n", c);
+    CHECK(sse_wait(&s, want, 5000));
+    CHECK_EQ(count(&s.b, "\"employee_name\":\"Eva Neu\""), 1);
+    CHECK_EQ(count(&s.b, "\"employee_name\":\"Emil\""), 1); /* the first event's only */
+    CHECK_EQ(count(&s.b, "employee_name"), 3);
+    sse_close(&s);
+    rcmd(&H, "SREM lst:lg:erased e2");
+    rcmd(&H, "HSET lst:lg:emp:e1 name Eva");
+    rcmd(&H, "DEL lst:lg:m:" IN_E1 " lst:lg:m:" IN_E2);
+}
+
 static void test_all(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -431,6 +475,7 @@ static void test_all(void)
     test_visibility_stream();
     test_stream_view_depot(); /* after the visibility counts: its items go to e1 and e2 */
     test_stream_erased();
+    test_stream_names();
     struct sse s;
     wait_slots();
     REQUIRE(sse_open(&H, &s, "/api/stream", NULL));
