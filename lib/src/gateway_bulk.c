@@ -9,15 +9,10 @@
 #include "gateway_internal.h"
 #include "lst/gateway.h"
 
-/* Runs a JSON POST and parses the answer into a JSON array (*arr, owned by the caller). */
-static enum lst_gateway_outcome post_json(struct lst_gateway *gw, const char *endpoint,
-                                          const char *path, const struct lst_buf *body,
-                                          json_object **arr, struct lst_gateway_result *res)
+void lst_gw_json_request(struct lst_gw_request *rq, const char *endpoint, const char *path,
+                         const struct lst_buf *body)
 {
-    struct lst_buf answer;
-    lst_buf_init(&answer);
-    *arr = NULL;
-    struct lst_gw_request rq = {
+    *rq = (struct lst_gw_request){
         .endpoint = endpoint,
         .post = true,
         .path = path,
@@ -27,24 +22,42 @@ static enum lst_gateway_outcome post_json(struct lst_gateway *gw, const char *en
         .body_len = body->len,
         .max_answer = LST_GW_JSON_ANSWER_MAX,
     };
-    if (lst_gw_perform(gw, &rq, &answer, res) != LST_GATEWAY_OK)
-        goto out;
+}
+
+/* Parses a 2xx answer into a JSON array (*arr, owned by the caller); anything else makes res
+ * RETRY (in doubt: every JSON endpoint is a POST). */
+static enum lst_gateway_outcome parse_array(const struct lst_buf *answer, json_object **arr,
+                                            struct lst_gateway_result *res)
+{
+    *arr = NULL;
     json_tokener *tok = json_tokener_new();
-    if (tok == NULL) {
-        lst_gw_malformed(res, true, "out of memory parsing json");
-        goto out;
-    }
-    json_object *doc = json_tokener_parse_ex(tok, answer.data ? answer.data : "", (int)answer.len);
+    if (tok == NULL)
+        return lst_gw_malformed(res, true, "out of memory parsing json");
+    json_object *doc =
+        json_tokener_parse_ex(tok, answer->data ? answer->data : "", (int)answer->len);
     bool complete = json_tokener_get_error(tok) == json_tokener_success &&
-                    json_tokener_get_parse_end(tok) == answer.len;
+                    json_tokener_get_parse_end(tok) == answer->len;
     json_tokener_free(tok);
     if (doc == NULL || !complete || !json_object_is_type(doc, json_type_array)) {
         json_object_put(doc);
-        lst_gw_malformed(res, true, "answer is not a json array");
-        goto out;
+        return lst_gw_malformed(res, true, "answer is not a json array");
     }
     *arr = doc;
-out:
+    return res->outcome;
+}
+
+/* Runs a JSON POST and parses the answer into a JSON array (*arr, owned by the caller). */
+static enum lst_gateway_outcome post_json(struct lst_gateway *gw, const char *endpoint,
+                                          const char *path, const struct lst_buf *body,
+                                          json_object **arr, struct lst_gateway_result *res)
+{
+    struct lst_buf answer;
+    struct lst_gw_request rq;
+    lst_buf_init(&answer);
+    *arr = NULL;
+    lst_gw_json_request(&rq, endpoint, path, body);
+    if (lst_gw_perform(gw, &rq, &answer, res) == LST_GATEWAY_OK)
+        parse_array(&answer, arr, res);
     lst_buf_cleanup(&answer);
     return res->outcome;
 }
@@ -158,31 +171,36 @@ static lst_err validate_e2e_items(const struct lst_gateway_e2e *msgs, size_t n, 
     return LST_OK;
 }
 
-enum lst_gateway_outcome lst_gateway_send_e2e_bulk(struct lst_gateway *gw,
-                                                   const struct lst_gateway_e2e *msgs, size_t n,
-                                                   struct lst_gateway_bulk_item *items,
-                                                   struct lst_gateway_result *res)
+lst_err lst_gw_bulk_body(const struct lst_gateway_e2e *msgs, size_t n, struct lst_buf *body,
+                         struct lst_gateway_result *res)
 {
     const char *why = NULL;
     lst_err err = validate_e2e_items(msgs, n, &why);
-    if (err != LST_OK)
-        return lst_gw_reject(res, err, why);
-    struct lst_buf body;
-    json_object *arr = NULL;
-    lst_buf_init(&body);
-    lst_buf_append(&body, "[", 1);
+    if (err != LST_OK) {
+        lst_gw_reject(res, err, why);
+        return err;
+    }
+    lst_buf_append(body, "[", 1);
     for (size_t i = 0; i < n; i++) {
         if (i > 0)
-            lst_buf_append(&body, ",", 1);
-        add_e2e_item(&body, &msgs[i]);
+            lst_buf_append(body, ",", 1);
+        add_e2e_item(body, &msgs[i]);
     }
-    lst_buf_append(&body, "]", 1);
-    if (lst_buf_failed(&body)) {
+    lst_buf_append(body, "]", 1);
+    if (lst_buf_failed(body)) {
         lst_gw_reject(res, LST_ERR_NOMEM, "out of memory");
-        goto out;
+        return LST_ERR_NOMEM;
     }
-    if (post_json(gw, "send_e2e_bulk", "/send_e2e_bulk", &body, &arr, res) != LST_GATEWAY_OK)
-        goto out;
+    return LST_OK;
+}
+
+enum lst_gateway_outcome lst_gw_bulk_answer(const struct lst_buf *answer, size_t n,
+                                            struct lst_gateway_bulk_item *items,
+                                            struct lst_gateway_result *res)
+{
+    json_object *arr = NULL;
+    if (parse_array(answer, &arr, res) != LST_GATEWAY_OK)
+        return res->outcome;
     if (json_object_array_length(arr) != n) {
         lst_gw_malformed(res, true, "answer has another number of items than the request");
         goto out;
@@ -195,6 +213,24 @@ enum lst_gateway_outcome lst_gateway_send_e2e_bulk(struct lst_gateway *gw,
     }
 out:
     json_object_put(arr);
+    return res->outcome;
+}
+
+enum lst_gateway_outcome lst_gateway_send_e2e_bulk(struct lst_gateway *gw,
+                                                   const struct lst_gateway_e2e *msgs, size_t n,
+                                                   struct lst_gateway_bulk_item *items,
+                                                   struct lst_gateway_result *res)
+{
+    struct lst_buf body, answer;
+    struct lst_gw_request rq;
+    lst_buf_init(&body);
+    lst_buf_init(&answer);
+    if (lst_gw_bulk_body(msgs, n, &body, res) == LST_OK) {
+        lst_gw_json_request(&rq, "send_e2e_bulk", "/send_e2e_bulk", &body);
+        if (lst_gw_perform(gw, &rq, &answer, res) == LST_GATEWAY_OK)
+            lst_gw_bulk_answer(&answer, n, items, res);
+    }
+    lst_buf_cleanup(&answer);
     lst_buf_cleanup(&body);
     return res->outcome;
 }

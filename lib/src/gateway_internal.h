@@ -137,6 +137,20 @@ void lst_gw_form_request(struct lst_gw_request *rq, const char *endpoint, const 
  * written when valid); anything else makes res RETRY via lst_gw_malformed. */
 enum lst_gateway_outcome lst_gw_take_msgid(struct lst_buf *answer, bool post, char *msgid,
                                            struct lst_gateway_result *res);
+/* ---- send_e2e_bulk, shared by lst_gateway_send_e2e_bulk and the multi client ---- */
+/* Validates msgs (1..n) and appends the JSON array body to body (empty). On a local refusal
+ * fills res like lst_gw_reject and returns the error. */
+lst_err lst_gw_bulk_body(const struct lst_gateway_e2e *msgs, size_t n, struct lst_buf *body,
+                         struct lst_gateway_result *res);
+/* The request of a JSON POST with from and secret in the query string and a JSON answer. body
+ * is borrowed for as long as rq is used. */
+void lst_gw_json_request(struct lst_gw_request *rq, const char *endpoint, const char *path,
+                         const struct lst_buf *body);
+/* Parses the 2xx answer of send_e2e_bulk into items[0..n) (request order); a malformed answer
+ * makes res RETRY and in doubt. Returns res->outcome. */
+enum lst_gateway_outcome lst_gw_bulk_answer(const struct lst_buf *answer, size_t n,
+                                            struct lst_gateway_bulk_item *items,
+                                            struct lst_gateway_result *res);
 /* Zeroes b's whole allocation (form bodies and URLs carry the secret) and frees it. */
 void lst_gw_wipe(struct lst_buf *b);
 

@@ -1,6 +1,7 @@
-/* Gateway client, many send_e2e transfers on one thread (curl multi). The request, the
- * transport setup and the classification are the blocking client's (gateway_client.c,
- * gateway_endpoints.c); this file only adds the slots and the event loop around them. */
+/* Gateway client, many send_e2e and send_e2e_bulk transfers on one thread (curl multi). The
+ * requests, the transport setup and the classification are the blocking client's
+ * (gateway_client.c, gateway_endpoints.c, gateway_bulk.c); this file only adds the slots and
+ * the event loop around them. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,7 +17,10 @@ struct slot {
     struct lst_gw_request rq;
     struct lst_buf form;   /* the running send's body; holds the secret, wiped at the end */
     struct lst_buf answer; /* the running send's 2xx answer */
-    int64_t started;       /* lst_mono_ms of lst_gateway_multi_send_e2e */
+    /* a running send_e2e_bulk: where its items' answers go (the caller's, borrowed) */
+    struct lst_gateway_bulk_item *items;
+    size_t nitems;
+    int64_t started; /* lst_mono_ms of lst_gateway_multi_send_e2e */
     bool busy;
 };
 
@@ -117,11 +121,10 @@ static lst_err not_started(struct lst_gateway_result *res, lst_err err, const ch
     return err;
 }
 
-/* Hands the prepared transfer of s to the multi handle. */
+/* Hands the transfer of s for its request s->rq (built by the caller) to the multi handle. */
 static lst_err start(struct lst_gateway_multi *m, struct slot *s, struct lst_gateway_result *res)
 {
     lst_buf_reset(&s->answer);
-    lst_gw_form_request(&s->rq, "send_e2e", "/send_e2e", &s->form);
     lst_err err = lst_gw_xfer_begin(m->gw, &s->x, &s->rq, &s->answer, res);
     if (err != LST_OK)
         return err;
@@ -134,25 +137,32 @@ static lst_err start(struct lst_gateway_multi *m, struct slot *s, struct lst_gat
     return LST_OK;
 }
 
-lst_err lst_gateway_multi_send_e2e(struct lst_gateway_multi *m, unsigned slot,
-                                   const struct lst_gateway_e2e *msg, const char *request_id,
-                                   struct lst_gateway_result *res)
+/* The idle slot for a new send with request_id, or NULL with res filled. */
+static struct slot *take_slot(struct lst_gateway_multi *m, unsigned slot, const char *request_id,
+                              struct lst_gateway_result *res)
 {
-    if (slot >= m->nslots)
-        return not_started(res, LST_ERR_RANGE, "no such slot");
+    if (slot >= m->nslots) {
+        not_started(res, LST_ERR_RANGE, "no such slot");
+        return NULL;
+    }
     struct slot *s = &m->slots[slot];
-    if (s->busy)
-        return not_started(res, LST_ERR_STATE, "slot busy");
-    int64_t started = lst_mono_ms();
+    if (s->busy) {
+        not_started(res, LST_ERR_STATE, "slot busy");
+        return NULL;
+    }
     if (lst_gw_set_request_id(&s->x, request_id) != LST_OK) {
         lst_gw_reject(res, LST_ERR_INVALID, "malformed request id");
-        return LST_ERR_INVALID;
+        return NULL;
     }
-    lst_err err = lst_gw_e2e_form(m->gw, msg, &s->form, res);
-    if (err != LST_OK)
-        return err;
+    return s;
+}
+
+/* Starts s's request (its body in s->form); on failure the body is wiped. */
+static lst_err launch(struct lst_gateway_multi *m, struct slot *s, int64_t started,
+                      struct lst_gateway_result *res)
+{
     memset(res, 0, sizeof(*res));
-    err = start(m, s, res);
+    lst_err err = start(m, s, res);
     if (err != LST_OK) {
         lst_gw_wipe(&s->form);
         return err;
@@ -161,6 +171,44 @@ lst_err lst_gateway_multi_send_e2e(struct lst_gateway_multi *m, unsigned slot,
     s->busy = true;
     m->running++;
     return LST_OK;
+}
+
+lst_err lst_gateway_multi_send_e2e(struct lst_gateway_multi *m, unsigned slot,
+                                   const struct lst_gateway_e2e *msg, const char *request_id,
+                                   struct lst_gateway_result *res)
+{
+    int64_t started = lst_mono_ms();
+    struct slot *s = take_slot(m, slot, request_id, res);
+    if (s == NULL)
+        return res->err;
+    lst_err err = lst_gw_e2e_form(m->gw, msg, &s->form, res);
+    if (err != LST_OK)
+        return err;
+    s->items = NULL;
+    s->nitems = 0;
+    lst_gw_form_request(&s->rq, "send_e2e", "/send_e2e", &s->form);
+    return launch(m, s, started, res);
+}
+
+lst_err lst_gateway_multi_send_e2e_bulk(struct lst_gateway_multi *m, unsigned slot,
+                                        const struct lst_gateway_e2e *msgs, size_t n,
+                                        const char *request_id, struct lst_gateway_bulk_item *items,
+                                        struct lst_gateway_result *res)
+{
+    int64_t started = lst_mono_ms();
+    struct slot *s = take_slot(m, slot, request_id, res);
+    if (s == NULL)
+        return res->err;
+    lst_buf_reset(&s->form);
+    lst_err err = lst_gw_bulk_body(msgs, n, &s->form, res);
+    if (err != LST_OK) {
+        lst_gw_wipe(&s->form);
+        return err;
+    }
+    s->items = items;
+    s->nitems = n;
+    lst_gw_json_request(&s->rq, "send_e2e_bulk", "/send_e2e_bulk", &s->form);
+    return launch(m, s, started, res);
 }
 
 /* Classifies the finished transfer of s as lst_gw_perform and the send_e2e endpoint do, frees
@@ -174,8 +222,12 @@ static void complete(struct lst_gateway_multi *m, struct slot *s, CURLcode rc,
     curl_multi_remove_handle(m->multi, s->x.curl);
     lst_gw_xfer_finish(m->gw, &s->x, rc, &res);
     res.elapsed_ms = lst_mono_ms() - s->started;
-    if (lst_gw_report(&s->rq, &s->answer, &res) == LST_GATEWAY_OK)
-        lst_gw_take_msgid(&s->answer, true, msgid, &res);
+    if (lst_gw_report(&s->rq, &s->answer, &res) == LST_GATEWAY_OK) {
+        if (s->items != NULL)
+            lst_gw_bulk_answer(&s->answer, s->nitems, s->items, &res);
+        else
+            lst_gw_take_msgid(&s->answer, true, msgid, &res);
+    }
     lst_gw_wipe(&s->form);
     s->busy = false;
     m->running--;

@@ -108,19 +108,46 @@ static struct timespec deadline_after(int64_t ms)
     return ts;
 }
 
-/* X-Request-Id of the call: the items' request IDs, comma-separated, as many as fit (the
- * simulator's journal then ties the call to its requests). */
-static void set_call_request_id(struct go_lane *l, struct go_bulk_slot **slots, size_t n)
+void go_bulk_request_ids(struct lst_buf *out, size_t n, const char *(*id)(void *ud, size_t i),
+                         void *ud)
 {
-    lst_buf_reset(&l->bulk_rid);
+    lst_buf_reset(out);
     for (size_t i = 0; i < n; i++) {
-        size_t add = strlen(slots[i]->request_id) + (i > 0);
-        if (l->bulk_rid.len + add > LST_GATEWAY_REQUEST_ID_MAX)
+        const char *s = id(ud, i);
+        size_t add = strlen(s) + (i > 0);
+        if (out->len + add > LST_GATEWAY_REQUEST_ID_MAX)
             break;
         if (i > 0)
-            lst_buf_append(&l->bulk_rid, ",", 1);
-        lst_buf_puts(&l->bulk_rid, slots[i]->request_id);
+            lst_buf_append(out, ",", 1);
+        lst_buf_puts(out, s);
     }
+}
+
+void go_bulk_item_result(const struct lst_gateway_bulk_item *item, struct lst_gateway_result *res,
+                         char msgid[LST_GATEWAY_MSGID_HEX + 1])
+{
+    if (item->outcome == LST_GATEWAY_OK) {
+        memcpy(msgid, item->msgid, LST_GATEWAY_MSGID_HEX + 1);
+        return;
+    }
+    /* The Gateway answered the call and refused this item: it did not send it. */
+    res->outcome = item->outcome;
+    res->http_status = item->error_code;
+    res->err = LST_ERR_HTTP;
+    res->in_doubt = false;
+    snprintf(res->reason, sizeof(res->reason), "bulk item errorCode %d", item->error_code);
+}
+
+/* X-Request-Id of the call: the items' request IDs, comma-separated, as many as fit (the
+ * simulator's journal then ties the call to its requests). */
+static const char *slot_request_id(void *slots, size_t i)
+{
+    return ((struct go_bulk_slot **)slots)[i]->request_id;
+}
+
+static void set_call_request_id(struct go_lane *l, struct go_bulk_slot **slots, size_t n)
+{
+    go_bulk_request_ids(&l->bulk_rid, n, slot_request_id, slots);
     lst_gateway_set_request_id(l->gw, lst_buf_failed(&l->bulk_rid) ? NULL : l->bulk_rid.data);
 }
 

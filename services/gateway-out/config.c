@@ -61,7 +61,9 @@ static const struct lst_config_entry entries[] = {
      .min = 0,
      .max = 1000,
      .offset = OFF(bulk_linger_ms),
-     .desc = "How long the first message of a bulk call waits for others to join it."},
+     .desc = "How long the first message of a bulk call waits for others to join it, on the "
+             "lane threads (LST_GATEWAY_OUT_EVENT_LOOP=false, and requests the loop hands to a "
+             "lane's thread). The event loop sends what is ready at each turn, without waiting."},
     {.name = "LST_GATEWAY_OUT_LINGER_MS",
      .type = LST_CONFIG_MS,
      .def = "50",

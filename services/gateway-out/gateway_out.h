@@ -299,6 +299,15 @@ void go_files_prepare(struct go_lane *l, const char *message_id, const struct ls
  * that one bad item cannot fail the others. Blocks at most linger + the Gateway timeout. */
 bool go_bulk_send(struct go_lane *l, const struct lst_gateway_e2e *msg, const char *request_id,
                   struct lst_gateway_bulk_item *item, struct lst_gateway_result *res);
+/* X-Request-Id of a bulk call into out: the request IDs id(ud, 0 .. n-1) of its items,
+ * comma-separated, as many as fit in LST_GATEWAY_REQUEST_ID_MAX (the simulator's journal then
+ * ties the call to its requests). */
+void go_bulk_request_ids(struct lst_buf *out, size_t n, const char *(*id)(void *ud, size_t i),
+                         void *ud);
+/* Turns the answer of one item of an answered bulk call (res OK) into the result a send_e2e
+ * would have given: msgid for a message ID, else the item's errorCode as the status. */
+void go_bulk_item_result(const struct lst_gateway_bulk_item *item, struct lst_gateway_result *res,
+                         char msgid[LST_GATEWAY_MSGID_HEX + 1]);
 lst_err go_bulk_create(struct gateway_out *ctx);
 void go_bulk_destroy(struct gateway_out *ctx);
 /* The lane's leader scratch (bulk_max slots); freed by go_bulk_lane_cleanup. */
@@ -439,7 +448,7 @@ struct gateway_out {
     struct lst_threema_keycache *keys;
     struct go_local_cache *pk_cache, *cap_cache, *lk_cache;
     struct lst_blobstore *blobs;
-    struct lst_redis_script *s_begin, *s_pk, *s_rl_take, *s_rl_lower;
+    struct lst_redis_script *s_pk, *s_rl_take, *s_rl_lower;
     struct go_ratelimit *rl;
     struct go_bulk *bulk; /* NULL unless LST_GATEWAY_OUT_BULK */
     struct go_loop *loop; /* NULL unless LST_GATEWAY_OUT_EVENT_LOOP */

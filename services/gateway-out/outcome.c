@@ -3,7 +3,7 @@
  * Per request one key <prefix>req:<request_id>:
  *   "S:<ms>"       an attempt started (set before the first Gateway call of a delivery)
  *   "O:<lst.sent>" the final outcome, the exact record published to lst.sent
- * The begin script answers in one round trip whether the outcome is known (publish it again,
+ * The begin command answers in one round trip whether the outcome is known (publish it again,
  * send nothing), whether an earlier delivery started and left no outcome (send again and flag
  * possible_duplicate), or neither; and it marks the request as started. Recording the outcome
  * is an absolute SET, safe to replay. A record goes to lst.sent only after its outcome is in
@@ -15,14 +15,6 @@
 #include "gateway_out.h"
 #include "lst/log.h"
 #include "lst/signals.h"
-
-/* KEYS[1] request key; ARGV[1] now (ms), ARGV[2] TTL (ms). Idempotent for our purpose: a
- * replay after a lost answer sees "S:" and reports in-doubt, which is the safe direction. */
-static const char BEGIN_LUA[] = "local v = redis.call('GET', KEYS[1])\n"
-                                "if v and string.sub(v, 1, 2) == 'O:' then return v end\n"
-                                "redis.call('SET', KEYS[1], 'S:' .. ARGV[1], 'PX', ARGV[2])\n"
-                                "if v then return 'D' end\n"
-                                "return 'N'\n";
 
 /* KEYS[1] pk:<id> (TTL), KEYS[2] pkfirst:<id> (no TTL); ARGV[1] key hex, ARGV[2] TTL.
  * 1: the key is the first one seen for the ID (now cached), 0: it changed. */
@@ -37,17 +29,13 @@ static const char PK_LUA[] = "local first = redis.call('GET', KEYS[2])\n"
 
 lst_err go_outcome_scripts_create(struct gateway_out *ctx)
 {
-    lst_err err = lst_redis_script_create(BEGIN_LUA, true, &ctx->s_begin);
-    if (err == LST_OK)
-        err = lst_redis_script_create(PK_LUA, true, &ctx->s_pk);
-    return err;
+    return lst_redis_script_create(PK_LUA, true, &ctx->s_pk);
 }
 
 void go_outcome_scripts_destroy(struct gateway_out *ctx)
 {
-    lst_redis_script_destroy(ctx->s_begin);
     lst_redis_script_destroy(ctx->s_pk);
-    ctx->s_begin = ctx->s_pk = NULL;
+    ctx->s_pk = NULL;
 }
 
 static void req_key(struct go_lane *l, const char *request_id, struct lst_buf *key)
@@ -56,16 +44,24 @@ static void req_key(struct go_lane *l, const char *request_id, struct lst_buf *k
     lst_buf_printf(key, "%sreq:%s", l->ctx->cfg.key_prefix, request_id);
 }
 
+/* The begin reply: nil (the key was absent and is now S:), or the value that was there and
+ * stays (SET ... NX GET never overwrites): O:<record> or S:<ms>. */
 lst_err go_outcome_take_begin(const redisReply *r, enum go_begin *state, struct lst_buf *known)
 {
-    if (r == NULL || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS))
+    if (r != NULL && r->type == REDIS_REPLY_NIL) {
+        *state = GO_BEGIN_NEW;
+        return LST_OK;
+    }
+    if (r == NULL || r->type != REDIS_REPLY_STRING || r->len < 2)
         return LST_ERR_INVALID;
-    if (r->len >= 2 && memcmp(r->str, "O:", 2) == 0) {
+    if (memcmp(r->str, "O:", 2) == 0) {
         *state = GO_BEGIN_KNOWN;
         lst_buf_reset(known);
         return lst_buf_append(known, r->str + 2, r->len - 2);
     }
-    *state = r->len == 1 && r->str[0] == 'D' ? GO_BEGIN_IN_DOUBT : GO_BEGIN_NEW;
+    if (memcmp(r->str, "S:", 2) != 0)
+        return LST_ERR_INVALID;
+    *state = GO_BEGIN_IN_DOUBT;
     return LST_OK;
 }
 
@@ -78,32 +74,35 @@ lst_err go_outcome_queue_pending(struct go_lane *l, struct lst_redis_pipe *p)
     return lst_redis_pipe_add(p, 5, set, setlen);
 }
 
-/* The begin script's key and arguments for request_id (the key in l->a). */
-static lst_err begin_args(struct go_lane *l, const char *request_id, char now[24], char ttl[24],
-                          const char *argv[3])
+/* The begin command for request_id (the key in l->a, the value and TTL in the caller's buffers):
+ * SET <key> S:<now> PX <ttl> NX GET. One plain command instead of a script (GET, then SET
+ * unless the outcome is known): NX leaves a known outcome (O:) and an earlier start (S:) as
+ * they are and GET returns them, so the answer is the script's; it costs Redis a fraction of
+ * an EVALSHA, and the event loop waits for that batch on every turn. */
+static lst_err begin_argv(struct go_lane *l, const char *request_id, char val[24], char ttl[24],
+                          const char *argv[7])
 {
     req_key(l, request_id, &l->a);
     if (lst_buf_failed(&l->a))
         return LST_ERR_NOMEM;
-    snprintf(now, 24, "%lld", (long long)lst_wall_ms());
+    snprintf(val, 24, "S:%lld", (long long)lst_wall_ms());
     snprintf(ttl, 24, "%lld", (long long)l->ctx->cfg.outcome_ttl_ms);
-    argv[0] = l->a.data;
-    argv[1] = now;
-    argv[2] = ttl;
+    const char *cmd[] = {"SET", l->a.data, val, "PX", ttl, "NX", "GET"};
+    memcpy(argv, cmd, sizeof(cmd));
     return LST_OK;
 }
 
 lst_err go_outcome_queue_begin(struct go_lane *l, const char *request_id, struct lst_redis_pipe *p)
 {
-    char now[24], ttl[24];
-    const char *argv[3];
-    lst_err err = begin_args(l, request_id, now, ttl, argv);
-    return err == LST_OK ? lst_redis_pipe_script(p, l->ctx->s_begin, 1, 3, argv, NULL) : err;
+    char val[24], ttl[24];
+    const char *argv[7];
+    lst_err err = begin_argv(l, request_id, val, ttl, argv);
+    return err == LST_OK ? lst_redis_pipe_add(p, 7, argv, NULL) : err;
 }
 
-/* SET pending outcome + begin in one pipeline: both commands are idempotent (the begin
- * script's replay reports in-doubt, the safe direction), so the wrapper may replay the pair
- * after a reconnect. */
+/* SET pending outcome + begin in one pipeline: both commands are idempotent (a replayed begin
+ * reports in-doubt, the safe direction), so the wrapper may replay the pair after a
+ * reconnect. */
 static lst_err begin_with_pending(struct go_lane *l, const char *request_id, enum go_begin *state,
                                   struct lst_buf *known)
 {
@@ -122,14 +121,14 @@ static lst_err begin_with_pending(struct go_lane *l, const char *request_id, enu
 lst_err go_outcome_begin(struct go_lane *l, const char *request_id, enum go_begin *state,
                          struct lst_buf *known)
 {
-    char now[24], ttl[24];
-    const char *argv[3];
+    char val[24], ttl[24];
+    const char *argv[7];
     redisReply *r = NULL;
     if (l->pending != NULL)
         return begin_with_pending(l, request_id, state, known);
-    lst_err err = begin_args(l, request_id, now, ttl, argv);
+    lst_err err = begin_argv(l, request_id, val, ttl, argv);
     if (err == LST_OK)
-        err = lst_redis_script_call(l->redis, l->ctx->s_begin, &r, 1, 3, argv, NULL);
+        err = lst_redis_cmd(l->redis, &r, 7, argv, NULL);
     if (err == LST_OK)
         err = go_outcome_take_begin(r, state, known);
     if (r != NULL)

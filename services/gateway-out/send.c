@@ -141,16 +141,7 @@ static enum lst_gateway_outcome send_bulk_item(struct go_lane *l, const struct l
         return lst_gateway_send_e2e(l->gw, msg, rs->msgid, res);
     if (res->outcome != LST_GATEWAY_OK)
         return res->outcome; /* the whole call failed: so did this item */
-    if (item.outcome == LST_GATEWAY_OK) {
-        memcpy(rs->msgid, item.msgid, sizeof(rs->msgid));
-        return LST_GATEWAY_OK;
-    }
-    /* The Gateway answered the call and refused this item: it did not send it. */
-    res->outcome = item.outcome;
-    res->http_status = item.error_code;
-    res->err = LST_ERR_HTTP;
-    res->in_doubt = false;
-    snprintf(res->reason, sizeof(res->reason), "bulk item errorCode %d", item.error_code);
+    go_bulk_item_result(&item, res, rs->msgid);
     return res->outcome;
 }
 

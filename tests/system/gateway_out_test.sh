@@ -586,11 +586,19 @@ PY
     # 2. Faults: 429s, 500s, timeouts before and after the effect, applied to whole calls.
     sim_post /_sim/faults '{"rateLimit":40,"rateBurst":5,"error500Rate":0.15,"timeoutRate":0.03,"timeoutAfterRate":0.03,"timeoutMs":2000}' >/dev/null ||
         { fail "faults set"; return; }
-    local c1
+    local c1 loop0 loopn
     c1=$(sim_credits)
+    loop0=$(metric w1 'lst_gateway_out_loop_jobs_total{path="loop"')
     produce "$WORK/rcpt_id.tsv" --count 1500 >"$WORK/ids2.txt"
     collect $((n + 3 + 1500)) 240000 >"$WORK/sent2.tsv"
     check "1500 outcomes under faults" $?
+    if [ "${LST_GATEWAY_OUT_EVENT_LOOP:-true}" != false ]; then
+        # with the event loop (the default) the texts share calls the loop makes itself; only
+        # a recipient's first send (lookup, key fetch) goes to the lane's thread
+        loopn=$(metric w1 'lst_gateway_out_loop_jobs_total{path="loop"')
+        check "the event loop made most of the bulk calls ($loop0 -> $loopn of 1500)" \
+            "$([ $((${loopn%.*} - ${loop0%.*})) -ge 750 ] && echo 0 || echo 1)"
+    fi
     accepted=$(grep -Fwf "$WORK/ids2.txt" "$WORK/sent2.tsv" | awk -F'\t' '$2 == "accepted"' |
         cut -f1 | sort -u | wc -l)
     check "all 1500 accepted despite 429/500/timeouts" \

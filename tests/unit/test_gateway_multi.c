@@ -1,7 +1,7 @@
-/* lst/gateway multi client: many send_e2e transfers on one thread against a fake Gateway served
- * in-process by lst_http (thread per connection, so slow answers overlap). Every outcome is
- * compared field by field with what the blocking lst_gateway_send_e2e makes of the same answer,
- * and a raw socket server compares the request bytes of both. */
+/* lst/gateway multi client: many send_e2e (and send_e2e_bulk) transfers on one thread against a
+ * fake Gateway served in-process by lst_http (thread per connection, so slow answers overlap).
+ * Every outcome is compared field by field with what the blocking lst_gateway_send_e2e makes of the
+ * same answer, and a raw socket server compares the request bytes of both. */
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
@@ -692,6 +692,95 @@ static void test_request_bytes(void)
                  "&box=00abcd&noDeliveryReceipts=1&noPush=1") != NULL);
 }
 
+/* send_e2e_bulk through both clients: the same items (message IDs and error codes, in
+ * order) and the same whole-call result, for good answers, malformed ones and failed calls. */
+static bool bulk_both(uint16_t port, const struct lst_gateway_e2e *msgs, size_t n,
+                      struct lst_gateway_result *blk, struct lst_gateway_bulk_item *blk_items,
+                      struct completion *got, struct lst_gateway_bulk_item *items)
+{
+    char url[64];
+    struct lst_gateway_config cfg = config(port, 5000, url);
+    struct lst_gateway *gw = NULL;
+    struct lst_gateway_multi *multi = NULL;
+    struct collector col = {.n = 0};
+    bool ok = lst_gateway_create(&cfg, &gw) == LST_OK &&
+              lst_gateway_multi_create(&cfg, 2, &multi) == LST_OK;
+    if (ok) {
+        lst_gateway_set_request_id(gw, "req-1,req-2");
+        lst_gateway_send_e2e_bulk(gw, msgs, n, blk_items, blk);
+        struct lst_gateway_result res;
+        ok = lst_gateway_multi_send_e2e_bulk(multi, 0, msgs, n, "req-1,req-2", items, &res) ==
+                 LST_OK &&
+             drain(multi, &col) && col.n == 1 && col.c[0].slot == 0;
+        if (ok)
+            *got = col.c[0];
+    }
+    lst_gateway_multi_destroy(multi);
+    lst_gateway_destroy(gw);
+    return ok;
+}
+
+static void test_bulk_like_blocking(void)
+{
+    struct fixture fx;
+    REQUIRE(start(&fx));
+    const struct lst_gateway_e2e msgs[2] = {msg_ok, msg_ok};
+    static const struct {
+        int status;
+        const char *body;
+        enum lst_gateway_outcome outcome;
+    } cases[] = {
+        {200, "[{\"messageId\":\"" MSGID "\"},{\"errorCode\":404}]", LST_GATEWAY_OK},
+        {200, "[{\"messageId\":\"" MSGID "\"}]", LST_GATEWAY_RETRY}, /* one item short */
+        {200, "[{\"messageId\":\"" MSGID "\"},{}]", LST_GATEWAY_RETRY},
+        {200, "not json", LST_GATEWAY_RETRY},
+        {429, "", LST_GATEWAY_RETRY},
+        {413, "", LST_GATEWAY_PERMANENT},
+        {500, "", LST_GATEWAY_RETRY},
+    };
+    for (size_t i = 0; i < LST_ARRAY_LEN(cases); i++) {
+        set_answer(&fx, cases[i].status, cases[i].body, "", 0);
+        struct lst_gateway_result blk;
+        struct lst_gateway_bulk_item blk_items[2], items[2];
+        struct completion got;
+        memset(blk_items, 0, sizeof(blk_items));
+        memset(items, 0, sizeof(items));
+        REQUIRE(bulk_both(fx.port, msgs, 2, &blk, blk_items, &got, items));
+        check_same(&got.res, &blk, 200);
+        CHECK_EQ(got.res.outcome, cases[i].outcome);
+        CHECK_STREQ(got.msgid, "");
+        if (cases[i].status == 200)
+            CHECK_EQ(got.res.in_doubt, cases[i].outcome != LST_GATEWAY_OK);
+        if (got.res.outcome != LST_GATEWAY_OK)
+            continue;
+        for (size_t k = 0; k < 2; k++) {
+            CHECK_EQ(items[k].outcome, blk_items[k].outcome);
+            CHECK_EQ(items[k].error_code, blk_items[k].error_code);
+            CHECK_STREQ(items[k].msgid, blk_items[k].msgid);
+        }
+        CHECK_STREQ(items[0].msgid, MSGID);
+        CHECK_EQ(items[1].error_code, 404);
+        CHECK_EQ(items[1].outcome, LST_GATEWAY_PERMANENT);
+    }
+    CHECK_EQ(fake_requests(&fx), 2 * (int)LST_ARRAY_LEN(cases));
+    /* refused locally as a whole, like the blocking call: nothing sent, the slot stays idle */
+    struct lst_gateway_e2e bad[2] = {msg_ok, msg_ok};
+    bad[1].to = "bad";
+    char url[64];
+    struct lst_gateway_config cfg = config(fx.port, 5000, url);
+    struct lst_gateway_multi *multi = NULL;
+    struct lst_gateway_bulk_item items[2];
+    struct lst_gateway_result res;
+    REQUIRE(lst_gateway_multi_create(&cfg, 1, &multi) == LST_OK);
+    CHECK_EQ(lst_gateway_multi_send_e2e_bulk(multi, 0, bad, 2, NULL, items, &res), LST_ERR_INVALID);
+    CHECK_EQ(res.outcome, LST_GATEWAY_PERMANENT);
+    CHECK_EQ(lst_gateway_multi_running(multi), 0u);
+    lst_gateway_multi_destroy(multi);
+    CHECK_EQ(fake_requests(&fx), 2 * (int)LST_ARRAY_LEN(cases));
+    stop(&fx);
+}
+
 LST_TEST_MAIN(T(test_create), T(test_many_concurrent), T(test_statuses_like_blocking),
               T(test_timeout_like_blocking), T(test_refused_like_blocking), T(test_local_refusal),
-              T(test_busy_slot), T(test_wakeup), T(test_destroy_running), T(test_request_bytes))
+              T(test_busy_slot), T(test_wakeup), T(test_destroy_running), T(test_request_bytes),
+              T(test_bulk_like_blocking))

@@ -287,8 +287,8 @@ enum lst_gateway_outcome lst_gateway_download_blob(struct lst_gateway *gw, const
  * A multi client runs up to `slots` sends at once on one thread: each slot is one easy handle
  * (its common options set once and kept, like the blocking client's), all slots share the
  * multi handle's pool of keep-alive connections (at most `slots` kept). Requests and their
- * classification are exactly those of lst_gateway_send_e2e: the same code builds the form,
- * sets up the transfer and classifies its outcome.
+ * classification are exactly those of lst_gateway_send_e2e (and lst_gateway_send_e2e_bulk):
+ * the same code builds the body, sets up the transfer and classifies its outcome.
  *
  * Threads: every function except lst_gateway_multi_wakeup must be called from one thread at a
  * time (the owner's event loop); there is no lock. lst_gateway_multi_wakeup may be called from
@@ -326,8 +326,21 @@ lst_err lst_gateway_multi_send_e2e(struct lst_gateway_multi *m, unsigned slot,
                                    const struct lst_gateway_e2e *msg, const char *request_id,
                                    struct lst_gateway_result *res);
 
+/* Starts POST /send_e2e_bulk of msgs[0..n) on slot (idle), as lst_gateway_send_e2e_bulk
+ * builds and checks it, with "X-Request-Id: <request_id>". msgs and request_id are copied (the
+ * body is built now); items (n of them) is borrowed until the transfer is reported: when done
+ * says OK, every item holds its own answer (message ID or errorCode, in request order); any
+ * other outcome is the whole call's, and items are unspecified. Errors as for
+ * lst_gateway_multi_send_e2e; a local refusal (LST_ERR_INVALID, _TOO_LARGE) concerns the call
+ * as a whole, not one known item. */
+lst_err lst_gateway_multi_send_e2e_bulk(struct lst_gateway_multi *m, unsigned slot,
+                                        const struct lst_gateway_e2e *msgs, size_t n,
+                                        const char *request_id, struct lst_gateway_bulk_item *items,
+                                        struct lst_gateway_result *res);
+
 /* Called once per finished transfer, on the thread of lst_gateway_multi_run. msgid is the 16
- * lowercase hex of the answer when res->outcome is OK, "" otherwise; both are valid only
+ * lowercase hex of a send_e2e's answer when res->outcome is OK, "" otherwise (always "" for
+ * a bulk call: its answers are in its items); both are valid only
  * during the call. The slot is idle again: done may start the next send on it (on any slot),
  * but must not destroy the multi client. */
 typedef void (*lst_gateway_multi_done)(void *ud, unsigned slot, const char *msgid,
