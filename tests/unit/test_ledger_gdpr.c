@@ -316,22 +316,29 @@ static void test_erasure_forgets_change_stream(void)
 }
 
 /* Messages and erasure: audience_count follows the remaining recipients (whichever record
- * comes first), and a message addressed to her alone loses its content. */
+ * comes first), and a message addressed to her alone loses its content and no longer names
+ * her (eid). */
 static void test_erasure_audience_and_content(void)
 {
     struct fx f;
-    char m1[27], m2[27], m3[27], m4[27];
-    const char *both[] = {"E17", "E18"}, *alone[] = {"E17"};
+    char m1[27], m2[27], m3[27], m4[27], m5[27], k2[64];
+    const char *both[] = {"E17", "E18"}, *alone[] = {"E17"}, *other[] = {"E18"};
     REQUIRE(fx_start(&f));
     two_drivers(&f);
     lrec_mid(m1, T0 + 1000, 1);
     lrec_mid(m2, T0 + 2000, 2);
     lrec_mid(m3, T0 + 3000, 3);
     lrec_mid(m4, T0 + 4000, 4);
+    lrec_mid(m5, T0 + 5000, 5);
+    snprintf(k2, sizeof(k2), "lst:lg:m:%s", m2);
     lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", both, 2, T0 + 1000);
     feed(&f, LEDGER_T_MESSAGE, m1);
     lrec_message(&f.rec, m2, "disp1", "Leitstelle", "tour", alone, 1, T0 + 2000);
     feed(&f, LEDGER_T_MESSAGE, m2);
+    lrec_message(&f.rec, m5, "disp1", "Leitstelle", "tour", other, 1, T0 + 5000);
+    feed(&f, LEDGER_T_MESSAGE, m5);
+    CHECK(hget_has(&f, k2, "eid", "E17"));               /* to her alone: the item names her */
+    CHECK_EQ(num(&f, "HEXISTS lst:lg:m:%s eid", m1), 0); /* to two: nobody */
     CHECK_EQ(feed_tombstone(&f, "E17"), LEDGER_APPLIED);
     /* records that arrive after the erasure (a rebuild, a late partition) end the same */
     lrec_message(&f.rec, m3, "disp1", "Leitstelle", "tour", both, 2, T0 + 3000);
@@ -350,7 +357,12 @@ static void test_erasure_audience_and_content(void)
         CHECK_EQ(num(&f, "HEXISTS %s text", k), 0);
         CHECK_EQ(num(&f, "HGET %s cgone", k), 1);
         CHECK(hget_has(&f, k, "kind", "text")); /* the record of the send stays */
+        /* no item names her, whichever came first: to her alone or to both */
+        CHECK_EQ(num(&f, "HEXISTS lst:lg:m:%s eid", own[i]), 0);
+        CHECK_EQ(num(&f, "HEXISTS lst:lg:m:%s eid", multi[i]), 0);
     }
+    snprintf(k2, sizeof(k2), "lst:lg:m:%s", m5);
+    CHECK(hget_has(&f, k2, "eid", "E18")); /* a message to E18 alone still names him */
     fx_stop(&f);
 }
 

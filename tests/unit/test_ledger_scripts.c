@@ -306,6 +306,8 @@ static void test_every_order_same_state(void)
             apply_event(&f, perm[i], mid);
         lst_buf_reset(&now);
         ledger_dump(f.rc, &now, 1);
+        /* to one employee: the item names her, whichever record came first */
+        CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", mid, "eid"), "E17");
         if (orders == 0) {
             lst_buf_puts(&first, now.data);
             CHECK(state_is(&f, mid, "E17", "read"));
@@ -838,6 +840,91 @@ static void test_sent_to_employee_history_and_pending(void)
     fx_stop(&f);
 }
 
+/* ---- the one employee of an outgoing item: eid
+ * ------------------------------------------------------- */
+
+/* The records of a send to rcpt (n of them): the message record, then each recipient's
+ * outbound and accepted sent record, or those first (sends_first). */
+static void send_in_order(struct fx *f, const char *mid, const char *const *rcpt, size_t n,
+                          bool sends_first, unsigned tm0)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        if ((pass == 0) != sends_first) {
+            lrec_message(&f->rec, mid, "disp1", "Leitstelle", "tour", rcpt, n, T0 + 1000);
+            CHECK_EQ(feed(f, LEDGER_T_MESSAGE, 0, mid), LEDGER_APPLIED);
+            continue;
+        }
+        for (size_t i = 0; i < n; i++) {
+            char tm[17];
+            snprintf(tm, sizeof(tm), "%016x", tm0 + (unsigned)i);
+            lrec_outbound(&f->rec, mid, rcpt[i], "DRV00017", T0 + 1000);
+            CHECK_EQ(feed(f, LEDGER_T_OUTBOUND, 0, rcpt[i]), LEDGER_APPLIED);
+            lrec_sent(&f->rec, mid, rcpt[i], tm, NULL, false, T0 + 1100);
+            CHECK_EQ(feed(f, LEDGER_T_SENT, 0, rcpt[i]), LEDGER_APPLIED);
+        }
+    }
+}
+
+/* An outgoing message whose audience resolved to exactly one employee carries her ID as eid
+ * (the view's employee_id and employee_name), like an incoming item its sender, whether the
+ * message record comes before or after the sends' records; the record writing it bumps the
+ * item's version; a message to two carries none; her erasure removes it. */
+static void test_one_recipient_named(void)
+{
+    struct fx f;
+    char m1[27], m2[27], m3[27];
+    const char *one[] = {"E17"}, *two[] = {"E17", "E18"}, *twice[] = {"E18", "E18"};
+    struct lst_buf a, b;
+
+    REQUIRE(fx_start(&f, 3));
+    lst_buf_init(&a);
+    lst_buf_init(&b);
+    lrec_mid(m1, T0 + 1000, 1);
+    send_in_order(&f, m1, one, 1, false, 0xe100);
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m1, "eid"), "E17");
+    ledger_dump(f.rc, &a, 1);
+    fx_flushall(&f);
+    send_in_order(&f, m1, one, 1, true, 0xe100);
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m1, "eid"), "E17");
+    ledger_dump(f.rc, &b, 1);
+    CHECK_STREQ(a.data, b.data); /* the same projections in either order */
+    /* the record named her in the same HSET that stamped a new version */
+    fx_flushall(&f);
+    lrec_sent(&f.rec, m1, "E17", "000000000000e100", NULL, false, T0 + 1100);
+    CHECK_EQ(feed(&f, LEDGER_T_SENT, 0, "E17"), LEDGER_APPLIED);
+    long long v = num(&f, "HGET lst:lg:m:%s %s", m1, "v");
+    CHECK_STREQ(cmd(&f, "EXISTS lst:lg:m:%s", m1, NULL), "1");
+    CHECK_STREQ(cmd(&f, "HEXISTS lst:lg:m:%s %s", m1, "eid"), "0");
+    lrec_message(&f.rec, m1, "disp1", "Leitstelle", "tour", one, 1, T0 + 1000);
+    CHECK_EQ(feed(&f, LEDGER_T_MESSAGE, 0, m1), LEDGER_APPLIED);
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m1, "eid"), "E17");
+    CHECK(num(&f, "HGET lst:lg:m:%s %s", m1, "v") > v);
+
+    /* two recipients: nobody in particular, in either order; one listed twice is one */
+    lrec_mid(m2, T0 + 2000, 2);
+    send_in_order(&f, m2, two, 2, false, 0xe200);
+    CHECK_STREQ(cmd(&f, "HEXISTS lst:lg:m:%s %s", m2, "eid"), "0");
+    lrec_mid(m3, T0 + 3000, 3);
+    send_in_order(&f, m3, two, 2, true, 0xe300);
+    CHECK_STREQ(cmd(&f, "HEXISTS lst:lg:m:%s %s", m3, "eid"), "0");
+    fx_flushall(&f);
+    lrec_message(&f.rec, m3, "disp1", "Leitstelle", "tour", twice, 2, T0 + 3000);
+    CHECK_EQ(feed(&f, LEDGER_T_MESSAGE, 0, m3), LEDGER_APPLIED);
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m3, "eid"), "E18");
+
+    /* erasure: the item to her alone no longer names her (its content goes too) */
+    send_in_order(&f, m1, one, 1, false, 0xe100);
+    send_in_order(&f, m2, two, 2, false, 0xe200);
+    CHECK_EQ(feed_raw(&f, LEDGER_T_EMPLOYEES, 0, "E17", NULL, 0), LEDGER_APPLIED);
+    CHECK_STREQ(cmd(&f, "HEXISTS lst:lg:m:%s %s", m1, "eid"), "0");
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m1, "cgone"), "1");
+    CHECK_STREQ(cmd(&f, "HEXISTS lst:lg:m:%s %s", m2, "eid"), "0");
+    CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", m3, "eid"), "E18"); /* someone else's stays */
+    lst_buf_cleanup(&a);
+    lst_buf_cleanup(&b);
+    fx_stop(&f);
+}
+
 /* ---- watermarks and dead letters
  * ------------------------------------------------------- */
 
@@ -968,6 +1055,20 @@ static int build_scenario(struct ev *evs)
         lrec_text_in(&b, "DRV00002", rid, k == 2 ? "Schaden am Tor" : "ok", at + 30000);
         push_ev(evs, &n, LEDGER_T_INBOUND, 1, "DRV00002", &b);
     }
+    /* a message to E1 alone (named) and one to E3 alone (named until her erasure) */
+    for (unsigned k = 4; k < 6; k++) {
+        char mid[27], tm[17];
+        int64_t at = T0 + k * 60000;
+        int i = k == 4 ? 0 : 2;
+        lrec_mid(mid, at, k);
+        lrec_message(&b, mid, "disp1", "Leitstelle", "tour", &eids[i], 1, at);
+        push_ev(evs, &n, LEDGER_T_MESSAGE, (int32_t)k % 2, mid, &b);
+        lrec_outbound(&b, mid, eids[i], tids[i], at);
+        push_ev(evs, &n, LEDGER_T_OUTBOUND, i, eids[i], &b);
+        snprintf(tm, sizeof(tm), "%016x", 0x1000u + k * 16);
+        lrec_sent(&b, mid, eids[i], tm, NULL, false, at + 5);
+        push_ev(evs, &n, LEDGER_T_SENT, i, eids[i], &b);
+    }
     /* a sender who is never in the directory, and one erased at the end */
     lrec_text_in(&b, "DRV00077", "000000000000abcd", "wer bin ich", T0 + 5000);
     push_ev(evs, &n, LEDGER_T_INBOUND, 4, "DRV00077", &b);
@@ -1054,6 +1155,12 @@ static void test_interleavings_give_identical_projections(void)
             CHECK(strstr(now.data, "lst:lg:annh:DRV00002:0000000000009002 zset: anna=") != NULL);
             CHECK(strstr(now.data, "lst:lg:annt:DRV00002 set: DRV00002:0000000000009002") != NULL);
             CHECK(strstr(now.data, "privat\x1f") != NULL);
+            /* the message to E1 alone names her; to E3 alone (erased) and to all three: none */
+            char mid[27];
+            for (unsigned k = 0; k < 6; k++) {
+                lrec_mid(mid, T0 + k * 60000, k);
+                CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", mid, "eid"), k == 4 ? "E1" : "");
+            }
         } else if (strcmp(first.data, now.data) != 0) {
             FILE *a = fopen("/tmp/ledger-dump-first.txt", "w");
             FILE *b = fopen("/tmp/ledger-dump-now.txt", "w");
@@ -1265,7 +1372,7 @@ static void test_rules_parse(void)
 LST_TEST_MAIN(T(test_rules_parse), T(test_every_order_same_state),
               T(test_monotonic_and_final_states), T(test_read_receipts_off),
               T(test_inbound_directory_replies), T(test_sent_to_employee_history_and_pending),
-              T(test_directory_change_moves_history), T(test_watermark_gate_and_dlq),
-              T(test_redis_loss_detected), T(test_interleavings_give_identical_projections),
-              T(test_batches_equal_single_events), T(test_erasure_after_receipts_in_one_call),
-              T(test_rebuild_drops_every_key))
+              T(test_directory_change_moves_history), T(test_one_recipient_named),
+              T(test_watermark_gate_and_dlq), T(test_redis_loss_detected),
+              T(test_interleavings_give_identical_projections), T(test_batches_equal_single_events),
+              T(test_erasure_after_receipts_in_one_call), T(test_rebuild_drops_every_key))

@@ -83,10 +83,14 @@ local function unindex_member(mid, dim, val)
 end
 
 local function erase_recipient(mid, eid)
-    local rk = P .. 'r:' .. mid
+    local rk, mk = P .. 'r:' .. mid, P .. 'm:' .. mid
     local raw = call('HGET', rk, eid)
-    if raw and call('HEXISTS', P .. 'm:' .. mid, 'msg') == 1 then
+    local h = call('HMGET', mk, 'msg', 'eid')
+    if raw and h[1] then
         audience_less(mid, 1) -- the message record counted her (else message.lua does)
+    end
+    if h[2] == eid then
+        call('HDEL', mk, 'eid') -- sent to her alone: the item no longer names her
     end
     if raw then
         local s = cjson.decode(raw)

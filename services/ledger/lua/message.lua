@@ -43,6 +43,36 @@ local function sel_emps_less_erased(mk, raw)
     end
 end
 
+-- The index of the first recipient: past the selector's departments, vehicles and tags and
+-- the skipped pairs, which follow the key/value pairs ending before i.
+local function recipients_at(i)
+    for _ = 1, 3 do
+        i = i + tonumber(ARGV[i]) + 1
+    end
+    return i + 2 * tonumber(ARGV[i]) + 1
+end
+
+-- The one employee the record's audience resolved to (every recipient the same ID), who
+-- becomes the item's eid like an incoming item's sender, so the view names her. nil for a
+-- group, for nobody, and when she was erased before this record; her erasure after it
+-- removes eid (employee_erase.lua). Decided on the record alone, not on who is left after
+-- erasures: a message to two of whom one is erased names nobody, in either order.
+local function sole_recipient(r0)
+    if r0 > Z then
+        return nil
+    end
+    local only = ARGV[r0]
+    for j = r0 + 1, Z do
+        if ARGV[j] ~= only then
+            return nil
+        end
+    end
+    if erased(only) then
+        return nil
+    end
+    return only
+end
+
 local function apply_message()
     local mid, created = ARGV[A], tonumber(ARGV[A + 1])
     local mk = P .. 'm:' .. mid
@@ -51,6 +81,11 @@ local function apply_message()
     end
     local flat, f, i = read_kv(A + 3, tonumber(ARGV[A + 2]))
     local mt = string.format('%d', ulid_ms(mid)) -- a string: formatted once, not per ZADD
+    local only = sole_recipient(recipients_at(i))
+    if only then
+        flat[#flat + 1] = 'eid' -- in the same HSET: no command more
+        flat[#flat + 1] = only
+    end
     call('HSET', mk, 'msg', '1', 'dir', 'out', 'id', mid, 'at', mt, unpack(flat))
     sel_emps_less_erased(mk, f.sel_emps)
     local px = call('HGETALL', P .. 'crx:' .. mid)
