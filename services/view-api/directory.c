@@ -23,6 +23,7 @@ void va_employee_cleanup(struct va_employee *e)
     free(e->phone);
     free(e->email);
     free(e->source);
+    va_reach_cleanup(&e->reach);
     memset(e, 0, sizeof(*e));
 }
 
@@ -98,6 +99,13 @@ out:
     lst_redis_pipe_destroy(p);
     lst_buf_cleanup(&key);
     return result;
+}
+
+lst_err va_directory_get_reach(struct view_api *ctx, const char *const *ids, size_t n,
+                               struct va_employee *out, bool *found)
+{
+    lst_err err = va_directory_get(ctx, ids, n, out, found);
+    return err == LST_OK ? va_reach_read(ctx, out, found, n) : err;
 }
 
 static lst_err strv_from_reply(const redisReply *r, struct lst_strv *out)
@@ -177,5 +185,6 @@ void va_employee_json(struct lst_buf *b, const struct va_employee *e)
     va_json_kv(b, true, "email", e->email);
     lst_buf_printf(b, ",\"updated_at\":%lld", (long long)e->updated_at);
     va_json_kv(b, true, "source", e->source);
+    va_reach_json(b, e);
     lst_buf_puts(b, "}");
 }

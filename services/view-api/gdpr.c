@@ -524,10 +524,14 @@ static void kafka_down(struct va_req *r)
     lst_http_add_header(r->resp, "Retry-After", "5");
 }
 
-static bool load_employee(struct va_req *r, const char *eid, struct va_employee *e, bool *found)
+/* reach: with how she is reached (the learned Threema IDs are data about her too) */
+static bool load_employee(struct va_req *r, const char *eid, struct va_employee *e, bool *found,
+                          bool reach)
 {
     const char *ids[] = {eid};
-    if (va_directory_get(r->ctx, ids, 1, e, found) != LST_OK) {
+    lst_err err = reach ? va_directory_get_reach(r->ctx, ids, 1, e, found)
+                        : va_directory_get(r->ctx, ids, 1, e, found);
+    if (err != LST_OK) {
         lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
                          "the projections could not be read");
         return false;
@@ -544,7 +548,7 @@ static void export(struct va_req *r, const char *eid)
     bool found = false;
     char aid[LST_MESSAGE_ID_LEN + 1];
     lst_buf_init(&b);
-    if (!load_employee(r, eid, &e, &found))
+    if (!load_employee(r, eid, &e, &found, true))
         goto out;
     if (history_load(r->ctx, eid, &h) != LST_OK) {
         lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
@@ -729,7 +733,7 @@ static void erase(struct va_req *r, const char *eid)
     bool found = false, unchecked = false;
     char aid[LST_MESSAGE_ID_LEN + 1];
     lst_buf_init(&detail);
-    if (!load_employee(r, eid, &e, &found))
+    if (!load_employee(r, eid, &e, &found, false))
         goto out;
     lst_err err = history_load(r->ctx, eid, &h);
     if (err == LST_OK) {

@@ -437,6 +437,17 @@ void va_batch_release(struct va_batch *b);
 
 /* ---- the employee directory (directory.c) ---- */
 
+/* How an employee is reached over Threema, beyond the directory entry (reach.c): filled by
+ * va_reach_read, all zero otherwise. Every field owned. */
+struct va_reach {
+    struct lst_strv learned; /* IDs gateway-out's lookups found (emp:ltid), still mapped to the
+                                employee (emp:tid:<id> = the employee), in ID order */
+    char *fail_mid;          /* the newest send to the employee failed: that message, */
+    char *fail_code;         /* its failure code (lookup_not_found, http_404, ...), */
+    char *fail_reason;       /* its reason (NULL: none given) */
+    int64_t fail_at;         /* and when (0: not given) */
+};
+
 /* One employee of the ledger's directory, every field owned. */
 struct va_employee {
     char *id;
@@ -450,6 +461,7 @@ struct va_employee {
     char *email;
     int64_t updated_at;
     char *source;
+    struct va_reach reach;
 };
 
 void va_employee_cleanup(struct va_employee *e);
@@ -457,14 +469,34 @@ void va_employee_cleanup(struct va_employee *e);
  * hold n zeroed entries. */
 lst_err va_directory_get(struct view_api *ctx, const char *const *ids, size_t n,
                          struct va_employee *out, bool *found);
+/* va_directory_get, then va_reach_read for the employees found: one employee's answer
+ * (/api/employees/{id}, the GDPR export). */
+lst_err va_directory_get_reach(struct view_api *ctx, const char *const *ids, size_t n,
+                               struct va_employee *out, bool *found);
 /* Up to limit employee IDs after `after` (exclusive; NULL: from the start) in ID order. */
 lst_err va_directory_ids(struct view_api *ctx, const char *after, size_t limit,
                          struct lst_strv *out);
 /* Every member of a directory set such as "emp:dep:<name>" (ledger prefix added). */
 lst_err va_directory_set(struct view_api *ctx, const char *set, const char *name,
                          struct lst_strv *out);
-/* Appends the employee as a JSON object. */
+/* Appends the employee as a JSON object (with its "threema" object, from e->reach). */
 void va_employee_json(struct lst_buf *b, const struct va_employee *e);
+
+/* ---- how an employee is reached over Threema (reach.c) ---- */
+
+/* History items read per employee to find the newest send (incoming items are skipped). */
+#define VA_REACH_HISTORY 8
+
+void va_reach_cleanup(struct va_reach *r);
+/* Fills e[i].reach of every employee with found[i], read after the page is chosen so that
+ * only the employees shown cost anything: one pipelined round (SMISMEMBER erased <ids...>,
+ * per employee SMEMBERS emp:ltid:<id> and ZREVRANGE x:emp:<id> 0 VA_REACH_HISTORY-1), and a
+ * second one for the batch only when some employee has a learned ID or a send (GET
+ * emp:tid:<id> per learned ID, HGET r:<mid> <id> for her newest send). An employee on the
+ * erased list (an entry left over) is cleaned up and found[i] cleared. */
+lst_err va_reach_read(struct view_api *ctx, struct va_employee *e, bool *found, size_t n);
+/* Appends ,"threema":{...} for e (docs/view-api.md, Employees). */
+void va_reach_json(struct lst_buf *b, const struct va_employee *e);
 
 /* ---- the names of the employees items are about (names.c) ---- */
 

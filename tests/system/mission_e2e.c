@@ -20,6 +20,10 @@
  *      acknowledged/declined for those three, failed lookup_not_found with a reason for the one
  *      unknown to Threema, failed capability_missing for a text-only phone and the photo; the
  *      per-state counts and read_unknown match; timestamps and Threema message IDs present.
+ *      GET /api/employees then shows each of the 250 as reached by ID (ERP), by lookup
+ *      (phone/e-mail) or not at all, each text recipient found by phone or e-mail with the ID
+ *      the ledger learned from gateway-out's lookup, and the one unknown to Threema with her
+ *      failed lookup (threema.last_failure).
  *   4. dispatcher B (bernd), after two more sends (info to two Bremen drivers by A, info to
  *      Kühllogistik of Kiel by B), saves a view hiding category dispo and filtering
  *      department Kühllogistik: exactly [info-to-Kühllogistik, photo]; the same as plain
@@ -789,6 +793,58 @@ static void react_to_text(json_object *detail)
     CHECK_EQ(declines, 1);
 }
 
+/* Every employee's threema object after the text settled: "id" with the CSV's Threema ID,
+ * "lookup" for a phone or e-mail, "none" without any; a text recipient found by phone or
+ * e-mail shows the ID gateway-out's lookup found (learned from lst.sent by the ledger), the
+ * one unknown to Threema no ID and her failed lookup. Returns the employees checked. */
+static size_t check_reach_page(json_object *items)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < json_object_array_length(items); i++, n++) {
+        json_object *it = json_object_array_get_idx(items, i), *t = jget(it, "threema");
+        const struct emp *e = emp_by_id(jstr(it, "employee_id"));
+        bool to_text = false;
+        CHECK(e != NULL && t != NULL);
+        if (e == NULL || t == NULL)
+            continue;
+        for (size_t j = 0; j < X.text.n; j++)
+            to_text = to_text || X.text.to[j] == e;
+        CHECK_STREQ(jstr(t, "reachable"), e->csv_tid ? "id" : e->contact ? "lookup" : "none");
+        if (e->csv_tid)
+            CHECK_STREQ(jstr(t, "threema_id"), e->tid);
+        if (!to_text || e->csv_tid)
+            continue;
+        if (e->tid[0] != '\0') {
+            CHECK_STREQ(jstr(t, "threema_id"), e->tid);
+            CHECK(json_object_get_boolean(jget(t, "learned")));
+        } else {
+            CHECK(jget(t, "threema_id") == NULL);
+            CHECK_EQ(jlen(t, "learned_ids"), 0);
+            CHECK_STREQ(jstr(t, "last_failure.failure_code"), "lookup_not_found");
+        }
+    }
+    return n;
+}
+
+static void check_reach(void)
+{
+    char path[128], cursor[64] = "";
+    size_t n = 0;
+    for (int pages = 0; pages < 5; pages++) {
+        struct http_result r;
+        snprintf(path, sizeof(path), "/api/employees?limit=200%s%s", cursor[0] ? "&cursor=" : "",
+                 cursor);
+        REQUIRE(get(&H, path, TOK_A, &r) == 200);
+        n += check_reach_page(jget(r.json, "items"));
+        const char *next = jstr(r.json, "next_cursor");
+        snprintf(cursor, sizeof(cursor), "%s", next != NULL ? next : "");
+        http_result_cleanup(&r);
+        if (cursor[0] == '\0')
+            break;
+    }
+    CHECK_EQ(n, 250);
+}
+
 static void test_states(void)
 {
     REQUIRE(X.up);
@@ -810,6 +866,7 @@ static void test_states(void)
     CHECK(ok);
     check_detail(&X.text, t.detail);
     check_detail(&X.photo, p.detail);
+    check_reach();
     CHECK_STREQ(jstr(t.detail, "category"), "dispo");
     CHECK_STREQ(jstr(p.detail, "category"), "ladung");
     /* the skipped went through lst.message and the ledger into the detail, as the send said */

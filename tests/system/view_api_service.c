@@ -258,6 +258,19 @@ static void test_employees(void)
             break;
     }
     CHECK_STREQ(seen, "E1,E2,E3,E4,E5");
+    /* without a filter a page reads what it needs plus one: a page ending with the index
+     * says so (no cursor to an empty page), one ending before it has a cursor */
+    CHECK_EQ(get(&H, "/api/employees?limit=5", TOKEN_DISPATCHER, &r), 200);
+    CHECK_EQ(jlen(r.json, "items"), 5);
+    CHECK(json_object_is_type(jget(r.json, "next_cursor"), json_type_null));
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/employees?limit=4", TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "next_cursor"), "E4");
+    http_result_cleanup(&r);
+    CHECK_EQ(get(&H, "/api/employees?limit=1&cursor=E4", TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "items.0.employee_id"), "E5");
+    CHECK(json_object_is_type(jget(r.json, "next_cursor"), json_type_null));
+    http_result_cleanup(&r);
     CHECK_EQ(get(&H, "/api/employees/E1", TOKEN_DISPATCHER, &r), 200);
     CHECK_STREQ(jstr(r.json, "name"), "Anna Alpha");
     CHECK_STREQ(jstr(r.json, "threema_id"), "ABCDEFGH");
@@ -276,6 +289,128 @@ static void test_employees(void)
     expect_400("/api/employees?active=maybe");
     expect_400("/api/employees?department=");
     expect_400("/api/employees?cursor=%2F%2F");
+}
+
+/* threema: how each employee is reached. "id" with the ERP's ID; "lookup" (phone or e-mail)
+ * with the ID gateway-out's lookups found when exactly one still maps to her (emp:ltid,
+ * confirmed by emp:tid: an ID the ERP gave someone else or an erasure closed is not hers);
+ * "none" without any address. last_failure: her newest send (incoming items skipped) failed
+ * for good. An erased employee is answered nowhere, even with an entry left over. */
+#define M3 "01J00000000000000000000003"
+#define M4 "01J00000000000000000000004"
+
+static struct json_object *threema_of(struct http_result *r, const char *eid)
+{
+    struct json_object *items = jget(r->json, "items");
+    for (size_t i = 0; items != NULL && i < json_object_array_length(items); i++) {
+        struct json_object *e = json_object_array_get_idx(items, i);
+        if (strcmp(jstr(e, "employee_id"), eid) == 0)
+            return jget(e, "threema");
+    }
+    return NULL;
+}
+
+static bool jbool(struct json_object *o, const char *path)
+{
+    struct json_object *v = jget(o, path);
+    return v != NULL && json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
+}
+
+static void seed_reach(void)
+{
+    rcmd(&H, "SADD lst:lg:emp:ltid:E2 LEARNED2");
+    rcmd(&H, "SET lst:lg:emp:tid:LEARNED2 E2");
+    /* E4: one ID still hers, one the ERP gave E1 since, one an erasure closed */
+    rcmd(&H, "SADD lst:lg:emp:ltid:E4 ZZZZ0001 ABCDEFGH XXXX0001");
+    rcmd(&H, "SET lst:lg:emp:tid:ZZZZ0001 E4");
+    rcmd(&H, "SET lst:lg:emp:tid:XXXX0001 -");
+    /* E4's newest send failed; a reply came after it */
+    rcmd(&H, "ZADD lst:lg:x:emp:E4 4000 " M3 " 5000 ZZZZ0001:00000000000000b1");
+    rcmd(&H, "HSET lst:lg:r:" M3 " E4 %s",
+         "{\"st\":\"failed\",\"q\":4000,\"f\":4005,\"fc\":\"lookup_not_found\","
+         "\"fr\":\"no Threema ID for this phone or e-mail\",\"ff\":1}");
+    /* E6: erased, an entry left over with a learned ID that still maps to her */
+    rcmd(&H, "HSET lst:lg:emp:E6 id E6 name Ghost active 1 phone +49151000006 tags []");
+    rcmd(&H, "ZADD lst:lg:emps 0 E6");
+    rcmd(&H, "SADD lst:lg:erased E6");
+    rcmd(&H, "SADD lst:lg:emp:ltid:E6 GHOST006");
+    rcmd(&H, "SET lst:lg:emp:tid:GHOST006 E6");
+}
+
+static void unseed_reach(void)
+{
+    rcmd(&H, "DEL lst:lg:emp:ltid:E2 lst:lg:emp:tid:LEARNED2 lst:lg:emp:ltid:E4 "
+             "lst:lg:emp:tid:ZZZZ0001 lst:lg:emp:tid:WWWW0001 lst:lg:emp:tid:XXXX0001 "
+             "lst:lg:x:emp:E4 lst:lg:r:" M3 " lst:lg:r:" M4 " lst:lg:emp:E6 lst:lg:emp:ltid:E6 "
+             "lst:lg:emp:tid:GHOST006");
+    rcmd(&H, "ZREM lst:lg:emps E6");
+    rcmd(&H, "SREM lst:lg:erased E6");
+}
+
+static void test_employee_threema(void)
+{
+    struct http_result r;
+    struct json_object *t;
+    seed_reach();
+    REQUIRE(get(&H, "/api/employees", TOKEN_DISPATCHER, &r) == 200);
+    CHECK_EQ(jlen(r.json, "items"), 5); /* E6 is erased */
+    t = threema_of(&r, "E1");           /* the ERP's ID; her newest send was read */
+    CHECK_STREQ(jstr(t, "reachable"), "id");
+    CHECK_STREQ(jstr(t, "threema_id"), "ABCDEFGH");
+    CHECK(!jbool(t, "learned"));
+    CHECK_EQ(jlen(t, "learned_ids"), 0);
+    CHECK(jget(t, "last_failure") == NULL);
+    t = threema_of(&r, "E2"); /* learned; M1 failed for her, but the newer M2 was delivered */
+    CHECK_STREQ(jstr(t, "reachable"), "lookup");
+    CHECK_STREQ(jstr(t, "threema_id"), "LEARNED2");
+    CHECK(jbool(t, "learned"));
+    CHECK_STREQ(jstr(t, "learned_ids.0"), "LEARNED2");
+    CHECK(jget(t, "last_failure") == NULL);
+    t = threema_of(&r, "E3"); /* phone only, nothing learned */
+    CHECK_STREQ(jstr(t, "reachable"), "lookup");
+    CHECK(jget(t, "threema_id") == NULL);
+    CHECK(!jbool(t, "learned"));
+    t = threema_of(&r, "E4"); /* only the ID that still maps to her */
+    CHECK_STREQ(jstr(t, "reachable"), "lookup");
+    CHECK_STREQ(jstr(t, "threema_id"), "ZZZZ0001");
+    CHECK(jbool(t, "learned"));
+    CHECK_EQ(jlen(t, "learned_ids"), 1);
+    CHECK_STREQ(jstr(t, "last_failure.message_id"), M3);
+    CHECK_STREQ(jstr(t, "last_failure.failure_code"), "lookup_not_found");
+    CHECK_STREQ(jstr(t, "last_failure.failure_reason"), "no Threema ID for this phone or e-mail");
+    CHECK_EQ(jint(t, "last_failure.failed_at"), 4005);
+    t = threema_of(&r, "E5"); /* no address at all */
+    CHECK_STREQ(jstr(t, "reachable"), "none");
+    CHECK(jget(t, "threema_id") == NULL);
+    CHECK(!jbool(t, "learned"));
+    CHECK(strstr(r.body.data, "GHOST006") == NULL && strstr(r.body.data, "XXXX0001") == NULL);
+    http_result_cleanup(&r);
+
+    /* a second learned ID: the next lookup decides, neither is "the" ID; a newer send that
+     * went out clears the failure */
+    rcmd(&H, "SADD lst:lg:emp:ltid:E4 WWWW0001");
+    rcmd(&H, "SET lst:lg:emp:tid:WWWW0001 E4");
+    rcmd(&H, "ZADD lst:lg:x:emp:E4 6000 " M4);
+    rcmd(&H, "HSET lst:lg:r:" M4 " E4 %s", "{\"st\":\"sent\",\"q\":6000,\"s\":6001}");
+    REQUIRE(get(&H, "/api/employees/E4", TOKEN_DISPATCHER, &r) == 200);
+    t = jget(r.json, "threema");
+    CHECK_STREQ(jstr(t, "reachable"), "lookup");
+    CHECK(jget(t, "threema_id") == NULL);
+    CHECK(!jbool(t, "learned"));
+    CHECK_EQ(jlen(t, "learned_ids"), 2);
+    CHECK_STREQ(jstr(t, "learned_ids.0"), "WWWW0001");
+    CHECK_STREQ(jstr(t, "learned_ids.1"), "ZZZZ0001");
+    CHECK(jget(t, "last_failure") == NULL);
+    CHECK(jget(r.json, "threema_id") == NULL); /* the ERP field stays the ERP's */
+    http_result_cleanup(&r);
+
+    /* the erased list wins over a leftover entry, for one employee as for the list */
+    get(&H, "/api/employees/E6", TOKEN_DISPATCHER, &r);
+    check_problem(&r, 404, "employee-not-found");
+    CHECK(strstr(r.body.data, "GHOST006") == NULL);
+    http_result_cleanup(&r);
+    expect_ids("/api/employees?q=ghost", "");
+    unseed_reach();
 }
 
 /* ---- timeline, history, detail ---- */
@@ -1476,6 +1611,7 @@ static void test_all(void)
     test_auth_every_route();
     test_cors();
     test_employees();
+    test_employee_threema();
     test_timeline();
     test_views();
     test_handled();
