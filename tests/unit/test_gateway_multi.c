@@ -216,30 +216,54 @@ static void check_same(const struct lst_gateway_result *multi, const struct lst_
 static const struct lst_gateway_e2e msg_ok = {
     .to = "ECHOECHO", .nonce_hex = NONCE_HEX, .box_hex = "00AbcD"};
 
-/* The same message and request ID through a fresh blocking client and a fresh multi client (so
- * both open their first connection); *blk and the one completion of the multi are returned. */
-static bool send_both(uint16_t port, long timeout_ms, const struct lst_gateway_e2e *m,
-                      struct lst_gateway_result *blk, char blk_msgid[17], struct completion *got)
+/* A fresh blocking client and a fresh multi client (two slots) on the same configuration, so
+ * both open their first connection. */
+struct clients {
+    struct lst_gateway *gw;
+    struct lst_gateway_multi *multi;
+};
+
+static bool clients_open(struct clients *c, uint16_t port, long timeout_ms)
 {
     char url[64];
     struct lst_gateway_config cfg = config(port, timeout_ms, url);
-    struct lst_gateway *gw = NULL;
-    struct lst_gateway_multi *multi = NULL;
+    memset(c, 0, sizeof(*c));
+    return lst_gateway_create(&cfg, &c->gw) == LST_OK &&
+           lst_gateway_multi_create(&cfg, 2, &c->multi) == LST_OK;
+}
+
+static void clients_close(struct clients *c)
+{
+    lst_gateway_multi_destroy(c->multi);
+    lst_gateway_destroy(c->gw);
+}
+
+/* Runs the multi client until its one transfer (on slot) is reported into *got. */
+static bool one_completion(struct lst_gateway_multi *m, unsigned slot, struct completion *got)
+{
     struct collector col = {.n = 0};
-    bool ok = lst_gateway_create(&cfg, &gw) == LST_OK &&
-              lst_gateway_multi_create(&cfg, 2, &multi) == LST_OK;
+    bool ok = drain(m, &col) && col.n == 1 && col.c[0].slot == slot;
+    if (ok)
+        *got = col.c[0];
+    return ok;
+}
+
+/* The same message and request ID through both clients; *blk and the one completion of the
+ * multi are returned. */
+static bool send_both(uint16_t port, long timeout_ms, const struct lst_gateway_e2e *m,
+                      struct lst_gateway_result *blk, char blk_msgid[17], struct completion *got)
+{
+    struct clients c;
+    bool ok = clients_open(&c, port, timeout_ms);
     if (ok) {
         blk_msgid[0] = '\0';
-        lst_gateway_set_request_id(gw, "req-7");
-        lst_gateway_send_e2e(gw, m, blk_msgid, blk);
+        lst_gateway_set_request_id(c.gw, "req-7");
+        lst_gateway_send_e2e(c.gw, m, blk_msgid, blk);
         struct lst_gateway_result res;
-        ok = lst_gateway_multi_send_e2e(multi, 1, m, "req-7", &res) == LST_OK &&
-             drain(multi, &col) && col.n == 1 && col.c[0].slot == 1;
-        if (ok)
-            *got = col.c[0];
+        ok = lst_gateway_multi_send_e2e(c.multi, 1, m, "req-7", &res) == LST_OK &&
+             one_completion(c.multi, 1, got);
     }
-    lst_gateway_multi_destroy(multi);
-    lst_gateway_destroy(gw);
+    clients_close(&c);
     return ok;
 }
 
@@ -698,25 +722,17 @@ static bool bulk_both(uint16_t port, const struct lst_gateway_e2e *msgs, size_t 
                       struct lst_gateway_result *blk, struct lst_gateway_bulk_item *blk_items,
                       struct completion *got, struct lst_gateway_bulk_item *items)
 {
-    char url[64];
-    struct lst_gateway_config cfg = config(port, 5000, url);
-    struct lst_gateway *gw = NULL;
-    struct lst_gateway_multi *multi = NULL;
-    struct collector col = {.n = 0};
-    bool ok = lst_gateway_create(&cfg, &gw) == LST_OK &&
-              lst_gateway_multi_create(&cfg, 2, &multi) == LST_OK;
+    struct clients c;
+    bool ok = clients_open(&c, port, 5000);
     if (ok) {
-        lst_gateway_set_request_id(gw, "req-1,req-2");
-        lst_gateway_send_e2e_bulk(gw, msgs, n, blk_items, blk);
+        lst_gateway_set_request_id(c.gw, "req-1,req-2");
+        lst_gateway_send_e2e_bulk(c.gw, msgs, n, blk_items, blk);
         struct lst_gateway_result res;
-        ok = lst_gateway_multi_send_e2e_bulk(multi, 0, msgs, n, "req-1,req-2", items, &res) ==
+        ok = lst_gateway_multi_send_e2e_bulk(c.multi, 0, msgs, n, "req-1,req-2", items, &res) ==
                  LST_OK &&
-             drain(multi, &col) && col.n == 1 && col.c[0].slot == 0;
-        if (ok)
-            *got = col.c[0];
+             one_completion(c.multi, 0, got);
     }
-    lst_gateway_multi_destroy(multi);
-    lst_gateway_destroy(gw);
+    clients_close(&c);
     return ok;
 }
 
