@@ -491,7 +491,8 @@ static void call_send(struct go_loop *lp)
 }
 
 /* Seals lane i's message and adds it to the open call (sent at once when full). False with
- * st set when the message could not be sealed. */
+ * st set when the message could not be sealed. The lane is LL_SENDING before it joins: a full
+ * call that cannot start is answered at once (call_done), which may move this lane on. */
 static bool bulk_join(struct go_loop *lp, unsigned i, const uint8_t pk[LST_THREEMA_KEY_SIZE],
                       struct go_step *st)
 {
@@ -500,6 +501,7 @@ static bool bulk_join(struct go_loop *lp, unsigned i, const uint8_t pk[LST_THREE
                 st);
     if (st->outcome != LST_GATEWAY_OK)
         return false;
+    ll->state = LL_SENDING;
     lp->open[lp->nopen++] = i;
     if (lp->nopen >= (size_t)lp->ctx->cfg.bulk_max)
         call_send(lp);
@@ -541,12 +543,14 @@ static void start_attempt(struct go_loop *lp, unsigned i)
         return;
     }
     l->gateway_calls++;
-    bool started = lp->ctx->bulk != NULL && !ll->alone ? bulk_join(lp, i, pk, &st)
-                                                       : start_send(lp, i, pk, &st);
-    if (started)
+    if (lp->ctx->bulk != NULL && !ll->alone) {
+        if (!bulk_join(lp, i, pk, &st))
+            apply_verdict(lp, i, &st);
+    } else if (start_send(lp, i, pk, &st)) {
         ll->state = LL_SENDING;
-    else
+    } else {
         apply_verdict(lp, i, &st);
+    }
     sodium_memzero(pk, sizeof(pk));
 }
 
