@@ -181,30 +181,17 @@ static void skipped_cleanup(struct skipped *sk)
 static lst_err queue_names(struct view_api *ctx, struct va_rconn *p, const struct rec *recs,
                            size_t n, const struct skipped *sk, size_t *first)
 {
-    struct lst_buf k;
-    lst_err err;
+    static const char *const fields[] = {"name", "dep", "veh"};
     size_t total = n + sk->n;
-    const char **argv = malloc((total + 2) * sizeof(*argv));
-    if (argv == NULL)
+    const char **ids = malloc((total > 0 ? total : 1) * sizeof(*ids));
+    if (ids == NULL)
         return LST_ERR_NOMEM;
-    lst_buf_init(&k);
-    err = va_lkey(ctx, &k, "erased");
-    argv[0] = "SMISMEMBER";
-    argv[1] = k.data;
     for (size_t i = 0; i < total; i++)
-        argv[i + 2] = i < n ? recs[i].id->str : sk->ids[i - n];
-    if (err == LST_OK)
-        err = va_rconn_add(p, (int)(total + 2), argv);
-    for (size_t i = 0; i < total && err == LST_OK; i++) {
-        err = va_lkey(ctx, &k, "emp:%s", argv[i + 2]);
-        const char *h[] = {"HMGET", k.data, "name", "dep", "veh"};
-        if (err == LST_OK)
-            err = va_rconn_add(p, (int)LST_ARRAY_LEN(h), h);
-    }
+        ids[i] = i < n ? recs[i].id->str : sk->ids[i - n];
+    lst_err err = va_directory_queue_named(ctx, p, ids, total, fields, LST_ARRAY_LEN(fields));
     if (err == LST_OK)
         err = va_rconn_exec(p, first);
-    free(argv);
-    lst_buf_cleanup(&k);
+    free(ids);
     return err;
 }
 
@@ -221,16 +208,6 @@ static void json_opt(struct lst_buf *b, const char *key, const redisReply *e, si
         lst_buf_puts(b, "null");
 }
 
-/* The directory entry of the k-th employee of the second round (first: its SMISMEMBER
- * reply); NULL unless she is known not to be erased. */
-static const redisReply *entry(struct va_rconn *p, size_t first, size_t k)
-{
-    const redisReply *gone = va_rconn_reply(p, first);
-    bool named = gone != NULL && gone->type == REDIS_REPLY_ARRAY && k < gone->elements &&
-                 gone->element[k]->type == REDIS_REPLY_INTEGER && gone->element[k]->integer == 0;
-    return named ? va_rconn_reply(p, first + 1 + k) : NULL;
-}
-
 /* The skipped in the ledger's order (the send's: by ID), named like the recipients; the
  * second round has them after the n recipients. */
 static void skipped_json(struct lst_buf *b, struct va_rconn *p, const struct skipped *sk, size_t n,
@@ -241,7 +218,7 @@ static void skipped_json(struct lst_buf *b, struct va_rconn *p, const struct ski
         lst_buf_puts(b, j > 0 ? ",{" : "{");
         va_json_kv(b, false, "employee_id", sk->ids[j]);
         va_json_kv(b, true, "reason", sk->reasons[j]);
-        json_opt(b, "name", entry(p, first, n + j), 0);
+        json_opt(b, "name", va_directory_named(p, first, n + j), 0);
         lst_buf_puts(b, "}");
     }
     lst_buf_puts(b, "]");
@@ -258,7 +235,8 @@ static void recipients(struct lst_buf *b, struct va_rconn *p, struct rec *recs, 
     lst_buf_puts(b, ",\"recipients\":[");
     for (size_t i = 0; i < n; i++) {
         const char *eid = recs[i].id->str, *state = recs[i].state->str;
-        const redisReply *e = entry(p, first, recs[i].k); /* named only if not erased */
+        const redisReply *e =
+            va_directory_named(p, first, recs[i].k); /* named only if not erased */
         bool off = member(rroff, eid);
         if (i > 0)
             lst_buf_puts(b, ",");

@@ -8,6 +8,44 @@
 
 #include "view_api.h"
 
+lst_err va_directory_queue_named(struct view_api *ctx, struct va_rconn *rc, const char *const *ids,
+                                 size_t n, const char *const *fields, size_t nfields)
+{
+    struct lst_buf k;
+    lst_err err;
+    size_t argc = (n > nfields ? n : nfields) + 2;
+    const char **argv = malloc(argc * sizeof(*argv));
+    if (argv == NULL)
+        return LST_ERR_NOMEM;
+    lst_buf_init(&k);
+    err = va_lkey(ctx, &k, "erased");
+    argv[0] = "SMISMEMBER";
+    argv[1] = k.data;
+    memcpy(argv + 2, ids, n * sizeof(*ids));
+    if (err == LST_OK)
+        err = va_rconn_add(rc, (int)(n + 2), argv);
+    for (size_t i = 0; i < n && err == LST_OK; i++) {
+        err = va_lkey(ctx, &k, "emp:%s", ids[i]);
+        argv[0] = "HMGET";
+        argv[1] = k.data;
+        memcpy(argv + 2, fields, nfields * sizeof(*fields));
+        if (err == LST_OK)
+            err = va_rconn_add(rc, (int)(nfields + 2), argv);
+    }
+    free(argv);
+    lst_buf_cleanup(&k);
+    return err;
+}
+
+const redisReply *va_directory_named(const struct va_rconn *rc, size_t first, size_t k)
+{
+    const redisReply *gone = va_rconn_reply(rc, first);
+    bool named = gone != NULL && gone->type == REDIS_REPLY_ARRAY && k < gone->elements &&
+                 gone->element[k]->type == REDIS_REPLY_INTEGER && gone->element[k]->integer == 0;
+    const redisReply *e = named ? va_rconn_reply(rc, first + 1 + k) : NULL;
+    return e != NULL && e->type == REDIS_REPLY_ARRAY ? e : NULL;
+}
+
 static const char *const FIELDS[] = {"id",    "name",   "dep",        "veh",    "tid", "phone",
                                      "email", "active", "updated_at", "source", "tags"};
 #define NFIELDS LST_ARRAY_LEN(FIELDS)

@@ -6,9 +6,9 @@
  * directory (emp:<eid>) does not bump the versions of that employee's items, nor does an
  * erasure of a sender whose item is still cached mid-flight. So the name is never part of a
  * cached row: a page collects the distinct employee IDs of the rows it shows and reads their
- * names in one pipelined round (one SMISMEMBER erased + one HGET emp:<eid> name per distinct
- * ID), then splices them into the rows. An erased employee is never named: the ledger deletes
- * emp:<eid> in the erasure's script, and the erased set is checked as well (like detail.c). */
+ * names in one pipelined round (va_directory_queue_named: one SMISMEMBER erased + one HMGET
+ * emp:<eid> name per distinct ID, as the message detail reads its recipients), then splices
+ * them into the rows. An erased employee is never named. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,52 +91,29 @@ void va_names_json(struct lst_buf *b, const struct va_names *n, size_t i)
     lst_buf_json_str(b, name, strlen(name));
 }
 
-/* Queues SMISMEMBER erased <ids...> and one HGET emp:<id> name per ID. */
-static lst_err queue(struct view_api *ctx, struct va_rconn *rc, const struct va_names *n)
-{
-    struct lst_buf k;
-    lst_err err;
-    const char **argv = malloc((n->n + 2) * sizeof(*argv));
-    if (argv == NULL)
-        return LST_ERR_NOMEM;
-    lst_buf_init(&k);
-    err = va_lkey(ctx, &k, "erased");
-    argv[0] = "SMISMEMBER";
-    argv[1] = k.data;
-    for (size_t i = 0; i < n->n; i++)
-        argv[i + 2] = id_of(n, i);
-    if (err == LST_OK)
-        err = va_rconn_add(rc, (int)(n->n + 2), argv);
-    for (size_t i = 0; i < n->n && err == LST_OK; i++) {
-        err = va_lkey(ctx, &k, "emp:%s", id_of(n, i));
-        const char *h[] = {"HGET", k.data, "name"};
-        if (err == LST_OK)
-            err = va_rconn_add(rc, 3, h);
-    }
-    free(argv);
-    lst_buf_cleanup(&k);
-    return err;
-}
-
 lst_err va_names_read(struct view_api *ctx, struct va_rconn *rc, struct va_names *n)
 {
+    static const char *const fields[] = {"name"};
     size_t first = 0;
     if (n->n == 0)
         return LST_OK;
     lst_buf_reset(&n->text);
-    lst_err err = queue(ctx, rc, n);
+    const char **ids = malloc(n->n * sizeof(*ids));
+    if (ids == NULL)
+        return LST_ERR_NOMEM;
+    for (size_t i = 0; i < n->n; i++)
+        ids[i] = id_of(n, i);
+    lst_err err = va_directory_queue_named(ctx, rc, ids, n->n, fields, 1);
+    free(ids);
     if (err == LST_OK)
         err = va_rconn_exec(rc, &first);
     if (err != LST_OK)
         return err;
-    const redisReply *gone = va_rconn_reply(rc, first);
-    if (gone == NULL || gone->type != REDIS_REPLY_ARRAY || gone->elements != n->n)
-        return LST_ERR_REDIS;
     for (size_t i = 0; i < n->n; i++) {
-        const redisReply *g = gone->element[i], *v = va_rconn_reply(rc, first + 1 + i);
+        const redisReply *e = va_directory_named(rc, first, i);
+        const redisReply *v = e != NULL && e->elements == 1 ? e->element[0] : NULL;
         n->name_at[i] = SIZE_MAX;
-        if (g->type != REDIS_REPLY_INTEGER || g->integer != 0 || v == NULL ||
-            v->type != REDIS_REPLY_STRING || v->len == 0)
+        if (v == NULL || v->type != REDIS_REPLY_STRING || v->len == 0)
             continue; /* erased, unknown, or no name */
         n->name_at[i] = n->text.len;
         lst_buf_append(&n->text, v->str, v->len);

@@ -479,6 +479,15 @@ lst_err va_directory_ids(struct view_api *ctx, const char *after, size_t limit,
 /* Every member of a directory set such as "emp:dep:<name>" (ledger prefix added). */
 lst_err va_directory_set(struct view_api *ctx, const char *set, const char *name,
                          struct lst_strv *out);
+/* The directory entries of employees to name (n > 0), on a read connection the caller began:
+ * queues SMISMEMBER <erased> ids... and then HMGET emp:<id> fields... per ID (execute with
+ * va_rconn_exec; its first reply is the SMISMEMBER's). An erased employee is never named: the
+ * ledger deletes her entry in the erasure's script, and the erased list is checked as well. */
+lst_err va_directory_queue_named(struct view_api *ctx, struct va_rconn *rc, const char *const *ids,
+                                 size_t n, const char *const *fields, size_t nfields);
+/* The HMGET reply (an array of the fields) of the k-th ID queued by va_directory_queue_named,
+ * whose replies start at first; NULL unless she is known not to be erased. */
+const redisReply *va_directory_named(const struct va_rconn *rc, size_t first, size_t k);
 /* Appends the employee as a JSON object (with its "threema" object, from e->reach). */
 void va_employee_json(struct lst_buf *b, const struct va_employee *e);
 
@@ -515,7 +524,7 @@ void va_names_cleanup(struct va_names *n);
 /* The index of eid (added when new); SIZE_MAX when out of memory. */
 size_t va_names_add(struct va_names *n, const char *eid);
 /* Reads the names of every ID in one pipelined round on rc (begun by the caller): one
- * SMISMEMBER of the erased set and one HGET emp:<id> name each. An erased or unknown ID has
+ * SMISMEMBER of the erased set and one HMGET emp:<id> name each. An erased or unknown ID has
  * none. Nothing is sent when n holds no ID. Errors as va_rconn_exec. */
 lst_err va_names_read(struct view_api *ctx, struct va_rconn *rc, struct va_names *n);
 /* The same on a read connection of its own (with one more attempt after a dropped one). */
