@@ -42,6 +42,14 @@ static const struct lst_config_entry entries[] = {
              "with the Redis steps of all lanes in one round trip; lookups and key fetches that "
              "need Redis or the Gateway, files and the 402 pause run on the lane's own thread. "
              "false: one blocking thread per lane."},
+    {.name = "LST_GATEWAY_OUT_LOOPS",
+     .type = LST_CONFIG_INT,
+     .def = "0",
+     .min = 0,
+     .max = GO_MAX_LANES,
+     .offset = OFF(loops),
+     .desc = "Event loop threads of a worker, each driving an even share of the lanes; "
+             "0: one per online CPU (never more than lanes)."},
     {.name = "LST_GATEWAY_OUT_BULK",
      .type = LST_CONFIG_BOOL,
      .def = "false",

@@ -45,7 +45,8 @@
 struct gateway_out;
 struct go_bulk;      /* bulk.c: the open send_e2e_bulk call */
 struct go_bulk_slot; /* bulk.c: one lane's message in a call */
-struct go_loop;      /* loop.c: the event loop */
+struct go_loop;      /* loop.c: an event loop */
+struct go_loop_lane; /* loop.c: a lane's state in its loop */
 
 /* ---- configuration (config.c) ---- */
 
@@ -58,6 +59,7 @@ struct gateway_out_config {
     int64_t max_inflight;        /* LST_GATEWAY_OUT_MAX_INFLIGHT */
     int64_t linger_ms;           /* LST_GATEWAY_OUT_LINGER_MS: producer linger.ms */
     bool event_loop;             /* LST_GATEWAY_OUT_EVENT_LOOP: loop.c drives the lanes */
+    int64_t loops;               /* LST_GATEWAY_OUT_LOOPS: event loop threads, 0 = one per CPU */
     bool bulk;                   /* LST_GATEWAY_OUT_BULK: send_e2e_bulk */
     int64_t bulk_max;            /* LST_GATEWAY_OUT_BULK_MAX */
     int64_t bulk_linger_ms;      /* LST_GATEWAY_OUT_BULK_LINGER_MS */
@@ -227,7 +229,8 @@ struct go_lane {
     pthread_cond_t cond;
     struct go_job *head, *tail;
     size_t queued;
-    bool loop_waiting; /* event loop mode: the loop found the queue empty, wake it on dispatch */
+    bool loop_waiting;    /* event loop mode: the loop found the queue empty, wake it on dispatch */
+    struct go_loop *loop; /* event loop mode: the loop that drives this lane */
     /* scratch */
     struct lst_buf a, b;
     int64_t gateway_calls; /* of the current job */
@@ -425,8 +428,8 @@ lst_err go_loop_start(struct gateway_out *ctx);
 /* Waits for the loop to end after lanes_stop: sends finish, the last outcomes are recorded. */
 void go_loop_join(struct gateway_out *ctx);
 void go_loop_destroy(struct gateway_out *ctx);
-/* A job was queued on a lane the loop waits for. Any thread. */
-void go_loop_wake(struct gateway_out *ctx);
+/* A job was queued on lane l, whose loop waits for it. Any thread. */
+void go_loop_wake(struct go_lane *l);
 
 /* ---- consumer (consumer.c) ---- */
 
@@ -451,7 +454,10 @@ struct gateway_out {
     struct lst_redis_script *s_pk, *s_rl_take, *s_rl_lower;
     struct go_ratelimit *rl;
     struct go_bulk *bulk; /* NULL unless LST_GATEWAY_OUT_BULK */
-    struct go_loop *loop; /* NULL unless LST_GATEWAY_OUT_EVENT_LOOP */
+    /* LST_GATEWAY_OUT_EVENT_LOOP: the loops and the lane table they share; NULL otherwise */
+    struct go_loop **loops;
+    unsigned nloops;
+    struct go_loop_lane *loop_lanes;
     /* consumer side (poll thread) */
     struct lst_kafka_consumer *consumer;
     struct go_offsets *offsets;

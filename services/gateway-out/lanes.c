@@ -103,7 +103,7 @@ void go_lanes_stop(struct gateway_out *ctx)
         struct go_lane *l = &ctx->lanes[i];
         if (l->started)
             pthread_join(l->thread, NULL);
-        if (ctx->loop != NULL)
+        if (ctx->loops != NULL)
             abandon_queue(l); /* the lane threads of loop mode leave the queue alone */
         lst_gateway_destroy(l->gw);
         lst_redis_destroy(l->redis);
@@ -146,11 +146,11 @@ void go_lanes_dispatch(struct gateway_out *ctx, struct go_job *j)
     l->queued++;
     bool wake = l->loop_waiting;
     l->loop_waiting = false;
-    if (ctx->loop == NULL)
+    if (ctx->loops == NULL)
         pthread_cond_signal(&l->cond);
     pthread_mutex_unlock(&l->lock);
     if (wake)
-        go_loop_wake(ctx);
+        go_loop_wake(l);
 }
 
 bool go_lane_has_queued(struct go_lane *l)

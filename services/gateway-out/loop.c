@@ -1,6 +1,13 @@
-/* The event loop (LST_GATEWAY_OUT_EVENT_LOOP): one thread drives every lane's common case, so
- * W concurrent sends cost one poll and one Redis round trip per wake-up instead of W blocking
- * threads, each with its own poll, round trips and context switches.
+/* The event loops (LST_GATEWAY_OUT_EVENT_LOOP): one thread drives the common case of a share
+ * of the lanes, so W concurrent sends cost one poll and one Redis round trip per wake-up instead
+ * of W blocking threads, each with its own poll, round trips and context switches.
+ *
+ * LST_GATEWAY_OUT_LOOPS loops (one per CPU by default) split the lanes evenly; each has its own
+ * curl multi handle and Redis connection and touches only its own lanes' state, so they share
+ * nothing but what the lane threads share too (caches, rate limit, producer, offsets). One loop
+ * works in waves: its lanes' answers come back together, so their Redis batch, sealing and next
+ * call follow each other while the simulator or Gateway, Redis and this thread wait in turn;
+ * a second loop's waves fill those gaps (docs/gateway-out.md, "Session 9").
  *
  * The lanes stay what they are (lanes.c): one queue per lane, one job in flight per lane, one
  * sent-but-unrecorded outcome per lane at most (the duplicate bound of a killed worker). Per
@@ -22,6 +29,7 @@
  * code of send.c for that one job and gives the lane back. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -62,12 +70,13 @@ struct go_loop_lane {
 
 struct go_loop {
     struct gateway_out *ctx;
+    unsigned lo, hi; /* its lanes: [lo, hi) of ll */
     pthread_t thread;
     bool started;
     struct lst_gateway_multi *multi;
     struct lst_redis *redis;
     struct lst_redis_pipe *pipe;
-    struct go_loop_lane *ll;
+    struct go_loop_lane *ll; /* the worker's lane table (ctx->loop_lanes), shared by the loops */
     /* the batch: which lane each queued command belongs to, and whether it is a begin */
     unsigned *batch_lane;
     bool *batch_begin;
@@ -94,7 +103,7 @@ struct loop_call {
 static void *slow_main(void *arg)
 {
     struct go_lane *l = arg;
-    struct go_loop_lane *ll = &l->ctx->loop->ll[l->index];
+    struct go_loop_lane *ll = &l->loop->ll[l->index];
     for (;;) {
         pthread_mutex_lock(&l->lock);
         while (!ll->slow_wanted && !atomic_load(&l->ctx->lanes_stop))
@@ -112,7 +121,7 @@ static void *slow_main(void *arg)
         ll->slow_wanted = false;
         pthread_mutex_unlock(&l->lock);
         atomic_store(&ll->slow_done, true);
-        lst_gateway_multi_wakeup(l->ctx->loop->multi);
+        lst_gateway_multi_wakeup(l->loop->multi);
     }
     return NULL;
 }
@@ -205,7 +214,7 @@ static void take_job(struct go_loop *lp, struct go_lane *l, struct go_loop_lane 
 static void sweep(struct go_loop *lp, bool stop)
 {
     struct gateway_out *ctx = lp->ctx;
-    for (unsigned i = 0; i < ctx->nlanes; i++) {
+    for (unsigned i = lp->lo; i < lp->hi; i++) {
         struct go_loop_lane *ll = &lp->ll[i];
         if (ll->state == LL_SLOW && atomic_load(&ll->slow_done))
             lane_idle(ctx, ll);
@@ -224,7 +233,7 @@ static size_t queue_batch(struct go_loop *lp)
     struct gateway_out *ctx = lp->ctx;
     size_t n = 0;
     lst_redis_pipe_reset(lp->pipe);
-    for (unsigned i = 0; i < ctx->nlanes; i++) {
+    for (unsigned i = lp->lo; i < lp->hi; i++) {
         struct go_lane *l = &ctx->lanes[i];
         struct go_loop_lane *ll = &lp->ll[i];
         if (ll->state == LL_SLOW)
@@ -306,7 +315,7 @@ static void batch_failed(struct go_loop *lp, const char *what)
     lp->redis_at = lst_mono_ms() + lp->redis_delay;
     lp->redis_delay =
         lp->redis_delay * 2 > REDIS_DELAY_MAX_MS ? REDIS_DELAY_MAX_MS : lp->redis_delay * 2;
-    for (unsigned i = 0; i < ctx->nlanes; i++) {
+    for (unsigned i = lp->lo; i < lp->hi; i++) {
         struct go_lane *l = &ctx->lanes[i];
         if (lp->ll[i].state != LL_SLOW && l->pending != NULL && go_abandon_now(l->pending)) {
             go_complete(ctx, l->pending, GO_JOB_ABANDONED);
@@ -557,7 +566,7 @@ static void start_attempt(struct go_loop *lp, unsigned i)
 static void start_attempts(struct go_loop *lp)
 {
     int64_t now = lst_mono_ms();
-    for (unsigned i = 0; i < lp->ctx->nlanes; i++) {
+    for (unsigned i = lp->lo; i < lp->hi; i++) {
         struct go_loop_lane *ll = &lp->ll[i];
         if (ll->state == LL_READY || (ll->state == LL_WAIT && now >= ll->wake_at))
             start_attempt(lp, i);
@@ -590,7 +599,7 @@ static void on_done(void *ud, unsigned slot, const char *msgid,
 static int next_timeout(const struct go_loop *lp)
 {
     int64_t now = lst_mono_ms(), until = now + LOOP_MAX_WAIT_MS;
-    for (unsigned i = 0; i < lp->ctx->nlanes; i++) {
+    for (unsigned i = lp->lo; i < lp->hi; i++) {
         const struct go_loop_lane *ll = &lp->ll[i];
         const struct go_lane *l = &lp->ctx->lanes[i];
         bool batch = ll->state == LL_BEGIN || (ll->state != LL_SLOW && l->pending != NULL);
@@ -606,7 +615,7 @@ static int next_timeout(const struct go_loop *lp)
 
 static bool busy(const struct go_loop *lp)
 {
-    for (unsigned i = 0; i < lp->ctx->nlanes; i++)
+    for (unsigned i = lp->lo; i < lp->hi; i++)
         if (lp->ll[i].state == LL_SENDING || lp->ll[i].state == LL_SLOW)
             return true;
     return false;
@@ -616,7 +625,7 @@ static bool busy(const struct go_loop *lp)
 static void drain_lanes(struct go_loop *lp)
 {
     struct gateway_out *ctx = lp->ctx;
-    for (unsigned i = 0; i < ctx->nlanes; i++) {
+    for (unsigned i = lp->lo; i < lp->hi; i++) {
         if (lp->ll[i].job != NULL)
             lane_abandon(ctx, &lp->ll[i]);
         go_lane_flush(&ctx->lanes[i]);
@@ -648,26 +657,27 @@ static void *loop_main(void *arg)
 
 /* ---- start and stop ---- */
 
-static lst_err loop_create(struct gateway_out *ctx, struct go_loop **out)
+/* One loop for lanes [lo, hi) of the shared lane table ll. Curl slots are lane indexes, so the
+ * multi handle has a slot per lane of the worker; this loop uses its own range only. */
+static lst_err loop_create(struct gateway_out *ctx, struct go_loop_lane *ll, unsigned lo,
+                           unsigned hi, struct go_loop **out)
 {
     struct go_loop *lp = calloc(1, sizeof(*lp));
     *out = lp;
     if (lp == NULL)
         return LST_ERR_NOMEM;
     lp->ctx = ctx;
+    lp->ll = ll;
+    lp->lo = lo;
+    lp->hi = hi;
     lp->redis_delay = REDIS_DELAY_MIN_MS;
     lst_buf_init(&lp->box);
-    lp->ll = calloc(ctx->cfg.concurrency, sizeof(*lp->ll));
-    lp->batch_lane = calloc(2 * (size_t)ctx->cfg.concurrency, sizeof(*lp->batch_lane));
-    lp->batch_begin = calloc(2 * (size_t)ctx->cfg.concurrency, sizeof(*lp->batch_begin));
-    if (lp->ll == NULL || lp->batch_lane == NULL || lp->batch_begin == NULL)
-        return LST_ERR_NOMEM;
     lst_buf_init(&lp->rid);
-    for (int64_t i = 0; i < ctx->cfg.concurrency; i++)
-        lst_buf_init(&lp->ll[i].box);
+    lp->batch_lane = calloc(2 * (size_t)(hi - lo), sizeof(*lp->batch_lane));
+    lp->batch_begin = calloc(2 * (size_t)(hi - lo), sizeof(*lp->batch_begin));
     /* on_done looks every answer up here, so this exists with bulk off too (all NULL) */
-    lp->calls = calloc((size_t)ctx->cfg.concurrency, sizeof(*lp->calls));
-    if (lp->calls == NULL)
+    lp->calls = calloc((size_t)ctx->nlanes, sizeof(*lp->calls));
+    if (lp->batch_lane == NULL || lp->batch_begin == NULL || lp->calls == NULL)
         return LST_ERR_NOMEM;
     if (ctx->cfg.bulk) {
         lp->open = calloc((size_t)ctx->cfg.bulk_max, sizeof(*lp->open));
@@ -675,10 +685,7 @@ static lst_err loop_create(struct gateway_out *ctx, struct go_loop **out)
         if (lp->open == NULL || lp->msgs == NULL)
             return LST_ERR_NOMEM;
     }
-    for (int64_t i = 0; i < ctx->cfg.concurrency; i++)
-        atomic_init(&lp->ll[i].slow_done, false);
-    lst_err err =
-        lst_gateway_settings_multi(&ctx->cfg.gw, (unsigned)ctx->cfg.concurrency, &lp->multi);
+    lst_err err = lst_gateway_settings_multi(&ctx->cfg.gw, ctx->nlanes, &lp->multi);
     if (err == LST_OK)
         err = lst_service_redis_new(&ctx->cfg.common, &lp->redis);
     if (err == LST_OK)
@@ -686,37 +693,8 @@ static lst_err loop_create(struct gateway_out *ctx, struct go_loop **out)
     return err;
 }
 
-lst_err go_loop_start(struct gateway_out *ctx)
+static void loop_free(struct go_loop *lp)
 {
-    lst_err err = loop_create(ctx, &ctx->loop);
-    for (unsigned i = 0; err == LST_OK && i < ctx->nlanes; i++) {
-        struct go_lane *l = &ctx->lanes[i];
-        if (pthread_create(&l->thread, NULL, slow_main, l) != 0)
-            err = LST_ERR_NOMEM;
-        else
-            l->started = true;
-    }
-    if (err == LST_OK && pthread_create(&ctx->loop->thread, NULL, loop_main, ctx->loop) != 0)
-        err = LST_ERR_NOMEM;
-    if (err == LST_OK)
-        ctx->loop->started = true;
-    return err;
-}
-
-void go_loop_join(struct gateway_out *ctx)
-{
-    struct go_loop *lp = ctx->loop;
-    if (lp == NULL)
-        return;
-    lst_gateway_multi_wakeup(lp->multi);
-    if (lp->started)
-        pthread_join(lp->thread, NULL);
-    lp->started = false;
-}
-
-void go_loop_destroy(struct gateway_out *ctx)
-{
-    struct go_loop *lp = ctx->loop;
     if (lp == NULL)
         return;
     lst_gateway_multi_destroy(lp->multi);
@@ -724,22 +702,100 @@ void go_loop_destroy(struct gateway_out *ctx)
     lst_redis_pipe_destroy(lp->pipe);
     lst_buf_cleanup(&lp->box);
     lst_buf_cleanup(&lp->rid);
-    for (int64_t i = 0; lp->ll != NULL && i < ctx->cfg.concurrency; i++) {
-        lst_buf_cleanup(&lp->ll[i].box);
-        if (lp->calls != NULL)
-            call_free(lp->calls[i]); /* a call the stop left running (its sends in doubt) */
-    }
+    for (unsigned i = lp->lo; lp->calls != NULL && i < lp->hi; i++)
+        call_free(lp->calls[i]); /* a call the stop left running (its sends in doubt) */
     free(lp->open);
     free(lp->msgs);
     free(lp->calls);
-    free(lp->ll);
     free(lp->batch_lane);
     free(lp->batch_begin);
     free(lp);
-    ctx->loop = NULL;
 }
 
-void go_loop_wake(struct gateway_out *ctx)
+/* LST_GATEWAY_OUT_LOOPS, 0 meaning one per online CPU; never more loops than lanes. */
+static unsigned loops_wanted(const struct gateway_out *ctx)
 {
-    lst_gateway_multi_wakeup(ctx->loop->multi);
+    long n = ctx->cfg.loops > 0 ? (long)ctx->cfg.loops : sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return n > (long)ctx->nlanes ? ctx->nlanes : (unsigned)n;
+}
+
+/* The lane table and the loops, each with an even share of the lanes (lane i belongs to loop
+ * i * nloops / nlanes); every lane knows its loop (slow_main, go_loop_wake). */
+static lst_err loops_create(struct gateway_out *ctx)
+{
+    unsigned n = loops_wanted(ctx);
+    ctx->loop_lanes = calloc(ctx->nlanes, sizeof(*ctx->loop_lanes));
+    ctx->loops = calloc(n, sizeof(*ctx->loops));
+    if (ctx->loop_lanes == NULL || ctx->loops == NULL)
+        return LST_ERR_NOMEM;
+    for (unsigned i = 0; i < ctx->nlanes; i++) {
+        lst_buf_init(&ctx->loop_lanes[i].box);
+        atomic_init(&ctx->loop_lanes[i].slow_done, false);
+    }
+    ctx->nloops = n;
+    lst_err err = LST_OK;
+    for (unsigned k = 0; err == LST_OK && k < n; k++) {
+        unsigned lo = (unsigned)((size_t)k * ctx->nlanes / n);
+        unsigned hi = (unsigned)((size_t)(k + 1) * ctx->nlanes / n);
+        err = loop_create(ctx, ctx->loop_lanes, lo, hi, &ctx->loops[k]);
+        for (unsigned i = lo; ctx->loops[k] != NULL && i < hi; i++)
+            ctx->lanes[i].loop = ctx->loops[k];
+    }
+    return err;
+}
+
+lst_err go_loop_start(struct gateway_out *ctx)
+{
+    lst_err err = loops_create(ctx);
+    for (unsigned i = 0; err == LST_OK && i < ctx->nlanes; i++) {
+        struct go_lane *l = &ctx->lanes[i];
+        if (pthread_create(&l->thread, NULL, slow_main, l) != 0)
+            err = LST_ERR_NOMEM;
+        else
+            l->started = true;
+    }
+    for (unsigned k = 0; err == LST_OK && k < ctx->nloops; k++) {
+        struct go_loop *lp = ctx->loops[k];
+        if (pthread_create(&lp->thread, NULL, loop_main, lp) != 0)
+            err = LST_ERR_NOMEM;
+        else
+            lp->started = true;
+    }
+    if (err == LST_OK)
+        LST_INFO("gateway_out.loops", "%u event loop threads for %u lanes", ctx->nloops,
+                 ctx->nlanes);
+    return err;
+}
+
+void go_loop_join(struct gateway_out *ctx)
+{
+    for (unsigned k = 0; ctx->loops != NULL && k < ctx->nloops; k++) {
+        struct go_loop *lp = ctx->loops[k];
+        if (lp == NULL)
+            continue;
+        lst_gateway_multi_wakeup(lp->multi);
+        if (lp->started)
+            pthread_join(lp->thread, NULL);
+        lp->started = false;
+    }
+}
+
+void go_loop_destroy(struct gateway_out *ctx)
+{
+    for (unsigned k = 0; ctx->loops != NULL && k < ctx->nloops; k++)
+        loop_free(ctx->loops[k]);
+    for (unsigned i = 0; ctx->loop_lanes != NULL && i < ctx->nlanes; i++)
+        lst_buf_cleanup(&ctx->loop_lanes[i].box);
+    free(ctx->loops);
+    free(ctx->loop_lanes);
+    ctx->loops = NULL;
+    ctx->loop_lanes = NULL;
+    ctx->nloops = 0;
+}
+
+void go_loop_wake(struct go_lane *l)
+{
+    lst_gateway_multi_wakeup(l->loop->multi);
 }
