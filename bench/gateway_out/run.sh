@@ -25,6 +25,9 @@
 # gateway-out inherits the environment: LST_GATEWAY_OUT_EVENT_LOOP=false benchmarks one
 # blocking thread per lane instead of the event loop (the default).
 # BENCH_KEEP_LOG=FILE keeps gateway-out's outcome and cache counters of the (last) run there.
+# BENCH_SIM_EVENT_THREADS [2]: the simulator's LST_SIM_EVENT_THREADS. The simulator stands in
+# for the Gateway, whose CPU is not on this machine; in event mode it costs the shared cores
+# less per request (both gateway-out and the SDK send to it). 0: a thread per connection.
 # Not a pass/fail test; figures depend on the machine (everything shares its cores).
 set -uo pipefail
 BUILD=$(cd "${1:?usage: bench/gateway_out/run.sh BUILD_DIR [N]}" && pwd)
@@ -69,6 +72,7 @@ PY=$("$SRC/tests/interop/setup_venv.sh" "$BUILD") || die "SDK venv set-up failed
 SIM_PORT=$(free_port)
 LST_LOG_LEVEL=warn LST_SIM_PORT=$SIM_PORT LST_SIM_DIRECTORY="$SRC/demo/erp-export.csv" \
     LST_SIM_MAX_CONNECTIONS=512 LST_SIM_JOURNAL_CAPACITY=1000 \
+    LST_SIM_EVENT_THREADS="${BENCH_SIM_EVENT_THREADS:-2}" \
     "$BUILD/tools/threema-sim/threema-sim" 2>"$WORK/sim.log" &
 SIM_PID=$!
 wait_url "http://127.0.0.1:$SIM_PORT/healthz" || die "simulator did not start"

@@ -55,6 +55,13 @@ struct fixture {
 
 static struct fixture fx = {.pid = -1, .lock = PTHREAD_MUTEX_INITIALIZER};
 
+/* test_sim_events runs this file against LST_SIM_EVENT_THREADS=2 (inherited by the child). */
+static bool event_mode(void)
+{
+    const char *v = getenv("LST_SIM_EVENT_THREADS");
+    return v != NULL && strcmp(v, "0") != 0 && v[0] != '\0';
+}
+
 /* Looks up the sender's public key through the simulator's own control API. */
 static bool user_pk(const char *id, uint8_t pk[LST_THREEMA_KEY_SIZE]);
 
@@ -495,6 +502,76 @@ static void test_invalid_box_recorded(void)
     lst_buf_cleanup(&b);
 }
 
+/* Form bodies: '+' is a space and %XX a byte, between runs of plain bytes; a broken escape is
+ * a 400. */
+static void test_form_decoding(void)
+{
+    struct lst_buf b;
+    lst_buf_init(&b);
+    CHECK_EQ(post_form("/send_simple",
+                       AUTH "&to=" KNOWN_ID "&text=Tour+17%3A+Rampe+4+%2B+5%25%20ab%C3%BC", &b),
+             200);
+    char msgid[17];
+    snprintf(msgid, sizeof(msgid), "%s", b.data != NULL ? b.data : "");
+    json_object *inbox = get_json("/_sim/inbox/" KNOWN_ID), *msgs = NULL;
+    REQUIRE(inbox != NULL && json_object_object_get_ex(inbox, "messages", &msgs));
+    const char *text = NULL;
+    for (size_t i = 0; i < json_object_array_length(msgs); i++) {
+        json_object *m = json_object_array_get_idx(msgs, i);
+        if (strcmp(jstr(m, "messageId"), msgid) == 0)
+            text = jstr(m, "text");
+    }
+    CHECK_STREQ(text, "Tour 17: Rampe 4 + 5% ab\xc3\xbc");
+    json_object_put(inbox);
+    CHECK_EQ(post_form("/send_simple", AUTH "&to=" KNOWN_ID "&text=50%", &b), 400);
+    CHECK_EQ(post_form("/send_simple", AUTH "&to=" KNOWN_ID "&text=5%4", &b), 400);
+    CHECK_EQ(post_form("/send_simple", AUTH "&to=" KNOWN_ID "&text=%zz+Rampe", &b), 400);
+    lst_buf_cleanup(&b);
+}
+
+/* A timeout fault configured at start in event mode: the simulator refuses to start. */
+static void test_hang_faults_refused_at_start(void)
+{
+    if (!event_mode())
+        return;
+    char log_path[128];
+    snprintf(log_path, sizeof(log_path), "%s/refused.log", fx.dir);
+    pid_t pid = fork();
+    if (pid == 0) {
+        setenv("LST_SIM_PORT", "0", 1);
+        setenv("LST_SIM_FAULT_TIMEOUT_AFTER_RATE", "0.1", 1);
+        setenv("LST_LOG_LEVEL", "info", 1);
+        if (freopen(log_path, "w", stderr) == NULL)
+            _exit(126);
+        execl(getenv("LST_THREEMA_SIM"), "threema-sim", (char *)NULL);
+        _exit(127);
+    }
+    REQUIRE(pid > 0);
+    int status = 0;
+    pid_t r = 0;
+    for (int64_t end = lst_mono_ms() + 10000; r == 0 && lst_mono_ms() < end;) {
+        r = waitpid(pid, &status, WNOHANG);
+        if (r == 0)
+            lst_sleep_ms(20, NULL);
+    }
+    if (r == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+    }
+    CHECK(r == pid && WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    struct lst_buf log;
+    lst_buf_init(&log);
+    FILE *f = fopen(log_path, "r");
+    char line[1024];
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        lst_buf_puts(&log, line);
+    if (f != NULL)
+        fclose(f);
+    CHECK(log.data != NULL && strstr(log.data, "sim.config.hang_faults") != NULL);
+    lst_buf_cleanup(&log);
+    unlink(log_path);
+}
+
 static void test_limits(void)
 {
     struct lst_buf form, b;
@@ -570,6 +647,17 @@ static void test_rate_limit_and_500(void)
     CHECK_STREQ(jstr(last, "requestId"), "req-test-1");
     CHECK_STREQ(jstr(last, "endpoint"), "/credits");
     json_object_put(log);
+    if (event_mode()) {
+        /* a hang would stall the event thread's other connections: refused, nothing changed */
+        CHECK_EQ(post_json("/_sim/faults", "{\"error500Rate\":0,\"timeoutRate\":1}", &b), 400);
+        CHECK(b.data != NULL && strstr(b.data, "LST_SIM_EVENT_THREADS=0") != NULL);
+        CHECK_EQ(post_json("/_sim/faults", "{\"timeoutAfterRate\":0.5}", &b), 400);
+        CHECK_EQ(get("/credits?" AUTH, &b), 500);
+        CHECK_EQ(post_json("/_sim/faults", "{\"error500Rate\":0,\"timeoutRate\":0}", &b), 200);
+        CHECK_EQ(get("/credits?" AUTH, &b), 200);
+        lst_buf_cleanup(&b);
+        return;
+    }
     CHECK_EQ(
         post_json("/_sim/faults", "{\"error500Rate\":0,\"timeoutRate\":1,\"timeoutMs\":1500}", &b),
         200);
@@ -724,6 +812,7 @@ static void test_stop(void)
 }
 
 LST_TEST_MAIN(T(test_start), T(test_auth), T(test_lookups), T(test_send_and_receipts),
-              T(test_invalid_box_recorded), T(test_limits), T(test_credits),
+              T(test_invalid_box_recorded), T(test_form_decoding),
+              T(test_hang_faults_refused_at_start), T(test_limits), T(test_credits),
               T(test_rate_limit_and_500), T(test_callback_retry_then_drop), T(test_photo_reply),
               T(test_blobs), T(test_stop))

@@ -52,7 +52,18 @@ static const struct lst_config_entry entries[] = {
      .min = 1,
      .max = 4096,
      .offset = offsetof(struct sim_config, max_connections),
-     .desc = "Concurrent HTTP connections (one thread each)."},
+     .desc = "Concurrent HTTP connections (one thread each, unless LST_SIM_EVENT_THREADS)."},
+    {.name = "LST_SIM_EVENT_THREADS",
+     .type = LST_CONFIG_INT,
+     .def = "0",
+     .min = 0,
+     .max = 64,
+     .offset = offsetof(struct sim_config, event_threads),
+     .desc = "N > 0: N event threads serve every connection, with no thread switch per request "
+             "(the benchmarks, where the simulator shares the cores with what it measures). The "
+             "hanging faults (LST_SIM_FAULT_TIMEOUT_RATE, LST_SIM_FAULT_TIMEOUT_AFTER_RATE) "
+             "would stall an event thread's every connection, so they are refused then. "
+             "0: a thread per connection."},
     {.name = "LST_SIM_GATEWAY_ID",
      .type = LST_CONFIG_STRING,
      .def = "*LSTDEMO",

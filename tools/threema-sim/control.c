@@ -264,6 +264,11 @@ static void faults_post(void *ud, const struct lst_http_request *req,
     }
     if (!read_fault_update(doc, &upd, &why)) {
         bad_request(resp, why);
+    } else if (!sim_may_hang(&sim->cfg) &&
+               ((upd.has_timeout && upd.rate_timeout > 0) ||
+                (upd.has_timeout_after && upd.rate_timeout_after > 0))) {
+        bad_request(resp, "timeoutRate and timeoutAfterRate need LST_SIM_EVENT_THREADS=0: a "
+                          "hanging request would stall every connection of its event thread");
     } else {
         sim_faults_update(&sim->faults, &upd);
         apply_callback_settings(sim, doc);

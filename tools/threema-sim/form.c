@@ -22,11 +22,18 @@ static int hexval(char c)
 static lst_err url_decode(const char *s, size_t len, struct lst_buf *out)
 {
     lst_buf_reset(out);
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
+    for (size_t i = 0; i < len;) {
+        /* a run of plain bytes in one append: a box is hundreds of hex digits */
+        size_t end = i;
+        while (end < len && s[end] != '+' && s[end] != '%')
+            end++;
+        if (end > i) {
+            lst_buf_append(out, s + i, end - i);
+            i = end;
+            continue;
+        }
+        char c = ' ';
+        if (s[i] == '%') {
             int hi = i + 2 < len ? hexval(s[i + 1]) : -1;
             int lo = i + 2 < len ? hexval(s[i + 2]) : -1;
             if (hi < 0 || lo < 0)
@@ -35,6 +42,7 @@ static lst_err url_decode(const char *s, size_t len, struct lst_buf *out)
             i += 2;
         }
         lst_buf_append(out, &c, 1);
+        i++;
     }
     if (lst_buf_failed(out))
         return LST_ERR_NOMEM;

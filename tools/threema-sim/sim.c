@@ -87,6 +87,7 @@ static lst_err start_http(struct sim *sim)
         .bind_addr = sim->cfg.http_addr,
         .port = (uint16_t)sim->cfg.port,
         .max_connections = (unsigned)sim->cfg.max_connections,
+        .event_threads = (unsigned)sim->cfg.event_threads,
         .max_body = (size_t)sim->cfg.blob_max_bytes + MULTIPART_SLACK,
         .conn_timeout_s = 60,
         .drain_ms = 2000,
@@ -100,9 +101,29 @@ static lst_err start_http(struct sim *sim)
     return err;
 }
 
+bool sim_may_hang(const struct sim_config *cfg)
+{
+    return cfg->event_threads == 0;
+}
+
+/* The start-up faults must fit the HTTP mode (POST /_sim/faults checks its updates alike). */
+static lst_err check_hang_faults(const struct sim *sim)
+{
+    if (sim_may_hang(&sim->cfg) ||
+        (sim->cfg.fault_timeout_rate <= 0 && sim->cfg.fault_timeout_after_rate <= 0))
+        return LST_OK;
+    LST_ERROR("sim.config.hang_faults",
+              "LST_SIM_FAULT_TIMEOUT_RATE and LST_SIM_FAULT_TIMEOUT_AFTER_RATE need "
+              "LST_SIM_EVENT_THREADS=0: a hanging request would stall every connection of its "
+              "event thread");
+    return LST_ERR_CONFIG;
+}
+
 lst_err sim_create(struct sim *sim)
 {
-    lst_err err = lst_threema_init();
+    lst_err err = check_hang_faults(sim);
+    if (err == LST_OK)
+        err = lst_threema_init();
     if (err == LST_OK)
         err = load_keys(sim);
     if (err == LST_OK)

@@ -48,6 +48,7 @@ struct sim_config {
     char *http_addr;
     int64_t port;
     int64_t max_connections;
+    int64_t event_threads; /* LST_SIM_EVENT_THREADS: 0 = a thread per connection */
     char *gateway_id;
     char *secret;
     char *gateway_public_key; /* "public:<hex>" or bare hex; NULL: phones cannot decrypt */
@@ -84,6 +85,8 @@ struct sim_config {
 };
 
 extern const struct lst_config_program sim_program;
+/* Whether a request may hang (the timeout faults): only with a thread per connection. */
+bool sim_may_hang(const struct sim_config *cfg);
 struct lst_config_section sim_config_section(struct sim_config *cfg);
 
 /* ---- directory (directory.c) ---- */
