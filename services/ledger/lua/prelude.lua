@@ -318,6 +318,7 @@ end
 -- d delivered, r read, a acknowledged, x declined; each keeps the earliest time seen.
 
 local STEPS = {'q', 'w', 'f', 's', 'd', 'r', 'a', 'x'}
+local NSTEPS = #STEPS
 local INTS = {'q', 'w', 'f', 's', 'd', 'r', 'a', 'x', 'fat', 'fh', 'att', 'dup', 'ff', 'cr'}
 local STRS = {'tm', 'tid', 'fc', 'fr'}
 local READER = {read = true, acknowledged = true, declined = true}
@@ -489,7 +490,7 @@ local function load_msg(mid)
     local v = rcall('HMGET', key, 'msg', 'cat', 'at', 'disp', 'dep', 'n', 's:queued',
         's:retrying', 's:failed', 's:sent', 's:delivered', 's:read', 's:acknowledged',
         's:declined')
-    m = {msg = v[1], cat = v[2], at = tonumber(v[3]), disp = v[4], dep = v[5],
+    m = {msg = v[1], cat = v[2], at = tonumber(v[3]), at_s = v[3], disp = v[4], dep = v[5],
          c = {n = tonumber(v[6]) or 0, queued = tonumber(v[7]) or 0,
               retrying = tonumber(v[8]) or 0, failed = tonumber(v[9]) or 0,
               sent = tonumber(v[10]) or 0, delivered = tonumber(v[11]) or 0,
@@ -515,7 +516,8 @@ local function merge(mid, eid, o, m)
     local before = s.s
     local changed = {}
     local dirty = raw == nil
-    for _, k in ipairs(STEPS) do
+    for i = 1, NSTEPS do
+        local k = STEPS[i]
         local v = o[k]
         if v then
             local cur = s[k]
@@ -586,7 +588,8 @@ local function status_full(mid)
         return
     end
     local f = status_flags(m.c)
-    for _, name in ipairs(STATUS_NAMES) do
+    for i = 1, 3 do
+        local name = STATUS_NAMES[i]
         status_set(mid, m.cat, m.at, name, f[name])
     end
 end
@@ -624,7 +627,8 @@ local function agg_status(mid, m, old, new)
     end
     if m.msg then
         local after = status_flags(c)
-        for _, name in ipairs(STATUS_NAMES) do
+        for i = 1, 3 do
+            local name = STATUS_NAMES[i]
             if after[name] ~= before[name] then
                 status_set(mid, m.cat, m.at, name, after[name])
             end
@@ -708,7 +712,8 @@ end
 -- Everything that follows a merge: aggregates, status indexes, read-receipt evidence.
 -- Whether the state s had one of the steps before the merge that set changed.
 local function had(s, changed, steps)
-    for _, k in ipairs(steps) do
+    for i = 1, #steps do
+        local k = steps[i]
         if s[k] and not changed[k] then
             return true
         end
@@ -731,7 +736,7 @@ local function after(mid, eid, old, new, changed, m, s)
     if RRN > 0 and (changed.d or changed.r or changed.a or changed.x) then
         -- A message already delivered (or read) went into dl then (and stays there or was
         -- trimmed for good: the top N of a growing set only rises), likewise rd.
-        local mt = string.format('%d', ulid_ms(mid))
+        local mt = m.at_s or string.format('%d', ulid_ms(mid)) -- at: the same ms, kept by the message record
         local dl = P .. 'e:' .. eid .. ':dl'
         if not had(s, changed, DRAX) then
             rcall('ZADD', dl, mt, mid)
