@@ -49,7 +49,7 @@ static const struct lst_config_entry entries[] = {
      .max = GO_MAX_LANES,
      .offset = OFF(loops),
      .desc = "Event loop threads of a worker, each driving an even share of the lanes; "
-             "0: one per online CPU (never more than lanes)."},
+             "0: one per online CPU, at most 4 and with at least 16 lanes each."},
     {.name = "LST_GATEWAY_OUT_BULK",
      .type = LST_CONFIG_BOOL,
      .def = "false",

@@ -712,10 +712,20 @@ static void loop_free(struct go_loop *lp)
     free(lp);
 }
 
-/* LST_GATEWAY_OUT_LOOPS, 0 meaning one per online CPU; never more loops than lanes. */
+/* LST_GATEWAY_OUT_LOOPS; 0: one per online CPU, but at most AUTO_LOOPS_MAX and with at least
+ * AUTO_LANES_PER_LOOP lanes each (a loop's bulk calls are made of its own lanes, so thin shares
+ * would make small calls). Never more loops than lanes. */
+#define AUTO_LOOPS_MAX      4
+#define AUTO_LANES_PER_LOOP 16
 static unsigned loops_wanted(const struct gateway_out *ctx)
 {
-    long n = ctx->cfg.loops > 0 ? (long)ctx->cfg.loops : sysconf(_SC_NPROCESSORS_ONLN);
+    long n = ctx->cfg.loops;
+    if (n <= 0) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        n = n > AUTO_LOOPS_MAX ? AUTO_LOOPS_MAX : n;
+        n = n > (long)ctx->nlanes / AUTO_LANES_PER_LOOP ? (long)ctx->nlanes / AUTO_LANES_PER_LOOP
+                                                        : n;
+    }
     if (n < 1)
         n = 1;
     return n > (long)ctx->nlanes ? ctx->nlanes : (unsigned)n;
@@ -764,8 +774,7 @@ lst_err go_loop_start(struct gateway_out *ctx)
             lp->started = true;
     }
     if (err == LST_OK)
-        LST_INFO("gateway_out.loops", "%u event loop threads for %u lanes", ctx->nloops,
-                 ctx->nlanes);
+        LST_INFO("gateway_out.loops", "event loops: %u, lanes: %u", ctx->nloops, ctx->nlanes);
     return err;
 }
 

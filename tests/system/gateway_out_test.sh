@@ -128,6 +128,8 @@ create_topics() {
 }
 
 # start_worker NAME [VAR=VALUE...]: one gateway-out; its pid is appended to WORKERS.
+# Two event loops even with the scenarios' few lanes (the default would give one below 32), so
+# every loop-mode scenario runs with the lanes split between loops; thread mode ignores it.
 start_worker() {
     local name=$1
     shift
@@ -140,7 +142,7 @@ start_worker() {
         LST_GATEWAY_OUT_GROUP="$RUN" LST_GATEWAY_OUT_KEY_PREFIX="$KEYP" \
         LST_BLOB_DIR="$WORK/blobs" LST_KAFKA_SESSION_TIMEOUT_MS=6000 \
         LST_GATEWAY_OUT_BACKOFF_MIN_MS=50 LST_GATEWAY_OUT_BACKOFF_MAX_MS=1000 \
-        LST_GATEWAY_TIMEOUT_MS=3000 LST_GATEWAY_OUT_RATE_LIMIT=0 "$@" \
+        LST_GATEWAY_TIMEOUT_MS=3000 LST_GATEWAY_OUT_RATE_LIMIT=0 LST_GATEWAY_OUT_LOOPS=2 "$@" \
         "$GWOUT" 2>"$WORK/$name.log" &
     WORKERS+=($!)
     eval "PORT_$name=$port"
