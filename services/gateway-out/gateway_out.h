@@ -59,7 +59,7 @@ struct gateway_out_config {
     int64_t max_inflight;        /* LST_GATEWAY_OUT_MAX_INFLIGHT */
     int64_t linger_ms;           /* LST_GATEWAY_OUT_LINGER_MS: producer linger.ms */
     bool event_loop;             /* LST_GATEWAY_OUT_EVENT_LOOP: loop.c drives the lanes */
-    int64_t loops;               /* LST_GATEWAY_OUT_LOOPS: event loop threads, 0 = one per CPU */
+    int64_t loops;               /* LST_GATEWAY_OUT_LOOPS: event loop threads, 0 = automatic */
     bool bulk;                   /* LST_GATEWAY_OUT_BULK: send_e2e_bulk */
     int64_t bulk_max;            /* LST_GATEWAY_OUT_BULK_MAX */
     int64_t bulk_linger_ms;      /* LST_GATEWAY_OUT_BULK_LINGER_MS */

@@ -3,8 +3,8 @@
  * One context (struct sim) owns everything: the configuration, the directory of simulated
  * users, their phones (inboxes), the blob store, the fault settings, the request journal, the
  * callback scheduler with its worker threads, the metrics and the HTTP server. Handlers run on
- * libmicrohttpd's threads (one per connection), so every mutable part has its own mutex; the
- * directory is immutable after loading.
+ * libmicrohttpd's threads (one per connection, or LST_SIM_EVENT_THREADS event threads), so
+ * every mutable part has its own mutex; the directory is immutable after loading.
  *
  * Files, one concern each:
  *   config.c     the configuration table
