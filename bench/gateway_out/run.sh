@@ -11,7 +11,9 @@
 #   2. starts ONE gateway-out worker (BENCH_CONCURRENCY lanes [32], shared rate limit off
 #      unless BENCH_RATE is set) and times the published outcomes: "steady" from the N/10-th
 #      to the N-th (past the start-up: key fetches, the consumer's first fetches), "whole run"
-#      from the first; CPU per send is taken over the steady window,
+#      from the first; CPU per send is taken over the steady window. watch.py polls the
+#      worker's /metrics from one process (a shell loop of curl, awk and date cost a tenth of
+#      the cores it was measuring),
 #   3. the SDK sends N messages to the same simulator with its async API at the same
 #      concurrency (the recipients' public keys given, as gateway-out has them cached), timed
 #      over the same two windows of its completions,
@@ -63,8 +65,6 @@ wait_url() {
     for _ in $(seq 100); do curl -sf "$1" >/dev/null && return 0; sleep 0.1; done
     return 1
 }
-# cpu_ticks PID: user + system CPU time of the process so far, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 metric() {
     curl -sf -m 5 "http://127.0.0.1:$GW_PORT/metrics" |
         awk -v m="$1" 'index($0, m) == 1 { s += $NF } END { printf "%d\n", s }'
@@ -117,25 +117,10 @@ run_gateway_out() {
         2>"$WORK/gw-$tag.log" &
     GW_PID=$!
     wait_url "http://127.0.0.1:$GW_PORT/healthz" || die "gateway-out did not start"
-    local t0="" c0=0 t1="" c1=0 c=0 now=0 gw_cpu0=0 sim_cpu0=0 end=$((SECONDS + 600))
-    while [ $SECONDS -lt $end ]; do
-        c=$(metric lst_gateway_out_outcomes_total)
-        now=$(date +%s%N)
-        [ -n "$t0" ] || [ "$c" -eq 0 ] || { t0=$now c0=$c; }
-        # the steady window starts at a tenth of the sends (start-up: key fetches, fetch ramp)
-        if [ -z "$t1" ] && [ "$c" -ge $((N / 10)) ] && [ "$c" -gt 0 ]; then
-            t1=$now c1=$c gw_cpu0=$(cpu_ticks "$GW_PID") sim_cpu0=$(cpu_ticks "$SIM_PID")
-        fi
-        [ "$c" -ge "$N" ] && break
-        sleep 0.05
-    done
-    [ -n "$t1" ] && [ "$c" -ge "$N" ] || die "gateway-out ($tag) did not finish ($c of $N)"
-    local tick
-    tick=$(getconf CLK_TCK)
-    GW_RATE_ALL=$(python3 -c "print(round(($c - $c0) / max(($now - $t0) / 1e9, 1e-3), 1))")
-    GW_RATE=$(python3 -c "print(round(($c - $c1) / max(($now - $t1) / 1e9, 1e-3), 1))")
-    GW_US=$(python3 -c "print(round(($(cpu_ticks "$GW_PID") - $gw_cpu0) / $tick * 1e6 / max($c - $c1, 1)))")
-    SIM_US=$(python3 -c "print(round(($(cpu_ticks "$SIM_PID") - $sim_cpu0) / $tick * 1e6 / max($c - $c1, 1)))")
+    local times
+    times=$(python3 "$SRC/bench/gateway_out/watch.py" "http://127.0.0.1:$GW_PORT/metrics" "$N" \
+        "$GW_PID" "$SIM_PID" 600) || die "gateway-out ($tag) did not finish"
+    eval "$times" # GW_RATE_ALL GW_RATE GW_US SIM_US
     LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
     ACCEPTED=$(metric 'lst_gateway_out_outcomes_total{outcome="accepted"')
     HWM=$(awk '/VmHWM/ {print $2, $3}' "/proc/$GW_PID/status")
