@@ -20,12 +20,23 @@ struct producer_metrics {
     struct lst_gauge *fatal;
 };
 
+/* Topics named by lst_kafka_producer_prepare, at most this many per producer. */
+#define PREPARE_MAX        16
+#define PREPARE_TIMEOUT_MS 1000
+
 struct lst_kafka_producer {
     rd_kafka_t *rk;
     pthread_t poller;
     bool poller_started;
     bool mu_init;
-    pthread_mutex_t mu; /* guards every dr_ctx's done/abandoned/res */
+    pthread_mutex_t mu; /* guards every dr_ctx's done/abandoned/res, and the prepare list */
+    /* lst_kafka_producer_prepare: names waiting for the poll thread (owned), and the topic
+     * handles it keeps for the producer's life, so librdkafka goes on refreshing them. */
+    char *prepare[PREPARE_MAX];
+    size_t nprepare;
+    atomic_bool prepare_wanted;
+    rd_kafka_topic_t *kept[PREPARE_MAX];
+    size_t nkept;
     atomic_bool stop;
     atomic_bool fatal;
     int flush_timeout_ms;
@@ -156,14 +167,65 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     ctx_free(d);
 }
 
+/* Poll thread: fetches the metadata of the topics lst_kafka_producer_prepare named. */
+static void prepare_topics(struct lst_kafka_producer *p)
+{
+    char *names[PREPARE_MAX];
+    size_t n;
+
+    pthread_mutex_lock(&p->mu);
+    n = p->nprepare;
+    memcpy(names, p->prepare, n * sizeof(names[0]));
+    p->nprepare = 0;
+    atomic_store(&p->prepare_wanted, false);
+    pthread_mutex_unlock(&p->mu);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_topic_t *t = NULL;
+        if (!atomic_load(&p->stop) && p->nkept < PREPARE_MAX)
+            t = rd_kafka_topic_new(p->rk, names[i], NULL);
+        if (t != NULL) {
+            const struct rd_kafka_metadata *md = NULL;
+            rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, t, &md, PREPARE_TIMEOUT_MS);
+            if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                rd_kafka_metadata_destroy(md);
+            else /* not fatal: librdkafka learns the topic with its first record then */
+                LST_DEBUG("kafka.producer.prepare", "%s: %s", names[i], rd_kafka_err2str(err));
+            p->kept[p->nkept++] = t;
+        }
+        free(names[i]);
+    }
+}
+
 static void *poll_main(void *arg)
 {
     struct lst_kafka_producer *p = arg;
 
     /* The 100 ms bound is only how fast destroy is noticed; reports wake rd_kafka_poll. */
-    while (!atomic_load(&p->stop))
+    while (!atomic_load(&p->stop)) {
+        if (atomic_load(&p->prepare_wanted))
+            prepare_topics(p);
         rd_kafka_poll(p->rk, 100);
+    }
     return NULL;
+}
+
+lst_err lst_kafka_producer_prepare(struct lst_kafka_producer *p, const char *const *topics)
+{
+    lst_err err = LST_OK;
+
+    pthread_mutex_lock(&p->mu);
+    for (size_t i = 0; topics[i] != NULL && err == LST_OK; i++) {
+        if (p->nprepare + p->nkept >= PREPARE_MAX) {
+            err = LST_ERR_INVALID;
+        } else if ((p->prepare[p->nprepare] = strdup(topics[i])) == NULL) {
+            err = LST_ERR_NOMEM;
+        } else {
+            p->nprepare++;
+        }
+    }
+    atomic_store(&p->prepare_wanted, p->nprepare > 0);
+    pthread_mutex_unlock(&p->mu);
+    return err;
 }
 
 /* The producer's part of its configuration (lst_kafka_handle_spec.apply). */
@@ -212,6 +274,7 @@ lst_err lst_kafka_producer_create(const struct lst_kafka_config *cfg,
         goto out;
     atomic_init(&p->stop, false);
     atomic_init(&p->fatal, false);
+    atomic_init(&p->prepare_wanted, false);
     p->flush_timeout_ms = cfg && cfg->flush_timeout_ms > 0 ? cfg->flush_timeout_ms : 10000;
     metrics_init(&p->m, cfg ? cfg->metrics : NULL);
     if (pthread_mutex_init(&p->mu, NULL) != 0)
@@ -255,6 +318,10 @@ void lst_kafka_producer_destroy(struct lst_kafka_producer *p)
         atomic_store(&p->stop, true);
         pthread_join(p->poller, NULL);
     }
+    for (size_t i = 0; i < p->nprepare; i++)
+        free(p->prepare[i]);
+    for (size_t i = 0; i < p->nkept; i++)
+        rd_kafka_topic_destroy(p->kept[i]);
     if (p->rk != NULL) {
         /* rd_kafka_flush polls itself, serving the remaining reports in this thread. */
         rd_kafka_flush(p->rk, p->flush_timeout_ms);

@@ -148,6 +148,9 @@ lst_err gateway_in_start(struct gateway_in *ctx)
         return err;
     }
     err = lst_service_start(&opts, &ctx->svc);
+    if (err == LST_OK) /* the first callbacks' acks need not wait for a topic scan */
+        err = lst_kafka_producer_prepare(
+            ctx->svc->producer, (const char *const[]){ctx->topic_inbound, ctx->topic_dlq, NULL});
     if (err != LST_OK)
         return err;
     /* The registry is created by the frame, so the series exist only now; a callback that

@@ -158,6 +158,9 @@ static lst_err topics(struct gateway_out *ctx)
     if (err == LST_OK)
         err =
             lst_service_topic(ctx->svc, "lst.outbound.dlq", ctx->topic_dlq, sizeof(ctx->topic_dlq));
+    if (err == LST_OK) /* so the first outcomes do not wait for librdkafka to learn lst.sent */
+        err = lst_kafka_producer_prepare(
+            ctx->svc->producer, (const char *const[]){ctx->topic_sent, ctx->topic_dlq, NULL});
     return err;
 }
 

@@ -163,6 +163,11 @@ lst_err view_api_create(struct view_api *ctx, int port_override)
         err = lst_service_start(&opts, &ctx->svc); /* owns opts.metrics now */
     else
         lst_metrics_destroy(opts.metrics);
+    if (err == LST_OK) /* a dispatcher's first send after a start need not wait a topic scan */
+        err = lst_kafka_producer_prepare(
+            ctx->svc->producer, (const char *const[]){ctx->topic_message, ctx->topic_outbound,
+                                                      ctx->topic_employees, ctx->topic_annotations,
+                                                      ctx->topic_views, ctx->topic_audit, NULL});
 out:
     if (err != LST_OK)
         view_api_destroy(ctx);

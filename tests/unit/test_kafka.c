@@ -215,6 +215,45 @@ static void test_produce_broker_down_bounded(void)
     kafka_mock_stop(&m);
 }
 
+/* prepare returns at once, keeps at most 16 topics, and neither a prepared topic nor a broker
+ * that is down changes what produce does; destroy stays bounded while the poll thread waits
+ * for metadata that does not come. */
+static void test_producer_prepare(void)
+{
+    struct kafka_mock m;
+    struct lst_kafka_producer *p = NULL;
+    struct lst_kafka_config cfg;
+    struct lst_kafka_delivery d;
+    const char *many[17];
+    int64_t t0;
+
+    REQUIRE(kafka_mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.prep", 3, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
+    CHECK_EQ(lst_kafka_producer_prepare(p, (const char *const[]){"t.prep", "t.later", NULL}),
+             LST_OK);
+    CHECK_EQ(lst_kafka_produce(p, "t.prep", "k", 1, "v", 1, 5000, &d), LST_OK);
+    CHECK_EQ(d.status, LST_KAFKA_PERSISTED);
+    for (int i = 0; i < 16; i++)
+        many[i] = "t.prep";
+    many[16] = NULL;
+    CHECK_EQ(lst_kafka_producer_prepare(p, many), LST_ERR_INVALID);
+    CHECK_EQ(lst_kafka_produce(p, "t.prep", "k", 1, "v", 1, 5000, &d), LST_OK);
+    lst_kafka_producer_destroy(p);
+
+    REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
+    rd_kafka_mock_broker_set_down(m.mc, 1);
+    t0 = lst_mono_ms();
+    CHECK_EQ(lst_kafka_producer_prepare(p, (const char *const[]){"t.prep", NULL}), LST_OK);
+    CHECK(lst_mono_ms() - t0 < 500);
+    lst_sleep_ms(50, NULL); /* the poll thread is inside its metadata wait now */
+    t0 = lst_mono_ms();
+    lst_kafka_producer_destroy(p);
+    CHECK(lst_mono_ms() - t0 < 4000);
+    kafka_mock_stop(&m);
+}
+
 /* A sequence error from the broker is fatal for the idempotent producer: every later produce
  * must fail at once with LST_ERR_KAFKA_FATAL. */
 static void test_produce_fatal(void)
@@ -511,6 +550,6 @@ static void test_setup(void)
 
 LST_TEST_MAIN(T(test_setup), T(test_config_errors), T(test_produce_wait_ok),
               T(test_produce_many_threads), T(test_produce_unknown_topic_bounded),
-              T(test_produce_broker_down_bounded), T(test_produce_fatal),
+              T(test_produce_broker_down_bounded), T(test_producer_prepare), T(test_produce_fatal),
               T(test_consume_done_close_commits), T(test_pause_resume_exact),
               T(test_revoke_hook_commits), T(test_revoke_mid_batch_stores_nothing))

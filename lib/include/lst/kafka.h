@@ -94,6 +94,14 @@ lst_err lst_kafka_produce_async(struct lst_kafka_producer *p, const char *topic,
                                 size_t keylen, const void *value, size_t len,
                                 lst_kafka_delivery_cb cb, void *opaque);
 
+/* Names topics this producer will write to; returns at once. The poll thread fetches their
+ * metadata and keeps them known for the producer's life. Without it, librdkafka 2.0.2 learns
+ * a topic's leaders only at its next once-a-second topic scan after the topic's first record:
+ * gateway-out's first 2,048 outcomes after a start waited 0.7-1 s for their delivery reports.
+ * Best effort: a broker that does not answer within 1 s changes nothing but that wait.
+ * LST_ERR_INVALID beyond 16 topics per producer, LST_ERR_NOMEM. */
+lst_err lst_kafka_producer_prepare(struct lst_kafka_producer *p, const char *const *topics);
+
 /* Waits up to timeout_ms until every queued record has its delivery report.
  * LST_ERR_TIMEOUT when records are still outstanding. */
 lst_err lst_kafka_producer_flush(struct lst_kafka_producer *p, int timeout_ms);
