@@ -711,7 +711,7 @@ static const char *jstr(json_object *o, const char *key)
 
 static bool b64_is(const char *b64, const unsigned char *want, size_t want_len)
 {
-    unsigned char bin[64];
+    unsigned char bin[LST_GATEWAY_BOX_MAX];
     size_t len = 0;
     if (b64 == NULL || sodium_base642bin(bin, sizeof(bin), b64, strlen(b64), NULL, &len, NULL,
                                          sodium_base64_VARIANT_ORIGINAL) != 0)
@@ -724,10 +724,19 @@ static void test_send_e2e_bulk(void)
     struct fixture fx;
     REQUIRE(start(&fx));
     struct lst_gateway_result res;
+    /* the third box is larger than the encoder's stack buffers (a file message's box) */
+    static unsigned char big_box[3000];
+    static char big_hex[2 * sizeof(big_box) + 1];
+    for (size_t i = 0; i < sizeof(big_box); i++)
+        big_box[i] = (unsigned char)(i * 7);
+    sodium_bin2hex(big_hex, sizeof(big_hex), big_box, sizeof(big_box));
     struct lst_gateway_e2e m[3] = {
         {.to = "ECHOECHO", .nonce_hex = NONCE_HEX, .box_hex = "DEADBEEF"},
         {.to = "ABCD1234", .nonce_hex = NONCE_HEX, .box_hex = "00ff", .no_push = true},
-        {.to = "ZZZZ9999", .nonce_hex = NONCE_HEX, .box_hex = "01", .no_delivery_receipts = true},
+        {.to = "ZZZZ9999",
+         .nonce_hex = NONCE_HEX,
+         .box_hex = big_hex,
+         .no_delivery_receipts = true},
     };
     struct lst_gateway_bulk_item items[3];
     answer_str(&fx, 200,
@@ -759,6 +768,7 @@ static void test_send_e2e_bulk(void)
     CHECK(b64_is(jstr(i0, "box"), box0, sizeof(box0)));
     CHECK(!json_object_object_get_ex(i0, "noPush", NULL));
     CHECK(b64_is(jstr(i1, "box"), box1, sizeof(box1)));
+    CHECK(b64_is(jstr(i2, "box"), big_box, sizeof(big_box)));
     json_object *v = NULL;
     CHECK(json_object_object_get_ex(i1, "noPush", &v) && json_object_get_boolean(v));
     CHECK(json_object_object_get_ex(i2, "noDeliveryReceipts", &v) && json_object_get_boolean(v));
