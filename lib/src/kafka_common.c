@@ -98,10 +98,15 @@ static lst_err conf_new(const struct lst_kafka_config *cfg, rd_kafka_conf_t **ou
         goto out;
     }
     rd_kafka_conf_set_log_cb(conf, log_cb);
+    /* reconnect.backoff.max.ms: librdkafka backs reconnects off up to 10 s by default, so
+     * after a broker restart a client could sit out up to 10 s more (the chaos suite's
+     * broker-kill saw outcomes flow again 7-10 s after the broker was back). Retrying one
+     * connection a second costs nothing. */
     if (lst_kafka_conf_set(conf, "bootstrap.servers", cfg->brokers) != LST_OK ||
         lst_kafka_conf_set(conf, "client.id", cfg->client_id ? cfg->client_id : "leitstand") !=
             LST_OK ||
-        lst_kafka_conf_set(conf, "socket.keepalive.enable", "true") != LST_OK)
+        lst_kafka_conf_set(conf, "socket.keepalive.enable", "true") != LST_OK ||
+        lst_kafka_conf_set(conf, "reconnect.backoff.max.ms", "1000") != LST_OK)
         goto out;
     *out = conf;
     conf = NULL;

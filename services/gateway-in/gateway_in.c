@@ -110,10 +110,6 @@ lst_err gateway_in_start(struct gateway_in *ctx)
     int64_t bound = cfg->ack_timeout_ms - GWIN_KAFKA_SCAN_MS;
     if (cfg->common.kafka_message_timeout_ms > bound)
         cfg->common.kafka_message_timeout_ms = bound;
-    /* librdkafka backs reconnects off up to 10 s by default: after a broker outage the
-     * callbacks would get 503 for that long after Kafka is back. One broker connection is
-     * cheap to retry, so retry it within a second. */
-    static const char *const kafka_extra[] = {"reconnect.backoff.max.ms=1000", NULL};
     const struct lst_http_route routes[] = {
         {"POST", cfg->callback_path, false, gwin_callback_handler},
     };
@@ -130,7 +126,6 @@ lst_err gateway_in_start(struct gateway_in *ctx)
         .ud = ctx,
         .max_body = (size_t)cfg->max_body,
         .max_connections = (unsigned)cfg->max_connections,
-        .kafka_extra = kafka_extra,
         .http_event_threads = (unsigned)cfg->event_threads,
         .async_routes = event_mode ? async_routes : NULL,
         .nasync_routes = event_mode ? LST_ARRAY_LEN(async_routes) : 0,
