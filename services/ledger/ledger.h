@@ -335,10 +335,11 @@ bool ledger_refill_active(const struct ledger_refill *r);
 struct ledger_retention;
 lst_err ledger_retention_create(struct lst_metrics *metrics, struct ledger_retention **out);
 void ledger_retention_destroy(struct ledger_retention *r);
-/* Purges up to batch items of the global timeline at or before cutoff (ms); *purged, *oldest
- * (the oldest item left, -1: none). */
+/* Purges up to batch items of the global timeline at or before cutoff (ms), then up to batch
+ * held receipts (h:) held since then; *purged, *oldest (the oldest item left, -1: none),
+ * *held (may be NULL). */
 lst_err ledger_retention_run(struct ledger_retention *r, struct lst_redis *redis, int64_t cutoff,
-                             int64_t batch, int64_t *purged, int64_t *oldest);
+                             int64_t batch, int64_t *purged, int64_t *oldest, int64_t *held);
 /* One bounded run when due (LST_LEDGER_RETENTION_*); called from the consume loop. */
 void ledger_retention_tick(struct ledger *ctx);
 

@@ -212,6 +212,19 @@ static void test_retention_purges_old_items(void)
     feed(&f, LEDGER_T_SENT, "E17");
     lrec_receipt(&f.rec, "DRV00017", "00000000000000a1", 1, T0 + 1200, "00000000000000b1");
     feed(&f, LEDGER_T_INBOUND, "DRV00017");
+    /* held receipts: one that its send outcome claims later, two that nothing ever claims
+     * (an old one, due for purging, and a recent one) */
+    lrec_receipt(&f.rec, "DRV00018", "00000000000000a2", 1, T0 + 1250, "00000000000000b2");
+    feed(&f, LEDGER_T_INBOUND, "DRV00018");
+    lrec_receipt(&f.rec, "DRV00018", "00000000000000f1", 1, T0 + 1300, "00000000000000b3");
+    feed(&f, LEDGER_T_INBOUND, "DRV00018");
+    lrec_receipt(&f.rec, "DRV00018", "00000000000000f2", 2, T0 + 90000000, "00000000000000b4");
+    feed(&f, LEDGER_T_INBOUND, "DRV00018");
+    CHECK_EQ(num(&f, "ZSCORE lst:lg:hx %s", "00000000000000a2"), T0 + 1250);
+    lrec_sent(&f.rec, m1, "E18", "00000000000000a2", NULL, false, T0 + 1100);
+    feed(&f, LEDGER_T_SENT, "E18");
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:h:00000000000000a2"), 0);
+    CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:hx"), 2);
     lrec_text_in(&f.rec, "DRV00017", "00000000000000c1", "Bin unterwegs", T0 + 60000);
     feed(&f, LEDGER_T_INBOUND, "DRV00017");
     lrec_message(&f.rec, m2, "disp1", "Leitstelle", "tour", both, 2, T0 + 86400000);
@@ -220,16 +233,23 @@ static void test_retention_purges_old_items(void)
     CHECK_EQ(num(&f, "HEXISTS lst:lg:t:000a1 %s", "00000000000000a1"), 1);
 
     /* bounded: one item per run, oldest first */
-    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest), LST_OK);
+    int64_t held = -1;
+    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest, &held), LST_OK);
     CHECK_EQ(purged, 1);
+    CHECK_EQ(held, 1);
     CHECK_EQ(oldest, T0 + 60000);
     CHECK_EQ(num(&f, "EXISTS lst:lg:m:%s", m1), 0);
-    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest), LST_OK);
+    CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:h:00000000000000f1"), 0);
+    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest, &held), LST_OK);
     CHECK_EQ(purged, 1);
+    CHECK_EQ(held, 0);
     CHECK_EQ(oldest, T0 + 86400000);
-    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest), LST_OK);
+    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 3600000, 1, &purged, &oldest, NULL), LST_OK);
     CHECK_EQ(purged, 0);
-    const char *gone[] = {m1, in, "00000000000000a1"};
+    /* the recent held receipt waits for its outcome */
+    CHECK_EQ(num(&f, "ZSCORE lst:lg:hx %s", "00000000000000f2"), T0 + 90000000);
+    CHECK_EQ(num(&f, "HGET lst:lg:h:00000000000000f2 %s", "r"), T0 + 90000000);
+    const char *gone[] = {m1, in, "00000000000000a1", "00000000000000a2", "00000000000000f1"};
     CHECK(nothing_names(&f, gone, LST_ARRAY_LEN(gone)));
     /* the newer message and the directory stay */
     CHECK_EQ(num(&f, "ZCARD %s", "lst:lg:x:all"), 1);
@@ -414,7 +434,7 @@ static void test_erasure_removes_annotations(void)
     CHECK_EQ(ann_keys(&f, m0), 1);
     /* retention purges the old items with their annotations (and the incoming one's annt:
      * entry); one annotated again afterwards keeps it until the erasure */
-    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 2000, 10, &purged, &oldest), LST_OK);
+    CHECK_EQ(ledger_retention_run(ret, f.redis, T0 + 2000, 10, &purged, &oldest, NULL), LST_OK);
     CHECK_EQ(purged, 2);
     CHECK_EQ(num(&f, "EXISTS lst:lg:m:%s", old), 0);
     CHECK_EQ(ann_keys(&f, old), 0);

@@ -1,6 +1,7 @@
 -- lst.inbound receipt: ARGV[A] status (1..4), [A+1] at, [A+2 ..] Threema message IDs.
 -- A receipt for an ID whose send outcome is not recorded yet is held under that ID
--- (h:<tmid>, the earliest time per step) and folded in when lst.sent maps it.
+-- (h:<tmid>, the earliest time per step) and folded in when lst.sent maps it; hx indexes the
+-- held IDs by their earliest time, so retention can purge receipts no outcome ever claims.
 local STEP_OF = {'d', 'r', 'a', 'x'}
 local function apply_receipt()
     local step = STEP_OF[tonumber(ARGV[A])]
@@ -26,6 +27,7 @@ local function apply_receipt()
             local cur = tonumber(rcall('HGET', hk, step))
             if cur == nil or at < cur then
                 rcall('HSET', hk, step, ARGV[A + 1])
+                rcall('ZADD', P .. 'hx', 'LT', ARGV[A + 1], tm)
             end
         end
     end

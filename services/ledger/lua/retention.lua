@@ -4,7 +4,10 @@
 -- projection: the message hash, per-recipient states, replies' links, every index it is in
 -- (found from its own fields, its recipients and their current directory entries), the
 -- Threema message ID mappings, its annotations. Credits stay counted (days, not messages).
--- Returns the number of items purged and the time of the oldest item left (or -1).
+-- Then up to as many held receipts (h:, hx) that no send outcome claimed by the cutoff: a
+-- receipt for a send this ledger never recorded would otherwise stay forever.
+-- Returns the number of items purged, the time of the oldest item left (or -1) and the number
+-- of held receipts purged.
 local CUTOFF, MAXN = tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local function purge_outbound(mid)
@@ -51,6 +54,7 @@ local function purge_outbound(mid)
         if ok and type(s) == 'table' and s.tm then
             call('HDEL', tkey(s.tm), s.tm)
             call('DEL', P .. 'h:' .. s.tm)
+            call('ZREM', P .. 'hx', s.tm)
         end
     end
     for _, rid in ipairs(call('ZRANGE', P .. 'rep:' .. mid, 0, -1)) do
@@ -92,5 +96,12 @@ for _, id in ipairs(ids) do
     call('ZREM', P .. 'x:all', id) -- also when the hash was gone already
 end
 mver_flush() -- replies that lost their reply_to
+local held = call('ZRANGEBYSCORE', P .. 'hx', '-inf', CUTOFF, 'LIMIT', 0, MAXN)
+for _, tm in ipairs(held) do
+    call('DEL', P .. 'h:' .. tm)
+end
+if #held > 0 then
+    call('ZREM', P .. 'hx', unpack(held))
+end
 local oldest = call('ZRANGE', P .. 'x:all', 0, 0, 'WITHSCORES')
-return {#ids, oldest[2] and tonumber(oldest[2]) or -1}
+return {#ids, oldest[2] and tonumber(oldest[2]) or -1, #held}

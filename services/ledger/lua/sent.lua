@@ -32,6 +32,7 @@ local function apply_sent()
             local seen = call('HGET', tk, tm)
             call('HSET', tk, tm, '-')
             call('DEL', P .. 'h:' .. tm)
+            rcall('ZREM', P .. 'hx', tm)
             if not seen then
                 credit_anonymous(mid, tm, tonumber(ARGV[A + 3]))
             end
@@ -59,6 +60,7 @@ local function apply_sent()
         end
         if #held > 0 then
             call('DEL', hk)
+            rcall('ZREM', P .. 'hx', tm)
         end
     else
         o.ff = tonumber(ARGV[A + 8])
