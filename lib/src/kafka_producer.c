@@ -34,8 +34,9 @@ struct lst_kafka_producer {
      * handles it keeps for the producer's life, so librdkafka goes on refreshing them. */
     char *prepare[PREPARE_MAX];
     size_t nprepare;
+    size_t named; /* every name prepare accepted (under mu), the bound of both arrays */
     atomic_bool prepare_wanted;
-    rd_kafka_topic_t *kept[PREPARE_MAX];
+    rd_kafka_topic_t *kept[PREPARE_MAX]; /* the poll thread's (and destroy's, after the join) */
     size_t nkept;
     atomic_bool stop;
     atomic_bool fatal;
@@ -167,11 +168,14 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     ctx_free(d);
 }
 
-/* Poll thread: fetches the metadata of the topics lst_kafka_producer_prepare named. */
+/* Poll thread: makes the topics lst_kafka_producer_prepare named known and fetches their
+ * metadata, all of them in one request (every locally known topic), so the thread that serves
+ * the delivery reports waits once, at most PREPARE_TIMEOUT_MS. */
 static void prepare_topics(struct lst_kafka_producer *p)
 {
     char *names[PREPARE_MAX];
     size_t n;
+    bool added = false;
 
     pthread_mutex_lock(&p->mu);
     n = p->nprepare;
@@ -180,20 +184,21 @@ static void prepare_topics(struct lst_kafka_producer *p)
     atomic_store(&p->prepare_wanted, false);
     pthread_mutex_unlock(&p->mu);
     for (size_t i = 0; i < n; i++) {
-        rd_kafka_topic_t *t = NULL;
-        if (!atomic_load(&p->stop) && p->nkept < PREPARE_MAX)
-            t = rd_kafka_topic_new(p->rk, names[i], NULL);
-        if (t != NULL) {
-            const struct rd_kafka_metadata *md = NULL;
-            rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, t, &md, PREPARE_TIMEOUT_MS);
-            if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
-                rd_kafka_metadata_destroy(md);
-            else /* not fatal: librdkafka learns the topic with its first record then */
-                LST_DEBUG("kafka.producer.prepare", "%s: %s", names[i], rd_kafka_err2str(err));
+        rd_kafka_topic_t *t = rd_kafka_topic_new(p->rk, names[i], NULL);
+        if (t != NULL) { /* nkept stays below PREPARE_MAX: prepare counts every name */
             p->kept[p->nkept++] = t;
+            added = true;
         }
         free(names[i]);
     }
+    if (!added || atomic_load(&p->stop))
+        return;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, PREPARE_TIMEOUT_MS);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        rd_kafka_metadata_destroy(md);
+    else /* not fatal: librdkafka learns the topics with their first records then */
+        LST_DEBUG("kafka.producer.prepare", "metadata: %s", rd_kafka_err2str(err));
 }
 
 static void *poll_main(void *arg)
@@ -215,12 +220,13 @@ lst_err lst_kafka_producer_prepare(struct lst_kafka_producer *p, const char *con
 
     pthread_mutex_lock(&p->mu);
     for (size_t i = 0; topics[i] != NULL && err == LST_OK; i++) {
-        if (p->nprepare + p->nkept >= PREPARE_MAX) {
+        if (p->named >= PREPARE_MAX) {
             err = LST_ERR_INVALID;
         } else if ((p->prepare[p->nprepare] = strdup(topics[i])) == NULL) {
             err = LST_ERR_NOMEM;
         } else {
             p->nprepare++;
+            p->named++;
         }
     }
     atomic_store(&p->prepare_wanted, p->nprepare > 0);

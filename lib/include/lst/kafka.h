@@ -98,7 +98,8 @@ lst_err lst_kafka_produce_async(struct lst_kafka_producer *p, const char *topic,
  * metadata and keeps them known for the producer's life. Without it, librdkafka 2.0.2 learns
  * a topic's leaders only at its next once-a-second topic scan after the topic's first record:
  * gateway-out's first 2,048 outcomes after a start waited 0.7-1 s for their delivery reports.
- * Best effort: a broker that does not answer within 1 s changes nothing but that wait.
+ * Best effort: a broker that does not answer within 1 s changes nothing but that wait (one
+ * metadata request for all of them; the poll thread serves no reports meanwhile).
  * LST_ERR_INVALID beyond 16 topics per producer, LST_ERR_NOMEM. */
 lst_err lst_kafka_producer_prepare(struct lst_kafka_producer *p, const char *const *topics);
 
