@@ -204,13 +204,17 @@ static void key_of(const struct gateway_in *ctx, const char *event_id, char *out
 static void claim_batch(struct gwin_async *as, struct job *jobs)
 {
     struct gateway_in *ctx = as->ctx;
-    char key[160];
+    char key[160], px[24];
+    /* argv, not a format string: hiredis's printf-style formatting cost 0.7 us a command
+     * against 0.25 (a few percent of a callback). */
+    snprintf(px, sizeof(px), "%lld", (long long)ctx->cfg.dedupe_pending_ms);
+    const char *set[6] = {"SET", key, NULL, "NX", "PX", px};
     lst_redis_pipe_reset(as->pipe);
     for (struct job *j = jobs; j != NULL; j = j->next) {
         gwin_dedupe_token(j->c.token);
         key_of(ctx, j->c.event_id, key, sizeof(key));
-        lst_redis_pipe_addf(as->pipe, "SET %s %s NX PX %lld", key, j->c.token,
-                            (long long)ctx->cfg.dedupe_pending_ms);
+        set[2] = j->c.token;
+        lst_redis_pipe_add(as->pipe, 6, set, NULL);
         j->claim = GWIN_CLAIM_NO_REDIS;
     }
     bool probe = false;
@@ -238,10 +242,11 @@ static void claim_batch(struct gwin_async *as, struct job *jobs)
     if (nget == 0)
         return;
     lst_redis_pipe_reset(as->pipe);
+    const char *get[2] = {"GET", key};
     for (struct job *j = jobs; j != NULL; j = j->next) {
         key_of(ctx, j->c.event_id, key, sizeof(key));
         if (j->claim == GWIN_CLAIM_PENDING)
-            lst_redis_pipe_addf(as->pipe, "GET %s", key);
+            lst_redis_pipe_add(as->pipe, 2, get, NULL);
     }
     bool ok = gwin_rgate_admit(&ctx->rgate, &probe);
     if (ok) {
@@ -300,7 +305,9 @@ static void write_markers(struct gwin_async *as, struct marker *m)
 {
     struct gateway_in *ctx = as->ctx;
     struct job *jobs[MARKER_BATCH];
-    char key[160];
+    char key[160], ex[24];
+    snprintf(ex, sizeof(ex), "%lld", (long long)ctx->cfg.dedupe_done_s);
+    const char *done[5] = {"SET", key, "done", "EX", ex};
     while (m != NULL) {
         size_t njobs = 0;
         lst_redis_pipe_reset(as->pipe);
@@ -311,8 +318,7 @@ static void write_markers(struct gwin_async *as, struct marker *m)
             key_of(ctx, m->event_id, key, sizeof(key));
             const char *argv[2] = {key, m->token};
             if (m->done)
-                lst_redis_pipe_addf(as->pipe, "SET %s done EX %lld", key,
-                                    (long long)ctx->cfg.dedupe_done_s);
+                lst_redis_pipe_add(as->pipe, 5, done, NULL);
             else
                 lst_redis_pipe_script(as->pipe, ctx->release_script, 1, 2, argv, NULL);
             free(m);
