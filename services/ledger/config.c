@@ -94,7 +94,8 @@ static const struct lst_config_entry entries[] = {
      .min = 1,
      .max = 10000,
      .offset = offsetof(struct ledger_config, retention_batch),
-     .desc = "items one retention run purges at most (bounded work per run)"},
+     .desc = "items one retention run purges at most, and as many unclaimed held receipts "
+             "(bounded work per run)"},
     {.name = "LST_LEDGER_RETENTION_INTERVAL_MS",
      .type = LST_CONFIG_MS,
      .def = "60000",
