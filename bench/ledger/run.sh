@@ -12,7 +12,8 @@
 # statistics, BENCH_LEDGER_PERF=1 a perf profile of Redis and the ledger
 # (BENCH_LEDGER_PERF=<existing dir> also keeps the perf.data files there).
 # BENCH_LEDGER_REDIS_PORT / BENCH_LEDGER_HTTP_PORT: fixed ports instead of free random ones
-# (for runs that must stay in a given port range).
+# (for runs that must stay in a given port range). BENCH_LEDGER_BIN=PATH runs another ledger
+# binary (before/after comparisons on the same build's tools).
 set -uo pipefail
 BUILD=${1:?usage: bench/ledger/run.sh BUILD_DIR [--quick] [MESSAGES]}
 QUICK=${2:-}
@@ -52,7 +53,7 @@ done
 echo "bench ledger: producing $MESSAGES messages ..."
 records=$("$BENCH" produce "$MESSAGES") || { echo "produce failed"; exit 1; }
 echo "bench ledger: $records records in Kafka; starting the ledger"
-LST_HTTP_PORT=${BENCH_LEDGER_HTTP_PORT:-$(free_port)} "$BUILD/services/ledger/ledger" >"$WORK/ledger.log" 2>&1 &
+LST_HTTP_PORT=${BENCH_LEDGER_HTTP_PORT:-$(free_port)} "${BENCH_LEDGER_BIN:-$BUILD/services/ledger/ledger}" >"$WORK/ledger.log" 2>&1 &
 ledger_pid=$!
 perf_pids=()
 if [ -n "${BENCH_LEDGER_PERF:-}" ]; then # profiles of Redis and the ledger while they work

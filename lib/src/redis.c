@@ -34,6 +34,11 @@ struct lst_redis {
     unsigned long connects;
     bool timed_out; /* the last failure was a timeout: the server is up but not answering */
     char last_error[160];
+    /* Replies still to read for a pipeline sent by redis_send: nobody else may use the
+     * connection until redis_recv has read them, so other callers wait on idle. */
+    size_t inflight;
+    pthread_cond_t idle;
+    bool idle_ready;
 };
 
 /* ---- formatted commands and the idempotency allow-list ---- */
@@ -394,6 +399,77 @@ fail:
     return LST_ERR_REDIS;
 }
 
+/* Under r->lock: until the replies of a pipeline in flight have been read. */
+static void wait_idle(struct lst_redis *r)
+{
+    while (r->inflight > 0)
+        pthread_cond_wait(&r->idle, &r->lock);
+}
+
+static void set_idle(struct lst_redis *r)
+{
+    r->inflight = 0;
+    pthread_cond_broadcast(&r->idle);
+}
+
+lst_err redis_send(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n)
+{
+    pthread_mutex_lock(&r->lock);
+    wait_idle(r);
+    lst_err err = ensure_connected(r);
+    for (size_t i = 0; err == LST_OK && i < n; i++) {
+        if (redisAppendFormattedCommand(r->ctx, cmds[i].buf, cmds[i].len) != REDIS_OK)
+            err = LST_ERR_REDIS;
+    }
+    /* hiredis writes its output buffer only when a reply is read: write it all now, so
+     * that the server works on it while the caller goes on. */
+    int done = 0;
+    while (err == LST_OK && !done) {
+        if (redisBufferWrite(r->ctx, &done) != REDIS_OK)
+            err = LST_ERR_REDIS;
+    }
+    if (err == LST_OK) {
+        r->inflight = n;
+    } else if (r->ctx != NULL) {
+        note_io_error(r, r->ctx);
+        drop_connection(r);
+    }
+    pthread_mutex_unlock(&r->lock);
+    return err;
+}
+
+lst_err redis_recv(struct lst_redis *r, redisReply **replies, size_t n)
+{
+    lst_err err = LST_OK;
+    size_t got = 0;
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->inflight != n || r->ctx == NULL) {
+        pthread_mutex_unlock(&r->lock);
+        return LST_ERR_STATE;
+    }
+    for (; got < n; got++) {
+        void *reply = NULL;
+        if (redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
+            err = LST_ERR_REDIS;
+            break;
+        }
+        replies[got] = reply;
+    }
+    if (err != LST_OK) {
+        note_io_error(r, r->ctx);
+        for (size_t i = 0; i < got; i++) {
+            freeReplyObject(replies[i]);
+            replies[i] = NULL;
+        }
+        drop_connection(r);
+    }
+    set_idle(r);
+    pthread_mutex_unlock(&r->lock);
+    return err;
+}
+
 lst_err redis_run(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
                   redisReply **replies, bool replayable)
 {
@@ -401,6 +477,7 @@ lst_err redis_run(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
     for (size_t i = 0; i < n; i++)
         replies[i] = NULL;
     pthread_mutex_lock(&r->lock);
+    wait_idle(r);
     for (int round = 0; round < 2; round++) {
         err = ensure_connected(r);
         if (err != LST_OK)
@@ -452,6 +529,11 @@ lst_err lst_redis_create(const struct lst_redis_config *cfg, struct lst_redis **
         goto out;
     }
     r->lock_ready = true;
+    if (pthread_cond_init(&r->idle, NULL) != 0) {
+        err = LST_ERR_NOMEM;
+        goto out;
+    }
+    r->idle_ready = true;
     r->port = cfg->port;
     r->db = cfg->db;
     r->timeout_ms = cfg->timeout_ms;
@@ -480,6 +562,8 @@ void lst_redis_destroy(struct lst_redis *r)
     drop_connection(r);
     if (r->lock_ready)
         pthread_mutex_destroy(&r->lock);
+    if (r->idle_ready)
+        pthread_cond_destroy(&r->idle);
     free(r->host);
     free(r->username);
     free(r->password);
@@ -489,6 +573,7 @@ void lst_redis_destroy(struct lst_redis *r)
 lst_err lst_redis_connect(struct lst_redis *r)
 {
     pthread_mutex_lock(&r->lock);
+    wait_idle(r);
     lst_err err = ensure_connected(r);
     pthread_mutex_unlock(&r->lock);
     return err;
@@ -501,6 +586,14 @@ void lst_redis_last_error(struct lst_redis *r, char *out, size_t cap)
     pthread_mutex_lock(&r->lock);
     snprintf(out, cap, "%s", r->last_error);
     pthread_mutex_unlock(&r->lock);
+}
+
+bool redis_timed_out(struct lst_redis *r)
+{
+    pthread_mutex_lock(&r->lock);
+    bool t = r->timed_out;
+    pthread_mutex_unlock(&r->lock);
+    return t;
 }
 
 unsigned long lst_redis_connect_count(struct lst_redis *r)

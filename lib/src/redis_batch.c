@@ -208,6 +208,7 @@ struct lst_redis_pipe {
     size_t n;
     size_t cap;
     redisReply **replies; /* n replies after a complete exec, else NULL */
+    redisReply **pending; /* after lst_redis_pipe_send wrote the commands: their replies' room */
 };
 
 lst_err lst_redis_pipe_create(struct lst_redis_pipe **out)
@@ -241,6 +242,7 @@ void lst_redis_pipe_destroy(struct lst_redis_pipe *p)
     if (p == NULL)
         return;
     lst_redis_pipe_reset(p);
+    free(p->pending);
     free(p->entries);
     free(p);
 }
@@ -350,13 +352,20 @@ static lst_err load_scripts(struct lst_redis *r, const struct lst_redis_pipe *p)
     return err;
 }
 
-static lst_err exec_once(struct lst_redis *r, struct lst_redis_pipe *p, redisReply **replies)
+/* The commands of p as redis_run/redis_send take them (borrowed buffers); NULL: no memory. */
+static struct redis_fcmd *pipe_cmds(const struct lst_redis_pipe *p)
 {
     struct redis_fcmd *cmds = calloc(p->n, sizeof(*cmds));
+    for (size_t i = 0; cmds != NULL && i < p->n; i++)
+        cmds[i] = p->entries[i].cmd;
+    return cmds;
+}
+
+static lst_err exec_once(struct lst_redis *r, struct lst_redis_pipe *p, redisReply **replies)
+{
+    struct redis_fcmd *cmds = pipe_cmds(p);
     if (cmds == NULL)
         return LST_ERR_NOMEM;
-    for (size_t i = 0; i < p->n; i++)
-        cmds[i] = p->entries[i].cmd;
     /* Every entry was checked idempotent when queued: the batch may be replayed whole. */
     lst_err err = redis_run(r, cmds, p->n, replies, true);
     free(cmds);
@@ -372,16 +381,11 @@ static void free_reply_array(redisReply **replies, size_t n)
     }
 }
 
-lst_err lst_redis_pipe_exec(struct lst_redis *r, struct lst_redis_pipe *p)
+/* After the first round trip (err): NOSCRIPT answered by loading the scripts and replaying,
+ * then the replies kept in p and error replies noted. Takes replies. */
+static lst_err finish(struct lst_redis *r, struct lst_redis_pipe *p, redisReply **replies,
+                      lst_err err)
 {
-    lst_err err = LST_OK;
-    free_replies(p);
-    if (p->n == 0)
-        return LST_OK;
-    redisReply **replies = calloc(p->n, sizeof(*replies));
-    if (replies == NULL)
-        return LST_ERR_NOMEM;
-    err = exec_once(r, p, replies);
     if (err == LST_OK && any_noscript(p, replies)) {
         /* Some commands of the batch may have run, others not: replay it whole after
          * loading the scripts, which is safe because every entry is idempotent. */
@@ -404,4 +408,56 @@ lst_err lst_redis_pipe_exec(struct lst_redis *r, struct lst_redis_pipe *p)
         }
     }
     return err;
+}
+
+lst_err lst_redis_pipe_exec(struct lst_redis *r, struct lst_redis_pipe *p)
+{
+    free_replies(p);
+    if (p->n == 0)
+        return LST_OK;
+    redisReply **replies = calloc(p->n, sizeof(*replies));
+    if (replies == NULL)
+        return LST_ERR_NOMEM;
+    return finish(r, p, replies, exec_once(r, p, replies));
+}
+
+void lst_redis_pipe_send(struct lst_redis *r, struct lst_redis_pipe *p)
+{
+    free_replies(p);
+    free(p->pending);
+    p->pending = NULL;
+    if (p->n == 0)
+        return;
+    struct redis_fcmd *cmds = pipe_cmds(p);
+    redisReply **replies = calloc(p->n, sizeof(*replies));
+    /* A failure here is left to lst_redis_pipe_recv, which then runs the batch itself. */
+    if (cmds != NULL && replies != NULL && redis_send(r, cmds, p->n) == LST_OK) {
+        p->pending = replies;
+        replies = NULL;
+    }
+    free(replies);
+    free(cmds);
+}
+
+lst_err lst_redis_pipe_recv(struct lst_redis *r, struct lst_redis_pipe *p)
+{
+    free_replies(p);
+    redisReply **replies = p->pending;
+    p->pending = NULL;
+    if (p->n == 0)
+        return LST_OK;
+    lst_err err = LST_ERR_REDIS;
+    bool replay = true;
+    if (replies != NULL) {
+        err = redis_recv(r, replies, p->n);
+        /* as redis_run: no replay after a timeout (the server is alive but stalled) */
+        replay = err == LST_ERR_REDIS && !redis_timed_out(r);
+    } else {
+        replies = calloc(p->n, sizeof(*replies));
+        if (replies == NULL)
+            return LST_ERR_NOMEM;
+    }
+    if (err != LST_OK && replay)
+        err = exec_once(r, p, replies);
+    return finish(r, p, replies, err);
 }

@@ -35,6 +35,17 @@ bool redis_fcmd_idempotent(const struct redis_fcmd *cmd);
 lst_err redis_run(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
                   redisReply **replies, bool replayable);
 
+/* The two halves of redis_run for one pipeline in flight: redis_send writes the n commands
+ * (connecting first when needed) and returns without waiting; until redis_recv has read their
+ * n replies, every other use of r waits, so the caller must not use r in between itself.
+ * redis_send fails (LST_ERR_REDIS, nothing in flight) when it cannot connect or write;
+ * redis_recv gives LST_ERR_REDIS when the connection failed (no replies held, an unknown
+ * prefix may have run) and LST_ERR_STATE when nothing of n commands is in flight. */
+lst_err redis_send(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n);
+lst_err redis_recv(struct lst_redis *r, redisReply **replies, size_t n);
+/* Whether the last failure was a timeout (then a replay would only wait again). */
+bool redis_timed_out(struct lst_redis *r);
+
 /* Records the text of an error reply as r's last error (takes r's lock). */
 void redis_note_reply_error(struct lst_redis *r, const redisReply *reply);
 

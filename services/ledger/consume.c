@@ -15,6 +15,7 @@
 #define MAX_IDLE_WAIT_MS 50
 #define IDLE_PING_MS     1000
 #define REFILL_SYNC_MS   1000 /* adopting other ledgers' refill markers */
+#define ROUNDS_MS        200  /* batches read in one step before the step's other duties */
 
 static lst_err start_cb(const char *topic, int32_t partition, int64_t *offset, void *opaque)
 {
@@ -118,16 +119,16 @@ static bool queue(struct ledger *ctx, struct lst_kafka_record *kr)
     return err == LST_OK;
 }
 
-/* Applies what is queued; stores the applied offsets for the monitoring
+/* Receives the batch in flight; stores the applied offsets for the monitoring
  * commits, only those beyond what this process applied before (a refill re-applies
  * older ones: the group's commits never go back), and clears the refill markers
  * the batch reached. */
-static void flush(struct ledger *ctx, bool *failed)
+static void receive(struct ledger *ctx, bool *failed)
 {
     const struct ledger_done *done = NULL;
     size_t n = 0;
 
-    if (ledger_core_flush(&ctx->core, &done, &n) != LST_OK)
+    if (ledger_core_recv(&ctx->core, &done, &n) != LST_OK)
         *failed = true;
     for (size_t i = 0; i < n; i++) {
         if (done[i].outcome != LEDGER_APPLIED ||
@@ -142,13 +143,14 @@ static void flush(struct ledger *ctx, bool *failed)
         ledger_refill_reached(ctx);
 }
 
-static lst_err read_batch(struct ledger *ctx, bool *failed)
+/* Queues up to a batch of records, waiting up to wait_ms for the first; *n says how many. */
+static lst_err fill(struct ledger *ctx, int wait_ms, bool *failed, int64_t *n)
 {
     struct lst_kafka_record kr;
-    lst_err err = lst_kafka_reader_poll(ctx->reader, (int)ctx->cfg.poll_ms, &kr);
-    int64_t n = 0;
+    lst_err err = lst_kafka_reader_poll(ctx->reader, wait_ms, &kr);
 
-    if (err == LST_ERR_TIMEOUT && lst_mono_ms() >= ctx->next_ping) {
+    *n = 0;
+    if (err == LST_ERR_TIMEOUT && wait_ms > 0 && lst_mono_ms() >= ctx->next_ping) {
         /* Idle: a Redis that restarted (and maybe lost its tail) is only noticed through a
          * command; the PING reconnects, and the next step then reassigns from the watermarks. */
         ctx->next_ping = lst_mono_ms() + IDLE_PING_MS;
@@ -159,11 +161,41 @@ static lst_err read_batch(struct ledger *ctx, bool *failed)
             *failed = true;
             break;
         }
-        if (++n >= ctx->cfg.batch)
+        if (++*n >= ctx->cfg.batch)
             break;
         err = lst_kafka_reader_poll(ctx->reader, 0, &kr);
     }
-    flush(ctx, failed);
+    return err;
+}
+
+/* Reads and applies batches for up to ROUNDS_MS: each batch is read from Kafka and encoded
+ * while Redis runs the one before (Redis and the ledger took turns before, and Redis, the
+ * bound, sat idle for the ledger's share). A failure drops the batch being built: it is read
+ * again after the reassignment. Nothing is in flight on return, so the rest of the step may
+ * use the connection. */
+static lst_err read_batch(struct ledger *ctx, bool *failed)
+{
+    int64_t until = lst_mono_ms() + ROUNDS_MS;
+    lst_err err = LST_OK;
+
+    for (;;) {
+        bool flying = ledger_core_in_flight(&ctx->core);
+        int64_t n = 0;
+        err = fill(ctx, flying ? 0 : (int)ctx->cfg.poll_ms, failed, &n);
+        if (flying)
+            receive(ctx, failed);
+        if (*failed) {
+            ledger_core_discard(&ctx->core);
+            break;
+        }
+        if (n == 0)
+            break;
+        ledger_core_send(&ctx->core);
+        if (err == LST_ERR_KAFKA_FATAL || lst_mono_ms() >= until)
+            break;
+    }
+    if (ledger_core_in_flight(&ctx->core))
+        receive(ctx, failed);
     return err == LST_ERR_KAFKA_FATAL ? err : LST_OK;
 }
 

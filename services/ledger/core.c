@@ -74,6 +74,8 @@ lst_err ledger_core_init(struct ledger_core *c, const struct ledger_config *cfg,
         err = ledger_script_create(&c->script);
     if (err == LST_OK)
         err = lst_redis_pipe_create(&c->pipe);
+    if (err == LST_OK)
+        err = lst_redis_pipe_create(&c->fpipe);
     return err;
 }
 
@@ -81,6 +83,7 @@ void ledger_core_cleanup(struct ledger_core *c)
 {
     lst_redis_script_destroy(c->script);
     lst_redis_pipe_destroy(c->pipe);
+    lst_redis_pipe_destroy(c->fpipe);
     ledger_args_cleanup(&c->args);
     ledger_rules_cleanup(&c->rules);
     lst_buf_cleanup(&c->tmp);
@@ -88,6 +91,7 @@ void ledger_core_cleanup(struct ledger_core *c)
     for (int t = 0; t < LEDGER_T__COUNT; t++)
         free(c->parts[t]);
     free(c->done);
+    free(c->fdone);
     free(c->poison);
     memset(c, 0, sizeof(*c));
 }
@@ -361,28 +365,69 @@ static bool judge(struct ledger_core *c, struct ledger_done *d, const redisReply
     return false;
 }
 
-lst_err ledger_core_flush(struct ledger_core *c, const struct ledger_done **done, size_t *n)
+/* Starts an empty batch: no script call open, no records. */
+static void new_batch(struct ledger_core *c)
 {
-    int64_t t0 = lst_mono_ms();
+    lst_redis_pipe_reset(c->pipe);
+    ledger_args_reset(&c->args);
+    c->ndone = 0;
+    c->calls = 0;
+    c->call_events = 0;
+}
+
+void ledger_core_send(struct ledger_core *c)
+{
+    if (c->ndone == 0 || c->nfdone > 0) /* nothing to send, or the last one not received */
+        return;
+    if (close_call(c) != LST_OK) {
+        /* the open call could not be queued (no memory): its records come back as RETRY */
+        ledger_args_reset(&c->args);
+        c->call_events = 0;
+    }
+    struct lst_redis_pipe *p = c->fpipe;
+    struct ledger_done *d = c->fdone;
+    size_t cap = c->capfdone;
+    c->fpipe = c->pipe;
+    c->fdone = c->done;
+    c->capfdone = c->capdone;
+    c->nfdone = c->ndone;
+    c->pipe = p;
+    c->done = d;
+    c->capdone = cap;
+    new_batch(c);
+    c->sent_ms = lst_mono_ms();
+    lst_redis_pipe_send(c->redis, c->fpipe);
+}
+
+bool ledger_core_in_flight(const struct ledger_core *c)
+{
+    return c->nfdone > 0;
+}
+
+void ledger_core_discard(struct ledger_core *c)
+{
+    new_batch(c);
+}
+
+lst_err ledger_core_recv(struct ledger_core *c, const struct ledger_done **done, size_t *n)
+{
     lst_err result = LST_OK;
     bool gap = false;
     const char *why = "";
 
-    *done = c->done;
-    *n = c->ndone;
-    if (c->ndone == 0)
+    *done = c->fdone;
+    *n = c->nfdone;
+    if (c->nfdone == 0)
         return LST_OK;
-    lst_err err = close_call(c);
-    if (err == LST_OK)
-        err = lst_redis_pipe_exec(c->redis, c->pipe);
-    for (size_t i = 0; i < c->ndone; i++) {
+    lst_err err = lst_redis_pipe_recv(c->redis, c->fpipe);
+    for (size_t i = 0; i < c->nfdone; i++) {
         const redisReply *call = err == LST_OK || err == LST_ERR_INVALID
-                                     ? lst_redis_pipe_reply(c->pipe, c->done[i].call)
+                                     ? lst_redis_pipe_reply(c->fpipe, c->fdone[i].call)
                                      : NULL;
-        if (!judge(c, &c->done[i], call)) {
-            gap = gap || c->done[i].outcome == LEDGER_GAP;
+        if (!judge(c, &c->fdone[i], call)) {
+            gap = gap || c->fdone[i].outcome == LEDGER_GAP;
             if (result == LST_OK) /* the first reason names the cause, e.g. MISCONF */
-                why = event_reason(call, event_reply(call, c->done[i].idx));
+                why = event_reason(call, event_reply(call, c->fdone[i].idx));
             result = LST_ERR_STATE;
         }
     }
@@ -393,10 +438,14 @@ lst_err ledger_core_flush(struct ledger_core *c, const struct ledger_done **done
         LST_WARN("ledger.batch_incomplete", "%s (%.200s); resuming from the watermarks",
                  gap ? "Redis lost applied records" : "Redis failed or refused", why);
     }
-    lst_histogram_observe(c->m_batch_ms, (double)(lst_mono_ms() - t0) / 1000.0);
-    lst_redis_pipe_reset(c->pipe);
-    c->ndone = 0;
-    c->calls = 0;
-    c->call_events = 0;
+    lst_histogram_observe(c->m_batch_ms, (double)(lst_mono_ms() - c->sent_ms) / 1000.0);
+    lst_redis_pipe_reset(c->fpipe);
+    c->nfdone = 0;
     return result;
+}
+
+lst_err ledger_core_flush(struct ledger_core *c, const struct ledger_done **done, size_t *n)
+{
+    ledger_core_send(c);
+    return ledger_core_recv(c, done, n);
 }

@@ -218,6 +218,11 @@ struct ledger_core {
     int32_t nparts[LEDGER_T__COUNT];
     struct ledger_done *done; /* one per queued record */
     size_t ndone, capdone;
+    /* The pipeline sent by ledger_core_send and its records, until ledger_core_recv. */
+    struct lst_redis_pipe *fpipe;
+    struct ledger_done *fdone;
+    size_t nfdone, capfdone;
+    int64_t sent_ms;
     struct ledger_poison *poison; /* LEDGER_POISON_MAX entries, allocated on first use */
     size_t npoison;
     /* metrics (NULL without a registry) */
@@ -249,8 +254,20 @@ lst_err ledger_core_add(struct ledger_core *c, const struct ledger_rec *rec);
  * record (valid until the next add). Records whose script failed with a script
  * error are dead-lettered and skipped here. LST_OK when every record is
  * APPLIED; LST_ERR_STATE when some are GAP or RETRY (reassign from the
- * watermarks before reading on). */
+ * watermarks before reading on). ledger_core_send + ledger_core_recv. */
 lst_err ledger_core_flush(struct ledger_core *c, const struct ledger_done **done, size_t *n);
+
+/* ledger_core_flush in two halves, so that the next batch is read from Kafka and encoded
+ * while Redis runs this one: send sends the queued calls (a previous batch must have been
+ * received) and starts a new batch; recv waits for their replies and reports as flush does
+ * (*done valid until the next send). In between, the caller must not use the core's Redis
+ * connection (lst_redis_pipe_send). */
+void ledger_core_send(struct ledger_core *c);
+lst_err ledger_core_recv(struct ledger_core *c, const struct ledger_done **done, size_t *n);
+/* Whether a batch was sent and not yet received. */
+bool ledger_core_in_flight(const struct ledger_core *c);
+/* Drops the batch being built (its records are read again after a reassignment). */
+void ledger_core_discard(struct ledger_core *c);
 
 /* Number of records queued. */
 size_t ledger_core_pending(const struct ledger_core *c);

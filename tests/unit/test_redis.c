@@ -318,6 +318,85 @@ static void test_pipeline_replayed_after_reconnect(void)
     redis_fixture_stop(&f);
 }
 
+/* ---- a pipeline sent now and read later ---- */
+
+struct waiter {
+    struct lst_redis *r;
+    atomic_int started;
+    atomic_int done;
+    lst_err err;
+};
+
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    atomic_store(&w->started, 1);
+    w->err = lst_redis_cmdf(w->r, NULL, "SET other side");
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void test_pipeline_send_then_recv(void)
+{
+    setup();
+    struct redis_fixture f;
+    REQUIRE(redis_fixture_start(&f, NULL));
+    struct lst_redis *r = make(&f, 0, NULL, 3000, 10);
+    struct lst_redis_pipe *p = NULL;
+    REQUIRE(r != NULL);
+    REQUIRE(lst_redis_pipe_create(&p) == LST_OK);
+
+    /* While the replies are due, another thread's command waits for them (its reply would
+     * otherwise be read as the pipeline's), then runs. */
+    CHECK_EQ(lst_redis_pipe_addf(p, "SET a 1"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "GET a"), LST_OK);
+    lst_redis_pipe_send(r, p);
+    CHECK(lst_redis_pipe_reply(p, 1) == NULL);
+    struct waiter w = {.r = r};
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, waiter_main, &w) == 0);
+    while (!atomic_load(&w.started))
+        lst_sleep_ms(1, NULL);
+    lst_sleep_ms(100, NULL);
+    CHECK_EQ(atomic_load(&w.done), 0);
+    CHECK_EQ(lst_redis_pipe_recv(r, p), LST_OK);
+    pthread_join(t, NULL);
+    CHECK_EQ(w.err, LST_OK);
+    REQUIRE(lst_redis_pipe_reply(p, 1) != NULL);
+    CHECK_STREQ(lst_redis_pipe_reply(p, 1)->str, "1");
+    char v[32];
+    CHECK(get_str(r, "other", v, sizeof(v)));
+    CHECK_STREQ(v, "side");
+
+    /* The server restarts between send and recv: recv runs the batch again on the new one. */
+    lst_redis_pipe_reset(p);
+    CHECK_EQ(lst_redis_pipe_addf(p, "SET b 2"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "GET b"), LST_OK);
+    unsigned long conns = lst_redis_connect_count(r);
+    kill(f.pid, SIGSTOP);
+    lst_redis_pipe_send(r, p);
+    REQUIRE(redis_fixture_restart(&f));
+    CHECK_EQ(lst_redis_pipe_recv(r, p), LST_OK);
+    REQUIRE(lst_redis_pipe_reply(p, 1) != NULL);
+    CHECK_STREQ(lst_redis_pipe_reply(p, 1)->str, "2");
+    CHECK_EQ(lst_redis_connect_count(r), conns + 1);
+
+    /* Nothing to send: recv has nothing to read. No server: send fails quietly, recv says so. */
+    lst_redis_pipe_reset(p);
+    lst_redis_pipe_send(r, p);
+    CHECK_EQ(lst_redis_pipe_recv(r, p), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "GET b"), LST_OK);
+    redis_fixture_stop(&f);
+    lst_log_set_level(LST_LOG_ERROR);
+    lst_redis_pipe_send(r, p);
+    CHECK_EQ(lst_redis_pipe_recv(r, p), LST_ERR_REDIS);
+    lst_log_set_level(LST_LOG_WARN);
+    CHECK(lst_redis_pipe_reply(p, 0) == NULL);
+
+    lst_redis_pipe_destroy(p);
+    lst_redis_destroy(r);
+}
+
 static void test_pipeline_refuses_non_idempotent(void)
 {
     struct lst_redis_pipe *p = NULL;
@@ -505,6 +584,6 @@ LST_TEST_MAIN(T(test_idempotency_allow_list), T(test_script_sha1_vectors),
               T(test_create_validates_and_destroy_null), T(test_connect_refused_is_bounded),
               T(test_basic_commands), T(test_restart_then_next_command_succeeds),
               T(test_inflight_idempotent_retried_others_not),
-              T(test_pipeline_replayed_after_reconnect), T(test_pipeline_refuses_non_idempotent),
-              T(test_timeout_reapplied_after_reconnect), T(test_script_noscript_fallback),
-              T(test_auth))
+              T(test_pipeline_replayed_after_reconnect), T(test_pipeline_send_then_recv),
+              T(test_pipeline_refuses_non_idempotent), T(test_timeout_reapplied_after_reconnect),
+              T(test_script_noscript_fallback), T(test_auth))

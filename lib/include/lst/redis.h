@@ -125,6 +125,13 @@ size_t lst_redis_pipe_len(const struct lst_redis_pipe *p);
  * batch could not be completed (then no replies are held and an unknown prefix may have run,
  * which is harmless for idempotent commands). Replies stay in p until reset/destroy/next exec. */
 lst_err lst_redis_pipe_exec(struct lst_redis *r, struct lst_redis_pipe *p);
+/* lst_redis_pipe_exec in two halves, so that the caller works while Redis does: send writes
+ * the queued commands and returns at once; recv reads their replies and gives what exec would
+ * have given (after a failed send or a broken connection it runs the batch itself, replayed
+ * whole once, as exec does). Until recv, every other user of r waits, so the thread that sent
+ * must call recv before it uses r (or resets p) again. */
+void lst_redis_pipe_send(struct lst_redis *r, struct lst_redis_pipe *p);
+lst_err lst_redis_pipe_recv(struct lst_redis *r, struct lst_redis_pipe *p);
 /* The reply to the i-th queued command after lst_redis_pipe_exec, borrowed from p (do not
  * free); NULL when i is out of range or no complete exec happened. */
 const redisReply *lst_redis_pipe_reply(const struct lst_redis_pipe *p, size_t i);
