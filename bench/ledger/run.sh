@@ -5,8 +5,7 @@
 #
 # Needs a Kafka broker (LST_KAFKA_BROKERS, e.g. the stack of scripts/stack.sh); starts its own
 # redis-server (AOF on, appendfsync everysec, hash-max-listpack-value 256, as in production) on
-# a free port in a temporary
-# folder, creates topics with a fresh prefix, produces MESSAGES dispatch messages (default
+# a free port in a temporary folder, creates topics with a fresh prefix, produces MESSAGES dispatch messages (default
 # 20000, --quick 2000) of 38 records each (message, 10 outbound, 10 sent, 10 delivered and 7
 # read receipts), starts the ledger and measures until every record is applied. Prints the
 # rate and Redis's memory for the projections. BENCH_LEDGER_STATS=1 adds Redis's per-command
