@@ -379,11 +379,9 @@ void ledger_core_send(struct ledger_core *c)
 {
     if (c->ndone == 0 || c->nfdone > 0) /* nothing to send, or the last one not received */
         return;
-    if (close_call(c) != LST_OK) {
-        /* the open call could not be queued (no memory): its records come back as RETRY */
-        ledger_args_reset(&c->args);
-        c->call_events = 0;
-    }
+    /* An open call that cannot be queued (no memory) leaves its records without a reply:
+     * they come back as RETRY. */
+    (void)close_call(c);
     struct lst_redis_pipe *p = c->fpipe;
     struct ledger_done *d = c->fdone;
     size_t cap = c->capfdone;

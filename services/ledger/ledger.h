@@ -251,7 +251,7 @@ void ledger_core_forget(struct ledger_core *c);
 lst_err ledger_core_add(struct ledger_core *c, const struct ledger_rec *rec);
 
 /* Runs the queued calls in one pipeline; *done and *n describe every queued
- * record (valid until the next add). Records whose script failed with a script
+ * record (valid until the next send). Records whose script failed with a script
  * error are dead-lettered and skipped here. LST_OK when every record is
  * APPLIED; LST_ERR_STATE when some are GAP or RETRY (reassign from the
  * watermarks before reading on). ledger_core_send + ledger_core_recv. */
