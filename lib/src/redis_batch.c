@@ -209,6 +209,7 @@ struct lst_redis_pipe {
     size_t cap;
     redisReply **replies; /* n replies after a complete exec, else NULL */
     redisReply **pending; /* after lst_redis_pipe_send wrote the commands: their replies' room */
+    bool send_timed_out;  /* lst_redis_pipe_send could not write them: the server stalled */
 };
 
 lst_err lst_redis_pipe_create(struct lst_redis_pipe **out)
@@ -426,14 +427,19 @@ void lst_redis_pipe_send(struct lst_redis *r, struct lst_redis_pipe *p)
     free_replies(p);
     free(p->pending);
     p->pending = NULL;
+    p->send_timed_out = false;
     if (p->n == 0)
         return;
     struct redis_fcmd *cmds = pipe_cmds(p);
     redisReply **replies = calloc(p->n, sizeof(*replies));
     /* A failure here is left to lst_redis_pipe_recv, which then runs the batch itself. */
-    if (cmds != NULL && replies != NULL && redis_send(r, cmds, p->n) == LST_OK) {
-        p->pending = replies;
-        replies = NULL;
+    if (cmds != NULL && replies != NULL) {
+        if (redis_send(r, cmds, p->n) == LST_OK) {
+            p->pending = replies;
+            replies = NULL;
+        } else {
+            p->send_timed_out = redis_timed_out(r);
+        }
     }
     free(replies);
     free(cmds);
@@ -453,6 +459,9 @@ lst_err lst_redis_pipe_recv(struct lst_redis *r, struct lst_redis_pipe *p)
         /* as redis_run: no replay after a timeout (the server is alive but stalled) */
         replay = err == LST_ERR_REDIS && !redis_timed_out(r);
     } else {
+        /* not sent: a stalled server already cost one timeout, a connect refused is tried
+         * again as exec would */
+        replay = !p->send_timed_out;
         replies = calloc(p->n, sizeof(*replies));
         if (replies == NULL)
             return LST_ERR_NOMEM;
