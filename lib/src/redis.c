@@ -372,31 +372,47 @@ static lst_err ensure_connected(struct lst_redis *r)
     return connect_locked(r);
 }
 
-/* One round trip of n commands. On failure the context is dropped (hiredis contexts are not
- * reusable after an error) and no replies are kept. */
-static lst_err exchange(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
-                        redisReply **replies)
+/* After an I/O error: hiredis contexts are not reusable after one, so the context is dropped. */
+static lst_err io_failed(struct lst_redis *r)
 {
-    size_t got = 0;
+    note_io_error(r, r->ctx);
+    drop_connection(r);
+    return LST_ERR_REDIS;
+}
+
+/* Queues n commands in the context's output buffer (written by the next read or flush). */
+static lst_err append_all(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n)
+{
     for (size_t i = 0; i < n; i++) {
         if (redisAppendFormattedCommand(r->ctx, cmds[i].buf, cmds[i].len) != REDIS_OK)
-            goto fail;
+            return io_failed(r);
     }
-    for (; got < n; got++) {
+    return LST_OK;
+}
+
+/* Reads n replies; on failure none are kept and the context is dropped. */
+static lst_err read_replies(struct lst_redis *r, redisReply **replies, size_t n)
+{
+    for (size_t got = 0; got < n; got++) {
         void *reply = NULL;
-        if (redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL)
-            goto fail;
+        if (redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
+            for (size_t i = 0; i < got; i++) {
+                freeReplyObject(replies[i]);
+                replies[i] = NULL;
+            }
+            return io_failed(r);
+        }
         replies[got] = reply;
     }
     return LST_OK;
-fail:
-    note_io_error(r, r->ctx);
-    for (size_t i = 0; i < got; i++) {
-        freeReplyObject(replies[i]);
-        replies[i] = NULL;
-    }
-    drop_connection(r);
-    return LST_ERR_REDIS;
+}
+
+/* One round trip of n commands. */
+static lst_err exchange(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
+                        redisReply **replies)
+{
+    lst_err err = append_all(r, cmds, n);
+    return err == LST_OK ? read_replies(r, replies, n) : err;
 }
 
 /* Under r->lock: until the replies of a pipeline in flight have been read. */
@@ -417,55 +433,31 @@ lst_err redis_send(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n)
     pthread_mutex_lock(&r->lock);
     wait_idle(r);
     lst_err err = ensure_connected(r);
-    for (size_t i = 0; err == LST_OK && i < n; i++) {
-        if (redisAppendFormattedCommand(r->ctx, cmds[i].buf, cmds[i].len) != REDIS_OK)
-            err = LST_ERR_REDIS;
-    }
+    if (err == LST_OK)
+        err = append_all(r, cmds, n);
     /* hiredis writes its output buffer only when a reply is read: write it all now, so
      * that the server works on it while the caller goes on. */
     int done = 0;
     while (err == LST_OK && !done) {
         if (redisBufferWrite(r->ctx, &done) != REDIS_OK)
-            err = LST_ERR_REDIS;
+            err = io_failed(r);
     }
-    if (err == LST_OK) {
+    if (err == LST_OK)
         r->inflight = n;
-    } else if (r->ctx != NULL) {
-        note_io_error(r, r->ctx);
-        drop_connection(r);
-    }
     pthread_mutex_unlock(&r->lock);
     return err;
 }
 
 lst_err redis_recv(struct lst_redis *r, redisReply **replies, size_t n)
 {
-    lst_err err = LST_OK;
-    size_t got = 0;
     for (size_t i = 0; i < n; i++)
         replies[i] = NULL;
     pthread_mutex_lock(&r->lock);
-    if (r->inflight != n || r->ctx == NULL) {
-        pthread_mutex_unlock(&r->lock);
-        return LST_ERR_STATE;
+    lst_err err = LST_ERR_STATE;
+    if (r->inflight == n && r->ctx != NULL) {
+        err = read_replies(r, replies, n);
+        set_idle(r);
     }
-    for (; got < n; got++) {
-        void *reply = NULL;
-        if (redisGetReply(r->ctx, &reply) != REDIS_OK || reply == NULL) {
-            err = LST_ERR_REDIS;
-            break;
-        }
-        replies[got] = reply;
-    }
-    if (err != LST_OK) {
-        note_io_error(r, r->ctx);
-        for (size_t i = 0; i < got; i++) {
-            freeReplyObject(replies[i]);
-            replies[i] = NULL;
-        }
-        drop_connection(r);
-    }
-    set_idle(r);
     pthread_mutex_unlock(&r->lock);
     return err;
 }
