@@ -7,13 +7,17 @@
  *
  * SLEEP_US (default 0) slows each record down so a driver can kill the process mid-stream.
  * Environment: LST_KAFKA_BROKERS [127.0.0.1:19092], LST_REDIS_PORT [16379], KAFKA_SYS_LOG
- * [warn] (log level). SIGTERM/SIGINT
+ * [warn] (log level), KAFKA_SYS_TRACE=FILE ("partition offset id" of every record counted,
+ * written unbuffered so a SIGKILL keeps it), KAFKA_SYS_DEBUG=CONTEXTS (librdkafka's debug
+ * property, e.g. cgrp,fetch; shown with KAFKA_SYS_LOG=debug). SIGTERM/SIGINT
  * close the consumer cleanly (final commit, group leave). A Redis failure exits with status 3
  * without marking the record done, as a service would (the supervisor restarts it). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "lst/kafka.h"
 #include "lst/log.h"
@@ -24,6 +28,7 @@
 struct stats {
     long long consumed;
     long long not_assigned;
+    int trace; /* -1 or the KAFKA_SYS_TRACE file */
 };
 
 static void pause_us(int64_t us)
@@ -46,6 +51,9 @@ static lst_err handle(struct lst_kafka_consumer *c, struct lst_redis *r, const c
         return e;
     }
     st->consumed++;
+    if (st->trace >= 0)
+        dprintf(st->trace, "%d %lld %.*s\n", (int)rec->partition, (long long)rec->offset,
+                (int)rec->len, value);
     e = lst_kafka_consumer_done(c, rec);
     if (e == LST_ERR_STATE) {
         st->not_assigned++; /* revoked meanwhile: the new owner redoes it */
@@ -58,6 +66,10 @@ static int run(const char *topic, const char *group, const char *key, int64_t sl
 {
     const char *b = getenv("LST_KAFKA_BROKERS");
     const char *port_s = getenv("LST_REDIS_PORT");
+    const char *trace = getenv("KAFKA_SYS_TRACE");
+    const char *debug = getenv("KAFKA_SYS_DEBUG");
+    char debug_prop[128];
+    const char *extra[] = {debug_prop, NULL};
     int64_t port = 16379;
     struct lst_kafka_config kcfg = {.brokers = b && b[0] ? b : "127.0.0.1:19092",
                                     .client_id = "systest-consumer",
@@ -68,10 +80,19 @@ static int run(const char *topic, const char *group, const char *key, int64_t sl
     struct lst_kafka_consumer *c = NULL;
     struct lst_redis *r = NULL;
     struct lst_kafka_record rec;
-    struct stats st = {0, 0};
+    struct stats st = {0, 0, -1};
     int rc = 1;
     lst_err e = LST_OK;
 
+    if (debug != NULL && debug[0] != '\0') {
+        snprintf(debug_prop, sizeof(debug_prop), "debug=%s", debug);
+        kcfg.extra = extra;
+    }
+    if (trace != NULL && trace[0] != '\0' &&
+        (st.trace = open(trace, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
+        perror(trace);
+        goto out;
+    }
     if (port_s != NULL && lst_parse_i64(port_s, 1, 65535, &port) != LST_OK)
         goto out;
     rcfg.port = (int)port;
@@ -100,6 +121,8 @@ out:
            rc);
     lst_kafka_consumer_destroy(c);
     lst_redis_destroy(r);
+    if (st.trace >= 0)
+        close(st.trace);
     return rc;
 }
 

@@ -7,9 +7,11 @@
  *   kafka_sys_producer delete-topic TOPIC
  *   kafka_sys_producer produce TOPIC N [THREADS]
  *
- * Environment: LST_KAFKA_BROKERS [127.0.0.1:19092]. Exit status 0 only when every record was
- * acknowledged; a failed record is retried (a retry may duplicate, which the consumer side
- * counts) up to 5 times. */
+ * Environment: LST_KAFKA_BROKERS [127.0.0.1:19092]; KAFKA_SYS_MAP=FILE writes "id partition
+ * offset" for every acknowledged record (the driver names a lost id's place in the log with
+ * it); KAFKA_SYS_DEBUG=CONTEXTS sets librdkafka's debug property and logs at debug level. Exit
+ * status 0 only when every record was acknowledged; a failed record is retried (a retry may
+ * duplicate, which the consumer side counts) up to 5 times. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,6 +32,8 @@ struct job {
     atomic_llong acked;
     atomic_llong retries;
     atomic_llong failed;
+    FILE *map; /* NULL or where each acknowledged record's place goes */
+    pthread_mutex_t map_lock;
 };
 
 static const char *brokers(void)
@@ -39,6 +43,9 @@ static const char *brokers(void)
     return b != NULL && b[0] != '\0' ? b : "127.0.0.1:19092";
 }
 
+static char debug_prop[128];
+static const char *debug_extra[] = {debug_prop, NULL};
+
 static struct lst_kafka_config config(void)
 {
     struct lst_kafka_config cfg = {
@@ -46,8 +53,18 @@ static struct lst_kafka_config config(void)
         .client_id = "systest-producer",
         .message_timeout_ms = 15000,
         .flush_timeout_ms = 5000,
+        .extra = debug_prop[0] != '\0' ? debug_extra : NULL,
     };
     return cfg;
+}
+
+static void note_place(struct job *j, int64_t id, const struct lst_kafka_delivery *d)
+{
+    if (j->map == NULL)
+        return;
+    pthread_mutex_lock(&j->map_lock);
+    fprintf(j->map, "%lld %d %lld\n", (long long)id, (int)d->partition, (long long)d->offset);
+    pthread_mutex_unlock(&j->map_lock);
 }
 
 static bool send_one(struct job *j, int64_t id)
@@ -60,8 +77,10 @@ static bool send_one(struct job *j, int64_t id)
         struct lst_kafka_delivery d;
         lst_err e =
             lst_kafka_produce(j->p, j->topic, key, (size_t)klen, value, (size_t)vlen, 20000, &d);
-        if (e == LST_OK)
+        if (e == LST_OK) {
+            note_place(j, id, &d);
             return true;
+        }
         if (e == LST_ERR_KAFKA_FATAL)
             return false;
         fprintf(stderr, "produce id %lld: %s (status %d), retrying\n", (long long)id,
@@ -90,7 +109,8 @@ static void *worker(void *arg)
 static int produce(const char *topic, int64_t n, int64_t nthreads)
 {
     struct lst_kafka_config cfg = config();
-    struct job j = {.topic = topic, .n = n};
+    struct job j = {.topic = topic, .n = n, .map_lock = PTHREAD_MUTEX_INITIALIZER};
+    const char *map = getenv("KAFKA_SYS_MAP");
     pthread_t th[64];
     int64_t started = 0, t0 = lst_mono_ms();
     int rc = 1;
@@ -99,8 +119,15 @@ static int produce(const char *topic, int64_t n, int64_t nthreads)
     atomic_init(&j.acked, 0);
     atomic_init(&j.retries, 0);
     atomic_init(&j.failed, 0);
-    if (lst_kafka_producer_create(&cfg, &j.p) != LST_OK)
+    if (map != NULL && map[0] != '\0' && (j.map = fopen(map, "w")) == NULL) {
+        perror(map);
         return 1;
+    }
+    if (lst_kafka_producer_create(&cfg, &j.p) != LST_OK) {
+        if (j.map != NULL)
+            fclose(j.map);
+        return 1;
+    }
     for (; started < nthreads; started++) {
         if (pthread_create(&th[started], NULL, worker, &j) != 0)
             break;
@@ -113,6 +140,8 @@ static int produce(const char *topic, int64_t n, int64_t nthreads)
     if (started > 0 && atomic_load(&j.acked) == n)
         rc = 0;
     lst_kafka_producer_destroy(j.p);
+    if (j.map != NULL && fclose(j.map) != 0)
+        rc = 1;
     return rc;
 }
 
@@ -177,10 +206,14 @@ static int usage(void)
 
 int main(int argc, char **argv)
 {
-    struct lst_kafka_config cfg = config();
+    const char *debug = getenv("KAFKA_SYS_DEBUG");
+    struct lst_kafka_config cfg;
     int64_t a = 0, b = 16;
 
-    lst_log_init("kafka_sys_producer", LST_LOG_WARN);
+    if (debug != NULL && debug[0] != '\0')
+        snprintf(debug_prop, sizeof(debug_prop), "debug=%s", debug);
+    cfg = config();
+    lst_log_init("kafka_sys_producer", debug_prop[0] != '\0' ? LST_LOG_DEBUG : LST_LOG_WARN);
     if (argc == 2 && strcmp(argv[1], "ready") == 0)
         return ready();
     if (argc == 4 && strcmp(argv[1], "create-topic") == 0) {

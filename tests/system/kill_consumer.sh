@@ -10,7 +10,11 @@
 # Environment: LST_KAFKA_BROKERS [127.0.0.1:19092], LST_REDIS_PORT [16379],
 # KILL_TEST_N [10000], KILL_TEST_SLEEP_US [300] (per-record pace of the first consumer, so the
 # kill lands mid-stream), KILL_TEST_WAIT_S [120], KILL_TEST_KEEP=1 keeps the Redis key, the
-# topic and the work folder. Every run uses its own topic (6 partitions), group and key.
+# topic and the work folder, KILL_TEST_DEBUG [cgrp,topic,fetch] are the librdkafka debug
+# contexts of consumers 1 and 2 (KILL_TEST_PRODUCER_DEBUG [eos,topic,msg] the producer's; "" for
+# none), logged into the work folder, which is kept only when a check fails. A lost id is
+# located: its partition and offset (from the producer's acknowledgements) and what each
+# consumer read of that partition (from their traces). Every run uses its own topic (6 partitions), group and key.
 # Finally a third consumer joins the group after the clean close of the second and must get
 # nothing (close committed every done record).
 # Prints one JSON summary line and "N passed, N failed"; exits non-zero on any failure.
@@ -23,6 +27,8 @@ export LST_REDIS_PORT=${LST_REDIS_PORT:-16379}
 N=${KILL_TEST_N:-10000}
 SLEEP_US=${KILL_TEST_SLEEP_US:-300}
 WAIT_S=${KILL_TEST_WAIT_S:-120}
+DEBUG=${KILL_TEST_DEBUG-cgrp,topic,fetch}
+PRODUCER_DEBUG=${KILL_TEST_PRODUCER_DEBUG-eos,topic,msg}
 PARTITIONS=6
 LOW=$((N / 5))       # kill when at least 20 % ...
 HIGH=$((N * 4 / 5))  # ... and less than 80 % of the ids were seen
@@ -103,9 +109,21 @@ fi
 expect "topic created ($PARTITIONS partitions)" $? "$(tail -3 "$WORK/create.err")"
 
 # --- consumer 1 and the producer run concurrently; kill consumer 1 mid-stream ---------------
-"$CONSUMER" "$TOPIC" "$GROUP" "$KEY" "$SLEEP_US" >"$WORK/consumer1.out" 2>"$WORK/consumer1.err" &
+# Consumers 1 and 2 log their assignments (info) and trace every record they count.
+consumer_env() { # consumer_env NUMBER: the environment of consumer NUMBER
+    printf 'KAFKA_SYS_TRACE=%s\n' "$WORK/trace$1.txt"
+    if [ -n "$DEBUG" ]; then
+        printf 'KAFKA_SYS_DEBUG=%s\nKAFKA_SYS_LOG=debug\n' "$DEBUG"
+    else
+        printf 'KAFKA_SYS_LOG=info\n'
+    fi
+}
+mapfile -t C1_ENV < <(consumer_env 1)
+env "${C1_ENV[@]}" "$CONSUMER" "$TOPIC" "$GROUP" "$KEY" "$SLEEP_US" >"$WORK/consumer1.out" \
+    2>"$WORK/consumer1.err" &
 C1=$!
-"$PRODUCER" produce "$TOPIC" "$N" 16 >"$WORK/producer.out" 2>"$WORK/producer.err" &
+KAFKA_SYS_MAP="$WORK/map.txt" KAFKA_SYS_DEBUG="$PRODUCER_DEBUG" "$PRODUCER" produce "$TOPIC" "$N" 16 >"$WORK/producer.out" \
+    2>"$WORK/producer.err" &
 PROD=$!
 
 partway() {
@@ -130,7 +148,9 @@ expect "consumer 1 died of SIGKILL (status $C1_STATUS)" $?
 SUM_AT_KILL=$(rcli --raw EVAL "local s=0 for _,v in ipairs(redis.call('HVALS',KEYS[1])) do s=s+tonumber(v) end return s" 1 "$KEY")
 
 # --- restart in the same group; wait for everything ---------------------------------------
-"$CONSUMER" "$TOPIC" "$GROUP" "$KEY" 0 >"$WORK/consumer2.out" 2>"$WORK/consumer2.err" &
+mapfile -t C2_ENV < <(consumer_env 2)
+env "${C2_ENV[@]}" "$CONSUMER" "$TOPIC" "$GROUP" "$KEY" 0 >"$WORK/consumer2.out" \
+    2>"$WORK/consumer2.err" &
 C2=$!
 
 producer_done() { ! alive "$PROD"; }
@@ -183,6 +203,52 @@ C3_CONSUMED=$(sed -n 's/.*"consumed":\([0-9]*\).*/\1/p' "$WORK/consumer3.out")
 expect "after a clean close the group resumes at the end (consumer 3 got ${C3_CONSUMED:-?})" $? \
     "status $C3_STATUS; $(tail -3 "$WORK/consumer3.err")"
 
+# For each lost id (at most 5): where the producer's acknowledgement put it, and which offsets
+# of that partition each consumer counted (first..last, and the ones next to the lost offset).
+locate_lost() {
+    python3 - "$N" "$WORK" <<'PY'
+import os, sys
+n, work = int(sys.argv[1]), sys.argv[2]
+seen = set()
+with open(os.path.join(work, "seen.txt")) as f:
+    lines = f.read().split("\n")
+    seen = {lines[i] for i in range(0, len(lines) - 1, 2)}
+place = {}
+with open(os.path.join(work, "map.txt")) as f:
+    for line in f:
+        i, p, o = line.split()
+        place[i] = (int(p), int(o))
+traces = {}
+for c in (1, 2):
+    try:
+        with open(os.path.join(work, "trace%d.txt" % c)) as f:
+            traces[c] = [tuple(int(x) for x in line.split()) for line in f if line.strip()]
+    except OSError:
+        traces[c] = []
+for i in [str(k) for k in range(n) if str(k) not in seen][:5]:
+    p, o = place.get(i, (-1, -1))
+    out = ["id %s: partition %d offset %d;" % (i, p, o)]
+    for c, rows in traces.items():
+        offs = sorted(r[1] for r in rows if r[0] == p)
+        near = [x for x in offs if abs(x - o) <= 3]
+        out.append("consumer %d read %d of it (%s..%s, near: %s);" % (
+            c, len(offs), offs[0] if offs else "-", offs[-1] if offs else "-", near))
+    print(" ".join(out))
+    # What librdkafka said about that partition's start (with the debug contexts on).
+    for c in (1, 2):
+        try:
+            with open(os.path.join(work, "consumer%d.err" % c), errors="replace") as f:
+                said = [line.strip()[:300] for line in f
+                        if "[%d]" % p in line and any(k in line for k in (
+                            "offset reset", "returned offset", "start fetching",
+                            "Skip", "dropping", "back to pending", "Committing"))]
+        except OSError:
+            said = []
+        for line in said[:12]:
+            print("  consumer %d: %s" % (c, line))
+PY
+}
+
 # --- what Redis holds ---------------------------------------------------------------------
 rcli --raw HGETALL "$KEY" >"$WORK/seen.txt"
 read -r DISTINCT VALID SUM OUT DUP_IDS MAX < <(awk -v n="$N" '
@@ -194,7 +260,7 @@ read -r DISTINCT VALID SUM OUT DUP_IDS MAX < <(awk -v n="$N" '
 LOST=$((N - VALID))
 DUPLICATES=$((SUM - DISTINCT))
 [ "$LOST" -eq 0 ]
-expect "every id 0..$((N - 1)) is in Redis (lost $LOST)" $?
+expect "every id 0..$((N - 1)) is in Redis (lost $LOST)" $? "$(locate_lost)"
 [ "$OUT" -eq 0 ]
 expect "no id outside 0..$((N - 1)) ($OUT)" $?
 echo "duplicates: $DUPLICATES extra deliveries over $DUP_IDS ids (max count $MAX); first ones:"
