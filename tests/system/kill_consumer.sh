@@ -94,6 +94,14 @@ wait_until() {
 }
 
 T0=$(now_ms)
+# Commands that could take a counted id away again, server-wide (anything else sharing this
+# Redis shows here): compared with the end when an id is lost.
+deleters() {
+    rcli INFO commandstats 2>/dev/null | tr -d '\r' |
+        grep -E '^cmdstat_(flushdb|flushall|hdel|del|unlink|debug|swapdb|restore|rename):' |
+        sed 's/,usec=.*//' | tr '\n' ' '
+}
+DELETERS_BEFORE=$(deleters)
 echo "kill_consumer: N=$N topic=$TOPIC group=$GROUP brokers=$LST_KAFKA_BROKERS redis=:$LST_REDIS_PORT"
 
 # --- the stack must be there -------------------------------------------------------------
@@ -260,7 +268,9 @@ read -r DISTINCT VALID SUM OUT DUP_IDS MAX < <(awk -v n="$N" '
 LOST=$((N - VALID))
 DUPLICATES=$((SUM - DISTINCT))
 [ "$LOST" -eq 0 ]
-expect "every id 0..$((N - 1)) is in Redis (lost $LOST)" $? "$(locate_lost)"
+expect "every id 0..$((N - 1)) is in Redis (lost $LOST)" $? \
+    "$(locate_lost; printf 'Redis deleting commands before: %s\n  after: %s' \
+        "${DELETERS_BEFORE:-none}" "$(deleters)")"
 [ "$OUT" -eq 0 ]
 expect "no id outside 0..$((N - 1)) ($OUT)" $?
 echo "duplicates: $DUPLICATES extra deliveries over $DUP_IDS ids (max count $MAX); first ones:"
