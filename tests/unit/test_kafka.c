@@ -152,6 +152,83 @@ static void test_produce_many_threads(void)
     kafka_mock_stop(&m);
 }
 
+/* Two batches in flight to one partition; the broker refuses the first (NOT_LEADER, not
+ * written) and takes the second, as a real broker does for a new producer's first batch.
+ * librdkafka 2.0.2 then reports the first as delivered ("implicit ack", no offset). The wrapper
+ * must report it as failed and possibly persisted, never as written. */
+struct two_reports {
+    pthread_mutex_t mu;
+    int calls;
+    struct lst_kafka_delivery first, second;
+};
+
+static void on_first(const struct lst_kafka_delivery *d, void *opaque)
+{
+    struct two_reports *r = opaque;
+    pthread_mutex_lock(&r->mu);
+    r->first = *d;
+    r->calls++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void on_second(const struct lst_kafka_delivery *d, void *opaque)
+{
+    struct two_reports *r = opaque;
+    pthread_mutex_lock(&r->mu);
+    r->second = *d;
+    r->calls++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void test_implicit_ack_is_not_success(void)
+{
+    struct kafka_mock m;
+    struct lst_kafka_producer *p = NULL;
+    struct lst_kafka_config cfg;
+    struct lst_metrics *reg = lst_metrics_create();
+    struct two_reports r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+    REQUIRE(reg != NULL);
+    REQUIRE(kafka_mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "t.iack", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    cfg = mock_config(&m);
+    cfg.message_timeout_ms = 5000;
+    cfg.metrics = reg;
+    REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
+    /* A first record settles the producer id and the leader, so both batches below are in
+     * flight at once on a known partition. */
+    CHECK_EQ(lst_kafka_produce(p, "t.iack", "k", 1, "warm", 4, 5000, NULL), LST_OK);
+    rd_kafka_mock_broker_set_rtt(m.mc, 1, 400);
+    rd_kafka_mock_push_request_errors(m.mc, 0 /* ApiKey Produce */, 1,
+                                      RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+    CHECK_EQ(lst_kafka_produce_async(p, "t.iack", "k", 1, "a", 1, on_first, &r), LST_OK);
+    lst_sleep_ms(100, NULL); /* past linger: the first request is on the wire */
+    CHECK_EQ(lst_kafka_produce_async(p, "t.iack", "k", 1, "b", 1, on_second, &r), LST_OK);
+    CHECK_EQ(lst_kafka_producer_flush(p, 8000), LST_OK);
+    pthread_mutex_lock(&r.mu);
+    CHECK_EQ(r.calls, 2);
+    CHECK_EQ(r.second.err, LST_OK);
+    CHECK(r.second.offset >= 1);
+    /* Either librdkafka retried the first (then it has an offset) or it was implicitly acked:
+     * then it must not look written. */
+    if (r.first.err == LST_OK) {
+        CHECK(r.first.offset >= 1);
+    } else {
+        CHECK_EQ(r.first.err, LST_ERR_KAFKA);
+        CHECK_EQ(r.first.status, LST_KAFKA_POSSIBLY_PERSISTED);
+        CHECK_EQ(r.first.offset, -1);
+    }
+    int64_t unconfirmed =
+        lst_counter_value(lst_metrics_counter(reg, "lst_kafka_unconfirmed_total", "", NULL));
+    printf("# first record: %s, offset %lld (unconfirmed reports: %lld)\n",
+           lst_err_name(r.first.err), (long long)r.first.offset, (long long)unconfirmed);
+    CHECK_EQ(unconfirmed, r.first.err == LST_OK ? 0 : 1);
+    pthread_mutex_unlock(&r.mu);
+    lst_kafka_producer_destroy(p);
+    lst_metrics_destroy(reg);
+    kafka_mock_stop(&m);
+}
+
 static void test_produce_unknown_topic_bounded(void)
 {
     struct kafka_mock m;
@@ -549,7 +626,8 @@ static void test_setup(void)
 }
 
 LST_TEST_MAIN(T(test_setup), T(test_config_errors), T(test_produce_wait_ok),
-              T(test_produce_many_threads), T(test_produce_unknown_topic_bounded),
-              T(test_produce_broker_down_bounded), T(test_producer_prepare), T(test_produce_fatal),
-              T(test_consume_done_close_commits), T(test_pause_resume_exact),
-              T(test_revoke_hook_commits), T(test_revoke_mid_batch_stores_nothing))
+              T(test_produce_many_threads), T(test_implicit_ack_is_not_success),
+              T(test_produce_unknown_topic_bounded), T(test_produce_broker_down_bounded),
+              T(test_producer_prepare), T(test_produce_fatal), T(test_consume_done_close_commits),
+              T(test_pause_resume_exact), T(test_revoke_hook_commits),
+              T(test_revoke_mid_batch_stores_nothing))

@@ -77,7 +77,9 @@ void lst_kafka_producer_destroy(struct lst_kafka_producer *p);
 
 /* Sends one record; key and value are copied (either may be NULL with length 0).
  * wait_timeout_ms > 0: blocks until the record's delivery report arrives or the wait runs out;
- *   LST_OK only when the broker acknowledged the record. Failures: LST_ERR_TIMEOUT (message
+ *   LST_OK only when the broker acknowledged the record with an offset (a librdkafka success
+ *   report without one, an "implicit ack", fails with LST_ERR_KAFKA, POSSIBLY_PERSISTED: it may
+ *   not be in the log). Failures: LST_ERR_TIMEOUT (message
  *   timeout, or the wait ran out: the record may still be delivered later), LST_ERR_NOT_FOUND
  *   (unknown topic or partition), LST_ERR_TOO_LARGE, LST_ERR_KAFKA (other, retrying may help),
  *   LST_ERR_KAFKA_FATAL (the producer is dead), LST_ERR_INVALID (bad arguments).
