@@ -146,10 +146,14 @@ static void finish_waiter(struct lst_kafka_producer *p, struct dr_ctx *d,
  * is not in the log. A start-up loop of 300 records lost 3 that way in one of 705 rounds, and
  * kill_consumer lost one in CI. Reported as possibly persisted instead: the caller's retry
  * makes a duplicate at worst. */
-static bool unconfirmed(struct lst_kafka_producer *p, const rd_kafka_message_t *m)
+static bool unconfirmed(struct lst_kafka_producer *p, const rd_kafka_message_t *m,
+                        struct lst_kafka_delivery *res)
 {
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR || m->offset >= 0)
         return false;
+    res->err = LST_ERR_KAFKA;
+    res->status = LST_KAFKA_POSSIBLY_PERSISTED;
+    res->offset = -1;
     lst_counter_inc(p->m.unconfirmed);
     LST_WARN("kafka.producer.unconfirmed",
              "topic %s [%d]: delivered without an offset, reported as possibly persisted",
@@ -171,12 +175,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     res.offset = failed ? -1 : m->offset;
     if (m->err == RD_KAFKA_RESP_ERR__FATAL)
         note_fatal(p);
-    if (unconfirmed(p, m)) {
+    if (unconfirmed(p, m, &res))
         failed = true;
-        res.err = LST_ERR_KAFKA;
-        res.status = LST_KAFKA_POSSIBLY_PERSISTED;
-        res.offset = -1;
-    }
     lst_counter_inc(failed ? p->m.failed : p->m.ok);
     /* rd_kafka_message_latency: microseconds from produce to this report. */
     if (!failed)
