@@ -31,27 +31,13 @@ THREADS=${STARTUP_THREADS:-64}
 RUN="$(date +%s)-$$-$RANDOM"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/producer_startup.XXXXXX")
 
-PASSED=0
-FAILED=0
+# shellcheck source=tests/system/kafka_check_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/kafka_check_lib.sh"
 CONS="" TOPIC="" KEY=""
-pass() { PASSED=$((PASSED + 1)); printf 'ok   %s\n' "$1"; }
-fail() { FAILED=$((FAILED + 1)); printf 'FAIL %s\n' "$1"; [ $# -lt 2 ] || printf '     %s\n' "$2"; }
-now_ms() { date +%s%3N; }
-rcli() { redis-cli -h 127.0.0.1 -p "$LST_REDIS_PORT" "$@"; }
-hlen() { rcli HLEN "$KEY" 2>/dev/null || echo -1; }
-alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 
-# Stops the round's consumer (SIGTERM, SIGKILL after 15 s) and removes its key and topic.
+# Stops the round's consumer (stop_pid) and removes its key and topic.
 end_round() {
-    local i
-    if alive "$CONS"; then
-        kill -TERM "$CONS" 2>/dev/null
-        for i in $(seq 1 150); do
-            alive "$CONS" || break
-            sleep 0.1
-        done
-        kill -KILL "$CONS" 2>/dev/null
-    fi
+    stop_pid "$CONS"
     [ -z "$CONS" ] || wait "$CONS" 2>/dev/null
     CONS=""
     [ -z "$KEY" ] || rcli DEL "$KEY" >/dev/null 2>&1
@@ -65,23 +51,6 @@ cleanup() {
     [ "$FAILED" -ne 0 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
-
-finish() {
-    [ "$FAILED" -eq 0 ] || printf 'logs in %s\n' "$WORK"
-    printf '%d passed, %d failed\n' "$PASSED" "$FAILED"
-    [ "$FAILED" -eq 0 ]
-    exit $?
-}
-
-# Polls until "$@" succeeds or the deadline (ms) passes.
-wait_until() {
-    local deadline=$(($(now_ms) + $1))
-    shift
-    while ! "$@"; do
-        [ "$(now_ms)" -lt "$deadline" ] || return 1
-        sleep 0.05
-    done
-}
 
 echo "producer_startup: $ROUNDS rounds of $N records from $THREADS threads," \
     "brokers=$LST_KAFKA_BROKERS redis=:$LST_REDIS_PORT"
