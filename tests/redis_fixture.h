@@ -72,6 +72,31 @@ static bool redis_fixture_answers(int port)
     return ok;
 }
 
+/* True when the server on f->port is f's own child: its INFO names f->pid. A server that
+ * someone else started on the port between the free-port check and our spawn (ours then
+ * fails to bind) must not be taken for ours: the tests FLUSHALL their server. */
+static bool redis_fixture_is_ours(const struct redis_fixture *f)
+{
+    struct timeval tv = {0, 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", f->port, tv);
+    bool ours = false;
+    if (c != NULL && c->err == 0) {
+        redisSetTimeout(c, tv);
+        if (f->password[0] != '\0')
+            freeReplyObject(redisCommand(c, "AUTH %s", f->password));
+        redisReply *r = redisCommand(c, "INFO server");
+        if (r != NULL && r->type == REDIS_REPLY_STRING) {
+            const char *at = strstr(r->str, "process_id:");
+            ours = at != NULL && strtol(at + strlen("process_id:"), NULL, 10) == (long)f->pid;
+        }
+        if (r != NULL)
+            freeReplyObject(r);
+    }
+    if (c != NULL)
+        redisFree(c);
+    return ours;
+}
+
 /* Waits up to ms for the child to exit; true when it did. */
 static bool redis_fixture_reap(struct redis_fixture *f, int64_t ms)
 {
@@ -112,7 +137,7 @@ static bool redis_fixture_spawn(struct redis_fixture *f)
     while (lst_mono_ms() < deadline) {
         if (redis_fixture_reap(f, 0))
             return false;
-        if (redis_fixture_answers(f->port))
+        if (redis_fixture_is_ours(f))
             return true;
         lst_sleep_ms(20, NULL);
     }
