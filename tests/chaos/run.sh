@@ -10,8 +10,8 @@
 #
 # Scenarios: baseline gwout-kill gwin-kill broker-kill redis-restart (= --quick, also the
 # default); --full adds ledger-kill broker-pause stale gateway-faults net-drop clock-skew
-# redis-snapshot redis-pause redis-disk-full (docs/chaos.md). One JSON verdict line per
-# scenario ("verdict {...}"), then "N passed, N failed".
+# redis-snapshot redis-pause redis-disk-full cold-boot (docs/chaos.md). One JSON verdict line
+# per scenario ("verdict {...}"), then "N passed, N failed".
 #
 # Environment: LST_BUILD_DIR [build] (services, lst-admin, simulator, the test drivers),
 # CHAOS_DIR [<build>/chaos] (stack, histories), CHAOS_NETNS=0 to stay in the host
@@ -25,7 +25,7 @@ HERE=$ROOT/tests/chaos
 
 QUICK="baseline gwout-kill gwin-kill broker-kill redis-restart"
 FULL="$QUICK ledger-kill broker-pause stale gateway-faults net-drop clock-skew redis-snapshot
-redis-pause redis-disk-full"
+redis-pause redis-disk-full cold-boot"
 args=()
 for a in "$@"; do
     case "$a" in
@@ -378,6 +378,34 @@ fault_broker_kill() {
     sleep 3
     stack restart-kafka >>"$S/stack.log" 2>&1
     fault_note "back kafka"
+    echo "$(now_ms)" >"$S/heal_ms"
+}
+
+# A power cut of the application host: the broker and every producing service SIGKILLed at
+# once, the broker back after 3 s. The services come back (supervise) with new producer ids
+# while the broker still loads its partitions, the moment in which librdkafka 2.0.2 reported
+# records as delivered that were never written ("implicit ack", docs/architecture.md).
+fault_cold_boot() {
+    echo 6 >"$S/expect_faults"
+    sleep 5
+    after_chunk
+    local kpid pid name port
+    kpid=$(cat "$LST_STACK_DIR/kafka/kafka.pid")
+    kill -KILL "$kpid" && fault_note "killed kafka $kpid"
+    for name in gateway-out-1 gateway-out-2 gateway-in ledger-1 ledger-2; do
+        pid=$(pid_of "$name")
+        [ -n "$pid" ] && kill -KILL "$pid" && fault_note "killed $name $pid"
+    done
+    wait_for 10 sh -c "[ ! -e /proc/$kpid ] || grep -q '^[^ ]* [^ ]* Z' /proc/$kpid/stat"
+    sleep 3
+    stack restart-kafka >>"$S/stack.log" 2>&1
+    fault_note "back kafka"
+    for name in gateway-out-1:40081 gateway-out-2:40082 gateway-in:40083 ledger-1:40084 \
+        ledger-2:40085; do
+        port=${name#*:}
+        name=${name%:*}
+        wait_for 60 healthy "$port" && fault_note "back $name"
+    done
     echo "$(now_ms)" >"$S/heal_ms"
 }
 
@@ -924,6 +952,7 @@ run_one() {
     case "$1" in
     baseline) fault=none ;;
     gwout-kill | gwin-kill | broker-kill | redis-restart | broker-pause | redis-snapshot | stale) ;;
+    cold-boot) ;;
     redis-pause) ;;
     redis-disk-full) SC_SETUP=disk_redis_up SC_TEARDOWN=disk_redis_down ;;
     ledger-kill) LEDGER_EXTRA="LST_LEDGER_BATCH=50 LST_LEDGER_SCRIPT_EVENTS=8" ;;
