@@ -93,17 +93,27 @@ export LST_KAFKA_BROKERS=127.0.0.1:$LST_KAFKA_PORT
 export LST_BUILD_DIR=$BUILD
 trap 'scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
 
+# Two test runs on one machine (a developer's and CI's) would share these ports, and one's
+# "stack down" would stop the other's broker mid-test: the stack phase takes a lock per port
+# set and waits for the other run instead (held until the stack script's own check is done;
+# no command started meanwhile inherits the lock's descriptor, or a daemon would keep it).
+exec 9>"${TMPDIR:-/tmp}/leitstand-test-ports-$LST_KAFKA_PORT.lock"
+if ! flock -n 9; then
+    echo "another test run holds the test ports (Kafka :$LST_KAFKA_PORT); waiting for it"
+    flock 9
+fi
+
 step "test stack up (Kafka :$LST_KAFKA_PORT, Redis :$LST_REDIS_PORT)"
-if scripts/stack.sh up; then
+if scripts/stack.sh up 9>&-; then
     record stack-up 0
     step "system tests"
-    ctest --test-dir "$BUILD" -L system --output-on-failure
+    ctest --test-dir "$BUILD" -L system --output-on-failure 9>&-
     record system $?
 else
     record stack-up 1
 fi
 step "test stack down"
-scripts/stack.sh down
+scripts/stack.sh down 9>&-
 record stack-down $?
 trap - EXIT
 
@@ -112,12 +122,13 @@ trap - EXIT
 # two cores. run.sh fails itself when a process of its namespace outlives it.
 step "chaos suite, quick subset (baseline, gateway-out/gateway-in/broker kills, Redis restart)"
 env -u LST_STACK_DIR -u LST_KAFKA_PORT -u LST_KAFKA_CONTROLLER_PORT -u LST_REDIS_PORT \
-    -u LST_SIM_PORT -u LST_KAFKA_BROKERS LST_BUILD_DIR="$BUILD" tests/chaos/run.sh --quick
+    -u LST_SIM_PORT -u LST_KAFKA_BROKERS LST_BUILD_DIR="$BUILD" tests/chaos/run.sh --quick 9>&-
 record chaos $?
 
 step "stack script check (alternate ports, up twice, down leaves nothing)"
-tests/system/stack_check.sh
+tests/system/stack_check.sh 9>&-
 record stack-check $?
+exec 9>&- # the test ports are free for another run
 
 step "deployment checks (compose config, config tables, generated docs, units)"
 tests/deploy/run.sh "$BUILD"
