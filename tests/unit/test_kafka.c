@@ -156,28 +156,19 @@ static void test_produce_many_threads(void)
  * written) and takes the second, as a real broker does for a new producer's first batch.
  * librdkafka 2.0.2 then reports the first as delivered ("implicit ack", no offset). The wrapper
  * must report it as failed and possibly persisted, never as written. */
-struct two_reports {
-    pthread_mutex_t mu;
-    int calls;
-    struct lst_kafka_delivery first, second;
+struct report {
+    pthread_mutex_t *mu; /* shared by the reports of one test, with calls */
+    int *calls;
+    struct lst_kafka_delivery d;
 };
 
-static void on_first(const struct lst_kafka_delivery *d, void *opaque)
+static void on_report(const struct lst_kafka_delivery *d, void *opaque)
 {
-    struct two_reports *r = opaque;
-    pthread_mutex_lock(&r->mu);
-    r->first = *d;
-    r->calls++;
-    pthread_mutex_unlock(&r->mu);
-}
-
-static void on_second(const struct lst_kafka_delivery *d, void *opaque)
-{
-    struct two_reports *r = opaque;
-    pthread_mutex_lock(&r->mu);
-    r->second = *d;
-    r->calls++;
-    pthread_mutex_unlock(&r->mu);
+    struct report *r = opaque;
+    pthread_mutex_lock(r->mu);
+    r->d = *d;
+    (*r->calls)++;
+    pthread_mutex_unlock(r->mu);
 }
 
 static void test_implicit_ack_is_not_success(void)
@@ -186,7 +177,9 @@ static void test_implicit_ack_is_not_success(void)
     struct lst_kafka_producer *p = NULL;
     struct lst_kafka_config cfg;
     struct lst_metrics *reg = lst_metrics_create();
-    struct two_reports r = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    int calls = 0;
+    struct report first = {&mu, &calls, {0}}, second = {&mu, &calls, {0}};
 
     REQUIRE(reg != NULL);
     REQUIRE(kafka_mock_start(&m) == 0);
@@ -201,29 +194,29 @@ static void test_implicit_ack_is_not_success(void)
     rd_kafka_mock_broker_set_rtt(m.mc, 1, 400);
     rd_kafka_mock_push_request_errors(m.mc, 0 /* ApiKey Produce */, 1,
                                       RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
-    CHECK_EQ(lst_kafka_produce_async(p, "t.iack", "k", 1, "a", 1, on_first, &r), LST_OK);
+    CHECK_EQ(lst_kafka_produce_async(p, "t.iack", "k", 1, "a", 1, on_report, &first), LST_OK);
     lst_sleep_ms(100, NULL); /* past linger: the first request is on the wire */
-    CHECK_EQ(lst_kafka_produce_async(p, "t.iack", "k", 1, "b", 1, on_second, &r), LST_OK);
+    CHECK_EQ(lst_kafka_produce_async(p, "t.iack", "k", 1, "b", 1, on_report, &second), LST_OK);
     CHECK_EQ(lst_kafka_producer_flush(p, 8000), LST_OK);
-    pthread_mutex_lock(&r.mu);
-    CHECK_EQ(r.calls, 2);
-    CHECK_EQ(r.second.err, LST_OK);
-    CHECK(r.second.offset >= 1);
+    pthread_mutex_lock(&mu);
+    CHECK_EQ(calls, 2);
+    CHECK_EQ(second.d.err, LST_OK);
+    CHECK(second.d.offset >= 1);
     /* Either librdkafka retried the first (then it has an offset) or it was implicitly acked:
      * then it must not look written. */
-    if (r.first.err == LST_OK) {
-        CHECK(r.first.offset >= 1);
+    if (first.d.err == LST_OK) {
+        CHECK(first.d.offset >= 1);
     } else {
-        CHECK_EQ(r.first.err, LST_ERR_KAFKA);
-        CHECK_EQ(r.first.status, LST_KAFKA_POSSIBLY_PERSISTED);
-        CHECK_EQ(r.first.offset, -1);
+        CHECK_EQ(first.d.err, LST_ERR_KAFKA);
+        CHECK_EQ(first.d.status, LST_KAFKA_POSSIBLY_PERSISTED);
+        CHECK_EQ(first.d.offset, -1);
     }
     int64_t unconfirmed =
         lst_counter_value(lst_metrics_counter(reg, "lst_kafka_unconfirmed_total", "", NULL));
     printf("# first record: %s, offset %lld (unconfirmed reports: %lld)\n",
-           lst_err_name(r.first.err), (long long)r.first.offset, (long long)unconfirmed);
-    CHECK_EQ(unconfirmed, r.first.err == LST_OK ? 0 : 1);
-    pthread_mutex_unlock(&r.mu);
+           lst_err_name(first.d.err), (long long)first.d.offset, (long long)unconfirmed);
+    CHECK_EQ(unconfirmed, first.d.err == LST_OK ? 0 : 1);
+    pthread_mutex_unlock(&mu);
     lst_kafka_producer_destroy(p);
     lst_metrics_destroy(reg);
     kafka_mock_stop(&m);
