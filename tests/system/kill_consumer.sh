@@ -14,7 +14,8 @@
 # contexts of consumers 1 and 2 (KILL_TEST_PRODUCER_DEBUG [eos,topic,msg] the producer's; "" for
 # none), logged into the work folder, which is kept only when a check fails. A lost id is
 # located: its partition and offset (from the producer's acknowledgements) and what each
-# consumer read of that partition (from their traces). Every run uses its own topic (6 partitions), group and key.
+# consumer read of that partition (from their traces). Every run uses its own topic (6
+# partitions), group and key.
 # Finally a third consumer joins the group after the clean close of the second and must get
 # nothing (close committed every done record).
 # Prints one JSON summary line and "N passed, N failed"; exits non-zero on any failure.
@@ -79,7 +80,8 @@ fi
 expect "topic created ($PARTITIONS partitions)" $? "$(tail -3 "$WORK/create.err")"
 
 # --- consumer 1 and the producer run concurrently; kill consumer 1 mid-stream ---------------
-# Consumers 1 and 2 log their assignments (info) and trace every record they count.
+# Consumers 1 and 2 trace every record they count and log librdkafka's debug contexts (or, with
+# KILL_TEST_DEBUG="", their assignments).
 consumer_env() { # consumer_env NUMBER: the environment of consumer NUMBER
     printf 'KAFKA_SYS_TRACE=%s\n' "$WORK/trace$1.txt"
     if [ -n "$DEBUG" ]; then
@@ -92,8 +94,8 @@ mapfile -t C1_ENV < <(consumer_env 1)
 env "${C1_ENV[@]}" "$CONSUMER" "$TOPIC" "$GROUP" "$KEY" "$SLEEP_US" >"$WORK/consumer1.out" \
     2>"$WORK/consumer1.err" &
 C1=$!
-KAFKA_SYS_MAP="$WORK/map.txt" KAFKA_SYS_DEBUG="$PRODUCER_DEBUG" "$PRODUCER" produce "$TOPIC" "$N" 16 >"$WORK/producer.out" \
-    2>"$WORK/producer.err" &
+KAFKA_SYS_MAP="$WORK/map.txt" KAFKA_SYS_DEBUG="$PRODUCER_DEBUG" \
+    "$PRODUCER" produce "$TOPIC" "$N" 16 >"$WORK/producer.out" 2>"$WORK/producer.err" &
 PROD=$!
 
 partway() {
