@@ -11,6 +11,10 @@
  *                                   ledger's core to Redis, no Kafka (bench/ledger/lua_cost.sh
  *                                   runs the kinds in that order under callgrind); prints the
  *                                   count
+ *   bench_ledger probe MESSAGES KIND
+ *                                   sends the commands the read-free layout sketched in
+ *                                   docs/ledger.md would need for the same records (probe.c;
+ *                                   bench/ledger/layout_probe.sh); prints the count
  *
  * Environment: LST_KAFKA_BROKERS, LST_TOPIC_PREFIX, LST_REDIS_PORT, LST_REDIS_DB. */
 #include <stdio.h>
@@ -20,11 +24,11 @@
 #include <hiredis/hiredis.h>
 
 #include "../../tests/unit/test_ledger_records.h"
+#include "bench_ledger.h"
 #include "ledger.h"
 #include "lst/kafka.h"
 #include "lst/log.h"
 
-#define NRCPT 10
 #define NEMP  250
 #define TBASE INT64_C(1750000000000)
 
@@ -37,12 +41,12 @@ static const char *env(const char *name, const char *def)
 static int failed;
 
 /* Where the generated records go: Kafka (produce) or the ledger's core (apply). */
-enum kind { K_MESSAGE, K_OUTBOUND, K_SENT, K_DELIVERED, K_READ, K__ALL };
 struct sink {
     struct lst_kafka_producer *p;
     struct ledger_core *core;
-    enum kind only; /* apply: the kind applied; K__ALL for produce */
+    enum bench_kind only; /* apply: the kind applied; BENCH__ALL for produce */
     int64_t next[LEDGER_T__COUNT];
+    struct lst_buf b;
     long n;
 };
 
@@ -80,49 +84,62 @@ static void apply_rec(struct sink *s, enum ledger_topic t, const char *key, cons
         failed++;
 }
 
-static void send(struct sink *s, enum kind k, const char *base, const char *key,
-                 const struct lst_buf *v)
+void bench_workload(int messages, bench_event_fn *on, void *ctx)
 {
-    static const enum ledger_topic topic[K__ALL] = {
-        LEDGER_T_MESSAGE, LEDGER_T_OUTBOUND, LEDGER_T_SENT, LEDGER_T_INBOUND, LEDGER_T_INBOUND};
-    if (s->only == K__ALL)
-        produce_rec(s->p, base, key, v);
-    else if (s->only == k)
-        apply_rec(s, topic[k], key, v);
-    else
-        return;
-    s->n++;
-}
-
-static void produce_one(struct sink *s, struct lst_buf *b, int k)
-{
-    char mid[27], eids[NRCPT][16], tids[NRCPT][16], tm[17], rid[17];
-    const char *rcpt[NRCPT];
-    int64_t at = TBASE + (int64_t)k * 1000;
-    lrec_mid(mid, at, (unsigned)k);
-    for (int j = 0; j < NRCPT; j++) {
-        snprintf(eids[j], 16, "E%03d", (k * NRCPT + j) % NEMP);
-        snprintf(tids[j], 16, "DRV%05d", (k * NRCPT + j) % NEMP);
-        rcpt[j] = eids[j];
-    }
-    lrec_message(b, mid, "disp1", "Leitstelle", k % 2 ? "tour" : "info", rcpt, NRCPT, at);
-    send(s, K_MESSAGE, "lst.message", mid, b);
-    for (int j = 0; j < NRCPT; j++) {
-        snprintf(tm, sizeof(tm), "%016llx", (unsigned long long)(k * 16 + j));
-        lrec_outbound(b, mid, eids[j], tids[j], at);
-        send(s, K_OUTBOUND, "lst.outbound", eids[j], b);
-        lrec_sent(b, mid, eids[j], tm, NULL, false, at + 50);
-        send(s, K_SENT, "lst.sent", eids[j], b);
-        snprintf(rid, sizeof(rid), "%016llx", (unsigned long long)(k * 32 + j * 2) | (1ull << 60));
-        lrec_receipt(b, tids[j], tm, 1, at + 500, rid);
-        send(s, K_DELIVERED, "lst.inbound", tids[j], b);
-        if (j < 7) {
-            snprintf(rid, sizeof(rid), "%016llx",
-                     (unsigned long long)(k * 32 + j * 2 + 1) | (1ull << 60));
-            lrec_receipt(b, tids[j], tm, 2, at + 5000, rid);
-            send(s, K_READ, "lst.inbound", tids[j], b);
+    struct bench_msg m;
+    for (int k = 0; k < messages; k++) {
+        m.k = k;
+        m.at = TBASE + (int64_t)k * 1000;
+        m.cat = k % 2 ? "tour" : "info";
+        lrec_mid(m.mid, m.at, (unsigned)k);
+        for (int j = 0; j < BENCH_NRCPT; j++) {
+            snprintf(m.eid[j], sizeof(m.eid[j]), "E%03d", (k * BENCH_NRCPT + j) % NEMP);
+            snprintf(m.tid[j], sizeof(m.tid[j]), "DRV%05d", (k * BENCH_NRCPT + j) % NEMP);
+            snprintf(m.tm[j], sizeof(m.tm[j]), "%016llx", (unsigned long long)(k * 16 + j));
+        }
+        on(ctx, BENCH_MESSAGE, &m, -1);
+        for (int j = 0; j < BENCH_NRCPT; j++) {
+            on(ctx, BENCH_OUTBOUND, &m, j);
+            on(ctx, BENCH_SENT, &m, j);
+            on(ctx, BENCH_DELIVERED, &m, j);
+            if (j < 7)
+                on(ctx, BENCH_READ, &m, j);
         }
     }
+}
+
+/* One record of the workload, encoded with the project codecs, to Kafka or the core. */
+static void send_rec(void *ctx, enum bench_kind k, const struct bench_msg *m, int j)
+{
+    static const enum ledger_topic topic[BENCH__ALL] = {
+        LEDGER_T_MESSAGE, LEDGER_T_OUTBOUND, LEDGER_T_SENT, LEDGER_T_INBOUND, LEDGER_T_INBOUND};
+    static const char *const base[BENCH__ALL] = {"lst.message", "lst.outbound", "lst.sent",
+                                                 "lst.inbound", "lst.inbound"};
+    struct sink *s = ctx;
+    const char *key = k == BENCH_MESSAGE ? m->mid : k <= BENCH_SENT ? m->eid[j] : m->tid[j];
+    char rid[17];
+    if (s->only != BENCH__ALL && s->only != k)
+        return;
+    if (k == BENCH_MESSAGE) {
+        const char *rcpt[BENCH_NRCPT];
+        for (int i = 0; i < BENCH_NRCPT; i++)
+            rcpt[i] = m->eid[i];
+        lrec_message(&s->b, m->mid, "disp1", "Leitstelle", m->cat, rcpt, BENCH_NRCPT, m->at);
+    } else if (k == BENCH_OUTBOUND) {
+        lrec_outbound(&s->b, m->mid, m->eid[j], m->tid[j], m->at);
+    } else if (k == BENCH_SENT) {
+        lrec_sent(&s->b, m->mid, m->eid[j], m->tm[j], NULL, false, m->at + 50);
+    } else {
+        int read = k == BENCH_READ;
+        snprintf(rid, sizeof(rid), "%016llx",
+                 (unsigned long long)(m->k * 32 + j * 2 + read) | (1ull << 60));
+        lrec_receipt(&s->b, m->tid[j], m->tm[j], read ? 2 : 1, m->at + (read ? 5000 : 500), rid);
+    }
+    if (s->only == BENCH__ALL)
+        produce_rec(s->p, base[k], key, &s->b);
+    else
+        apply_rec(s, topic[k], key, &s->b);
+    s->n++;
 }
 
 static int produce(int messages)
@@ -131,17 +148,15 @@ static int produce(int messages)
                                   .client_id = "bench-ledger",
                                   .message_timeout_ms = 120000,
                                   .flush_timeout_ms = 120000};
-    struct sink s = {.only = K__ALL};
-    struct lst_buf b;
+    struct sink s = {.only = BENCH__ALL};
 
     if (lst_kafka_producer_create(&kc, &s.p) != LST_OK)
         return 1;
-    lst_buf_init(&b);
-    for (int k = 0; k < messages; k++)
-        produce_one(&s, &b, k);
+    lst_buf_init(&s.b);
+    bench_workload(messages, send_rec, &s);
     lst_err err = lst_kafka_producer_flush(s.p, 120000);
     lst_kafka_producer_destroy(s.p);
-    lst_buf_cleanup(&b);
+    lst_buf_cleanup(&s.b);
     printf("%ld\n", s.n);
     return err == LST_OK && failed == 0 ? 0 : 1;
 }
@@ -149,9 +164,18 @@ static int produce(int messages)
 /* The records of one kind straight into the ledger's core (the service's defaults: 32 events
  * per script call, LST_LEDGER_SCRIPT_EVENTS as in the service, pipelines of 500), one
  * partition per topic, continuing at its watermark. */
-static int apply(int messages, const char *kind)
+static enum bench_kind kind_of(const char *name)
 {
-    static const char *const names[K__ALL] = {"message", "outbound", "sent", "delivered", "read"};
+    static const char *const names[BENCH__ALL] = {"message", "outbound", "sent", "delivered",
+                                                  "read"};
+    for (int k = 0; k < BENCH__ALL; k++)
+        if (strcmp(name, names[k]) == 0)
+            return (enum bench_kind)k;
+    return BENCH__ALL;
+}
+
+static int apply(int messages, enum bench_kind kind)
+{
     struct ledger_config cfg = {
         .batch = 500, .script_events = 32, .reply_window = 3600000, .read_receipts = 5};
     cfg.read_receipts = strtol(env("LST_LEDGER_READ_RECEIPTS_N", "5"), NULL, 10);
@@ -160,16 +184,13 @@ static int apply(int messages, const char *kind)
                                   .timeout_ms = 60000};
     struct lst_redis *redis = NULL;
     struct ledger_core core;
-    struct sink s = {.core = &core, .only = K__ALL};
+    struct sink s = {.core = &core, .only = kind};
     const struct ledger_done *done;
     size_t n;
-    struct lst_buf b;
     char prefix[128];
 
-    for (int k = 0; k < K__ALL; k++)
-        s.only = strcmp(kind, names[k]) == 0 ? (enum kind)k : s.only;
     snprintf(prefix, sizeof(prefix), "%s", env("LST_TOPIC_PREFIX", ""));
-    if (s.only == K__ALL || lst_redis_create(&rc, &redis) != LST_OK)
+    if (kind == BENCH__ALL || lst_redis_create(&rc, &redis) != LST_OK)
         return 2;
     cfg.common.topic_prefix = prefix;
     if (ledger_core_init(&core, &cfg, redis, NULL, NULL) != LST_OK)
@@ -180,14 +201,13 @@ static int apply(int messages, const char *kind)
             return 1;
         s.next[t] = at >= 0 ? at : 0; /* LST_KAFKA_OFFSET_BEGINNING (negative) on a fresh Redis */
     }
-    lst_buf_init(&b);
-    for (int k = 0; k < messages; k++)
-        produce_one(&s, &b, k);
+    lst_buf_init(&s.b);
+    bench_workload(messages, send_rec, &s);
     if (ledger_core_flush(&core, &done, &n) != LST_OK)
         failed++;
     ledger_core_cleanup(&core);
     lst_redis_destroy(redis);
-    lst_buf_cleanup(&b);
+    lst_buf_cleanup(&s.b);
     printf("%ld\n", s.n);
     return failed == 0 ? 0 : 1;
 }
@@ -242,10 +262,13 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "produce") == 0)
         return produce((int)strtol(argv[2], NULL, 10));
     if (argc == 4 && strcmp(argv[1], "apply") == 0)
-        return apply((int)strtol(argv[2], NULL, 10), argv[3]);
+        return apply((int)strtol(argv[2], NULL, 10), kind_of(argv[3]));
+    if (argc == 4 && strcmp(argv[1], "probe") == 0 && kind_of(argv[3]) != BENCH__ALL)
+        return bench_probe((int)strtol(argv[2], NULL, 10), kind_of(argv[3]),
+                           (int)strtol(env("LST_REDIS_PORT", "6379"), NULL, 10));
     if (argc == 4 && strcmp(argv[1], "wait") == 0)
         return wait_applied(strtoll(argv[2], NULL, 10), (int)strtol(argv[3], NULL, 10));
-    fprintf(stderr, "usage: bench_ledger produce MESSAGES | wait RECORDS SECS | apply MESSAGES "
-                    "message|outbound|sent|delivered|read\n");
+    fprintf(stderr, "usage: bench_ledger produce MESSAGES | wait RECORDS SECS | apply|probe "
+                    "MESSAGES message|outbound|sent|delivered|read\n");
     return 2;
 }
