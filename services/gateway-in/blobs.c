@@ -15,9 +15,12 @@ static enum gwin_fetch download(struct gateway_in *ctx, const char *blob_id, str
                                 struct lst_buf *why)
 {
     struct lst_gateway_result res;
+    if (!gwin_rate_admit(ctx, "blob download", why))
+        return GWIN_FETCH_RETRY;
     struct lst_gateway *gw = gwin_pool_take(ctx->clients);
     enum lst_gateway_outcome o = lst_gateway_download_blob(gw, blob_id, out, &res);
     gwin_pool_give(ctx->clients, gw);
+    gwin_rate_note(ctx, &res);
     if (o == LST_GATEWAY_OK)
         return GWIN_FETCH_OK;
     lst_buf_reset(why);

@@ -142,6 +142,43 @@ static const struct lst_config_entry entries[] = {
      .max = 256,
      .offset = CFG(gateway_pool),
      .desc = "Gateway HTTP clients (public keys, blob downloads) shared by the handler threads"},
+    /* The Gateway counts every call of the account against one rate: gateway-in's key fetches
+     * and blob downloads take their tokens from gateway-out's shared limiter, configured by the
+     * same variables so that one setting in deploy/.env holds for both services. */
+    {.name = "LST_GATEWAY_OUT_RATE_LIMIT",
+     .type = LST_CONFIG_DOUBLE,
+     .def = "500",
+     .dmin = 0,
+     .dmax = 1000000,
+     .offset = CFG(rate_limit),
+     .desc = "Gateway requests per second of the account, shared with gateway-out's workers "
+             "(the same variable and Redis keys): public-key fetches and blob downloads take "
+             "their tokens there; 0: no limit. A 429 halves it for everyone."},
+    {.name = "LST_GATEWAY_OUT_RATE_MIN",
+     .type = LST_CONFIG_DOUBLE,
+     .def = "1",
+     .dmin = 0.1,
+     .dmax = 1000000,
+     .offset = CFG(rate_min),
+     .desc = "Floor of the shared adaptive rate limit, requests per second (as gateway-out)."},
+    {.name = "LST_GATEWAY_OUT_KEY_PREFIX",
+     .type = LST_CONFIG_STRING,
+     .def = "lst:gwout:",
+     .max_len = 64,
+     .check = check_prefix,
+     .offset = CFG(rate_prefix),
+     .desc = "gateway-out's Redis key prefix: the keys of the shared rate limit start with it, "
+             "followed by rl:"},
+    /* Short: a wait beyond a few windows means the budget is used up, and a waiting callback
+     * holds a worker that other callbacks (blob downloads) need; the Gateway retries a 503. */
+    {.name = "LST_GATEWAY_RATE_WAIT_MS",
+     .type = LST_CONFIG_MS,
+     .def = "250",
+     .min = 0,
+     .max = 60000,
+     .offset = CFG(rate_wait_ms),
+     .desc = "How long a callback waits for a token of the shared Gateway rate before it is "
+             "answered 503 (the Gateway retries it later)"},
     {.name = "LST_KEYCACHE_SIZE",
      .type = LST_CONFIG_INT,
      .def = "4096",

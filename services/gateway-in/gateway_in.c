@@ -75,6 +75,8 @@ static lst_err create_parts(struct gateway_in *ctx)
     if (err == LST_OK)
         err = lst_redis_script_create(gwin_release_lua, true, &ctx->release_script);
     if (err == LST_OK)
+        err = gwin_rate_create(ctx);
+    if (err == LST_OK)
         err = lst_config_topic(&cfg->common, "lst.inbound", ctx->topic_inbound,
                                sizeof(ctx->topic_inbound));
     if (err == LST_OK)
@@ -86,6 +88,8 @@ static lst_err create_parts(struct gateway_in *ctx)
 static void destroy_parts(struct gateway_in *ctx)
 {
     lst_redis_script_destroy(ctx->release_script);
+    lst_gateway_rate_destroy(ctx->rate);
+    ctx->rate = NULL;
     gwin_pool_destroy(ctx->clients);
     gwin_pool_destroy(ctx->redis);
     gwin_pubkeys_destroy(ctx->pubkeys);
@@ -151,6 +155,7 @@ lst_err gateway_in_start(struct gateway_in *ctx)
     /* The registry is created by the frame, so the series exist only now; a callback that
      * races in before this line updates NULL series, which metrics.h makes a no-op. */
     gwin_metrics_init(&ctx->m, ctx->svc->metrics);
+    lst_gateway_rate_set_metrics(ctx->rate, ctx->m.rate_limit, ctx->m.rate_waits);
     LST_INFO("gateway_in.ready", "callbacks on POST %s, blobs in %s, topics %s and %s",
              cfg->callback_path, lst_blobstore_dir(ctx->blobs), ctx->topic_inbound, ctx->topic_dlq);
     return LST_OK;

@@ -8,6 +8,7 @@
  *   gateway_in.c the context: creates and destroys every resource, runs the service
  *   metrics.c    the service's metrics
  *   pool.c       a fixed pool of connections (Redis, Gateway clients) shared by handler threads
+ *   ratelimit.c  every Gateway call under the account's rate, shared with gateway-out
  *   callback.c   the route: parse -> verify -> dedupe -> decrypt/decode -> act -> respond
  *   pubkeys.c    the sender's public key: process cache, Redis cache, then the Gateway
  *   blobs.c      file/image blobs: download, decrypt, check, store in the blob store
@@ -36,6 +37,7 @@
 #include "lst/config.h"
 #include "lst/gateway.h"
 #include "lst/gateway_config.h"
+#include "lst/gateway_rate.h"
 #include "lst/records.h"
 #include "lst/service.h"
 #include "lst/threema.h"
@@ -68,6 +70,10 @@ struct gateway_in_config {
     char *redis_prefix;        /* LST_REDIS_KEY_PREFIX */
     int64_t redis_pool;        /* LST_REDIS_POOL */
     int64_t gateway_pool;      /* LST_GATEWAY_POOL */
+    double rate_limit;         /* LST_GATEWAY_OUT_RATE_LIMIT (shared with gateway-out) */
+    double rate_min;           /* LST_GATEWAY_OUT_RATE_MIN */
+    char *rate_prefix;         /* LST_GATEWAY_OUT_KEY_PREFIX: the limiter is under <it>rl: */
+    int64_t rate_wait_ms;      /* LST_GATEWAY_RATE_WAIT_MS */
     int64_t keycache_size;     /* LST_KEYCACHE_SIZE */
     int64_t event_threads;     /* LST_HTTP_EVENT_THREADS */
 };
@@ -101,6 +107,9 @@ struct gwin_metrics {
     struct lst_counter *redis_errors;
     struct lst_counter *redis_skipped;
     struct lst_counter *possible_duplicates;
+    struct lst_gauge *rate_limit;   /* the effective shared Gateway rate */
+    struct lst_counter *rate_waits; /* Gateway calls that waited for the shared rate */
+    struct lst_counter *rate_busy;  /* callbacks answered 503: no token within the wait */
 };
 
 /* rgate.c: how long callbacks skip Redis after a connection failure or timeout */
@@ -124,6 +133,7 @@ struct gateway_in {
     struct gwin_pool *redis;   /* struct lst_redis * items */
     struct gwin_pool *clients; /* struct lst_gateway * items */
     struct gwin_pubkeys *pubkeys;
+    struct lst_gateway_rate *rate; /* gateway-out's shared Gateway rate (ratelimit.c) */
     struct lst_redis_script *release_script;
     struct gwin_async *async; /* event mode only (LST_HTTP_EVENT_THREADS > 0) */
     struct gwin_rgate rgate;  /* in front of the Redis pool and event mode's connection */
@@ -163,6 +173,9 @@ void gwin_redis_give(struct gateway_in *ctx, struct lst_redis *r, bool probe, ls
 /* The same for a connection of one's own (event mode): admit before, note after. */
 bool gwin_rgate_admit(struct gwin_rgate *g, bool *probe);
 void gwin_rgate_note(struct gwin_rgate *g, bool probe, lst_err err);
+/* True while the gate is open (Redis found unreachable or stalled, not yet probed again):
+ * for Redis users outside the pool, such as the shared rate limit. */
+bool gwin_rgate_open(struct gwin_rgate *g);
 
 /* ---- pool.c ---- */
 typedef lst_err (*gwin_pool_make_fn)(void *ud, void **item);
@@ -229,6 +242,15 @@ void gwin_pubkeys_destroy(struct gwin_pubkeys *pk);
 enum gwin_fetch gwin_pubkey_get(struct gateway_in *ctx, const char *id, bool fresh,
                                 uint8_t pk[LST_THREEMA_KEY_SIZE], bool *cached,
                                 struct lst_buf *why);
+
+/* ---- ratelimit.c ---- */
+/* The limiter on gateway-out's shared keys (ctx->rate). */
+lst_err gwin_rate_create(struct gateway_in *ctx);
+/* Before a Gateway call: waits up to LST_GATEWAY_RATE_WAIT_MS for a token; false with why
+ * (the callback is then answered 503). */
+bool gwin_rate_admit(struct gateway_in *ctx, const char *what, struct lst_buf *why);
+/* After a Gateway call: a 429 lowers the shared rate for every process. */
+void gwin_rate_note(struct gateway_in *ctx, const struct lst_gateway_result *res);
 
 /* ---- blobs.c ---- */
 /* A file message's blob (or thumbnail): download, secretbox-open with the message's key,

@@ -57,4 +57,14 @@ void gwin_metrics_init(struct gwin_metrics *m, struct lst_metrics *reg)
     m->possible_duplicates =
         lst_metrics_counter(reg, "lst_gateway_in_possible_duplicates_total",
                             "Failed produces that may nevertheless have been written", NULL);
+    m->rate_limit = lst_metrics_gauge(reg, "lst_gateway_in_rate_limit",
+                                      "Effective Gateway requests per second, shared with "
+                                      "gateway-out (lowered by 429s)",
+                                      NULL);
+    m->rate_waits = lst_metrics_counter(reg, "lst_gateway_in_rate_limit_waits_total",
+                                        "Gateway calls that waited for the shared rate", NULL);
+    m->rate_busy = lst_metrics_counter(reg, "lst_gateway_in_rate_limit_busy_total",
+                                       "Callbacks answered 503: no token of the shared Gateway "
+                                       "rate within LST_GATEWAY_RATE_WAIT_MS",
+                                       NULL);
 }

@@ -120,9 +120,12 @@ static enum gwin_fetch from_gateway(struct gateway_in *ctx, const char *id,
 {
     char hex[LST_GATEWAY_KEY_HEX + 1];
     struct lst_gateway_result res;
+    if (!gwin_rate_admit(ctx, "public key of the sender", why))
+        return GWIN_FETCH_RETRY;
     struct lst_gateway *gw = gwin_pool_take(ctx->clients);
     enum lst_gateway_outcome o = lst_gateway_pubkey(gw, id, hex, &res);
     gwin_pool_give(ctx->clients, gw);
+    gwin_rate_note(ctx, &res);
     if (o == LST_GATEWAY_OK &&
         lst_threema_hex_decode(hex, strlen(hex), key, LST_THREEMA_KEY_SIZE) == LST_OK) {
         lst_counter_inc(ctx->m.pubkey_gateway);

@@ -76,3 +76,9 @@ bool gwin_rgate_admit(struct gwin_rgate *g, bool *probe)
 {
     return admit(g, probe);
 }
+
+bool gwin_rgate_open(struct gwin_rgate *g)
+{
+    int64_t until = atomic_load(&g->open_until_ms);
+    return until != 0 && lst_mono_ms() < until;
+}

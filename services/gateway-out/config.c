@@ -115,9 +115,9 @@ static const struct lst_config_entry entries[] = {
      .dmin = 0,
      .dmax = 1000000,
      .offset = OFF(rate_limit),
-     .desc = "Gateway requests per second, shared by all workers (Redis); 0: no limit. A 429 "
-             "halves it for everyone (at most once a second); it recovers by a tenth per "
-             "second."},
+     .desc = "Gateway requests per second of the account, shared by all workers and "
+             "gateway-in (Redis); 0: no limit. A 429 halves it for everyone (at most once a "
+             "second); it recovers by a tenth per second."},
     {.name = "LST_GATEWAY_OUT_RATE_MIN",
      .type = LST_CONFIG_DOUBLE,
      .def = "1",

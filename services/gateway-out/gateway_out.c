@@ -164,6 +164,25 @@ static lst_err topics(struct gateway_out *ctx)
     return err;
 }
 
+/* The Gateway rate shared by every worker and gateway-in (lst/gateway_rate.h), under
+ * <LST_GATEWAY_OUT_KEY_PREFIX>rl: with its own Redis connection; a limit of 0 disables it. */
+static lst_err ratelimit_create(struct gateway_out *ctx)
+{
+    char prefix[160];
+    struct lst_redis *redis = NULL;
+    snprintf(prefix, sizeof(prefix), "%srl:", ctx->cfg.key_prefix);
+    const struct lst_gateway_rate_config rc = {.limit = ctx->cfg.rate_limit,
+                                               .floor = ctx->cfg.rate_min,
+                                               .key_prefix = prefix,
+                                               .service = "gateway_out"};
+    lst_err err = lst_service_redis_new(&ctx->cfg.common, &redis);
+    if (err == LST_OK)
+        err = lst_gateway_rate_create(&rc, redis, &ctx->rl);
+    if (err == LST_OK)
+        lst_gateway_rate_set_metrics(ctx->rl, ctx->m.rate_limit, ctx->m.rate_waits);
+    return err;
+}
+
 static lst_err setup(struct gateway_out *ctx)
 {
     lst_err err = lst_threema_init();
@@ -184,7 +203,7 @@ static lst_err setup(struct gateway_out *ctx)
     if (err == LST_OK)
         err = go_outcome_scripts_create(ctx);
     if (err == LST_OK)
-        err = go_ratelimit_create(ctx, &ctx->rl);
+        err = ratelimit_create(ctx);
     if (err == LST_OK && ctx->cfg.bulk)
         err = go_bulk_create(ctx);
     if (err == LST_OK)
@@ -222,7 +241,8 @@ static void teardown(struct gateway_out *ctx)
     lst_service_destroy(ctx->svc); /* flushes the producer: the last delivery reports */
     ctx->svc = NULL;
     free_done_queue(ctx);
-    go_ratelimit_destroy(ctx->rl);
+    lst_gateway_rate_destroy(ctx->rl);
+    ctx->rl = NULL;
     go_outcome_scripts_destroy(ctx);
     lst_blobstore_destroy(ctx->blobs);
     go_local_cache_destroy(ctx->pk_cache);

@@ -15,7 +15,6 @@
  *   resolve.c     recipient resolution and the caches (Redis shared + a small local layer)
  *   files.c       file and image messages: blob store, encrypt, upload once per message
  *   outcome.c     outcome records in Redis and publishing to lst.sent / lst.outbound.dlq
- *   ratelimit.c   the rate limit shared by all workers (Redis), adaptive on 429
  *   credits.c     the credits poller and the 402 pause state
  *
  * Threads: the main thread polls Kafka (consumer.c) and stores offsets; W lane threads send;
@@ -33,6 +32,7 @@
 #include "lst/config.h"
 #include "lst/gateway.h"
 #include "lst/gateway_config.h"
+#include "lst/gateway_rate.h"
 #include "lst/kafka.h"
 #include "lst/metrics.h"
 #include "lst/records.h"
@@ -174,23 +174,6 @@ void go_offsets_reset(struct go_offsets *o, int32_t p);
 uint64_t go_offsets_gen(const struct go_offsets *o, int32_t p);
 /* Highest partition number seen + 1. */
 int32_t go_offsets_npart(const struct go_offsets *o);
-
-/* ---- rate limit (ratelimit.c) ---- */
-
-struct go_ratelimit;
-
-/* LST_GATEWAY_OUT_RATE_LIMIT 0 disables the limit (acquire returns at once). The limiter has
- * its own Redis connection. */
-lst_err go_ratelimit_create(struct gateway_out *ctx, struct go_ratelimit **out);
-void go_ratelimit_destroy(struct go_ratelimit *rl);
-/* Blocks until one request may go out, or until *abort becomes true / a stop is requested
- * (then false). */
-bool go_ratelimit_acquire(struct go_ratelimit *rl, const atomic_bool *abort);
-/* Takes one request's token without waiting (a refill's Redis round trip may happen): false
- * with *wait_ms, when to try again. For the event loop, which must not sleep. */
-bool go_ratelimit_try(struct go_ratelimit *rl, int64_t *wait_ms);
-/* A 429 was seen: lowers the shared rate (at most once a second, not below rate_min). */
-void go_ratelimit_on_429(struct go_ratelimit *rl);
 
 /* ---- credits and the 402 pause (credits.c) ---- */
 
@@ -451,9 +434,9 @@ struct gateway_out {
     struct lst_threema_keycache *keys;
     struct go_local_cache *pk_cache, *cap_cache, *lk_cache;
     struct lst_blobstore *blobs;
-    struct lst_redis_script *s_pk, *s_rl_take, *s_rl_lower;
-    struct go_ratelimit *rl;
-    struct go_bulk *bulk; /* NULL unless LST_GATEWAY_OUT_BULK */
+    struct lst_redis_script *s_pk;
+    struct lst_gateway_rate *rl; /* shared with every worker and gateway-in (lst/gateway_rate.h) */
+    struct go_bulk *bulk;        /* NULL unless LST_GATEWAY_OUT_BULK */
     /* LST_GATEWAY_OUT_EVENT_LOOP: the loops and the lane table they share; NULL otherwise */
     struct go_loop **loops;
     unsigned nloops;

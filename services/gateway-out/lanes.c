@@ -161,9 +161,22 @@ bool go_lane_has_queued(struct go_lane *l)
     return queued;
 }
 
+struct lane_stop {
+    struct gateway_out *ctx;
+    const atomic_bool *cancel;
+};
+
+static bool lane_stopped(void *arg)
+{
+    const struct lane_stop *s = arg;
+    return (s->cancel != NULL && atomic_load(s->cancel)) || atomic_load(&s->ctx->stopping) ||
+           atomic_load(&s->ctx->fatal);
+}
+
 bool go_lane_gateway_call(struct go_lane *l, const atomic_bool *cancel)
 {
-    if (!go_ratelimit_acquire(l->ctx->rl, cancel))
+    struct lane_stop stop = {l->ctx, cancel};
+    if (!lst_gateway_rate_acquire(l->ctx->rl, -1, lane_stopped, &stop))
         return false;
     l->gateway_calls++;
     return true;

@@ -546,7 +546,7 @@ static void start_attempt(struct go_loop *lp, unsigned i)
         to_slow(l, ll, true);
         return;
     }
-    if (!go_ratelimit_try(ctx->rl, &wait_ms)) {
+    if (!lst_gateway_rate_try(ctx->rl, &wait_ms)) {
         ll->state = LL_WAIT;
         ll->wake_at = lst_mono_ms() + (wait_ms > 0 ? wait_ms : 1);
         return;

@@ -244,7 +244,7 @@ static enum go_verdict retry_verdict(struct gateway_out *ctx, const struct lst_o
 {
     lst_counter_inc(ctx->m.retries);
     if (st->http_status == 429)
-        go_ratelimit_on_429(ctx->rl);
+        lst_gateway_rate_on_429(ctx->rl);
     int64_t spent = lst_mono_ms() - at->first;
     if (spent >= ctx->cfg.retry_deadline_ms) {
         rs->st = *st;

@@ -160,12 +160,12 @@ def inv2(h, sends):
 
 
 def max_calls_per_s(h):
-    """The most of gateway-out's Gateway calls for requests in any 1 s: those carrying an
-    X-Request-Id (sends, lookups, uploads). gateway-in's public-key lookups for callbacks
-    carry none and are not under gateway-out's limit; neither are gateway-out's credit polls
-    (every 5 s while paused)."""
+    """The most Gateway calls in any 1 s under the account's shared rate: every call of
+    gateway-out (sends, lookups, uploads) and gateway-in (public keys, blob downloads), which
+    take their tokens from the same limiter. Not counted: gateway-out's credit polls (every 5 s
+    while paused), which are not under the limit."""
     ts = sorted(e.get("timeMs", 0) for e in h["simlog"]
-                if not str(e.get("endpoint", "")).startswith("/_sim") and e.get("requestId"))
+                if not str(e.get("endpoint", "")).startswith(("/_sim", "/credits")))
     best, j = 0, 0
     for i, t in enumerate(ts):
         while ts[j] <= t - 1000:

@@ -179,7 +179,7 @@ LST_GATEWAY_OUT_REVOKE_TIMEOUT_MS=3000"
     # The pending marker of a callback killed mid-way must expire within the Gateway's retry
     # window (3 x 10 s here), or every retry of it is answered 503 and the callback dropped.
     gwout="$gwout ${GWOUT_EXTRA:-}"
-    local gwin="LST_CALLBACK_ACK_TIMEOUT_MS=$ACK_TIMEOUT_MS LST_DEDUPE_PENDING_TTL_MS=5000"
+    local gwin="LST_CALLBACK_ACK_TIMEOUT_MS=$ACK_TIMEOUT_MS LST_DEDUPE_PENDING_TTL_MS=5000 ${GWIN_EXTRA:-}"
     local ledger="${LEDGER_EXTRA:-}"
     {
         # AS_UID1/AS_UID2: gateway-out-1/gateway-in under their own uid, so nftables can
@@ -663,8 +663,8 @@ PY
 # The Gateway misbehaving, in turn (simulator fault modes): a 429 storm (its own rate limit
 # far below the load), 20 % 500s, 15 % answers slower than gateway-out's 3 s client timeout
 # after the send took effect (in doubt), then no credits (402) until they are restored.
-# gateway-out runs with LST_GATEWAY_OUT_RATE_LIMIT (GW_RATE): the checker counts Gateway calls
-# per second in the simulator's log.
+# gateway-out and gateway-in run with LST_GATEWAY_OUT_RATE_LIMIT (GW_RATE), the account's rate
+# they share: the checker counts Gateway calls per second in the simulator's log.
 fault_gateway_faults() {
     echo 4 >"$S/expect_faults"
     sleep 2
@@ -948,7 +948,7 @@ known_failure() {
 # run_one SCENARIO DB: the scenario's knobs, then the scenario.
 run_one() {
     local fault=${1//-/_}
-    GWOUT_EXTRA="" LEDGER_EXTRA="" AS_UID1="" AS_UID2="" MESSAGE_SKEW_MS=0 SC_SETUP="" SC_TEARDOWN=""
+    GWOUT_EXTRA="" GWIN_EXTRA="" LEDGER_EXTRA="" AS_UID1="" AS_UID2="" MESSAGE_SKEW_MS=0 SC_SETUP="" SC_TEARDOWN=""
     case "$1" in
     baseline) fault=none ;;
     gwout-kill | gwin-kill | broker-kill | redis-restart | broker-pause | redis-snapshot | stale) ;;
@@ -956,7 +956,10 @@ run_one() {
     redis-pause) ;;
     redis-disk-full) SC_SETUP=disk_redis_up SC_TEARDOWN=disk_redis_down ;;
     ledger-kill) LEDGER_EXTRA="LST_LEDGER_BATCH=50 LST_LEDGER_SCRIPT_EVENTS=8" ;;
-    gateway-faults) GWOUT_EXTRA="LST_GATEWAY_OUT_RATE_LIMIT=$GW_RATE" ;;
+    gateway-faults) # both gateways share the account's rate (one setting, as in deploy/.env)
+        GWOUT_EXTRA="LST_GATEWAY_OUT_RATE_LIMIT=$GW_RATE"
+        GWIN_EXTRA="LST_GATEWAY_OUT_RATE_LIMIT=$GW_RATE"
+        ;;
     net-drop)
         if [ -z "${CHAOS_IN_NS:-}" ]; then
             log "net-drop needs the suite's network namespace; skipped"

@@ -7,7 +7,9 @@
  * receipt status (1-4 and an unknown one); bad MAC and tampered box (401), forms too broken to
  * check (400), an oversized body (413), authentic but unprocessable callbacks (bad hex, short
  * box, wrong padding, undecryptable box, invalid UTF-8: 200 and a dead letter), duplicates
- * sequential and concurrent (one record); metrics; the service stays up and stops cleanly.
+ * sequential and concurrent (one record); a burst of new senders under the Gateway rate shared
+ * with gateway-out (key fetches within the rate, the rest 503 and retried); metrics; the
+ * service stays up and stops cleanly.
  *
  * Each run has its own topic prefix, Redis key prefix and blob directory. */
 #include <pthread.h>
@@ -17,7 +19,7 @@
 #include "lst/gateway.h"
 #include "lst_test.h"
 
-#define MAX_EXPECT 64
+#define MAX_EXPECT 128
 
 enum where { IN_INBOUND = 1, IN_DLQ = 2, NOWHERE = 3 };
 
@@ -39,6 +41,7 @@ static const uint8_t legacy_jpeg[] =
     "\xff\xd8\xff\xe0 a legacy image message, JPEG as the apps sent";
 static const uint8_t pdf[] = "%PDF-1.4 a driver's delivery note";
 static char dup_msgid[LST_THREEMA_MSGID_HEX + 1], race_msgid[LST_THREEMA_MSGID_HEX + 1];
+static char rate_keys[160]; /* LST_GATEWAY_OUT_KEY_PREFIX=<this run's>gwout: */
 
 static void expect(const char *from, const char *msgid, const char *what, enum where w)
 {
@@ -51,6 +54,9 @@ static void expect(const char *from, const char *msgid, const char *what, enum w
     nex++;
 }
 
+#define RATE         "10" /* LST_GATEWAY_OUT_RATE_LIMIT of this run: requests/s to the Gateway */
+#define RATE_SENDERS 25   /* new senders at once: more than two seconds of that rate */
+
 /* ---- set-up ---- */
 
 static void test_setup(void)
@@ -59,7 +65,9 @@ static void test_setup(void)
     REQUIRE(lst_threema_init() == LST_OK);
     lst_log_init("gwin-test", LST_LOG_WARN);
     REQUIRE(gwin_env_init(&E, "gwin"));
-    const char *extra[] = {"LST_CALLBACK_ACK_TIMEOUT_MS=5000", NULL};
+    /* the shared Gateway rate on keys of this run only, not another test's gateway-out's */
+    snprintf(rate_keys, sizeof(rate_keys), "LST_GATEWAY_OUT_KEY_PREFIX=%sgwout:", E.key_prefix);
+    const char *extra[] = {"LST_CALLBACK_ACK_TIMEOUT_MS=5000", rate_keys, NULL};
     REQUIRE(gwin_start(&E, extra));
     REQUIRE(gwin_sim_user(&E, 3, user, user_sk));
     /* Keep the simulator's current callback URL to put it back at the end. */
@@ -453,6 +461,139 @@ static void check_contents(const struct gwin_seen *s)
     lst_blobstore_destroy(bs);
 }
 
+/* ---- the Gateway rate shared with gateway-out ---- */
+
+struct burst_post {
+    struct lst_buf form;
+    long status;
+};
+
+static void *post_form(void *arg)
+{
+    struct burst_post *p = arg;
+    p->status = gwin_post_callback(&E, p->form.data, p->form.len);
+    return NULL;
+}
+
+/* The simulator journal's /pubkeys/ calls after seq since: their times (ms), the count. */
+static size_t pubkey_calls(long long since, long long *at, size_t cap)
+{
+    char url[160];
+    struct lst_buf b;
+    size_t n = 0;
+    lst_buf_init(&b);
+    snprintf(url, sizeof(url), "%s/_sim/log?since=%lld&limit=10000", E.sim, since);
+    if (gwin_http("GET", url, NULL, 0, &b) == 200) {
+        json_object *doc = json_tokener_parse(b.data), *entries = NULL;
+        if (json_object_object_get_ex(doc, "entries", &entries))
+            for (size_t i = 0; i < json_object_array_length(entries) && n < cap; i++) {
+                json_object *e = json_object_array_get_idx(entries, i), *ep = NULL, *t = NULL;
+                if (json_object_object_get_ex(e, "endpoint", &ep) &&
+                    strncmp(json_object_get_string(ep), "/pubkeys/", 9) == 0 &&
+                    json_object_object_get_ex(e, "timeMs", &t))
+                    at[n++] = json_object_get_int64(t);
+            }
+        json_object_put(doc);
+    }
+    lst_buf_cleanup(&b);
+    return n;
+}
+
+static long long journal_last(void)
+{
+    long long n = -1; /* the journal cannot say: the test fails on the count below */
+    char url[160];
+    struct lst_buf b;
+    lst_buf_init(&b);
+    snprintf(url, sizeof(url), "%s/_sim/log?since=0&limit=1", E.sim);
+    if (gwin_http("GET", url, NULL, 0, &b) == 200) {
+        json_object *doc = json_tokener_parse(b.data), *last = NULL;
+        if (json_object_object_get_ex(doc, "last", &last))
+            n = json_object_get_int64(last);
+        json_object_put(doc);
+    }
+    lst_buf_cleanup(&b);
+    return n;
+}
+
+static int peak_in_a_second(const long long *at, size_t n)
+{
+    int best = 0;
+    for (size_t i = 0; i < n; i++) {
+        int in = 0;
+        for (size_t j = 0; j < n; j++)
+            in += at[j] >= at[i] && at[j] < at[i] + 1000;
+        best = in > best ? in : best;
+    }
+    return best;
+}
+
+/* Posts every form still without a 200, all at once; returns how many are still without. */
+static int post_round(struct burst_post *p, int n)
+{
+    pthread_t t[RATE_SENDERS];
+    bool started[RATE_SENDERS] = {false};
+    int left = 0;
+    for (int i = 0; i < n; i++)
+        if (p[i].status != 200)
+            started[i] = pthread_create(&t[i], NULL, post_form, &p[i]) == 0;
+    for (int i = 0; i < n; i++) {
+        if (started[i])
+            pthread_join(t[i], NULL);
+        left += p[i].status != 200;
+    }
+    return left;
+}
+
+/* RATE_SENDERS drivers gateway-in has never seen write at once: each needs its public key from
+ * the Gateway. The fetches stay within the account's rate shared with gateway-out; callbacks
+ * that get no token within LST_GATEWAY_RATE_WAIT_MS are answered 503 and land when posted
+ * again, as the Gateway's retry would. gateway-in runs again for it, with a rate low enough
+ * to be measured (the tests before it must not wait for tokens). */
+static void test_shared_rate(void)
+{
+    static struct burst_post p[RATE_SENDERS];
+    const char *extra[] = {"LST_CALLBACK_ACK_TIMEOUT_MS=5000", "LST_GATEWAY_OUT_RATE_LIMIT=" RATE,
+                           rate_keys, NULL};
+    REQUIRE(gwin_start(&E, extra));
+    long long since = journal_last();
+    for (int i = 0; i < RATE_SENDERS; i++) {
+        char from[LST_THREEMA_ID_SIZE + 1], msgid[LST_THREEMA_MSGID_HEX + 1] = "";
+        uint8_t sk[LST_THREEMA_KEY_SIZE];
+        struct lst_buf padded;
+        lst_buf_init(&padded);
+        lst_buf_init(&p[i].form);
+        REQUIRE(gwin_sim_user(&E, (size_t)(100 + i), from, sk));
+        CHECK(lst_threema_pad(LST_THREEMA_TYPE_TEXT, (const uint8_t *)"Feierabend", 10, 0,
+                              &padded) == LST_OK);
+        CHECK(gwin_build(&E, from, sk, (const uint8_t *)padded.data, padded.len, msgid,
+                         &p[i].form) == LST_OK);
+        expect(from, msgid, "text of a new sender", IN_INBOUND);
+        lst_buf_cleanup(&padded);
+    }
+    int rounds = 0, left = RATE_SENDERS;
+    while (left > 0 && rounds++ < 30) { /* about 3 s of the rate's tokens; bounded */
+        left = post_round(p, RATE_SENDERS);
+        if (left > 0)
+            lst_sleep_ms(100, NULL); /* the Gateway's retry comes later still */
+    }
+    long long at[4 * RATE_SENDERS];
+    size_t calls = pubkey_calls(since, at, LST_ARRAY_LEN(at));
+    int peak = peak_in_a_second(at, calls);
+    double busy = gwin_metric(&E, "lst_gateway_in_rate_limit_busy_total");
+    printf("shared rate: %d rounds, %zu key fetches, at most %d in one second (rate " RATE
+           "/s), %.0f callbacks answered 503 for want of a token\n",
+           rounds, calls, peak, busy);
+    CHECK_EQ(left, 0);
+    CHECK(since >= 0);
+    CHECK_EQ(calls, RATE_SENDERS); /* one fetch per new sender, none for a 503 */
+    CHECK(peak <= 12); /* a sliding second spans at most 11 of the 100 ms windows: 11, +1 */
+    CHECK(busy > 0);
+    for (int i = 0; i < RATE_SENDERS; i++)
+        lst_buf_cleanup(&p[i].form);
+    CHECK_EQ(gwin_stop(&E), 0);
+}
+
 static void test_kafka(void)
 {
     struct gwin_seen s;
@@ -518,5 +659,5 @@ static void test_teardown(void)
 }
 
 LST_TEST_MAIN(T(test_setup), T(test_sim_messages), T(test_hand_built_types), T(test_unprocessable),
-              T(test_rejected), T(test_duplicates), T(test_kafka), T(test_metrics_and_stop),
-              T(test_teardown))
+              T(test_rejected), T(test_duplicates), T(test_metrics_and_stop), T(test_shared_rate),
+              T(test_kafka), T(test_teardown))
