@@ -22,11 +22,22 @@ static void deadline_in(struct timespec *ts, int64_t ms)
     ts->tv_nsec %= 1000000000L;
 }
 
+static bool stop_fn(void *arg)
+{
+    return stopping(arg);
+}
+
 static void poll_once(struct gateway_out *ctx, struct lst_gateway *gw)
 {
     struct lst_gateway_result res;
     int64_t credits = 0;
+    /* A poll is a Gateway call of the account like any other: it takes a token of the shared
+     * rate (without one within a few seconds this poll is skipped; the next one comes). */
+    if (!lst_gateway_rate_acquire(ctx->rl, lst_mono_ms() + 5000, stop_fn, ctx))
+        return;
     enum lst_gateway_outcome oc = lst_gateway_credits(gw, &credits, &res);
+    if (res.http_status == 429)
+        lst_gateway_rate_on_429(ctx->rl);
     if (oc == LST_GATEWAY_FATAL) {
         LST_ERROR("gateway_out.credits_fatal", "the Gateway refuses our account: %s", res.reason);
         if (res.http_status == 401)

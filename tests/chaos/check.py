@@ -160,12 +160,11 @@ def inv2(h, sends):
 
 
 def max_calls_per_s(h):
-    """The most Gateway calls in any 1 s under the account's shared rate: every call of
-    gateway-out (sends, lookups, uploads) and gateway-in (public keys, blob downloads), which
-    take their tokens from the same limiter. Not counted: gateway-out's credit polls (every 5 s
-    while paused), which are not under the limit."""
+    """The most Gateway calls in any 1 s: every call of gateway-out (sends, lookups, uploads,
+    credit polls) and gateway-in (public keys, blob downloads) takes a token of the account's
+    shared rate. Only the simulator's own control routes are left out."""
     ts = sorted(e.get("timeMs", 0) for e in h["simlog"]
-                if not str(e.get("endpoint", "")).startswith(("/_sim", "/credits")))
+                if not str(e.get("endpoint", "")).startswith("/_sim"))
     best, j = 0, 0
     for i, t in enumerate(ts):
         while ts[j] <= t - 1000:
