@@ -99,6 +99,37 @@ static void test_two_limiters_share_one_budget(void)
     redis_fixture_stop(&f);
 }
 
+/* A greedy caller (gateway-out in a long broadcast) takes all it can of 100/s for 1.5 s while
+ * another (gateway-in) asks once every 100 ms with gateway-in's 250 ms wait: the other is not
+ * starved (each process refills at most once at a time, so at a window's start both get a
+ * turn), and together they stay within the rate. */
+static void test_greedy_caller_does_not_starve_another(void)
+{
+    struct redis_fixture f;
+    REQUIRE(redis_fixture_start(&f, NULL));
+    static struct taker greedy;
+    greedy.rate = limiter(f.port, 100, false);
+    struct lst_gateway_rate *other = limiter(f.port, 100, true);
+    REQUIRE(greedy.rate != NULL && other != NULL);
+    int64_t t0 = lst_mono_ms();
+    greedy.until = t0 + 1500;
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, take_until, &greedy) == 0);
+    int got = 0;
+    for (int i = 0; i < 10; i++) {
+        lst_sleep_ms(t0 + 300 + 100 * i - lst_mono_ms(), NULL);
+        got += lst_gateway_rate_acquire(other, lst_mono_ms() + 250, NULL, NULL);
+    }
+    pthread_join(t, NULL);
+    fprintf(stderr, "  the other caller: %d of 10 asks got a token; the greedy one took %d\n", got,
+            greedy.n);
+    CHECK(got >= 9);
+    CHECK(greedy.n + got <= 160); /* 1.5 s spans at most 16 windows of 10 tokens */
+    lst_gateway_rate_destroy(greedy.rate);
+    lst_gateway_rate_destroy(other);
+    redis_fixture_stop(&f);
+}
+
 /* A 429 seen by one process halves the rate the other one uses. */
 static void test_429_lowers_the_rate_for_all(void)
 {
@@ -230,6 +261,7 @@ static void test_zero_is_unlimited(void)
     lst_gateway_rate_destroy(r);
 }
 
-LST_TEST_MAIN(T(test_two_limiters_share_one_budget), T(test_429_lowers_the_rate_for_all),
-              T(test_deadline_gives_up), T(test_redis_down_open_or_closed),
-              T(test_redis_stalled_fail_open), T(test_redis_restart), T(test_zero_is_unlimited))
+LST_TEST_MAIN(T(test_two_limiters_share_one_budget), T(test_greedy_caller_does_not_starve_another),
+              T(test_429_lowers_the_rate_for_all), T(test_deadline_gives_up),
+              T(test_redis_down_open_or_closed), T(test_redis_stalled_fail_open),
+              T(test_redis_restart), T(test_zero_is_unlimited))
