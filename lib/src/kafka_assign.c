@@ -234,6 +234,23 @@ lst_err lst_kafka_reader_high(struct lst_kafka_reader *r, const char *topic, int
     return lst_kafka_err_map(err);
 }
 
+lst_err lst_kafka_reader_committed(struct lst_kafka_reader *r, const char *topic, int32_t partition,
+                                   int timeout_ms, int64_t *offset)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    *offset = -1;
+    if (list == NULL)
+        return LST_ERR_NOMEM;
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_add(list, topic, partition);
+    rd_kafka_resp_err_t err = rd_kafka_committed(r->rk, list, timeout_ms);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        err = tp->err;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && tp->offset >= 0)
+        *offset = tp->offset; /* RD_KAFKA_OFFSET_INVALID (-1001): nothing committed */
+    rd_kafka_topic_partition_list_destroy(list);
+    return lst_kafka_err_map(err);
+}
+
 lst_err lst_kafka_reader_ready(struct lst_kafka_reader *r, int timeout_ms)
 {
     return lst_kafka_probe(r->rk, timeout_ms);

@@ -12,7 +12,8 @@
  *                                                 ledger has checked (after every new connection)
  *
  * A field is set when a partition's watermark is behind the offset this process had applied
- * (Redis lost progress while the ledger ran), or behind the end of the partition when Redis
+ * (Redis lost progress while the ledger ran), behind the group's committed offset at start
+ * (Redis went back while no ledger ran), or behind the end of the partition when Redis
  * holds no watermark at all (an empty Redis: a rebuild). Its removal is atomic with the check
  * that the watermark reached it (clear script), by whichever ledger gets there; every ledger
  * adopts the fields it finds (a marker left by a crashed or slower instance). A marker beyond
@@ -26,9 +27,10 @@
 #include "ledger.h"
 #include "lst/log.h"
 
-#define RUN_ID_MAX   64
-#define HIGH_WAIT_MS 2000
-#define LAST_UNKNOWN "-2"
+#define RUN_ID_MAX        64
+#define HIGH_WAIT_MS      2000
+#define COMMITTED_WAIT_MS 3000 /* the group coordinator's answer, once per start */
+#define LAST_UNKNOWN      "-2"
 
 /* KEYS[1] wm, KEYS[2] refill; ARGV[1] field, ARGV[2] the offset this process had applied (-1:
  * none), ARGV[3] the partition's last offset in Kafka (-1: empty; -2: not known). Returns {wm,
@@ -64,16 +66,20 @@ static const char CLEAR_LUA[] =
     "return tonumber(t)\n";
 
 struct refill_part {
-    int64_t applied; /* the highest offset this process applied (-1: none); never goes back */
+    int64_t applied; /* the highest offset this process applied (-1: none); never goes back;
+                        at start the group's committed offset - 1 (what an earlier ledger
+                        applied to this Redis) */
     int64_t pos;     /* the last offset applied since the partition was (re)assigned */
     int64_t target;  /* a marker this process knows of (-1: none) */
+    bool asked;      /* the group's committed offset was asked for (once per process) */
 };
 
 struct ledger_refill {
     struct lst_redis_script *check, *clear;
     struct refill_part *parts[LEDGER_T__COUNT];
     int32_t nparts[LEDGER_T__COUNT];
-    size_t tracked; /* partitions with a target */
+    size_t tracked;             /* partitions with a target */
+    bool committed_unavailable; /* the group coordinator did not answer: ask no more */
     char run_id[RUN_ID_MAX];
     unsigned long conns; /* Redis connections when run_id was read */
     struct lst_gauge *m_refilling;
@@ -126,7 +132,7 @@ static struct refill_part *part(struct ledger_refill *r, enum ledger_topic t, in
         if (parts == NULL)
             return NULL;
         for (int32_t i = r->nparts[t]; i < n; i++)
-            parts[i] = (struct refill_part){-1, -1, -1};
+            parts[i] = (struct refill_part){.applied = -1, .pos = -1, .target = -1};
         r->parts[t] = parts;
         r->nparts[t] = n;
     }
@@ -243,6 +249,33 @@ static lst_err last_offset(struct ledger *ctx, enum ledger_topic t, int32_t p, c
     return err;
 }
 
+/* A restarted ledger knows nothing of what it applied before; the group's committed offsets
+ * do (committed only after the Redis flush of what they cover). A watermark behind them means
+ * Redis went back while no ledger ran (restored from an older copy): without this the view
+ * would serve the older projections while they are refilled. Asked once per partition and
+ * process; a coordinator that does not answer costs one timeout, and then none is asked. */
+static void learn_committed(struct ledger *ctx, enum ledger_topic t, int32_t p,
+                            struct refill_part *pt)
+{
+    struct ledger_refill *r = ctx->refill;
+    int64_t committed = -1;
+    if (pt->asked || pt->applied >= 0 || r->committed_unavailable || ctx->reader == NULL)
+        return;
+    pt->asked = true;
+    lst_err err = lst_kafka_reader_committed(ctx->reader, ctx->core.topics[t], p, COMMITTED_WAIT_MS,
+                                             &committed);
+    if (err != LST_OK) {
+        r->committed_unavailable = true;
+        LST_WARN("ledger.committed_unknown",
+                 "the group's committed offsets are not available (%s): a Redis that went back "
+                 "while no ledger ran is not detected at this start",
+                 lst_strerror(err));
+        return;
+    }
+    if (committed > 0)
+        pt->applied = committed - 1;
+}
+
 lst_err ledger_refill_check(struct ledger *ctx, enum ledger_topic t, int32_t p)
 {
     struct ledger_refill *r = ctx->refill;
@@ -253,6 +286,7 @@ lst_err ledger_refill_check(struct ledger *ctx, enum ledger_topic t, int32_t p)
 
     if (pt == NULL)
         return LST_ERR_NOMEM;
+    learn_committed(ctx, t, p, pt);
     field_of(r, ctx, t, p);
     err = run_check(r, ctx->core.redis, pt->applied, LAST_UNKNOWN, &wm, &target);
     if (err == LST_OK && target == -2) {

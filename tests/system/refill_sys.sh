@@ -8,9 +8,12 @@
 #     view answers 503 projections-refilling from the first moment until the ledger refilled;
 #     a message of phase B is never "not found"; the ledger logged the refill and its end; the
 #     marker is gone, "run" names the new server
-#  3. a marker left behind by a crashed ledger (beyond the end of its partition): the next
+#  3. Redis restarted from the same snapshot while the ledger is down: the restarted ledger
+#     learns from the group's committed offsets how far it had applied, marks the partitions
+#     behind them, and the view answers 503 until they are refilled (never "not found")
+#  4. a marker left behind by a crashed ledger (beyond the end of its partition): the next
 #     ledger cuts it back and clears it
-#  4. Redis emptied while the ledger is down: 503 until the restarted ledger rebuilt
+#  5. Redis emptied while the ledger is down: 503 until the restarted ledger rebuilt
 #
 #   tests/system/refill_sys.sh BUILD_DIR SOURCE_DIR
 # LST_REFILL_SYS_REDIS_PORT / LST_REFILL_SYS_HTTP_PORT pin the ports (default: free ones).
@@ -169,6 +172,37 @@ grep -q '^503 urn:leitstand:problem:projections-refilling' "$WORK/poll.txt" ||
 grep -q '"event":"ledger.refill"' "$WORK/ledger.log" || fail "no ledger.refill logged"
 grep -q '"event":"ledger.refill_done"' "$WORK/ledger.log" || fail "no ledger.refill_done logged"
 echo "refill: $(grep -c '"event":"ledger.refill"' "$WORK/ledger.log") partitions marked"
+
+echo "== Redis went back while the ledger was down"
+# The restarted ledger has no memory of what it applied; the group's committed offsets (the
+# reader commits on close) say it, and the ledger marks the partitions behind them.
+stop_ledger
+refills_before=$(grep -c '"event":"ledger.refill"' "$WORK/ledger.log")
+kill_redis
+cp "$WORK/snap.rdb" "$WORK/redis/dump.rdb"
+start_redis
+: >"$WORK/poll.txt"
+poll_view "/api/messages/$NEWEST" &
+ppid=$!
+wait_view /api/timeline 503 5
+start_ledger
+"$DRIVER" caught-up 120 || fail "not refilled after the rollback"
+deadline=$((SECONDS + 10))
+until [ "$(refill_fields)" -eq 0 ] && [ "$(rcli HGET lst:lg:refill run)" = "$(run_id)" ]; do
+    [ $SECONDS -lt $deadline ] || fail "markers not cleared: $(rcli HGETALL lst:lg:refill | tr '\n' ' ')"
+    sleep 0.05
+done
+wait_view "/api/messages/$NEWEST" 200 10
+sleep 0.3
+stop_pid "$ppid"
+ppid=""
+echo "view answers after the rollback: $(sort "$WORK/poll.txt" | uniq -c | tr '\n' ';')"
+grep -q '^404' "$WORK/poll.txt" &&
+    fail "a message shown before was 'not found': the view served the rolled-back projections"
+grep -q '^503 urn:leitstand:problem:projections-refilling' "$WORK/poll.txt" ||
+    fail "the view never said projections-refilling"
+[ "$(grep -c '"event":"ledger.refill"' "$WORK/ledger.log")" -gt "$refills_before" ] ||
+    fail "the restarted ledger marked no partition"
 
 echo "== a marker left behind by a crashed ledger"
 stop_ledger

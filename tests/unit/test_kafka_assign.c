@@ -124,6 +124,48 @@ static void test_start_offsets_and_forced_refresh(void)
     kafka_mock_stop(&m);
 }
 
+/* What a reader marked done and committed on destroy is what the next reader of the group
+ * gets from lst_kafka_reader_committed; a partition the group never committed gives -1. */
+static void test_committed_offsets(void)
+{
+    struct kafka_mock m;
+    struct lst_kafka_producer *p = NULL;
+    struct lst_kafka_reader *r = NULL;
+    struct starts st = {.a = {LST_KAFKA_OFFSET_BEGINNING, LST_KAFKA_OFFSET_BEGINNING}};
+    const char *topics[] = {"a", "c"};
+
+    REQUIRE(kafka_mock_start(&m) == 0);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "a", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    REQUIRE(rd_kafka_mock_topic_create(m.mc, "c", 1, 1) == RD_KAFKA_RESP_ERR_NO_ERROR);
+    struct lst_kafka_config cfg = {.brokers = m.brokers,
+                                   .client_id = "test_kafka_assign",
+                                   .message_timeout_ms = 3000,
+                                   .flush_timeout_ms = 1000,
+                                   .extra = fast_extra};
+    struct lst_kafka_reader_opts ro = {
+        .group_id = "g2", .topics = topics, .ntopics = 2, .start = start_cb, .opaque = &st};
+    REQUIRE(lst_kafka_producer_create(&cfg, &p) == LST_OK);
+    produce(p, "a", 0, 5);
+    REQUIRE(lst_kafka_reader_create(&cfg, &ro, &r) == LST_OK);
+    CHECK_EQ(lst_kafka_reader_refresh(r, false), LST_OK);
+    int64_t last = -1;
+    for (int i = 0; i < 5; i++)
+        last = next_offset(r, "a", 0);
+    CHECK_EQ(last, 4);
+    lst_kafka_reader_destroy(r); /* commits what is stored: 5 */
+    r = NULL;
+    REQUIRE(lst_kafka_reader_create(&cfg, &ro, &r) == LST_OK);
+    int64_t committed = -2;
+    CHECK_EQ(lst_kafka_reader_committed(r, "a", 0, 5000, &committed), LST_OK);
+    CHECK_EQ(committed, 5);
+    committed = -2;
+    CHECK_EQ(lst_kafka_reader_committed(r, "c", 0, 5000, &committed), LST_OK);
+    CHECK_EQ(committed, -1);
+    lst_kafka_reader_destroy(r);
+    lst_kafka_producer_destroy(p);
+    kafka_mock_stop(&m);
+}
+
 static void test_bad_options(void)
 {
     struct lst_kafka_config cfg = {.brokers = "127.0.0.1:1"};
@@ -139,4 +181,5 @@ static void test_bad_options(void)
     lst_kafka_reader_destroy(NULL);
 }
 
-LST_TEST_MAIN(T(test_bad_options), T(test_start_offsets_and_forced_refresh))
+LST_TEST_MAIN(T(test_bad_options), T(test_start_offsets_and_forced_refresh),
+              T(test_committed_offsets))

@@ -80,6 +80,14 @@ lst_err lst_kafka_reader_done(struct lst_kafka_reader *r, const struct lst_kafka
 lst_err lst_kafka_reader_high(struct lst_kafka_reader *r, const char *topic, int32_t partition,
                               int timeout_ms, int64_t *high);
 
+/* The group's committed offset of a partition (one past the last record marked done and
+ * committed), asking the group coordinator and waiting up to timeout_ms: LST_OK with *offset,
+ * -1 when the group has none for it. For checking the application's own progress against
+ * what the group saw (a store that went back while the application was down), never as a
+ * start position. */
+lst_err lst_kafka_reader_committed(struct lst_kafka_reader *r, const char *topic, int32_t partition,
+                                   int timeout_ms, int64_t *offset);
+
 /* Readiness: a metadata request succeeds within timeout_ms. */
 lst_err lst_kafka_reader_ready(struct lst_kafka_reader *r, int timeout_ms);
 
