@@ -119,6 +119,27 @@ poll_view() {
     done
 }
 
+# After a refill: the markers are cleared and "run" confirmed, the newest message answers 200,
+# and the poll of it ($ppid, stopped here) never saw it "not found" or a 500, and saw 503
+# projections-refilling meanwhile. $1 names the moment in the output.
+refilled_without_going_back() {
+    local deadline=$((SECONDS + 10))
+    until [ "$(refill_fields)" -eq 0 ] && [ "$(rcli HGET lst:lg:refill run)" = "$(run_id)" ]; do
+        [ $SECONDS -lt $deadline ] || fail "markers not cleared: $(rcli HGETALL lst:lg:refill | tr '\n' ' ')"
+        sleep 0.05
+    done
+    wait_view "/api/messages/$NEWEST" 200 10
+    sleep 0.3
+    stop_pid "$ppid"
+    ppid=""
+    echo "view answers $1: $(sort "$WORK/poll.txt" | uniq -c | tr '\n' ';')"
+    grep -q '^404' "$WORK/poll.txt" &&
+        fail "a message shown before was 'not found': the view served rolled-back projections"
+    grep -q '^500' "$WORK/poll.txt" && fail "the view answered 500"
+    grep -q '^503 urn:leitstand:problem:projections-refilling' "$WORK/poll.txt" ||
+        fail "the view never said projections-refilling"
+}
+
 mkdir -p "$WORK/redis"
 printf '%s dispatcher anna Dispo-Nord\n' "$(printf '%s' "$TOKEN" | sha256sum | cut -d' ' -f1)" \
     >"$WORK/tokens"
@@ -155,20 +176,7 @@ cp "$WORK/snap.rdb" "$WORK/redis/dump.rdb"
 start_redis
 [ "$(run_id)" != "$old_run" ] || fail "the same run_id after a restart"
 "$DRIVER" caught-up 120 || fail "not refilled"
-deadline=$((SECONDS + 10))
-until [ "$(refill_fields)" -eq 0 ] && [ "$(rcli HGET lst:lg:refill run)" = "$(run_id)" ]; do
-    [ $SECONDS -lt $deadline ] || fail "markers not cleared: $(rcli HGETALL lst:lg:refill | tr '\n' ' ')"
-    sleep 0.05
-done
-wait_view "/api/messages/$NEWEST" 200 10
-sleep 0.3
-stop_pid "$ppid"
-ppid=""
-echo "view answers during the restart: $(sort "$WORK/poll.txt" | uniq -c | tr '\n' ';')"
-grep -q '^404' "$WORK/poll.txt" && fail "a message shown before was 'not found' (rolled back)"
-grep -q '^500' "$WORK/poll.txt" && fail "the view answered 500"
-grep -q '^503 urn:leitstand:problem:projections-refilling' "$WORK/poll.txt" ||
-    fail "the view never said projections-refilling"
+refilled_without_going_back "during the restart"
 grep -q '"event":"ledger.refill"' "$WORK/ledger.log" || fail "no ledger.refill logged"
 grep -q '"event":"ledger.refill_done"' "$WORK/ledger.log" || fail "no ledger.refill_done logged"
 echo "refill: $(grep -c '"event":"ledger.refill"' "$WORK/ledger.log") partitions marked"
@@ -187,20 +195,7 @@ ppid=$!
 wait_view /api/timeline 503 5
 start_ledger
 "$DRIVER" caught-up 120 || fail "not refilled after the rollback"
-deadline=$((SECONDS + 10))
-until [ "$(refill_fields)" -eq 0 ] && [ "$(rcli HGET lst:lg:refill run)" = "$(run_id)" ]; do
-    [ $SECONDS -lt $deadline ] || fail "markers not cleared: $(rcli HGETALL lst:lg:refill | tr '\n' ' ')"
-    sleep 0.05
-done
-wait_view "/api/messages/$NEWEST" 200 10
-sleep 0.3
-stop_pid "$ppid"
-ppid=""
-echo "view answers after the rollback: $(sort "$WORK/poll.txt" | uniq -c | tr '\n' ';')"
-grep -q '^404' "$WORK/poll.txt" &&
-    fail "a message shown before was 'not found': the view served the rolled-back projections"
-grep -q '^503 urn:leitstand:problem:projections-refilling' "$WORK/poll.txt" ||
-    fail "the view never said projections-refilling"
+refilled_without_going_back "after the rollback"
 [ "$(grep -c '"event":"ledger.refill"' "$WORK/ledger.log")" -gt "$refills_before" ] ||
     fail "the restarted ledger marked no partition"
 
