@@ -161,8 +161,9 @@ static void show_rate(struct lst_gateway_rate *r)
         lst_gauge_set(g, r->limit);
 }
 
-/* One Redis call for up to want tokens of window w. -1 on a Redis failure. */
-static int64_t take(struct lst_gateway_rate *r, int64_t now, int64_t w, int64_t want)
+/* One Redis call for up to want tokens of window w, without r->lock: the grant, -1 on a Redis
+ * failure; *rate, the effective shared rate the script reported (unchanged on failure). */
+static int64_t take(struct lst_gateway_rate *r, int64_t now, int64_t w, int64_t want, double *rate)
 {
     char key[200], cfg[32], swant[24], snow[24], sw[24];
     redisReply *x = NULL;
@@ -177,8 +178,7 @@ static int64_t take(struct lst_gateway_rate *r, int64_t now, int64_t w, int64_t 
     if (err == LST_OK && x->type == REDIS_REPLY_ARRAY && x->elements == 2 &&
         x->element[0]->type == REDIS_REPLY_INTEGER) {
         grant = x->element[0]->integer;
-        r->limit = reply_rate(x->element[1], r->limit);
-        show_rate(r);
+        *rate = reply_rate(x->element[1], *rate);
     } else {
         char why[128];
         lst_redis_last_error(r->redis, why, sizeof(why));
@@ -229,9 +229,12 @@ static bool pass_locked(struct lst_gateway_rate *r, int64_t *wait_ms)
         want = want < 1 ? 1 : want;
         r->refilling = true;
         r->refill_at = lst_mono_ms();
+        double rate = r->limit;
         pthread_mutex_unlock(&r->lock);
-        int64_t grant = take(r, now, w, want);
+        int64_t grant = take(r, now, w, want, &rate);
         pthread_mutex_lock(&r->lock);
+        r->limit = rate;
+        show_rate(r);
         r->refilling = false;
         pthread_cond_broadcast(&r->cond);
         if (grant < 0 && r->cfg.fail_open) {
@@ -308,16 +311,19 @@ void lst_gateway_rate_on_429(struct lst_gateway_rate *r)
     snprintf(now, sizeof(now), "%lld", (long long)lst_wall_ms());
     snprintf(floor_s, sizeof(floor_s), "%.3f", r->cfg.floor);
     const char *argv[] = {r->state_key, cfg, now, floor_s};
-    pthread_mutex_lock(&r->lock);
+    /* The Redis call without r->lock (the connection has its own): a slow Redis must not hold
+     * every caller that only looks at its tokens. */
     lst_err err = lst_redis_script_call(r->redis, r->s_lower, &x, 1, 4, argv, NULL);
     if (err == LST_OK) {
+        pthread_mutex_lock(&r->lock);
         double prev = r->limit;
         r->limit = reply_rate(x, r->limit);
         show_rate(r);
-        if (r->limit < prev)
-            LST_WARN(r->ev_lowered, "429 from the Gateway: shared rate now %.1f/s", r->limit);
+        double lowered = r->limit < prev ? r->limit : -1;
+        pthread_mutex_unlock(&r->lock);
+        if (lowered >= 0)
+            LST_WARN(r->ev_lowered, "429 from the Gateway: shared rate now %.1f/s", lowered);
     }
-    pthread_mutex_unlock(&r->lock);
     if (x != NULL)
         freeReplyObject(x);
 }
