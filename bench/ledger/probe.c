@@ -158,9 +158,7 @@ static int stage_a(struct probe *p)
     for (int i = 0; i < p->n; i++) {
         const struct pev *e = &p->ev[i];
         snprintf(at, sizeof(at), "%" PRId64, e->at);
-        key(sk, sizeof(sk), "st:", e->mid, "");
-        strcat(sk, ":");
-        strcat(sk, step_of(p->kind));
+        snprintf(sk, sizeof(sk), PFX "st:%s:%s", e->mid, step_of(p->kind));
         cmd(p, 5, (const char *[]){"ZADD", sk, "LT", at, e->eid});
         cmd(p, 14,
             (const char *[]){"XADD", PFX "ev", "MAXLEN", "~", "100000", "*", "t", "status", "id",
@@ -203,8 +201,7 @@ static void stage_b(struct probe *p)
     int n = distinct(p, mids), writes = 0;
     for (int i = 0; i < n; i++)
         for (int s = 0; s < 4; s++) {
-            key(k, sizeof(k), "st:", mids[i], ":");
-            strcat(k, steps[s]);
+            snprintf(k, sizeof(k), PFX "st:%s:%s", mids[i], steps[s]);
             cmd(p, 2, (const char *[]){"ZCARD", k});
         }
     redisReply **r = replies(p, 4 * n);
