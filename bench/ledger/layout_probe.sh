@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Would the read-free layout sketched in docs/ledger.md reach the issue's 50,000 events/s?
 # Measures Redis's CPU per event of today's scripts and of that layout's commands for the same
-# workload, on two fresh servers configured as in production (AOF, fsync every second).
+# workload, on two fresh servers configured as production's projections Redis (no AOF, RDB
+# snapshots; BENCH_LEDGER_REDIS_PERSIST=aof for AOF fsynced every second, persist.sh).
 #
 #   bench/ledger/layout_probe.sh BUILD_DIR [MESSAGES]
 #
@@ -35,11 +36,14 @@ trap cleanup EXIT
 PORT=${BENCH_LEDGER_REDIS_PORT:-$(free_port)}
 export LST_REDIS_PORT=$PORT LST_REDIS_DB=0 LST_LOG_LEVEL=warn
 
+# shellcheck source=bench/ledger/persist.sh
+. "$(dirname "${BASH_SOURCE[0]}")/persist.sh"
+ledger_redis_persist || exit 2
+
 start_redis() { # a fresh server with production's persistence settings
     rm -rf "$WORK/data" && mkdir -p "$WORK/data"
-    redis-server --port "$PORT" --bind 127.0.0.1 --dir "$WORK/data" --save '' \
-        --appendonly yes --appendfsync everysec --hash-max-listpack-value 256 \
-        --daemonize no >"$WORK/redis.log" 2>&1 &
+    redis-server --port "$PORT" --bind 127.0.0.1 --dir "$WORK/data" "${PERSIST[@]}" \
+        --hash-max-listpack-value 256 --daemonize no >"$WORK/redis.log" 2>&1 &
     redis_pid=$!
     for _ in $(seq 1 100); do
         redis-cli -p "$PORT" PING >/dev/null 2>&1 && return 0

@@ -4,7 +4,8 @@
 #   bench/ledger/run.sh BUILD_DIR [--quick] [MESSAGES]
 #
 # Needs a Kafka broker (LST_KAFKA_BROKERS, e.g. the stack of scripts/stack.sh); starts its own
-# redis-server (AOF on, appendfsync everysec, hash-max-listpack-value 256, as in production) on
+# redis-server (production's projections Redis: no AOF, RDB snapshots, hash-max-listpack-value
+# 256; BENCH_LEDGER_REDIS_PERSIST=aof for one with AOF, bench/ledger/persist.sh) on
 # a free port in a temporary folder, creates topics with a fresh prefix, produces MESSAGES dispatch messages (default
 # 20000, --quick 2000) of 38 records each (message, 10 outbound, 10 sent, 10 delivered and 7
 # read receipts), starts the ledger and measures until every record is applied. Prints the
@@ -41,9 +42,11 @@ export LST_REDIS_PORT=${BENCH_LEDGER_REDIS_PORT:-$(free_port)}
 export LST_REDIS_DB=0
 export LST_TOPIC_PREFIX="benchledger$$."
 export LST_LOG_LEVEL=warn
-redis-server --port "$LST_REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" --save '' \
-    --appendonly yes --appendfsync everysec --hash-max-listpack-value 256 --daemonize no \
-    >"$WORK/redis.log" 2>&1 &
+# shellcheck source=bench/ledger/persist.sh
+. "$ROOT/bench/ledger/persist.sh"
+ledger_redis_persist || exit 2
+redis-server --port "$LST_REDIS_PORT" --bind 127.0.0.1 --dir "$WORK" "${PERSIST[@]}" \
+    --hash-max-listpack-value 256 --daemonize no >"$WORK/redis.log" 2>&1 &
 redis_pid=$!
 for _ in $(seq 1 100); do
     redis-cli -p "$LST_REDIS_PORT" PING >/dev/null 2>&1 && break

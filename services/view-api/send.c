@@ -389,7 +389,7 @@ static enum idem_state idem_begin(struct send *s)
     /* a send is no hot path: the script object lives for this request only */
     lst_err err = lst_redis_script_create(claim_lua, false, &script);
     if (err == LST_OK)
-        err = lst_redis_script_call(ctx->svc->redis, script, &rep, 1, 5, argv, NULL);
+        err = lst_redis_script_call(ctx->state, script, &rep, 1, 5, argv, NULL);
     if (err == LST_OK && rep->type == REDIS_REPLY_STRING)
         st = claimed(s, rep->str);
     else
@@ -406,7 +406,7 @@ static void idem_release(struct send *s)
     if (s->idem == NULL)
         return;
     const char *del[] = {"DEL", s->ikey.data};
-    lst_redis_cmd(s->r->ctx->svc->redis, NULL, 2, del, NULL);
+    lst_redis_cmd(s->r->ctx->state, NULL, 2, del, NULL);
 }
 
 /* Kafka did not acknowledge every record: keep the message ID for the retry (see the top). */
@@ -422,7 +422,7 @@ static void idem_keep_for_retry(struct send *s)
     lst_buf_printf(&v, "retry\n%s\n%s %lld\n", s->fp, id, (long long)at);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)s->r->ctx->cfg.idem_ttl_ms);
     const char *set[] = {"SET", s->ikey.data, v.data, "PX", ttl};
-    if (lst_buf_failed(&v) || lst_redis_cmd(s->r->ctx->svc->redis, NULL, 5, set, NULL) != LST_OK) {
+    if (lst_buf_failed(&v) || lst_redis_cmd(s->r->ctx->state, NULL, 5, set, NULL) != LST_OK) {
         LST_WARN("view_api.idempotency",
                  "message %s: the key could not keep the message ID; a retry gets a new one", id);
         idem_release(s);
@@ -441,7 +441,7 @@ static void idem_store(struct send *s, int status, const struct lst_buf *body)
     lst_buf_append(&v, body->data, body->len);
     snprintf(ttl, sizeof(ttl), "%lld", (long long)s->r->ctx->cfg.idem_ttl_ms);
     const char *set[] = {"SET", s->ikey.data, v.data, "PX", ttl};
-    if (lst_buf_failed(&v) || lst_redis_cmd(s->r->ctx->svc->redis, NULL, 5, set, NULL) != LST_OK)
+    if (lst_buf_failed(&v) || lst_redis_cmd(s->r->ctx->state, NULL, 5, set, NULL) != LST_OK)
         LST_WARN("view_api.idempotency",
                  "result of message %s not stored: a repetition "
                  "would send again",

@@ -133,6 +133,30 @@ struct va_rconn *va_read_conn(struct view_api *ctx)
     return ctx->read_conns[atomic_fetch_add(&ctx->read_next, 1u) % VA_READ_CONNS];
 }
 
+/* The idempotency keys cannot be rebuilt from Kafka: where the projections' Redis runs without
+ * AOF (docs/operations.md), they live in a server of their own. */
+static lst_err state_redis(struct view_api *ctx)
+{
+    const struct view_api_config *c = &ctx->cfg;
+    if (c->state_host == NULL) {
+        ctx->state = ctx->svc->redis;
+        return LST_OK;
+    }
+    struct lst_redis_config rc = {
+        .host = c->state_host,
+        .port = (int)c->state_port,
+        .db = (int)c->state_db,
+        .password = c->state_password,
+        .timeout_ms = (int)c->common.redis_timeout_ms,
+    };
+    lst_err err = lst_redis_create(&rc, &ctx->state);
+    ctx->own_state = err == LST_OK;
+    if (err == LST_OK)
+        LST_INFO("view_api.state_redis", "idempotency keys on %s:%d db %d", c->state_host, rc.port,
+                 rc.db);
+    return err;
+}
+
 lst_err view_api_create(struct view_api *ctx, int port_override)
 {
     va_refill_init(&ctx->refill);
@@ -163,6 +187,8 @@ lst_err view_api_create(struct view_api *ctx, int port_override)
         err = lst_service_start(&opts, &ctx->svc); /* owns opts.metrics now */
     else
         lst_metrics_destroy(opts.metrics);
+    if (err == LST_OK)
+        err = state_redis(ctx);
     if (err == LST_OK) /* a dispatcher's first send after a start need not wait a topic scan */
         err = lst_kafka_producer_prepare(
             ctx->svc->producer, (const char *const[]){ctx->topic_message, ctx->topic_outbound,
@@ -176,6 +202,10 @@ out:
 
 void view_api_destroy(struct view_api *ctx)
 {
+    if (ctx->own_state)
+        lst_redis_destroy(ctx->state);
+    ctx->state = NULL;
+    ctx->own_state = false;
     lst_service_destroy(ctx->svc);
     ctx->svc = NULL;
     for (size_t i = 0; i < VA_READ_CONNS; i++) {

@@ -67,6 +67,10 @@ struct view_api_config {
     int64_t scan_max;               /* LST_VIEW_SCAN_MAX */
     char *key_prefix;               /* LST_VIEW_KEY_PREFIX: the view-api's own keys */
     char *ledger_prefix;            /* LST_VIEW_LEDGER_PREFIX: the ledger's projections */
+    char *state_host;               /* LST_VIEW_STATE_REDIS_HOST: NULL = the projections' */
+    int64_t state_port;             /* LST_VIEW_STATE_REDIS_PORT */
+    int64_t state_db;               /* LST_VIEW_STATE_REDIS_DB */
+    char *state_password;           /* LST_VIEW_STATE_REDIS_PASSWORD */
     char *blob_dir;                 /* LST_BLOB_DIR */
     int64_t balance_ttl_ms;         /* LST_VIEW_BALANCE_TTL_MS (credits.c) */
     char *read_visibility;          /* LST_VIEW_READ_VISIBILITY (readvis.c) */
@@ -265,6 +269,10 @@ struct view_api {
     /* the history's rendered recipient states by (item, employee), checked by the stored state
      * JSON (rowcache.c, feed.c); as large as the row cache, NULL with it */
     struct va_rowcache *states;
+    /* The idempotency keys' Redis (send.c): svc->redis, or a server of their own when
+     * LST_VIEW_STATE_REDIS_HOST is set (own_state: destroyed with the context). */
+    struct lst_redis *state;
+    bool own_state;
 };
 
 /* ---- the read paths' Redis connections (rconn.c) ---- */

@@ -176,7 +176,11 @@ for profile, cfg in resolved.items():
             check(c == want, "%s depends on %s with condition %s, not %s" % (name, dep, c, want))
 for name in CORE:
     deps = raw_services[name].get("depends_on") or {}
-    for dep in ("kafka", "redis", "kafka-init"):
+    env = raw_services[name].get("environment") or {}
+    # every Redis a service talks to (its projections' or state Redis, the view API's state
+    # Redis for the idempotency keys) must be up before it
+    redises = [env.get(v) for v in ("LST_REDIS_HOST", "LST_VIEW_STATE_REDIS_HOST") if env.get(v)]
+    for dep in ["kafka", "kafka-init"] + redises:
         check(dep in deps, "%s does not wait for %s" % (name, dep))
     check(not raw_services[name].get("profiles"), "%s must run without a profile" % name)
     check(raw_services[name].get("restart") in ("unless-stopped", "always", "on-failure"),
@@ -207,10 +211,31 @@ check("controller" in str(kafka["environment"].get("KAFKA_PROCESS_ROLES")), "kaf
 check(any(str(v).startswith("kafka-data:") for v in kafka.get("volumes", [])), "kafka: data not on a volume")
 check("kafka-broker-api-versions" in json.dumps(kafka["healthcheck"]["test"]),
       "kafka: healthcheck must be a broker API request")
-redis = raw_services["redis"]
-check("--appendonly" in redis.get("command", []), "redis: AOF persistence off")
-check(any(str(v).startswith("redis-data:") for v in redis.get("volumes", [])), "redis: data not on a volume")
-check(redis["healthcheck"]["test"][-2:] == ["redis-cli", "ping"], "redis: healthcheck must be redis-cli ping")
+def flag(cmd, name):
+    return cmd[cmd.index(name) + 1] if name in cmd[:-1] else None
+
+
+# The state Redis (dedupe marks, idempotency keys: nothing rebuilds them) keeps an AOF; the
+# projections' Redis is rebuilt from Kafka and runs without one (docs/operations.md).
+for name, aof, volume in (("redis", "yes", "redis-data:"),
+                          ("redis-projections", "no", "redis-projections-data:")):
+    redis = raw_services.get(name, {})
+    cmd = [str(c) for c in redis.get("command", [])]
+    check(flag(cmd, "--appendonly") == aof, "%s: --appendonly must be %s" % (name, aof))
+    check(flag(cmd, "--save") not in (None, ""), "%s: no RDB snapshots" % name)
+    check(any(str(v).startswith(volume) for v in redis.get("volumes", [])),
+          "%s: data not on a volume" % name)
+    check(redis.get("healthcheck", {}).get("test", [])[-2:] == ["redis-cli", "ping"],
+          "%s: healthcheck must be redis-cli ping" % name)
+# who uses which: the gateways' keys must not land in the Redis without AOF
+for name in ("gateway-out", "gateway-in"):
+    check(raw_services[name]["environment"].get("LST_REDIS_HOST") == "redis",
+          "%s: its dedupe marks need the Redis with AOF" % name)
+check(raw_services["view-api"]["environment"].get("LST_VIEW_STATE_REDIS_HOST") == "redis",
+      "view-api: its idempotency keys need the Redis with AOF (LST_VIEW_STATE_REDIS_HOST)")
+check(raw_services["ledger"]["environment"].get("LST_REDIS_HOST") ==
+      raw_services["view-api"]["environment"].get("LST_REDIS_HOST"),
+      "view-api must read the projections where the ledger writes them")
 
 # gateway-out scales: no fixed name, no host port.
 gwo = raw_services["gateway-out"]

@@ -22,6 +22,10 @@
 #include "view_api_common.h"
 
 static struct harness H;
+/* The idempotency keys' own Redis (LST_VIEW_STATE_REDIS_*), as in the deployment where the
+ * projections' Redis runs without AOF (docs/operations.md). */
+static struct redis_fixture STATE;
+static char state_port[16];
 static char prefix[64];
 static struct lst_kafka_consumer *consumer;
 static char topic_emp[128], topic_msg[128], topic_out[128], topic_views[128], topic_ann[128];
@@ -173,7 +177,11 @@ static bool setup(void)
         lst_kafka_create_topic(&kc, topic_aud, 1, 1, 30000) != LST_OK)
         return false;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (!harness_start(&H, brokers, prefix, NULL))
+    if (!redis_fixture_start(&STATE, NULL))
+        return false;
+    snprintf(state_port, sizeof(state_port), "%d", STATE.port);
+    if (!harness_start(&H, brokers, prefix, "LST_VIEW_STATE_REDIS_HOST", "127.0.0.1",
+                       "LST_VIEW_STATE_REDIS_PORT", state_port, NULL))
         return false;
     const char *topics[] = {topic_emp, topic_msg, topic_out, topic_views, topic_ann, topic_aud};
     char group[96];
@@ -186,6 +194,7 @@ static void teardown(void)
 {
     lst_kafka_consumer_destroy(consumer);
     harness_stop(&H);
+    redis_fixture_stop(&STATE);
     lst_strv_cleanup(&SEEN.emp_keys);
     lst_strv_cleanup(&SEEN.out_keys);
     lst_strv_cleanup(&SEEN.out_values);
@@ -254,6 +263,22 @@ static void test_import_demo(void)
     "\"employee_ids\":[\"10006\",\"10011\",\"10018\"],"                                            \
     "\"selector\":{\"tags\":[\"depot:Kiel-Wellsee\"]}}"
 
+/* Keys matching pattern on the server at port (-1: no answer). */
+static long long count_keys(int port, const char *pattern)
+{
+    struct timeval tv = {2, 0};
+    long long n = -1;
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisReply *r = c != NULL && c->err == 0 ? redisCommand(c, "KEYS %s", pattern) : NULL;
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY)
+        n = (long long)r->elements;
+    if (r != NULL)
+        freeReplyObject(r);
+    if (c != NULL)
+        redisFree(c);
+    return n;
+}
+
 static void test_send_and_replay(void)
 {
     struct http_result r, again;
@@ -306,6 +331,9 @@ static void test_send_and_replay(void)
         lst_outbound_cleanup(&o);
     }
     lst_message_cleanup(&m);
+    /* the key went to the state Redis, none to the projections' */
+    CHECK_EQ(count_keys(STATE.port, "lst:va:*"), 1);
+    CHECK_EQ(count_keys(H.redis.port, "lst:va:*"), 0);
     /* the double click: the first result again, nothing new in Kafka */
     CHECK_EQ(post_json(&H, "/api/messages", TOKEN_DISPATCHER, SEND_BODY, key, &again), 202);
     CHECK_STREQ(again.body.data, r.body.data);
