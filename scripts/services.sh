@@ -5,7 +5,10 @@
 #   scripts/services.sh start|stop|status
 #
 # Services read their configuration from the environment (see each binary's --help); this
-# script only points them at the stack started by scripts/stack.sh.
+# script only points them at the stack started by scripts/stack.sh: gateway-out and gateway-in
+# at its state Redis (LST_REDIS_PORT), the ledger and the view-api at its projections Redis
+# (LST_PROJ_REDIS_PORT), the view-api's own keys (idempotency) at the state Redis
+# (LST_VIEW_STATE_REDIS_*).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib/detach.sh
@@ -17,6 +20,13 @@ LOG_DIR=$STACK_DIR/logs
 
 export LST_KAFKA_BROKERS=${LST_KAFKA_BROKERS:-127.0.0.1:${LST_KAFKA_PORT:-19092}}
 export LST_REDIS_PORT=${LST_REDIS_PORT:-16379}
+[[ "$LST_REDIS_PORT" =~ ^[0-9]{1,5}$ ]] || {
+    echo "services: LST_REDIS_PORT '$LST_REDIS_PORT' is not a port number" >&2
+    exit 2
+}
+STATE_REDIS_PORT=$LST_REDIS_PORT
+# The same default as scripts/stack.sh's: the port after the state Redis's.
+PROJ_REDIS_PORT=${LST_PROJ_REDIS_PORT:-$((10#$LST_REDIS_PORT + 1))}
 export LST_BLOB_DIR=${LST_BLOB_DIR:-$STACK_DIR/blobs}
 SIM_PORT=${LST_SIM_PORT:-18090}
 
@@ -88,6 +98,16 @@ start_one() {
     # The service gets stdin, stdout and stderr and nothing else of ours (scripts/lib/detach.sh).
     (
         close_inherited_fds
+        # The projections (the ledger writes them, the view-api reads them) are in the Redis
+        # without AOF; the view-api's idempotency keys, which Kafka cannot rebuild, are not.
+        case "$name" in
+        ledger | view-api) export LST_REDIS_PORT=$PROJ_REDIS_PORT ;;
+        esac
+        if [ "$name" = view-api ]; then
+            export LST_VIEW_STATE_REDIS_HOST=${LST_VIEW_STATE_REDIS_HOST:-${LST_REDIS_HOST:-127.0.0.1}}
+            export LST_VIEW_STATE_REDIS_PORT=${LST_VIEW_STATE_REDIS_PORT:-$STATE_REDIS_PORT}
+            export LST_VIEW_STATE_REDIS_DB=${LST_VIEW_STATE_REDIS_DB:-${LST_REDIS_DB:-0}}
+        fi
         LST_HTTP_PORT=$port exec nohup "$bin" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
     ) &
     echo $! >"$pidfile"

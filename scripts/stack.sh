@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# The local stack: a single-node Apache Kafka 3.9 (KRaft, broker+controller in one JVM), a
-# Redis with AOF and the Threema Gateway simulator, all on 127.0.0.1, all state in one ignored
-# folder.
+# The local stack: a single-node Apache Kafka 3.9 (KRaft, broker+controller in one JVM), two
+# redis-servers and the Threema Gateway simulator, all on 127.0.0.1, all state in one ignored
+# folder. The two Redis:
+#   redis       the state (AOF everysec + RDB): gateway-out's and gateway-in's dedupe marks, key
+#               caches and rate limiter, the view API's idempotency keys; Kafka cannot rebuild
+#               them. The services' LST_REDIS_PORT.
+#   redis-proj  the ledger's projections, which the view API reads (RDB snapshots, no AOF: the
+#               ledger refills them from Kafka when this Redis goes back in time). The ledger's
+#               and the view API's LST_REDIS_PORT (scripts/services.sh).
 #
-#   scripts/stack.sh up | down | status | restart-kafka | restart-redis | restart-sim
-#                    | logs [kafka|redis|sim] [N]
+#   scripts/stack.sh up | down | status | restart-kafka | restart-redis | restart-redis-proj
+#                    | restart-sim | logs [kafka|redis|redis-proj|sim] [N]
+#
+# up and down start and stop everything; restart-redis restarts the state Redis only,
+# restart-redis-proj the projections' only.
 #
 # Environment (defaults in brackets):
 #   LST_STACK_DIR               state folder [<repo>/.stack]
 #   LST_KAFKA_PORT              Kafka client port [19092]
 #   LST_KAFKA_CONTROLLER_PORT   KRaft controller port [19093]
-#   LST_REDIS_PORT              Redis port [16379]
+#   LST_REDIS_PORT              the state Redis's port [16379]
+#   LST_PROJ_REDIS_PORT         the projections Redis's port [LST_REDIS_PORT + 1, so 16380]
 #   LST_TOPIC_PREFIX            prefix of every topic of proto/topics.tsv [none]
 #   LST_BUILD_DIR               where lst-admin was built [build]
 #   LST_KAFKA_LIBS              the Kafka jars [<repo>/.stack/kafka/libs] (scripts/setup.sh)
@@ -31,6 +41,10 @@ STACK="${LST_STACK_DIR:-$ROOT/.stack}"
 KAFKA_PORT="${LST_KAFKA_PORT:-19092}"
 CONTROLLER_PORT="${LST_KAFKA_CONTROLLER_PORT:-19093}"
 REDIS_PORT="${LST_REDIS_PORT:-16379}"
+# Its default follows LST_REDIS_PORT (set after the check below): a caller that moves only the
+# state Redis (tests/system/gateway_in_outage.sh, bench/gateway_in/run.sh run stacks of their
+# own beside the developer's) must not get the projections Redis of the developer's port.
+PROJ_REDIS_PORT="${LST_PROJ_REDIS_PORT:-}"
 TOPIC_PREFIX="${LST_TOPIC_PREFIX:-}"
 BUILD_DIR="${LST_BUILD_DIR:-build}"
 KAFKA_LIBS="${LST_KAFKA_LIBS:-$ROOT/.stack/kafka/libs}"
@@ -50,10 +64,8 @@ KAFKA_PID="$KDIR/kafka.pid"
 KAFKA_DATA="$KDIR/data"
 KAFKA_CONF="$KDIR/server.properties"
 KAFKA_LOG="$KDIR/logs/server.log"
-RDIR="$STACK/redis"
-REDIS_PID="$RDIR/redis.pid"
-REDIS_CONF="$RDIR/redis.conf"
-REDIS_LOG="$RDIR/redis.log"
+# The Redis folders are "$STACK/<name>" (redis, redis-proj), each with redis.conf, redis.pid,
+# redis.log and redis.out: see the Redis section.
 SDIR="$STACK/sim"
 SIM_PID="$SDIR/sim.pid"
 SIM_LOG="$SDIR/sim.log"
@@ -66,14 +78,19 @@ elapsed() {
     printf '%d.%03d s' $((t / 1000)) $((t % 1000))
 }
 
-for v in KAFKA_PORT CONTROLLER_PORT REDIS_PORT SIM_PORT; do
-    if ! [[ "${!v}" =~ ^[0-9]{1,5}$ ]] || [ "${!v}" -lt 1 ] || [ "${!v}" -gt 65535 ]; then
-        die "LST_${v/CONTROLLER/KAFKA_CONTROLLER} '${!v}' is not a port number"
+check_port() { # check_port VAR: dies unless $VAR is a port number
+    if ! [[ "${!1}" =~ ^[0-9]{1,5}$ ]] || [ "${!1}" -lt 1 ] || [ "${!1}" -gt 65535 ]; then
+        die "LST_${1/CONTROLLER/KAFKA_CONTROLLER} '${!1}' is not a port number"
     fi
+}
+for v in KAFKA_PORT CONTROLLER_PORT REDIS_PORT SIM_PORT; do
+    check_port "$v"
 done
-if [ "$(printf '%s\n' "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT" "$SIM_PORT" | sort -u |
-    wc -l)" -ne 4 ]; then
-    die "the four ports (Kafka, controller, Redis, simulator) must differ"
+[ -n "$PROJ_REDIS_PORT" ] || PROJ_REDIS_PORT=$((10#$REDIS_PORT + 1))
+check_port PROJ_REDIS_PORT
+if [ "$(printf '%s\n' "$KAFKA_PORT" "$CONTROLLER_PORT" "$REDIS_PORT" "$PROJ_REDIS_PORT" "$SIM_PORT" |
+    sort -u | wc -l)" -ne 5 ]; then
+    die "the five ports (Kafka, controller, Redis, projections Redis, simulator) must differ"
 fi
 
 need_admin() {
@@ -100,9 +117,9 @@ owned_pid() {
 }
 
 kafka_pid() { owned_pid "$KAFKA_PID" kafka.Kafka "$KAFKA_CONF"; }
-# Redis rewrites its process title; proc-title-template in redis.conf keeps the config path
-# (and so the stack folder) in it.
-redis_pid() { owned_pid "$REDIS_PID" redis-server "$REDIS_CONF"; }
+# redis_pid NAME (redis, redis-proj). Redis rewrites its process title; proc-title-template in
+# redis.conf keeps the config path (and so the stack folder and NAME) in it.
+redis_pid() { owned_pid "$STACK/$1/redis.pid" redis-server "$STACK/$1/redis.conf"; }
 # The simulator's argv[0] carries the stack folder (see start_sim). Matched without the build
 # folder: a stack started from one build is still found (and stopped) by a call whose
 # LST_BUILD_DIR names another.
@@ -122,10 +139,11 @@ wait_gone() {
     return 1
 }
 
-# signal_owned SIGNAL PID GETTER: sends SIGNAL only while GETTER (kafka_pid / redis_pid / sim_pid) still
-# names PID, i.e. the pid has not been recycled by an unrelated process in the meantime.
+# signal_owned SIGNAL PID GETTER [ARG...]: sends SIGNAL only while GETTER (kafka_pid,
+# redis_pid NAME, sim_pid) still names PID, i.e. the pid has not been recycled by an unrelated
+# process in the meantime.
 signal_owned() {
-    if [ "$($3 || true)" = "$2" ]; then
+    if [ "$("${@:3}" || true)" = "$2" ]; then
         kill "-$1" "$2" 2>/dev/null || true
     fi
 }
@@ -241,50 +259,94 @@ stop_kafka() {
 
 # --- Redis -------------------------------------------------------------------------------
 
-render_redis_conf() {
-    mkdir -p "$RDIR"
-    cat >"$REDIS_CONF.tmp" <<EOF
-# Rendered by scripts/stack.sh; edit the script, not this copy.
-bind 127.0.0.1
-port $REDIS_PORT
-protected-mode yes
-daemonize no
-dir $RDIR
-logfile $REDIS_LOG
-# The command line names this file, so stack.sh can tell its own redis-server from others.
-proc-title-template "{title} {listen-addr} {server-mode} {config-file}"
-# AOF: every write is logged and fsynced once per second (at most ~1 s lost on a crash; the
-# ledger refills that from Kafka). RDB snapshots stay on as a second copy.
+# Both redis-servers run through the same functions; NAME (redis, redis-proj) is the server's
+# folder under the stack folder, its name in `logs` and its restart command (restart-NAME).
+redis_port() {
+    case "$1" in
+    redis) echo "$REDIS_PORT" ;;
+    redis-proj) echo "$PROJ_REDIS_PORT" ;;
+    *) die "no Redis named '$1'" ;;
+    esac
+}
+# The setting that chose the port, for messages.
+redis_port_var() { if [ "$1" = redis-proj ]; then echo LST_PROJ_REDIS_PORT; else echo LST_REDIS_PORT; fi; }
+redis_ping() { redis-cli -h 127.0.0.1 -p "$(redis_port "$1")" ping 2>/dev/null | grep -qx PONG; }
+
+# What differs between the two: persistence.
+redis_persistence_conf() {
+    case "$1" in
+    redis)
+        cat <<'EOF'
+# AOF: every write is logged and fsynced once per second (at most ~1 s lost on a crash). What
+# lives here (dedupe marks, key caches, rate limiter, idempotency keys) is not in Kafka. RDB
+# snapshots (Redis's default save points) stay on as a second copy.
 appendonly yes
 appendfsync everysec
 appendfilename "appendonly.aof"
+EOF
+        ;;
+    redis-proj)
+        cat <<'EOF'
+# RDB snapshots only, no AOF: the projections are rebuilt from Kafka when this Redis goes back
+# in time (the ledger's watermarks and refill markers, docs/ledger.md), and AOF cost the ledger
+# about a quarter of its throughput (bench/ledger/run.sh: 24,295 events/s with it, 31,992
+# without).
+appendonly no
+save 900 1
+save 300 100
+save 60 10000
+EOF
+        ;;
+    esac
+}
+
+render_redis_conf() {
+    local name="$1" dir="$STACK/$1" port
+    port="$(redis_port "$name")"
+    mkdir -p "$dir"
+    {
+        cat <<EOF
+# Rendered by scripts/stack.sh; edit the script, not this copy.
+bind 127.0.0.1
+port $port
+protected-mode yes
+daemonize no
+dir $dir
+logfile $dir/redis.log
+# The command line names this file, so stack.sh can tell its own redis-server from others.
+proc-title-template "{title} {listen-addr} {server-mode} {config-file}"
+EOF
+        redis_persistence_conf "$name"
+        cat <<'EOF'
 # Small hashes stay listpack-encoded up to 256-byte values: the ledger's per-recipient state
 # JSON (r:<mid>) and message hashes (m:<id>) exceed the default 64 (docs/ledger.md, Memory).
 hash-max-listpack-value 256
 # DEBUG SLEEP / DEBUG RELOAD for failure tests, from loopback only.
 enable-debug-command local
 EOF
-    mv "$REDIS_CONF.tmp" "$REDIS_CONF"
+    } >"$dir/redis.conf.tmp"
+    mv "$dir/redis.conf.tmp" "$dir/redis.conf"
 }
 
 start_redis() {
-    local t0 pid i
+    local name="$1" dir="$STACK/$1" t0 pid port i
     t0=$(now_ms)
-    if pid="$(redis_pid)"; then
-        if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -qx PONG; then
-            log "redis: already up (pid $pid, port $REDIS_PORT)"
+    port="$(redis_port "$name")"
+    if pid="$(redis_pid "$name")"; then
+        if redis_ping "$name"; then
+            log "$name: already up (pid $pid, port $port)"
             return 0
         fi
-        die "redis: pid $pid runs but does not answer PING on $REDIS_PORT; try restart-redis"
+        die "$name: pid $pid runs but does not answer PING on $port; try restart-$name"
     fi
-    port_busy "$REDIS_PORT" && die "port $REDIS_PORT is in use by another process (LST_REDIS_PORT)"
-    rm -f "$REDIS_PID"
-    render_redis_conf
-    spawn "$RDIR/redis.out" "$REDIS_PID" redis-server "$REDIS_CONF"
-    pid="$(cat "$REDIS_PID")"
-    for ((i = 0; i < 200; i++)); do # at most ~20 s: loading a large AOF takes a while
-        if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -qx PONG; then
-            log "redis: up (pid $pid, port $REDIS_PORT) in $(elapsed "$t0")"
+    port_busy "$port" && die "port $port is in use by another process ($(redis_port_var "$name"))"
+    rm -f "$dir/redis.pid"
+    render_redis_conf "$name"
+    spawn "$dir/redis.out" "$dir/redis.pid" redis-server "$dir/redis.conf"
+    pid="$(cat "$dir/redis.pid")"
+    for ((i = 0; i < 200; i++)); do # at most ~20 s: loading a large AOF or RDB takes a while
+        if redis_ping "$name"; then
+            log "$name: up (pid $pid, port $port) in $(elapsed "$t0")"
             return 0
         fi
         if [ ! -e "/proc/$pid" ]; then
@@ -292,31 +354,31 @@ start_redis() {
         fi
         sleep 0.1
     done
-    tail -n 20 "$REDIS_LOG" "$RDIR/redis.out" >&2 2>/dev/null || true
-    stop_redis >/dev/null 2>&1 || true
-    die "redis did not answer PING on port $REDIS_PORT"
+    tail -n 20 "$dir/redis.log" "$dir/redis.out" >&2 2>/dev/null || true
+    stop_redis "$name" >/dev/null 2>&1 || true
+    die "$name did not answer PING on port $port"
 }
 
 stop_redis() {
-    local pid t0
+    local name="$1" pid t0
     t0=$(now_ms)
-    if ! pid="$(redis_pid)"; then
-        rm -f "$REDIS_PID"
-        log "redis: not running"
+    if ! pid="$(redis_pid "$name")"; then
+        rm -f "$STACK/$name/redis.pid"
+        log "$name: not running"
         return 0
     fi
-    # SHUTDOWN fsyncs the AOF and writes a snapshot before exiting; SIGTERM does the same
-    # when the command cannot get through.
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown >/dev/null 2>&1 || true
+    # SHUTDOWN fsyncs the AOF (if any) and writes a snapshot before exiting; SIGTERM does the
+    # same when the command cannot get through.
+    redis-cli -h 127.0.0.1 -p "$(redis_port "$name")" shutdown >/dev/null 2>&1 || true
     if ! wait_gone "$pid" 10; then
-        signal_owned TERM "$pid" redis_pid
+        signal_owned TERM "$pid" redis_pid "$name"
         if ! wait_gone "$pid" 10; then
-            signal_owned KILL "$pid" redis_pid
-            wait_gone "$pid" 5 || die "redis: pid $pid survived SIGKILL"
+            signal_owned KILL "$pid" redis_pid "$name"
+            wait_gone "$pid" 5 || die "$name: pid $pid survived SIGKILL"
         fi
     fi
-    rm -f "$REDIS_PID"
-    log "redis: stopped (pid $pid) in $(elapsed "$t0")"
+    rm -f "$STACK/$name/redis.pid"
+    log "$name: stopped (pid $pid) in $(elapsed "$t0")"
 }
 
 # --- Threema Gateway simulator ----------------------------------------------------------
@@ -393,22 +455,24 @@ cmd_up() {
     local t0
     t0=$(now_ms)
     need_admin
-    start_redis
+    start_redis redis
+    start_redis redis-proj
     start_kafka
     create_topics
     start_sim
     log "up in $(elapsed "$t0") (kafka $BROKERS, redis 127.0.0.1:$REDIS_PORT," \
-        "sim 127.0.0.1:$SIM_PORT, dir $STACK)"
+        "redis-proj 127.0.0.1:$PROJ_REDIS_PORT, sim 127.0.0.1:$SIM_PORT, dir $STACK)"
 }
 
 cmd_down() {
     stop_sim
     stop_kafka
-    stop_redis
+    stop_redis redis-proj
+    stop_redis redis
 }
 
 cmd_status() {
-    local ok=0 kafka_up=0 pid
+    local ok=0 kafka_up=0 pid name port what
     if pid="$(kafka_pid)" && [ -x "$LST_ADMIN" ] &&
         "$LST_ADMIN" wait-ready --brokers "$BROKERS" --timeout-ms 5000 2>/dev/null; then
         printf 'kafka  up    pid %-8s port %s (controller %s)\n' "$pid" "$KAFKA_PORT" \
@@ -418,13 +482,18 @@ cmd_status() {
         printf 'kafka  down  port %s%s\n' "$KAFKA_PORT" "${pid:+ (pid $pid not answering)}"
         ok=1
     fi
-    if pid="$(redis_pid)" &&
-        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -qx PONG; then
-        printf 'redis  up    pid %-8s port %s\n' "$pid" "$REDIS_PORT"
-    else
-        printf 'redis  down  port %s%s\n' "$REDIS_PORT" "${pid:+ (pid $pid not answering)}"
-        ok=1
-    fi
+    for name in redis redis-proj; do
+        port="$(redis_port "$name")"
+        what="state, AOF"
+        [ "$name" = redis ] || what="projections, RDB"
+        if pid="$(redis_pid "$name")" && redis_ping "$name"; then
+            printf '%-6s up    pid %-8s port %s (%s)\n' "$name" "$pid" "$port" "$what"
+        else
+            printf '%-6s down  port %s (%s)%s\n' "$name" "$port" "$what" \
+                "${pid:+ (pid $pid not answering)}"
+            ok=1
+        fi
+    done
     if pid="$(sim_pid)" && sim_healthy; then
         printf 'sim    up    pid %-8s port %s\n' "$pid" "$SIM_PORT"
     else
@@ -439,21 +508,19 @@ cmd_status() {
 }
 
 cmd_logs() {
-    local which="${1:-all}" n="${2:-50}"
+    local which="${1:-all}" n="${2:-50}" f
     [[ "$n" =~ ^[0-9]+$ ]] || die "logs: line count '$n' is not a number"
     case "$which" in
     kafka) tail -n "$n" "$KAFKA_LOG" ;;
-    redis) tail -n "$n" "$REDIS_LOG" ;;
+    redis | redis-proj) tail -n "$n" "$STACK/$which/redis.log" ;;
     sim) tail -n "$n" "$SIM_LOG" ;;
     all)
-        echo "==== $KAFKA_LOG"
-        tail -n "$n" "$KAFKA_LOG" 2>/dev/null || true
-        echo "==== $REDIS_LOG"
-        tail -n "$n" "$REDIS_LOG" 2>/dev/null || true
-        echo "==== $SIM_LOG"
-        tail -n "$n" "$SIM_LOG" 2>/dev/null || true
+        for f in "$KAFKA_LOG" "$STACK/redis/redis.log" "$STACK/redis-proj/redis.log" "$SIM_LOG"; do
+            echo "==== $f"
+            tail -n "$n" "$f" 2>/dev/null || true
+        done
         ;;
-    *) die "logs: expected kafka, redis or sim, got '$which'" ;;
+    *) die "logs: expected kafka, redis, redis-proj or sim, got '$which'" ;;
     esac
 }
 
@@ -475,7 +542,8 @@ up) lock; cmd_up ;;
 down) lock; cmd_down ;;
 status) cmd_status ;;
 restart-kafka) lock; need_admin; stop_kafka; start_kafka ;;
-restart-redis) lock; stop_redis; start_redis ;;
+restart-redis) lock; stop_redis redis; start_redis redis ;;
+restart-redis-proj) lock; stop_redis redis-proj; start_redis redis-proj ;;
 restart-sim) lock; stop_sim; start_sim ;;
 logs) cmd_logs "$@" ;;
 -h | --help | help) usage ;;

@@ -4,7 +4,7 @@
 #  1. set-up and a -Werror build (build/), plus an ASan+UBSan build (build-asan/)
 #  2. unit tests in both builds; interoperability tests against the official Threema SDK;
 #     a quick run of the benchmarks; each libFuzzer target for a short while
-#  3. a test stack (real Kafka + real Redis) on its own ports and folder, so a running
+#  3. a test stack (real Kafka + the two real Redis) on its own ports and folder, so a running
 #     development system is not disturbed; system tests against it; the stack is stopped
 #     afterwards whatever happened
 #  4. the chaos suite's quick subset (tests/chaos/run.sh --quick, its own stack and network
@@ -91,7 +91,14 @@ export LST_REDIS_PORT=${LST_TEST_REDIS_PORT:-26479}
 export LST_SIM_PORT=${LST_TEST_SIM_PORT:-28190}
 export LST_KAFKA_BROKERS=127.0.0.1:$LST_KAFKA_PORT
 export LST_BUILD_DIR=$BUILD
-trap 'scripts/stack.sh down >/dev/null 2>&1 || true' EXIT
+# The test stack's projections Redis is given to stack.sh only, never exported: the system
+# tests run their services on the one Redis of LST_REDIS_PORT, and those that start a stack of
+# their own (gateway_in_outage.sh) would inherit this port, find it taken by the test stack and
+# fail; without it stack.sh gives theirs the port after their LST_REDIS_PORT.
+unset LST_PROJ_REDIS_PORT
+TEST_PROJ_REDIS_PORT=${LST_TEST_PROJ_REDIS_PORT:-26480}
+test_stack() { LST_PROJ_REDIS_PORT=$TEST_PROJ_REDIS_PORT scripts/stack.sh "$@"; }
+trap 'test_stack down >/dev/null 2>&1 || true' EXIT
 
 # Two test runs on one machine (a developer's and CI's) would share these ports, and one's
 # "stack down" would stop the other's broker mid-test: the stack phase takes a lock per port
@@ -103,8 +110,8 @@ if ! flock -n 9; then
     flock 9
 fi
 
-step "test stack up (Kafka :$LST_KAFKA_PORT, Redis :$LST_REDIS_PORT)"
-if scripts/stack.sh up 9>&-; then
+step "test stack up (Kafka :$LST_KAFKA_PORT, Redis :$LST_REDIS_PORT and :$TEST_PROJ_REDIS_PORT)"
+if test_stack up 9>&-; then
     record stack-up 0
     step "system tests"
     ctest --test-dir "$BUILD" -L system --output-on-failure 9>&-
@@ -113,7 +120,7 @@ else
     record stack-up 1
 fi
 step "test stack down"
-scripts/stack.sh down 9>&-
+test_stack down 9>&-
 record stack-down $?
 trap - EXIT
 
@@ -122,7 +129,8 @@ trap - EXIT
 # two cores. run.sh fails itself when a process of its namespace outlives it.
 step "chaos suite, quick subset (baseline, gateway-out/gateway-in/broker kills, Redis restart)"
 env -u LST_STACK_DIR -u LST_KAFKA_PORT -u LST_KAFKA_CONTROLLER_PORT -u LST_REDIS_PORT \
-    -u LST_SIM_PORT -u LST_KAFKA_BROKERS LST_BUILD_DIR="$BUILD" tests/chaos/run.sh --quick 9>&-
+    -u LST_PROJ_REDIS_PORT -u LST_SIM_PORT -u LST_KAFKA_BROKERS LST_BUILD_DIR="$BUILD" \
+    tests/chaos/run.sh --quick 9>&-
 record chaos $?
 
 step "stack script check (alternate ports, up twice, down leaves nothing)"

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# System check of scripts/stack.sh and lst-admin against a real Kafka broker and a real Redis.
+# System check of scripts/stack.sh and lst-admin against a real Kafka broker and the real Redis
+# servers (the state Redis with AOF, the projections Redis with RDB only).
 # Brings a second stack up on alternate ports in a fresh folder under the build dir (never the
 # developer's .stack on the default ports), checks it, and takes it down again, asserting that
 # no process of it remains. Prints "N passed, N failed"; exits non-zero on any failure.
 #
 # Environment: LST_BUILD_DIR (default build), STACK_CHECK_KAFKA_PORT [29092],
-# STACK_CHECK_CONTROLLER_PORT [29093], STACK_CHECK_REDIS_PORT [26379], STACK_CHECK_KEEP=1 keeps
-# the stack folder afterwards (it is kept anyway when a check failed).
+# STACK_CHECK_CONTROLLER_PORT [29093], STACK_CHECK_REDIS_PORT [26379],
+# STACK_CHECK_PROJ_REDIS_PORT [26380], STACK_CHECK_KEEP=1 keeps the stack folder afterwards (it
+# is kept anyway when a check failed).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,6 +18,7 @@ export LST_BUILD_DIR="$BUILD_DIR"
 export LST_KAFKA_PORT="${STACK_CHECK_KAFKA_PORT:-29092}"
 export LST_KAFKA_CONTROLLER_PORT="${STACK_CHECK_CONTROLLER_PORT:-29093}"
 export LST_REDIS_PORT="${STACK_CHECK_REDIS_PORT:-26379}"
+export LST_PROJ_REDIS_PORT="${STACK_CHECK_PROJ_REDIS_PORT:-26380}"
 export LST_SIM_PORT="${STACK_CHECK_SIM_PORT:-28090}"
 export LST_TOPIC_PREFIX=""
 STACK_SH="$ROOT/scripts/stack.sh"
@@ -73,7 +76,7 @@ cmdline_has_stack() { tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- 
 # --- up ---------------------------------------------------------------------------------------
 t0=$(now_ms)
 if "$STACK_SH" up >"$OUT" 2>&1; then
-    pass "up on ports $LST_KAFKA_PORT/$LST_KAFKA_CONTROLLER_PORT/$LST_REDIS_PORT ($(($(now_ms) - t0)) ms)"
+    pass "up on ports $LST_KAFKA_PORT/$LST_KAFKA_CONTROLLER_PORT/$LST_REDIS_PORT/$LST_PROJ_REDIS_PORT ($(($(now_ms) - t0)) ms)"
 else
     fail "up" "$(tail -n 30 "$OUT")"
     echo "$PASSED passed, $FAILED failed"
@@ -81,8 +84,10 @@ else
 fi
 KPID="$(cat "$LST_STACK_DIR/kafka/kafka.pid" 2>/dev/null || echo none)"
 RPID="$(cat "$LST_STACK_DIR/redis/redis.pid" 2>/dev/null || echo none)"
+PROJ_PID="$(cat "$LST_STACK_DIR/redis-proj/redis.pid" 2>/dev/null || echo none)"
 check "kafka pid $KPID runs with the stack folder in its command line" cmdline_has_stack "$KPID"
 check "redis pid $RPID runs with the stack folder in its command line" cmdline_has_stack "$RPID"
+check "redis-proj pid $PROJ_PID runs with the stack folder in its command line" cmdline_has_stack "$PROJ_PID"
 # Java may show the IPv4 socket as ::ffff:127.0.0.1; either form is loopback only.
 listen_loopback_only() {
     local addrs
@@ -92,12 +97,14 @@ listen_loopback_only() {
 check "kafka listens on 127.0.0.1:$LST_KAFKA_PORT only" listen_loopback_only "$LST_KAFKA_PORT"
 check "kafka controller listens on 127.0.0.1 only" listen_loopback_only "$LST_KAFKA_CONTROLLER_PORT"
 check "redis listens on 127.0.0.1 only" listen_loopback_only "$LST_REDIS_PORT"
+check "redis-proj listens on 127.0.0.1 only" listen_loopback_only "$LST_PROJ_REDIS_PORT"
 check "kafka storage formatted in the stack folder" test -f "$LST_STACK_DIR/kafka/data/meta.properties"
 
 # --- status -----------------------------------------------------------------------------------
 if "$STACK_SH" status >"$OUT.status" 2>&1; then pass "status exits 0"; else fail "status exits 0" "$(cat "$OUT.status")"; fi
 check "status shows kafka up" grep -q '^kafka  up' "$OUT.status"
 check "status shows redis up" grep -q '^redis  up' "$OUT.status"
+check "status shows redis-proj up" grep -q "^redis-proj up .* port $LST_PROJ_REDIS_PORT " "$OUT.status"
 
 # Every topic of the table with exactly its partition count.
 table_ok=1
@@ -117,9 +124,11 @@ t0=$(now_ms)
 if "$STACK_SH" up >"$OUT.up2" 2>&1; then pass "second up exits 0 ($(($(now_ms) - t0)) ms)"; else fail "second up exits 0" "$(cat "$OUT.up2")"; fi
 check "second up finds kafka already up" grep -q 'kafka: already up' "$OUT.up2"
 check "second up finds redis already up" grep -q 'redis: already up' "$OUT.up2"
+check "second up finds redis-proj already up" grep -q 'redis-proj: already up' "$OUT.up2"
 check "second up creates no topic" grep -q 'topics: 0 created' "$OUT.up2"
 check "second up keeps the kafka pid" test "$(cat "$LST_STACK_DIR/kafka/kafka.pid")" = "$KPID"
 check "second up keeps the redis pid" test "$(cat "$LST_STACK_DIR/redis/redis.pid")" = "$RPID"
+check "second up keeps the redis-proj pid" test "$(cat "$LST_STACK_DIR/redis-proj/redis.pid")" = "$PROJ_PID"
 check "second up takes < 10 s" test $(($(now_ms) - t0)) -lt 10000
 
 # --- redis ------------------------------------------------------------------------------------
@@ -131,6 +140,26 @@ rcli set stack_check:key survives >/dev/null
 if "$STACK_SH" restart-redis >>"$OUT" 2>&1; then pass "restart-redis"; else fail "restart-redis" "$(tail "$OUT")"; fi
 check "redis data survives restart-redis (AOF)" test "$(rcli get stack_check:key)" = survives
 check "old redis pid $RPID is gone after restart" pid_gone "$RPID"
+check "restart-redis leaves redis-proj alone" pid_alive "$PROJ_PID"
+RPID2="$(cat "$LST_STACK_DIR/redis/redis.pid" 2>/dev/null || echo none)"
+
+# --- redis-proj: the projections, RDB snapshots only ------------------------------------------
+pcli() { redis-cli -h 127.0.0.1 -p "$LST_PROJ_REDIS_PORT" "$@"; }
+check "redis-proj appendonly no" test "$(pcli config get appendonly | sed -n 2p)" = no
+check "redis-proj save 900 1 300 100 60 10000" test "$(pcli config get save | sed -n 2p)" = "900 1 300 100 60 10000"
+check "redis-proj hash-max-listpack-value 256" test "$(pcli config get hash-max-listpack-value | sed -n 2p)" = 256
+check "redis-proj has no AOF folder" test ! -e "$LST_STACK_DIR/redis-proj/appendonlydir"
+check "redis-proj is another server than redis" test "$(pcli get stack_check:key)" = ""
+pcli set stack_check:proj snapshot >/dev/null
+if "$STACK_SH" restart-redis-proj >>"$OUT" 2>&1; then pass "restart-redis-proj"; else fail "restart-redis-proj" "$(tail "$OUT")"; fi
+check "redis-proj data survives restart-redis-proj (the RDB of its SHUTDOWN)" test "$(pcli get stack_check:proj)" = snapshot
+check "redis-proj RDB in its own folder" test -f "$LST_STACK_DIR/redis-proj/dump.rdb"
+check "old redis-proj pid $PROJ_PID is gone after restart" pid_gone "$PROJ_PID"
+check "restart-redis-proj leaves redis alone" pid_alive "$RPID2"
+PROJ_PID2="$(cat "$LST_STACK_DIR/redis-proj/redis.pid" 2>/dev/null || echo none)"
+check "logs redis-proj shows its log" bash -c "'$STACK_SH' logs redis-proj 5 | grep -q ."
+check "a projections port equal to the state port is refused" \
+    bash -c "! LST_PROJ_REDIS_PORT='$LST_REDIS_PORT' '$STACK_SH' status >/dev/null 2>&1"
 
 # --- lst-admin against the real broker --------------------------------------------------------
 tsv="$LST_STACK_DIR/grow.tsv"
@@ -154,7 +183,7 @@ KPID2="$(cat "$LST_STACK_DIR/kafka/kafka.pid" 2>/dev/null || echo none)"
 # --- down -------------------------------------------------------------------------------------
 t0=$(now_ms)
 if "$STACK_SH" down >"$OUT.down" 2>&1; then pass "down exits 0 ($(($(now_ms) - t0)) ms)"; else fail "down exits 0" "$(cat "$OUT.down")"; fi
-for p in "$KPID" "$KPID2" "$RPID"; do
+for p in "$KPID" "$KPID2" "$RPID" "$RPID2" "$PROJ_PID" "$PROJ_PID2"; do
     check "pid $p is gone" pid_gone "$p"
 done
 left="$(stack_processes)"
@@ -162,6 +191,7 @@ check "no process with the stack folder in its command line remains" test -z "$l
 [ -z "$left" ] || ps -o pid,cmd -p "$(echo "$left" | paste -sd,)" | cut -c1-200
 check "kafka port $LST_KAFKA_PORT is free" test -z "$(ss -Hltn "sport = :$LST_KAFKA_PORT")"
 check "redis port $LST_REDIS_PORT is free" test -z "$(ss -Hltn "sport = :$LST_REDIS_PORT")"
+check "redis-proj port $LST_PROJ_REDIS_PORT is free" test -z "$(ss -Hltn "sport = :$LST_PROJ_REDIS_PORT")"
 check "simulator port $LST_SIM_PORT is free" test -z "$(ss -Hltn "sport = :$LST_SIM_PORT")"
 check "status after down exits non-zero" bash -c "! '$STACK_SH' status >/dev/null 2>&1"
 check "down again is a no-op" quiet "$STACK_SH" down
