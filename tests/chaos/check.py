@@ -430,8 +430,8 @@ def in_fault(h):
     for c in cbs:
         k = str(c["http"])
         out["callback_answers"][k] = out["callback_answers"].get(k, 0) + 1
-    for v in views:
-        k = str(v.get("http"))
+    for v in views:  # a 503 with its problem type: "503 projections-refilling"
+        k = str(v.get("http")) + (" " + v["why"] if v.get("why") else "")
         out["view_answers"][k] = out["view_answers"].get(k, 0) + 1
     return out
 
@@ -471,6 +471,7 @@ def inv9(h, i1, i4, i5, i6):
             why.append(f"fewer than {n} {k} in flight during the fault")
     return {"ok": not why, "operations": ops, "fault": meta.get("fault_detail", "none"),
             "gateway_faults_answered": seen, "in_fault": during,
+            "required": meta.get("require", {}),
             "sent_records_redelivered": redelivered, "why": why}
 
 

@@ -10,8 +10,9 @@
 #
 # Scenarios: baseline gwout-kill gwin-kill broker-kill redis-restart (= --quick, also the
 # default); --full adds ledger-kill broker-pause stale gateway-faults net-drop clock-skew
-# redis-snapshot redis-pause redis-disk-full cold-boot (docs/chaos.md). One JSON verdict line
-# per scenario ("verdict {...}"), then "N passed, N failed".
+# redis-snapshot redis-pause redis-disk-full cold-boot proj-redis-loss, sixteen in all
+# (docs/chaos.md). One JSON verdict line per scenario ("verdict {...}"), then "N passed, N
+# failed".
 #
 # Environment: LST_BUILD_DIR [build] (services, lst-admin, simulator, the test drivers),
 # CHAOS_DIR [<build>/chaos] (stack, histories), CHAOS_NETNS=0 to stay in the host
@@ -25,13 +26,13 @@ HERE=$ROOT/tests/chaos
 
 QUICK="baseline gwout-kill gwin-kill broker-kill redis-restart"
 FULL="$QUICK ledger-kill broker-pause stale gateway-faults net-drop clock-skew redis-snapshot
-redis-pause redis-disk-full cold-boot"
+redis-pause redis-disk-full cold-boot proj-redis-loss"
 args=()
 for a in "$@"; do
     case "$a" in
     --quick) ;;
     --full) args+=($FULL) ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     *) args+=("$a") ;;
     esac
 done
@@ -75,6 +76,10 @@ KAFKA_PORT=39092
 export LST_STACK_DIR=$CHAOS_DIR/stack LST_BUILD_DIR=$BUILD
 export LST_KAFKA_PORT=$KAFKA_PORT LST_KAFKA_CONTROLLER_PORT=39093 LST_REDIS_PORT=36379
 export LST_SIM_PORT=38090 LST_KAFKA_LIBS=${LST_KAFKA_LIBS:-$ROOT/.stack/kafka/libs}
+# A stack.sh that also starts a projections Redis would put it on LST_REDIS_PORT + 1 (36380),
+# redis-disk-full's port; 36382 keeps it off the ports of the suite's own servers (36380,
+# 36381). No scenario uses it (proj-redis-loss starts its own).
+export LST_PROJ_REDIS_PORT=36382
 export LST_KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 # The simulator: callback retries shortened from 3 x 5 min to 3 x 10 s; quick phones.
 export LST_SIM_CALLBACK_RETRIES=3 LST_SIM_CALLBACK_RETRY_INTERVAL_MS=10000
@@ -88,6 +93,18 @@ REDIS=(redis-cli -h 127.0.0.1 -p "$SC_REDIS_PORT")
 DISK_REDIS_PORT=36380
 DISK_REDIS_PID=""
 DISK_DIR=""
+# The Redis of the projections (the ledgers, the view API, ldriver, the rebuild): the
+# scenario's Redis above, except in proj-redis-loss, where the projections live on a second
+# redis-server without AOF (the production topology of docs/chaos.md, proj_redis_up) and the
+# gateways stay on the stack's. SC_PROJ_PORT/SC_PROJ_DB empty: the scenario's port and
+# database; PROJ_PORT, PROJ_DB and PROJ_REDIS are what the scenario uses (set in scenario()).
+SC_PROJ_PORT=""
+SC_PROJ_DB=""
+PROJ_PORT=$SC_REDIS_PORT
+PROJ_DB=""
+PROJ_REDIS=("${REDIS[@]}")
+PROJ_REDIS_PORT=36381
+PROJ_DIR=""
 ADMIN=$BUILD/tools/lst-admin/lst-admin
 DRIVER=$BUILD/tests/system/gateway_out/gateway_out_driver
 TOOLS=$BUILD/tests/chaos # supervise and chaos_cb (tests/chaos/CMakeLists.txt)
@@ -167,7 +184,11 @@ sys.exit(0 if c.get("queued", 1) == 0 and c.get("inFlight", 1) == 0 else 1)'
 # ---- the services of one scenario under the supervisor -----------------------------------
 
 write_spec() {
-    local common="LST_TOPIC_PREFIX=$PREFIX LST_REDIS_DB=$DB LST_REDIS_PORT=$SC_REDIS_PORT \
+    # the gateways' Redis (dedupe marks, key caches, rate limiter) and the projections' Redis
+    # (ledgers, view API): the same server and database except in proj-redis-loss
+    local state_redis="LST_REDIS_DB=$DB LST_REDIS_PORT=$SC_REDIS_PORT"
+    local proj_redis="LST_REDIS_DB=$PROJ_DB LST_REDIS_PORT=$PROJ_PORT"
+    local common="LST_TOPIC_PREFIX=$PREFIX \
 LST_KAFKA_BROKERS=$LST_KAFKA_BROKERS LST_KAFKA_SESSION_TIMEOUT_MS=6000 LST_LOG_LEVEL=info \
 LST_GATEWAY_URL=$SIM 'LST_GATEWAY_ID=*LSTDEMO' LST_GATEWAY_SECRET_FILE=$ROOT/demo/DEMO-ONLY-gateway.secret \
 LST_PRIVATE_KEY_FILE=$ROOT/demo/DEMO-ONLY-gateway.private.key LST_BLOB_DIR=$S/blobs \
@@ -184,22 +205,22 @@ LST_GATEWAY_OUT_REVOKE_TIMEOUT_MS=3000"
     {
         # AS_UID1/AS_UID2: gateway-out-1/gateway-in under their own uid, so nftables can
         # single out their traffic (meta skuid) in the network-fault scenario
-        printf 'gateway-out-1\t%s %s LST_HTTP_PORT=40081 %s%s\n' "$common" "$gwout" \
-            "${AS_UID1:-}" "$BUILD/services/gateway-out/gateway-out"
-        printf 'gateway-out-2\t%s %s LST_HTTP_PORT=40082 %s\n' "$common" "$gwout" \
-            "$BUILD/services/gateway-out/gateway-out"
-        printf 'gateway-in\t%s %s LST_HTTP_PORT=40083 %s%s\n' "$common" "$gwin" \
-            "${AS_UID2:-}" "$BUILD/services/gateway-in/gateway-in"
+        printf 'gateway-out-1\t%s %s %s LST_HTTP_PORT=40081 %s%s\n' "$common" "$state_redis" \
+            "$gwout" "${AS_UID1:-}" "$BUILD/services/gateway-out/gateway-out"
+        printf 'gateway-out-2\t%s %s %s LST_HTTP_PORT=40082 %s\n' "$common" "$state_redis" \
+            "$gwout" "$BUILD/services/gateway-out/gateway-out"
+        printf 'gateway-in\t%s %s %s LST_HTTP_PORT=40083 %s%s\n' "$common" "$state_redis" \
+            "$gwin" "${AS_UID2:-}" "$BUILD/services/gateway-in/gateway-in"
         # two ledgers at once (docs/ledger.md: safe, the watermark gates make every event
         # idempotent), each its own group for lag monitoring only
-        printf 'ledger-1\t%s %s LST_LEDGER_GROUP_ID=chaos-ledger-%s-%s LST_HTTP_PORT=40084 %s\n' \
-            "$common" "$ledger" "$NAME" "$RUN_ID" "$BUILD/services/ledger/ledger"
-        printf 'ledger-2\t%s %s LST_LEDGER_GROUP_ID=chaos-ledger-%s-%s LST_HTTP_PORT=40085 %s\n' \
-            "$common" "$ledger" "$NAME" "$RUN_ID" "$BUILD/services/ledger/ledger"
+        printf 'ledger-1\t%s %s %s LST_LEDGER_GROUP_ID=chaos-ledger-%s-%s LST_HTTP_PORT=40084 %s\n' \
+            "$common" "$proj_redis" "$ledger" "$NAME" "$RUN_ID" "$BUILD/services/ledger/ledger"
+        printf 'ledger-2\t%s %s %s LST_LEDGER_GROUP_ID=chaos-ledger-%s-%s LST_HTTP_PORT=40085 %s\n' \
+            "$common" "$proj_redis" "$ledger" "$NAME" "$RUN_ID" "$BUILD/services/ledger/ledger"
         # the view API's bound is 1.5 s (invariant 8): a Redis that does not answer (paused)
         # must cost it less than that before it says 503; the default 2 s is for production
-        printf 'view-api\t%s LST_REDIS_TIMEOUT_MS=1000 LST_VIEW_TOKENS_FILE=%s LST_HTTP_PORT=40086 %s\n' \
-            "$common" "$S/tokens" "$BUILD/services/view-api/view-api"
+        printf 'view-api\t%s %s LST_REDIS_TIMEOUT_MS=1000 LST_VIEW_TOKENS_FILE=%s LST_HTTP_PORT=40086 %s\n' \
+            "$common" "$proj_redis" "$S/tokens" "$BUILD/services/view-api/view-api"
     } >"$S/services.spec"
 }
 
@@ -295,20 +316,21 @@ for i in range(int(sys.argv[2])):
 
 # ---- the ledger's projections (invariant 5) ---------------------------------------------------
 
-# ldriver ARGS: the ledger system test's driver on this scenario's topics and Redis database
-# (caught-up, progress, dump); LDB overrides the database.
+# ldriver ARGS: the ledger system test's driver on this scenario's topics and projections
+# (PROJ_PORT, PROJ_DB: caught-up, progress, dump); LDB overrides the database.
 ldriver() {
-    LST_TOPIC_PREFIX=$PREFIX LST_REDIS_DB=${LDB:-$DB} LST_REDIS_PORT=$SC_REDIS_PORT \
+    LST_TOPIC_PREFIX=$PREFIX LST_REDIS_DB=${LDB:-$PROJ_DB} LST_REDIS_PORT=$PROJ_PORT \
         LST_LOG_LEVEL=error "$LDRIVER" "$@"
 }
 ledger_caught_up() { ldriver caught-up "$1"; }
 
-# A third ledger, alone on an empty database (REBUILD_DB), replays the scenario's topics from
-# the beginning; its canonical dump must equal the live one (check.py compares them).
+# A third ledger, alone on an empty database (REBUILD_DB of the projections' Redis), replays
+# the scenario's topics from the beginning; its canonical dump must equal the live one
+# (check.py compares them).
 rebuild_projections() {
     local rp rc=0
-    "${REDIS[@]}" -n "$REBUILD_DB" FLUSHDB >/dev/null
-    env LST_TOPIC_PREFIX="$PREFIX" LST_REDIS_DB="$REBUILD_DB" LST_REDIS_PORT="$SC_REDIS_PORT" \
+    "${PROJ_REDIS[@]}" -n "$REBUILD_DB" FLUSHDB >/dev/null
+    env LST_TOPIC_PREFIX="$PREFIX" LST_REDIS_DB="$REBUILD_DB" LST_REDIS_PORT="$PROJ_PORT" \
         LST_KAFKA_BROKERS="$LST_KAFKA_BROKERS" LST_LEDGER_GROUP_ID="chaos-rebuild-$NAME-$RUN_ID" \
         LST_HTTP_PORT=40087 LST_LOG_LEVEL=warn "$BUILD/services/ledger/ledger" \
         >"$S/rebuild.log" 2>&1 &
@@ -318,7 +340,7 @@ rebuild_projections() {
     kill -TERM "$rp" 2>/dev/null
     wait_for 20 sh -c "! kill -0 $rp" || kill -KILL "$rp" 2>/dev/null
     wait "$rp" 2>/dev/null
-    "${REDIS[@]}" -n "$REBUILD_DB" FLUSHDB >/dev/null
+    "${PROJ_REDIS[@]}" -n "$REBUILD_DB" FLUSHDB >/dev/null
     return $rc
 }
 
@@ -660,6 +682,209 @@ json.dump({"fault_window": [t0, t1], "min_in_fault": {"callbacks": 20, "views": 
 PY
 }
 
+# proj-redis-loss: the projections on a redis-server of their own with the production
+# topology's settings for it (docs/chaos.md): no AOF, RDB snapshots only, since the projections
+# and the ledger's watermarks can be rebuilt from Kafka; its own port and dir in the scenario's
+# folder. The ledgers and the view API use it, the gateways keep the stack's Redis with AOF.
+# The fault starts it again with the same configuration, so it loads whatever RDB its dir
+# holds. proc-title-template keeps the config's path in the command line (proj_redis_pid).
+proj_redis_up() {
+    PROJ_DIR=$S/redis-proj
+    mkdir -p "$PROJ_DIR"
+    printf '%s\n' "bind 127.0.0.1" "port $PROJ_REDIS_PORT" "protected-mode yes" "daemonize no" \
+        "dir $PROJ_DIR" "dbfilename dump.rdb" "logfile $S/redis-proj.log" \
+        "pidfile $S/redis-proj.pid" \
+        'proc-title-template "{title} {listen-addr} {server-mode} {config-file}"' \
+        "appendonly no" 'save "900 1 300 100 60 10000"' "hash-max-listpack-value 256" \
+        >"$S/redis-proj.conf"
+    SC_PROJ_PORT=$PROJ_REDIS_PORT
+    SC_PROJ_DB=0 # a server of its own: the projections in database 0, as in production
+    proj_redis_start
+}
+
+proj_redis_start() {
+    # disowned: the fault SIGKILLs it, and bash would report every such job as "Killed"
+    redis-server "$S/redis-proj.conf" >>"$S/redis-proj.out" 2>&1 &
+    disown $!
+    # PONG only once the RDB is loaded (-LOADING before)
+    wait_for 10 sh -c "redis-cli -h 127.0.0.1 -p $PROJ_REDIS_PORT PING | grep -qx PONG"
+}
+
+# proj_redis_pid: the running projections' redis-server (from its pid file, only if it is
+# that server: the fault restarts it from a subshell, so no shell variable knows its pid).
+proj_redis_pid() {
+    local pid
+    pid=$(cat "$S/redis-proj.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$S/redis-proj.conf" &&
+        echo "$pid"
+}
+
+gone() { [ ! -e "/proc/$1" ] || grep -q '^[^ ]* [^ ]* Z' "/proc/$1/stat" 2>/dev/null; }
+
+proj_redis_down() {
+    local pid
+    SC_PROJ_PORT=""
+    SC_PROJ_DB=""
+    [ -n "$PROJ_DIR" ] || return 0
+    if pid=$(proj_redis_pid); then
+        redis-cli -h 127.0.0.1 -p "$PROJ_REDIS_PORT" SHUTDOWN NOSAVE >/dev/null 2>&1
+        wait_for 10 gone "$pid" || { kill -KILL "$pid" 2>/dev/null; wait_for 5 gone "$pid"; }
+    fi
+    PROJ_DIR=""
+}
+
+# view_probe N MID: reads MID through the view API every 20 ms ("N sent_ms answered_ms http
+# problem-type" lines in refill_probe.tsv) until it answers 200 after restart N (proj_up.N
+# exists), at most 60 s: what the view said between the kill and serving again, closer than
+# view_poll's rounds. The send time counts: a read sent before the kill may answer after it.
+view_probe() {
+    local end=$((SECONDS + 60)) code why t
+    while [ $SECONDS -lt $end ]; do
+        t=$(now_ms)
+        code=$(curl -s -m 2 -o "$S/probe.body.$1" -w '%{http_code}' \
+            -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:40086/api/messages/$2")
+        why=$(grep -o '"type":"[^"]*"' "$S/probe.body.$1" 2>/dev/null | sed 's/.*://; s/"$//')
+        printf '%s %s %s %s %s\n' "$1" "$t" "$(now_ms)" "${code:-0}" "${why:--}" \
+            >>"$S/refill_probe.tsv"
+        [ "$code" = 200 ] && [ -e "$S/proj_up.$1" ] && return 0
+        sleep 0.02
+    done
+    return 1
+}
+
+# proj_loss N DOWN_S [empty]: SIGKILL of the projections' Redis, down DOWN_S seconds, then the
+# same server started again from its dir: from the last RDB snapshot, or from nothing (empty:
+# the RDB removed while it was down). The view is read closely meanwhile (view_probe and
+# view_poll's fast rounds) until it serves again.
+proj_loss() {
+    local n=$1 down=$2 how="from its last RDB snapshot" mid pid probe before after
+    [ "${3:-}" != empty ] || how="from nothing (RDB removed)"
+    mid=$(head -1 "$S/messages.txt")
+    : >"$S/view.fast"
+    view_probe "$n" "$mid" &
+    probe=$!
+    sleep 0.3 # the probe saw the view serve before the kill
+    before=$(ldriver progress)
+    if ! pid=$(proj_redis_pid); then
+        fault_note "no-pid projections redis"
+        kill "$probe"
+        rm -f "$S/view.fast"
+        return 1
+    fi
+    now_ms >"$S/proj_kill.$n"
+    kill -KILL "$pid"
+    fault_note "killed redis $pid (the projections' Redis, ledger at $before records applied)"
+    wait_for 10 gone "$pid"
+    [ "${3:-}" != empty ] || rm -f "$PROJ_DIR/dump.rdb"
+    sleep "$down"
+    proj_redis_start || log "the projections' Redis did not come back"
+    now_ms >"$S/proj_up.$n"
+    # a key written after the snapshot (database 1, used by nothing else): gone after the
+    # restart if and only if the server really went back to an older state
+    after=$("${PROJ_REDIS[@]}" -n 1 EXISTS chaos:after-save)
+    fault_note "back redis (restarted $how, $("${PROJ_REDIS[@]}" -n 0 DBSIZE) keys at start)"
+    [ "$after" = 0 ] || fault_note "unobserved restart $n: the restarted Redis was not older"
+    wait "$probe" || fault_note "unobserved restart $n: the view did not serve again within 60 s"
+    sleep 1.5 # the reads right after the view serves again still close together
+    rm -f "$S/view.fast"
+}
+
+# The projections' Redis (no AOF) SIGKILLed under load 4 s after a snapshot (BGSAVE: the
+# production save points are minutes apart) and restarted from it 3 s later, i.e. back in
+# time: the projections, the ledger's watermarks and refill markers of the last 4 s are gone.
+# The ledgers must mark the partitions and refill from Kafka, the view answer 503
+# projections-refilling meanwhile instead of the older data. Then the same with the RDB
+# removed: a restart from nothing, refilled from the beginning of the topics.
+fault_proj_redis_loss() {
+    echo 2 >"$S/expect_faults"
+    : >"$S/refill_probe.tsv"
+    sleep 2
+    local t0 ok=false
+    t0=$("${PROJ_REDIS[@]}" LASTSAVE)
+    "${PROJ_REDIS[@]}" BGSAVE >/dev/null
+    wait_for 10 sh -c "[ \"\$(${PROJ_REDIS[*]} LASTSAVE)\" != $t0 ]" &&
+        "${PROJ_REDIS[@]}" INFO persistence | grep -q '^rdb_last_bgsave_status:ok' && ok=true
+    "${PROJ_REDIS[@]}" -n 1 SET chaos:after-save 1 >/dev/null
+    $ok && fault_note "info RDB snapshot written (ledger at $(ldriver progress) records applied)" ||
+        fault_note "unobserved no RDB snapshot written"
+    sleep 4
+    proj_loss 1 3
+    "${PROJ_REDIS[@]}" -n 1 SET chaos:after-save 1 >/dev/null
+    proj_loss 2 2 empty
+    echo "$(now_ms)" >"$S/heal_ms"
+    python3 - "$S" <<'PY'
+import glob, json, os, sys
+d = sys.argv[1]
+def ms(f):
+    p = os.path.join(d, f)
+    return int(open(p).read()) if os.path.exists(p) else None
+kill = {n: ms("proj_kill.%d" % n) for n in (1, 2) if ms("proj_kill.%d" % n)}
+up = {n: ms("proj_up.%d" % n) for n in (1, 2) if ms("proj_up.%d" % n)}
+# per kill: what the view answered to the reads sent after the kill until it served again
+# (the first 200; the server answers PING a little before proj_up.N is written)
+probe = {}
+for l in open(os.path.join(d, "refill_probe.tsv")):
+    n, t, t_end, code, why = l.split()
+    probe.setdefault(int(n), []).append((int(t), int(t_end), int(code), why))
+polls = []
+for l in open(os.path.join(d, "views.jsonl")):
+    try:
+        v = json.loads(l)
+        polls.append((v["t"] - v["ms"], v["t"], v["http"], v.get("why") or "-"))
+    except (ValueError, KeyError):
+        pass  # a line the poller is still writing
+after = {}
+for n, t_kill in kill.items():
+    seen, first200, answered = {}, None, None
+    for t, t_end, code, why in probe.get(n, []):
+        if t < t_kill:
+            continue
+        if code == 200:
+            first200, answered = t, t_end
+            break
+        k = "%d %s" % (code, why)
+        seen[k] = seen.get(k, 0) + 1
+    # view_poll's reads (fast rounds meanwhile) sent after the kill, answered until the probe's
+    # first 200 (all messages: the refill gate is one for the whole view)
+    polled = {}
+    for t, t_end, code, why in polls:
+        if t >= t_kill and (answered is None or t_end <= answered):
+            k = "%d %s" % (code, why)
+            polled[k] = polled.get(k, 0) + 1
+    # every read of this kill (sent before the next one): a 200 between two "refilling"
+    # answers is the view serving while the ledgers had not finished (a ledger that lagged
+    # behind the other checked first); shown, not judged: invariant 6 judges what it served
+    reads = sorted((t_end, code, why) for t, t_end, code, why in polls + probe.get(n, [])
+                   if t >= t_kill and (n + 1 not in kill or t < kill[n + 1]))
+    ref = [t_end for t_end, _, why in reads if why == "projections-refilling"]
+    amid = sum(1 for t_end, code, _ in reads if code == 200 and ref and ref[0] < t_end < ref[-1])
+    after[n] = {"probe_answers_until_200": seen, "view_poll_answers_until_probe_200": polled,
+                "pong_seen_after_kill_ms": up[n] - t_kill if n in up else None,
+                "served_again_after_kill_ms": first200 - t_kill if first200 else None,
+                "refilling_answered_ms_after_kill": [ref[0] - t_kill, ref[-1] - t_kill] if ref
+                else None, "answers_200_amid_refilling": amid}
+refill_logged = {}
+for p in sorted(glob.glob(os.path.join(d, "state", "*.log"))):
+    name = os.path.basename(p)[:-4]
+    for l in open(p, errors="replace"):
+        for ev in ('"ledger.refill"', '"ledger.refill_done"', "refilling after Redis lost",
+                   "not checked by a ledger"):
+            if ev in l:
+                k = name + " " + ev.strip('"')
+                refill_logged[k] = refill_logged.get(k, 0) + 1
+json.dump({"fault_window": [kill[1], max(up.values())] if 1 in kill and up else None,
+           "min_in_fault": {"views": 2},
+           "after_restart": after, "refill_logged": refill_logged,
+           "require": {"the view answered 503 projections-refilling after kill %d before "
+                       "it served again" % n:
+                           any(k == "503 projections-refilling" for k in
+                               list(after.get(n, {}).get("probe_answers_until_200", {})) +
+                               list(after.get(n, {}).get("view_poll_answers_until_probe_200", {})))
+                       for n in (1, 2)}},
+          open(os.path.join(d, "meta_extra.json"), "w"))
+PY
+}
+
 # The Gateway misbehaving, in turn (simulator fault modes): a 429 storm (its own rate limit
 # far below the load), 20 % 500s, 15 % answers slower than gateway-out's 3 s client timeout
 # after the send took effect (in doubt), then no credits (402) until they are restored.
@@ -754,8 +979,13 @@ scenario() {
         log "$NAME: set-up ($SC_SETUP) failed"
         return 1
     fi
-    log "scenario $NAME (topics $PREFIX*, Redis port $SC_REDIS_PORT db $DB)"
+    PROJ_PORT=${SC_PROJ_PORT:-$SC_REDIS_PORT}
+    PROJ_DB=${SC_PROJ_DB:-$DB}
+    PROJ_REDIS=(redis-cli -h 127.0.0.1 -p "$PROJ_PORT")
+    log "scenario $NAME (topics $PREFIX*, Redis port $SC_REDIS_PORT db $DB," \
+        "projections port $PROJ_PORT db $PROJ_DB)"
     "${REDIS[@]}" -n "$DB" FLUSHDB >/dev/null
+    "${PROJ_REDIS[@]}" -n "$PROJ_DB" FLUSHDB >/dev/null
     "$ADMIN" create-topics --brokers "$LST_KAFKA_BROKERS" --file "$ROOT/proto/topics.tsv" \
         --prefix "$PREFIX" >"$S/topics.log" 2>&1 || { log "topics failed"; return 1; }
     sim_post /_sim/reset '{}' >/dev/null
@@ -772,7 +1002,7 @@ scenario() {
     # steady + fault + heal: 16 s of sends (about 50/s) and callbacks (about 60 posts/s)
     local lp cp vp fp=""
     python3 "$HERE/view_poll.py" http://127.0.0.1:40086 "$TOKEN" "$S/messages.txt" \
-        "$S/views.jsonl" "$S/view.stop" 2>"$S/view_poll.err" &
+        "$S/views.jsonl" "$S/view.stop" "$S/view.fast" 2>"$S/view_poll.err" &
     vp=$!
     produce_load 16 10 &
     lp=$!
@@ -929,6 +1159,7 @@ fresh_kafka() {
 cleanup() {
     stop_services
     disk_redis_down
+    proj_redis_down
     # a run interrupted during a pause fault must not leave the broker or Redis stopped
     local f
     for f in "$LST_STACK_DIR/kafka/kafka.pid" "$LST_STACK_DIR/redis/redis.pid"; do
@@ -955,6 +1186,7 @@ run_one() {
     cold-boot) ;;
     redis-pause) ;;
     redis-disk-full) SC_SETUP=disk_redis_up SC_TEARDOWN=disk_redis_down ;;
+    proj-redis-loss) SC_SETUP=proj_redis_up SC_TEARDOWN=proj_redis_down ;;
     ledger-kill) LEDGER_EXTRA="LST_LEDGER_BATCH=50 LST_LEDGER_SCRIPT_EVENTS=8" ;;
     gateway-faults) # both gateways share the account's rate (one setting, as in deploy/.env)
         GWOUT_EXTRA="LST_GATEWAY_OUT_RATE_LIMIT=$GW_RATE"

@@ -2,13 +2,16 @@
 """Reads the per-recipient states of the workload's messages through the view API for the
 whole scenario (invariants 6 and 8 of the chaos suite).
 
-    view_poll.py BASE_URL TOKEN MESSAGES_FILE OUT_JSONL STOP_FILE
+    view_poll.py BASE_URL TOKEN MESSAGES_FILE OUT_JSONL STOP_FILE [FAST_FILE]
 
 MESSAGES_FILE grows while the workload runs (one message ID per line). The poller cycles
 through every message known so far with GET /api/messages/{id} (5 s client timeout, so a hang
 shows as an answer of 5 s) and appends one line per request to OUT_JSONL:
     {"t": wall_ms, "mid": id, "http": code (0: no answer), "ms": latency, "st": {eid: state}}
-It stops after one more full round once STOP_FILE exists (or after 600 s).
+plus "why": the problem type's last part (e.g. "projections-refilling") of an answer other
+than 200 that carries one. About one round per second; while FAST_FILE exists (a scenario's
+fault window it wants read closely) about five. It stops after one more full round once
+STOP_FILE exists (or after 600 s).
 """
 import http.client
 import json
@@ -51,8 +54,19 @@ def states(code, body):
             for r in d.get("recipients", [])}
 
 
+def why(code, body):
+    """The problem type of an error answer (RFC 9457 JSON), its part after the last ':'."""
+    if code in (0, 200):
+        return None
+    try:
+        return str(json.loads(body).get("type", "")).rsplit(":", 1)[-1] or None
+    except (ValueError, AttributeError):
+        return None
+
+
 def main():
     base, token, mfile, out, stop = sys.argv[1:6]
+    fast = sys.argv[6] if len(sys.argv) > 6 else None
     conn = [None]
     end = time.time() + 600
     last_round = False
@@ -68,14 +82,18 @@ def main():
             t_round = time.monotonic()
             for mid in mids:
                 code, body, ms = get(conn, base, token, mid)
-                f.write(json.dumps({"t": int(time.time() * 1000), "mid": mid, "http": code,
-                                    "ms": ms, "st": states(code, body)}) + "\n")
+                rec = {"t": int(time.time() * 1000), "mid": mid, "http": code, "ms": ms,
+                       "st": states(code, body)}
+                if why(code, body):
+                    rec["why"] = why(code, body)
+                f.write(json.dumps(rec) + "\n")
             f.flush()
             if last_round:
                 break
             last_round = stopping
             # about one round per second at most: modest load on a 2-core box
-            rest = 1.0 - (time.monotonic() - t_round)
+            period = 0.2 if fast and os.path.exists(fast) else 1.0
+            rest = period - (time.monotonic() - t_round)
             if rest > 0:
                 time.sleep(rest)
     return 0
