@@ -78,7 +78,8 @@ run_layout() { # $1: apply or probe
 
 run_layout apply
 run_layout probe
-printf 'layout probe: %d messages; Redis main-thread CPU per event (µs), AOF on\n' "$MESSAGES"
+printf 'layout probe: %d messages; Redis main-thread CPU per event (µs), persistence %s\n' "$MESSAGES" \
+    "${BENCH_LEDGER_REDIS_PERSIST:-rdb}"
 printf '%-10s %10s %14s %12s %18s\n' kind events "today's scripts" "read-free" "commands/event (read-free)"
 tot_a=0
 tot_p=0
