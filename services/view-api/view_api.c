@@ -202,12 +202,12 @@ out:
 
 void view_api_destroy(struct view_api *ctx)
 {
+    lst_service_destroy(ctx->svc); /* first: no handler may still use what follows */
+    ctx->svc = NULL;
     if (ctx->own_state)
         lst_redis_destroy(ctx->state);
     ctx->state = NULL;
     ctx->own_state = false;
-    lst_service_destroy(ctx->svc);
-    ctx->svc = NULL;
     for (size_t i = 0; i < VA_READ_CONNS; i++) {
         va_rconn_destroy(ctx->read_conns[i]);
         ctx->read_conns[i] = NULL;
