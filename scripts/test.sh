@@ -127,7 +127,7 @@ trap - EXIT
 # The chaos suite's quick subset (tests/chaos/run.sh, docs/chaos.md): its own stack, ports and
 # network namespace; started after the test stack is down so the two never compete for the
 # two cores. run.sh fails itself when a process of its namespace outlives it.
-step "chaos suite, quick subset (baseline, gateway-out/gateway-in/broker kills, Redis restart)"
+step "chaos suite, quick subset (baseline, gateway-out/gateway-in/broker kills, Redis restart, projections' Redis lost)"
 env -u LST_STACK_DIR -u LST_KAFKA_PORT -u LST_KAFKA_CONTROLLER_PORT -u LST_REDIS_PORT \
     -u LST_PROJ_REDIS_PORT -u LST_SIM_PORT -u LST_KAFKA_BROKERS LST_BUILD_DIR="$BUILD" \
     tests/chaos/run.sh --quick 9>&-
