@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,8 @@
 #define SETTLE_MS 300
 /* The timer thread's tick: how late an async timeout may be answered. */
 #define TIMER_TICK_MS 50
+/* Event mode: how often the timer thread wakes the event threads (see wake_event_threads). */
+#define WAKE_MS 100
 /* After the pending async requests were answered at stop, how long their answers get to be
  * sent before MHD is stopped. */
 #define STOP_SEND_MS 1000
@@ -85,6 +88,9 @@ struct async_hub {
     bool stopping; /* no new async requests; the timer thread ends */
     unsigned timeout_ms;
     struct lst_http_async *head, *tail; /* pending requests, oldest (earliest deadline) first */
+    struct sockaddr_storage wake_addr;  /* the listen socket, as a loopback client reaches it */
+    socklen_t wake_len;                 /* 0 until the daemon listens */
+    atomic_int wake_port; /* local port of the wake-up connection in flight (0: none) */
 };
 
 enum async_state {
@@ -698,12 +704,85 @@ static void async_expire_locked(struct lst_http_async *a, const char *slug, cons
     async_finish_locked(a);
 }
 
+/* MHD 0.9.75's epoll loop (MHD_epoll) reads events in rounds of 128 (MAX_EVENTS) and, when a
+ * round is full, waits again with the same timeout before it handles the events it has: an
+ * event thread with exactly 128 ready connections sleeps on them until some other event comes
+ * or the earliest connection timeout (30 s). That was gateway-in's "stall" (127 callbacks
+ * unanswered for 30 s) and test_connection_limit_is_total's (128 requests unread for 15 s).
+ * MHD offers no call to wake its threads, but the listen socket is in every event thread's
+ * epoll set, level-triggered: a connection to it wakes them all. So the timer thread connects
+ * every WAKE_MS, and admit_connection closes that connection at once. A stall now lasts at
+ * most ~WAKE_MS. */
+static int port_of(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)a)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)(const void *)a)->sin_port);
+}
+
+static void wake_event_threads(struct async_hub *h)
+{
+    struct sockaddr_storage local;
+    socklen_t len = sizeof(local);
+    int fd = socket(h->wake_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    memset(&local, 0, sizeof(local));
+    local.ss_family = h->wake_addr.ss_family;
+    /* the port is known (and published) before the server can see the connection */
+    if (bind(fd, (struct sockaddr *)&local,
+             h->wake_addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&local, &len) == 0) {
+        atomic_store(&h->wake_port, port_of(&local));
+        if (connect(fd, (struct sockaddr *)&h->wake_addr, h->wake_len) != 0 &&
+            errno == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            (void)poll(&p, 1, 20); /* a full backlog: give up, the next try comes soon */
+        }
+        /* closed with a reset: no TIME_WAIT, so ten a second do not pile up ports */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(fd);
+}
+
+/* Where wake_event_threads connects: the listen address, loopback for a wildcard one. */
+static void wake_target(struct lst_http_server *s)
+{
+    struct async_hub *h = s->hub;
+    pthread_mutex_lock(&h->mu);
+    h->wake_addr = s->addr;
+    if (s->addr.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)(void *)&h->wake_addr;
+        a->sin6_port = htons(s->port);
+        if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr))
+            a->sin6_addr = in6addr_loopback;
+        h->wake_len = sizeof(*a);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)(void *)&h->wake_addr;
+        a->sin_port = htons(s->port);
+        if (a->sin_addr.s_addr == htonl(INADDR_ANY))
+            a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        h->wake_len = sizeof(*a);
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
 static void *timer_main(void *arg)
 {
     struct async_hub *h = arg;
+    int64_t next_wake = lst_mono_ms() + WAKE_MS;
     pthread_mutex_lock(&h->mu);
     while (!h->stopping) {
         int64_t now = lst_mono_ms();
+        if (now >= next_wake && h->wake_len > 0) {
+            pthread_mutex_unlock(&h->mu);
+            wake_event_threads(h);
+            pthread_mutex_lock(&h->mu);
+            next_wake = lst_mono_ms() + WAKE_MS;
+            continue;
+        }
         while (h->head != NULL && h->head->deadline_ms <= now)
             async_expire_locked(h->head, "timeout", "Service Unavailable",
                                 "the request was not completed in time; retry later");
@@ -734,6 +813,7 @@ static lst_err hub_create(struct lst_http_server *s, unsigned timeout_ms)
     h->refs = 1;
     h->live = true; /* resumes are safe from now until hub_detach (after MHD_stop_daemon) */
     h->timeout_ms = timeout_ms ? timeout_ms : DEFAULT_ASYNC_TIMEOUT;
+    atomic_init(&h->wake_port, 0);
     s->hub = h;
     if (pthread_create(&s->timer, NULL, timer_main, h) != 0)
         return LST_ERR_NOMEM;
@@ -1064,7 +1144,9 @@ static lst_err parse_bind(struct lst_http_server *s, const char *addr, uint16_t 
  * waited ~30 s (until connections elsewhere timed out; bench/gateway_in --conns 256). So each
  * pool thread may take the whole limit, and the total is held here: MHD tells us every
  * connection it starts and closes, and the accept policy refuses (closes) one beyond the
- * bound. Two threads accepting at the same moment can overshoot by one each. */
+ * bound. Two threads accepting at the same moment can overshoot by one each; MHD's per-thread
+ * share is two above the whole bound, so no thread ever reaches it and takes the listen socket
+ * out of its epoll set (wake_event_threads needs it there). */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
@@ -1077,6 +1159,28 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         atomic_fetch_sub(&s->conns_open, 1);
 }
 
+/* Whether addr is the timer thread's wake-up connection (wake_event_threads): from the address
+ * it connects to (the listen address, or loopback) and the port it published. */
+static bool is_wake_up(const struct lst_http_server *s, const struct sockaddr *addr)
+{
+    const struct async_hub *h = s->hub;
+    int port = h != NULL ? atomic_load(&h->wake_port) : 0;
+    if (port == 0 || addr == NULL || addr->sa_family != h->wake_addr.ss_family)
+        return false;
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)addr;
+        const struct sockaddr_in *w = (const struct sockaddr_in *)(const void *)&h->wake_addr;
+        return ntohs(a->sin_port) == port && a->sin_addr.s_addr == w->sin_addr.s_addr;
+    }
+    if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)addr;
+        const struct sockaddr_in6 *w = (const struct sockaddr_in6 *)(const void *)&h->wake_addr;
+        return ntohs(a->sin6_port) == port &&
+               memcmp(&a->sin6_addr, &w->sin6_addr, sizeof(a->sin6_addr)) == 0;
+    }
+    return false;
+}
+
 static enum MHD_Result admit_connection(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     struct lst_http_server *s = cls;
@@ -1084,6 +1188,8 @@ static enum MHD_Result admit_connection(void *cls, const struct sockaddr *addr, 
     (void)len;
     if (atomic_load(&s->stopping))
         return MHD_NO; /* draining (see drain): new connections are closed at once */
+    if (is_wake_up(s, addr))
+        return MHD_NO; /* it has done its work by arriving */
     if (atomic_load(&s->conns_open) < s->conns_max)
         return MHD_YES;
     unsigned long n = atomic_fetch_add(&s->conns_refused, 1) + 1;
@@ -1126,8 +1232,8 @@ static lst_err start_daemon(struct lst_http_server *s, const struct lst_http_con
         flags, 0, admit_connection, s, on_access, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
         s, MHD_OPTION_SOCK_ADDR, &s->addr, MHD_OPTION_CONNECTION_LIMIT,
-        s->event_threads > 0 ? conns * pool_threads : conns, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-        MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+        s->event_threads > 0 ? (conns + 2) * pool_threads : conns, MHD_OPTION_CONNECTION_TIMEOUT,
+        timeout, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
     if (s->daemon == NULL) {
         LST_ERROR("http.start.failed", "cannot start the HTTP server on %s:%u",
                   cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)cfg->port);
@@ -1177,6 +1283,8 @@ lst_err lst_http_server_create(const struct lst_http_config *cfg, struct lst_htt
         err = start_daemon(s, cfg, ipv6);
     if (err != LST_OK)
         goto out;
+    if (s->hub != NULL)
+        wake_target(s);
     LST_INFO("http.started", "HTTP server listening on %s port %u (%s, %u event threads)",
              cfg->bind_addr ? cfg->bind_addr : "127.0.0.1", (unsigned)s->port,
              s->event_threads > 0 ? "event mode" : "thread per connection", s->event_threads);

@@ -1,12 +1,17 @@
 /* lst/http event mode and async routes: a real server on 127.0.0.1 and an ephemeral port,
  * libcurl (easy and multi) as the client. The handles are completed from another thread, as
  * gateway-in's Kafka delivery reports do. */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "lst/http.h"
 #include "lst/log.h"
@@ -439,6 +444,91 @@ static void test_stop_right_after_a_request(void)
     CHECK(rounds >= 20);
 }
 
+static void h_slow(void *ud, const struct lst_http_request *req, struct lst_http_response *resp)
+{
+    (void)ud;
+    (void)req;
+    lst_sleep_ms(300, NULL); /* holds the one event thread */
+    lst_http_reply(resp, 200, "text/plain", "slow", 4);
+}
+
+static int connect_to(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Reads until the end of the headers of one answer or the deadline; true for a 200. */
+static bool answered_200(int fd, int64_t deadline)
+{
+    char buf[1024];
+    size_t n = 0;
+    while (n < sizeof(buf) - 1 && lst_mono_ms() < deadline) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t r = read(fd, buf + n, sizeof(buf) - 1 - n);
+        if (r <= 0)
+            return false;
+        n += (size_t)r;
+        buf[n] = '\0';
+        if (strstr(buf, "\r\n\r\n") != NULL)
+            return strncmp(buf, "HTTP/1.1 200", 12) == 0;
+    }
+    return false;
+}
+
+/* MHD 0.9.75's epoll loop reads events in rounds of 128 and, after a full round, waits again
+ * with the connections' idle timeout (30 s here) before handling them (http_server.c,
+ * wake_event_threads). Made to happen: one event thread, held 300 ms by a slow request while
+ * exactly 128 idle keep-alive connections each send a request; all 128 must be answered within
+ * seconds (before the fix: after ~30 s, when the idle timeout ended the wait). */
+static void test_128_ready_at_once(void)
+{
+    enum { N = 128 };
+    static const struct lst_http_route routes[] = {{"GET", "/plain", false, h_plain},
+                                                   {"GET", "/slow", false, h_slow}};
+    static const struct lst_http_async_route aroutes[] = {{"GET", "/async", h_async}};
+    struct svc v = {0};
+    struct lst_http_server *server = NULL;
+    struct lst_http_config cfg = {.routes = routes,
+                                  .nroutes = 2,
+                                  .ud = &v,
+                                  .max_connections = 512,
+                                  .drain_ms = 300,
+                                  .event_threads = 1,
+                                  .async_routes = aroutes,
+                                  .nasync_routes = 1};
+    REQUIRE(lst_http_server_create(&cfg, &server) == LST_OK);
+    int port = lst_http_server_port(server), fds[N + 1];
+    for (int i = 0; i <= N; i++)
+        fds[i] = connect_to(port);
+    lst_sleep_ms(300, NULL); /* every connection accepted and idle */
+    static const char slow[] = "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n";
+    static const char plain[] = "GET /plain HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(fds[N] >= 0 && write(fds[N], slow, sizeof(slow) - 1) == (ssize_t)sizeof(slow) - 1);
+    lst_sleep_ms(50, NULL); /* the event thread is in the slow handler now */
+    for (int i = 0; i < N; i++)
+        CHECK(fds[i] >= 0 && write(fds[i], plain, sizeof(plain) - 1) == (ssize_t)sizeof(plain) - 1);
+    int64_t t0 = lst_mono_ms();
+    int ok = 0;
+    for (int i = 0; i < N; i++)
+        ok += answered_200(fds[i], t0 + 5000);
+    CHECK_EQ(ok, N);
+    CHECK(lst_mono_ms() - t0 < 5000);
+    for (int i = 0; i <= N; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    lst_http_server_destroy(server);
+    pthread_mutex_destroy(&v.mu);
+}
+
 static void setup(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -454,4 +544,4 @@ static void test_all(void)
 LST_TEST_MAIN(T(test_all), T(test_answer_now_plain_and_builtin), T(test_resume_from_another_thread),
               T(test_timeout_answer), T(test_many_concurrent), T(test_destroy_answers_pending),
               T(test_big_headers_keepalive), T(test_connection_limit_is_total),
-              T(test_stop_right_after_a_request))
+              T(test_stop_right_after_a_request), T(test_128_ready_at_once))
