@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -11,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -704,6 +704,13 @@ static void async_expire_locked(struct lst_http_async *a, const char *slug, cons
     async_finish_locked(a);
 }
 
+static int port_of(const struct sockaddr_storage *a)
+{
+    if (a->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)(const void *)a)->sin6_port);
+    return ntohs(((const struct sockaddr_in *)(const void *)a)->sin_port);
+}
+
 /* MHD 0.9.75's epoll loop (MHD_epoll) reads events in rounds of 128 (MAX_EVENTS) and, when a
  * round is full, waits again with the same timeout before it handles the events it has: an
  * event thread with exactly 128 ready connections sleeps on them until some other event comes
@@ -713,13 +720,6 @@ static void async_expire_locked(struct lst_http_async *a, const char *slug, cons
  * epoll set, level-triggered: a connection to it wakes them all. So the timer thread connects
  * every WAKE_MS, and admit_connection closes that connection at once. A stall now lasts at
  * most ~WAKE_MS. */
-static int port_of(const struct sockaddr_storage *a)
-{
-    if (a->ss_family == AF_INET6)
-        return ntohs(((const struct sockaddr_in6 *)(const void *)a)->sin6_port);
-    return ntohs(((const struct sockaddr_in *)(const void *)a)->sin_port);
-}
-
 static void wake_event_threads(struct async_hub *h)
 {
     struct sockaddr_storage local;
@@ -1184,7 +1184,6 @@ static bool is_wake_up(const struct lst_http_server *s, const struct sockaddr *a
 static enum MHD_Result admit_connection(void *cls, const struct sockaddr *addr, socklen_t len)
 {
     struct lst_http_server *s = cls;
-    (void)addr;
     (void)len;
     if (atomic_load(&s->stopping))
         return MHD_NO; /* draining (see drain): new connections are closed at once */
