@@ -289,8 +289,8 @@ EOF
         cat <<'EOF'
 # RDB snapshots only, no AOF: the projections are rebuilt from Kafka when this Redis goes back
 # in time (the ledger's watermarks and refill markers, docs/ledger.md), and AOF cost the ledger
-# about a quarter of its throughput (bench/ledger/run.sh: 24,295 events/s with it, 31,992
-# without).
+# about a fifth of its throughput (bench/ledger/run.sh, means of four runs: 23,788 events/s
+# with it, 30,511 without).
 appendonly no
 save 900 1
 save 300 100

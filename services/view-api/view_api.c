@@ -150,7 +150,6 @@ static lst_err state_redis(struct view_api *ctx)
         .timeout_ms = (int)c->common.redis_timeout_ms,
     };
     lst_err err = lst_redis_create(&rc, &ctx->state);
-    ctx->own_state = err == LST_OK;
     if (err == LST_OK)
         LST_INFO("view_api.state_redis", "idempotency keys on %s:%d db %d", c->state_host, rc.port,
                  rc.db);
@@ -204,10 +203,9 @@ void view_api_destroy(struct view_api *ctx)
 {
     lst_service_destroy(ctx->svc); /* first: no handler may still use what follows */
     ctx->svc = NULL;
-    if (ctx->own_state)
+    if (ctx->cfg.state_host != NULL) /* a server of its own; else it was svc->redis */
         lst_redis_destroy(ctx->state);
     ctx->state = NULL;
-    ctx->own_state = false;
     for (size_t i = 0; i < VA_READ_CONNS; i++) {
         va_rconn_destroy(ctx->read_conns[i]);
         ctx->read_conns[i] = NULL;

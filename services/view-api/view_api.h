@@ -269,10 +269,9 @@ struct view_api {
     /* the history's rendered recipient states by (item, employee), checked by the stored state
      * JSON (rowcache.c, feed.c); as large as the row cache, NULL with it */
     struct va_rowcache *states;
-    /* The idempotency keys' Redis (send.c): svc->redis, or a server of their own when
-     * LST_VIEW_STATE_REDIS_HOST is set (own_state: destroyed with the context). */
+    /* The idempotency keys' Redis (send.c): svc->redis, or a server of their own (destroyed
+     * with the context) when LST_VIEW_STATE_REDIS_HOST is set. */
     struct lst_redis *state;
-    bool own_state;
 };
 
 /* ---- the read paths' Redis connections (rconn.c) ---- */
