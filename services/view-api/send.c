@@ -5,7 +5,9 @@
  *
  * Idempotency-Key: the first request with a key reserves it in Redis (SET NX, "pending"); its
  * result is stored under the key (for LST_VIEW_IDEMPOTENCY_TTL_MS) and every repetition gets
- * that result again, byte for byte, with "Idempotent-Replayed: true". A repetition while the
+ * that result again with "Idempotent-Replayed: true": byte for byte, except that the
+ * recipients are named as the directory names them at the replay (the stored copy holds no
+ * names, so an erasure leaves none behind; replay_named). A repetition while the
  * first is still running gets 409; the same key with a different body gets 422. A request
  * refused before anything was produced (4xx, directory unreadable) releases the key. A request
  * whose records Kafka did not acknowledge may still have some of them in Kafka (a timeout is
@@ -277,6 +279,93 @@ static void replay_location(struct send *s, int64_t status, const char *body)
     json_object_put(o);
 }
 
+/* Writes v as the answer's own writer does (lst_buf_json_str, integers as integers), so a
+ * replay whose names did not change is the first answer byte for byte. The stored answers are
+ * ours and three levels deep: the recursion is bounded. */
+static void json_out(struct lst_buf *b, struct json_object *v)
+{
+    size_t i = 0;
+    switch (json_object_get_type(v)) {
+    case json_type_boolean:
+        lst_buf_puts(b, json_object_get_boolean(v) ? "true" : "false");
+        break;
+    case json_type_int:
+        lst_buf_printf(b, "%lld", (long long)json_object_get_int64(v));
+        break;
+    case json_type_double:
+        lst_buf_printf(b, "%.17g", json_object_get_double(v));
+        break;
+    case json_type_string:
+        lst_buf_json_str(b, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+        break;
+    case json_type_array:
+        lst_buf_puts(b, "[");
+        for (i = 0; i < json_object_array_length(v); i++) {
+            lst_buf_puts(b, i > 0 ? "," : "");
+            json_out(b, json_object_array_get_idx(v, i));
+        }
+        lst_buf_puts(b, "]");
+        break;
+    case json_type_object: {
+        lst_buf_puts(b, "{");
+        json_object_object_foreach(v, key, val)
+        {
+            lst_buf_puts(b, i++ > 0 ? "," : "");
+            lst_buf_json_str(b, key, strlen(key));
+            lst_buf_puts(b, ":");
+            json_out(b, val);
+        }
+        lst_buf_puts(b, "}");
+        break;
+    }
+    default:
+        lst_buf_puts(b, "null");
+    }
+}
+
+/* The stored answer names nobody: an entry lives for LST_VIEW_IDEMPOTENCY_TTL_MS, and an
+ * erasure must not leave an employee's name behind in the state Redis for that long. The
+ * replay names the recipients as the directory does now (an erased or unknown one: no name,
+ * as in a first answer). An entry stored before names were left out has them replaced. */
+static lst_err replay_named(struct send *s, const char *stored, struct lst_buf *out)
+{
+    struct json_object *o = json_tokener_parse(stored), *list = NULL;
+    struct va_names names;
+    lst_err err = o != NULL ? LST_OK : LST_ERR_INVALID;
+    va_names_init(&names);
+    size_t n = err == LST_OK && json_object_object_get_ex(o, "recipients", &list) &&
+                       json_object_is_type(list, json_type_array)
+                   ? json_object_array_length(list)
+                   : 0;
+    for (size_t i = 0; i < n && err == LST_OK; i++) {
+        struct json_object *r = json_object_array_get_idx(list, i), *id = NULL;
+        if (!json_object_object_get_ex(r, "employee_id", &id) ||
+            !json_object_is_type(id, json_type_string))
+            err = LST_ERR_INVALID;
+        else if (va_names_add(&names, json_object_get_string(id)) == SIZE_MAX)
+            err = LST_ERR_NOMEM;
+        else
+            json_object_object_del(r, "name");
+    }
+    if (err == LST_OK)
+        err = va_names_load(s->r->ctx, &names);
+    for (size_t i = 0; i < n && err == LST_OK; i++) {
+        struct json_object *r = json_object_array_get_idx(list, i), *id = NULL;
+        json_object_object_get_ex(r, "employee_id", &id);
+        const char *name = va_names_get(&names, va_names_add(&names, json_object_get_string(id)));
+        struct json_object *v = name != NULL ? json_object_new_string(name) : NULL;
+        if (name != NULL && (v == NULL || json_object_object_add(r, "name", v) != 0)) {
+            json_object_put(v);
+            err = LST_ERR_NOMEM;
+        }
+    }
+    if (err == LST_OK)
+        json_out(out, o);
+    va_names_cleanup(&names);
+    json_object_put(o);
+    return err;
+}
+
 static void replay(struct send *s, const char *stored)
 {
     int64_t status = 0;
@@ -295,9 +384,24 @@ static void replay(struct send *s, const char *stored)
                          "this Idempotency-Key was used for a different request");
         return;
     }
-    lst_http_reply(s->r->resp, (int)status, "application/json", nl2 + 1, strlen(nl2 + 1));
-    lst_http_add_header(s->r->resp, "Idempotent-Replayed", "true");
-    replay_location(s, status, nl2 + 1);
+    struct lst_buf body;
+    lst_buf_init(&body);
+    lst_err err = status == 202 ? replay_named(s, nl2 + 1, &body) : lst_buf_puts(&body, nl2 + 1);
+    if (err == LST_OK && lst_buf_failed(&body))
+        err = LST_ERR_NOMEM;
+    if (err == LST_OK) {
+        lst_http_reply(s->r->resp, (int)status, "application/json", body.data, body.len);
+        lst_http_add_header(s->r->resp, "Idempotent-Replayed", "true");
+        replay_location(s, status, nl2 + 1);
+    } else if (err == LST_ERR_REDIS) {
+        lst_http_problem(s->r->resp, 503, "store-unavailable", "Store Unavailable",
+                         "the recipients' names of the first result could not be read");
+        lst_http_add_header(s->r->resp, "Retry-After", "1");
+    } else {
+        lst_http_problem(s->r->resp, 500, "internal-error", "Internal Server Error",
+                         "stored idempotent result unreadable");
+    }
+    lst_buf_cleanup(&body);
 }
 
 /* Reserves the key, or takes over an attempt of the same body that gave up ("retry") or whose
@@ -596,13 +700,15 @@ out:
 
 /* ---- the answer ---- */
 
-static void audience_json(struct lst_buf *b, const struct va_audience *a)
+/* names: false for the copy stored under the Idempotency-Key (see replay_names) */
+static void audience_json(struct lst_buf *b, const struct va_audience *a, bool names)
 {
     lst_buf_printf(b, "\"recipient_count\":%zu,\"recipients\":[", a->nrecipients);
     for (size_t i = 0; i < a->nrecipients; i++) {
-        lst_buf_puts(b, i > 0 ? "{" : "{");
+        lst_buf_puts(b, "{");
         va_json_kv(b, false, "employee_id", a->recipients[i].id);
-        va_json_kv(b, true, "name", a->recipients[i].name);
+        if (names)
+            va_json_kv(b, true, "name", a->recipients[i].name);
         lst_buf_puts(b, i + 1 < a->nrecipients ? "}," : "}");
     }
     lst_buf_printf(b, "],\"skipped_count\":%zu,\"skipped\":[", a->nskipped);
@@ -630,24 +736,33 @@ static void selector_json(struct lst_buf *b, const struct lst_selector *s)
     lst_buf_puts(b, "}");
 }
 
+static void answer_json(struct lst_buf *b, const struct send *s, bool names)
+{
+    lst_buf_puts(b, "{");
+    va_json_kv(b, false, "message_id", s->msg.message_id);
+    lst_buf_printf(b, ",\"created_at\":%lld", (long long)s->msg.created_at);
+    va_json_kv(b, true, "category", s->msg.category);
+    va_json_kv(b, true, "kind", lst_content_kind_name(s->msg.content.kind));
+    va_json_kv(b, true, "blob", s->msg.content.blob);
+    va_json_kv(b, true, "idempotency_key", s->msg.idempotency_key);
+    lst_buf_puts(b, ",");
+    selector_json(b, &s->msg.audience.selector);
+    lst_buf_puts(b, ",");
+    audience_json(b, &s->aud, names);
+    lst_buf_puts(b, "}");
+}
+
 static void accepted(struct send *s)
 {
     struct lst_buf b, loc;
     lst_buf_init(&b);
     lst_buf_init(&loc);
-    lst_buf_puts(&b, "{");
-    va_json_kv(&b, false, "message_id", s->msg.message_id);
-    lst_buf_printf(&b, ",\"created_at\":%lld", (long long)s->msg.created_at);
-    va_json_kv(&b, true, "category", s->msg.category);
-    va_json_kv(&b, true, "kind", lst_content_kind_name(s->msg.content.kind));
-    va_json_kv(&b, true, "blob", s->msg.content.blob);
-    va_json_kv(&b, true, "idempotency_key", s->msg.idempotency_key);
-    lst_buf_puts(&b, ",");
-    selector_json(&b, &s->msg.audience.selector);
-    lst_buf_puts(&b, ",");
-    audience_json(&b, &s->aud);
-    lst_buf_puts(&b, "}");
-    idem_store(s, 202, &b);
+    if (s->idem != NULL) {
+        answer_json(&b, s, false);
+        idem_store(s, 202, &b);
+        lst_buf_reset(&b);
+    }
+    answer_json(&b, s, true);
     va_reply_json(s->r, 202, &b);
     lst_buf_printf(&loc, "/api/messages/%s", s->msg.message_id);
     lst_http_add_header(s->r->resp, "Location", loc.data);
@@ -659,7 +774,7 @@ static void no_recipients(struct send *s)
 {
     struct lst_buf ext;
     lst_buf_init(&ext);
-    audience_json(&ext, &s->aud);
+    audience_json(&ext, &s->aud, true);
     va_problem_ext(s->r->resp, 422, "no-recipients", "No Recipients",
                    "the audience resolved to nobody who can receive", ext.data);
     lst_buf_cleanup(&ext);

@@ -8,7 +8,8 @@
  *     changes nothing; a full sync deactivates everyone missing
  *   - a send to a depot plus three named drivers produces one lst.message with the audience
  *     and one lst.outbound per recipient; the Idempotency-Key replay returns the first result
- *     and produces nothing; the same key with another body is refused
+ *     and produces nothing; the key's stored copy names nobody, and a replay after a
+ *     recipient's erasure no longer names them; the same key with another body is refused
  *   - an image upload lands in the blob store and its ref travels in the records
  *   - a saved view with a depot, a tag and handled=false produces the lst.views record
  *     holding them; applied as the ledger does (the filter JSON of the record's parameters),
@@ -279,6 +280,49 @@ static long long count_keys(int port, const char *pattern)
     return n;
 }
 
+/* The value of the idempotency key for "anna" and key on the state server (NULL: none). */
+static char *idem_entry(const char *key)
+{
+    struct timeval tv = {2, 0};
+    char *v = NULL;
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", STATE.port, tv);
+    redisReply *r =
+        c != NULL && c->err == 0 ? redisCommand(c, "GET lst:va:idem:anna:%s", key) : NULL;
+    if (r != NULL && r->type == REDIS_REPLY_STRING)
+        v = strdup(r->str);
+    if (r != NULL)
+        freeReplyObject(r);
+    if (c != NULL)
+        redisFree(c);
+    return v;
+}
+
+/* The stored answer holds no names (an erasure would leave them behind for a day); a replay
+ * names the recipients from the directory, so an erased one is no longer named in it. */
+static void check_replay_names(const struct http_result *first, const char *key)
+{
+    char *stored = idem_entry(key);
+    REQUIRE(stored != NULL);
+    CHECK(strstr(stored, "\"employee_id\":\"10006\"") != NULL);
+    CHECK(strstr(stored, "\"name\"") == NULL);
+    CHECK(strstr(stored, "Petra Schulze") == NULL);
+    free(stored);
+    const char *erased = jstr(first->json, "recipients.0.employee_id");
+    REQUIRE(erased != NULL && jstr(first->json, "recipients.0.name") != NULL);
+    char *eid = strdup(erased);
+    rcmd(&H, "SADD lst:lg:erased %s", eid); /* what the ledger does with a tombstone */
+    struct http_result again;
+    const char *hdr[] = {"Idempotency-Key: day-1-send-1", NULL};
+    CHECK_EQ(post_json(&H, "/api/messages", TOKEN_DISPATCHER, SEND_BODY, hdr, &again), 202);
+    CHECK_STREQ(jstr(again.json, "recipients.0.employee_id"), eid);
+    CHECK(jstr(again.json, "recipients.0.name") == NULL);
+    CHECK_STREQ(jstr(again.json, "recipients.1.name"), jstr(first->json, "recipients.1.name"));
+    CHECK_EQ(jint(again.json, "recipient_count"), jint(first->json, "recipient_count"));
+    rcmd(&H, "SREM lst:lg:erased %s", eid);
+    free(eid);
+    http_result_cleanup(&again);
+}
+
 static void test_send_and_replay(void)
 {
     struct http_result r, again;
@@ -342,6 +386,7 @@ static void test_send_and_replay(void)
     snprintf(loc, sizeof(loc), "Location: /api/messages/%s", mid);
     CHECK(has_header(&again, loc)); /* the first answer's headers too, not only its body */
     http_result_cleanup(&again);
+    check_replay_names(&r, "day-1-send-1");
     size_t before = SEEN.outbound;
     CHECK_EQ(consume_until(&SEEN.messages, 2, 3000), 1);
     CHECK_EQ(SEEN.outbound, before);
