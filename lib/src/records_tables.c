@@ -716,7 +716,7 @@ static const struct lst_table dlq_table = TABLE("lst.dlq", dlq_fields, -1, NULL,
 
 /* ---- lst.audit ------------------------------------------------------------------------- */
 
-static const char *const audit_actions[LST_AUDIT__COUNT] = {"view", "export", "erase"};
+static const char *const audit_actions[LST_AUDIT__COUNT] = {"view", "export", "erase", "readmit"};
 
 static const struct lst_field audit_fields[] = {
     F_VER,
@@ -726,7 +726,8 @@ static const struct lst_field audit_fields[] = {
     F_STR(lst_audit, actor, LST_USER_ID_MAX, &pat_user, ALL, ALL, "user ID of the token"),
     F_STR(lst_audit, role, LST_SLUG_MAX, &pat_slug, ALL, ALL, "role of the token"),
     F_ENUM(lst_audit, action, audit_actions, LST_AUDIT__COUNT,
-           "view: opened the employee's history; export; erase"),
+           "view: opened the employee's history; export; erase; readmit: an ERP import "
+           "re-created an erased employee"),
     F_STR(lst_audit, employee_id, LST_EMPLOYEE_ID_MAX, &pat_employee, ALL, ALL,
           "whose data was accessed"),
     F_STR(lst_audit, detail, LST_REASON_MAX, NULL, ALL, OPT, "what else the action did"),

@@ -146,6 +146,34 @@ lst_err va_directory_get_reach(struct view_api *ctx, const char *const *ids, siz
     return err == LST_OK ? va_reach_read(ctx, out, found, n) : err;
 }
 
+lst_err va_directory_erased(struct view_api *ctx, const char *const *ids, size_t n, bool *erased)
+{
+    struct lst_buf key;
+    redisReply *r = NULL;
+    if (n == 0)
+        return LST_OK;
+    lst_err err = LST_OK;
+    const char **argv = malloc((n + 2) * sizeof(*argv));
+    if (argv == NULL)
+        return LST_ERR_NOMEM;
+    lst_buf_init(&key);
+    err = va_lkey(ctx, &key, "erased");
+    argv[0] = "SMISMEMBER";
+    argv[1] = key.data;
+    memcpy(argv + 2, ids, n * sizeof(*ids));
+    if (err == LST_OK)
+        err = lst_redis_cmd(ctx->svc->redis, &r, (int)(n + 2), argv, NULL);
+    if (err == LST_OK && (r->type != REDIS_REPLY_ARRAY || r->elements != n))
+        err = LST_ERR_REDIS;
+    for (size_t i = 0; i < n && err == LST_OK; i++)
+        erased[i] = r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer == 1;
+    if (r != NULL)
+        freeReplyObject(r);
+    free(argv);
+    lst_buf_cleanup(&key);
+    return err;
+}
+
 static lst_err strv_from_reply(const redisReply *r, struct lst_strv *out)
 {
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)

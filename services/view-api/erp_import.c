@@ -6,6 +6,12 @@
  * waited for. mode=full also deactivates every active employee missing from the import.
  * The report says what was created, updated, deactivated and left unchanged.
  *
+ * An employee on the ledger's erased list is not re-created: the ERP keeps former employees
+ * for years, and a routine import must not undo a GDPR erasure a day later. Such rows are
+ * left out and reported as "erased". ?readmit=<id>,... names the ones an admin brings back
+ * on purpose (a former driver hired again); each gets a "readmit" entry in the audit log,
+ * produced with the records and waited for like them.
+ *
  * The comparison reads the projection, which lags Kafka by the ledger's apply time: two imports
  * in quick succession may both report the same change (the second record is harmless, the
  * ledger keeps the newer updated_at). */
@@ -27,10 +33,13 @@ struct import {
     size_t nerrors;
     bool full, force;
     int64_t now;
+    struct lst_strv readmit; /* ?readmit=: erased IDs to re-create */
 };
 
 struct change_set {
     struct lst_strv created, updated, unchanged, deactivated;
+    struct lst_strv erased;     /* rows left out: the employee was erased */
+    struct lst_strv readmitted; /* erased, re-created on request (also in created) */
 };
 
 static void import_cleanup(struct import *im)
@@ -40,6 +49,7 @@ static void import_cleanup(struct import *im)
     free(im->rows);
     free(im->lines);
     lst_buf_cleanup(&im->errors);
+    lst_strv_cleanup(&im->readmit);
 }
 
 static void changes_cleanup(struct change_set *c)
@@ -48,6 +58,8 @@ static void changes_cleanup(struct change_set *c)
     lst_strv_cleanup(&c->updated);
     lst_strv_cleanup(&c->unchanged);
     lst_strv_cleanup(&c->deactivated);
+    lst_strv_cleanup(&c->erased);
+    lst_strv_cleanup(&c->readmitted);
 }
 
 static void add_error(struct import *im, int line, const char *id, const char *reason)
@@ -439,30 +451,54 @@ static bool same(const struct lst_employee *e, const struct va_employee *d)
            str_eq(e->phone, d->phone) && str_eq(e->email, d->email);
 }
 
+static bool listed(const struct lst_strv *v, const char *id)
+{
+    for (size_t i = 0; i < v->len; i++) {
+        if (strcmp(v->items[i], id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Sorts one row: an erased employee stays out unless readmitted (then created, as a new one). */
+static struct lst_strv *classify_row(const struct import *im, const struct lst_employee *e,
+                                     bool found, const struct va_employee *d, bool erased,
+                                     struct change_set *cs)
+{
+    if (erased && !listed(&im->readmit, e->employee_id))
+        return &cs->erased;
+    if (erased)
+        lst_strv_push(&cs->readmitted, e->employee_id);
+    return erased || !found ? &cs->created : !same(e, d) ? &cs->updated : &cs->unchanged;
+}
+
 /* Classifies rows [from, from + n) against the directory; changed[i] marks what to produce. */
 static lst_err classify_chunk(struct view_api *ctx, struct import *im, size_t from, size_t n,
                               bool *changed, struct change_set *cs)
 {
     struct va_employee *d = calloc(n, sizeof(*d));
-    bool *found = calloc(n, sizeof(*found));
+    bool *found = calloc(n, sizeof(*found)), *erased = calloc(n, sizeof(*erased));
     const char **ids = calloc(n, sizeof(*ids));
-    lst_err result = d == NULL || found == NULL || ids == NULL ? LST_ERR_NOMEM : LST_OK;
+    lst_err result =
+        d == NULL || found == NULL || erased == NULL || ids == NULL ? LST_ERR_NOMEM : LST_OK;
     for (size_t i = 0; i < n && result == LST_OK; i++)
         ids[i] = im->rows[from + i].employee_id;
     if (result == LST_OK)
         result = va_directory_get(ctx, ids, n, d, found);
+    if (result == LST_OK)
+        result = va_directory_erased(ctx, ids, n, erased);
     for (size_t i = 0; i < n && result == LST_OK; i++) {
         const struct lst_employee *e = &im->rows[from + i];
-        struct lst_strv *to = !found[i]         ? &cs->created
-                              : !same(e, &d[i]) ? &cs->updated
-                                                : &cs->unchanged;
+        struct lst_strv *to = classify_row(im, e, found[i], &d[i], erased[i], cs);
         lst_strv_push(to, e->employee_id);
-        changed[from + i] = to != &cs->unchanged || im->force;
+        changed[from + i] =
+            to == &cs->created || to == &cs->updated || (to == &cs->unchanged && im->force);
     }
     for (size_t i = 0; d != NULL && i < n; i++)
         va_employee_cleanup(&d[i]);
     free(d);
     free(found);
+    free(erased);
     free(ids);
     return result;
 }
@@ -559,14 +595,36 @@ static lst_err produce_one(struct view_api *ctx, struct va_batch *b, const struc
     return err;
 }
 
-static lst_err produce_all(struct view_api *ctx, const struct import *im, const bool *changed,
-                           const struct lst_employee *deact, size_t ndeact, size_t *produced)
+/* The audit entries of the re-admissions, in the batch of the records they let through. */
+static lst_err produce_readmits(struct va_req *r, struct va_batch *b,
+                                const struct lst_strv *readmitted, struct lst_buf *enc)
 {
+    lst_err err = LST_OK;
+    for (size_t i = 0; i < readmitted->len && err == LST_OK; i++) {
+        const char *eid = readmitted->items[i];
+        char id[LST_MESSAGE_ID_LEN + 1];
+        lst_buf_reset(enc);
+        err = va_audit_encode(r, LST_AUDIT_READMIT, eid, "erp-import", id, enc);
+        if (err == LST_OK)
+            err = va_batch_produce(b, r->ctx->svc->producer, r->ctx->topic_audit, eid, enc->data,
+                                   enc->len);
+    }
+    return err;
+}
+
+static lst_err produce_all(struct va_req *r, const struct import *im, const bool *changed,
+                           const struct change_set *cs, const struct lst_employee *deact,
+                           size_t ndeact, size_t *produced)
+{
+    struct view_api *ctx = r->ctx;
     struct va_batch *b = NULL;
     struct lst_buf enc;
     size_t acked = 0;
     lst_err err = va_batch_create(&b);
     lst_buf_init(&enc);
+    if (err == LST_OK)
+        err = produce_readmits(r, b, &cs->readmitted, &enc);
+    size_t audits = cs->readmitted.len;
     for (size_t i = 0; i < im->n && err == LST_OK; i++) {
         if (changed[i])
             err = produce_one(ctx, b, &im->rows[i], &enc);
@@ -578,7 +636,8 @@ static lst_err produce_all(struct view_api *ctx, const struct import *im, const 
         if (err == LST_OK)
             err = werr;
     }
-    *produced = acked;
+    /* the report counts lst.employees records; the audit entries came first */
+    *produced = acked > audits ? acked - audits : 0;
     va_batch_release(b);
     lst_buf_cleanup(&enc);
     return err;
@@ -602,6 +661,8 @@ static void report(struct va_req *r, const struct import *im, const struct chang
     report_list(&b, "updated", &cs->updated);
     report_list(&b, "deactivated", &cs->deactivated);
     report_list(&b, "unchanged", &cs->unchanged);
+    report_list(&b, "erased", &cs->erased);
+    report_list(&b, "readmitted", &cs->readmitted);
     lst_buf_puts(&b, "}");
     va_reply_json(r, 200, &b);
     lst_buf_cleanup(&b);
@@ -646,7 +707,7 @@ static bool parse_body(struct va_req *r, struct import *im)
     return false;
 }
 
-static const char *const import_params[] = {"mode", "force", NULL};
+static const char *const import_params[] = {"mode", "force", "readmit", NULL};
 const struct va_query_spec va_import_query = {"POST", "/api/admin/erp-import", import_params,
                                               false};
 
@@ -665,6 +726,31 @@ static bool parse_query(struct va_req *r, struct import *im)
         lst_http_problem(r->resp, 400, "invalid-query", "Invalid Query Parameter",
                          "force: true or false");
         return false;
+    }
+    struct lst_buf why;
+    lst_buf_init(&why);
+    bool ok = va_query_list(r->http, "readmit", LST_EMPLOYEE_ID_MAX, &im->readmit, &why);
+    for (size_t i = 0; ok && i < im->readmit.len; i++) {
+        ok = va_employee_id_ok(im->readmit.items[i]);
+        if (!ok)
+            lst_buf_printf(&why, "readmit: not an employee ID: %.64s", im->readmit.items[i]);
+    }
+    if (!ok)
+        lst_http_problem(r->resp, 400, "invalid-query", "Invalid Query Parameter", "%s",
+                         why.data != NULL ? why.data : "readmit");
+    lst_buf_cleanup(&why);
+    return ok;
+}
+
+/* A readmit ID must be a row of this import: a typo must not pass unnoticed. */
+static bool readmits_imported(struct va_req *r, const struct import *im)
+{
+    for (size_t i = 0; i < im->readmit.len; i++) {
+        if (!imported(im, im->readmit.items[i])) {
+            lst_http_problem(r->resp, 400, "invalid-query", "Invalid Query Parameter",
+                             "readmit: %.64s is not in the import", im->readmit.items[i]);
+            return false;
+        }
     }
     return true;
 }
@@ -687,7 +773,7 @@ static void run_import(struct va_req *r, struct import *im)
                          "the directory could not be read; nothing was imported");
         goto out;
     }
-    err = produce_all(r->ctx, im, changed, deact, ndeact, &produced);
+    err = produce_all(r, im, changed, &cs, deact, ndeact, &produced);
     if (err != LST_OK) {
         lst_http_problem(r->resp, 503, "kafka-unavailable", "Kafka Unavailable",
                          "%zu record(s) acknowledged before: %s; the import is safe to repeat",
@@ -696,9 +782,10 @@ static void run_import(struct va_req *r, struct import *im)
         goto out;
     }
     LST_INFO("view_api.erp_import",
-             "user=%s mode=%s rows=%zu created=%zu updated=%zu deactivated=%zu produced=%zu",
+             "user=%s mode=%s rows=%zu created=%zu updated=%zu deactivated=%zu erased=%zu "
+             "readmitted=%zu produced=%zu",
              r->who->user, im->full ? "full" : "upsert", im->n, cs.created.len, cs.updated.len,
-             cs.deactivated.len, produced);
+             cs.deactivated.len, cs.erased.len, cs.readmitted.len, produced);
     report(r, im, &cs, produced);
 out:
     for (size_t i = 0; i < ndeact; i++)
@@ -727,7 +814,8 @@ void va_handle_erp_import(void *ud, const struct lst_http_request *req,
         reject(&r, &im);
         goto out;
     }
-    run_import(&r, &im);
+    if (readmits_imported(&r, &im))
+        run_import(&r, &im);
 out:
     import_cleanup(&im);
 }

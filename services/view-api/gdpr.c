@@ -27,13 +27,12 @@
  * blobs are kept (safe side) and reported unchecked. */
 #define REF_SCAN_MAX 1000000
 
-static const char *const ACTIONS[] = {"view", "export", "erase"};
+static const char *const ACTIONS[] = {"view", "export", "erase", "readmit"};
 
 /* ---- producing audit entries ---- */
 
-static lst_err audit_encode(struct va_req *r, enum lst_audit_action action, const char *eid,
-                            const char *detail, char id[LST_MESSAGE_ID_LEN + 1],
-                            struct lst_buf *out)
+lst_err va_audit_encode(struct va_req *r, enum lst_audit_action action, const char *eid,
+                        const char *detail, char id[LST_MESSAGE_ID_LEN + 1], struct lst_buf *out)
 {
     int64_t now = lst_wall_ms();
     char role[16];
@@ -56,7 +55,7 @@ void va_audit_view(struct va_req *r, const char *employee_id, const char *detail
     char id[LST_MESSAGE_ID_LEN + 1];
     struct lst_buf v;
     lst_buf_init(&v);
-    lst_err err = audit_encode(r, LST_AUDIT_VIEW, employee_id, detail, id, &v);
+    lst_err err = va_audit_encode(r, LST_AUDIT_VIEW, employee_id, detail, id, &v);
     if (err == LST_OK)
         err = lst_kafka_produce_async(r->ctx->svc->producer, r->ctx->topic_audit, employee_id,
                                       strlen(employee_id), v.data, v.len, NULL, NULL);
@@ -502,7 +501,7 @@ static lst_err audit_sync(struct va_req *r, enum lst_audit_action action, const 
     struct va_batch *batch = NULL;
     struct lst_buf v;
     lst_buf_init(&v);
-    lst_err err = audit_encode(r, action, eid, detail, id, &v);
+    lst_err err = va_audit_encode(r, action, eid, detail, id, &v);
     if (err == LST_OK)
         err = va_batch_create(&batch);
     if (err == LST_OK)

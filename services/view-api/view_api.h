@@ -480,6 +480,8 @@ lst_err va_directory_get(struct view_api *ctx, const char *const *ids, size_t n,
  * (/api/employees/{id}, the GDPR export). */
 lst_err va_directory_get_reach(struct view_api *ctx, const char *const *ids, size_t n,
                                struct va_employee *out, bool *found);
+/* erased[i]: whether ids[i] is on the ledger's erased list (one SMISMEMBER). */
+lst_err va_directory_erased(struct view_api *ctx, const char *const *ids, size_t n, bool *erased);
 /* Up to limit employee IDs after `after` (exclusive; NULL: from the start) in ID order. */
 lst_err va_directory_ids(struct view_api *ctx, const char *after, size_t limit,
                          struct lst_strv *out);
@@ -686,6 +688,9 @@ void va_balance_destroy(struct va_balance *b);
 /* Produces a lst.audit "view" entry for r's user and the employee, without waiting; detail
  * says what was shown (e.g. "history: first page"). */
 void va_audit_view(struct va_req *r, const char *employee_id, const char *detail);
+/* One lst.audit record by the request's user into out; id receives its event ID. */
+lst_err va_audit_encode(struct va_req *r, enum lst_audit_action action, const char *eid,
+                        const char *detail, char id[LST_MESSAGE_ID_LEN + 1], struct lst_buf *out);
 /* The views of one person's traffic a filter gives (timeline, live stream): one "view" entry
  * per employee the filter names (employee=), with detail. */
 void va_audit_filter(struct va_req *r, const struct va_filter *f, const char *detail);

@@ -1339,7 +1339,7 @@ static const char *const PARAM_VALUES[][2] = {
     {"limit", "10"},          {"cursor", "5000_zz"},  {"active", "true"},
     {"last_event_id", "0-0"}, {"mode", "upsert"},     {"force", "false"},
     {"group", "department"},  {"actor", "anna"},      {"action", "view"},
-    {"handled", "true"},
+    {"handled", "true"},      {"readmit", "E1"},
 };
 
 static const char *param_value(const char *name)

@@ -67,6 +67,7 @@ static void apply_employee(const struct lst_employee *e)
     struct lst_buf tags;
     lst_buf_init(&tags);
     va_json_strv_out(&tags, &e->tags);
+    rcmd(&H, "SREM lst:lg:erased %s", e->employee_id); /* a new record re-creates */
     rcmd(&H, "DEL lst:lg:emp:%s", e->employee_id);
     rcmd(&H, "HSET lst:lg:emp:%s id %s name %s active %s tags %s updated_at %lld source %s",
          e->employee_id, e->employee_id, e->name, e->active ? "1" : "0", tags.data,
@@ -125,8 +126,10 @@ static void take(const struct lst_kafka_record *rec)
         struct lst_audit a;
         char line[256];
         CHECK(lst_audit_decode(rec->value, rec->len, &a, NULL) == LST_OK);
-        snprintf(line, sizeof(line), "%s %s %s", a.action == LST_AUDIT_VIEW ? "view" : "other",
-                 S(a.employee_id), a.detail != NULL ? a.detail : "-");
+        static const char *const actions[] = {"view", "export", "erase", "readmit"};
+        snprintf(line, sizeof(line), "%s %s %s",
+                 a.action < LST_ARRAY_LEN(actions) ? actions[a.action] : "other", S(a.employee_id),
+                 a.detail != NULL ? a.detail : "-");
         lst_strv_push(&SEEN.audit_lines, line);
         SEEN.audits++;
         lst_audit_cleanup(&a);
@@ -255,6 +258,70 @@ static void test_import_demo(void)
              200);
     CHECK_EQ(jint(r.json, "unchanged.count"), 250);
     CHECK_EQ(jint(r.json, "produced"), 0);
+    http_result_cleanup(&r);
+    free(csv);
+}
+
+/* GDPR: a routine import does not bring an erased employee back (the ERP keeps former
+ * employees); ?readmit= does, with an audit entry. */
+static void test_erased_stays_erased(void)
+{
+    struct http_result r;
+    char path[512];
+    size_t len = 0;
+    snprintf(path, sizeof(path), "%s/demo/erp-export.csv", getenv("LST_SOURCE_DIR"));
+    char *csv = read_file(path, &len);
+    REQUIRE(csv != NULL);
+    /* the ledger's part of an erasure that the import looks at */
+    rcmd(&H, "SADD lst:lg:erased 10006");
+    rcmd(&H, "DEL lst:lg:emp:10006");
+    rcmd(&H, "ZREM lst:lg:emps 10006");
+    size_t emps = SEEN.employees, audits = SEEN.audits;
+    CHECK_EQ(http(&H, "POST", "/api/admin/erp-import?mode=full", TOKEN_ADMIN, "text/csv", csv, len,
+                  NULL, &r),
+             200);
+    CHECK_EQ(jint(r.json, "erased.count"), 1);
+    CHECK_STREQ(jstr(r.json, "erased.ids.0"), "10006");
+    CHECK_EQ(jint(r.json, "created.count"), 0);
+    CHECK_EQ(jint(r.json, "readmitted.count"), 0);
+    CHECK_EQ(jint(r.json, "unchanged.count"), 249);
+    CHECK_EQ(jint(r.json, "produced"), 0);
+    http_result_cleanup(&r);
+    /* force=true produces every row, but still not hers */
+    CHECK_EQ(http(&H, "POST", "/api/admin/erp-import?force=true", TOKEN_ADMIN, "text/csv", csv, len,
+                  NULL, &r),
+             200);
+    CHECK_EQ(jint(r.json, "produced"), 249);
+    http_result_cleanup(&r);
+    CHECK_EQ(consume_until(&SEEN.employees, emps + 249, 30000), emps + 249);
+    CHECK_EQ(consume_until(&SEEN.employees, emps + 250, 2000), emps + 249);
+    CHECK(strcmp(SEEN.emp_keys.items[SEEN.emp_keys.len - 1], "10006") != 0);
+    /* a readmit ID not in the import, or not an ID: refused, nothing produced */
+    CHECK_EQ(http(&H, "POST", "/api/admin/erp-import?readmit=10006,99999", TOKEN_ADMIN, "text/csv",
+                  csv, len, NULL, &r),
+             400);
+    CHECK(strstr(S(jstr(r.json, "detail")), "99999 is not in the import") != NULL);
+    http_result_cleanup(&r);
+    CHECK_EQ(http(&H, "POST", "/api/admin/erp-import?readmit=-x", TOKEN_ADMIN, "text/csv", csv, len,
+                  NULL, &r),
+             400);
+    http_result_cleanup(&r);
+    /* named on purpose: created again, and audited */
+    CHECK_EQ(http(&H, "POST", "/api/admin/erp-import?readmit=10006", TOKEN_ADMIN, "text/csv", csv,
+                  len, NULL, &r),
+             200);
+    CHECK_EQ(jint(r.json, "created.count"), 1);
+    CHECK_STREQ(jstr(r.json, "created.ids.0"), "10006");
+    CHECK_STREQ(jstr(r.json, "readmitted.ids.0"), "10006");
+    CHECK_EQ(jint(r.json, "erased.count"), 0);
+    CHECK_EQ(jint(r.json, "produced"), 1);
+    http_result_cleanup(&r);
+    CHECK_EQ(consume_until(&SEEN.employees, emps + 250, 30000), emps + 250);
+    CHECK_STREQ(SEEN.emp_keys.items[SEEN.emp_keys.len - 1], "10006");
+    CHECK_EQ(consume_until(&SEEN.audits, audits + 1, 30000), audits + 1);
+    CHECK_STREQ(SEEN.audit_lines.items[SEEN.audit_lines.len - 1], "readmit 10006 erp-import");
+    CHECK_EQ(get(&H, "/api/employees/10006", TOKEN_DISPATCHER, &r), 200);
+    CHECK_STREQ(jstr(r.json, "name"), "Petra Schulze");
     http_result_cleanup(&r);
     free(csv);
 }
@@ -650,6 +717,7 @@ static void test_all(void)
         return;
     }
     test_import_demo();
+    test_erased_stays_erased();
     test_send_and_replay();
     test_image_upload();
     test_full_sync();

@@ -373,17 +373,23 @@ struct lst_view {
 };
 
 /* ---- lst.audit: who accessed or changed which employee's data (key: employee_id) --------
- * Produced by the view-api (history views, GDPR export and erasure), stored by the ledger for
- * the admins' audit log and the employee's data export (docs/view-api.md, GDPR). */
+ * Produced by the view-api (history views, GDPR export, erasure and re-admission), stored by the
+ * ledger for the admins' audit log and the employee's data export (docs/view-api.md, GDPR). */
 
-enum lst_audit_action { LST_AUDIT_VIEW = 0, LST_AUDIT_EXPORT, LST_AUDIT_ERASE, LST_AUDIT__COUNT };
+enum lst_audit_action {
+    LST_AUDIT_VIEW = 0,
+    LST_AUDIT_EXPORT,
+    LST_AUDIT_ERASE,
+    LST_AUDIT_READMIT, /* an ERP import brought an erased employee back (?readmit=) */
+    LST_AUDIT__COUNT
+};
 
 struct lst_audit {
     char *event_id; /* ULID (lst_message_id_new), unique per event: the ledger dedupes by it */
     int64_t at;     /* ms since the epoch */
     char *actor;    /* user ID of the token */
     char *role;     /* "dispatcher" | "admin" (slug) */
-    enum lst_audit_action action; /* view: opened the history; export; erase */
+    enum lst_audit_action action; /* view: opened the history; export; erase; readmit */
     char *employee_id;            /* whose data */
     char *detail;                 /* optional, e.g. "blobs_deleted=2" */
 };
