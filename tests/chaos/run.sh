@@ -752,13 +752,32 @@ view_probe() {
     return 1
 }
 
+# view_reached N: the probe of restart N got an answer from the restarted server (answered
+# after proj_up.N, and not store-unavailable).
+view_reached() {
+    local up
+    up=$(cat "$S/proj_up.$1" 2>/dev/null) || return 1
+    awk -v n="$1" -v up="$up" '$1 == n && $3 >= up && $4 != 0 && $5 != "store-unavailable" {f = 1}
+        END {exit !f}' "$S/refill_probe.tsv"
+}
+
 # proj_loss N DOWN_S [empty]: SIGKILL of the projections' Redis, down DOWN_S seconds, then the
 # same server started again from its dir: from the last RDB snapshot, or from nothing (empty:
 # the RDB removed while it was down). The view is read closely meanwhile (view_probe and
 # view_poll's fast rounds) until it serves again.
+#
+# The ledgers are held (SIGSTOP) from the kill until the view has read the restarted server
+# once. What the view promises is to refuse an older or empty server before any ledger checked
+# it (the old "run" in a restored snapshot; the refill hash it saw before, gone). Without the
+# hold the two race: in a CI run (2026-12-07) a ledger reconnected at once, marked 49
+# partitions and refilled them all within 70 ms, between two of the view's reconnect attempts,
+# so the view's first answer was a correct 200 and the scenario could not tell it from a view
+# that never refuses. The ledgers cannot apply while the server is down anyway.
 proj_loss() {
-    local n=$1 down=$2 how="from its last RDB snapshot" mid pid probe before after
+    local n=$1 down=$2 how="from its last RDB snapshot" mid pid probe before after l1 l2
     [ "${3:-}" != empty ] || how="from nothing (RDB removed)"
+    l1=$(pid_of ledger-1)
+    l2=$(pid_of ledger-2)
     mid=$(head -1 "$S/messages.txt")
     : >"$S/view.fast"
     view_probe "$n" "$mid" &
@@ -771,9 +790,10 @@ proj_loss() {
         rm -f "$S/view.fast"
         return 1
     fi
+    kill -STOP "$l1" "$l2"
     now_ms >"$S/proj_kill.$n"
     kill -KILL "$pid"
-    fault_note "killed redis $pid (the projections' Redis, ledger at $before records applied)"
+    fault_note "killed redis $pid (the projections' Redis, ledger at $before records applied; ledgers held)"
     wait_for 10 gone "$pid"
     [ "${3:-}" != empty ] || rm -f "$PROJ_DIR/dump.rdb"
     sleep "$down"
@@ -784,6 +804,9 @@ proj_loss() {
     after=$("${PROJ_REDIS[@]}" -n 1 EXISTS chaos:after-save)
     fault_note "back redis (restarted $how, $("${PROJ_REDIS[@]}" -n 0 DBSIZE) keys at start)"
     [ "$after" = 0 ] || fault_note "unobserved restart $n: the restarted Redis was not older"
+    wait_for 10 view_reached "$n" || log "restart $n: the view did not reach the restarted Redis"
+    kill -CONT "$l1" "$l2"
+    fault_note "info ledgers continue"
     wait "$probe" || fault_note "unobserved restart $n: the view did not serve again within 60 s"
     sleep 1.5 # the reads right after the view serves again still close together
     rm -f "$S/view.fast"
