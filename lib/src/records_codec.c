@@ -722,6 +722,15 @@ lst_err lst_strv_push(struct lst_strv *v, const char *s)
     return LST_OK;
 }
 
+bool lst_strv_has(const struct lst_strv *v, const char *s)
+{
+    for (size_t i = 0; s != NULL && i < v->len; i++) {
+        if (strcmp(v->items[i], s) == 0)
+            return true;
+    }
+    return false;
+}
+
 void lst_strv_cleanup(struct lst_strv *v)
 {
     for (size_t i = 0; i < v->len; i++)

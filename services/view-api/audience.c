@@ -38,15 +38,6 @@ void va_audience_cleanup(struct va_audience *a)
     memset(a, 0, sizeof(*a));
 }
 
-static bool in_list(const struct lst_strv *v, const char *s)
-{
-    for (size_t i = 0; s != NULL && i < v->len; i++) {
-        if (strcmp(v->items[i], s) == 0)
-            return true;
-    }
-    return false;
-}
-
 static bool selector_empty(const struct lst_selector *s)
 {
     return s->departments.len == 0 && s->vehicles.len == 0 && s->tags.len == 0;
@@ -56,14 +47,14 @@ static bool selected(const struct lst_selector *s, const struct va_employee *e)
 {
     if (selector_empty(s))
         return false;
-    if (s->departments.len > 0 && !in_list(&s->departments, e->department))
+    if (s->departments.len > 0 && !lst_strv_has(&s->departments, e->department))
         return false;
-    if (s->vehicles.len > 0 && !in_list(&s->vehicles, e->vehicle))
+    if (s->vehicles.len > 0 && !lst_strv_has(&s->vehicles, e->vehicle))
         return false;
     if (s->tags.len > 0) {
         bool any = false;
         for (size_t i = 0; i < e->tags.len && !any; i++)
-            any = in_list(&s->tags, e->tags.items[i]);
+            any = lst_strv_has(&s->tags, e->tags.items[i]);
         if (!any)
             return false;
     }
@@ -133,7 +124,7 @@ static lst_err take(struct va_audience *a, struct va_employee *e)
 
 static lst_err decide(struct va_audience *a, const char *id, bool found, struct va_employee *e)
 {
-    bool explicit = in_list(&a->selector.employee_ids, id);
+    bool explicit = lst_strv_has(&a->selector.employee_ids, id);
     if (!found)
         return explicit ? skip(a, id, VA_SKIP_UNKNOWN) : LST_OK;
     if (!explicit && !selected(&a->selector, e)) {

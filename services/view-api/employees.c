@@ -40,27 +40,16 @@ static bool contains_ci(const char *hay, const char *needle)
     return false;
 }
 
-static bool in_list(const struct lst_strv *v, const char *s)
-{
-    if (s == NULL)
-        return false;
-    for (size_t i = 0; i < v->len; i++) {
-        if (strcmp(v->items[i], s) == 0)
-            return true;
-    }
-    return false;
-}
-
 static bool matches(const struct emp_filter *f, const struct va_employee *e)
 {
-    if (f->departments.len > 0 && !in_list(&f->departments, e->department))
+    if (f->departments.len > 0 && !lst_strv_has(&f->departments, e->department))
         return false;
-    if (f->vehicles.len > 0 && !in_list(&f->vehicles, e->vehicle))
+    if (f->vehicles.len > 0 && !lst_strv_has(&f->vehicles, e->vehicle))
         return false;
     if (f->tags.len > 0) {
         bool any = false;
         for (size_t i = 0; i < e->tags.len && !any; i++)
-            any = in_list(&f->tags, e->tags.items[i]);
+            any = lst_strv_has(&f->tags, e->tags.items[i]);
         if (!any)
             return false;
     }

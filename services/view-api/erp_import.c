@@ -451,21 +451,12 @@ static bool same(const struct lst_employee *e, const struct va_employee *d)
            str_eq(e->phone, d->phone) && str_eq(e->email, d->email);
 }
 
-static bool listed(const struct lst_strv *v, const char *id)
-{
-    for (size_t i = 0; i < v->len; i++) {
-        if (strcmp(v->items[i], id) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Sorts one row: an erased employee stays out unless readmitted (then created, as a new one). */
 static struct lst_strv *classify_row(const struct import *im, const struct lst_employee *e,
                                      bool found, const struct va_employee *d, bool erased,
                                      struct change_set *cs)
 {
-    if (erased && !listed(&im->readmit, e->employee_id))
+    if (erased && !lst_strv_has(&im->readmit, e->employee_id))
         return &cs->erased;
     if (erased)
         lst_strv_push(&cs->readmitted, e->employee_id);

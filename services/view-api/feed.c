@@ -294,15 +294,6 @@ static const char *hget(const redisReply *h, const char *field)
     return NULL;
 }
 
-static bool in_list(const struct lst_strv *v, const char *s)
-{
-    for (size_t i = 0; s != NULL && i < v->len; i++) {
-        if (strcmp(v->items[i], s) == 0)
-            return true;
-    }
-    return false;
-}
-
 static bool contains_ci(const char *hay, const char *needle)
 {
     size_t n = strlen(needle);
@@ -459,15 +450,15 @@ static bool hash_matches(const struct va_filter *f, const struct hview *h)
     const char *cat = h->v[IF_CAT];
     if (!h->exists)
         return false; /* erased or purged since it was indexed */
-    if (f->categories.len > 0 && !in_list(&f->categories, cat))
+    if (f->categories.len > 0 && !lst_strv_has(&f->categories, cat))
         return false;
-    if (f->hidden.len > 0 && in_list(&f->hidden, cat))
+    if (f->hidden.len > 0 && lst_strv_has(&f->hidden, cat))
         return false;
     /* "not read by everyone" is read information: never for a category where it is off */
     if (f->status == VA_ST_UNREAD && f->readvis != NULL &&
         va_readvis_of(f->readvis, cat) == VA_READ_OFF)
         return false;
-    if (f->kinds.len > 0 && !in_list(&f->kinds, h->v[IF_KIND]))
+    if (f->kinds.len > 0 && !lst_strv_has(&f->kinds, h->v[IF_KIND]))
         return false;
     if (f->dir != NULL && (h->v[IF_DIR] == NULL || strcmp(f->dir, h->v[IF_DIR]) != 0))
         return false;

@@ -538,23 +538,66 @@ static bool load_employee(struct va_req *r, const char *eid, struct va_employee 
     return true;
 }
 
+/* What is stored about an ID beside the directory and the history: whether it is on the erased
+ * list, and whether any message skipped it or any audit entry names it. An erased employee's
+ * access log is kept (the controller's record), and her right of access covers it too. */
+static lst_err export_traces(struct view_api *ctx, const char *eid, bool *erased, bool *any)
+{
+    struct lst_redis_pipe *p = NULL;
+    struct lst_buf k[3];
+    for (size_t i = 0; i < 3; i++)
+        lst_buf_init(&k[i]);
+    lst_err err = lst_redis_pipe_create(&p);
+    if (err == LST_OK)
+        err = va_lkey(ctx, &k[0], "erased");
+    if (err == LST_OK)
+        err = va_lkey(ctx, &k[1], "e:%s:skp", eid);
+    if (err == LST_OK)
+        err = va_lkey(ctx, &k[2], "aud:emp:%s", eid);
+    const char *ism[] = {"SISMEMBER", k[0].data, eid}, *skp[] = {"ZCARD", k[1].data},
+               *aud[] = {"ZCARD", k[2].data};
+    if (err == LST_OK)
+        err = lst_redis_pipe_add(p, 3, ism, NULL);
+    if (err == LST_OK)
+        err = lst_redis_pipe_add(p, 2, skp, NULL);
+    if (err == LST_OK)
+        err = lst_redis_pipe_add(p, 2, aud, NULL);
+    if (err == LST_OK)
+        err = lst_redis_pipe_exec(ctx->svc->redis, p);
+    for (size_t i = 0; i < 3 && err == LST_OK; i++) {
+        const redisReply *rep = lst_redis_pipe_reply(p, i);
+        if (rep == NULL || rep->type != REDIS_REPLY_INTEGER)
+            err = LST_ERR_REDIS;
+        else if (i == 0)
+            *erased = rep->integer == 1;
+        else
+            *any = *any || rep->integer > 0;
+    }
+    *any = *any || *erased;
+    for (size_t i = 0; i < 3; i++)
+        lst_buf_cleanup(&k[i]);
+    lst_redis_pipe_destroy(p);
+    return err;
+}
+
 static void export(struct va_req *r, const char *eid)
 {
     struct va_employee e = {0};
     struct history h = {0};
     struct lst_strv refs = {0};
     struct lst_buf b;
-    bool found = false;
+    bool found = false, erased = false, traces = false;
     char aid[LST_MESSAGE_ID_LEN + 1];
     lst_buf_init(&b);
     if (!load_employee(r, eid, &e, &found, true))
         goto out;
-    if (history_load(r->ctx, eid, &h) != LST_OK) {
+    if (history_load(r->ctx, eid, &h) != LST_OK ||
+        export_traces(r->ctx, eid, &erased, &traces) != LST_OK) {
         lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
                          "the projections could not be read");
         goto out;
     }
-    if (!found && history_n(&h) == 0) {
+    if (!found && history_n(&h) == 0 && !traces) {
         lst_http_problem(r->resp, 404, "employee-not-found", "Employee Not Found",
                          "nothing is stored about this employee ID");
         goto out;
@@ -567,6 +610,7 @@ static void export(struct va_req *r, const char *eid)
     va_json_kv(&b, false, "employee_id", eid);
     lst_buf_printf(&b, ",\"exported_at\":%lld", (long long)lst_wall_ms());
     va_json_kv(&b, true, "audit_event_id", aid);
+    lst_buf_puts(&b, erased ? ",\"erased\":true" : ",\"erased\":false");
     lst_buf_puts(&b, ",\"employee\":");
     if (found)
         va_employee_json(&b, &e);
@@ -615,15 +659,6 @@ static void own_blobs(const struct history *h, const char *eid, struct lst_strv 
     }
 }
 
-static bool in_strv(const struct lst_strv *v, const char *s)
-{
-    for (size_t i = 0; s != NULL && i < v->len; i++) {
-        if (strcmp(v->items[i], s) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Moves refs that another item (not in own_ids) references from mine to shared, reading the
  * items of the kinds that carry blobs. false when the scan hit its bound (*unchecked). */
 static lst_err check_refs(struct view_api *ctx, const struct lst_strv *own_ids,
@@ -656,7 +691,7 @@ static lst_err check_refs(struct view_api *ctx, const struct lst_strv *own_ids,
                 err = lst_redis_pipe_exec(ctx->svc->redis, p);
             for (size_t i = 0; i < n && err == LST_OK; i++) {
                 const redisReply *f = lst_redis_pipe_reply(p, i);
-                if (in_strv(own_ids, ids->element[i]->str) || f == NULL ||
+                if (lst_strv_has(own_ids, ids->element[i]->str) || f == NULL ||
                     f->type != REDIS_REPLY_ARRAY)
                     continue;
                 for (size_t j = 0; j < f->elements; j++) {

@@ -44,7 +44,9 @@
  *      both blobs, the audit entries of dispatcher A viewing his history) and erases him: gone
  *      from the directory and both messages' recipients, history 404 or empty, his replies 404,
  *      his photo deleted from the blob store (GET /api/blobs/{sha256}: 404) while the shift
- *      photo stays, the audit log lists the export and the erasure.
+ *      photo stays, the audit log lists the export and the erasure; a re-import of the ERP
+ *      export, which still lists him, leaves him out; his export afterwards says he was erased
+ *      and lists the erasure in his access log.
  *   7. refusals: missing and wrong token 401, dispatcher on admin routes 403, a malformed
  *      filter 400, a malformed body 400, a malformed CSV row 422 with its line; none changes
  *      the directory.
@@ -1233,6 +1235,7 @@ static void check_export(void)
     CHECK_EQ(get(&H, path, TOK_ADMIN, &r), 200);
     CHECK_STREQ(jstr(r.json, "employee_id"), X.rep->id);
     CHECK_STREQ(jstr(r.json, "employee.employee_id"), X.rep->id);
+    CHECK(!json_object_get_boolean(jget(r.json, "erased")));
     CHECK_EQ(jlen(r.json, "messages"), 4); /* oldest first */
     CHECK_STREQ(jstr(r.json, "messages.0.id"), X.text.id);
     CHECK_STREQ(jstr(r.json, "messages.1.id"), X.photo.id);
@@ -1258,6 +1261,27 @@ static void check_export(void)
     CHECK_EQ(jlen(r.json, "skipped_by"), 1);
     CHECK_STREQ(jstr(r.json, "skipped_by.0.message_id"), X.text.id);
     CHECK_STREQ(jstr(r.json, "skipped_by.0.reason"), X.skip_reason);
+    http_result_cleanup(&r);
+}
+
+/* After the erasure what is stored about him is that he was erased and who accessed his data
+ * (the audit log is kept): the export says so instead of "nothing stored". */
+static void check_export_after_erasure(void)
+{
+    char path[128];
+    struct http_result r;
+    snprintf(path, sizeof(path), "/api/admin/employees/%s/export", X.rep->id);
+    CHECK_EQ(get(&H, path, TOK_ADMIN, &r), 200);
+    CHECK(json_object_get_boolean(jget(r.json, "erased")));
+    CHECK(jget(r.json, "employee") == NULL);
+    CHECK_EQ(jlen(r.json, "messages"), 0);
+    CHECK_EQ(jlen(r.json, "blobs"), 0);
+    bool erasure = false;
+    for (size_t i = 0; i < jlen(r.json, "access_log"); i++) {
+        json_object *a = json_object_array_get_idx(jget(r.json, "access_log"), i);
+        erasure = erasure || strcmp(S(jstr(a, "action")), "erase") == 0;
+    }
+    CHECK(erasure);
     http_result_cleanup(&r);
 }
 
@@ -1377,6 +1401,31 @@ static void check_stream_forgets(const char *from, bool after)
     sse_close(&s);
 }
 
+/* The ERP still lists him: the next import leaves him out (reported as erased), produces
+ * nothing, and the directory stays without him. */
+static void check_reimport_keeps_erased(void)
+{
+    char path[600];
+    struct lst_buf csv;
+    struct http_result r;
+    lst_buf_init(&csv);
+    snprintf(path, sizeof(path), "%s/demo/erp-export.csv", X.E.src);
+    REQUIRE(read_file(path, &csv));
+    CHECK_EQ(http(&H, "POST", "/api/admin/erp-import", TOK_ADMIN, "text/csv", csv.data, csv.len,
+                  NULL, &r),
+             200);
+    CHECK_EQ(jint(r.json, "erased.count"), 1);
+    CHECK_STREQ(jstr(r.json, "erased.ids.0"), X.rep->id);
+    CHECK_EQ(jint(r.json, "created.count"), 0);
+    CHECK_EQ(jint(r.json, "produced"), 0);
+    http_result_cleanup(&r);
+    lst_buf_cleanup(&csv);
+    snprintf(path, sizeof(path), "/api/employees/%s", X.rep->id);
+    CHECK_EQ(get(&H, path, TOK_ADMIN, &r), 404);
+    http_result_cleanup(&r);
+    CHECK_EQ(count_employees(""), 249);
+}
+
 static void test_gdpr(void)
 {
     REQUIRE(X.up && X.photo_blob[0] != '\0');
@@ -1401,9 +1450,11 @@ static void test_gdpr(void)
     http_result_cleanup(&r);
     CHECK(poll_until(erased, NULL, 30000));
     check_gone();
+    check_reimport_keeps_erased();
     check_stream_forgets(from, true);
     CHECK(poll_until(audit_has, &exp, 30000));
     CHECK(poll_until(audit_has, &era, 30000));
+    check_export_after_erasure();
 }
 
 /* ---- 7. refusals ------------------------------------------------------------------------------

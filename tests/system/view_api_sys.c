@@ -209,22 +209,19 @@ static void teardown(void)
     curl_global_cleanup();
 }
 
-static bool strv_has(const struct lst_strv *v, const char *s)
+/* demo/erp-export.csv, the ERP export of the 250 demo drivers (NULL when unreadable). */
+static char *demo_csv(size_t *len)
 {
-    for (size_t i = 0; i < v->len; i++) {
-        if (strcmp(v->items[i], s) == 0)
-            return true;
-    }
-    return false;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/demo/erp-export.csv", getenv("LST_SOURCE_DIR"));
+    return read_file(path, len);
 }
 
 static void test_import_demo(void)
 {
     struct http_result r;
-    char path[512];
     size_t len = 0;
-    snprintf(path, sizeof(path), "%s/demo/erp-export.csv", getenv("LST_SOURCE_DIR"));
-    char *csv = read_file(path, &len);
+    char *csv = demo_csv(&len);
     REQUIRE(csv != NULL);
     CHECK_EQ(http(&H, "POST", "/api/admin/erp-import", TOKEN_ADMIN, "text/csv", csv, len, NULL, &r),
              200);
@@ -238,7 +235,7 @@ static void test_import_demo(void)
     /* one record per employee, keyed by the personnel number */
     struct lst_strv keys = {0};
     for (size_t i = 0; i < SEEN.emp_keys.len; i++) {
-        if (!strv_has(&keys, SEEN.emp_keys.items[i]))
+        if (!lst_strv_has(&keys, SEEN.emp_keys.items[i]))
             lst_strv_push(&keys, SEEN.emp_keys.items[i]);
     }
     CHECK_EQ(keys.len, 250);
@@ -267,10 +264,8 @@ static void test_import_demo(void)
 static void test_erased_stays_erased(void)
 {
     struct http_result r;
-    char path[512];
     size_t len = 0;
-    snprintf(path, sizeof(path), "%s/demo/erp-export.csv", getenv("LST_SOURCE_DIR"));
-    char *csv = read_file(path, &len);
+    char *csv = demo_csv(&len);
     REQUIRE(csv != NULL);
     /* the ledger's part of an erasure that the import looks at */
     rcmd(&H, "SADD lst:lg:erased 10006");
@@ -426,9 +421,9 @@ static void test_send_and_replay(void)
         char p[64];
         snprintf(p, sizeof(p), "recipients.%zu.employee_id", i);
         CHECK_STREQ(m.audience.recipients.items[i], jstr(r.json, p));
-        CHECK(strv_has(&SEEN.out_keys, m.audience.recipients.items[i]));
+        CHECK(lst_strv_has(&SEEN.out_keys, m.audience.recipients.items[i]));
     }
-    CHECK(strv_has(&SEEN.out_keys, "10006") && strv_has(&SEEN.out_keys, "10018"));
+    CHECK(lst_strv_has(&SEEN.out_keys, "10006") && lst_strv_has(&SEEN.out_keys, "10018"));
     for (size_t i = 0; i < SEEN.out_values.len; i++) {
         struct lst_outbound o;
         char rid[128];
@@ -702,9 +697,9 @@ static void test_audit_views(void)
              before + LST_ARRAY_LEN(want));
     CHECK_EQ(consume_until(&SEEN.audits, SIZE_MAX, 1500), before + LST_ARRAY_LEN(want));
     for (size_t i = 0; i < LST_ARRAY_LEN(want); i++) {
-        if (!strv_has(&SEEN.audit_lines, want[i]))
+        if (!lst_strv_has(&SEEN.audit_lines, want[i]))
             fprintf(stderr, "  no audit entry \"%s\"\n", want[i]);
-        CHECK(strv_has(&SEEN.audit_lines, want[i]));
+        CHECK(lst_strv_has(&SEEN.audit_lines, want[i]));
     }
 }
 

@@ -98,6 +98,8 @@ struct lst_strv {
 /* Appends a copy of s. */
 lst_err lst_strv_push(struct lst_strv *v, const char *s);
 void lst_strv_cleanup(struct lst_strv *v);
+/* Whether s (NULL: never) is one of the items; linear, for the short lists of a request. */
+bool lst_strv_has(const struct lst_strv *v, const char *s);
 
 /* An array of structs described by a sub-table (LST_FT_OBJV): items is a malloc'd array of
  * len structs of the field's item type, owned by the record like a strv. */
