@@ -539,9 +539,10 @@ static bool load_employee(struct va_req *r, const char *eid, struct va_employee 
 }
 
 /* What is stored about an ID beside the directory and the history: whether it is on the erased
- * list, and whether any message skipped it or any audit entry names it. An erased employee's
- * access log is kept (the controller's record), and her right of access covers it too. */
-static lst_err export_traces(struct view_api *ctx, const char *eid, bool *erased, bool *any)
+ * list, and whether any message skipped it or any audit entry names it (*any, also when
+ * erased). An erased employee's access log is kept (the controller's record), and her right of
+ * access covers it too. */
+static lst_err id_traces(struct view_api *ctx, const char *eid, bool *erased, bool *any)
 {
     struct lst_redis_pipe *p = NULL;
     struct lst_buf k[3];
@@ -592,7 +593,7 @@ static void export(struct va_req *r, const char *eid)
     if (!load_employee(r, eid, &e, &found, true))
         goto out;
     if (history_load(r->ctx, eid, &h) != LST_OK ||
-        export_traces(r->ctx, eid, &erased, &traces) != LST_OK) {
+        id_traces(r->ctx, eid, &erased, &traces) != LST_OK) {
         lst_http_problem(r->resp, 503, "store-unavailable", "Store Unavailable",
                          "the projections could not be read");
         goto out;
@@ -769,7 +770,10 @@ static void erase(struct va_req *r, const char *eid)
     lst_buf_init(&detail);
     if (!load_employee(r, eid, &e, &found, false))
         goto out;
+    bool erased = false, traces = false;
     lst_err err = history_load(r->ctx, eid, &h);
+    if (err == LST_OK)
+        err = id_traces(r->ctx, eid, &erased, &traces);
     if (err == LST_OK) {
         own_blobs(&h, eid, &mine, &own_ids);
         err = check_refs(r->ctx, &own_ids, &mine, &shared, &unchecked);
@@ -779,9 +783,11 @@ static void erase(struct va_req *r, const char *eid)
                          "the projections could not be read");
         goto out;
     }
-    if (!found && history_n(&h) == 0) {
+    /* a message that skipped the ID (e:<eid>:skp) is data about it the erasure removes */
+    if (!found && history_n(&h) == 0 && (erased || !traces)) {
         lst_http_problem(r->resp, 404, "employee-not-found", "Employee Not Found",
-                         "nothing is stored about this employee ID");
+                         erased ? "this employee was erased already"
+                                : "nothing is stored about this employee ID");
         goto out;
     }
     if (unchecked) { /* keep what could not be checked */

@@ -1283,6 +1283,11 @@ static void check_export_after_erasure(void)
     }
     CHECK(erasure);
     http_result_cleanup(&r);
+    /* a second erasure: nothing left to erase, and it says why */
+    snprintf(path, sizeof(path), "/api/admin/employees/%s", X.rep->id);
+    CHECK_EQ(http(&H, "DELETE", path, TOK_ADMIN, NULL, NULL, 0, NULL, &r), 404);
+    CHECK(strstr(S(jstr(r.json, "detail")), "erased already") != NULL);
+    http_result_cleanup(&r);
 }
 
 static bool erased(void *ud)
