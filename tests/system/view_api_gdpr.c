@@ -4,7 +4,9 @@
  * the balance null with a reason when the Gateway is not configured; the audit
  * log (filters, cursor walk); auth and role on every new route; malformed
  * queries and IDs 400; export and erasure refuse (503) when their audit record
- * cannot reach Kafka, and then delete nothing. Every response is checked
+ * cannot reach Kafka, and then delete nothing; they go on to it (and do not answer 404) for an
+ * ID that only skipped sends or the erased list and access log name, and a second erasure
+ * says the first one happened. Every response is checked
  * against proto/openapi.yaml by view_api_openapi.sh. */
 #include <sys/stat.h>
 
@@ -178,6 +180,33 @@ static void test_gdpr_needs_kafka(void)
              503);
     http_result_cleanup(&r);
     CHECK_EQ(get(&H, "/api/employees/10017", TOKEN_ADMIN, &r), 200); /* still there */
+    http_result_cleanup(&r);
+    /* what decides between 404 and going on to the audit record (here: 503) */
+    rcmd(&H, "ZADD lst:lg:e:T404:skp 1000 01HSKIP0000000000000000000"); /* a mistyped ID */
+    rcmd(&H, "SADD lst:lg:erased GONE1");
+    rcmd(&H, "ZADD lst:lg:aud:emp:GONE1 1000 01HAUDIT000000000000000000");
+    static const char *const paths[][2] = {
+        {"/api/admin/employees/T404/export", "kafka-unavailable"},
+        {"/api/admin/employees/GONE1/export", "kafka-unavailable"},
+        {"/api/admin/employees/NONE1/export", "employee-not-found"},
+    };
+    for (size_t i = 0; i < LST_ARRAY_LEN(paths); i++) {
+        char type[96];
+        snprintf(type, sizeof(type), "urn:leitstand:problem:%s", paths[i][1]);
+        get(&H, paths[i][0], TOKEN_ADMIN, &r);
+        CHECK_STREQ(S(jstr(r.json, "type")), type);
+        http_result_cleanup(&r);
+    }
+    CHECK_EQ(http(&H, "DELETE", "/api/admin/employees/T404", TOKEN_ADMIN, NULL, NULL, 0, NULL, &r),
+             503); /* only skipped sends name it: erased like any other */
+    http_result_cleanup(&r);
+    CHECK_EQ(http(&H, "DELETE", "/api/admin/employees/GONE1", TOKEN_ADMIN, NULL, NULL, 0, NULL, &r),
+             404);
+    CHECK(strstr(S(jstr(r.json, "detail")), "erased already") != NULL);
+    http_result_cleanup(&r);
+    CHECK_EQ(http(&H, "DELETE", "/api/admin/employees/NONE1", TOKEN_ADMIN, NULL, NULL, 0, NULL, &r),
+             404);
+    CHECK(strstr(S(jstr(r.json, "detail")), "nothing is stored") != NULL);
     http_result_cleanup(&r);
 }
 
