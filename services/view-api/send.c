@@ -700,7 +700,7 @@ out:
 
 /* ---- the answer ---- */
 
-/* names: false for the copy stored under the Idempotency-Key (see replay_names) */
+/* names: false for the copy stored under the Idempotency-Key (see replay_named) */
 static void audience_json(struct lst_buf *b, const struct va_audience *a, bool names)
 {
     lst_buf_printf(b, "\"recipient_count\":%zu,\"recipients\":[", a->nrecipients);
