@@ -18,14 +18,8 @@ BUILD=${1:?usage: bench/ledger/layout_probe.sh BUILD_DIR [MESSAGES]}
 MESSAGES=${2:-20000}
 BENCH=$BUILD/bench/ledger/bench_ledger
 WORK=$(mktemp -d /tmp/ledger-layout-probe-XXXXXX)
-redis_pid=""
-stop_redis() {
-    if [ -n "$redis_pid" ]; then
-        kill -TERM "$redis_pid" 2>/dev/null
-        wait "$redis_pid" 2>/dev/null
-        redis_pid=""
-    fi
-}
+# shellcheck source=bench/ledger/bench_redis.sh
+. "$(dirname "${BASH_SOURCE[0]}")/bench_redis.sh"
 cleanup() {
     stop_redis
     rm -rf "$WORK"
@@ -39,26 +33,6 @@ export LST_REDIS_PORT=$PORT LST_REDIS_DB=0 LST_LOG_LEVEL=warn
 # shellcheck source=bench/ledger/persist.sh
 . "$(dirname "${BASH_SOURCE[0]}")/persist.sh"
 ledger_redis_persist || exit 2
-
-start_redis() { # a fresh server with production's persistence settings
-    rm -rf "$WORK/data" && mkdir -p "$WORK/data"
-    redis-server --port "$PORT" --bind 127.0.0.1 --dir "$WORK/data" "${PERSIST[@]}" \
-        --hash-max-listpack-value 256 --daemonize no >"$WORK/redis.log" 2>&1 &
-    redis_pid=$!
-    for _ in $(seq 1 100); do
-        redis-cli -p "$PORT" PING >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "layout probe: redis-server did not start"
-    exit 1
-}
-info() { # field of INFO (all sections)
-    redis-cli -p "$PORT" INFO everything | tr -d '\r' | awk -F: -v f="$1" '$1 == f {print $2}'
-}
-main_cpu() {
-    awk -v u="$(info used_cpu_user_main_thread)" -v s="$(info used_cpu_sys_main_thread)" \
-        'BEGIN {printf "%.6f", u + s}'
-}
 
 declare -A US N CMDS
 run_layout() { # $1: apply or probe

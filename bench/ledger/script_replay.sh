@@ -23,17 +23,15 @@ BENCH=$BUILD/bench/ledger/bench_ledger
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 WORK=$(mktemp -d /tmp/ledger-script-replay-XXXXXX)
 KINDS="message outbound sent delivered read"
-redis_pid="" monitor_pid=""
-stop_redis() {
+# shellcheck source=bench/ledger/bench_redis.sh
+. "$HERE/bench_redis.sh"
+monitor_pid=""
+stop_monitor() {
     [ -z "$monitor_pid" ] || kill "$monitor_pid" 2>/dev/null
     monitor_pid=""
-    if [ -n "$redis_pid" ]; then
-        kill -TERM "$redis_pid" 2>/dev/null
-        wait "$redis_pid" 2>/dev/null
-        redis_pid=""
-    fi
 }
 cleanup() {
+    stop_monitor
     stop_redis
     rm -rf "$WORK"
 }
@@ -46,25 +44,6 @@ export LST_REDIS_PORT=$PORT LST_REDIS_DB=0 LST_LOG_LEVEL=warn
 . "$HERE/persist.sh"
 ledger_redis_persist || exit 2
 
-start_redis() {
-    rm -rf "$WORK/data" && mkdir -p "$WORK/data"
-    redis-server --port "$PORT" --bind 127.0.0.1 --dir "$WORK/data" "${PERSIST[@]}" \
-        --hash-max-listpack-value 256 --daemonize no >"$WORK/redis.log" 2>&1 &
-    redis_pid=$!
-    for _ in $(seq 1 100); do
-        redis-cli -p "$PORT" PING >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "script replay: redis-server did not start"
-    exit 1
-}
-info() {
-    redis-cli -p "$PORT" INFO everything | tr -d '\r' | awk -F: -v f="$1" '$1 == f {print $2}'
-}
-main_cpu() {
-    awk -v u="$(info used_cpu_user_main_thread)" -v s="$(info used_cpu_sys_main_thread)" \
-        'BEGIN {printf "%.6f", u + s}'
-}
 per_event() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {printf "%.2f", (b - a) * 1e6 / n}'; }
 
 declare -A N US_SCRIPT US_REPLAY CMDS
@@ -91,6 +70,7 @@ for _ in $(seq 1 100); do
     grep -q '"mark:end"' "$WORK/monitor.log" && break
     sleep 0.1
 done
+stop_monitor
 stop_redis
 mkdir -p "$WORK/resp"
 while read -r part n; do
