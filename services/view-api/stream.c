@@ -170,35 +170,26 @@ static const char *status_eid(const redisReply *e)
 static lst_err drop_erased(struct stream *st, const redisReply *entries, bool *match)
 {
     size_t n = entries->elements, k = 0;
-    const char **argv = calloc(n + 2, sizeof(*argv));
+    const char **ids = calloc(n ? n : 1, sizeof(*ids));
     size_t *at = calloc(n ? n : 1, sizeof(*at));
-    struct lst_buf key;
-    redisReply *rep = NULL;
-    lst_err err = argv != NULL && at != NULL ? LST_OK : LST_ERR_NOMEM;
-    lst_buf_init(&key);
+    bool *gone = calloc(n ? n : 1, sizeof(*gone));
+    lst_err err = ids != NULL && at != NULL && gone != NULL ? LST_OK : LST_ERR_NOMEM;
     for (size_t i = 0; err == LST_OK && i < n; i++) {
         const char *eid = match[i] ? status_eid(entries->element[i]) : NULL;
         if (eid != NULL) {
             at[k] = i;
-            argv[2 + k++] = eid;
+            ids[k++] = eid;
         }
     }
-    if (err == LST_OK && k > 0 && (err = va_lkey(st->ctx, &key, "erased")) == LST_OK) {
-        argv[0] = "SMISMEMBER";
-        argv[1] = key.data;
-        err = lst_redis_cmd(st->ctx->svc->redis, &rep, (int)(k + 2), argv, NULL);
-    }
-    for (size_t j = 0; err == LST_OK && rep != NULL && j < k; j++) {
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != k)
-            err = LST_ERR_REDIS;
-        else if (rep->element[j]->type == REDIS_REPLY_INTEGER && rep->element[j]->integer == 1)
+    if (err == LST_OK)
+        err = va_directory_erased(st->ctx, ids, k, gone);
+    for (size_t j = 0; err == LST_OK && j < k; j++) {
+        if (gone[j])
             match[at[j]] = false;
     }
-    if (rep != NULL)
-        freeReplyObject(rep);
-    lst_buf_cleanup(&key);
-    free(argv);
+    free(ids);
     free(at);
+    free(gone);
     return err;
 }
 
