@@ -490,6 +490,32 @@ lst_err redis_run(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
     return err;
 }
 
+lst_err redis_run_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
+                     redisReply **replies, unsigned long *conn)
+{
+    lst_err err = LST_OK;
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    pthread_mutex_lock(&r->lock);
+    wait_idle(r);
+    if (*conn == 0) {
+        err = ensure_connected(r);
+        *conn = r->connects;
+    } else {
+        /* a WATCH belongs to the connection that sent it: never run on another one */
+        if (r->ctx != NULL)
+            drop_if_stale(r);
+        if (r->ctx == NULL || r->connects != *conn)
+            err = LST_ERR_STATE;
+    }
+    if (err == LST_OK)
+        err = exchange(r, cmds, n, replies);
+    if (err == LST_ERR_REDIS)
+        LST_WARN("redis.command.failed", "redis command failed: %s", r->last_error);
+    pthread_mutex_unlock(&r->lock);
+    return err;
+}
+
 /* ---- lifecycle ---- */
 
 static lst_err copy_opt(const char *s, char **out)

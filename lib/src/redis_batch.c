@@ -210,12 +210,21 @@ struct lst_redis_pipe {
     redisReply **replies; /* n replies after a complete exec, else NULL */
     redisReply **pending; /* after lst_redis_pipe_send wrote the commands: their replies' room */
     bool send_timed_out;  /* lst_redis_pipe_send could not write them: the server stalled */
+    bool once;            /* any command, never replayed (lst_redis_pipe_create_once) */
 };
 
 lst_err lst_redis_pipe_create(struct lst_redis_pipe **out)
 {
     *out = calloc(1, sizeof(**out));
     return *out == NULL ? LST_ERR_NOMEM : LST_OK;
+}
+
+lst_err lst_redis_pipe_create_once(struct lst_redis_pipe **out)
+{
+    lst_err err = lst_redis_pipe_create(out);
+    if (err == LST_OK)
+        (*out)->once = true;
+    return err;
 }
 
 static void free_replies(struct lst_redis_pipe *p)
@@ -277,7 +286,7 @@ static lst_err push(struct lst_redis_pipe *p, struct redis_fcmd *cmd,
 
 static lst_err push_checked(struct lst_redis_pipe *p, struct redis_fcmd *cmd)
 {
-    if (!redis_fcmd_idempotent(cmd)) {
+    if (!p->once && !redis_fcmd_idempotent(cmd)) {
         LST_WARN("redis.pipe.rejected", "non-idempotent command refused in a pipeline");
         redis_fcmd_free(cmd);
         return LST_ERR_INVALID;
@@ -311,7 +320,7 @@ lst_err lst_redis_pipe_script(struct lst_redis_pipe *p, struct lst_redis_script 
                               int argc, const char **argv, const size_t *argvlen)
 {
     struct redis_fcmd cmd;
-    if (!s->idempotent) {
+    if (!s->idempotent && !p->once) {
         LST_WARN("redis.pipe.rejected", "non-idempotent script %.12s refused in a pipeline",
                  s->sha);
         return LST_ERR_INVALID;
@@ -469,4 +478,32 @@ lst_err lst_redis_pipe_recv(struct lst_redis *r, struct lst_redis_pipe *p)
     if (err != LST_OK && replay)
         err = exec_once(r, p, replies);
     return finish(r, p, replies, err);
+}
+
+lst_err lst_redis_pipe_exec_once(struct lst_redis *r, struct lst_redis_pipe *p, unsigned long *conn)
+{
+    free_replies(p);
+    if (!p->once)
+        return LST_ERR_INVALID;
+    if (p->n == 0)
+        return LST_OK;
+    struct redis_fcmd *cmds = pipe_cmds(p);
+    redisReply **replies = calloc(p->n, sizeof(*replies));
+    lst_err err = cmds == NULL || replies == NULL ? LST_ERR_NOMEM : LST_OK;
+    if (err == LST_OK)
+        err = redis_run_on(r, cmds, p->n, replies, conn);
+    free(cmds);
+    if (err != LST_OK) {
+        free_reply_array(replies, replies != NULL ? p->n : 0);
+        free(replies);
+        return err;
+    }
+    p->replies = replies;
+    for (size_t i = 0; i < p->n; i++) {
+        if (replies[i]->type == REDIS_REPLY_ERROR) {
+            redis_note_reply_error(r, replies[i]);
+            err = LST_ERR_INVALID;
+        }
+    }
+    return err;
 }

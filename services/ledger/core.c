@@ -57,6 +57,7 @@ lst_err ledger_core_init(struct ledger_core *c, const struct ledger_config *cfg,
     c->redis = redis;
     c->producer = producer;
     ledger_args_init(&c->args);
+    ledger_args_init(&c->late);
     lst_buf_init(&c->tmp);
     lst_buf_init(&c->tmp2);
     init_metrics(c, metrics);
@@ -76,6 +77,14 @@ lst_err ledger_core_init(struct ledger_core *c, const struct ledger_config *cfg,
         err = lst_redis_pipe_create(&c->pipe);
     if (err == LST_OK)
         err = lst_redis_pipe_create(&c->fpipe);
+    if (err == LST_OK)
+        err = lst_redis_pipe_create(&c->late_pipe);
+    if (err == LST_OK)
+        err = lst_redis_pipe_create(&c->flate_pipe);
+    if (err == LST_OK)
+        err = ledger_native_create(&c->nat);
+    if (err == LST_OK)
+        err = ledger_native_create(&c->fnat);
     return err;
 }
 
@@ -84,7 +93,12 @@ void ledger_core_cleanup(struct ledger_core *c)
     lst_redis_script_destroy(c->script);
     lst_redis_pipe_destroy(c->pipe);
     lst_redis_pipe_destroy(c->fpipe);
+    lst_redis_pipe_destroy(c->late_pipe);
+    lst_redis_pipe_destroy(c->flate_pipe);
+    ledger_native_destroy(c->nat);
+    ledger_native_destroy(c->fnat);
     ledger_args_cleanup(&c->args);
+    ledger_args_cleanup(&c->late);
     ledger_rules_cleanup(&c->rules);
     lst_buf_cleanup(&c->tmp);
     lst_buf_cleanup(&c->tmp2);
@@ -157,7 +171,8 @@ size_t ledger_core_pending(const struct ledger_core *c)
     return c->ndone;
 }
 
-static lst_err push_done(struct ledger_core *c, const struct ledger_rec *rec)
+static lst_err push_done(struct ledger_core *c, const struct ledger_rec *rec,
+                         enum ledger_phase phase, uint32_t call, uint32_t idx)
 {
     if (c->ndone == c->capdone) {
         size_t cap = c->capdone ? c->capdone * 2 : 256;
@@ -167,8 +182,8 @@ static lst_err push_done(struct ledger_core *c, const struct ledger_rec *rec)
         c->done = d;
         c->capdone = cap;
     }
-    c->done[c->ndone++] = (struct ledger_done){rec->topic,     rec->partition, rec->offset,
-                                               LEDGER_APPLIED, c->calls,       c->call_events};
+    c->done[c->ndone++] = (struct ledger_done){
+        rec->topic, rec->partition, rec->offset, LEDGER_APPLIED, phase, call, idx};
     return LST_OK;
 }
 
@@ -205,6 +220,77 @@ static lst_err close_call(struct ledger_core *c)
     if (err == LST_OK) {
         c->calls++;
         c->call_events = 0;
+    }
+    return err;
+}
+
+/* Queues the LEDGER_P_LATE script call being filled. */
+static lst_err close_late(struct ledger_core *c)
+{
+    lst_err err;
+
+    if (c->late_events == 0)
+        return LST_OK;
+    err = ledger_args_finish(&c->late);
+    if (err == LST_OK)
+        err = lst_redis_pipe_script(c->late_pipe, c->script, 0, (int)c->late.n, c->late.argv,
+                                    c->late.argvlen);
+    if (err == LST_OK) {
+        c->late_calls++;
+        c->late_events = 0;
+    }
+    return err;
+}
+
+/* Moves the event at arguments [hdr, c->args.n) into the LEDGER_P_LATE call being filled. */
+static lst_err move_late(struct ledger_core *c, size_t hdr)
+{
+    struct ledger_args *l = &c->late;
+
+    if (c->late_events == 0) {
+        ledger_args_reset(l);
+        ledger_args_i64(l, c->cfg->read_receipts);
+        ledger_args_i64(l, c->cfg->reply_window);
+    }
+    for (size_t i = hdr; i < c->args.n; i++)
+        ledger_args_add(l, c->args.buf.data + c->args.off[i], c->args.len[i]);
+    return lst_buf_failed(&l->buf) ? LST_ERR_NOMEM : LST_OK;
+}
+
+/* Where the record at arguments [hdr, ..) of kind s goes: a receipt to C unless its partition
+ * had a record after the C phase in this batch; any other record to the script calls, or to the
+ * late ones after a receipt of its partition went to C. Takes it out of c->args unless it stays
+ * in the script call being filled. */
+static lst_err route(struct ledger_core *c, const struct ledger_rec *rec, struct ledger_part *pt,
+                     enum ledger_script s, size_t hdr)
+{
+    enum ledger_phase before = pt->batch == c->batch_no ? pt->phase : LEDGER_P_SCRIPT;
+    enum ledger_phase phase = LEDGER_P_SCRIPT;
+    lst_err err;
+
+    if (s == LEDGER_S_RECEIPT && c->cfg->native_receipts && before <= LEDGER_P_NATIVE)
+        phase = LEDGER_P_NATIVE;
+    else if (before >= LEDGER_P_NATIVE)
+        phase = LEDGER_P_LATE;
+    if (phase == LEDGER_P_SCRIPT) {
+        err = push_done(c, rec, phase, c->calls, c->call_events);
+        if (err == LST_OK)
+            c->call_events++;
+    } else {
+        err = phase == LEDGER_P_NATIVE
+                  ? ledger_native_add(c->nat, &c->args, hdr, c->args.n - hdr, c->ndone)
+                  : move_late(c, hdr);
+        if (err == LST_OK)
+            err = push_done(c, rec, phase, c->late_calls, c->late_events);
+        if (err == LST_OK && phase == LEDGER_P_LATE && ++c->late_events >= c->cfg->script_events)
+            err = close_late(c);
+        c->args.n = hdr; /* the script call being filled keeps the events before it */
+        if (c->call_events == 0)
+            ledger_args_reset(&c->args);
+    }
+    if (err == LST_OK) {
+        pt->batch = c->batch_no;
+        pt->phase = phase;
     }
     return err;
 }
@@ -279,16 +365,17 @@ lst_err ledger_core_add(struct ledger_core *c, const struct ledger_rec *rec)
     if (err == LST_OK)
         err = ledger_args_set_i64(&c->args, hdr + 4, (int64_t)(c->args.n - hdr - HEADER_ARGS));
     if (err == LST_OK)
-        err = push_done(c, rec);
+        err = route(c, rec, pt, s, hdr);
     if (err != LST_OK) {
-        /* nothing of this record stays queued; the call keeps the events before it */
+        /* nothing of this record stays queued; the call keeps the events before it (a record
+         * half-way into the late call or C leaves the batch to a reassignment: ledger_core_add
+         * failing makes the caller drop it) */
         c->args.n = hdr;
         if (c->call_events == 0)
             ledger_args_reset(&c->args);
         return err;
     }
     pt->last = rec->offset;
-    c->call_events++;
     if (c->call_events >= (uint32_t)c->cfg->script_events)
         err = close_call(c);
     return err;
@@ -338,24 +425,24 @@ static const char *event_reason(const redisReply *call, const redisReply *r)
     return "no reply";
 }
 
-/* Classifies one event; returns true when the record is done. */
-static bool judge(struct ledger_core *c, struct ledger_done *d, const redisReply *call)
+/* Records the outcome of one event: code 1 applied, 0 applied before; otherwise not applied,
+ * msg says why ("LGAP ...", "ERR <why>" or the batch's failure), own: msg is the event's own
+ * answer (a script error poisons the record). Returns true when the record is done. */
+static bool settle(struct ledger_core *c, struct ledger_done *d, int code, const char *msg,
+                   bool own)
 {
-    const redisReply *r = event_reply(call, d->idx);
-
-    if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
-        lst_counter_inc(r->integer == 1 ? c->m_applied : c->m_skipped);
+    if (code == 0 || code == 1) {
+        lst_counter_inc(code == 1 ? c->m_applied : c->m_skipped);
         d->outcome = LEDGER_APPLIED;
         return true;
     }
-    const char *msg = event_reason(call, r);
     if (strncmp(msg, "LGAP", 4) == 0) {
         d->outcome = LEDGER_GAP;
         return false;
     }
     d->outcome = LEDGER_RETRY;
     const char *why = strncmp(msg, "ERR ", 4) == 0 ? msg + 4 : msg;
-    if (r != NULL && !starts_with_any(why, transient_errors, LST_ARRAY_LEN(transient_errors))) {
+    if (own && !starts_with_any(why, transient_errors, LST_ARRAY_LEN(transient_errors))) {
         /* This record breaks the script: dead-lettered when it comes again (its bytes are no
          * longer at hand here). */
         LST_ERROR("ledger.script_failed", "%s [%d] offset %lld: %.300s",
@@ -365,14 +452,39 @@ static bool judge(struct ledger_core *c, struct ledger_done *d, const redisReply
     return false;
 }
 
+/* Classifies one event of a script call; returns true when the record is done. */
+static bool judge(struct ledger_core *c, struct ledger_done *d, const redisReply *call,
+                  const char **msg)
+{
+    const redisReply *r = event_reply(call, d->idx);
+
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+        return settle(c, d, (int)r->integer, "", false);
+    *msg = event_reason(call, r);
+    return settle(c, d, -1, *msg, r != NULL);
+}
+
 /* Starts an empty batch: no script call open, no records. */
 static void new_batch(struct ledger_core *c)
 {
     lst_redis_pipe_reset(c->pipe);
+    lst_redis_pipe_reset(c->late_pipe);
     ledger_args_reset(&c->args);
+    ledger_args_reset(&c->late);
+    ledger_native_reset(c->nat);
     c->ndone = 0;
     c->calls = 0;
     c->call_events = 0;
+    c->late_calls = 0;
+    c->late_events = 0;
+    c->batch_no++;
+}
+
+static void swap_ptr(void **a, void **b)
+{
+    void *t = *a;
+    *a = *b;
+    *b = t;
 }
 
 void ledger_core_send(struct ledger_core *c)
@@ -382,15 +494,14 @@ void ledger_core_send(struct ledger_core *c)
     /* An open call that cannot be queued (no memory) leaves its records without a reply:
      * they come back as RETRY. */
     (void)close_call(c);
-    struct lst_redis_pipe *p = c->fpipe;
-    struct ledger_done *d = c->fdone;
+    (void)close_late(c);
     size_t cap = c->capfdone;
-    c->fpipe = c->pipe;
-    c->fdone = c->done;
+    swap_ptr((void **)&c->pipe, (void **)&c->fpipe);
+    swap_ptr((void **)&c->late_pipe, (void **)&c->flate_pipe);
+    swap_ptr((void **)&c->nat, (void **)&c->fnat);
+    swap_ptr((void **)&c->done, (void **)&c->fdone);
     c->capfdone = c->capdone;
     c->nfdone = c->ndone;
-    c->pipe = p;
-    c->done = d;
     c->capdone = cap;
     new_batch(c);
     c->sent_ms = lst_mono_ms();
@@ -407,6 +518,45 @@ void ledger_core_discard(struct ledger_core *c)
     new_batch(c);
 }
 
+/* The script calls' outcomes: phase LEDGER_P_SCRIPT from fpipe, LEDGER_P_LATE from flate_pipe. */
+static void judge_scripts(struct ledger_core *c, enum ledger_phase phase, lst_err err,
+                          lst_err *result, bool *gap, const char **why)
+{
+    const struct lst_redis_pipe *p = phase == LEDGER_P_SCRIPT ? c->fpipe : c->flate_pipe;
+
+    for (size_t i = 0; i < c->nfdone; i++) {
+        struct ledger_done *d = &c->fdone[i];
+        if (d->phase != phase)
+            continue;
+        const redisReply *call =
+            err == LST_OK || err == LST_ERR_INVALID ? lst_redis_pipe_reply(p, d->call) : NULL;
+        const char *msg = "";
+        if (!judge(c, d, call, &msg)) {
+            *gap = *gap || d->outcome == LEDGER_GAP;
+            if (*result == LST_OK) /* the first reason names the cause, e.g. MISCONF */
+                *why = msg;
+            *result = LST_ERR_STATE;
+        }
+    }
+}
+
+static void judge_native(struct ledger_core *c, lst_err err, lst_err *result, bool *gap,
+                         const char **why)
+{
+    for (size_t i = 0; i < ledger_native_count(c->fnat); i++) {
+        size_t at;
+        const char *msg;
+        int code = ledger_native_outcome(c->fnat, err, i, &at, &msg);
+        struct ledger_done *d = &c->fdone[at];
+        if (!settle(c, d, code, msg, code == -2)) {
+            *gap = *gap || d->outcome == LEDGER_GAP;
+            if (*result == LST_OK)
+                *why = msg;
+            *result = LST_ERR_STATE;
+        }
+    }
+}
+
 lst_err ledger_core_recv(struct ledger_core *c, const struct ledger_done **done, size_t *n)
 {
     lst_err result = LST_OK;
@@ -417,17 +567,17 @@ lst_err ledger_core_recv(struct ledger_core *c, const struct ledger_done **done,
     *n = c->nfdone;
     if (c->nfdone == 0)
         return LST_OK;
+    /* The phases in order; each runs whatever the one before gave: a record of a partition
+     * that failed earlier in the batch meets its watermark gate (LGAP) and is not applied. */
     lst_err err = lst_redis_pipe_recv(c->redis, c->fpipe);
-    for (size_t i = 0; i < c->nfdone; i++) {
-        const redisReply *call = err == LST_OK || err == LST_ERR_INVALID
-                                     ? lst_redis_pipe_reply(c->fpipe, c->fdone[i].call)
-                                     : NULL;
-        if (!judge(c, &c->fdone[i], call)) {
-            gap = gap || c->fdone[i].outcome == LEDGER_GAP;
-            if (result == LST_OK) /* the first reason names the cause, e.g. MISCONF */
-                why = event_reason(call, event_reply(call, c->fdone[i].idx));
-            result = LST_ERR_STATE;
-        }
+    judge_scripts(c, LEDGER_P_SCRIPT, err, &result, &gap, &why);
+    if (ledger_native_count(c->fnat) > 0) {
+        err = ledger_native_apply(c, c->fnat);
+        judge_native(c, err, &result, &gap, &why);
+    }
+    if (lst_redis_pipe_len(c->flate_pipe) > 0) {
+        err = lst_redis_pipe_exec(c->redis, c->flate_pipe);
+        judge_scripts(c, LEDGER_P_LATE, err, &result, &gap, &why);
     }
     if (gap)
         lst_counter_inc(c->m_gaps);
@@ -438,6 +588,8 @@ lst_err ledger_core_recv(struct ledger_core *c, const struct ledger_done **done,
     }
     lst_histogram_observe(c->m_batch_ms, (double)(lst_mono_ms() - c->sent_ms) / 1000.0);
     lst_redis_pipe_reset(c->fpipe);
+    lst_redis_pipe_reset(c->flate_pipe);
+    ledger_native_reset(c->fnat);
     c->nfdone = 0;
     return result;
 }

@@ -49,6 +49,7 @@ struct ledger_config {
     int64_t retention_ms;          /* LST_LEDGER_RETENTION_MS: 0 keeps everything */
     int64_t retention_batch;       /* LST_LEDGER_RETENTION_BATCH: items per run */
     int64_t retention_interval_ms; /* LST_LEDGER_RETENTION_INTERVAL_MS */
+    bool native_receipts;          /* LST_LEDGER_NATIVE_RECEIPTS: receipts merged in C */
 };
 
 extern const struct lst_config_program ledger_program;
@@ -150,6 +151,7 @@ enum ledger_script {
     LEDGER_S_AUDIT,
     LEDGER_S_ANNOTATION,
     LEDGER_S_VIEW,
+    LEDGER_S_RR, /* native.c's follow-up of receipts merged in C: not a record */
     LEDGER_S__COUNT
 };
 
@@ -179,12 +181,18 @@ enum ledger_outcome {
     LEDGER_RETRY,       /* Redis failed or refused for now (OOM, connection): retry */
 };
 
+/* Where a record of the batch is applied, in this order: script calls, receipts merged in C
+ * (native.c), and script calls of records that follow such a receipt on their partition (an
+ * incoming message after a receipt on lst.inbound), so every partition keeps its order. */
+enum ledger_phase { LEDGER_P_SCRIPT = 0, LEDGER_P_NATIVE, LEDGER_P_LATE };
+
 struct ledger_done {
     enum ledger_topic topic;
     int32_t partition;
     int64_t offset;
     enum ledger_outcome outcome;
-    uint32_t call, idx; /* the script call of the pipeline and the event's place in it */
+    enum ledger_phase phase;
+    uint32_t call, idx; /* the script call of its phase's pipeline and the event's place in it */
 };
 
 /* A record whose script failed with a script error: dead-lettered when it comes
@@ -199,8 +207,34 @@ struct ledger_poison {
 
 /* Last offset seen per partition: the "prev" every script call carries. */
 struct ledger_part {
-    int64_t last; /* -1: none */
+    int64_t last;            /* -1: none */
+    uint64_t batch;          /* the batch of phase */
+    enum ledger_phase phase; /* the phase of its last record in that batch */
 };
+
+/* ---- receipts merged in C (native.c) ---- */
+
+struct ledger_native;
+#define LEDGER_NATIVE_RETRY (-3)
+lst_err ledger_native_create(struct ledger_native **out);
+void ledger_native_destroy(struct ledger_native *n);
+/* Forgets the events (a new batch). */
+void ledger_native_reset(struct ledger_native *n);
+size_t ledger_native_count(const struct ledger_native *n);
+/* Takes the receipt at arguments [first, first + count) of a: epilogue.lua's header (kind,
+ * watermark field, offset, prev, count), then receipt.lua's arguments. done: its record's
+ * entry in the batch. */
+lst_err ledger_native_add(struct ledger_native *n, const struct ledger_args *a, size_t first,
+                          size_t count, size_t done);
+struct ledger_core;
+/* Applies the events in one transaction (retried while other writers interfere). LST_OK, or
+ * the failure that left every event unapplied. */
+lst_err ledger_native_apply(struct ledger_core *c, struct ledger_native *n);
+/* Event i after ledger_native_apply gave applied: 1 applied, 0 applied before, -1 a gap
+ * (Redis lost progress), -2 the event failed (why), LEDGER_NATIVE_RETRY (why). *done: its
+ * record's entry in the batch. */
+int ledger_native_outcome(const struct ledger_native *n, lst_err applied, size_t i, size_t *done,
+                          const char **why);
 
 struct ledger_core {
     const struct ledger_config *cfg;     /* borrowed */
@@ -223,6 +257,13 @@ struct ledger_core {
     struct ledger_done *fdone;
     size_t nfdone, capfdone;
     int64_t sent_ms;
+    /* Receipts merged in C, of the batch being built and of the one sent; the script calls
+     * of LEDGER_P_LATE (built, queued, sent) */
+    struct ledger_native *nat, *fnat;
+    struct ledger_args late;
+    uint32_t late_events, late_calls;
+    struct lst_redis_pipe *late_pipe, *flate_pipe;
+    uint64_t batch_no;
     struct ledger_poison *poison; /* LEDGER_POISON_MAX entries, allocated on first use */
     size_t npoison;
     /* metrics (NULL without a registry) */

@@ -20,6 +20,11 @@
 
 #define T0 INT64_C(1700000000000)
 
+/* Receipts through the Lua script (false) or merged in C (native.c): the tests below run
+ * once each way (native_on in the list at the end), and test_native_equals_scripts compares
+ * the two on the same records. */
+static bool g_native;
+
 /* The version guard: after every event, every item hash m:<id> whose content other than v
  * changed must have a larger v, and v never goes down (also when the hash went and came
  * back). The view API caches rendered rows by (id, v), so a write that forgot the bump would
@@ -90,6 +95,7 @@ static bool fx_start(struct fx *f, int64_t rrn)
     f->cfg.reply_window = 3600000;
     f->cfg.batch = 100;
     f->cfg.script_events = 8;
+    f->cfg.native_receipts = g_native;
     snprintf(f->rules, sizeof(f->rules), "%s",
              "damage=keyword:unfall,schaden;werkstatt=department:Werkstatt");
     f->cfg.rules = f->rules;
@@ -1369,10 +1375,167 @@ static void test_rules_parse(void)
     lst_buf_cleanup(&out);
 }
 
+/* ---- receipts merged in C against the script ------------------------------------------- */
+
+/* A receipt-heavy day: 14 messages to 3-6 of six drivers, every send accepted (one unknown to
+ * Threema), receipts delivered/read/acknowledged/declined with duplicates and a later time
+ * again, a receipt whose send outcome never comes (held), drivers who never send read
+ * receipts (the read-receipt rule), and an erasure at the end. */
+static int build_receipt_day(struct ev *evs)
+{
+    static const char *const eids[] = {"R1", "R2", "R3", "R4", "R5", "R6"};
+    static const char *const tids[] = {"DRVR0001", "DRVR0002", "DRVR0003",
+                                       "DRVR0004", "DRVR0005", "DRVR0006"};
+    struct lst_buf b;
+    int n = 0;
+    unsigned rid = 0x7000;
+    lst_buf_init(&b);
+    for (int i = 0; i < 6; i++) {
+        lrec_employee(&b, eids[i], "Fahrer", i < 3 ? "Depot Nord" : "Depot Süd", "HH-2", tids[i],
+                      T0);
+        push_ev(evs, &n, LEDGER_T_EMPLOYEES, i % 2, eids[i], &b);
+    }
+    for (unsigned k = 0; k < 14; k++) {
+        char mid[27], tm[17], r[17];
+        int64_t at = T0 + k * 30000;
+        int first = (int)(k % 3), count = 3 + (int)(k % 4);
+        const char *to[6];
+        for (int j = 0; j < count; j++)
+            to[j] = eids[(first + j) % 6];
+        lrec_mid(mid, at, k);
+        lrec_message(&b, mid, k % 2 ? "disp2" : "disp1", "Leitstelle", k % 3 ? "tour" : "info", to,
+                     (size_t)count, at);
+        push_ev(evs, &n, LEDGER_T_MESSAGE, (int32_t)k % 2, mid, &b);
+        for (int j = 0; j < count; j++) {
+            int i = (first + j) % 6;
+            snprintf(tm, sizeof(tm), "%016x", 0x20000u + k * 16 + (unsigned)i);
+            bool unknown = k == 5 && i == 3;
+            lrec_sent(&b, mid, eids[i], unknown ? NULL : tm, unknown ? "http_404" : NULL, unknown,
+                      at + 7);
+            push_ev(evs, &n, LEDGER_T_SENT, i % 3, eids[i], &b);
+            if (unknown)
+                continue;
+            /* R2 and R5 never send read receipts; the others read most, R6 acknowledges or
+             * declines every third */
+            int top = i == 1 || i == 4 ? 1 : (k + (unsigned)i) % 4 == 0 ? 1 : 2;
+            if (i == 5 && k % 3 == 0)
+                top = k % 2 ? 3 : 4;
+            for (int st = 1; st <= top; st++) {
+                if (st == 3 && top == 4)
+                    continue; /* declined without acknowledging */
+                snprintf(r, sizeof(r), "%016x", rid++);
+                lrec_receipt(&b, tids[i], tm, st, at + 100 * st + i, r);
+                push_ev(evs, &n, LEDGER_T_INBOUND, i % 4, tids[i], &b);
+            }
+            if ((k + (unsigned)i) % 5 == 0) { /* the delivery again, later: changes nothing */
+                snprintf(r, sizeof(r), "%016x", rid++);
+                lrec_receipt(&b, tids[i], tm, 1, at + 900, r);
+                push_ev(evs, &n, LEDGER_T_INBOUND, i % 4, tids[i], &b);
+            }
+            if (k == 7 && i == 0) { /* and earlier: the delivery time moves back */
+                snprintf(r, sizeof(r), "%016x", rid++);
+                lrec_receipt(&b, tids[i], tm, 1, at + 50, r);
+                push_ev(evs, &n, LEDGER_T_INBOUND, i % 4, tids[i], &b);
+            }
+        }
+    }
+    char r[17];
+    snprintf(r, sizeof(r), "%016x", rid++);
+    lrec_receipt(&b, "DRVR0003", "00000000000fffff", 2, T0 + 1000, r); /* never mapped */
+    push_ev(evs, &n, LEDGER_T_INBOUND, 2, "DRVR0003", &b);
+    lrec_text_in(&b, "DRVR0001", "000000000000f001", "Unfall an der Rampe", T0 + 200000);
+    push_ev(evs, &n, LEDGER_T_INBOUND, 0, "DRVR0001", &b);
+    push_ev(evs, &n, LEDGER_T_EMPLOYEES, 1, "R4", NULL);
+    lst_buf_cleanup(&b);
+    return n;
+}
+
+/* Applies evs in the given order and batch size through the script or C; the dump. */
+static void apply_way(struct fx *f, struct ev *evs, const int *order, int n, int size, bool native,
+                      struct lst_buf *dump)
+{
+    f->cfg.native_receipts = native;
+    fx_flushall(f);
+    for (int k = 0; k < n; k += size)
+        feed_batch(f, evs, order, k, k + size < n ? k + size : n);
+    lst_buf_reset(dump);
+    ledger_dump(f->rc, dump, 0);
+}
+
+static void dump_diff(const struct lst_buf *a, const struct lst_buf *b, const char *what)
+{
+    FILE *fa = fopen("/tmp/ledger-dump-script.txt", "w");
+    FILE *fb = fopen("/tmp/ledger-dump-native.txt", "w");
+    if (fa)
+        fputs(a->data, fa);
+    if (fb)
+        fputs(b->data, fb);
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    fprintf(stderr, "%s: diff /tmp/ledger-dump-script.txt /tmp/ledger-dump-native.txt\n", what);
+}
+
+/* The same records, in the same interleavings and batches, through the script and through C
+ * give the same projections, watermarks included (the change stream and item versions are not
+ * part of the dump: docs/ledger.md). */
+static void test_native_equals_scripts(void)
+{
+    struct fx f;
+    static struct ev evs[512];
+    int order[512];
+    struct lst_buf a, b;
+    int (*const scenario[])(struct ev *) = {build_scenario, build_receipt_day};
+
+    REQUIRE(fx_start(&f, 3));
+    lst_buf_init(&a);
+    lst_buf_init(&b);
+    for (size_t sc = 0; sc < LST_ARRAY_LEN(scenario); sc++) {
+        int n = scenario[sc](evs);
+        REQUIRE(n < 512);
+        for (unsigned run = 0; run < 6; run++) {
+            interleave(evs, n, run * 7907u + 11 + (unsigned)sc, order);
+            int size = run == 0 ? n : 1 + (int)run * 17; /* the whole day in one batch, ... */
+            apply_way(&f, evs, order, n, size, false, &a);
+            freeReplyObject(redisCommand(f.rc, "CONFIG RESETSTAT"));
+            apply_way(&f, evs, order, n, size, true, &b);
+            redisReply *st = redisCommand(f.rc, "INFO commandstats");
+            CHECK(st != NULL && strstr(st->str, "cmdstat_exec:calls=") != NULL);
+            freeReplyObject(st);
+            if (strcmp(a.data, b.data) != 0) {
+                char what[96];
+                snprintf(what, sizeof(what), "scenario %zu run %u (batches of %d)", sc, run, size);
+                dump_diff(&a, &b, what);
+                CHECK(0);
+                sc = LST_ARRAY_LEN(scenario);
+                break;
+            }
+        }
+        for (int i = 0; i < n; i++)
+            free(evs[i].value);
+    }
+    CHECK(a.data != NULL && strstr(a.data, "lst:lg:rroff set: ") != NULL);
+    CHECK(a.data != NULL && strstr(a.data, "lst:lg:h:00000000000fffff hash: r=") != NULL);
+    lst_buf_cleanup(&a);
+    lst_buf_cleanup(&b);
+    fx_stop(&f);
+}
+
+static void native_on(void)
+{
+    g_native = true;
+}
+
 LST_TEST_MAIN(T(test_rules_parse), T(test_every_order_same_state),
               T(test_monotonic_and_final_states), T(test_read_receipts_off),
               T(test_inbound_directory_replies), T(test_sent_to_employee_history_and_pending),
               T(test_directory_change_moves_history), T(test_one_recipient_named),
               T(test_watermark_gate_and_dlq), T(test_redis_loss_detected),
               T(test_interleavings_give_identical_projections), T(test_batches_equal_single_events),
-              T(test_erasure_after_receipts_in_one_call), T(test_rebuild_drops_every_key))
+              T(test_erasure_after_receipts_in_one_call), T(test_rebuild_drops_every_key),
+              T(test_native_equals_scripts), T(native_on), T(test_every_order_same_state),
+              T(test_monotonic_and_final_states), T(test_read_receipts_off),
+              T(test_one_recipient_named), T(test_watermark_gate_and_dlq),
+              T(test_redis_loss_detected), T(test_interleavings_give_identical_projections),
+              T(test_batches_equal_single_events), T(test_erasure_after_receipts_in_one_call))

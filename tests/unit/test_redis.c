@@ -482,6 +482,59 @@ static void test_timeout_reapplied_after_reconnect(void)
     redis_fixture_stop(&f);
 }
 
+/* A one-connection pipeline (optimistic transactions): any command, run once, and never on a
+ * connection other than the one that set its WATCH. */
+static void test_pipeline_once_keeps_its_connection(void)
+{
+    setup();
+    struct redis_fixture f;
+    REQUIRE(redis_fixture_start(&f, NULL));
+    struct lst_redis *admin = make(&f, 0, NULL, 2000, 3);
+    struct lst_redis *r = make(&f, 0, NULL, 2000, 3);
+    struct lst_redis_pipe *p = NULL;
+    REQUIRE(admin != NULL && r != NULL && lst_redis_pipe_create_once(&p) == LST_OK);
+
+    unsigned long conn = 0;
+    CHECK_EQ(lst_redis_pipe_addf(p, "WATCH w"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "INCRBY c 5"), LST_OK); /* refused by a replayed pipeline */
+    CHECK_EQ(lst_redis_pipe_exec_once(r, p, &conn), LST_OK);
+    CHECK(conn == lst_redis_connect_count(r) && conn > 0);
+    CHECK_EQ(lst_redis_pipe_reply(p, 1)->integer, 5);
+    /* another client writes the watched key: EXEC answers nil and nothing ran */
+    CHECK_EQ(lst_redis_cmdf(admin, NULL, "SET w 1"), LST_OK);
+    lst_redis_pipe_reset(p);
+    CHECK_EQ(lst_redis_pipe_addf(p, "MULTI"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "INCRBY c 1"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "EXEC"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_exec_once(r, p, &conn), LST_OK);
+    CHECK_EQ(lst_redis_pipe_reply(p, 2)->type, REDIS_REPLY_NIL);
+    char v[8];
+    CHECK(get_str(admin, "c", v, sizeof(v)) && strcmp(v, "5") == 0);
+    /* the server closes the connection between the WATCH and the transaction: refused, nothing
+     * sent, also not on a new connection (the WATCH would be gone) */
+    CHECK_EQ(lst_redis_cmdf(r, NULL, "WATCH w"), LST_OK);
+    conn = lst_redis_connect_count(r);
+    long long id = client_id(r);
+    REQUIRE(id > 0);
+    CHECK_EQ(lst_redis_cmdf(admin, NULL, "CLIENT KILL ID %lld", id), LST_OK);
+    lst_redis_pipe_reset(p);
+    CHECK_EQ(lst_redis_pipe_addf(p, "MULTI"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "INCRBY c 1"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "EXEC"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_exec_once(r, p, &conn), LST_ERR_STATE);
+    CHECK(get_str(admin, "c", v, sizeof(v)) && strcmp(v, "5") == 0);
+    /* a replayed pipeline's exec refuses nothing, but exec_once refuses a replayed pipeline */
+    struct lst_redis_pipe *q = NULL;
+    REQUIRE(lst_redis_pipe_create(&q) == LST_OK);
+    conn = 0;
+    CHECK_EQ(lst_redis_pipe_exec_once(r, q, &conn), LST_ERR_INVALID);
+    lst_redis_pipe_destroy(q);
+    lst_redis_pipe_destroy(p);
+    lst_redis_destroy(r);
+    lst_redis_destroy(admin);
+    redis_fixture_stop(&f);
+}
+
 static void test_script_noscript_fallback(void)
 {
     setup();
@@ -586,4 +639,5 @@ LST_TEST_MAIN(T(test_idempotency_allow_list), T(test_script_sha1_vectors),
               T(test_inflight_idempotent_retried_others_not),
               T(test_pipeline_replayed_after_reconnect), T(test_pipeline_send_then_recv),
               T(test_pipeline_refuses_non_idempotent), T(test_timeout_reapplied_after_reconnect),
-              T(test_script_noscript_fallback), T(test_auth))
+              T(test_pipeline_once_keeps_its_connection), T(test_script_noscript_fallback),
+              T(test_auth))

@@ -136,6 +136,20 @@ lst_err lst_redis_pipe_recv(struct lst_redis *r, struct lst_redis_pipe *p);
  * free); NULL when i is out of range or no complete exec happened. */
 const redisReply *lst_redis_pipe_reply(const struct lst_redis_pipe *p, size_t i);
 
+/* ---- One-connection pipelines: optimistic transactions ---- */
+
+/* A pipeline that takes any command (MULTI, INCRBY, XADD, any script) and is never replayed:
+ * for WATCH, reads, then MULTI ... EXEC, whose WATCH holds only on the connection that sent
+ * it, and whose outcome after a broken connection is unknown (the caller re-reads). Run it
+ * with lst_redis_pipe_exec_once only; exec, send and recv refuse nothing but would replay. */
+lst_err lst_redis_pipe_create_once(struct lst_redis_pipe **out);
+/* Runs p once. *conn == 0: on the current connection (connecting when needed), and *conn
+ * receives its number (lst_redis_connect_count). Otherwise only on connection *conn:
+ * LST_ERR_STATE, nothing sent, when r reconnected since or the server closed it. Return codes
+ * and replies as lst_redis_pipe_exec; no NOSCRIPT fallback (check with SCRIPT EXISTS first). */
+lst_err lst_redis_pipe_exec_once(struct lst_redis *r, struct lst_redis_pipe *p,
+                                 unsigned long *conn);
+
 /* ---- Lua scripts ---- */
 
 /* Holds the Lua source (copied) and its SHA1. idempotent: running the script twice with the

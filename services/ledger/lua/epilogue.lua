@@ -8,7 +8,8 @@
 -- call applies many events so that the setup above is paid once per batch.
 local APPLY = {[0] = apply_skip, apply_outbound, apply_sent, apply_receipt, apply_message,
                apply_inbound, apply_employee, apply_employee_erase, apply_audit,
-               apply_annotation, apply_view}
+               apply_annotation, apply_view, apply_rr}
+local RR_KIND = 11 -- apply_rr: no record, no watermark
 local out = {}
 local wms, touched = {}, {} -- watermarks read once per batch, written once at the end
 local credits = {} -- the credits of the events applied, written once at the end
@@ -19,10 +20,13 @@ while i <= #ARGV do
     A = i + 5
     Z = i + 4 + tonumber(ARGV[i + 4])
     local wm = wms[WM_FIELD]
-    if wm == nil then
+    if wm == nil and kind ~= RR_KIND then
         wm = tonumber(call('HGET', P .. 'wm', WM_FIELD) or '-1')
     end
-    if OFF <= wm then
+    if kind == RR_KIND then
+        apply_rr()
+        out[#out + 1] = 1
+    elseif OFF <= wm then
         out[#out + 1] = 0
     elseif wm < PREV then
         out[#out + 1] = 'LGAP watermark ' .. wm .. ' behind ' .. PREV

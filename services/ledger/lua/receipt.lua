@@ -32,3 +32,18 @@ local function apply_receipt()
         end
     end
 end
+
+-- Not a record: the follow-up of the receipts the ledger merged in C (services/ledger/native.c),
+-- run inside the same MULTI/EXEC after their writes. The read-receipt rule stays here, as a
+-- function of the final data: ARGV[A] the number p of first readers, then p pairs (message ID,
+-- reader) whose message's recipients still at delivered are new evidence (first_read), then
+-- the employees whose rule inputs changed. Not behind a watermark (the epilogue skips the gate).
+local function apply_rr()
+    local p = tonumber(ARGV[A])
+    for j = 0, p - 1 do
+        first_read(ARGV[A + 1 + 2 * j], ARGV[A + 2 + 2 * j])
+    end
+    for j = A + 1 + 2 * p, Z do
+        rr_mark(ARGV[j])
+    end
+end

@@ -1,0 +1,1458 @@
+/* Delivery receipts merged in C (docs/ledger.md, "Receipts in C").
+ *
+ * receipt.lua and the merge of prelude.lua cost Redis about 35-42 µs per receipt, of which the
+ * commands themselves are 15-18 µs: the rest is Lua and its redis.call glue. Here the same merge
+ * runs in the ledger, on the same keys, byte for byte the same values, as one optimistic
+ * transaction per batch:
+ *
+ *   round 1  WATCH the watermarks, refill markers, erased, rroff and the t: buckets of every
+ *            Threema message ID; read the watermarks, the markers and the t: entries;
+ *   round 2  WATCH the messages (m:), their recipients' states (r:) and the held receipts (h:)
+ *            of the IDs not mapped yet; read them, who is erased and who is in rroff, and take
+ *            a block of item versions;
+ *   compute  every event in order behind its watermark gate, over an in-memory overlay (several
+ *            receipts of one message or driver in a batch see each other, as MCACHE does);
+ *   round 3  MULTI, the writes, the read-receipt rule as a call of the ledger's script (kind
+ *            LEDGER_S_RR: the rule reads the final data), the watermarks, EXEC.
+ *
+ * EXEC fails when another writer (a second ledger) changed a watched key; the batch is then read
+ * and merged again, and its events are mostly behind the watermarks by then. A broken connection
+ * drops the WATCH with it, so round 3 runs only on the connection of round 1
+ * (lst_redis_pipe_exec_once), and a failure leaves the events to the reassignment, as for the
+ * scripts. What the scripts and this file write must stay identical: test_ledger_scripts runs
+ * its scenarios both ways and compares the canonical dumps. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "ledger.h"
+#include "lst/log.h"
+
+#define ATTEMPTS 8 /* transactions a batch tries before the records are left to a reassignment */
+
+/* ---- small string index: key -> dense number ------------------------------------------- */
+
+static char *ndup(const char *s, size_t len)
+{
+    char *d = malloc(len + 1);
+    if (d != NULL) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+struct nindex {
+    char **keys;
+    size_t n, cap;
+    uint32_t *slots; /* number + 1; 0: empty */
+    size_t scap;
+};
+
+static uint64_t hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+    return h;
+}
+
+static void nindex_reset(struct nindex *ix)
+{
+    for (size_t i = 0; i < ix->n; i++)
+        free(ix->keys[i]);
+    ix->n = 0;
+    if (ix->slots != NULL)
+        memset(ix->slots, 0, ix->scap * sizeof(*ix->slots));
+}
+
+static void nindex_free(struct nindex *ix)
+{
+    nindex_reset(ix);
+    free(ix->keys);
+    free(ix->slots);
+    memset(ix, 0, sizeof(*ix));
+}
+
+static bool nindex_rehash(struct nindex *ix)
+{
+    size_t scap = ix->scap ? ix->scap * 2 : 256;
+    uint32_t *slots = calloc(scap, sizeof(*slots));
+    if (slots == NULL)
+        return false;
+    for (size_t i = 0; i < ix->n; i++) {
+        size_t at = hash(ix->keys[i], strlen(ix->keys[i])) & (scap - 1);
+        while (slots[at] != 0)
+            at = (at + 1) & (scap - 1);
+        slots[at] = (uint32_t)i + 1;
+    }
+    free(ix->slots);
+    ix->slots = slots;
+    ix->scap = scap;
+    return true;
+}
+
+/* The number of key[0..len), added when absent (*added); SIZE_MAX without memory. */
+static size_t nindex_get(struct nindex *ix, const char *key, size_t len, bool *added)
+{
+    *added = false;
+    if ((ix->n + 1) * 2 > ix->scap && !nindex_rehash(ix))
+        return SIZE_MAX;
+    size_t at = hash(key, len) & (ix->scap - 1);
+    while (ix->slots[at] != 0) {
+        const char *k = ix->keys[ix->slots[at] - 1];
+        if (strncmp(k, key, len) == 0 && k[len] == '\0')
+            return ix->slots[at] - 1;
+        at = (at + 1) & (ix->scap - 1);
+    }
+    if (ix->n == ix->cap) {
+        size_t cap = ix->cap ? ix->cap * 2 : 128;
+        char **keys = realloc(ix->keys, cap * sizeof(*keys));
+        if (keys == NULL)
+            return SIZE_MAX;
+        ix->keys = keys;
+        ix->cap = cap;
+    }
+    char *copy = ndup(key, len);
+    if (copy == NULL)
+        return SIZE_MAX;
+    ix->keys[ix->n] = copy;
+    ix->slots[at] = (uint32_t)ix->n + 1;
+    *added = true;
+    return ix->n++;
+}
+
+/* Grows a vector of elements of size sz to hold at least n. */
+static bool vgrow(void **v, size_t *cap, size_t n, size_t sz)
+{
+    if (n <= *cap)
+        return true;
+    size_t c = *cap ? *cap : 64;
+    while (c < n)
+        c *= 2;
+    void *p = realloc(*v, c * sz);
+    if (p == NULL)
+        return false;
+    memset((char *)p + *cap * sz, 0, (c - *cap) * sz);
+    *v = p;
+    *cap = c;
+    return true;
+}
+
+/* ---- the recipient state of prelude.lua (STEPS, INTS, STRS, senc, state_of) ------------- */
+
+enum { K_Q, K_W, K_F, K_S, K_D, K_R, K_A, K_X, K_FAT, K_FH, K_ATT, K_DUP, K_FF, K_CR, NINT };
+static const char *const int_key[NINT] = {"q", "w",   "f",  "s",   "d",   "r",  "a",
+                                          "x", "fat", "fh", "att", "dup", "ff", "cr"};
+/* The string fields, after every integer in senc's output (tm, tid, fc, fr). */
+static const char *const str_key[] = {",\"tm\":", ",\"tid\":", ",\"fc\":", ",\"fr\":"};
+
+/* States in the order of the counts in m:<mid> (index 0 is the count n of recipients). */
+enum {
+    ST_NONE = 0,
+    ST_QUEUED,
+    ST_RETRYING,
+    ST_FAILED,
+    ST_SENT,
+    ST_DELIVERED,
+    ST_READ,
+    ST_ACK,
+    ST_DECLINED,
+    NCOUNT
+};
+static const char *const st_name[NCOUNT] = {
+    "", "queued", "retrying", "failed", "sent", "delivered", "read", "acknowledged", "declined"};
+static const char *const count_field[NCOUNT] = {"n",        "s:queued",       "s:retrying",
+                                                "s:failed", "s:sent",         "s:delivered",
+                                                "s:read",   "s:acknowledged", "s:declined"};
+
+struct rstate {
+    int64_t v[NINT];
+    uint32_t has; /* bit per int_key */
+    int st;
+    const char *tail; /* the raw from the first string field on (closing brace included) */
+};
+
+#define HAS(s, k) (((s)->has >> (k)) & 1u)
+
+static int state_of(const struct rstate *s)
+{
+    if (HAS(s, K_A) && HAS(s, K_X))
+        return s->v[K_X] >= s->v[K_A] ? ST_DECLINED : ST_ACK;
+    if (HAS(s, K_A))
+        return ST_ACK;
+    if (HAS(s, K_X))
+        return ST_DECLINED;
+    if (HAS(s, K_R))
+        return ST_READ;
+    if (HAS(s, K_D))
+        return ST_DELIVERED;
+    if (HAS(s, K_S))
+        return ST_SENT;
+    if (HAS(s, K_F))
+        return ST_FAILED;
+    if (HAS(s, K_W))
+        return ST_RETRYING;
+    return ST_QUEUED;
+}
+
+static bool is_reader(int st)
+{
+    return st == ST_READ || st == ST_ACK || st == ST_DECLINED;
+}
+
+/* The state's integers and name from raw (senc's output; the strings are kept as raw text,
+ * so a merge that changes only times writes them back byte for byte as cjson wrote them). */
+static bool state_parse(json_tokener *tok, const char *raw, struct rstate *s)
+{
+    memset(s, 0, sizeof(*s));
+    json_tokener_reset(tok);
+    json_object *o = json_tokener_parse_ex(tok, raw, (int)strlen(raw));
+    bool ok = o != NULL && json_object_is_type(o, json_type_object);
+    if (ok) {
+        json_object_object_foreach(o, key, val)
+        {
+            if (strcmp(key, "st") == 0) {
+                const char *name = json_object_get_string(val);
+                for (int i = 1; i < NCOUNT && name != NULL; i++) {
+                    if (strcmp(name, st_name[i]) == 0)
+                        s->st = i;
+                }
+                continue;
+            }
+            for (int k = 0; k < NINT; k++) {
+                if (strcmp(key, int_key[k]) == 0 && json_object_is_type(val, json_type_int)) {
+                    s->v[k] = json_object_get_int64(val);
+                    s->has |= 1u << k;
+                }
+            }
+        }
+    }
+    ok = ok && s->st != ST_NONE;
+    json_object_put(o);
+    for (size_t i = 0; ok && i < LST_ARRAY_LEN(str_key); i++) {
+        const char *at = strstr(raw, str_key[i]);
+        if (at != NULL && (s->tail == NULL || at < s->tail))
+            s->tail = at;
+    }
+    return ok;
+}
+
+/* senc: {"st":"<name>","q":..,... in INTS's order, then the strings} */
+static void state_encode(const struct rstate *s, struct lst_buf *out)
+{
+    lst_buf_reset(out);
+    lst_buf_printf(out, "{\"st\":\"%s\"", st_name[s->st]);
+    for (int k = 0; k < NINT; k++) {
+        if (HAS(s, k))
+            lst_buf_printf(out, ",\"%s\":%" PRId64, int_key[k], s->v[k]);
+    }
+    lst_buf_puts(out, s->tail != NULL ? s->tail : "}");
+}
+
+/* ---- what one batch reads and changes ---------------------------------------------------- */
+
+struct nev {          /* one receipt record */
+    size_t done;      /* its entry in the batch */
+    size_t field_arg; /* its watermark field: the argument in in */
+    size_t field;     /* and its fields index (per attempt) */
+    int64_t off, prev, at;
+    int step;        /* K_D..K_X; -1: an unknown status (applied as a no-op) */
+    size_t tm0, ntm; /* its Threema message IDs: tms index of each in evtm[tm0 ..] */
+    int result;      /* 1 applied, 0 applied before, -1 gap, -2 failed (why) */
+};
+
+struct nmsg { /* m:<mid> as load_msg reads it, and its counts as the batch moves them */
+    bool msg;
+    char *cat, *disp, *dep, *at_s;
+    int64_t c0[NCOUNT], c[NCOUNT];
+    int64_t ver; /* 0: no count written */
+    size_t *rcp; /* recipients of the batch (rcps index) */
+    size_t nrcp, caprcp;
+};
+
+struct nrcp { /* r:<mid> <eid> */
+    size_t msg, emp;
+    char *raw0; /* as read; NULL: none */
+    char *raw;  /* current (owned when != raw0) */
+    struct rstate s;
+    bool bad; /* not a state the scripts wrote: the events naming it fail */
+};
+
+struct nemp {
+    bool erased, rroff, dirty;
+    struct lst_buf dl, rd; /* "score mid\n" lines to add to e:<eid>:dl / :rd */
+};
+
+struct nheld {       /* h:<tm> of an ID no send outcome mapped yet */
+    int64_t h[4];    /* d r a x: earliest time, -1 none */
+    uint8_t changed; /* bit per step */
+};
+
+struct ntm {     /* one Threema message ID's t: entry */
+    char *value; /* "<mid> <eid>", "-", or NULL (not mapped) */
+    size_t rcp;  /* SIZE_MAX: none */
+    size_t held; /* SIZE_MAX: none */
+};
+
+struct ledger_native {
+    struct ledger_args in; /* the events' strings: watermark fields and Threema IDs */
+    struct nev *ev;
+    size_t nev, capev;
+    size_t *evtm; /* per event and ID: the ID's argument in in */
+    size_t nevtm, capevtm;
+
+    /* per batch application (reset for every attempt) */
+    struct nindex fields, tms, mids, rcps, emps;
+    int64_t *wm0, *wm, *mark; /* per field: read, running, refill marker (-1 none) */
+    bool *wm_touched;
+    size_t capf;
+    struct ntm *tm;
+    size_t captm;
+    struct nmsg *msg;
+    size_t capmsg;
+    struct nrcp *rcp;
+    size_t caprcp;
+    struct nemp *emp;
+    size_t capemp;
+    struct nheld *held;
+    size_t nheld, capheld;
+    size_t *held_tm; /* tms index per held */
+    size_t capheld_tm;
+    struct lst_buf events; /* change stream entries "mid eid st\n" */
+    struct lst_buf firsts; /* "mid reader\n" */
+    struct lst_buf credits;
+    struct lst_buf enc, key, why;
+    struct ledger_args cmd;
+    struct lst_redis_pipe *pipe;
+    json_tokener *tok;
+    bool any_erased, script_loaded;
+    int64_t ver_base, ver_seq;
+};
+
+lst_err ledger_native_create(struct ledger_native **out)
+{
+    struct ledger_native *n = calloc(1, sizeof(*n));
+    if (n == NULL)
+        return LST_ERR_NOMEM;
+    ledger_args_init(&n->in);
+    ledger_args_init(&n->cmd);
+    lst_buf_init(&n->events);
+    lst_buf_init(&n->firsts);
+    lst_buf_init(&n->credits);
+    lst_buf_init(&n->enc);
+    lst_buf_init(&n->key);
+    lst_buf_init(&n->why);
+    n->tok = json_tokener_new();
+    lst_err err = n->tok != NULL ? lst_redis_pipe_create_once(&n->pipe) : LST_ERR_NOMEM;
+    if (err != LST_OK) {
+        ledger_native_destroy(n);
+        return err;
+    }
+    *out = n;
+    return LST_OK;
+}
+
+static void clear_batch(struct ledger_native *n)
+{
+    for (size_t i = 0; i < n->mids.n; i++) {
+        struct nmsg *m = &n->msg[i];
+        free(m->cat);
+        free(m->disp);
+        free(m->dep);
+        free(m->at_s);
+        free(m->rcp);
+        memset(m, 0, sizeof(*m));
+    }
+    for (size_t i = 0; i < n->rcps.n; i++) {
+        struct nrcp *r = &n->rcp[i];
+        if (r->raw != r->raw0)
+            free(r->raw);
+        free(r->raw0);
+        memset(r, 0, sizeof(*r));
+    }
+    for (size_t i = 0; i < n->emps.n; i++) {
+        lst_buf_cleanup(&n->emp[i].dl);
+        lst_buf_cleanup(&n->emp[i].rd);
+        memset(&n->emp[i], 0, sizeof(n->emp[i]));
+    }
+    for (size_t i = 0; i < n->tms.n; i++) {
+        free(n->tm[i].value);
+        n->tm[i].value = NULL;
+    }
+    nindex_reset(&n->fields);
+    nindex_reset(&n->tms);
+    nindex_reset(&n->mids);
+    nindex_reset(&n->rcps);
+    nindex_reset(&n->emps);
+    n->nheld = 0;
+    lst_buf_reset(&n->events);
+    lst_buf_reset(&n->firsts);
+    lst_buf_reset(&n->credits);
+    n->ver_seq = 0;
+}
+
+void ledger_native_destroy(struct ledger_native *n)
+{
+    if (n == NULL)
+        return;
+    clear_batch(n);
+    nindex_free(&n->fields);
+    nindex_free(&n->tms);
+    nindex_free(&n->mids);
+    nindex_free(&n->rcps);
+    nindex_free(&n->emps);
+    free(n->wm0);
+    free(n->wm);
+    free(n->mark);
+    free(n->wm_touched);
+    free(n->tm);
+    free(n->msg);
+    free(n->rcp);
+    free(n->emp);
+    free(n->held);
+    free(n->held_tm);
+    free(n->ev);
+    free(n->evtm);
+    ledger_args_cleanup(&n->in);
+    ledger_args_cleanup(&n->cmd);
+    lst_buf_cleanup(&n->events);
+    lst_buf_cleanup(&n->firsts);
+    lst_buf_cleanup(&n->credits);
+    lst_buf_cleanup(&n->enc);
+    lst_buf_cleanup(&n->key);
+    lst_buf_cleanup(&n->why);
+    lst_redis_pipe_destroy(n->pipe);
+    if (n->tok != NULL)
+        json_tokener_free(n->tok);
+    free(n);
+}
+
+void ledger_native_reset(struct ledger_native *n)
+{
+    ledger_args_reset(&n->in);
+    n->nev = 0;
+    n->nevtm = 0;
+}
+
+size_t ledger_native_count(const struct ledger_native *n)
+{
+    return n->nev;
+}
+
+/* Argument i of a as a NUL-terminated copy in tmp (they are not terminated in the buffer). */
+static const char *arg_str(const struct ledger_args *a, size_t i, struct lst_buf *tmp)
+{
+    lst_buf_reset(tmp);
+    lst_buf_append(tmp, a->buf.data + a->off[i], a->len[i]);
+    return tmp->data != NULL ? tmp->data : "";
+}
+
+static int64_t arg_i64(const struct ledger_args *a, size_t i, struct lst_buf *tmp)
+{
+    int64_t v = 0;
+    if (lst_parse_i64(arg_str(a, i, tmp), INT64_MIN, INT64_MAX, &v) != LST_OK)
+        return INT64_MIN;
+    return v;
+}
+
+lst_err ledger_native_add(struct ledger_native *n, const struct ledger_args *a, size_t first,
+                          size_t count, size_t done)
+{
+    struct lst_buf tmp;
+    lst_err err = LST_OK;
+    /* epilogue.lua's header (kind, field, offset, prev, count), status, at, IDs */
+    if (count < 7 || !vgrow((void **)&n->ev, &n->capev, n->nev + 1, sizeof(*n->ev)) ||
+        !vgrow((void **)&n->evtm, &n->capevtm, n->nevtm + count, sizeof(*n->evtm)))
+        return count < 7 ? LST_ERR_INVALID : LST_ERR_NOMEM;
+    lst_buf_init(&tmp);
+    struct nev *e = &n->ev[n->nev];
+    memset(e, 0, sizeof(*e));
+    e->done = done;
+    e->field_arg = n->in.n;
+    err = ledger_args_add(&n->in, a->buf.data + a->off[first + 1], a->len[first + 1]);
+    e->off = arg_i64(a, first + 2, &tmp);
+    e->prev = arg_i64(a, first + 3, &tmp);
+    int64_t status = arg_i64(a, first + 5, &tmp);
+    e->step = status >= 1 && status <= 4 ? K_D + (int)status - 1 : -1;
+    e->at = arg_i64(a, first + 6, &tmp);
+    e->tm0 = n->nevtm;
+    for (size_t i = first + 7; i < first + count && err == LST_OK; i++) {
+        n->evtm[n->nevtm++] = n->in.n;
+        err = ledger_args_add(&n->in, a->buf.data + a->off[i], a->len[i]);
+    }
+    e->ntm = n->nevtm - e->tm0;
+    lst_buf_cleanup(&tmp);
+    if (err == LST_OK && (lst_buf_failed(&n->in.buf) || e->off == INT64_MIN || e->at == INT64_MIN))
+        err = e->off == INT64_MIN || e->at == INT64_MIN ? LST_ERR_INVALID : LST_ERR_NOMEM;
+    if (err != LST_OK) {
+        n->nevtm = e->tm0;
+        return err;
+    }
+    n->nev++;
+    return LST_OK;
+}
+
+/* ---- commands ------------------------------------------------------------------------------ */
+
+static void cmd_begin(struct ledger_native *n, const char *name)
+{
+    ledger_args_reset(&n->cmd);
+    ledger_args_str(&n->cmd, name);
+}
+
+static void cmd_s(struct ledger_native *n, const char *s)
+{
+    ledger_args_str(&n->cmd, s);
+}
+
+static void cmd_i(struct ledger_native *n, int64_t v)
+{
+    ledger_args_i64(&n->cmd, v);
+}
+
+/* A projection key: LEDGER_PREFIX, then a and b. */
+static void cmd_key(struct ledger_native *n, const char *a, const char *b)
+{
+    lst_buf_reset(&n->key);
+    lst_buf_printf(&n->key, LEDGER_PREFIX "%s%s", a, b != NULL ? b : "");
+    ledger_args_add(&n->cmd, n->key.data, n->key.len);
+}
+
+static lst_err cmd_end(struct ledger_native *n)
+{
+    lst_err err = lst_buf_failed(&n->cmd.buf) ? LST_ERR_NOMEM : ledger_args_finish(&n->cmd);
+    if (err == LST_OK)
+        err = lst_redis_pipe_add(n->pipe, (int)n->cmd.n, n->cmd.argv, n->cmd.argvlen);
+    return err;
+}
+
+/* t:<the ID's last five characters> (tkey in prelude.lua) */
+static void cmd_tkey(struct ledger_native *n, const char *tm)
+{
+    size_t len = strlen(tm);
+    cmd_key(n, "t:", tm + (len > 5 ? len - 5 : 0));
+}
+
+static const redisReply *reply(struct ledger_native *n, size_t i)
+{
+    return lst_redis_pipe_reply(n->pipe, i);
+}
+
+static char *reply_dup(const redisReply *r)
+{
+    return r != NULL && r->type == REDIS_REPLY_STRING ? ndup(r->str, r->len) : NULL;
+}
+
+static int64_t reply_i64(const redisReply *r, int64_t none)
+{
+    int64_t v = none;
+    if (r != NULL && r->type == REDIS_REPLY_STRING &&
+        lst_parse_i64(r->str, INT64_MIN, INT64_MAX, &v) != LST_OK)
+        v = none;
+    return v;
+}
+
+/* ---- round 1: watermarks, markers and the t: entries --------------------------------------- */
+
+static bool index_events(struct ledger_native *n)
+{
+    bool added;
+    for (size_t i = 0; i < n->nev; i++) {
+        struct nev *e = &n->ev[i];
+        e->field = nindex_get(&n->fields, n->in.buf.data + n->in.off[e->field_arg],
+                              n->in.len[e->field_arg], &added);
+        if (e->field == SIZE_MAX)
+            return false;
+        for (size_t j = 0; j < e->ntm; j++) {
+            size_t a = n->evtm[e->tm0 + j];
+            if (nindex_get(&n->tms, n->in.buf.data + n->in.off[a], n->in.len[a], &added) ==
+                SIZE_MAX)
+                return false;
+        }
+    }
+    size_t nf = n->fields.n;
+    size_t cap = n->capf;
+    if (!vgrow((void **)&n->wm0, &cap, nf, sizeof(*n->wm0)))
+        return false;
+    cap = n->capf;
+    if (!vgrow((void **)&n->wm, &cap, nf, sizeof(*n->wm)))
+        return false;
+    cap = n->capf;
+    if (!vgrow((void **)&n->mark, &cap, nf, sizeof(*n->mark)))
+        return false;
+    cap = n->capf;
+    if (!vgrow((void **)&n->wm_touched, &cap, nf, sizeof(*n->wm_touched)))
+        return false;
+    n->capf = cap;
+    return vgrow((void **)&n->tm, &n->captm, n->tms.n, sizeof(*n->tm));
+}
+
+static lst_err round1(struct ledger_core *c, struct ledger_native *n, unsigned long *conn)
+{
+    lst_redis_pipe_reset(n->pipe);
+    cmd_begin(n, "WATCH");
+    cmd_key(n, "wm", NULL);
+    cmd_key(n, "refill", NULL);
+    cmd_key(n, "erased", NULL);
+    cmd_key(n, "rroff", NULL);
+    for (size_t i = 0; i < n->tms.n; i++)
+        cmd_tkey(n, n->tms.keys[i]);
+    lst_err err = cmd_end(n);
+    for (int which = 0; which < 2 && err == LST_OK; which++) {
+        cmd_begin(n, "HMGET");
+        cmd_key(n, which == 0 ? "wm" : "refill", NULL);
+        for (size_t i = 0; i < n->fields.n; i++)
+            cmd_s(n, n->fields.keys[i]);
+        err = cmd_end(n);
+    }
+    if (err == LST_OK)
+        err = lst_redis_pipe_addf(n->pipe, "EXISTS " LEDGER_PREFIX "erased");
+    if (err == LST_OK)
+        err = lst_redis_pipe_addf(n->pipe, "SCRIPT EXISTS %s", lst_redis_script_sha(c->script));
+    for (size_t i = 0; i < n->tms.n && err == LST_OK; i++) {
+        cmd_begin(n, "HGET");
+        cmd_tkey(n, n->tms.keys[i]);
+        cmd_s(n, n->tms.keys[i]);
+        err = cmd_end(n);
+    }
+    if (err == LST_OK)
+        err = lst_redis_pipe_exec_once(c->redis, n->pipe, conn);
+    if (err != LST_OK)
+        return err;
+    const redisReply *wm = reply(n, 1), *mark = reply(n, 2);
+    if (wm->type != REDIS_REPLY_ARRAY || mark->type != REDIS_REPLY_ARRAY ||
+        wm->elements != n->fields.n || mark->elements != n->fields.n)
+        return LST_ERR_REDIS;
+    for (size_t i = 0; i < n->fields.n; i++) {
+        n->wm0[i] = n->wm[i] = reply_i64(wm->element[i], -1);
+        n->mark[i] = reply_i64(mark->element[i], -1);
+        n->wm_touched[i] = false;
+    }
+    n->any_erased = reply(n, 3)->integer == 1;
+    const redisReply *se = reply(n, 4);
+    n->script_loaded =
+        se->type == REDIS_REPLY_ARRAY && se->elements == 1 && se->element[0]->integer == 1;
+    for (size_t i = 0; i < n->tms.n; i++) {
+        n->tm[i].value = reply_dup(reply(n, 5 + i));
+        n->tm[i].rcp = n->tm[i].held = SIZE_MAX;
+    }
+    return LST_OK;
+}
+
+/* ---- round 2: messages, recipients, held receipts, erased, rroff, versions ----------------- */
+
+/* The recipient "<mid> <eid>" of a t: entry, with its message and employee. */
+static size_t add_rcp(struct ledger_native *n, const char *value)
+{
+    const char *sp = strchr(value, ' ');
+    bool added;
+    if (sp == NULL)
+        return SIZE_MAX - 1; /* not a mapping the scripts wrote */
+    size_t r = nindex_get(&n->rcps, value, strlen(value), &added);
+    if (r == SIZE_MAX || !added)
+        return r;
+    size_t m = nindex_get(&n->mids, value, (size_t)(sp - value), &added);
+    size_t e = m == SIZE_MAX ? SIZE_MAX : nindex_get(&n->emps, sp + 1, strlen(sp + 1), &added);
+    if (e == SIZE_MAX || !vgrow((void **)&n->rcp, &n->caprcp, n->rcps.n, sizeof(*n->rcp)) ||
+        !vgrow((void **)&n->msg, &n->capmsg, n->mids.n, sizeof(*n->msg)) ||
+        !vgrow((void **)&n->emp, &n->capemp, n->emps.n, sizeof(*n->emp)))
+        return SIZE_MAX;
+    struct nmsg *msg = &n->msg[m];
+    if (!vgrow((void **)&msg->rcp, &msg->caprcp, msg->nrcp + 1, sizeof(*msg->rcp)))
+        return SIZE_MAX;
+    msg->rcp[msg->nrcp++] = r;
+    n->rcp[r].msg = m;
+    n->rcp[r].emp = e;
+    return r;
+}
+
+static bool map_tms(struct ledger_native *n)
+{
+    for (size_t i = 0; i < n->tms.n; i++) {
+        struct ntm *t = &n->tm[i];
+        if (t->value == NULL) {
+            if (!vgrow((void **)&n->held, &n->capheld, n->nheld + 1, sizeof(*n->held)) ||
+                !vgrow((void **)&n->held_tm, &n->capheld_tm, n->nheld + 1, sizeof(*n->held_tm)))
+                return false;
+            n->held_tm[n->nheld] = i;
+            t->held = n->nheld++;
+        } else if (strcmp(t->value, "-") != 0) {
+            t->rcp = add_rcp(n, t->value);
+            if (t->rcp == SIZE_MAX)
+                return false;
+        }
+    }
+    return true;
+}
+
+static const char *const msg_fields[] = {"msg",
+                                         "cat",
+                                         "at",
+                                         "disp",
+                                         "dep",
+                                         "n",
+                                         "s:queued",
+                                         "s:retrying",
+                                         "s:failed",
+                                         "s:sent",
+                                         "s:delivered",
+                                         "s:read",
+                                         "s:acknowledged",
+                                         "s:declined"};
+
+static lst_err queue_round2(struct ledger_native *n)
+{
+    cmd_begin(n, "WATCH");
+    for (size_t i = 0; i < n->mids.n; i++) {
+        cmd_key(n, "m:", n->mids.keys[i]);
+        cmd_key(n, "r:", n->mids.keys[i]);
+    }
+    for (size_t i = 0; i < n->nheld; i++)
+        cmd_key(n, "h:", n->tms.keys[n->held_tm[i]]);
+    lst_err err = n->cmd.n > 1 ? cmd_end(n) : LST_OK;
+    for (size_t i = 0; i < n->mids.n && err == LST_OK; i++) {
+        cmd_begin(n, "HMGET");
+        cmd_key(n, "m:", n->mids.keys[i]);
+        for (size_t f = 0; f < LST_ARRAY_LEN(msg_fields); f++)
+            cmd_s(n, msg_fields[f]);
+        err = cmd_end(n);
+        cmd_begin(n, "HMGET");
+        cmd_key(n, "r:", n->mids.keys[i]);
+        for (size_t j = 0; j < n->msg[i].nrcp; j++)
+            cmd_s(n, strchr(n->rcps.keys[n->msg[i].rcp[j]], ' ') + 1);
+        if (err == LST_OK)
+            err = cmd_end(n);
+    }
+    for (size_t i = 0; i < n->nheld && err == LST_OK; i++) {
+        cmd_begin(n, "HMGET");
+        cmd_key(n, "h:", n->tms.keys[n->held_tm[i]]);
+        cmd_s(n, "d");
+        cmd_s(n, "r");
+        cmd_s(n, "a");
+        cmd_s(n, "x");
+        err = cmd_end(n);
+    }
+    for (int which = 0; which < 2 && err == LST_OK && n->emps.n > 0; which++) {
+        cmd_begin(n, "SMISMEMBER");
+        cmd_key(n, which == 0 ? "erased" : "rroff", NULL);
+        for (size_t i = 0; i < n->emps.n; i++)
+            cmd_s(n, n->emps.keys[i]);
+        err = cmd_end(n);
+    }
+    if (err == LST_OK)
+        err = lst_redis_pipe_addf(n->pipe, "INCRBY lst:mver %lld", (long long)n->nev + 2);
+    if (err == LST_OK && !n->script_loaded) {
+        char *src = ledger_script_source();
+        err = src != NULL ? lst_redis_pipe_addf(n->pipe, "SCRIPT LOAD %s", src) : LST_ERR_NOMEM;
+        free(src);
+    }
+    return err;
+}
+
+static void read_msg(struct nmsg *m, const redisReply *v)
+{
+    m->msg = v->element[0]->type == REDIS_REPLY_STRING;
+    m->cat = reply_dup(v->element[1]);
+    m->at_s = reply_dup(v->element[2]);
+    m->disp = reply_dup(v->element[3]);
+    m->dep = reply_dup(v->element[4]);
+    for (int k = 0; k < NCOUNT; k++)
+        m->c0[k] = m->c[k] = reply_i64(v->element[5 + k], 0);
+}
+
+static bool read_rcps(struct ledger_native *n, const struct nmsg *m, const redisReply *v)
+{
+    for (size_t j = 0; j < m->nrcp; j++) {
+        struct nrcp *r = &n->rcp[m->rcp[j]];
+        r->raw0 = reply_dup(v->element[j]);
+        if (v->element[j]->type == REDIS_REPLY_STRING && r->raw0 == NULL)
+            return false;
+        r->raw = r->raw0;
+        r->bad = r->raw0 != NULL && !state_parse(n->tok, r->raw0, &r->s);
+    }
+    return true;
+}
+
+/* The first version of the block reserved by INCRBY (mver in prelude.lua): a fresh counter
+ * (Redis lost its data) starts at the time in microseconds, so versions never go back. */
+static lst_err versions(struct ledger_core *c, struct ledger_native *n, const redisReply *r)
+{
+    int64_t k = (int64_t)n->nev + 2;
+    if (r->type != REDIS_REPLY_INTEGER)
+        return LST_ERR_REDIS;
+    n->ver_base = r->integer - k;
+    if (r->integer != k)
+        return LST_OK;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    n->ver_base = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return lst_redis_cmdf(c->redis, NULL, "SET lst:mver %lld", (long long)(n->ver_base + k));
+}
+
+static lst_err round2(struct ledger_core *c, struct ledger_native *n, unsigned long *conn)
+{
+    lst_redis_pipe_reset(n->pipe);
+    if (!map_tms(n))
+        return LST_ERR_NOMEM;
+    lst_err err = queue_round2(n);
+    if (err == LST_OK)
+        err = lst_redis_pipe_exec_once(c->redis, n->pipe, conn);
+    if (err != LST_OK)
+        return err;
+    size_t i = n->mids.n > 0 || n->nheld > 0 ? 1 : 0;
+    for (size_t m = 0; m < n->mids.n; m++, i += 2) {
+        const redisReply *v = reply(n, i), *r = reply(n, i + 1);
+        if (v->type != REDIS_REPLY_ARRAY || v->elements != LST_ARRAY_LEN(msg_fields) ||
+            r->type != REDIS_REPLY_ARRAY || r->elements != n->msg[m].nrcp)
+            return LST_ERR_REDIS;
+        read_msg(&n->msg[m], v);
+        if (!read_rcps(n, &n->msg[m], r))
+            return LST_ERR_NOMEM;
+    }
+    for (size_t h = 0; h < n->nheld; h++, i++) {
+        const redisReply *v = reply(n, i);
+        if (v->type != REDIS_REPLY_ARRAY || v->elements != 4)
+            return LST_ERR_REDIS;
+        for (int k = 0; k < 4; k++)
+            n->held[h].h[k] = reply_i64(v->element[k], -1);
+        n->held[h].changed = 0;
+    }
+    for (int which = 0; which < 2 && n->emps.n > 0; which++, i++) {
+        const redisReply *v = reply(n, i);
+        if (v->type != REDIS_REPLY_ARRAY || v->elements != n->emps.n)
+            return LST_ERR_REDIS;
+        for (size_t e = 0; e < n->emps.n; e++) {
+            bool yes = v->element[e]->integer == 1;
+            if (which == 0)
+                n->emp[e].erased = n->any_erased && yes;
+            else
+                n->emp[e].rroff = yes;
+        }
+    }
+    return versions(c, n, reply(n, i));
+}
+
+/* ---- the merge (merge, after, agg_status of prelude.lua) ----------------------------------- */
+
+static int64_t ulid_ms(const char *id)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    size_t len = strlen(id);
+    int64_t t = 0;
+    for (size_t i = 0; i < 10; i++) {
+        /* a missing or foreign character counts as 0, as in prelude.lua */
+        const char *p = i < len ? strchr(alphabet, id[i]) : NULL;
+        t = t * 32 + (p != NULL ? p - alphabet : 0);
+    }
+    return t;
+}
+
+/* Credits of a send, counted once when both the accepted outcome and the message are known
+ * (count_credit): "day field" lines summed before the write. */
+static void count_credit(struct ledger_native *n, const struct nmsg *m, struct rstate *s)
+{
+    if (!HAS(s, K_S) || HAS(s, K_CR) || !m->msg)
+        return;
+    int64_t day = s->v[K_S] / 86400000 - (s->v[K_S] < 0 && s->v[K_S] % 86400000 != 0);
+    lst_buf_printf(&n->credits, "%" PRId64 " all\n", day);
+    lst_buf_printf(&n->credits, "%" PRId64 " disp:%s\n", day, m->disp != NULL ? m->disp : "");
+    if (m->dep != NULL)
+        lst_buf_printf(&n->credits, "%" PRId64 " dep:%s\n", day, m->dep);
+    s->v[K_CR] = 1;
+    s->has |= 1u << K_CR;
+}
+
+/* Merges time at of step into recipient r; returns whether the step got its first time. */
+static bool merge(struct ledger_native *n, struct nrcp *r, struct nmsg *m, int step, int64_t at,
+                  int *old)
+{
+    struct rstate *s = &r->s;
+    bool dirty = r->raw == NULL, changed = false;
+    *old = r->raw == NULL ? ST_NONE : s->st;
+    if (!HAS(s, step)) {
+        changed = dirty = true;
+        s->v[step] = at;
+        s->has |= 1u << step;
+    } else if (at < s->v[step]) {
+        s->v[step] = at;
+        dirty = true;
+    }
+    bool cr = HAS(s, K_CR);
+    count_credit(n, m, s);
+    if (dirty || HAS(s, K_CR) != cr) {
+        s->st = state_of(s);
+        state_encode(s, &n->enc);
+        if (r->raw == NULL || strcmp(n->enc.data, r->raw) != 0) {
+            char *enc = lst_strdup(n->enc.data);
+            if (enc != NULL) {
+                if (r->raw != r->raw0)
+                    free(r->raw);
+                r->raw = enc;
+            }
+        }
+    }
+    return changed;
+}
+
+/* The transition old -> new in the message's counts (agg_status); returns the readers after. */
+static int64_t agg_status(struct ledger_native *n, struct nmsg *m, int old, int new_st,
+                          int64_t *ev_ver)
+{
+    if (old == ST_NONE)
+        m->c[0]++;
+    else
+        m->c[old]--;
+    m->c[new_st]++;
+    if (*ev_ver == 0)
+        *ev_ver = n->ver_base + ++n->ver_seq;
+    m->ver = *ev_ver;
+    return m->c[ST_READ] + m->c[ST_ACK] + m->c[ST_DECLINED];
+}
+
+/* Whether the state had one of steps before the merge that set step first (had). */
+static bool had(const struct rstate *s, int step, bool changed, const int *steps, int nsteps)
+{
+    for (int i = 0; i < nsteps; i++) {
+        if (HAS(s, steps[i]) && !(changed && steps[i] == step))
+            return true;
+    }
+    return false;
+}
+
+static const int drax[] = {K_D, K_R, K_A, K_X}, rax[] = {K_R, K_A, K_X};
+
+/* Read-receipt evidence of a merge (after, RRN > 0): the message into e:<eid>:dl / :rd the
+ * first time, and the employee marked for the rule. */
+static void rr_evidence(struct ledger_native *n, struct nrcp *r, const struct nmsg *m, int step,
+                        bool changed)
+{
+    struct nemp *e = &n->emp[r->emp];
+    const char *mid = n->mids.keys[r->msg];
+    char mt[24];
+    if (m->at_s != NULL)
+        snprintf(mt, sizeof(mt), "%s", m->at_s);
+    else
+        snprintf(mt, sizeof(mt), "%" PRId64, ulid_ms(mid));
+    if (!had(&r->s, step, changed, drax, 4))
+        lst_buf_printf(&e->dl, "%s %s\n", mt, mid);
+    bool read = step != K_D;
+    if (read && !had(&r->s, step, changed, rax, 3))
+        lst_buf_printf(&e->rd, "%s %s\n", mt, mid);
+    if (step == K_D || (read && !e->dirty && e->rroff))
+        e->dirty = true;
+}
+
+static void apply_one(struct ledger_core *c, struct ledger_native *n, size_t rcp, int step,
+                      int64_t at, int64_t *ev_ver)
+{
+    struct nrcp *r = &n->rcp[rcp];
+    struct nmsg *m = &n->msg[r->msg];
+    const char *mid = n->mids.keys[r->msg];
+    const char *eid = n->emps.keys[r->emp];
+    int old;
+    bool changed = merge(n, r, m, step, at, &old);
+    int new_st = r->s.st;
+    if (old != new_st) {
+        if (new_st != ST_QUEUED)
+            lst_buf_printf(&n->events, "%s %s %s\n", mid, eid, st_name[new_st]);
+        int64_t readers = agg_status(n, m, old, new_st, ev_ver);
+        if (is_reader(new_st) && !is_reader(old == ST_NONE ? ST_QUEUED : old) && readers == 1)
+            lst_buf_printf(&n->firsts, "%s %s\n", mid, eid);
+    }
+    if (c->cfg->read_receipts > 0 && changed)
+        rr_evidence(n, r, m, step, changed);
+}
+
+static void apply_held(struct ledger_native *n, size_t h, int step, int64_t at)
+{
+    struct nheld *hd = &n->held[h];
+    int k = step - K_D;
+    if (hd->h[k] < 0 || at < hd->h[k]) {
+        hd->h[k] = at;
+        hd->changed |= (uint8_t)(1u << k);
+    }
+}
+
+/* The Threema ID's index, looked up again (the events keep arguments, not indexes). */
+static size_t tm_of(struct ledger_native *n, size_t arg)
+{
+    bool added;
+    return nindex_get(&n->tms, n->in.buf.data + n->in.off[arg], n->in.len[arg], &added);
+}
+
+/* An event fails (as a script error would) when a state it names is not one the scripts
+ * wrote: nothing of it is applied, and its watermark stays. */
+static bool event_bad(struct ledger_native *n, const struct nev *e)
+{
+    for (size_t j = 0; j < e->ntm; j++) {
+        const struct ntm *t = &n->tm[tm_of(n, n->evtm[e->tm0 + j])];
+        if (t->rcp == SIZE_MAX - 1 || (t->rcp != SIZE_MAX && n->rcp[t->rcp].bad))
+            return true;
+    }
+    return false;
+}
+
+static void apply_event(struct ledger_core *c, struct ledger_native *n, struct nev *e)
+{
+    int64_t ev_ver = 0;
+    for (size_t j = 0; j < e->ntm && e->step >= 0; j++) {
+        const struct ntm *t = &n->tm[tm_of(n, n->evtm[e->tm0 + j])];
+        if (t->held != SIZE_MAX)
+            apply_held(n, t->held, e->step, e->at);
+        else if (t->rcp != SIZE_MAX && !n->emp[n->rcp[t->rcp].emp].erased)
+            apply_one(c, n, t->rcp, e->step, e->at, &ev_ver);
+    }
+}
+
+/* Every event in order behind its gate (epilogue.lua). */
+static void compute(struct ledger_core *c, struct ledger_native *n)
+{
+    for (size_t i = 0; i < n->nev; i++) {
+        struct nev *e = &n->ev[i];
+        int64_t wm = n->wm[e->field];
+        if (e->off <= wm) {
+            e->result = 0;
+        } else if (wm < e->prev) {
+            e->result = -1;
+        } else if (event_bad(n, e)) {
+            e->result = -2;
+        } else {
+            apply_event(c, n, e);
+            n->wm[e->field] = e->off;
+            n->wm_touched[e->field] = true;
+            e->result = 1;
+        }
+    }
+}
+
+/* ---- round 3: MULTI, the writes, EXEC ------------------------------------------------------ */
+
+static lst_err write_states(struct ledger_native *n)
+{
+    lst_err err = LST_OK;
+    for (size_t m = 0; m < n->mids.n && err == LST_OK; m++) {
+        const struct nmsg *msg = &n->msg[m];
+        cmd_begin(n, "HSET");
+        cmd_key(n, "r:", n->mids.keys[m]);
+        for (size_t j = 0; j < msg->nrcp; j++) {
+            const struct nrcp *r = &n->rcp[msg->rcp[j]];
+            if (r->raw != r->raw0) {
+                cmd_s(n, strchr(n->rcps.keys[msg->rcp[j]], ' ') + 1);
+                cmd_s(n, r->raw);
+            }
+        }
+        if (n->cmd.n > 2)
+            err = cmd_end(n);
+    }
+    return err;
+}
+
+struct flags {
+    bool on[3];
+};
+static const char *const status_names[3] = {"failed", "unread", "undelivered"};
+
+static struct flags status_flags(const int64_t *c)
+{
+    int64_t readers = c[ST_READ] + c[ST_ACK] + c[ST_DECLINED];
+    int64_t live = c[0] - c[ST_FAILED];
+    return (struct flags){{c[ST_FAILED] > 0, readers < live, c[ST_DELIVERED] + readers < live}};
+}
+
+/* The status indexes whose membership the batch flipped (status_set). */
+static lst_err write_status_index(struct ledger_native *n, size_t m)
+{
+    const struct nmsg *msg = &n->msg[m];
+    struct flags before = status_flags(msg->c0), after = status_flags(msg->c);
+    lst_err err = LST_OK;
+    for (int i = 0; i < 3 && err == LST_OK; i++) {
+        if (before.on[i] == after.on[i])
+            continue;
+        for (int cat = 0; cat < 2 && err == LST_OK; cat++) {
+            if (cat == 1 && msg->cat == NULL)
+                break;
+            cmd_begin(n, after.on[i] ? "ZADD" : "ZREM");
+            lst_buf_reset(&n->key);
+            lst_buf_printf(&n->key, LEDGER_PREFIX "%s%s%sst:%s",
+                           cat ? "xc:" : "x:", cat ? msg->cat : "", cat ? ":" : "",
+                           status_names[i]);
+            ledger_args_add(&n->cmd, n->key.data, n->key.len);
+            if (after.on[i])
+                cmd_s(n, msg->at_s != NULL ? msg->at_s : "0");
+            cmd_s(n, n->mids.keys[m]);
+            err = cmd_end(n);
+        }
+    }
+    return err;
+}
+
+/* The counts that moved (HSET with the item's version, HDEL of a count back at zero), then the
+ * status indexes. */
+static lst_err write_counts(struct ledger_native *n)
+{
+    lst_err err = LST_OK;
+    for (size_t m = 0; m < n->mids.n && err == LST_OK; m++) {
+        const struct nmsg *msg = &n->msg[m];
+        if (msg->ver == 0)
+            continue;
+        cmd_begin(n, "HSET");
+        cmd_key(n, "m:", n->mids.keys[m]);
+        for (int k = 0; k < NCOUNT; k++) {
+            if (msg->c[k] != msg->c0[k] && msg->c[k] > 0) {
+                cmd_s(n, count_field[k]);
+                cmd_i(n, msg->c[k]);
+            }
+        }
+        cmd_s(n, "v");
+        cmd_i(n, msg->ver);
+        err = cmd_end(n);
+        cmd_begin(n, "HDEL");
+        cmd_key(n, "m:", n->mids.keys[m]);
+        for (int k = 0; k < NCOUNT; k++) {
+            if (msg->c[k] != msg->c0[k] && msg->c[k] <= 0)
+                cmd_s(n, count_field[k]);
+        }
+        if (err == LST_OK && n->cmd.n > 2)
+            err = cmd_end(n);
+        if (err == LST_OK && msg->msg)
+            err = write_status_index(n, m);
+    }
+    return err;
+}
+
+/* Lines "a b c\n" of buf, split in place: calls fn with up to three words. */
+static lst_err each_line(struct ledger_native *n, struct lst_buf *buf,
+                         lst_err (*fn)(struct ledger_native *, char **w, void *), void *ud)
+{
+    lst_err err = LST_OK;
+    char *p = buf->data;
+    while (p != NULL && *p != '\0' && err == LST_OK) {
+        char *nl = strchr(p, '\n');
+        *nl = '\0';
+        char *w[3] = {p, NULL, NULL};
+        for (int i = 1; i < 3; i++) {
+            char *sp = w[i - 1] != NULL ? strchr(w[i - 1], ' ') : NULL;
+            if (sp != NULL) {
+                *sp = '\0';
+                w[i] = sp + 1;
+            }
+        }
+        err = fn(n, w, ud);
+        p = nl + 1;
+    }
+    return err;
+}
+
+static lst_err put_event(struct ledger_native *n, char **w, void *ud)
+{
+    (void)ud;
+    cmd_begin(n, "XADD");
+    cmd_key(n, "ev", NULL);
+    cmd_s(n, "MAXLEN");
+    cmd_s(n, "~");
+    cmd_s(n, "100000"); /* EV_MAX of prelude.lua */
+    cmd_s(n, "*");
+    cmd_s(n, "t");
+    cmd_s(n, "status");
+    cmd_s(n, "id");
+    cmd_s(n, w[0]);
+    cmd_s(n, "eid");
+    cmd_s(n, w[1]);
+    cmd_s(n, "st");
+    cmd_s(n, w[2]);
+    return cmd_end(n);
+}
+
+/* e:<eid>:dl or :rd: the messages added, then the set trimmed to its newest RRN. */
+static lst_err put_rr_set(struct ledger_native *n, size_t e, const char *which, struct lst_buf *b,
+                          int64_t rrn)
+{
+    if (b->len == 0)
+        return LST_OK;
+    cmd_begin(n, "ZADD");
+    lst_buf_reset(&n->key);
+    lst_buf_printf(&n->key, LEDGER_PREFIX "e:%s:%s", n->emps.keys[e], which);
+    ledger_args_add(&n->cmd, n->key.data, n->key.len);
+    for (char *p = b->data; *p != '\0';) {
+        char *sp = strchr(p, ' '), *nl = strchr(p, '\n');
+        ledger_args_add(&n->cmd, p, (size_t)(sp - p));
+        ledger_args_add(&n->cmd, sp + 1, (size_t)(nl - sp - 1));
+        p = nl + 1;
+    }
+    lst_err err = cmd_end(n);
+    cmd_begin(n, "ZREMRANGEBYRANK");
+    ledger_args_add(&n->cmd, n->key.data, n->key.len);
+    cmd_s(n, "0");
+    cmd_i(n, -(rrn + 1));
+    return err == LST_OK ? cmd_end(n) : err;
+}
+
+static lst_err put_first(struct ledger_native *n, char **w, void *ud)
+{
+    (void)ud;
+    cmd_s(n, w[0]);
+    cmd_s(n, w[1]);
+    return LST_OK;
+}
+
+/* The rule itself (rr_update) as one event of kind LEDGER_S_RR of the ledger's script, in the
+ * transaction: it reads the data the writes before it left. */
+static lst_err put_rule(struct ledger_core *c, struct ledger_native *n)
+{
+    size_t pairs = 0, dirty = 0;
+    for (const char *p = n->firsts.data; p != NULL && *p != '\0'; p = strchr(p, '\n') + 1)
+        pairs++;
+    for (size_t e = 0; e < n->emps.n; e++)
+        dirty += n->emp[e].dirty;
+    if (c->cfg->read_receipts <= 0 || (pairs == 0 && dirty == 0))
+        return LST_OK;
+    cmd_begin(n, "EVALSHA");
+    cmd_s(n, lst_redis_script_sha(c->script));
+    cmd_s(n, "0");
+    cmd_i(n, c->cfg->read_receipts);
+    cmd_i(n, c->cfg->reply_window);
+    cmd_i(n, LEDGER_S_RR);
+    cmd_s(n, "");
+    cmd_s(n, "0");
+    cmd_s(n, "-1");
+    cmd_i(n, (int64_t)(1 + 2 * pairs + dirty));
+    cmd_i(n, (int64_t)pairs);
+    lst_err err = each_line(n, &n->firsts, put_first, NULL);
+    for (size_t e = 0; e < n->emps.n; e++) {
+        if (n->emp[e].dirty)
+            cmd_s(n, n->emps.keys[e]);
+    }
+    return err == LST_OK ? cmd_end(n) : err;
+}
+
+static lst_err put_held(struct ledger_native *n)
+{
+    static const char *const steps[4] = {"d", "r", "a", "x"};
+    lst_err err = LST_OK;
+    for (size_t h = 0; h < n->nheld && err == LST_OK; h++) {
+        const struct nheld *hd = &n->held[h];
+        const char *tm = n->tms.keys[n->held_tm[h]];
+        int64_t least = INT64_MAX;
+        if (hd->changed == 0)
+            continue;
+        cmd_begin(n, "HSET");
+        cmd_key(n, "h:", tm);
+        for (int k = 0; k < 4; k++) {
+            if (hd->changed & (1u << k)) {
+                cmd_s(n, steps[k]);
+                cmd_i(n, hd->h[k]);
+                least = hd->h[k] < least ? hd->h[k] : least;
+            }
+        }
+        err = cmd_end(n);
+        cmd_begin(n, "ZADD");
+        cmd_key(n, "hx", NULL);
+        cmd_s(n, "LT");
+        cmd_i(n, least);
+        cmd_s(n, tm);
+        if (err == LST_OK)
+            err = cmd_end(n);
+    }
+    return err;
+}
+
+/* Credits: the "day field" lines summed per key and field, one HINCRBY each. */
+static lst_err put_credits(struct ledger_native *n)
+{
+    struct nindex seen = {0};
+    int64_t *count = NULL;
+    size_t cap = 0;
+    lst_err err = LST_OK;
+    for (char *p = n->credits.data; p != NULL && *p != '\0' && err == LST_OK;) {
+        char *nl = strchr(p, '\n');
+        bool added;
+        size_t i = nindex_get(&seen, p, (size_t)(nl - p), &added);
+        if (i == SIZE_MAX || !vgrow((void **)&count, &cap, i + 1, sizeof(*count)))
+            err = LST_ERR_NOMEM;
+        else
+            count[i]++;
+        p = nl + 1;
+    }
+    for (size_t i = 0; i < seen.n && err == LST_OK; i++) {
+        char *sp = strchr(seen.keys[i], ' ');
+        *sp = '\0';
+        cmd_begin(n, "HINCRBY");
+        cmd_key(n, "cr:", seen.keys[i]);
+        cmd_s(n, sp + 1);
+        cmd_i(n, count[i]);
+        err = cmd_end(n);
+    }
+    free(count);
+    nindex_free(&seen);
+    return err;
+}
+
+/* The watermarks the batch advanced, and the refill markers they reached (epilogue.lua). */
+static lst_err put_watermarks(struct ledger_native *n)
+{
+    lst_err err = LST_OK;
+    cmd_begin(n, "HSET");
+    cmd_key(n, "wm", NULL);
+    for (size_t f = 0; f < n->fields.n; f++) {
+        if (n->wm_touched[f]) {
+            cmd_s(n, n->fields.keys[f]);
+            cmd_i(n, n->wm[f]);
+        }
+    }
+    if (n->cmd.n > 2)
+        err = cmd_end(n);
+    cmd_begin(n, "HDEL");
+    cmd_key(n, "refill", NULL);
+    for (size_t f = 0; f < n->fields.n; f++) {
+        if (n->wm_touched[f] && n->mark[f] >= 0 && n->mark[f] <= n->wm[f])
+            cmd_s(n, n->fields.keys[f]);
+    }
+    if (err == LST_OK && n->cmd.n > 2)
+        err = cmd_end(n);
+    return err;
+}
+
+static lst_err queue_writes(struct ledger_core *c, struct ledger_native *n)
+{
+    lst_err err = lst_redis_pipe_addf(n->pipe, "MULTI");
+    if (err == LST_OK)
+        err = write_states(n);
+    if (err == LST_OK)
+        err = write_counts(n);
+    if (err == LST_OK)
+        err = each_line(n, &n->events, put_event, NULL);
+    if (err == LST_OK)
+        err = put_held(n);
+    if (err == LST_OK)
+        err = put_credits(n);
+    for (size_t e = 0; e < n->emps.n && err == LST_OK && c->cfg->read_receipts > 0; e++) {
+        err = put_rr_set(n, e, "dl", &n->emp[e].dl, c->cfg->read_receipts);
+        if (err == LST_OK)
+            err = put_rr_set(n, e, "rd", &n->emp[e].rd, c->cfg->read_receipts);
+    }
+    if (err == LST_OK)
+        err = put_rule(c, n);
+    if (err == LST_OK)
+        err = put_watermarks(n);
+    if (err == LST_OK)
+        err = lst_redis_pipe_addf(n->pipe, "EXEC");
+    return err;
+}
+
+/* Why a transaction was refused: the first queued command's error (OOM, MISCONF, ...) or
+ * EXEC's own. */
+static void tx_error(struct ledger_native *n, const redisReply *exec)
+{
+    size_t last = lst_redis_pipe_len(n->pipe) - 1;
+    lst_buf_reset(&n->why);
+    for (size_t i = 1; i < last; i++) {
+        const redisReply *r = reply(n, i);
+        if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+            lst_buf_puts(&n->why, r->str);
+            return;
+        }
+    }
+    if (exec != NULL && exec->type == REDIS_REPLY_ERROR)
+        lst_buf_puts(&n->why, exec->str);
+    else if (exec != NULL && exec->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < exec->elements; i++) {
+            if (exec->element[i]->type == REDIS_REPLY_ERROR) {
+                lst_buf_puts(&n->why, exec->element[i]->str);
+                return;
+            }
+        }
+    }
+}
+
+/* Round 3. *again: another writer changed a watched key (EXEC answered nil). */
+static lst_err round3(struct ledger_core *c, struct ledger_native *n, unsigned long *conn,
+                      bool *again)
+{
+    *again = false;
+    lst_redis_pipe_reset(n->pipe);
+    lst_err err = queue_writes(c, n);
+    if (err == LST_OK) {
+        err = lst_redis_pipe_exec_once(c->redis, n->pipe, conn);
+        if (err == LST_ERR_STATE)
+            *again = true; /* reconnected since round 1: the WATCH is gone, read again */
+    }
+    if (err != LST_OK && err != LST_ERR_INVALID)
+        return err;
+    const redisReply *exec = reply(n, lst_redis_pipe_len(n->pipe) - 1);
+    if (exec->type == REDIS_REPLY_NIL) {
+        *again = true;
+        return LST_OK;
+    }
+    if (err == LST_OK && exec->type == REDIS_REPLY_ARRAY) {
+        /* a command that failed when it ran (the others ran: EXEC does not roll back) */
+        for (size_t i = 0; i < exec->elements && err == LST_OK; i++) {
+            const redisReply *r = exec->element[i];
+            if (r->type == REDIS_REPLY_ERROR)
+                err = LST_ERR_INVALID;
+        }
+    }
+    if (err == LST_ERR_INVALID)
+        tx_error(n, exec);
+    return err;
+}
+
+/* ---- the batch ----------------------------------------------------------------------------- */
+
+static lst_err attempt(struct ledger_core *c, struct ledger_native *n, bool *again)
+{
+    unsigned long conn = 0;
+    *again = false;
+    clear_batch(n);
+    lst_buf_reset(&n->why);
+    lst_err err = index_events(n) ? round1(c, n, &conn) : LST_ERR_NOMEM;
+    if (err == LST_OK)
+        err = round2(c, n, &conn);
+    if (err == LST_OK) {
+        compute(c, n);
+        err = round3(c, n, &conn, again);
+    } else if (err == LST_ERR_STATE) {
+        *again = true; /* reconnected between the rounds */
+    }
+    if (err != LST_OK && conn != 0)
+        (void)lst_redis_cmdf(c->redis, NULL, "UNWATCH"); /* no WATCH may outlive the attempt */
+    if (err != LST_OK && n->why.len == 0) {
+        char last[256];
+        lst_redis_last_error(c->redis, last, sizeof(last));
+        lst_buf_puts(&n->why, last[0] != '\0' ? last : lst_strerror(err));
+    }
+    return err;
+}
+
+lst_err ledger_native_apply(struct ledger_core *c, struct ledger_native *n)
+{
+    lst_err err = LST_OK;
+    bool again = true;
+    for (int i = 0; i < ATTEMPTS && again && n->nev > 0; i++)
+        err = attempt(c, n, &again);
+    if (again && err == LST_OK) {
+        err = LST_ERR_STATE;
+        lst_buf_reset(&n->why);
+        lst_buf_puts(&n->why, "other writers kept changing the receipts' keys");
+    }
+    return err;
+}
+
+int ledger_native_outcome(const struct ledger_native *n, lst_err applied, size_t i, size_t *done,
+                          const char **why)
+{
+    const struct nev *e = &n->ev[i];
+    *done = e->done;
+    *why = n->why.data != NULL ? n->why.data : "";
+    if (applied != LST_OK)
+        return LEDGER_NATIVE_RETRY;
+    if (e->result == -1)
+        *why = "LGAP watermark behind the previous offset";
+    else if (e->result == -2)
+        *why = "ERR a recipient state that is not the ledger's JSON";
+    return e->result;
+}
