@@ -103,12 +103,13 @@ static const struct lst_config_entry entries[] = {
      .max = 86400000,
      .offset = offsetof(struct ledger_config, retention_interval_ms),
      .desc = "time between retention runs (100 ms while a backlog remains)"},
-    {.name = "LST_LEDGER_NATIVE_RECEIPTS",
+    {.name = "LST_LEDGER_NATIVE",
      .type = LST_CONFIG_BOOL,
      .def = "true",
-     .offset = offsetof(struct ledger_config, native_receipts),
-     .desc = "merge delivery receipts in the ledger (one Redis transaction per batch) instead "
-             "of in the Lua script: the same projections for less of Redis's time"},
+     .offset = offsetof(struct ledger_config, native),
+     .desc = "merge delivery receipts and accepted sends in the ledger (one Redis transaction "
+             "per batch) instead of in the Lua script: the same projections for less of "
+             "Redis's time"},
 };
 
 struct lst_config_section ledger_config_section(struct ledger_config *cfg)

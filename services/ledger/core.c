@@ -268,7 +268,8 @@ static lst_err route(struct ledger_core *c, const struct ledger_rec *rec, struct
     enum ledger_phase phase = LEDGER_P_SCRIPT;
     lst_err err;
 
-    if (s == LEDGER_S_RECEIPT && c->cfg->native_receipts && before <= LEDGER_P_NATIVE)
+    if ((s == LEDGER_S_RECEIPT || s == LEDGER_S_SENT) && c->cfg->native &&
+        before <= LEDGER_P_NATIVE && ledger_native_takes(s, &c->args, hdr, c->args.n - hdr))
         phase = LEDGER_P_NATIVE;
     else if (before >= LEDGER_P_NATIVE)
         phase = LEDGER_P_LATE;
@@ -278,7 +279,7 @@ static lst_err route(struct ledger_core *c, const struct ledger_rec *rec, struct
             c->call_events++;
     } else {
         err = phase == LEDGER_P_NATIVE
-                  ? ledger_native_add(c->nat, &c->args, hdr, c->args.n - hdr, c->ndone)
+                  ? ledger_native_add(c->nat, s, &c->args, hdr, c->args.n - hdr, c->ndone)
                   : move_late(c, hdr);
         if (err == LST_OK)
             err = push_done(c, rec, phase, c->late_calls, c->late_events);

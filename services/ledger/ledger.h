@@ -49,7 +49,7 @@ struct ledger_config {
     int64_t retention_ms;          /* LST_LEDGER_RETENTION_MS: 0 keeps everything */
     int64_t retention_batch;       /* LST_LEDGER_RETENTION_BATCH: items per run */
     int64_t retention_interval_ms; /* LST_LEDGER_RETENTION_INTERVAL_MS */
-    bool native_receipts;          /* LST_LEDGER_NATIVE_RECEIPTS: receipts merged in C */
+    bool native;                   /* LST_LEDGER_NATIVE: receipts and sends merged in C */
 };
 
 extern const struct lst_config_program ledger_program;
@@ -221,11 +221,14 @@ void ledger_native_destroy(struct ledger_native *n);
 /* Forgets the events (a new batch). */
 void ledger_native_reset(struct ledger_native *n);
 size_t ledger_native_count(const struct ledger_native *n);
-/* Takes the receipt at arguments [first, first + count) of a: epilogue.lua's header (kind,
- * watermark field, offset, prev, count), then receipt.lua's arguments. done: its record's
- * entry in the batch. */
-lst_err ledger_native_add(struct ledger_native *n, const struct ledger_args *a, size_t first,
-                          size_t count, size_t done);
+/* Whether the event of kind at arguments [first, first + count) of a (epilogue.lua's header:
+ * kind, watermark field, offset, prev, count; then receipt.lua's or sent.lua's arguments) is
+ * one C merges: every receipt, an accepted send with plain IDs. */
+bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, size_t first,
+                         size_t count);
+/* Takes such an event; done: its record's entry in the batch. */
+lst_err ledger_native_add(struct ledger_native *n, enum ledger_script kind,
+                          const struct ledger_args *a, size_t first, size_t count, size_t done);
 struct ledger_core;
 /* Applies the events in one transaction (retried while other writers interfere). LST_OK, or
  * the failure that left every event unapplied. */

@@ -174,7 +174,11 @@ struct rstate {
     int64_t v[NINT];
     uint32_t has; /* bit per int_key */
     int st;
-    const char *tail; /* the raw from the first string field on (closing brace included) */
+    const char *tail;     /* the raw from the first string field on (closing brace included) */
+    const char *ftail;    /* the raw from the failure's fields (fc, fr) on; NULL: none */
+    char *tm, *tid;       /* owned; NULL: absent */
+    bool safe;            /* tm and tid need no escaping (plain_id) */
+    bool strings_changed; /* tm or tid changed: encoded from tm and tid, not from tail */
 };
 
 #define HAS(s, k) (((s)->has >> (k)) & 1u)
@@ -200,6 +204,33 @@ static int state_of(const struct rstate *s)
     return ST_QUEUED;
 }
 
+/* A value JSON writes as it is, in quotes: Threema IDs and message IDs. The scripts write
+ * strings with cjson, which escapes '/' among others; values outside this set go to the
+ * script instead. */
+static bool plain_id(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+              ch == '*'))
+            return false;
+    }
+    return len > 0;
+}
+
+static int64_t ulid_ms(const char *id)
+{
+    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    size_t len = strlen(id);
+    int64_t t = 0;
+    for (size_t i = 0; i < 10; i++) {
+        /* a missing or foreign character counts as 0, as in prelude.lua */
+        const char *p = i < len ? strchr(alphabet, id[i]) : NULL;
+        t = t * 32 + (p != NULL ? p - alphabet : 0);
+    }
+    return t;
+}
+
 static bool is_reader(int st)
 {
     return st == ST_READ || st == ST_ACK || st == ST_DECLINED;
@@ -216,6 +247,13 @@ static bool state_parse(json_tokener *tok, const char *raw, struct rstate *s)
     if (ok) {
         json_object_object_foreach(o, key, val)
         {
+            if (strcmp(key, "tm") == 0 || strcmp(key, "tid") == 0) {
+                const char *v = json_object_get_string(val);
+                char **to = key[1] == 'm' ? &s->tm : &s->tid;
+                if (v != NULL && *to == NULL)
+                    *to = lst_strdup(v);
+                continue;
+            }
             if (strcmp(key, "st") == 0) {
                 const char *name = json_object_get_string(val);
                 for (int i = 1; i < NCOUNT && name != NULL; i++) {
@@ -238,7 +276,11 @@ static bool state_parse(json_tokener *tok, const char *raw, struct rstate *s)
         const char *at = strstr(raw, str_key[i]);
         if (at != NULL && (s->tail == NULL || at < s->tail))
             s->tail = at;
+        if (at != NULL && i >= 2 && (s->ftail == NULL || at < s->ftail))
+            s->ftail = at; /* fc and fr come after tm and tid, which are plain when safe */
     }
+    s->safe = (s->tm == NULL || plain_id(s->tm, strlen(s->tm))) &&
+              (s->tid == NULL || plain_id(s->tid, strlen(s->tid)));
     return ok;
 }
 
@@ -251,19 +293,37 @@ static void state_encode(const struct rstate *s, struct lst_buf *out)
         if (HAS(s, k))
             lst_buf_printf(out, ",\"%s\":%" PRId64, int_key[k], s->v[k]);
     }
-    lst_buf_puts(out, s->tail != NULL ? s->tail : "}");
+    if (!s->strings_changed) {
+        lst_buf_puts(out, s->tail != NULL ? s->tail : "}");
+        return;
+    }
+    if (s->tm != NULL)
+        lst_buf_printf(out, ",\"tm\":\"%s\"", s->tm);
+    if (s->tid != NULL)
+        lst_buf_printf(out, ",\"tid\":\"%s\"", s->tid);
+    lst_buf_puts(out, s->ftail != NULL ? s->ftail : "}");
 }
 
 /* ---- what one batch reads and changes ---------------------------------------------------- */
 
-struct nev {          /* one receipt record */
-    size_t done;      /* its entry in the batch */
-    size_t field_arg; /* its watermark field: the argument in in */
-    size_t field;     /* and its fields index (per attempt) */
+enum { R_DEFER = 2 }; /* an event's result: left to the script call in the transaction */
+
+struct nev {     /* one receipt or sent record */
+    size_t done; /* its entry in the batch */
+    enum ledger_script kind;
+    size_t argfirst, argn; /* all its script arguments (header included) in in */
+    size_t field_arg;      /* its watermark field: the argument in in */
+    size_t field;          /* and its fields index (per attempt) */
     int64_t off, prev, at;
-    int step;        /* K_D..K_X; -1: an unknown status (applied as a no-op) */
-    size_t tm0, ntm; /* its Threema message IDs: tms index of each in evtm[tm0 ..] */
-    int result;      /* 1 applied, 0 applied before, -1 gap, -2 failed (why) */
+    int step;         /* receipt: K_D..K_X; -1: an unknown status (applied as a no-op) */
+    size_t tm0, ntm;  /* its Threema message IDs: their arguments in evtm[tm0 ..] (sent: one) */
+    size_t rcp_arg;   /* sent: "<mid> <eid>" in in */
+    size_t tid_arg;   /* sent: its Threema ID in in; SIZE_MAX: none */
+    size_t rcp;       /* sent: its recipient (per attempt) */
+    int64_t dup, att; /* sent */
+    bool replies;     /* sent: its recipient's incoming messages in the reply window after it */
+    int result;       /* 1 applied, 0 applied before, -1 gap, -2 failed (why), R_DEFER */
+    char *why;        /* the script's reason for a deferred event that failed (owned) */
 };
 
 struct nmsg { /* m:<mid> as load_msg reads it, and its counts as the batch moves them */
@@ -297,6 +357,8 @@ struct ntm {     /* one Threema message ID's t: entry */
     char *value; /* "<mid> <eid>", "-", or NULL (not mapped) */
     size_t rcp;  /* SIZE_MAX: none */
     size_t held; /* SIZE_MAX: none */
+    bool map;    /* a send of the batch maps it now (HSET t:) */
+    bool fold;   /* and folded its held receipts (DEL h:, ZREM hx) */
 };
 
 struct ledger_native {
@@ -307,7 +369,10 @@ struct ledger_native {
     size_t nevtm, capevtm;
 
     /* per batch application (reset for every attempt) */
-    struct nindex fields, tms, mids, rcps, emps;
+    struct nindex fields, tms, mids, rcps, emps, tids;
+    bool *tid_known; /* per tids: emp:tid:<tid> is set */
+    size_t captid;
+    bool *deferred;           /* per field: an event was left to the script, and so are the rest */
     int64_t *wm0, *wm, *mark; /* per field: read, running, refill marker (-1 none) */
     bool *wm_touched;
     size_t capf;
@@ -326,11 +391,14 @@ struct ledger_native {
     struct lst_buf events; /* change stream entries "mid eid st\n" */
     struct lst_buf firsts; /* "mid reader\n" */
     struct lst_buf credits;
+    struct lst_buf outs; /* recipients new to e:<eid>:out, "<rcps index>\n" */
     struct lst_buf enc, key, why;
     struct ledger_args cmd;
     struct lst_redis_pipe *pipe;
     json_tokener *tok;
     bool any_erased, script_loaded;
+    size_t script_at; /* the script call's reply in EXEC's; SIZE_MAX: none */
+    int64_t window;   /* the reply window (LST_LEDGER_REPLY_WINDOW_MS) */
     int64_t ver_base, ver_seq;
 };
 
@@ -344,6 +412,7 @@ lst_err ledger_native_create(struct ledger_native **out)
     lst_buf_init(&n->events);
     lst_buf_init(&n->firsts);
     lst_buf_init(&n->credits);
+    lst_buf_init(&n->outs);
     lst_buf_init(&n->enc);
     lst_buf_init(&n->key);
     lst_buf_init(&n->why);
@@ -370,6 +439,8 @@ static void clear_batch(struct ledger_native *n)
     }
     for (size_t i = 0; i < n->rcps.n; i++) {
         struct nrcp *r = &n->rcp[i];
+        free(r->s.tm);
+        free(r->s.tid);
         if (r->raw != r->raw0)
             free(r->raw);
         free(r->raw0);
@@ -382,17 +453,19 @@ static void clear_batch(struct ledger_native *n)
     }
     for (size_t i = 0; i < n->tms.n; i++) {
         free(n->tm[i].value);
-        n->tm[i].value = NULL;
+        memset(&n->tm[i], 0, sizeof(n->tm[i]));
     }
     nindex_reset(&n->fields);
     nindex_reset(&n->tms);
     nindex_reset(&n->mids);
     nindex_reset(&n->rcps);
     nindex_reset(&n->emps);
+    nindex_reset(&n->tids);
     n->nheld = 0;
     lst_buf_reset(&n->events);
     lst_buf_reset(&n->firsts);
     lst_buf_reset(&n->credits);
+    lst_buf_reset(&n->outs);
     n->ver_seq = 0;
 }
 
@@ -401,11 +474,15 @@ void ledger_native_destroy(struct ledger_native *n)
     if (n == NULL)
         return;
     clear_batch(n);
+    ledger_native_reset(n);
     nindex_free(&n->fields);
     nindex_free(&n->tms);
     nindex_free(&n->mids);
     nindex_free(&n->rcps);
     nindex_free(&n->emps);
+    nindex_free(&n->tids);
+    free(n->tid_known);
+    free(n->deferred);
     free(n->wm0);
     free(n->wm);
     free(n->mark);
@@ -423,6 +500,7 @@ void ledger_native_destroy(struct ledger_native *n)
     lst_buf_cleanup(&n->events);
     lst_buf_cleanup(&n->firsts);
     lst_buf_cleanup(&n->credits);
+    lst_buf_cleanup(&n->outs);
     lst_buf_cleanup(&n->enc);
     lst_buf_cleanup(&n->key);
     lst_buf_cleanup(&n->why);
@@ -434,6 +512,10 @@ void ledger_native_destroy(struct ledger_native *n)
 
 void ledger_native_reset(struct ledger_native *n)
 {
+    for (size_t i = 0; i < n->nev; i++) {
+        free(n->ev[i].why);
+        n->ev[i].why = NULL;
+    }
     ledger_args_reset(&n->in);
     n->nev = 0;
     n->nevtm = 0;
@@ -460,37 +542,90 @@ static int64_t arg_i64(const struct ledger_args *a, size_t i, struct lst_buf *tm
     return v;
 }
 
-lst_err ledger_native_add(struct ledger_native *n, const struct ledger_args *a, size_t first,
-                          size_t count, size_t done)
+/* sent.lua's arguments after the header: mid, eid, outcome, at, tm, tid, code, reason, final,
+ * HTTP status, possible duplicate, attempts */
+#define SENT_ARGS 12
+#define HDR       5
+
+bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, size_t first,
+                         size_t count)
+{
+    if (kind == LEDGER_S_RECEIPT)
+        return count >= HDR + 2;
+    if (kind != LEDGER_S_SENT || count != HDR + SENT_ARGS)
+        return false;
+    const char *buf = a->buf.data;
+    size_t o = first + HDR;
+    /* an accepted send with IDs JSON writes as they are; failures (free-text reasons) and
+     * anything else stay with the script */
+    return a->len[o + 2] == 8 && memcmp(buf + a->off[o + 2], "accepted", 8) == 0 &&
+           plain_id(buf + a->off[o + 4], a->len[o + 4]) &&
+           (a->len[o + 5] == 0 || plain_id(buf + a->off[o + 5], a->len[o + 5]));
+}
+
+static bool parse_event(struct ledger_native *n, struct nev *e, struct lst_buf *tmp)
+{
+    const struct ledger_args *a = &n->in;
+    size_t f = e->argfirst, o = f + HDR;
+    e->field_arg = f + 1;
+    e->off = arg_i64(a, f + 2, tmp);
+    e->prev = arg_i64(a, f + 3, tmp);
+    e->tm0 = n->nevtm;
+    e->tid_arg = SIZE_MAX;
+    if (e->kind == LEDGER_S_RECEIPT) {
+        int64_t status = arg_i64(a, o, tmp);
+        e->step = status >= 1 && status <= 4 ? K_D + (int)status - 1 : -1;
+        e->at = arg_i64(a, o + 1, tmp);
+        for (size_t i = o + 2; i < f + e->argn; i++)
+            n->evtm[n->nevtm++] = i;
+    } else {
+        e->at = arg_i64(a, o + 3, tmp);
+        n->evtm[n->nevtm++] = o + 4;
+        e->tid_arg = a->len[o + 5] > 0 ? o + 5 : SIZE_MAX;
+        e->dup = arg_i64(a, o + 10, tmp);
+        e->att = arg_i64(a, o + 11, tmp);
+        /* "<mid> <eid>", as t: maps a Threema message ID */
+        e->rcp_arg = n->in.n;
+        lst_buf_reset(tmp);
+        lst_buf_append(tmp, a->buf.data + a->off[o], a->len[o]);
+        lst_buf_puts(tmp, " ");
+        lst_buf_append(tmp, a->buf.data + a->off[o + 1], a->len[o + 1]);
+        if (ledger_args_add(&n->in, tmp->data, tmp->len) != LST_OK)
+            return false;
+    }
+    e->ntm = n->nevtm - e->tm0;
+    return e->off != INT64_MIN && e->at != INT64_MIN && e->prev != INT64_MIN &&
+           (e->kind != LEDGER_S_SENT || (e->dup != INT64_MIN && e->att != INT64_MIN));
+}
+
+lst_err ledger_native_add(struct ledger_native *n, enum ledger_script kind,
+                          const struct ledger_args *a, size_t first, size_t count, size_t done)
 {
     struct lst_buf tmp;
-    lst_err err = LST_OK;
-    /* epilogue.lua's header (kind, field, offset, prev, count), status, at, IDs */
-    if (count < 7 || !vgrow((void **)&n->ev, &n->capev, n->nev + 1, sizeof(*n->ev)) ||
+    if (!ledger_native_takes(kind, a, first, count))
+        return LST_ERR_INVALID;
+    if (!vgrow((void **)&n->ev, &n->capev, n->nev + 1, sizeof(*n->ev)) ||
         !vgrow((void **)&n->evtm, &n->capevtm, n->nevtm + count, sizeof(*n->evtm)))
-        return count < 7 ? LST_ERR_INVALID : LST_ERR_NOMEM;
-    lst_buf_init(&tmp);
+        return LST_ERR_NOMEM;
     struct nev *e = &n->ev[n->nev];
     memset(e, 0, sizeof(*e));
     e->done = done;
-    e->field_arg = n->in.n;
-    err = ledger_args_add(&n->in, a->buf.data + a->off[first + 1], a->len[first + 1]);
-    e->off = arg_i64(a, first + 2, &tmp);
-    e->prev = arg_i64(a, first + 3, &tmp);
-    int64_t status = arg_i64(a, first + 5, &tmp);
-    e->step = status >= 1 && status <= 4 ? K_D + (int)status - 1 : -1;
-    e->at = arg_i64(a, first + 6, &tmp);
-    e->tm0 = n->nevtm;
-    for (size_t i = first + 7; i < first + count && err == LST_OK; i++) {
-        n->evtm[n->nevtm++] = n->in.n;
-        err = ledger_args_add(&n->in, a->buf.data + a->off[i], a->len[i]);
-    }
-    e->ntm = n->nevtm - e->tm0;
+    e->kind = kind;
+    e->argfirst = n->in.n;
+    e->argn = count;
+    for (size_t i = first; i < first + count; i++)
+        ledger_args_add(&n->in, a->buf.data + a->off[i], a->len[i]);
+    if (lst_buf_failed(&n->in.buf))
+        return LST_ERR_NOMEM;
+    lst_buf_init(&tmp);
+    size_t tm0 = n->nevtm;
+    bool ok = parse_event(n, e, &tmp);
+    lst_err err = lst_buf_failed(&tmp) || lst_buf_failed(&n->in.buf) ? LST_ERR_NOMEM
+                  : ok                                               ? LST_OK
+                                                                     : LST_ERR_INVALID;
     lst_buf_cleanup(&tmp);
-    if (err == LST_OK && (lst_buf_failed(&n->in.buf) || e->off == INT64_MIN || e->at == INT64_MIN))
-        err = e->off == INT64_MIN || e->at == INT64_MIN ? LST_ERR_INVALID : LST_ERR_NOMEM;
     if (err != LST_OK) {
-        n->nevtm = e->tm0;
+        n->nevtm = tm0;
         return err;
     }
     n->nev++;
@@ -538,6 +673,14 @@ static void cmd_tkey(struct ledger_native *n, const char *tm)
     cmd_key(n, "t:", tm + (len > 5 ? len - 5 : 0));
 }
 
+/* e:<eid>:<what> of recipient rcp ("<mid> <eid>"). */
+static void cmd_ekey(struct ledger_native *n, size_t rcp, const char *what)
+{
+    lst_buf_reset(&n->key);
+    lst_buf_printf(&n->key, LEDGER_PREFIX "e:%s:%s", strchr(n->rcps.keys[rcp], ' ') + 1, what);
+    ledger_args_add(&n->cmd, n->key.data, n->key.len);
+}
+
 static const redisReply *reply(struct ledger_native *n, size_t i)
 {
     return lst_redis_pipe_reply(n->pipe, i);
@@ -559,6 +702,13 @@ static int64_t reply_i64(const redisReply *r, int64_t none)
 
 /* ---- round 1: watermarks, markers and the t: entries --------------------------------------- */
 
+/* The index of argument arg of in in ix (the events keep arguments, not indexes). */
+static size_t index_of(struct ledger_native *n, struct nindex *ix, size_t arg)
+{
+    bool added;
+    return nindex_get(ix, n->in.buf.data + n->in.off[arg], n->in.len[arg], &added);
+}
+
 static bool index_events(struct ledger_native *n)
 {
     bool added;
@@ -575,6 +725,12 @@ static bool index_events(struct ledger_native *n)
                 return false;
         }
     }
+    for (size_t i = 0; i < n->nev; i++) {
+        if (n->ev[i].tid_arg != SIZE_MAX && index_of(n, &n->tids, n->ev[i].tid_arg) == SIZE_MAX)
+            return false;
+    }
+    if (!vgrow((void **)&n->tid_known, &n->captid, n->tids.n, sizeof(*n->tid_known)))
+        return false;
     size_t nf = n->fields.n;
     size_t cap = n->capf;
     if (!vgrow((void **)&n->wm0, &cap, nf, sizeof(*n->wm0)))
@@ -588,21 +744,24 @@ static bool index_events(struct ledger_native *n)
     cap = n->capf;
     if (!vgrow((void **)&n->wm_touched, &cap, nf, sizeof(*n->wm_touched)))
         return false;
+    cap = n->capf;
+    if (!vgrow((void **)&n->deferred, &cap, nf, sizeof(*n->deferred)))
+        return false;
     n->capf = cap;
+    memset(n->deferred, 0, nf * sizeof(*n->deferred));
     return vgrow((void **)&n->tm, &n->captm, n->tms.n, sizeof(*n->tm));
 }
 
 static lst_err round1(struct ledger_core *c, struct ledger_native *n, unsigned long *conn)
 {
     lst_redis_pipe_reset(n->pipe);
-    cmd_begin(n, "WATCH");
-    cmd_key(n, "wm", NULL);
-    cmd_key(n, "refill", NULL);
-    cmd_key(n, "erased", NULL);
-    cmd_key(n, "rroff", NULL);
-    for (size_t i = 0; i < n->tms.n; i++)
-        cmd_tkey(n, n->tms.keys[i]);
-    lst_err err = cmd_end(n);
+    /* Every other writer of what the batch reads either advances a watermark in the same
+     * atomic step (scripts, these transactions, a second ledger's) or bumps lst:lg-gen
+     * (retention), and the refill markers are read too: watching those three is watching
+     * everything read below. (Redis checks a new WATCH key against every key the client
+     * watches already: a batch's 2,000 keys cost ~3 ms per call.) */
+    lst_err err = lst_redis_pipe_addf(n->pipe, "WATCH " LEDGER_PREFIX "wm " LEDGER_PREFIX
+                                               "refill lst:lg-gen");
     for (int which = 0; which < 2 && err == LST_OK; which++) {
         cmd_begin(n, "HMGET");
         cmd_key(n, which == 0 ? "wm" : "refill", NULL);
@@ -687,6 +846,16 @@ static bool map_tms(struct ledger_native *n)
                 return false;
         }
     }
+    for (size_t i = 0; i < n->nev; i++) {
+        struct nev *e = &n->ev[i];
+        if (e->kind != LEDGER_S_SENT)
+            continue;
+        lst_buf_reset(&n->key);
+        lst_buf_append(&n->key, n->in.buf.data + n->in.off[e->rcp_arg], n->in.len[e->rcp_arg]);
+        e->rcp = lst_buf_failed(&n->key) ? SIZE_MAX : add_rcp(n, n->key.data);
+        if (e->rcp >= SIZE_MAX - 1)
+            return false; /* "<mid> <eid>" built above always has the space */
+    }
     return true;
 }
 
@@ -707,14 +876,7 @@ static const char *const msg_fields[] = {"msg",
 
 static lst_err queue_round2(struct ledger_native *n)
 {
-    cmd_begin(n, "WATCH");
-    for (size_t i = 0; i < n->mids.n; i++) {
-        cmd_key(n, "m:", n->mids.keys[i]);
-        cmd_key(n, "r:", n->mids.keys[i]);
-    }
-    for (size_t i = 0; i < n->nheld; i++)
-        cmd_key(n, "h:", n->tms.keys[n->held_tm[i]]);
-    lst_err err = n->cmd.n > 1 ? cmd_end(n) : LST_OK;
+    lst_err err = LST_OK;
     for (size_t i = 0; i < n->mids.n && err == LST_OK; i++) {
         cmd_begin(n, "HMGET");
         cmd_key(n, "m:", n->mids.keys[i]);
@@ -735,6 +897,26 @@ static lst_err queue_round2(struct ledger_native *n)
         cmd_s(n, "r");
         cmd_s(n, "a");
         cmd_s(n, "x");
+        err = cmd_end(n);
+    }
+    for (size_t i = 0; i < n->tids.n && err == LST_OK; i++) {
+        cmd_begin(n, "EXISTS");
+        cmd_key(n, "emp:tid:", n->tids.keys[i]);
+        err = cmd_end(n);
+    }
+    for (size_t i = 0; i < n->nev && err == LST_OK; i++) {
+        const struct nev *e = &n->ev[i];
+        if (e->kind != LEDGER_S_SENT)
+            continue;
+        /* relink's range: a new recipient's send may become the better reply link */
+        int64_t mt = ulid_ms(n->rcps.keys[e->rcp]);
+        cmd_begin(n, "ZRANGEBYSCORE");
+        cmd_ekey(n, e->rcp, "in");
+        cmd_i(n, mt);
+        cmd_i(n, mt + n->window);
+        cmd_s(n, "LIMIT");
+        cmd_s(n, "0");
+        cmd_s(n, "1");
         err = cmd_end(n);
     }
     for (int which = 0; which < 2 && err == LST_OK && n->emps.n > 0; which++) {
@@ -804,7 +986,7 @@ static lst_err round2(struct ledger_core *c, struct ledger_native *n, unsigned l
         err = lst_redis_pipe_exec_once(c->redis, n->pipe, conn);
     if (err != LST_OK)
         return err;
-    size_t i = n->mids.n > 0 || n->nheld > 0 ? 1 : 0;
+    size_t i = 0;
     for (size_t m = 0; m < n->mids.n; m++, i += 2) {
         const redisReply *v = reply(n, i), *r = reply(n, i + 1);
         if (v->type != REDIS_REPLY_ARRAY || v->elements != LST_ARRAY_LEN(msg_fields) ||
@@ -821,6 +1003,12 @@ static lst_err round2(struct ledger_core *c, struct ledger_native *n, unsigned l
         for (int k = 0; k < 4; k++)
             n->held[h].h[k] = reply_i64(v->element[k], -1);
         n->held[h].changed = 0;
+    }
+    for (size_t t = 0; t < n->tids.n; t++, i++)
+        n->tid_known[t] = reply(n, i)->integer == 1;
+    for (size_t k = 0; k < n->nev; k++) {
+        if (n->ev[k].kind == LEDGER_S_SENT)
+            n->ev[k].replies = reply(n, i++)->elements > 0;
     }
     for (int which = 0; which < 2 && n->emps.n > 0; which++, i++) {
         const redisReply *v = reply(n, i);
@@ -839,19 +1027,6 @@ static lst_err round2(struct ledger_core *c, struct ledger_native *n, unsigned l
 
 /* ---- the merge (merge, after, agg_status of prelude.lua) ----------------------------------- */
 
-static int64_t ulid_ms(const char *id)
-{
-    static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    size_t len = strlen(id);
-    int64_t t = 0;
-    for (size_t i = 0; i < 10; i++) {
-        /* a missing or foreign character counts as 0, as in prelude.lua */
-        const char *p = i < len ? strchr(alphabet, id[i]) : NULL;
-        t = t * 32 + (p != NULL ? p - alphabet : 0);
-    }
-    return t;
-}
-
 /* Credits of a send, counted once when both the accepted outcome and the message are known
  * (count_credit): "day field" lines summed before the write. */
 static void count_credit(struct ledger_native *n, const struct nmsg *m, struct rstate *s)
@@ -867,20 +1042,73 @@ static void count_credit(struct ledger_native *n, const struct nmsg *m, struct r
     s->has |= 1u << K_CR;
 }
 
-/* Merges time at of step into recipient r; returns whether the step got its first time. */
-static bool merge(struct ledger_native *n, struct nrcp *r, struct nmsg *m, int step, int64_t at,
-                  int *old)
+/* An observation of one record about a recipient (merge's o): step times, and for an accepted
+ * send its Threema message ID, Threema ID, possible duplicate and attempts. */
+struct obs {
+    int64_t v[NINT];
+    uint32_t has;
+    const char *tm, *tid; /* NUL-terminated; tid NULL: none */
+};
+
+static void obs_set(struct obs *o, int k, int64_t v)
+{
+    o->v[k] = v;
+    o->has |= 1u << k;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* The Threema message ID wins when it is the first, or its send is the earlier (merge). */
+static void merge_ids(struct rstate *s, const struct obs *o, bool had_s, int64_t before,
+                      bool *dirty)
+{
+    if (o->tm == NULL || !(s->tm == NULL || !had_s || o->v[K_S] < before ||
+                           (o->v[K_S] == before && strcmp(o->tm, s->tm) < 0)))
+        return;
+    if (str_eq(s->tm, o->tm) && str_eq(s->tid, o->tid))
+        return;
+    char *tm = lst_strdup(o->tm), *tid = o->tid != NULL ? lst_strdup(o->tid) : NULL;
+    free(s->tm);
+    free(s->tid);
+    s->tm = tm;
+    s->tid = tid;
+    s->strings_changed = true;
+    *dirty = true;
+}
+
+/* Merges o into recipient r (merge); returns the steps that got their first time, *old the
+ * state before (ST_NONE: new). */
+static uint32_t merge(struct ledger_native *n, struct nrcp *r, struct nmsg *m, const struct obs *o,
+                      int *old)
 {
     struct rstate *s = &r->s;
-    bool dirty = r->raw == NULL, changed = false;
+    bool dirty = r->raw == NULL, had_s = HAS(s, K_S);
+    int64_t before = s->v[K_S];
+    uint32_t changed = 0;
     *old = r->raw == NULL ? ST_NONE : s->st;
-    if (!HAS(s, step)) {
-        changed = dirty = true;
-        s->v[step] = at;
-        s->has |= 1u << step;
-    } else if (at < s->v[step]) {
-        s->v[step] = at;
-        dirty = true;
+    for (int k = K_Q; k <= K_X; k++) {
+        if (!((o->has >> k) & 1u))
+            continue;
+        if (!HAS(s, k)) {
+            changed |= 1u << k;
+            s->v[k] = o->v[k];
+            s->has |= 1u << k;
+            dirty = true;
+        } else if (o->v[k] < s->v[k]) {
+            s->v[k] = o->v[k];
+            dirty = true;
+        }
+    }
+    merge_ids(s, o, had_s, before, &dirty);
+    for (int k = K_ATT; k <= K_DUP; k++) {
+        if (((o->has >> k) & 1u) && o->v[k] > (HAS(s, k) ? s->v[k] : 0)) {
+            s->v[k] = o->v[k];
+            s->has |= 1u << k;
+            dirty = true;
+        }
     }
     bool cr = HAS(s, K_CR);
     count_credit(n, m, s);
@@ -914,48 +1142,42 @@ static int64_t agg_status(struct ledger_native *n, struct nmsg *m, int old, int 
     return m->c[ST_READ] + m->c[ST_ACK] + m->c[ST_DECLINED];
 }
 
-/* Whether the state had one of steps before the merge that set step first (had). */
-static bool had(const struct rstate *s, int step, bool changed, const int *steps, int nsteps)
-{
-    for (int i = 0; i < nsteps; i++) {
-        if (HAS(s, steps[i]) && !(changed && steps[i] == step))
-            return true;
-    }
-    return false;
-}
-
-static const int drax[] = {K_D, K_R, K_A, K_X}, rax[] = {K_R, K_A, K_X};
+#define DRAX ((1u << K_D) | (1u << K_R) | (1u << K_A) | (1u << K_X))
+#define RAX  ((1u << K_R) | (1u << K_A) | (1u << K_X))
 
 /* Read-receipt evidence of a merge (after, RRN > 0): the message into e:<eid>:dl / :rd the
- * first time, and the employee marked for the rule. */
-static void rr_evidence(struct ledger_native *n, struct nrcp *r, const struct nmsg *m, int step,
-                        bool changed)
+ * first time, and the employee marked for the rule. had: a step of the set before the merge. */
+static void rr_evidence(struct ledger_native *n, struct nrcp *r, const struct nmsg *m,
+                        uint32_t changed)
 {
     struct nemp *e = &n->emp[r->emp];
     const char *mid = n->mids.keys[r->msg];
+    uint32_t had = r->s.has & ~changed;
     char mt[24];
     if (m->at_s != NULL)
         snprintf(mt, sizeof(mt), "%s", m->at_s);
     else
         snprintf(mt, sizeof(mt), "%" PRId64, ulid_ms(mid));
-    if (!had(&r->s, step, changed, drax, 4))
+    if ((had & DRAX) == 0)
         lst_buf_printf(&e->dl, "%s %s\n", mt, mid);
-    bool read = step != K_D;
-    if (read && !had(&r->s, step, changed, rax, 3))
+    bool read = (changed & RAX) != 0;
+    if (read && (had & RAX) == 0)
         lst_buf_printf(&e->rd, "%s %s\n", mt, mid);
-    if (step == K_D || (read && !e->dirty && e->rroff))
+    if ((changed & (1u << K_D)) || (read && !e->dirty && e->rroff))
         e->dirty = true;
 }
 
-static void apply_one(struct ledger_core *c, struct ledger_native *n, size_t rcp, int step,
-                      int64_t at, int64_t *ev_ver)
+/* merge_after: the merge, then the change stream, counts, first reader and the rule's
+ * evidence. */
+static void merge_after(struct ledger_core *c, struct ledger_native *n, size_t rcp,
+                        const struct obs *o, int64_t *ev_ver)
 {
     struct nrcp *r = &n->rcp[rcp];
     struct nmsg *m = &n->msg[r->msg];
     const char *mid = n->mids.keys[r->msg];
     const char *eid = n->emps.keys[r->emp];
     int old;
-    bool changed = merge(n, r, m, step, at, &old);
+    uint32_t changed = merge(n, r, m, o, &old);
     int new_st = r->s.st;
     if (old != new_st) {
         if (new_st != ST_QUEUED)
@@ -964,8 +1186,8 @@ static void apply_one(struct ledger_core *c, struct ledger_native *n, size_t rcp
         if (is_reader(new_st) && !is_reader(old == ST_NONE ? ST_QUEUED : old) && readers == 1)
             lst_buf_printf(&n->firsts, "%s %s\n", mid, eid);
     }
-    if (c->cfg->read_receipts > 0 && changed)
-        rr_evidence(n, r, m, step, changed);
+    if (c->cfg->read_receipts > 0 && (changed & DRAX))
+        rr_evidence(n, r, m, changed);
 }
 
 static void apply_held(struct ledger_native *n, size_t h, int step, int64_t at)
@@ -978,51 +1200,103 @@ static void apply_held(struct ledger_native *n, size_t h, int step, int64_t at)
     }
 }
 
-/* The Threema ID's index, looked up again (the events keep arguments, not indexes). */
-static size_t tm_of(struct ledger_native *n, size_t arg)
-{
-    bool added;
-    return nindex_get(&n->tms, n->in.buf.data + n->in.off[arg], n->in.len[arg], &added);
-}
-
 /* An event fails (as a script error would) when a state it names is not one the scripts
  * wrote: nothing of it is applied, and its watermark stays. */
 static bool event_bad(struct ledger_native *n, const struct nev *e)
 {
+    if (e->kind == LEDGER_S_SENT)
+        return n->rcp[e->rcp].bad;
     for (size_t j = 0; j < e->ntm; j++) {
-        const struct ntm *t = &n->tm[tm_of(n, n->evtm[e->tm0 + j])];
+        const struct ntm *t = &n->tm[index_of(n, &n->tms, n->evtm[e->tm0 + j])];
         if (t->rcp == SIZE_MAX - 1 || (t->rcp != SIZE_MAX && n->rcp[t->rcp].bad))
             return true;
     }
     return false;
 }
 
-static void apply_event(struct ledger_core *c, struct ledger_native *n, struct nev *e)
+/* A send the script must apply: to an erased recipient, a recipient no record named before
+ * (note_out: pending sends and reply links), a Threema ID to learn (learn_tid: waiting
+ * messages), or IDs in a state that JSON would not write as they are. */
+static bool sent_defers(struct ledger_native *n, const struct nev *e)
 {
-    int64_t ev_ver = 0;
+    const struct nrcp *r = &n->rcp[e->rcp];
+    if (n->emp[r->emp].erased || (r->raw == NULL && e->replies) || (r->raw0 != NULL && !r->s.safe))
+        return true;
+    return e->tid_arg != SIZE_MAX && !n->tid_known[index_of(n, &n->tids, e->tid_arg)];
+}
+
+static void apply_receipt(struct ledger_core *c, struct ledger_native *n, struct nev *e,
+                          int64_t *ev_ver)
+{
+    struct obs o = {0};
+    obs_set(&o, e->step, e->at);
     for (size_t j = 0; j < e->ntm && e->step >= 0; j++) {
-        const struct ntm *t = &n->tm[tm_of(n, n->evtm[e->tm0 + j])];
-        if (t->held != SIZE_MAX)
+        const struct ntm *t = &n->tm[index_of(n, &n->tms, n->evtm[e->tm0 + j])];
+        if (t->rcp != SIZE_MAX)
+            merge_after(c, n, t->rcp, &o, ev_ver);
+        else if (t->held != SIZE_MAX)
             apply_held(n, t->held, e->step, e->at);
-        else if (t->rcp != SIZE_MAX && !n->emp[n->rcp[t->rcp].emp].erased)
-            apply_one(c, n, t->rcp, e->step, e->at, &ev_ver);
     }
 }
 
-/* Every event in order behind its gate (epilogue.lua). */
+/* An accepted send (apply_sent): its ID mapped in t:, the receipts held under it folded in. */
+static void apply_sent(struct ledger_core *c, struct ledger_native *n, struct nev *e,
+                       int64_t *ev_ver)
+{
+    size_t ti = index_of(n, &n->tms, n->evtm[e->tm0]);
+    struct ntm *t = &n->tm[ti];
+    struct obs o = {0};
+    char tid[64] = "";
+    obs_set(&o, K_S, e->at);
+    o.tm = n->tms.keys[ti];
+    if (e->tid_arg != SIZE_MAX) {
+        snprintf(tid, sizeof(tid), "%.*s", (int)n->in.len[e->tid_arg],
+                 n->in.buf.data + n->in.off[e->tid_arg]);
+        o.tid = tid;
+    }
+    if (e->dup > 0)
+        obs_set(&o, K_DUP, e->dup);
+    obs_set(&o, K_ATT, e->att);
+    if (t->held != SIZE_MAX) {
+        struct nheld *hd = &n->held[t->held];
+        for (int k = 0; k < 4; k++) {
+            if (hd->h[k] >= 0)
+                obs_set(&o, K_D + k, hd->h[k]);
+        }
+        t->fold = true;
+        hd->changed = 0; /* folded, not held any more */
+        t->held = SIZE_MAX;
+    }
+    t->rcp = e->rcp;
+    t->map = true;
+    if (n->rcp[e->rcp].raw == NULL) /* note_out: pending until the message record lists it */
+        lst_buf_printf(&n->outs, "%zu\n", e->rcp);
+    merge_after(c, n, e->rcp, &o, ev_ver);
+}
+
+/* Every event in order behind its gate (epilogue.lua); a partition whose event the script
+ * must apply leaves the rest of its events to the script too. */
 static void compute(struct ledger_core *c, struct ledger_native *n)
 {
     for (size_t i = 0; i < n->nev; i++) {
         struct nev *e = &n->ev[i];
-        int64_t wm = n->wm[e->field];
-        if (e->off <= wm) {
+        int64_t wm = n->wm[e->field], ev_ver = 0;
+        if (n->deferred[e->field]) {
+            e->result = R_DEFER;
+        } else if (e->off <= wm) {
             e->result = 0;
         } else if (wm < e->prev) {
             e->result = -1;
         } else if (event_bad(n, e)) {
             e->result = -2;
+        } else if (e->kind == LEDGER_S_SENT && sent_defers(n, e)) {
+            n->deferred[e->field] = true;
+            e->result = R_DEFER;
         } else {
-            apply_event(c, n, e);
+            if (e->kind == LEDGER_S_SENT)
+                apply_sent(c, n, e, &ev_ver);
+            else
+                apply_receipt(c, n, e, &ev_ver);
             n->wm[e->field] = e->off;
             n->wm_touched[e->field] = true;
             e->result = 1;
@@ -1200,34 +1474,87 @@ static lst_err put_first(struct ledger_native *n, char **w, void *ud)
     return LST_OK;
 }
 
-/* The rule itself (rr_update) as one event of kind LEDGER_S_RR of the ledger's script, in the
- * transaction: it reads the data the writes before it left. */
-static lst_err put_rule(struct ledger_core *c, struct ledger_native *n)
+/* One call of the ledger's script after the writes: the events left to it (in their order,
+ * behind their gates, which read the watermarks written just before), then the read-receipt
+ * rule (rr_update) as an event of kind LEDGER_S_RR, reading the data everything before it left.
+ * n->script_at: its reply's place in EXEC's. */
+static lst_err put_script(struct ledger_core *c, struct ledger_native *n, size_t queued)
 {
-    size_t pairs = 0, dirty = 0;
+    size_t pairs = 0, dirty = 0, deferred = 0;
     for (const char *p = n->firsts.data; p != NULL && *p != '\0'; p = strchr(p, '\n') + 1)
         pairs++;
     for (size_t e = 0; e < n->emps.n; e++)
         dirty += n->emp[e].dirty;
-    if (c->cfg->read_receipts <= 0 || (pairs == 0 && dirty == 0))
+    for (size_t i = 0; i < n->nev; i++)
+        deferred += n->ev[i].result == R_DEFER;
+    bool rule = c->cfg->read_receipts > 0 && (pairs > 0 || dirty > 0);
+    n->script_at = SIZE_MAX;
+    if (!rule && deferred == 0)
         return LST_OK;
     cmd_begin(n, "EVALSHA");
     cmd_s(n, lst_redis_script_sha(c->script));
     cmd_s(n, "0");
     cmd_i(n, c->cfg->read_receipts);
     cmd_i(n, c->cfg->reply_window);
-    cmd_i(n, LEDGER_S_RR);
-    cmd_s(n, "");
-    cmd_s(n, "0");
-    cmd_s(n, "-1");
-    cmd_i(n, (int64_t)(1 + 2 * pairs + dirty));
-    cmd_i(n, (int64_t)pairs);
-    lst_err err = each_line(n, &n->firsts, put_first, NULL);
-    for (size_t e = 0; e < n->emps.n; e++) {
-        if (n->emp[e].dirty)
-            cmd_s(n, n->emps.keys[e]);
+    for (size_t i = 0; i < n->nev; i++) {
+        const struct nev *e = &n->ev[i];
+        for (size_t a = e->argfirst; a < e->argfirst + e->argn && e->result == R_DEFER; a++)
+            ledger_args_add(&n->cmd, n->in.buf.data + n->in.off[a], n->in.len[a]);
     }
+    lst_err err = LST_OK;
+    if (rule) {
+        cmd_i(n, LEDGER_S_RR);
+        cmd_s(n, "");
+        cmd_s(n, "0");
+        cmd_s(n, "-1");
+        cmd_i(n, (int64_t)(1 + 2 * pairs + dirty));
+        cmd_i(n, (int64_t)pairs);
+        err = each_line(n, &n->firsts, put_first, NULL);
+        for (size_t e = 0; e < n->emps.n; e++) {
+            if (n->emp[e].dirty)
+                cmd_s(n, n->emps.keys[e]);
+        }
+    }
+    n->script_at = queued;
     return err == LST_OK ? cmd_end(n) : err;
+}
+
+/* The sends' Threema message IDs mapped in t:, their folded held receipts removed, new
+ * recipients' sends pending in e:<eid>:out (no incoming message to relink: sent_defers). */
+static lst_err put_maps(struct ledger_native *n)
+{
+    lst_err err = LST_OK;
+    for (const char *p = n->outs.data; p != NULL && *p != '\0' && err == LST_OK;
+         p = strchr(p, '\n') + 1) {
+        size_t rcp = (size_t)strtoull(p, NULL, 10);
+        const char *key = n->rcps.keys[rcp];
+        cmd_begin(n, "ZADD");
+        cmd_ekey(n, rcp, "out");
+        cmd_i(n, ulid_ms(key));
+        ledger_args_add(&n->cmd, key, (size_t)(strchr(key, ' ') - key));
+        err = cmd_end(n);
+    }
+    for (size_t i = 0; i < n->tms.n && err == LST_OK; i++) {
+        const struct ntm *t = &n->tm[i];
+        if (!t->map)
+            continue;
+        cmd_begin(n, "HSET");
+        cmd_tkey(n, n->tms.keys[i]);
+        cmd_s(n, n->tms.keys[i]);
+        cmd_s(n, n->rcps.keys[t->rcp]);
+        err = cmd_end(n);
+        if (err == LST_OK && t->fold) {
+            cmd_begin(n, "DEL");
+            cmd_key(n, "h:", n->tms.keys[i]);
+            err = cmd_end(n);
+            cmd_begin(n, "ZREM");
+            cmd_key(n, "hx", NULL);
+            cmd_s(n, n->tms.keys[i]);
+            if (err == LST_OK)
+                err = cmd_end(n);
+        }
+    }
+    return err;
 }
 
 static lst_err put_held(struct ledger_native *n)
@@ -1327,6 +1654,8 @@ static lst_err queue_writes(struct ledger_core *c, struct ledger_native *n)
     if (err == LST_OK)
         err = each_line(n, &n->events, put_event, NULL);
     if (err == LST_OK)
+        err = put_maps(n);
+    if (err == LST_OK)
         err = put_held(n);
     if (err == LST_OK)
         err = put_credits(n);
@@ -1336,9 +1665,9 @@ static lst_err queue_writes(struct ledger_core *c, struct ledger_native *n)
             err = put_rr_set(n, e, "rd", &n->emp[e].rd, c->cfg->read_receipts);
     }
     if (err == LST_OK)
-        err = put_rule(c, n);
-    if (err == LST_OK)
         err = put_watermarks(n);
+    if (err == LST_OK)
+        err = put_script(c, n, lst_redis_pipe_len(n->pipe) - 1);
     if (err == LST_OK)
         err = lst_redis_pipe_addf(n->pipe, "EXEC");
     return err;
@@ -1367,6 +1696,30 @@ static void tx_error(struct ledger_native *n, const redisReply *exec)
             }
         }
     }
+}
+
+/* The script's answer per event left to it (epilogue.lua): 1 or 0, "LGAP ...", "ERR ...". */
+static lst_err script_results(struct ledger_native *n, const redisReply *out)
+{
+    size_t k = 0;
+    if (out->type != REDIS_REPLY_ARRAY)
+        return LST_ERR_REDIS;
+    for (size_t i = 0; i < n->nev; i++) {
+        struct nev *e = &n->ev[i];
+        if (e->result != R_DEFER)
+            continue;
+        const redisReply *r = k < out->elements ? out->element[k] : NULL;
+        k++;
+        if (r != NULL && r->type == REDIS_REPLY_INTEGER) {
+            e->result = (int)r->integer;
+            continue;
+        }
+        const char *msg = r != NULL && r->type == REDIS_REPLY_STRING ? r->str : "ERR no reply";
+        e->result = strncmp(msg, "LGAP", 4) == 0 ? -1 : -2;
+        free(e->why);
+        e->why = lst_strdup(msg);
+    }
+    return LST_OK;
 }
 
 /* Round 3. *again: another writer changed a watched key (EXEC answered nil). */
@@ -1398,6 +1751,8 @@ static lst_err round3(struct ledger_core *c, struct ledger_native *n, unsigned l
     }
     if (err == LST_ERR_INVALID)
         tx_error(n, exec);
+    if (err == LST_OK && n->script_at != SIZE_MAX)
+        err = script_results(n, exec->element[n->script_at]);
     return err;
 }
 
@@ -1409,6 +1764,7 @@ static lst_err attempt(struct ledger_core *c, struct ledger_native *n, bool *aga
     *again = false;
     clear_batch(n);
     lst_buf_reset(&n->why);
+    n->window = c->cfg->reply_window;
     lst_err err = index_events(n) ? round1(c, n, &conn) : LST_ERR_NOMEM;
     if (err == LST_OK)
         err = round2(c, n, &conn);
@@ -1450,7 +1806,9 @@ int ledger_native_outcome(const struct ledger_native *n, lst_err applied, size_t
     *why = n->why.data != NULL ? n->why.data : "";
     if (applied != LST_OK)
         return LEDGER_NATIVE_RETRY;
-    if (e->result == -1)
+    if (e->why != NULL)
+        *why = e->why;
+    else if (e->result == -1)
         *why = "LGAP watermark behind the previous offset";
     else if (e->result == -2)
         *why = "ERR a recipient state that is not the ledger's JSON";

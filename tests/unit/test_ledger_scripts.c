@@ -95,7 +95,7 @@ static bool fx_start(struct fx *f, int64_t rrn)
     f->cfg.reply_window = 3600000;
     f->cfg.batch = 100;
     f->cfg.script_events = 8;
-    f->cfg.native_receipts = g_native;
+    f->cfg.native = g_native;
     snprintf(f->rules, sizeof(f->rules), "%s",
              "damage=keyword:unfall,schaden;werkstatt=department:Werkstatt");
     f->cfg.rules = f->rules;
@@ -1380,7 +1380,8 @@ static void test_rules_parse(void)
 /* A receipt-heavy day: 14 messages to 3-6 of six drivers, every send accepted (one unknown to
  * Threema), receipts delivered/read/acknowledged/declined with duplicates and a later time
  * again, a receipt whose send outcome never comes (held), drivers who never send read
- * receipts (the read-receipt rule), and an erasure at the end. */
+ * receipts (the read-receipt rule), replies the sends compete for as reply links, and an
+ * erasure at the end. */
 static int build_receipt_day(struct ev *evs)
 {
     static const char *const eids[] = {"R1", "R2", "R3", "R4", "R5", "R6"};
@@ -1432,6 +1433,11 @@ static int build_receipt_day(struct ev *evs)
                 lrec_receipt(&b, tids[i], tm, 1, at + 900, r);
                 push_ev(evs, &n, LEDGER_T_INBOUND, i % 4, tids[i], &b);
             }
+            if (j == 0 && k % 4 == 1) { /* a reply: the sends around it compete for the link */
+                snprintf(r, sizeof(r), "%016x", rid++);
+                lrec_text_in(&b, tids[i], r, "ok", at + 5000);
+                push_ev(evs, &n, LEDGER_T_INBOUND, i % 4, tids[i], &b);
+            }
             if (k == 7 && i == 0) { /* and earlier: the delivery time moves back */
                 snprintf(r, sizeof(r), "%016x", rid++);
                 lrec_receipt(&b, tids[i], tm, 1, at + 50, r);
@@ -1454,7 +1460,7 @@ static int build_receipt_day(struct ev *evs)
 static void apply_way(struct fx *f, struct ev *evs, const int *order, int n, int size, bool native,
                       struct lst_buf *dump)
 {
-    f->cfg.native_receipts = native;
+    f->cfg.native = native;
     fx_flushall(f);
     for (int k = 0; k < n; k += size)
         feed_batch(f, evs, order, k, k + size < n ? k + size : n);
@@ -1475,6 +1481,33 @@ static void dump_diff(const struct lst_buf *a, const struct lst_buf *b, const ch
     if (fb)
         fclose(fb);
     fprintf(stderr, "%s: diff /tmp/ledger-dump-script.txt /tmp/ledger-dump-native.txt\n", what);
+}
+
+/* A send whose outcome comes before its message and outbound records, after a reply of its
+ * recipient: the send is the better reply link (relink), in this order only. */
+static int build_reply_race(struct ev *evs)
+{
+    const char *to[] = {"Q1"};
+    struct lst_buf b;
+    char m1[27], m2[27];
+    int n = 0;
+    lst_buf_init(&b);
+    lrec_employee(&b, "Q1", "Fahrer", "Depot Nord", "HH-3", "DRVQ0001", T0);
+    push_ev(evs, &n, LEDGER_T_EMPLOYEES, 0, "Q1", &b);
+    lrec_mid(m1, T0, 1);
+    lrec_mid(m2, T0 + 60000, 2);
+    lrec_message(&b, m1, "disp1", "Leitstelle", "tour", to, 1, T0);
+    push_ev(evs, &n, LEDGER_T_MESSAGE, 0, m1, &b);
+    lrec_sent(&b, m1, "Q1", "00000000000a0001", NULL, false, T0 + 5);
+    push_ev(evs, &n, LEDGER_T_SENT, 0, "Q1", &b);
+    lrec_text_in(&b, "DRVQ0001", "00000000000b0001", "ok", T0 + 90000);
+    push_ev(evs, &n, LEDGER_T_INBOUND, 0, "DRVQ0001", &b);
+    lrec_sent(&b, m2, "Q1", "00000000000a0002", NULL, false, T0 + 60005);
+    push_ev(evs, &n, LEDGER_T_SENT, 0, "Q1", &b);
+    lrec_message(&b, m2, "disp1", "Leitstelle", "tour", to, 1, T0 + 60000);
+    push_ev(evs, &n, LEDGER_T_MESSAGE, 0, m2, &b);
+    lst_buf_cleanup(&b);
+    return n;
 }
 
 /* The same records, in the same interleavings and batches, through the script and through C
@@ -1517,6 +1550,21 @@ static void test_native_equals_scripts(void)
     }
     CHECK(a.data != NULL && strstr(a.data, "lst:lg:rroff set: ") != NULL);
     CHECK(a.data != NULL && strstr(a.data, "lst:lg:h:00000000000fffff hash: r=") != NULL);
+    /* the reply race in its order, one batch and one record per batch */
+    int n = build_reply_race(evs);
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    for (int size = 1; size <= n; size += n - 1) {
+        apply_way(&f, evs, order, n, size, false, &b);
+        CHECK(strstr(b.data, "reply_to=") != NULL);
+        apply_way(&f, evs, order, n, size, true, &a);
+        if (strcmp(a.data, b.data) != 0) {
+            dump_diff(&b, &a, "the reply race");
+            CHECK(0);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(evs[i].value);
     lst_buf_cleanup(&a);
     lst_buf_cleanup(&b);
     fx_stop(&f);

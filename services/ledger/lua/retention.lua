@@ -103,5 +103,10 @@ end
 if #held > 0 then
     call('ZREM', P .. 'hx', unpack(held))
 end
+if #ids > 0 or #held > 0 then
+    -- the one write to the projections that advances no watermark: native.c's transactions
+    -- watch the watermarks and this counter instead of every key they read
+    rcall('INCR', 'lst:lg-gen')
+end
 local oldest = call('ZRANGE', P .. 'x:all', 0, 0, 'WITHSCORES')
 return {#ids, oldest[2] and tonumber(oldest[2]) or -1, #held}
