@@ -391,6 +391,26 @@ static void free_reply_array(redisReply **replies, size_t n)
     }
 }
 
+/* After a complete round trip (err == LST_OK): keeps the replies in p and notes error
+ * replies (LST_ERR_INVALID); otherwise frees them. Takes replies (may be NULL on failure). */
+static lst_err keep_replies(struct lst_redis *r, struct lst_redis_pipe *p, redisReply **replies,
+                            lst_err err)
+{
+    if (err != LST_OK) {
+        free_reply_array(replies, replies != NULL ? p->n : 0);
+        free(replies);
+        return err;
+    }
+    p->replies = replies;
+    for (size_t i = 0; i < p->n; i++) {
+        if (replies[i]->type == REDIS_REPLY_ERROR) {
+            redis_note_reply_error(r, replies[i]);
+            err = LST_ERR_INVALID;
+        }
+    }
+    return err;
+}
+
 /* After the first round trip (err): NOSCRIPT answered by loading the scripts and replaying,
  * then the replies kept in p and error replies noted. Takes replies. */
 static lst_err finish(struct lst_redis *r, struct lst_redis_pipe *p, redisReply **replies,
@@ -405,19 +425,7 @@ static lst_err finish(struct lst_redis *r, struct lst_redis_pipe *p, redisReply 
         if (err == LST_OK)
             err = exec_once(r, p, replies);
     }
-    if (err != LST_OK) {
-        free_reply_array(replies, p->n);
-        free(replies);
-        return err;
-    }
-    p->replies = replies;
-    for (size_t i = 0; i < p->n; i++) {
-        if (replies[i]->type == REDIS_REPLY_ERROR) {
-            redis_note_reply_error(r, replies[i]);
-            err = LST_ERR_INVALID;
-        }
-    }
-    return err;
+    return keep_replies(r, p, replies, err);
 }
 
 lst_err lst_redis_pipe_exec(struct lst_redis *r, struct lst_redis_pipe *p)
@@ -493,17 +501,5 @@ lst_err lst_redis_pipe_exec_once(struct lst_redis *r, struct lst_redis_pipe *p, 
     if (err == LST_OK)
         err = redis_run_on(r, cmds, p->n, replies, conn);
     free(cmds);
-    if (err != LST_OK) {
-        free_reply_array(replies, replies != NULL ? p->n : 0);
-        free(replies);
-        return err;
-    }
-    p->replies = replies;
-    for (size_t i = 0; i < p->n; i++) {
-        if (replies[i]->type == REDIS_REPLY_ERROR) {
-            redis_note_reply_error(r, replies[i]);
-            err = LST_ERR_INVALID;
-        }
-    }
-    return err;
+    return keep_replies(r, p, replies, err);
 }

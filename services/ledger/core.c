@@ -82,9 +82,9 @@ lst_err ledger_core_init(struct ledger_core *c, const struct ledger_config *cfg,
     if (err == LST_OK)
         err = lst_redis_pipe_create(&c->flate_pipe);
     if (err == LST_OK)
-        err = ledger_native_create(&c->nat);
+        err = ledger_native_create(&c->nat, NULL);
     if (err == LST_OK)
-        err = ledger_native_create(&c->fnat);
+        err = ledger_native_create(&c->fnat, c->nat);
     return err;
 }
 
@@ -95,8 +95,8 @@ void ledger_core_cleanup(struct ledger_core *c)
     lst_redis_pipe_destroy(c->fpipe);
     lst_redis_pipe_destroy(c->late_pipe);
     lst_redis_pipe_destroy(c->flate_pipe);
-    ledger_native_destroy(c->nat);
-    ledger_native_destroy(c->fnat);
+    ledger_native_destroy(c->nat);  /* either order: only the first created frees the parsed */
+    ledger_native_destroy(c->fnat); /* states both share, and the other never touches them */
     ledger_args_cleanup(&c->args);
     ledger_args_cleanup(&c->late);
     ledger_rules_cleanup(&c->rules);
@@ -206,40 +206,34 @@ static lst_err add_header(struct ledger_core *c, const struct ledger_rec *rec, i
 }
 #define HEADER_ARGS 5
 
-/* Queues the script call being filled into the pipeline. */
-static lst_err close_call(struct ledger_core *c)
+/* Queues a script call being filled (args, *events of them) into pipe. */
+static lst_err close_into(struct ledger_core *c, struct ledger_args *args,
+                          struct lst_redis_pipe *pipe, uint32_t *events, uint32_t *calls)
 {
     lst_err err;
 
-    if (c->call_events == 0)
+    if (*events == 0)
         return LST_OK;
-    err = ledger_args_finish(&c->args);
+    err = ledger_args_finish(args);
     if (err == LST_OK)
-        err = lst_redis_pipe_script(c->pipe, c->script, 0, (int)c->args.n, c->args.argv,
-                                    c->args.argvlen);
+        err = lst_redis_pipe_script(pipe, c->script, 0, (int)args->n, args->argv, args->argvlen);
     if (err == LST_OK) {
-        c->calls++;
-        c->call_events = 0;
+        (*calls)++;
+        *events = 0;
     }
     return err;
+}
+
+/* Queues the script call being filled into the pipeline. */
+static lst_err close_call(struct ledger_core *c)
+{
+    return close_into(c, &c->args, c->pipe, &c->call_events, &c->calls);
 }
 
 /* Queues the LEDGER_P_LATE script call being filled. */
 static lst_err close_late(struct ledger_core *c)
 {
-    lst_err err;
-
-    if (c->late_events == 0)
-        return LST_OK;
-    err = ledger_args_finish(&c->late);
-    if (err == LST_OK)
-        err = lst_redis_pipe_script(c->late_pipe, c->script, 0, (int)c->late.n, c->late.argv,
-                                    c->late.argvlen);
-    if (err == LST_OK) {
-        c->late_calls++;
-        c->late_events = 0;
-    }
-    return err;
+    return close_into(c, &c->late, c->late_pipe, &c->late_events, &c->late_calls);
 }
 
 /* Moves the event at arguments [hdr, c->args.n) into the LEDGER_P_LATE call being filled. */
@@ -268,7 +262,7 @@ static lst_err route(struct ledger_core *c, const struct ledger_rec *rec, struct
     enum ledger_phase phase = LEDGER_P_SCRIPT;
     lst_err err;
 
-    if ((s == LEDGER_S_RECEIPT || s == LEDGER_S_SENT) && c->cfg->native &&
+    if ((s == LEDGER_S_RECEIPT || s == LEDGER_S_SENT || s == LEDGER_S_OUTBOUND) && c->cfg->native &&
         before <= LEDGER_P_NATIVE && ledger_native_takes(s, &c->args, hdr, c->args.n - hdr))
         phase = LEDGER_P_NATIVE;
     else if (before >= LEDGER_P_NATIVE)

@@ -2,19 +2,20 @@
  * Redis.
  *
  * The ledger is the only writer of the projections (keys under "lst:lg:",
- * described in docs/ledger.md). Every Kafka record becomes exactly one Lua
- * script call that checks the partition's watermark, applies the effect and
- * advances the watermark atomically; records are sent to Redis in pipelined
- * batches. On start (and whenever Redis may have lost progress) every partition
- * is assigned explicitly at its watermark + 1, so Redis, not the group's
- * commits, decides where reading resumes.
+ * described in docs/ledger.md). Every Kafka record becomes one event that is
+ * applied behind its partition's watermark, atomically with the watermark's
+ * advance: in the Lua script, or for receipts, outbound records and accepted
+ * sends merged in C in one MULTI/EXEC per batch (native.c). On start (and whenever Redis may have
+ * lost progress) every partition is assigned explicitly at its watermark + 1, so Redis, not the
+ * group's commits, decides where reading resumes.
  *
  * Files: main.c (arguments), config.c (the config table), ledger.c (the service
  * context and its lifecycle), core.c (the batch of script calls and its
  * outcome), consume.c (the Kafka side: assignment at the watermarks and the
  * poll loop), args.c (script arguments), apply_*.c (one per record kind: record
  * -> script arguments), rules.c (categories of incoming messages), dlq.c (dead
- * letters), scripts.c (the embedded Lua), rebuild.c (dropping the projections), refill.c
+ * letters), scripts.c (the embedded Lua), native.c (the merges in C), rebuild.c (dropping the
+ * projections), refill.c
  * (markers that tell the view API the projections are being refilled after Redis lost
  * progress).
  */
@@ -49,7 +50,7 @@ struct ledger_config {
     int64_t retention_ms;          /* LST_LEDGER_RETENTION_MS: 0 keeps everything */
     int64_t retention_batch;       /* LST_LEDGER_RETENTION_BATCH: items per run */
     int64_t retention_interval_ms; /* LST_LEDGER_RETENTION_INTERVAL_MS */
-    bool native;                   /* LST_LEDGER_NATIVE: receipts and sends merged in C */
+    bool native;                   /* LST_LEDGER_NATIVE: receipts, sends, outbound in C */
 };
 
 extern const struct lst_config_program ledger_program;
@@ -216,14 +217,15 @@ struct ledger_part {
 
 struct ledger_native;
 #define LEDGER_NATIVE_RETRY (-3)
-lst_err ledger_native_create(struct ledger_native **out);
+/* share: NULL, or the other instance of the same core (they share the parsed states). */
+lst_err ledger_native_create(struct ledger_native **out, struct ledger_native *share);
 void ledger_native_destroy(struct ledger_native *n);
 /* Forgets the events (a new batch). */
 void ledger_native_reset(struct ledger_native *n);
 size_t ledger_native_count(const struct ledger_native *n);
 /* Whether the event of kind at arguments [first, first + count) of a (epilogue.lua's header:
- * kind, watermark field, offset, prev, count; then receipt.lua's or sent.lua's arguments) is
- * one C merges: every receipt, an accepted send with plain IDs. */
+ * kind, watermark field, offset, prev, count; then the kind's arguments) is one C merges: every
+ * receipt and outbound record, an accepted send with plain IDs. */
 bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, size_t first,
                          size_t count);
 /* Takes such an event; done: its record's entry in the batch. */

@@ -1,26 +1,30 @@
-/* Delivery receipts merged in C (docs/ledger.md, "Receipts in C").
+/* Receipts, outbound records and accepted sends merged in C (docs/ledger.md, "Receipts and
+ * sends in C").
  *
- * receipt.lua and the merge of prelude.lua cost Redis about 35-42 µs per receipt, of which the
- * commands themselves are 15-18 µs: the rest is Lua and its redis.call glue. Here the same merge
- * runs in the ledger, on the same keys, byte for byte the same values, as one optimistic
- * transaction per batch:
+ * In the script these records cost Redis 7-42 µs each, of which the commands themselves were
+ * about a third: the rest is Lua and its redis.call glue. Here the same merge runs in the
+ * ledger, on the same keys, byte for byte the same values, as one optimistic transaction per
+ * batch:
  *
- *   round 1  WATCH the watermarks, refill markers, erased, rroff and the t: buckets of every
- *            Threema message ID; read the watermarks, the markers and the t: entries;
- *   round 2  WATCH the messages (m:), their recipients' states (r:) and the held receipts (h:)
- *            of the IDs not mapped yet; read them, who is erased and who is in rroff, and take
- *            a block of item versions;
+ *   round 1  WATCH the watermarks, the refill markers and lst:lg-gen; read the watermarks, the
+ *            markers and the t: entries of every Threema message ID;
+ *   round 2  read the messages (m:), their recipients' states (r:), held receipts (h:), who is
+ *            erased or in rroff, known Threema IDs, incoming messages a new recipient's send
+ *            could be the reply link of, and take a block of item versions;
  *   compute  every event in order behind its watermark gate, over an in-memory overlay (several
- *            receipts of one message or driver in a batch see each other, as MCACHE does);
- *   round 3  MULTI, the writes, the read-receipt rule as a call of the ledger's script (kind
- *            LEDGER_S_RR: the rule reads the final data), the watermarks, EXEC.
+ *            records of one message or driver in a batch see each other, as MCACHE does);
+ *            what only the script can do is deferred, with the rest of its partition;
+ *   round 3  MULTI, the writes, the watermarks, one call of the ledger's script (the deferred
+ *            events, then the read-receipt rule as kind LEDGER_S_RR: it reads the final data),
+ *            EXEC.
  *
- * EXEC fails when another writer (a second ledger) changed a watched key; the batch is then read
- * and merged again, and its events are mostly behind the watermarks by then. A broken connection
- * drops the WATCH with it, so round 3 runs only on the connection of round 1
- * (lst_redis_pipe_exec_once), and a failure leaves the events to the reassignment, as for the
- * scripts. What the scripts and this file write must stay identical: test_ledger_scripts runs
- * its scenarios both ways and compares the canonical dumps. */
+ * Every other writer of what a batch reads advances a watermark or lst:lg-gen in the same
+ * atomic step, so EXEC fails exactly when another writer (a second ledger) may have changed
+ * it; the batch is then read and merged again, and its events are mostly behind the watermarks
+ * by then. A broken connection drops the WATCH with it, so rounds 2 and 3 run only on the
+ * connection of round 1 (lst_redis_pipe_exec_once), and a failure leaves the events to the
+ * reassignment, as for the scripts. What the scripts and this file write must stay identical:
+ * test_ledger_scripts runs its scenarios both ways and compares the canonical dumps. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +37,56 @@
 #include "lst/log.h"
 
 #define ATTEMPTS 8 /* transactions a batch tries before the records are left to a reassignment */
+
+/* ---- a batch's strings: blocks that never move, rewound per attempt ----------------------- */
+
+#define ARENA_BLOCK 65536
+
+struct narena {
+    char **blocks;
+    size_t nblocks, cur, used; /* the block in use and its fill */
+};
+
+static void arena_rewind(struct narena *a)
+{
+    a->cur = 0;
+    a->used = 0;
+}
+
+static void arena_free(struct narena *a)
+{
+    for (size_t i = 0; i < a->nblocks; i++)
+        free(a->blocks[i]);
+    free(a->blocks);
+    memset(a, 0, sizeof(*a));
+}
+
+/* A NUL-terminated copy of s[0..len) that lives until the arena is rewound; NULL: no memory. */
+static char *arena_dup(struct narena *a, const char *s, size_t len)
+{
+    if (len + 1 > ARENA_BLOCK) {
+        return NULL; /* no key or ID is near this long */
+    }
+    if (a->nblocks == 0 || a->used + len + 1 > ARENA_BLOCK) {
+        if (a->nblocks > 0 && a->used > 0)
+            a->cur++;
+        a->used = 0;
+        if (a->cur == a->nblocks) {
+            char **b = realloc(a->blocks, (a->nblocks + 1) * sizeof(*b));
+            if (b == NULL)
+                return NULL;
+            a->blocks = b;
+            if ((b[a->nblocks] = malloc(ARENA_BLOCK)) == NULL)
+                return NULL;
+            a->nblocks++;
+        }
+    }
+    char *d = a->blocks[a->cur] + a->used;
+    memcpy(d, s, len);
+    d[len] = '\0';
+    a->used += len + 1;
+    return d;
+}
 
 /* ---- small string index: key -> dense number ------------------------------------------- */
 
@@ -51,6 +105,7 @@ struct nindex {
     size_t n, cap;
     uint32_t *slots; /* number + 1; 0: empty */
     size_t scap;
+    struct narena *arena; /* where the keys live; NULL: malloc'ed each */
 };
 
 static uint64_t hash(const char *s, size_t len)
@@ -63,7 +118,7 @@ static uint64_t hash(const char *s, size_t len)
 
 static void nindex_reset(struct nindex *ix)
 {
-    for (size_t i = 0; i < ix->n; i++)
+    for (size_t i = 0; i < ix->n && ix->arena == NULL; i++)
         free(ix->keys[i]);
     ix->n = 0;
     if (ix->slots != NULL)
@@ -117,13 +172,28 @@ static size_t nindex_get(struct nindex *ix, const char *key, size_t len, bool *a
         ix->keys = keys;
         ix->cap = cap;
     }
-    char *copy = ndup(key, len);
+    char *copy = ix->arena != NULL ? arena_dup(ix->arena, key, len) : ndup(key, len);
     if (copy == NULL)
         return SIZE_MAX;
     ix->keys[ix->n] = copy;
     ix->slots[at] = (uint32_t)ix->n + 1;
     *added = true;
     return ix->n++;
+}
+
+/* The number of key, or SIZE_MAX when absent. */
+static size_t nindex_find(const struct nindex *ix, const char *key)
+{
+    if (ix->scap == 0)
+        return SIZE_MAX;
+    size_t len = strlen(key);
+    size_t at = hash(key, len) & (ix->scap - 1);
+    while (ix->slots[at] != 0) {
+        if (strcmp(ix->keys[ix->slots[at] - 1], key) == 0)
+            return ix->slots[at] - 1;
+        at = (at + 1) & (ix->scap - 1);
+    }
+    return SIZE_MAX;
 }
 
 /* Grows a vector of elements of size sz to hold at least n. */
@@ -183,6 +253,29 @@ struct rstate {
 
 #define HAS(s, k) (((s)->has >> (k)) & 1u)
 
+/* Appends v in decimal: the encoder's hottest part, where printf cost more than the rest. */
+static void put_i64(struct lst_buf *b, int64_t v)
+{
+    char d[24];
+    int n = 0;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        d[sizeof(d) - 1 - n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        d[sizeof(d) - 1 - n++] = '-';
+    lst_buf_append(b, d + sizeof(d) - n, (size_t)n);
+}
+
+/* Appends the strings up to the first NULL. */
+static void put_all(struct lst_buf *b, const char *const *parts)
+{
+    for (; *parts != NULL; parts++)
+        lst_buf_puts(b, *parts);
+}
+#define PUT(b, ...) put_all((b), (const char *const[]){__VA_ARGS__, NULL})
+
 static int state_of(const struct rstate *s)
 {
     if (HAS(s, K_A) && HAS(s, K_X))
@@ -236,9 +329,11 @@ static bool is_reader(int st)
     return st == ST_READ || st == ST_ACK || st == ST_DECLINED;
 }
 
+static void state_locate(const char *raw, struct rstate *s);
+
 /* The state's integers and name from raw (senc's output; the strings are kept as raw text,
  * so a merge that changes only times writes them back byte for byte as cjson wrote them). */
-static bool state_parse(json_tokener *tok, const char *raw, struct rstate *s)
+static bool state_parse(json_tokener *tok, struct narena *a, const char *raw, struct rstate *s)
 {
     memset(s, 0, sizeof(*s));
     json_tokener_reset(tok);
@@ -251,7 +346,7 @@ static bool state_parse(json_tokener *tok, const char *raw, struct rstate *s)
                 const char *v = json_object_get_string(val);
                 char **to = key[1] == 'm' ? &s->tm : &s->tid;
                 if (v != NULL && *to == NULL)
-                    *to = lst_strdup(v);
+                    *to = arena_dup(a, v, strlen(v));
                 continue;
             }
             if (strcmp(key, "st") == 0) {
@@ -272,7 +367,16 @@ static bool state_parse(json_tokener *tok, const char *raw, struct rstate *s)
     }
     ok = ok && s->st != ST_NONE;
     json_object_put(o);
-    for (size_t i = 0; ok && i < LST_ARRAY_LEN(str_key); i++) {
+    if (ok)
+        state_locate(raw, s);
+    return ok;
+}
+
+/* Where the string fields start in raw, and whether tm and tid are plain. */
+static void state_locate(const char *raw, struct rstate *s)
+{
+    s->tail = s->ftail = NULL;
+    for (size_t i = 0; i < LST_ARRAY_LEN(str_key); i++) {
         const char *at = strstr(raw, str_key[i]);
         if (at != NULL && (s->tail == NULL || at < s->tail))
             s->tail = at;
@@ -281,26 +385,99 @@ static bool state_parse(json_tokener *tok, const char *raw, struct rstate *s)
     }
     s->safe = (s->tm == NULL || plain_id(s->tm, strlen(s->tm))) &&
               (s->tid == NULL || plain_id(s->tid, strlen(s->tid)));
-    return ok;
+}
+
+/* ---- states the ledger wrote, parsed: most states a batch reads are ones it wrote before,
+ * and json-c's parse was the largest part of the ledger's work between its round trips. The
+ * same bytes parse the same, so a hit is exact; the cache only saves the parse. ---------------- */
+
+#define CACHE_MAX 65536 /* states; emptied when full (the hot ones come back at once) */
+
+struct centry {
+    char *raw;
+    struct rstate s; /* tm and tid owned; tail and ftail unused */
+};
+
+struct ncache {
+    struct nindex keys; /* "<mid> <eid>" */
+    struct centry *e;
+    size_t cap;
+};
+
+static void cache_clear(struct ncache *c)
+{
+    for (size_t i = 0; i < c->keys.n; i++) {
+        free(c->e[i].raw);
+        free(c->e[i].s.tm);
+        free(c->e[i].s.tid);
+        memset(&c->e[i], 0, sizeof(c->e[i]));
+    }
+    nindex_reset(&c->keys);
+}
+
+/* The parsed state of raw under key when the ledger wrote exactly these bytes there last. */
+static bool cache_get(const struct ncache *c, struct narena *a, const char *key, const char *raw,
+                      struct rstate *s)
+{
+    size_t i = nindex_find(&c->keys, key);
+    if (i == SIZE_MAX || strcmp(c->e[i].raw, raw) != 0)
+        return false;
+    *s = c->e[i].s;
+    s->tm = s->tid = NULL;
+    if ((c->e[i].s.tm != NULL &&
+         (s->tm = arena_dup(a, c->e[i].s.tm, strlen(c->e[i].s.tm))) == NULL) ||
+        (c->e[i].s.tid != NULL &&
+         (s->tid = arena_dup(a, c->e[i].s.tid, strlen(c->e[i].s.tid))) == NULL)) {
+        memset(s, 0, sizeof(*s));
+        return false;
+    }
+    state_locate(raw, s);
+    return true;
+}
+
+static void cache_put(struct ncache *c, const char *key, const char *raw, const struct rstate *s)
+{
+    bool added;
+    if (c->keys.n >= CACHE_MAX && nindex_find(&c->keys, key) == SIZE_MAX)
+        cache_clear(c);
+    size_t i = nindex_get(&c->keys, key, strlen(key), &added);
+    if (i == SIZE_MAX || !vgrow((void **)&c->e, &c->cap, c->keys.n, sizeof(*c->e)))
+        return; /* no memory: the state is parsed next time */
+    struct centry *e = &c->e[i];
+    free(e->raw);
+    free(e->s.tm);
+    free(e->s.tid);
+    e->s = *s;
+    e->s.strings_changed = false;
+    e->raw = lst_strdup(raw);
+    e->s.tm = s->tm != NULL ? lst_strdup(s->tm) : NULL;
+    e->s.tid = s->tid != NULL ? lst_strdup(s->tid) : NULL;
+    if (e->raw == NULL || (s->tm != NULL && e->s.tm == NULL) ||
+        (s->tid != NULL && e->s.tid == NULL)) {
+        free(e->raw);
+        e->raw = lst_strdup(""); /* never equal to a state: a miss */
+    }
 }
 
 /* senc: {"st":"<name>","q":..,... in INTS's order, then the strings} */
 static void state_encode(const struct rstate *s, struct lst_buf *out)
 {
     lst_buf_reset(out);
-    lst_buf_printf(out, "{\"st\":\"%s\"", st_name[s->st]);
+    PUT(out, "{\"st\":\"", st_name[s->st], "\"");
     for (int k = 0; k < NINT; k++) {
-        if (HAS(s, k))
-            lst_buf_printf(out, ",\"%s\":%" PRId64, int_key[k], s->v[k]);
+        if (HAS(s, k)) {
+            PUT(out, ",\"", int_key[k], "\":");
+            put_i64(out, s->v[k]);
+        }
     }
     if (!s->strings_changed) {
         lst_buf_puts(out, s->tail != NULL ? s->tail : "}");
         return;
     }
     if (s->tm != NULL)
-        lst_buf_printf(out, ",\"tm\":\"%s\"", s->tm);
+        PUT(out, ",\"tm\":\"", s->tm, "\"");
     if (s->tid != NULL)
-        lst_buf_printf(out, ",\"tid\":\"%s\"", s->tid);
+        PUT(out, ",\"tid\":\"", s->tid, "\"");
     lst_buf_puts(out, s->ftail != NULL ? s->ftail : "}");
 }
 
@@ -328,7 +505,7 @@ struct nev {     /* one receipt or sent record */
 
 struct nmsg { /* m:<mid> as load_msg reads it, and its counts as the batch moves them */
     bool msg;
-    char *cat, *disp, *dep, *at_s;
+    const char *cat, *disp, *dep, *at_s; /* in round 2's reply */
     int64_t c0[NCOUNT], c[NCOUNT];
     int64_t ver; /* 0: no count written */
     size_t *rcp; /* recipients of the batch (rcps index) */
@@ -337,8 +514,9 @@ struct nmsg { /* m:<mid> as load_msg reads it, and its counts as the batch moves
 
 struct nrcp { /* r:<mid> <eid> */
     size_t msg, emp;
-    char *raw0; /* as read; NULL: none */
-    char *raw;  /* current (owned when != raw0) */
+    const char *raw0; /* as read (in round 2's reply); NULL: none */
+    const char *raw;  /* current: raw0 or enc */
+    char *enc;        /* the last encoding the batch made (owned) */
     struct rstate s;
     bool bad; /* not a state the scripts wrote: the events naming it fail */
 };
@@ -353,12 +531,12 @@ struct nheld {       /* h:<tm> of an ID no send outcome mapped yet */
     uint8_t changed; /* bit per step */
 };
 
-struct ntm {     /* one Threema message ID's t: entry */
-    char *value; /* "<mid> <eid>", "-", or NULL (not mapped) */
-    size_t rcp;  /* SIZE_MAX: none */
-    size_t held; /* SIZE_MAX: none */
-    bool map;    /* a send of the batch maps it now (HSET t:) */
-    bool fold;   /* and folded its held receipts (DEL h:, ZREM hx) */
+struct ntm {           /* one Threema message ID's t: entry */
+    const char *value; /* "<mid> <eid>", "-", or NULL (not mapped); in round 1's reply */
+    size_t rcp;        /* SIZE_MAX: none */
+    size_t held;       /* SIZE_MAX: none */
+    bool map;          /* a send of the batch maps it now (HSET t:) */
+    bool fold;         /* and folded its held receipts (DEL h:, ZREM hx) */
 };
 
 struct ledger_native {
@@ -392,9 +570,14 @@ struct ledger_native {
     struct lst_buf firsts; /* "mid reader\n" */
     struct lst_buf credits;
     struct lst_buf outs; /* recipients new to e:<eid>:out, "<rcps index>\n" */
-    struct lst_buf enc, key, why;
+    struct lst_buf enc, key, why, num;
     struct ledger_args cmd;
-    struct lst_redis_pipe *pipe;
+    struct ncache *cache; /* shared by the pair of a core (ledger_native_create) */
+    bool cache_owner;
+    struct lst_redis_pipe *pipes[3]; /* one per round: rounds 1 and 2's replies stay readable */
+    struct lst_redis_pipe *pipe;     /* the round's */
+    struct narena arena;             /* the attempt's strings */
+    bool nomem;                      /* the attempt ran out of memory */
     json_tokener *tok;
     bool any_erased, script_loaded;
     size_t script_at; /* the script call's reply in EXEC's; SIZE_MAX: none */
@@ -402,11 +585,17 @@ struct ledger_native {
     int64_t ver_base, ver_seq;
 };
 
-lst_err ledger_native_create(struct ledger_native **out)
+lst_err ledger_native_create(struct ledger_native **out, struct ledger_native *share)
 {
     struct ledger_native *n = calloc(1, sizeof(*n));
     if (n == NULL)
         return LST_ERR_NOMEM;
+    n->cache = share != NULL ? share->cache : calloc(1, sizeof(*n->cache));
+    n->cache_owner = share == NULL;
+    if (n->cache == NULL) {
+        free(n);
+        return LST_ERR_NOMEM;
+    }
     ledger_args_init(&n->in);
     ledger_args_init(&n->cmd);
     lst_buf_init(&n->events);
@@ -416,8 +605,15 @@ lst_err ledger_native_create(struct ledger_native **out)
     lst_buf_init(&n->enc);
     lst_buf_init(&n->key);
     lst_buf_init(&n->why);
+    lst_buf_init(&n->num);
     n->tok = json_tokener_new();
-    lst_err err = n->tok != NULL ? lst_redis_pipe_create_once(&n->pipe) : LST_ERR_NOMEM;
+    lst_err err = n->tok != NULL ? LST_OK : LST_ERR_NOMEM;
+    for (int i = 0; i < 3 && err == LST_OK; i++)
+        err = lst_redis_pipe_create_once(&n->pipes[i]);
+    n->pipe = n->pipes[0];
+    struct nindex *ix[] = {&n->fields, &n->tms, &n->mids, &n->rcps, &n->emps, &n->tids};
+    for (size_t i = 0; i < LST_ARRAY_LEN(ix); i++)
+        ix[i]->arena = &n->arena;
     if (err != LST_OK) {
         ledger_native_destroy(n);
         return err;
@@ -430,20 +626,12 @@ static void clear_batch(struct ledger_native *n)
 {
     for (size_t i = 0; i < n->mids.n; i++) {
         struct nmsg *m = &n->msg[i];
-        free(m->cat);
-        free(m->disp);
-        free(m->dep);
-        free(m->at_s);
         free(m->rcp);
         memset(m, 0, sizeof(*m));
     }
     for (size_t i = 0; i < n->rcps.n; i++) {
         struct nrcp *r = &n->rcp[i];
-        free(r->s.tm);
-        free(r->s.tid);
-        if (r->raw != r->raw0)
-            free(r->raw);
-        free(r->raw0);
+        free(r->enc);
         memset(r, 0, sizeof(*r));
     }
     for (size_t i = 0; i < n->emps.n; i++) {
@@ -451,10 +639,8 @@ static void clear_batch(struct ledger_native *n)
         lst_buf_cleanup(&n->emp[i].rd);
         memset(&n->emp[i], 0, sizeof(n->emp[i]));
     }
-    for (size_t i = 0; i < n->tms.n; i++) {
-        free(n->tm[i].value);
+    for (size_t i = 0; i < n->tms.n; i++)
         memset(&n->tm[i], 0, sizeof(n->tm[i]));
-    }
     nindex_reset(&n->fields);
     nindex_reset(&n->tms);
     nindex_reset(&n->mids);
@@ -462,6 +648,8 @@ static void clear_batch(struct ledger_native *n)
     nindex_reset(&n->emps);
     nindex_reset(&n->tids);
     n->nheld = 0;
+    n->nomem = false;
+    arena_rewind(&n->arena);
     lst_buf_reset(&n->events);
     lst_buf_reset(&n->firsts);
     lst_buf_reset(&n->credits);
@@ -475,6 +663,12 @@ void ledger_native_destroy(struct ledger_native *n)
         return;
     clear_batch(n);
     ledger_native_reset(n);
+    if (n->cache_owner) {
+        cache_clear(n->cache);
+        nindex_free(&n->cache->keys);
+        free(n->cache->e);
+        free(n->cache);
+    }
     nindex_free(&n->fields);
     nindex_free(&n->tms);
     nindex_free(&n->mids);
@@ -504,7 +698,10 @@ void ledger_native_destroy(struct ledger_native *n)
     lst_buf_cleanup(&n->enc);
     lst_buf_cleanup(&n->key);
     lst_buf_cleanup(&n->why);
-    lst_redis_pipe_destroy(n->pipe);
+    lst_buf_cleanup(&n->num);
+    for (int i = 0; i < 3; i++)
+        lst_redis_pipe_destroy(n->pipes[i]);
+    arena_free(&n->arena);
     if (n->tok != NULL)
         json_tokener_free(n->tok);
     free(n);
@@ -552,6 +749,8 @@ bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, s
 {
     if (kind == LEDGER_S_RECEIPT)
         return count >= HDR + 2;
+    if (kind == LEDGER_S_OUTBOUND)
+        return count == HDR + 3; /* mid, eid, created_at */
     if (kind != LEDGER_S_SENT || count != HDR + SENT_ARGS)
         return false;
     const char *buf = a->buf.data;
@@ -578,12 +777,16 @@ static bool parse_event(struct ledger_native *n, struct nev *e, struct lst_buf *
         e->at = arg_i64(a, o + 1, tmp);
         for (size_t i = o + 2; i < f + e->argn; i++)
             n->evtm[n->nevtm++] = i;
+    } else if (e->kind == LEDGER_S_OUTBOUND) {
+        e->at = arg_i64(a, o + 2, tmp);
     } else {
         e->at = arg_i64(a, o + 3, tmp);
         n->evtm[n->nevtm++] = o + 4;
         e->tid_arg = a->len[o + 5] > 0 ? o + 5 : SIZE_MAX;
         e->dup = arg_i64(a, o + 10, tmp);
         e->att = arg_i64(a, o + 11, tmp);
+    }
+    if (e->kind != LEDGER_S_RECEIPT) {
         /* "<mid> <eid>", as t: maps a Threema message ID */
         e->rcp_arg = n->in.n;
         lst_buf_reset(tmp);
@@ -647,14 +850,16 @@ static void cmd_s(struct ledger_native *n, const char *s)
 
 static void cmd_i(struct ledger_native *n, int64_t v)
 {
-    ledger_args_i64(&n->cmd, v);
+    lst_buf_reset(&n->num);
+    put_i64(&n->num, v);
+    ledger_args_add(&n->cmd, n->num.data, n->num.len);
 }
 
 /* A projection key: LEDGER_PREFIX, then a and b. */
 static void cmd_key(struct ledger_native *n, const char *a, const char *b)
 {
     lst_buf_reset(&n->key);
-    lst_buf_printf(&n->key, LEDGER_PREFIX "%s%s", a, b != NULL ? b : "");
+    PUT(&n->key, LEDGER_PREFIX, a, b != NULL ? b : "");
     ledger_args_add(&n->cmd, n->key.data, n->key.len);
 }
 
@@ -677,7 +882,7 @@ static void cmd_tkey(struct ledger_native *n, const char *tm)
 static void cmd_ekey(struct ledger_native *n, size_t rcp, const char *what)
 {
     lst_buf_reset(&n->key);
-    lst_buf_printf(&n->key, LEDGER_PREFIX "e:%s:%s", strchr(n->rcps.keys[rcp], ' ') + 1, what);
+    PUT(&n->key, LEDGER_PREFIX "e:", strchr(n->rcps.keys[rcp], ' ') + 1, ":", what);
     ledger_args_add(&n->cmd, n->key.data, n->key.len);
 }
 
@@ -686,9 +891,10 @@ static const redisReply *reply(struct ledger_native *n, size_t i)
     return lst_redis_pipe_reply(n->pipe, i);
 }
 
-static char *reply_dup(const redisReply *r)
+/* A string reply's text (hiredis terminates it), valid until its round's pipe is reset. */
+static const char *reply_str(const redisReply *r)
 {
-    return r != NULL && r->type == REDIS_REPLY_STRING ? ndup(r->str, r->len) : NULL;
+    return r != NULL && r->type == REDIS_REPLY_STRING ? r->str : NULL;
 }
 
 static int64_t reply_i64(const redisReply *r, int64_t none)
@@ -754,6 +960,7 @@ static bool index_events(struct ledger_native *n)
 
 static lst_err round1(struct ledger_core *c, struct ledger_native *n, unsigned long *conn)
 {
+    n->pipe = n->pipes[0];
     lst_redis_pipe_reset(n->pipe);
     /* Every other writer of what the batch reads either advances a watermark in the same
      * atomic step (scripts, these transactions, a second ledger's) or bumps lst:lg-gen
@@ -797,7 +1004,7 @@ static lst_err round1(struct ledger_core *c, struct ledger_native *n, unsigned l
     n->script_loaded =
         se->type == REDIS_REPLY_ARRAY && se->elements == 1 && se->element[0]->integer == 1;
     for (size_t i = 0; i < n->tms.n; i++) {
-        n->tm[i].value = reply_dup(reply(n, 5 + i));
+        n->tm[i].value = reply_str(reply(n, 5 + i));
         n->tm[i].rcp = n->tm[i].held = SIZE_MAX;
     }
     return LST_OK;
@@ -848,7 +1055,7 @@ static bool map_tms(struct ledger_native *n)
     }
     for (size_t i = 0; i < n->nev; i++) {
         struct nev *e = &n->ev[i];
-        if (e->kind != LEDGER_S_SENT)
+        if (e->kind == LEDGER_S_RECEIPT)
             continue;
         lst_buf_reset(&n->key);
         lst_buf_append(&n->key, n->in.buf.data + n->in.off[e->rcp_arg], n->in.len[e->rcp_arg]);
@@ -906,7 +1113,7 @@ static lst_err queue_round2(struct ledger_native *n)
     }
     for (size_t i = 0; i < n->nev && err == LST_OK; i++) {
         const struct nev *e = &n->ev[i];
-        if (e->kind != LEDGER_S_SENT)
+        if (e->kind == LEDGER_S_RECEIPT)
             continue;
         /* relink's range: a new recipient's send may become the better reply link */
         int64_t mt = ulid_ms(n->rcps.keys[e->rcp]);
@@ -939,10 +1146,10 @@ static lst_err queue_round2(struct ledger_native *n)
 static void read_msg(struct nmsg *m, const redisReply *v)
 {
     m->msg = v->element[0]->type == REDIS_REPLY_STRING;
-    m->cat = reply_dup(v->element[1]);
-    m->at_s = reply_dup(v->element[2]);
-    m->disp = reply_dup(v->element[3]);
-    m->dep = reply_dup(v->element[4]);
+    m->cat = reply_str(v->element[1]);
+    m->at_s = reply_str(v->element[2]);
+    m->disp = reply_str(v->element[3]);
+    m->dep = reply_str(v->element[4]);
     for (int k = 0; k < NCOUNT; k++)
         m->c0[k] = m->c[k] = reply_i64(v->element[5 + k], 0);
 }
@@ -951,11 +1158,10 @@ static bool read_rcps(struct ledger_native *n, const struct nmsg *m, const redis
 {
     for (size_t j = 0; j < m->nrcp; j++) {
         struct nrcp *r = &n->rcp[m->rcp[j]];
-        r->raw0 = reply_dup(v->element[j]);
-        if (v->element[j]->type == REDIS_REPLY_STRING && r->raw0 == NULL)
-            return false;
-        r->raw = r->raw0;
-        r->bad = r->raw0 != NULL && !state_parse(n->tok, r->raw0, &r->s);
+        r->raw = r->raw0 = reply_str(v->element[j]);
+        r->bad = r->raw0 != NULL &&
+                 !cache_get(n->cache, &n->arena, n->rcps.keys[m->rcp[j]], r->raw0, &r->s) &&
+                 !state_parse(n->tok, &n->arena, r->raw0, &r->s);
     }
     return true;
 }
@@ -978,6 +1184,7 @@ static lst_err versions(struct ledger_core *c, struct ledger_native *n, const re
 
 static lst_err round2(struct ledger_core *c, struct ledger_native *n, unsigned long *conn)
 {
+    n->pipe = n->pipes[1];
     lst_redis_pipe_reset(n->pipe);
     if (!map_tms(n))
         return LST_ERR_NOMEM;
@@ -1007,7 +1214,7 @@ static lst_err round2(struct ledger_core *c, struct ledger_native *n, unsigned l
     for (size_t t = 0; t < n->tids.n; t++, i++)
         n->tid_known[t] = reply(n, i)->integer == 1;
     for (size_t k = 0; k < n->nev; k++) {
-        if (n->ev[k].kind == LEDGER_S_SENT)
+        if (n->ev[k].kind != LEDGER_S_RECEIPT)
             n->ev[k].replies = reply(n, i++)->elements > 0;
     }
     for (int which = 0; which < 2 && n->emps.n > 0; which++, i++) {
@@ -1062,19 +1269,17 @@ static bool str_eq(const char *a, const char *b)
 }
 
 /* The Threema message ID wins when it is the first, or its send is the earlier (merge). */
-static void merge_ids(struct rstate *s, const struct obs *o, bool had_s, int64_t before,
-                      bool *dirty)
+static void merge_ids(struct ledger_native *n, struct rstate *s, const struct obs *o, bool had_s,
+                      int64_t before, bool *dirty)
 {
     if (o->tm == NULL || !(s->tm == NULL || !had_s || o->v[K_S] < before ||
                            (o->v[K_S] == before && strcmp(o->tm, s->tm) < 0)))
         return;
     if (str_eq(s->tm, o->tm) && str_eq(s->tid, o->tid))
         return;
-    char *tm = lst_strdup(o->tm), *tid = o->tid != NULL ? lst_strdup(o->tid) : NULL;
-    free(s->tm);
-    free(s->tid);
-    s->tm = tm;
-    s->tid = tid;
+    s->tm = arena_dup(&n->arena, o->tm, strlen(o->tm));
+    s->tid = o->tid != NULL ? arena_dup(&n->arena, o->tid, strlen(o->tid)) : NULL;
+    n->nomem = n->nomem || s->tm == NULL || (o->tid != NULL && s->tid == NULL);
     s->strings_changed = true;
     *dirty = true;
 }
@@ -1102,7 +1307,7 @@ static uint32_t merge(struct ledger_native *n, struct nrcp *r, struct nmsg *m, c
             dirty = true;
         }
     }
-    merge_ids(s, o, had_s, before, &dirty);
+    merge_ids(n, s, o, had_s, before, &dirty);
     for (int k = K_ATT; k <= K_DUP; k++) {
         if (((o->has >> k) & 1u) && o->v[k] > (HAS(s, k) ? s->v[k] : 0)) {
             s->v[k] = o->v[k];
@@ -1117,11 +1322,10 @@ static uint32_t merge(struct ledger_native *n, struct nrcp *r, struct nmsg *m, c
         state_encode(s, &n->enc);
         if (r->raw == NULL || strcmp(n->enc.data, r->raw) != 0) {
             char *enc = lst_strdup(n->enc.data);
-            if (enc != NULL) {
-                if (r->raw != r->raw0)
-                    free(r->raw);
-                r->raw = enc;
-            }
+            n->nomem = n->nomem || enc == NULL || lst_buf_failed(&n->enc);
+            free(r->enc);
+            r->enc = enc;
+            r->raw = enc != NULL ? enc : r->raw;
         }
     }
     return changed;
@@ -1159,10 +1363,10 @@ static void rr_evidence(struct ledger_native *n, struct nrcp *r, const struct nm
     else
         snprintf(mt, sizeof(mt), "%" PRId64, ulid_ms(mid));
     if ((had & DRAX) == 0)
-        lst_buf_printf(&e->dl, "%s %s\n", mt, mid);
+        PUT(&e->dl, mt, " ", mid, "\n");
     bool read = (changed & RAX) != 0;
     if (read && (had & RAX) == 0)
-        lst_buf_printf(&e->rd, "%s %s\n", mt, mid);
+        PUT(&e->rd, mt, " ", mid, "\n");
     if ((changed & (1u << K_D)) || (read && !e->dirty && e->rroff))
         e->dirty = true;
 }
@@ -1181,10 +1385,10 @@ static void merge_after(struct ledger_core *c, struct ledger_native *n, size_t r
     int new_st = r->s.st;
     if (old != new_st) {
         if (new_st != ST_QUEUED)
-            lst_buf_printf(&n->events, "%s %s %s\n", mid, eid, st_name[new_st]);
+            PUT(&n->events, mid, " ", eid, " ", st_name[new_st], "\n");
         int64_t readers = agg_status(n, m, old, new_st, ev_ver);
         if (is_reader(new_st) && !is_reader(old == ST_NONE ? ST_QUEUED : old) && readers == 1)
-            lst_buf_printf(&n->firsts, "%s %s\n", mid, eid);
+            PUT(&n->firsts, mid, " ", eid, "\n");
     }
     if (c->cfg->read_receipts > 0 && (changed & DRAX))
         rr_evidence(n, r, m, changed);
@@ -1204,7 +1408,7 @@ static void apply_held(struct ledger_native *n, size_t h, int step, int64_t at)
  * wrote: nothing of it is applied, and its watermark stays. */
 static bool event_bad(struct ledger_native *n, const struct nev *e)
 {
-    if (e->kind == LEDGER_S_SENT)
+    if (e->kind != LEDGER_S_RECEIPT)
         return n->rcp[e->rcp].bad;
     for (size_t j = 0; j < e->ntm; j++) {
         const struct ntm *t = &n->tm[index_of(n, &n->tms, n->evtm[e->tm0 + j])];
@@ -1214,12 +1418,14 @@ static bool event_bad(struct ledger_native *n, const struct nev *e)
     return false;
 }
 
-/* A send the script must apply: to an erased recipient, a recipient no record named before
- * (note_out: pending sends and reply links), a Threema ID to learn (learn_tid: waiting
+/* A send (or outbound record) the script must apply: to an erased recipient, a recipient no record
+ * named before (note_out: pending sends and reply links), a Threema ID to learn (learn_tid: waiting
  * messages), or IDs in a state that JSON would not write as they are. */
-static bool sent_defers(struct ledger_native *n, const struct nev *e)
+static bool defers(struct ledger_native *n, const struct nev *e)
 {
     const struct nrcp *r = &n->rcp[e->rcp];
+    if (e->kind == LEDGER_S_OUTBOUND) /* erased: the script does nothing, nor does apply_outbound */
+        return !n->emp[r->emp].erased && r->raw == NULL && e->replies;
     if (n->emp[r->emp].erased || (r->raw == NULL && e->replies) || (r->raw0 != NULL && !r->s.safe))
         return true;
     return e->tid_arg != SIZE_MAX && !n->tid_known[index_of(n, &n->tids, e->tid_arg)];
@@ -1260,16 +1466,31 @@ static void apply_sent(struct ledger_core *c, struct ledger_native *n, struct ne
     if (t->held != SIZE_MAX) {
         struct nheld *hd = &n->held[t->held];
         for (int k = 0; k < 4; k++) {
-            if (hd->h[k] >= 0)
+            if (hd->h[k] >= 0) {
                 obs_set(&o, K_D + k, hd->h[k]);
+                t->fold = true; /* as sent.lua: DEL and ZREM only when something was held */
+            }
         }
-        t->fold = true;
         hd->changed = 0; /* folded, not held any more */
         t->held = SIZE_MAX;
     }
     t->rcp = e->rcp;
     t->map = true;
     if (n->rcp[e->rcp].raw == NULL) /* note_out: pending until the message record lists it */
+        lst_buf_printf(&n->outs, "%zu\n", e->rcp);
+    merge_after(c, n, e->rcp, &o, ev_ver);
+}
+
+/* An outbound record (apply_outbound): the recipient queued; a new one's send pending in
+ * e:<eid>:out. */
+static void apply_outbound(struct ledger_core *c, struct ledger_native *n, struct nev *e,
+                           int64_t *ev_ver)
+{
+    struct obs o = {0};
+    if (n->emp[n->rcp[e->rcp].emp].erased)
+        return;
+    obs_set(&o, K_Q, e->at);
+    if (n->rcp[e->rcp].raw == NULL)
         lst_buf_printf(&n->outs, "%zu\n", e->rcp);
     merge_after(c, n, e->rcp, &o, ev_ver);
 }
@@ -1289,12 +1510,14 @@ static void compute(struct ledger_core *c, struct ledger_native *n)
             e->result = -1;
         } else if (event_bad(n, e)) {
             e->result = -2;
-        } else if (e->kind == LEDGER_S_SENT && sent_defers(n, e)) {
+        } else if (e->kind != LEDGER_S_RECEIPT && defers(n, e)) {
             n->deferred[e->field] = true;
             e->result = R_DEFER;
         } else {
             if (e->kind == LEDGER_S_SENT)
                 apply_sent(c, n, e, &ev_ver);
+            else if (e->kind == LEDGER_S_OUTBOUND)
+                apply_outbound(c, n, e, &ev_ver);
             else
                 apply_receipt(c, n, e, &ev_ver);
             n->wm[e->field] = e->off;
@@ -1520,7 +1743,7 @@ static lst_err put_script(struct ledger_core *c, struct ledger_native *n, size_t
 }
 
 /* The sends' Threema message IDs mapped in t:, their folded held receipts removed, new
- * recipients' sends pending in e:<eid>:out (no incoming message to relink: sent_defers). */
+ * recipients' sends pending in e:<eid>:out (no incoming message to relink: defers). */
 static lst_err put_maps(struct ledger_native *n)
 {
     lst_err err = LST_OK;
@@ -1727,6 +1950,7 @@ static lst_err round3(struct ledger_core *c, struct ledger_native *n, unsigned l
                       bool *again)
 {
     *again = false;
+    n->pipe = n->pipes[2];
     lst_redis_pipe_reset(n->pipe);
     lst_err err = queue_writes(c, n);
     if (err == LST_OK) {
@@ -1756,6 +1980,16 @@ static lst_err round3(struct ledger_core *c, struct ledger_native *n, unsigned l
     return err;
 }
 
+/* The states the transaction wrote, for the next batches' reads (cache_get). */
+static void remember(struct ledger_native *n)
+{
+    for (size_t i = 0; i < n->rcps.n; i++) {
+        const struct nrcp *r = &n->rcp[i];
+        if (r->raw != NULL && r->raw != r->raw0 && !r->bad)
+            cache_put(n->cache, n->rcps.keys[i], r->raw, &r->s);
+    }
+}
+
 /* ---- the batch ----------------------------------------------------------------------------- */
 
 static lst_err attempt(struct ledger_core *c, struct ledger_native *n, bool *again)
@@ -1770,7 +2004,9 @@ static lst_err attempt(struct ledger_core *c, struct ledger_native *n, bool *aga
         err = round2(c, n, &conn);
     if (err == LST_OK) {
         compute(c, n);
-        err = round3(c, n, &conn, again);
+        err = n->nomem ? LST_ERR_NOMEM : round3(c, n, &conn, again);
+        if (err == LST_OK && !*again)
+            remember(n);
     } else if (err == LST_ERR_STATE) {
         *again = true; /* reconnected between the rounds */
     }
