@@ -251,10 +251,11 @@ static lst_err move_late(struct ledger_core *c, size_t hdr)
     return lst_buf_failed(&l->buf) ? LST_ERR_NOMEM : LST_OK;
 }
 
-/* Where the record at arguments [hdr, ..) of kind s goes: a receipt to C unless its partition
- * had a record after the C phase in this batch; any other record to the script calls, or to the
- * late ones after a receipt of its partition went to C. Takes it out of c->args unless it stays
- * in the script call being filled. */
+/* Where the record at arguments [hdr, ..) of kind s goes: a receipt, outbound record or
+ * accepted send to C (ledger_native_takes) unless its partition had a record after the C phase
+ * in this batch; any other record to the script calls, or to the late ones after a record of
+ * its partition went to C. Takes it out of c->args unless it stays in the script call being
+ * filled. */
 static lst_err route(struct ledger_core *c, const struct ledger_rec *rec, struct ledger_part *pt,
                      enum ledger_script s, size_t hdr)
 {
@@ -267,14 +268,22 @@ static lst_err route(struct ledger_core *c, const struct ledger_rec *rec, struct
         phase = LEDGER_P_NATIVE;
     else if (before >= LEDGER_P_NATIVE)
         phase = LEDGER_P_LATE;
+    err = phase == LEDGER_P_NATIVE
+              ? ledger_native_add(c->nat, s, &c->args, hdr, c->args.n - hdr, c->ndone)
+              : LST_OK;
+    if (err == LST_ERR_INVALID) { /* arguments C cannot read: the script applies it, or says why */
+        phase = before >= LEDGER_P_NATIVE ? LEDGER_P_LATE : LEDGER_P_SCRIPT;
+        err = LST_OK;
+    }
+    if (err != LST_OK)
+        return err; /* no memory: the caller drops the batch */
     if (phase == LEDGER_P_SCRIPT) {
         err = push_done(c, rec, phase, c->calls, c->call_events);
         if (err == LST_OK)
             c->call_events++;
     } else {
-        err = phase == LEDGER_P_NATIVE
-                  ? ledger_native_add(c->nat, s, &c->args, hdr, c->args.n - hdr, c->ndone)
-                  : move_late(c, hdr);
+        if (phase == LEDGER_P_LATE)
+            err = move_late(c, hdr);
         if (err == LST_OK)
             err = push_done(c, rec, phase, c->late_calls, c->late_events);
         if (err == LST_OK && phase == LEDGER_P_LATE && ++c->late_events >= c->cfg->script_events)
