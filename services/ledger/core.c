@@ -204,7 +204,6 @@ static lst_err add_header(struct ledger_core *c, const struct ledger_rec *rec, i
     ledger_args_i64(&c->args, 0);
     return lst_buf_failed(&c->args.buf) ? LST_ERR_NOMEM : LST_OK;
 }
-#define HEADER_ARGS 5
 
 /* Queues a script call being filled (args, *events of them) into pipe. */
 static lst_err close_into(struct ledger_core *c, struct ledger_args *args,
@@ -263,15 +262,14 @@ static lst_err route(struct ledger_core *c, const struct ledger_rec *rec, struct
     enum ledger_phase phase = LEDGER_P_SCRIPT;
     lst_err err;
 
-    if ((s == LEDGER_S_RECEIPT || s == LEDGER_S_SENT || s == LEDGER_S_OUTBOUND) && c->cfg->native &&
-        before <= LEDGER_P_NATIVE && ledger_native_takes(s, &c->args, hdr, c->args.n - hdr))
-        phase = LEDGER_P_NATIVE;
+    if (c->cfg->native && before <= LEDGER_P_NATIVE)
+        phase = LEDGER_P_NATIVE; /* unless ledger_native_add refuses it, below */
     else if (before >= LEDGER_P_NATIVE)
         phase = LEDGER_P_LATE;
     err = phase == LEDGER_P_NATIVE
               ? ledger_native_add(c->nat, s, &c->args, hdr, c->args.n - hdr, c->ndone)
               : LST_OK;
-    if (err == LST_ERR_INVALID) { /* arguments C cannot read: the script applies it, or says why */
+    if (err == LST_ERR_INVALID) { /* not one C merges: the script applies it, or says why */
         phase = before >= LEDGER_P_NATIVE ? LEDGER_P_LATE : LEDGER_P_SCRIPT;
         err = LST_OK;
     }
@@ -359,7 +357,7 @@ lst_err ledger_core_add(struct ledger_core *c, const struct ledger_rec *rec)
         if (err == LST_OK) {
             lst_counter_inc(c->m_dlq);
             s = LEDGER_S_SKIP;
-            c->args.n = hdr + HEADER_ARGS; /* only the watermark advances */
+            c->args.n = hdr + LEDGER_HEADER_ARGS; /* only the watermark advances */
         } else {
             err = LST_ERR_KAFKA;
         }
@@ -367,7 +365,8 @@ lst_err ledger_core_add(struct ledger_core *c, const struct ledger_rec *rec)
     if (err == LST_OK)
         err = ledger_args_set_i64(&c->args, hdr, s);
     if (err == LST_OK)
-        err = ledger_args_set_i64(&c->args, hdr + 4, (int64_t)(c->args.n - hdr - HEADER_ARGS));
+        err =
+            ledger_args_set_i64(&c->args, hdr + 4, (int64_t)(c->args.n - hdr - LEDGER_HEADER_ARGS));
     if (err == LST_OK)
         err = route(c, rec, pt, s, hdr);
     if (err != LST_OK) {

@@ -206,6 +206,10 @@ struct ledger_poison {
     char reason[256];
 };
 
+/* Arguments of every event's header in the script call (epilogue.lua): kind, watermark field,
+ * offset, prev, the number of the event's own arguments. */
+#define LEDGER_HEADER_ARGS 5
+
 /* Last offset seen per partition: the "prev" every script call carries. */
 struct ledger_part {
     int64_t last;            /* -1: none */
@@ -228,7 +232,8 @@ size_t ledger_native_count(const struct ledger_native *n);
  * receipt and outbound record, an accepted send with plain IDs. */
 bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, size_t first,
                          size_t count);
-/* Takes such an event; done: its record's entry in the batch. */
+/* Takes such an event; LST_ERR_INVALID (nothing taken) for any other, which the script then
+ * applies. done: its record's entry in the batch. */
 lst_err ledger_native_add(struct ledger_native *n, enum ledger_script kind,
                           const struct ledger_args *a, size_t first, size_t count, size_t done);
 struct ledger_core;

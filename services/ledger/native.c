@@ -742,19 +742,18 @@ static int64_t arg_i64(const struct ledger_args *a, size_t i, struct lst_buf *tm
 /* sent.lua's arguments after the header: mid, eid, outcome, at, tm, tid, code, reason, final,
  * HTTP status, possible duplicate, attempts */
 #define SENT_ARGS 12
-#define HDR       5
 
 bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, size_t first,
                          size_t count)
 {
     if (kind == LEDGER_S_RECEIPT)
-        return count >= HDR + 2;
+        return count >= LEDGER_HEADER_ARGS + 2;
     if (kind == LEDGER_S_OUTBOUND)
-        return count == HDR + 3; /* mid, eid, created_at */
-    if (kind != LEDGER_S_SENT || count != HDR + SENT_ARGS)
+        return count == LEDGER_HEADER_ARGS + 3; /* mid, eid, created_at */
+    if (kind != LEDGER_S_SENT || count != LEDGER_HEADER_ARGS + SENT_ARGS)
         return false;
     const char *buf = a->buf.data;
-    size_t o = first + HDR;
+    size_t o = first + LEDGER_HEADER_ARGS;
     /* an accepted send with IDs JSON writes as they are; failures (free-text reasons) and
      * anything else stay with the script */
     return a->len[o + 2] == 8 && memcmp(buf + a->off[o + 2], "accepted", 8) == 0 &&
@@ -765,7 +764,7 @@ bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, s
 static bool parse_event(struct ledger_native *n, struct nev *e, struct lst_buf *tmp)
 {
     const struct ledger_args *a = &n->in;
-    size_t f = e->argfirst, o = f + HDR;
+    size_t f = e->argfirst, o = f + LEDGER_HEADER_ARGS;
     e->field_arg = f + 1;
     e->off = arg_i64(a, f + 2, tmp);
     e->prev = arg_i64(a, f + 3, tmp);
