@@ -428,13 +428,10 @@ static void set_idle(struct lst_redis *r)
     pthread_cond_broadcast(&r->idle);
 }
 
-lst_err redis_send(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n)
+/* Under r->lock, connected: writes n commands and returns without their replies. */
+static lst_err send_locked(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n)
 {
-    pthread_mutex_lock(&r->lock);
-    wait_idle(r);
-    lst_err err = ensure_connected(r);
-    if (err == LST_OK)
-        err = append_all(r, cmds, n);
+    lst_err err = append_all(r, cmds, n);
     /* hiredis writes its output buffer only when a reply is read: write it all now, so
      * that the server works on it while the caller goes on. */
     int done = 0;
@@ -444,6 +441,43 @@ lst_err redis_send(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n)
     }
     if (err == LST_OK)
         r->inflight = n;
+    return err;
+}
+
+/* Under r->lock: whether the caller may use connection *conn (0: the current one, connecting
+ * when needed, and *conn receives its number). A WATCH belongs to the connection that sent it:
+ * never run on another one. */
+static lst_err on_connection(struct lst_redis *r, unsigned long *conn)
+{
+    if (*conn == 0) {
+        lst_err err = ensure_connected(r);
+        *conn = r->connects;
+        return err;
+    }
+    if (r->ctx != NULL)
+        drop_if_stale(r);
+    return r->ctx != NULL && r->connects == *conn ? LST_OK : LST_ERR_STATE;
+}
+
+lst_err redis_send(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n)
+{
+    pthread_mutex_lock(&r->lock);
+    wait_idle(r);
+    lst_err err = ensure_connected(r);
+    if (err == LST_OK)
+        err = send_locked(r, cmds, n);
+    pthread_mutex_unlock(&r->lock);
+    return err;
+}
+
+lst_err redis_send_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
+                      unsigned long *conn)
+{
+    pthread_mutex_lock(&r->lock);
+    wait_idle(r);
+    lst_err err = on_connection(r, conn);
+    if (err == LST_OK)
+        err = send_locked(r, cmds, n);
     pthread_mutex_unlock(&r->lock);
     return err;
 }
@@ -498,16 +532,7 @@ lst_err redis_run_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t 
         replies[i] = NULL;
     pthread_mutex_lock(&r->lock);
     wait_idle(r);
-    if (*conn == 0) {
-        err = ensure_connected(r);
-        *conn = r->connects;
-    } else {
-        /* a WATCH belongs to the connection that sent it: never run on another one */
-        if (r->ctx != NULL)
-            drop_if_stale(r);
-        if (r->ctx == NULL || r->connects != *conn)
-            err = LST_ERR_STATE;
-    }
+    err = on_connection(r, conn);
     if (err == LST_OK)
         err = exchange(r, cmds, n, replies);
     if (err == LST_ERR_REDIS)

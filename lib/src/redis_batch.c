@@ -503,3 +503,44 @@ lst_err lst_redis_pipe_exec_once(struct lst_redis *r, struct lst_redis_pipe *p, 
     free(cmds);
     return keep_replies(r, p, replies, err);
 }
+
+lst_err lst_redis_pipe_send_once(struct lst_redis *r, struct lst_redis_pipe *p, unsigned long *conn)
+{
+    free_replies(p);
+    free(p->pending);
+    p->pending = NULL;
+    if (!p->once)
+        return LST_ERR_INVALID;
+    if (p->n == 0)
+        return LST_OK;
+    struct redis_fcmd *cmds = pipe_cmds(p);
+    redisReply **replies = calloc(p->n, sizeof(*replies));
+    lst_err err = cmds == NULL || replies == NULL ? LST_ERR_NOMEM : LST_OK;
+    if (err == LST_OK)
+        err = redis_send_on(r, cmds, p->n, conn);
+    if (err == LST_OK) {
+        p->pending = replies;
+        replies = NULL;
+    }
+    free(replies);
+    free(cmds);
+    return err;
+}
+
+lst_err lst_redis_pipe_recv_once(struct lst_redis *r, struct lst_redis_pipe *p)
+{
+    free_replies(p);
+    redisReply **replies = p->pending;
+    p->pending = NULL;
+    if (!p->once || replies == NULL) {
+        free(replies);
+        return p->once && p->n == 0 ? LST_OK : LST_ERR_STATE;
+    }
+    lst_err err = redis_recv(r, replies, p->n);
+    if (err == LST_ERR_REDIS) {
+        char why[160];
+        lst_redis_last_error(r, why, sizeof(why));
+        LST_WARN("redis.command.failed", "redis command failed: %s", why);
+    }
+    return keep_replies(r, p, replies, err);
+}

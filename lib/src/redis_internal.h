@@ -49,6 +49,9 @@ lst_err redis_run_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t 
  * prefix may have run) and LST_ERR_STATE when nothing of n commands is in flight. */
 lst_err redis_send(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n);
 lst_err redis_recv(struct lst_redis *r, redisReply **replies, size_t n);
+/* redis_send on one connection, as redis_run_on chooses it (LST_ERR_STATE: nothing sent). */
+lst_err redis_send_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
+                      unsigned long *conn);
 /* Whether the last failure was a timeout (then a replay would only wait again). */
 bool redis_timed_out(struct lst_redis *r);
 

@@ -508,7 +508,14 @@ void ledger_core_send(struct ledger_core *c)
     c->capdone = cap;
     new_batch(c);
     c->sent_ms = lst_mono_ms();
-    lst_redis_pipe_send(c->redis, c->fpipe);
+    if (ledger_native_count(c->fnat) == 0) {
+        lst_redis_pipe_send(c->redis, c->fpipe);
+        return;
+    }
+    /* The C merges read what the script calls wrote: those run first, then the merges up to
+     * the transaction, which is left in flight while the caller reads the next batch. */
+    c->fscript_err = lst_redis_pipe_exec(c->redis, c->fpipe);
+    ledger_native_send(c, c->fnat);
 }
 
 bool ledger_core_in_flight(const struct ledger_core *c)
@@ -572,10 +579,11 @@ lst_err ledger_core_recv(struct ledger_core *c, const struct ledger_done **done,
         return LST_OK;
     /* The phases in order; each runs whatever the one before gave: a record of a partition
      * that failed earlier in the batch meets its watermark gate (LGAP) and is not applied. */
-    lst_err err = lst_redis_pipe_recv(c->redis, c->fpipe);
+    bool native = ledger_native_count(c->fnat) > 0;
+    lst_err err = native ? c->fscript_err : lst_redis_pipe_recv(c->redis, c->fpipe);
     judge_scripts(c, LEDGER_P_SCRIPT, err, &result, &gap, &why);
-    if (ledger_native_count(c->fnat) > 0) {
-        err = ledger_native_apply(c, c->fnat);
+    if (native) {
+        err = ledger_native_recv(c, c->fnat);
         judge_native(c, err, &result, &gap, &why);
     }
     if (lst_redis_pipe_len(c->flate_pipe) > 0) {

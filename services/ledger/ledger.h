@@ -240,6 +240,11 @@ struct ledger_core;
 /* Applies the events in one transaction (retried while other writers interfere). LST_OK, or
  * the failure that left every event unapplied. */
 lst_err ledger_native_apply(struct ledger_core *c, struct ledger_native *n);
+/* ledger_native_apply in two halves: send reads and merges, and leaves the transaction in
+ * flight; recv reads its answer (and tries again, synchronously, when another writer came
+ * first). In between, nothing else may use c->redis. */
+void ledger_native_send(struct ledger_core *c, struct ledger_native *n);
+lst_err ledger_native_recv(struct ledger_core *c, struct ledger_native *n);
 /* Event i after ledger_native_apply gave applied: 1 applied, 0 applied before, -1 a gap
  * (Redis lost progress), -2 the event failed (why), LEDGER_NATIVE_RETRY (why). *done: its
  * record's entry in the batch. */
@@ -262,8 +267,11 @@ struct ledger_core {
     int32_t nparts[LEDGER_T__COUNT];
     struct ledger_done *done; /* one per queued record */
     size_t ndone, capdone;
-    /* The pipeline sent by ledger_core_send and its records, until ledger_core_recv. */
+    /* The pipeline sent by ledger_core_send and its records, until ledger_core_recv. With C
+     * merges in the batch, the pipeline ran at once (fscript_err) and the transaction of the
+     * merges is what is in flight. */
     struct lst_redis_pipe *fpipe;
+    lst_err fscript_err;
     struct ledger_done *fdone;
     size_t nfdone, capfdone;
     int64_t sent_ms;
@@ -276,6 +284,10 @@ struct ledger_core {
     uint64_t batch_no;
     struct ledger_poison *poison; /* LEDGER_POISON_MAX entries, allocated on first use */
     size_t npoison;
+    /* Tests only: called before each transaction of the C merges is sent, where another
+     * writer's commit makes it fail (NULL: none). */
+    void (*before_commit)(void *arg);
+    void *before_commit_arg;
     /* metrics (NULL without a registry) */
     struct lst_counter *m_applied, *m_skipped, *m_dlq, *m_gaps, *m_retries;
     struct lst_histogram *m_batch_ms;

@@ -583,6 +583,12 @@ struct ledger_native {
     size_t script_at; /* the script call's reply in EXEC's; SIZE_MAX: none */
     int64_t window;   /* the reply window (LST_LEDGER_REPLY_WINDOW_MS) */
     int64_t ver_base, ver_seq;
+    /* the batch's attempts: round 3 may be in flight between ledger_native_send and _recv */
+    struct lst_redis *redis;
+    unsigned long conn; /* the attempt's connection (its WATCH); 0: none yet */
+    int tries;
+    bool flying;
+    lst_err err;
 };
 
 lst_err ledger_native_create(struct ledger_native **out, struct ledger_native *share)
@@ -1944,19 +1950,22 @@ static lst_err script_results(struct ledger_native *n, const redisReply *out)
     return LST_OK;
 }
 
-/* Round 3. *again: another writer changed a watched key (EXEC answered nil). */
-static lst_err round3(struct ledger_core *c, struct ledger_native *n, unsigned long *conn,
-                      bool *again)
+/* Round 3 sent: MULTI, the writes, EXEC, on round 1's connection (LST_ERR_STATE: reconnected
+ * since, the WATCH is gone). Its answer is read by round3_recv, while the ledger reads the next
+ * batch from Kafka. */
+static lst_err round3_send(struct ledger_core *c, struct ledger_native *n)
 {
-    *again = false;
     n->pipe = n->pipes[2];
     lst_redis_pipe_reset(n->pipe);
     lst_err err = queue_writes(c, n);
-    if (err == LST_OK) {
-        err = lst_redis_pipe_exec_once(c->redis, n->pipe, conn);
-        if (err == LST_ERR_STATE)
-            *again = true; /* reconnected since round 1: the WATCH is gone, read again */
-    }
+    return err == LST_OK ? lst_redis_pipe_send_once(c->redis, n->pipe, &n->conn) : err;
+}
+
+/* Round 3's answer. *again: another writer changed a watched key (EXEC answered nil). */
+static lst_err round3_recv(struct ledger_native *n, bool *again)
+{
+    *again = false;
+    lst_err err = lst_redis_pipe_recv_once(n->redis, n->pipe);
     if (err != LST_OK && err != LST_ERR_INVALID)
         return err;
     const redisReply *exec = reply(n, lst_redis_pipe_len(n->pipe) - 1);
@@ -1991,46 +2000,90 @@ static void remember(struct ledger_native *n)
 
 /* ---- the batch ----------------------------------------------------------------------------- */
 
-static lst_err attempt(struct ledger_core *c, struct ledger_native *n, bool *again)
+/* An attempt that failed: no WATCH may outlive it, and n->why says why. */
+static lst_err failed(struct ledger_native *n, lst_err err)
 {
-    unsigned long conn = 0;
-    *again = false;
-    clear_batch(n);
-    lst_buf_reset(&n->why);
-    n->window = c->cfg->reply_window;
-    lst_err err = index_events(n) ? round1(c, n, &conn) : LST_ERR_NOMEM;
-    if (err == LST_OK)
-        err = round2(c, n, &conn);
-    if (err == LST_OK) {
-        compute(c, n);
-        err = n->nomem ? LST_ERR_NOMEM : round3(c, n, &conn, again);
-        if (err == LST_OK && !*again)
-            remember(n);
-    } else if (err == LST_ERR_STATE) {
-        *again = true; /* reconnected between the rounds */
-    }
-    if (err != LST_OK && conn != 0)
-        (void)lst_redis_cmdf(c->redis, NULL, "UNWATCH"); /* no WATCH may outlive the attempt */
-    if (err != LST_OK && n->why.len == 0) {
+    if (n->conn != 0)
+        (void)lst_redis_cmdf(n->redis, NULL, "UNWATCH");
+    if (n->why.len == 0) {
         char last[256];
-        lst_redis_last_error(c->redis, last, sizeof(last));
+        lst_redis_last_error(n->redis, last, sizeof(last));
         lst_buf_puts(&n->why, last[0] != '\0' ? last : lst_strerror(err));
     }
     return err;
 }
 
-lst_err ledger_native_apply(struct ledger_core *c, struct ledger_native *n)
+/* Rounds 1 and 2, the merge, and round 3 sent (n->flying). *again: reconnected between the
+ * rounds, read again. */
+static lst_err begin(struct ledger_core *c, struct ledger_native *n, bool *again)
 {
-    lst_err err = LST_OK;
+    n->conn = 0;
+    *again = false;
+    clear_batch(n);
+    lst_buf_reset(&n->why);
+    n->window = c->cfg->reply_window;
+    lst_err err = index_events(n) ? round1(c, n, &n->conn) : LST_ERR_NOMEM;
+    if (err == LST_OK)
+        err = round2(c, n, &n->conn);
+    if (err == LST_OK) {
+        compute(c, n);
+        if (c->before_commit != NULL)
+            c->before_commit(c->before_commit_arg);
+        err = n->nomem ? LST_ERR_NOMEM : round3_send(c, n);
+    }
+    if (err == LST_OK) {
+        n->flying = true;
+        return LST_OK;
+    }
+    *again = err == LST_ERR_STATE;
+    return failed(n, err);
+}
+
+/* Attempts until one's transaction is in flight, or none is left. */
+static void attempts(struct ledger_core *c, struct ledger_native *n)
+{
     bool again = true;
-    for (int i = 0; i < ATTEMPTS && again && n->nev > 0; i++)
-        err = attempt(c, n, &again);
-    if (again && err == LST_OK) {
-        err = LST_ERR_STATE;
+    while (again && n->tries < ATTEMPTS) {
+        n->tries++;
+        n->err = begin(c, n, &again);
+    }
+    if (again && n->err == LST_OK) {
+        n->err = LST_ERR_STATE;
         lst_buf_reset(&n->why);
         lst_buf_puts(&n->why, "other writers kept changing the receipts' keys");
     }
-    return err;
+}
+
+void ledger_native_send(struct ledger_core *c, struct ledger_native *n)
+{
+    n->redis = c->redis;
+    n->tries = 0;
+    n->err = LST_OK;
+    n->flying = false;
+    if (n->nev > 0)
+        attempts(c, n);
+}
+
+lst_err ledger_native_recv(struct ledger_core *c, struct ledger_native *n)
+{
+    while (n->flying) {
+        bool again = false;
+        n->flying = false;
+        n->err = round3_recv(n, &again);
+        if (n->err == LST_OK && !again)
+            remember(n);
+        else if (n->err != LST_OK)
+            n->err = failed(n, n->err);
+        if (again)
+            attempts(c, n); /* synchronous from here: the next batch is read already */
+    }
+    return n->err;
+}
+
+lst_err ledger_native_apply(struct ledger_core *c, struct ledger_native *n)
+{
+    ledger_native_send(c, n);
+    return ledger_native_recv(c, n);
 }
 
 int ledger_native_outcome(const struct ledger_native *n, lst_err applied, size_t i, size_t *done,

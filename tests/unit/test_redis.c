@@ -535,6 +535,65 @@ static void test_pipeline_once_keeps_its_connection(void)
     redis_fixture_stop(&f);
 }
 
+/* The two halves of a one-connection pipeline: the replies come after the caller went on, the
+ * WATCH's connection is required as by exec_once, and nothing is ever replayed, not even when
+ * the connection breaks while the pipeline is in flight. */
+static void test_pipeline_once_in_two_halves(void)
+{
+    setup();
+    struct redis_fixture f;
+    REQUIRE(redis_fixture_start(&f, NULL));
+    struct lst_redis *admin = make(&f, 0, NULL, 2000, 3);
+    struct lst_redis *r = make(&f, 0, NULL, 2000, 3);
+    struct lst_redis_pipe *p = NULL;
+    REQUIRE(admin != NULL && r != NULL && lst_redis_pipe_create_once(&p) == LST_OK);
+
+    unsigned long conn = 0;
+    CHECK_EQ(lst_redis_pipe_recv_once(r, p), LST_OK); /* nothing queued, nothing to read */
+    CHECK_EQ(lst_redis_pipe_addf(p, "WATCH w"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "INCRBY c 5"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_send_once(r, p, &conn), LST_OK);
+    CHECK(conn == lst_redis_connect_count(r) && conn > 0);
+    CHECK(lst_redis_pipe_reply(p, 1) == NULL); /* not read yet */
+    CHECK_EQ(lst_redis_pipe_recv_once(r, p), LST_OK);
+    CHECK_EQ(lst_redis_pipe_reply(p, 1)->integer, 5);
+    CHECK_EQ(lst_redis_pipe_recv_once(r, p), LST_ERR_STATE); /* read once only */
+    /* the transaction in flight meets another writer's change: nil, nothing ran */
+    CHECK_EQ(lst_redis_cmdf(admin, NULL, "SET w 1"), LST_OK);
+    lst_redis_pipe_reset(p);
+    CHECK_EQ(lst_redis_pipe_addf(p, "MULTI"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "INCRBY c 1"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "EXEC"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_send_once(r, p, &conn), LST_OK);
+    CHECK_EQ(lst_redis_pipe_recv_once(r, p), LST_OK);
+    CHECK_EQ(lst_redis_pipe_reply(p, 2)->type, REDIS_REPLY_NIL);
+    char v[8];
+    CHECK(get_str(admin, "c", v, sizeof(v)) && strcmp(v, "5") == 0);
+    /* another connection than the WATCH's: refused, nothing sent */
+    long long id = client_id(r);
+    REQUIRE(id > 0);
+    CHECK_EQ(lst_redis_cmdf(admin, NULL, "CLIENT KILL ID %lld", id), LST_OK);
+    CHECK_EQ(lst_redis_pipe_send_once(r, p, &conn), LST_ERR_STATE);
+    CHECK_EQ(lst_redis_pipe_recv_once(r, p), LST_ERR_STATE);
+    CHECK(get_str(admin, "c", v, sizeof(v)) && strcmp(v, "5") == 0);
+    /* the connection breaks while the pipeline is in flight: an error, no replay */
+    lst_redis_pipe_reset(p);
+    CHECK_EQ(lst_redis_pipe_addf(p, "INCRBY c 1"), LST_OK);
+    CHECK_EQ(lst_redis_pipe_addf(p, "CLIENT KILL SKIPME no"), LST_OK); /* every client */
+    CHECK_EQ(lst_redis_pipe_addf(p, "INCRBY c 1"), LST_OK);
+    conn = 0;
+    CHECK_EQ(lst_redis_pipe_send_once(r, p, &conn), LST_OK);
+    CHECK_EQ(lst_redis_pipe_recv_once(r, p), LST_ERR_REDIS);
+    CHECK(lst_redis_pipe_reply(p, 0) == NULL);
+    CHECK(get_str(admin, "c", v, sizeof(v)) && strcmp(v, "6") == 0);
+    /* and r serves the next caller on a new connection */
+    CHECK(get_str(r, "c", v, sizeof(v)) && strcmp(v, "6") == 0);
+    lst_redis_pipe_destroy(p);
+    lst_redis_destroy(r);
+    lst_redis_destroy(admin);
+    redis_fixture_stop(&f);
+}
+
 static void test_script_noscript_fallback(void)
 {
     setup();
@@ -639,5 +698,5 @@ LST_TEST_MAIN(T(test_idempotency_allow_list), T(test_script_sha1_vectors),
               T(test_inflight_idempotent_retried_others_not),
               T(test_pipeline_replayed_after_reconnect), T(test_pipeline_send_then_recv),
               T(test_pipeline_refuses_non_idempotent), T(test_timeout_reapplied_after_reconnect),
-              T(test_pipeline_once_keeps_its_connection), T(test_script_noscript_fallback),
-              T(test_auth))
+              T(test_pipeline_once_keeps_its_connection), T(test_pipeline_once_in_two_halves),
+              T(test_script_noscript_fallback), T(test_auth))

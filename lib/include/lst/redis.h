@@ -149,6 +149,13 @@ lst_err lst_redis_pipe_create_once(struct lst_redis_pipe **out);
  * and replies as lst_redis_pipe_exec; no NOSCRIPT fallback (check with SCRIPT EXISTS first). */
 lst_err lst_redis_pipe_exec_once(struct lst_redis *r, struct lst_redis_pipe *p,
                                  unsigned long *conn);
+/* lst_redis_pipe_exec_once in two halves, as lst_redis_pipe_send and _recv (the caller works
+ * while Redis runs p; nobody else uses r until recv), but never replayed: send gives
+ * LST_ERR_STATE (nothing sent) for another connection than *conn, or its failure to write;
+ * after a failed send, recv gives LST_ERR_STATE. */
+lst_err lst_redis_pipe_send_once(struct lst_redis *r, struct lst_redis_pipe *p,
+                                 unsigned long *conn);
+lst_err lst_redis_pipe_recv_once(struct lst_redis *r, struct lst_redis_pipe *p);
 
 /* ---- Lua scripts ---- */
 
