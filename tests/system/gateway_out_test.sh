@@ -398,7 +398,10 @@ scenario_credits() {
     paused() { [ "$(metric w1 lst_gateway_out_paused)" = 1 ]; }
     wait_for 60 paused
     check "402 pauses sending (alert gauge 1)" $?
-    grep -q '"gateway_out.paused"' "$WORK/w1.log"
+    # The gauge goes up in the lane that got the 402; the consumer loop pauses (and logs it)
+    # when it next follows the pause, up to one poll later.
+    pause_logged() { grep -q '"gateway_out.paused"' "$WORK/w1.log"; }
+    wait_for 10 pause_logged
     check "consuming paused" $?
     local low
     low=$(metric w1 lst_gateway_out_credits_low)
