@@ -478,6 +478,8 @@ lst_err redis_send_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t
     lst_err err = on_connection(r, conn);
     if (err == LST_OK)
         err = send_locked(r, cmds, n);
+    if (err == LST_ERR_REDIS)
+        LST_WARN("redis.command.failed", "redis command failed: %s", r->last_error);
     pthread_mutex_unlock(&r->lock);
     return err;
 }
@@ -519,23 +521,6 @@ lst_err redis_run(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
                  r->last_error, n);
     }
     if (err != LST_OK)
-        LST_WARN("redis.command.failed", "redis command failed: %s", r->last_error);
-    pthread_mutex_unlock(&r->lock);
-    return err;
-}
-
-lst_err redis_run_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
-                     redisReply **replies, unsigned long *conn)
-{
-    lst_err err = LST_OK;
-    for (size_t i = 0; i < n; i++)
-        replies[i] = NULL;
-    pthread_mutex_lock(&r->lock);
-    wait_idle(r);
-    err = on_connection(r, conn);
-    if (err == LST_OK)
-        err = exchange(r, cmds, n, replies);
-    if (err == LST_ERR_REDIS)
         LST_WARN("redis.command.failed", "redis command failed: %s", r->last_error);
     pthread_mutex_unlock(&r->lock);
     return err;

@@ -490,18 +490,8 @@ lst_err lst_redis_pipe_recv(struct lst_redis *r, struct lst_redis_pipe *p)
 
 lst_err lst_redis_pipe_exec_once(struct lst_redis *r, struct lst_redis_pipe *p, unsigned long *conn)
 {
-    free_replies(p);
-    if (!p->once)
-        return LST_ERR_INVALID;
-    if (p->n == 0)
-        return LST_OK;
-    struct redis_fcmd *cmds = pipe_cmds(p);
-    redisReply **replies = calloc(p->n, sizeof(*replies));
-    lst_err err = cmds == NULL || replies == NULL ? LST_ERR_NOMEM : LST_OK;
-    if (err == LST_OK)
-        err = redis_run_on(r, cmds, p->n, replies, conn);
-    free(cmds);
-    return keep_replies(r, p, replies, err);
+    lst_err err = lst_redis_pipe_send_once(r, p, conn);
+    return err == LST_OK ? lst_redis_pipe_recv_once(r, p) : err;
 }
 
 lst_err lst_redis_pipe_send_once(struct lst_redis *r, struct lst_redis_pipe *p, unsigned long *conn)

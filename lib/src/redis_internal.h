@@ -35,12 +35,6 @@ bool redis_fcmd_idempotent(const struct redis_fcmd *cmd);
 lst_err redis_run(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
                   redisReply **replies, bool replayable);
 
-/* redis_run on one connection, never replayed. *conn == 0: the current one (connecting when
- * needed), and *conn receives its number; otherwise only connection *conn: LST_ERR_STATE,
- * nothing sent, when r reconnected since or the server closed it. */
-lst_err redis_run_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
-                     redisReply **replies, unsigned long *conn);
-
 /* The two halves of redis_run for one pipeline in flight: redis_send writes the n commands
  * (connecting first when needed) and returns without waiting; until redis_recv has read their
  * n replies, every other use of r waits, so the caller must not use r in between itself.
@@ -49,7 +43,9 @@ lst_err redis_run_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t 
  * prefix may have run) and LST_ERR_STATE when nothing of n commands is in flight. */
 lst_err redis_send(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n);
 lst_err redis_recv(struct lst_redis *r, redisReply **replies, size_t n);
-/* redis_send on one connection, as redis_run_on chooses it (LST_ERR_STATE: nothing sent). */
+/* redis_send on one connection, never replayed. *conn == 0: the current one (connecting when
+ * needed), and *conn receives its number; otherwise only connection *conn: LST_ERR_STATE,
+ * nothing sent, when r reconnected since or the server closed it. */
 lst_err redis_send_on(struct lst_redis *r, const struct redis_fcmd *cmds, size_t n,
                       unsigned long *conn);
 /* Whether the last failure was a timeout (then a replay would only wait again). */

@@ -237,15 +237,13 @@ bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, s
 lst_err ledger_native_add(struct ledger_native *n, enum ledger_script kind,
                           const struct ledger_args *a, size_t first, size_t count, size_t done);
 struct ledger_core;
-/* Applies the events in one transaction (retried while other writers interfere). LST_OK, or
- * the failure that left every event unapplied. */
-lst_err ledger_native_apply(struct ledger_core *c, struct ledger_native *n);
-/* ledger_native_apply in two halves: send reads and merges, and leaves the transaction in
- * flight; recv reads its answer (and tries again, synchronously, when another writer came
- * first). In between, nothing else may use c->redis. */
+/* Applies the events in one transaction (retried while other writers interfere), in two
+ * halves: send reads and merges, and leaves the transaction in flight; recv reads its answer
+ * (and tries again, synchronously, when another writer came first) and gives LST_OK, or the
+ * failure that left every event unapplied. In between, nothing else may use c->redis. */
 void ledger_native_send(struct ledger_core *c, struct ledger_native *n);
 lst_err ledger_native_recv(struct ledger_core *c, struct ledger_native *n);
-/* Event i after ledger_native_apply gave applied: 1 applied, 0 applied before, -1 a gap
+/* Event i after ledger_native_recv gave applied: 1 applied, 0 applied before, -1 a gap
  * (Redis lost progress), -2 the event failed (why), LEDGER_NATIVE_RETRY (why). *done: its
  * record's entry in the batch. */
 int ledger_native_outcome(const struct ledger_native *n, lst_err applied, size_t i, size_t *done,

@@ -2080,12 +2080,6 @@ lst_err ledger_native_recv(struct ledger_core *c, struct ledger_native *n)
     return n->err;
 }
 
-lst_err ledger_native_apply(struct ledger_core *c, struct ledger_native *n)
-{
-    ledger_native_send(c, n);
-    return ledger_native_recv(c, n);
-}
-
 int ledger_native_outcome(const struct ledger_native *n, lst_err applied, size_t i, size_t *done,
                           const char **why)
 {
