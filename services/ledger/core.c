@@ -528,6 +528,14 @@ void ledger_core_discard(struct ledger_core *c)
     new_batch(c);
 }
 
+/* Whether a record not applied says that Redis lost progress: a gate (LGAP) as the batch's
+ * first failure. After another failure (a refused transaction, OOM, MISCONF) the later records
+ * of its partitions meet their gates too, and that is not a loss. */
+static bool first_gap(const struct ledger_done *d, lst_err result)
+{
+    return d->outcome == LEDGER_GAP && result == LST_OK;
+}
+
 /* The script calls' outcomes: phase LEDGER_P_SCRIPT from fpipe, LEDGER_P_LATE from flate_pipe. */
 static void judge_scripts(struct ledger_core *c, enum ledger_phase phase, lst_err err,
                           lst_err *result, bool *gap, const char **why)
@@ -542,7 +550,7 @@ static void judge_scripts(struct ledger_core *c, enum ledger_phase phase, lst_er
             err == LST_OK || err == LST_ERR_INVALID ? lst_redis_pipe_reply(p, d->call) : NULL;
         const char *msg = "";
         if (!judge(c, d, call, &msg)) {
-            *gap = *gap || d->outcome == LEDGER_GAP;
+            *gap = *gap || first_gap(d, *result);
             if (*result == LST_OK) /* the first reason names the cause, e.g. MISCONF */
                 *why = msg;
             *result = LST_ERR_STATE;
@@ -559,7 +567,7 @@ static void judge_native(struct ledger_core *c, lst_err err, lst_err *result, bo
         int code = ledger_native_outcome(c->fnat, err, i, &at, &msg);
         struct ledger_done *d = &c->fdone[at];
         if (!settle(c, d, code, msg, code == -2)) {
-            *gap = *gap || d->outcome == LEDGER_GAP;
+            *gap = *gap || first_gap(d, *result);
             if (*result == LST_OK)
                 *why = msg;
             *result = LST_ERR_STATE;

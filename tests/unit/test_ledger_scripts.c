@@ -12,6 +12,7 @@
 #include <hiredis/hiredis.h>
 
 #include "ledger.h"
+#include "lst/metrics.h"
 #include "lst/log.h"
 #include "lst_test.h"
 #include "redis_fixture.h"
@@ -982,6 +983,9 @@ static void test_redis_loss_detected(void)
     int64_t off = 0;
 
     REQUIRE(fx_start(&f, 3));
+    struct lst_metrics *m = lst_metrics_create();
+    REQUIRE(m != NULL);
+    f.core.m_gaps = lst_metrics_counter(m, "gaps", "gaps", NULL);
     lrec_mid(mid, T0, 4);
     for (int i = 0; i < 3; i++) {
         lrec_outbound(&f.rec, mid, "E6", "DRV00006", T0 + i);
@@ -992,10 +996,12 @@ static void test_redis_loss_detected(void)
     f.rc = redisConnect("127.0.0.1", f.rf.port);
     REQUIRE(f.rc != NULL && f.rc->err == 0);
     CHECK_EQ(feed(&f, LEDGER_T_OUTBOUND, 0, "E6"), LEDGER_GAP);
+    CHECK_EQ(lst_counter_value(f.core.m_gaps), 1u); /* counted as a loss */
     CHECK_EQ(num(&f, "EXISTS %s", "lst:lg:wm", NULL), 0);
     CHECK_EQ(ledger_core_start(&f.core, LEDGER_T_OUTBOUND, 0, &off), LST_OK);
     CHECK_EQ(off, LST_KAFKA_OFFSET_BEGINNING);
     fx_stop(&f);
+    lst_metrics_destroy(m);
 }
 
 /* ---- order independence of a whole scenario
@@ -1615,6 +1621,9 @@ static void test_native_retries_after_another_writer(void)
     }
     /* every attempt spoiled: the batch is not applied, its records come back as RETRY */
     fx_flushall(&f);
+    struct lst_metrics *m = lst_metrics_create();
+    REQUIRE(m != NULL);
+    f.core.m_gaps = lst_metrics_counter(m, "gaps", "gaps", NULL);
     rv.every = 1;
     rv.calls = 0;
     int done_c = 0, retry = 0, gap = 0; /* gap: behind a record not applied on its partition */
@@ -1638,6 +1647,8 @@ static void test_native_retries_after_another_writer(void)
         gap += done[i].outcome == LEDGER_GAP;
     }
     CHECK(retry > 0 && retry + done_c + gap == n);
+    CHECK(gap > 0);                                 /* the records behind the refused ones */
+    CHECK_EQ(lst_counter_value(f.core.m_gaps), 0u); /* which is not Redis losing data */
     CHECK_EQ(rv.calls, 8u);
     CHECK_EQ(num(&f, "HLEN %s%s", "lst:lg:", "h:00000000000fffff"), 0);
     for (int i = 0; i < n; i++)
@@ -1645,6 +1656,7 @@ static void test_native_retries_after_another_writer(void)
     lst_buf_cleanup(&a);
     lst_buf_cleanup(&b);
     fx_stop(&f);
+    lst_metrics_destroy(m);
 }
 
 static void native_on(void)
