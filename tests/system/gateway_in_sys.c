@@ -127,6 +127,14 @@ static void send_container(uint8_t type, const void *body, size_t len, const cha
     CHECK(gwin_build(&E, user, user_sk, (const uint8_t *)padded.data, padded.len, msgid, &form) ==
           LST_OK);
     long st = gwin_post_callback(&E, form.data, form.len);
+    /* A 503 asks the Gateway to retry, and it does: right after the broker started, Kafka may
+     * not confirm a first batch (a delivery without an offset, kafka_producer.c), which
+     * gateway-in answers 503. */
+    for (int retry = 0; retry < 5 && st == 503; retry++) {
+        fprintf(stderr, "%s: HTTP 503, posted again as the Gateway would\n", what);
+        lst_sleep_ms(300, NULL);
+        st = gwin_post_callback(&E, form.data, form.len);
+    }
     if (st != 200)
         fprintf(stderr, "%s: HTTP %ld\n", what, st);
     CHECK_EQ(st, 200L);
