@@ -251,10 +251,10 @@ static lst_err move_late(struct ledger_core *c, size_t hdr)
 }
 
 /* Where the record at arguments [hdr, ..) of kind s goes: a receipt, outbound record or
- * accepted send to C (ledger_native_takes) unless its partition had a record after the C phase
- * in this batch; any other record to the script calls, or to the late ones after a record of
- * its partition went to C. Takes it out of c->args unless it stays in the script call being
- * filled. */
+ * accepted send to C (when ledger_native_add takes it) unless its partition had a record after
+ * the C phase in this batch; any other record to the script calls, or to the late ones after a
+ * record of its partition went to C. Takes it out of c->args unless it stays in the script call
+ * being filled. */
 static lst_err route(struct ledger_core *c, const struct ledger_rec *rec, struct ledger_part *pt,
                      enum ledger_script s, size_t hdr)
 {

@@ -1,23 +1,20 @@
 /* ledger: records every send, delivery and read and builds the projections in
  * Redis.
  *
- * The ledger is the only writer of the projections (keys under "lst:lg:",
- * described in docs/ledger.md). Every Kafka record becomes one event that is
- * applied behind its partition's watermark, atomically with the watermark's
- * advance: in the Lua script, or for receipts, outbound records and accepted
- * sends merged in C in one MULTI/EXEC per batch (native.c). On start (and whenever Redis may have
- * lost progress) every partition is assigned explicitly at its watermark + 1, so Redis, not the
- * group's commits, decides where reading resumes.
+ * The ledger is the only writer of the projections (keys under "lst:lg:", described in
+ * docs/ledger.md). Every Kafka record becomes one event that is applied behind its partition's
+ * watermark, atomically with the watermark's advance: in the Lua script, or for receipts,
+ * outbound records and accepted sends merged in C in one MULTI/EXEC per batch (native.c). On
+ * start (and whenever Redis may have lost progress) every partition is assigned explicitly at
+ * its watermark + 1, so Redis, not the group's commits, decides where reading resumes.
  *
- * Files: main.c (arguments), config.c (the config table), ledger.c (the service
- * context and its lifecycle), core.c (the batch of script calls and its
- * outcome), consume.c (the Kafka side: assignment at the watermarks and the
- * poll loop), args.c (script arguments), apply_*.c (one per record kind: record
- * -> script arguments), rules.c (categories of incoming messages), dlq.c (dead
- * letters), scripts.c (the embedded Lua), native.c (the merges in C), rebuild.c (dropping the
- * projections), refill.c
- * (markers that tell the view API the projections are being refilled after Redis lost
- * progress).
+ * Files: main.c (arguments), config.c (the config table), ledger.c (the service context and
+ * its lifecycle), core.c (the batch of script calls and its outcome), consume.c (the Kafka
+ * side: assignment at the watermarks and the poll loop), args.c (script arguments), apply_*.c
+ * (one per record kind: record -> script arguments), rules.c (categories of incoming
+ * messages), dlq.c (dead letters), scripts.c (the embedded Lua), native.c (the merges in C),
+ * rebuild.c (dropping the projections), refill.c (markers that tell the view API the
+ * projections are being refilled after Redis lost progress).
  */
 #ifndef LST_SVC_LEDGER_H
 #define LST_SVC_LEDGER_H
@@ -227,12 +224,9 @@ void ledger_native_destroy(struct ledger_native *n);
 /* Forgets the events (a new batch). */
 void ledger_native_reset(struct ledger_native *n);
 size_t ledger_native_count(const struct ledger_native *n);
-/* Whether the event of kind at arguments [first, first + count) of a (epilogue.lua's header:
- * kind, watermark field, offset, prev, count; then the kind's arguments) is one C merges: every
- * receipt and outbound record, an accepted send with plain IDs. */
-bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, size_t first,
-                         size_t count);
-/* Takes such an event; LST_ERR_INVALID (nothing taken) for any other, which the script then
+/* Takes the event of kind at arguments [first, first + count) of a (epilogue.lua's header,
+ * then the kind's arguments) when C merges it: every receipt and outbound record, an accepted
+ * send with plain IDs. LST_ERR_INVALID (nothing taken) for any other, which the script then
  * applies. done: its record's entry in the batch. */
 lst_err ledger_native_add(struct ledger_native *n, enum ledger_script kind,
                           const struct ledger_args *a, size_t first, size_t count, size_t done);

@@ -64,9 +64,8 @@ static void arena_free(struct narena *a)
 /* A NUL-terminated copy of s[0..len) that lives until the arena is rewound; NULL: no memory. */
 static char *arena_dup(struct narena *a, const char *s, size_t len)
 {
-    if (len + 1 > ARENA_BLOCK) {
+    if (len + 1 > ARENA_BLOCK)
         return NULL; /* no key or ID is near this long */
-    }
     if (a->nblocks == 0 || a->used + len + 1 > ARENA_BLOCK) {
         if (a->nblocks > 0 && a->used > 0)
             a->cur++;
@@ -749,8 +748,10 @@ static int64_t arg_i64(const struct ledger_args *a, size_t i, struct lst_buf *tm
  * HTTP status, possible duplicate, attempts */
 #define SENT_ARGS 12
 
-bool ledger_native_takes(enum ledger_script kind, const struct ledger_args *a, size_t first,
-                         size_t count)
+/* Whether the event of kind at arguments [first, first + count) of a (epilogue.lua's header,
+ * then the kind's arguments) is one C merges: every receipt and outbound record, an accepted
+ * send with plain IDs. */
+static bool takes(enum ledger_script kind, const struct ledger_args *a, size_t first, size_t count)
 {
     if (kind == LEDGER_S_RECEIPT)
         return count >= LEDGER_HEADER_ARGS + 2;
@@ -810,7 +811,7 @@ lst_err ledger_native_add(struct ledger_native *n, enum ledger_script kind,
                           const struct ledger_args *a, size_t first, size_t count, size_t done)
 {
     struct lst_buf tmp;
-    if (!ledger_native_takes(kind, a, first, count))
+    if (!takes(kind, a, first, count))
         return LST_ERR_INVALID;
     if (!vgrow((void **)&n->ev, &n->capev, n->nev + 1, sizeof(*n->ev)) ||
         !vgrow((void **)&n->evtm, &n->capevtm, n->nevtm + count, sizeof(*n->evtm)))

@@ -141,7 +141,8 @@ const redisReply *lst_redis_pipe_reply(const struct lst_redis_pipe *p, size_t i)
 /* A pipeline that takes any command (MULTI, INCRBY, XADD, any script) and is never replayed:
  * for WATCH, reads, then MULTI ... EXEC, whose WATCH holds only on the connection that sent
  * it, and whose outcome after a broken connection is unknown (the caller re-reads). Run it
- * with lst_redis_pipe_exec_once: lst_redis_pipe_exec, _send and _recv would replay it. */
+ * with lst_redis_pipe_exec_once or _send_once/_recv_once: lst_redis_pipe_exec, _send and _recv
+ * would replay it. */
 lst_err lst_redis_pipe_create_once(struct lst_redis_pipe **out);
 /* Runs p once. *conn == 0: on the current connection (connecting when needed), and *conn
  * receives its number (lst_redis_connect_count). Otherwise only on connection *conn:
