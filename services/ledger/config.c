@@ -107,9 +107,9 @@ static const struct lst_config_entry entries[] = {
      .type = LST_CONFIG_BOOL,
      .def = "true",
      .offset = offsetof(struct ledger_config, native),
-     .desc = "merge delivery receipts, outbound records and accepted sends in the ledger (one "
-             "Redis transaction per batch) instead of in the Lua script: the same projections "
-             "for less of Redis's time"},
+     .desc = "merge message records, delivery receipts, outbound records and accepted sends in "
+             "the ledger (one Redis transaction per batch) instead of in the Lua script: the "
+             "same projections for less of Redis's time"},
 };
 
 struct lst_config_section ledger_config_section(struct ledger_config *cfg)

@@ -3,8 +3,9 @@
  *
  * The ledger is the only writer of the projections (keys under "lst:lg:", described in
  * docs/ledger.md). Every Kafka record becomes one event that is applied behind its partition's
- * watermark, atomically with the watermark's advance: in the Lua script, or for receipts,
- * outbound records and accepted sends merged in C in one MULTI/EXEC per batch (native.c). On
+ * watermark, atomically with the watermark's advance: in the Lua script, or for message
+ * records, receipts, outbound records and accepted sends merged in C in one MULTI/EXEC per
+ * batch (native.c). On
  * start (and whenever Redis may have lost progress) every partition is assigned explicitly at
  * its watermark + 1, so Redis, not the group's commits, decides where reading resumes.
  *
@@ -47,7 +48,7 @@ struct ledger_config {
     int64_t retention_ms;          /* LST_LEDGER_RETENTION_MS: 0 keeps everything */
     int64_t retention_batch;       /* LST_LEDGER_RETENTION_BATCH: items per run */
     int64_t retention_interval_ms; /* LST_LEDGER_RETENTION_INTERVAL_MS */
-    bool native;                   /* LST_LEDGER_NATIVE: receipts, sends, outbound in C */
+    bool native;                   /* LST_LEDGER_NATIVE: messages, receipts, sends in C */
 };
 
 extern const struct lst_config_program ledger_program;
@@ -179,8 +180,8 @@ enum ledger_outcome {
     LEDGER_RETRY,       /* Redis failed or refused for now (OOM, connection): retry */
 };
 
-/* Where a record of the batch is applied, in this order: script calls, receipts merged in C
- * (native.c), and script calls of records that follow such a receipt on their partition (an
+/* Where a record of the batch is applied, in this order: script calls, records merged in C
+ * (native.c), and script calls of records that follow such a record on their partition (an
  * incoming message after a receipt on lst.inbound), so every partition keeps its order. */
 enum ledger_phase { LEDGER_P_SCRIPT = 0, LEDGER_P_NATIVE, LEDGER_P_LATE };
 
@@ -214,7 +215,7 @@ struct ledger_part {
     enum ledger_phase phase; /* the phase of its last record in that batch */
 };
 
-/* ---- receipts merged in C (native.c) ---- */
+/* ---- records merged in C (native.c) ---- */
 
 struct ledger_native;
 #define LEDGER_NATIVE_RETRY (-3)
@@ -226,8 +227,9 @@ void ledger_native_reset(struct ledger_native *n);
 size_t ledger_native_count(const struct ledger_native *n);
 /* Takes the event of kind at arguments [first, first + count) of a (epilogue.lua's header,
  * then the kind's arguments) when C merges it: every receipt and outbound record, an accepted
- * send with plain IDs. LST_ERR_INVALID (nothing taken) for any other, which the script then
- * applies. done: its record's entry in the batch. */
+ * send with plain IDs, a message record with a plain ID and nobody skipped. LST_ERR_INVALID
+ * (nothing taken) for any other, which the script then applies. done: its record's entry in the
+ * batch. */
 lst_err ledger_native_add(struct ledger_native *n, enum ledger_script kind,
                           const struct ledger_args *a, size_t first, size_t count, size_t done);
 struct ledger_core;

@@ -1,5 +1,5 @@
-/* Receipts, outbound records and accepted sends merged in C (docs/ledger.md, "Receipts and
- * sends in C").
+/* Message records, receipts, outbound records and accepted sends merged in C (docs/ledger.md,
+ * "Receipts and sends in C", "Message records in C").
  *
  * In the script these records cost Redis 7-42 µs each, of which the commands themselves were
  * about a third: the rest is Lua and its redis.call glue. Here the same merge runs in the
@@ -10,7 +10,8 @@
  *            markers and the t: entries of every Threema message ID;
  *   round 2  read the messages (m:), their recipients' states (r:), held receipts (h:), who is
  *            erased or in rroff, known Threema IDs, incoming messages a new recipient's send
- *            could be the reply link of, and take a block of item versions;
+ *            could be the reply link of, for message records the directory entries of their
+ *            recipients, and take a block of item versions;
  *   compute  every event in order behind its watermark gate, over an in-memory overlay (several
  *            records of one message or driver in a batch see each other, as MCACHE does);
  *            what only the script can do is deferred, with the rest of its partition;
@@ -484,7 +485,7 @@ static void state_encode(const struct rstate *s, struct lst_buf *out)
 
 enum { R_DEFER = 2 }; /* an event's result: left to the script call in the transaction */
 
-struct nev {     /* one receipt or sent record */
+struct nev {     /* one record merged here */
     size_t done; /* its entry in the batch */
     enum ledger_script kind;
     size_t argfirst, argn; /* all its script arguments (header included) in in */
@@ -500,6 +501,14 @@ struct nev {     /* one receipt or sent record */
     bool replies;     /* sent: its recipient's incoming messages in the reply window after it */
     int result;       /* 1 applied, 0 applied before, -1 gap, -2 failed (why), R_DEFER */
     char *why;        /* the script's reason for a deferred event that failed (owned) */
+    /* a message record (message.lua's arguments): its key/value pairs, the selector's
+     * departments, vehicles and tags, the recipients; arguments in in */
+    size_t kv0, nkv;                 /* the first key, the number of pairs */
+    size_t cat, kind_arg, disp, dep; /* the values of those keys; SIZE_MAX: absent */
+    size_t mid;                      /* its mids index (per attempt) */
+    size_t sel0[3], nsel[3];         /* departments, vehicles, tags */
+    size_t r0, nr;                   /* the recipients */
+    size_t evr0;                     /* their recipients in evr (per attempt) */
 };
 
 struct nmsg { /* m:<mid> as load_msg reads it, and its counts as the batch moves them */
@@ -509,6 +518,12 @@ struct nmsg { /* m:<mid> as load_msg reads it, and its counts as the batch moves
     int64_t ver; /* 0: no count written */
     size_t *rcp; /* recipients of the batch (rcps index) */
     size_t nrcp, caprcp;
+    /* a message record of the batch names it: round 2 reads every recipient state (credits
+     * of sends before the record) and whether anything message.lua reads besides is there */
+    bool record;
+    bool annotated;   /* ann:, annh: or crx: exists: left to the script */
+    size_t fresh;     /* 1 + the event that applied the record; 0: none */
+    const char *only; /* the one recipient the item names (eid); NULL: none */
 };
 
 struct nrcp { /* r:<mid> <eid> */
@@ -517,12 +532,18 @@ struct nrcp { /* r:<mid> <eid> */
     const char *raw;  /* current: raw0 or enc */
     char *enc;        /* the last encoding the batch made (owned) */
     struct rstate s;
-    bool bad; /* not a state the scripts wrote: the events naming it fail */
+    bool bad;    /* not a state the scripts wrote: the events naming it fail */
+    bool unlist; /* a message record listed a recipient a send created: out of e:<eid>:out */
 };
 
 struct nemp {
     bool erased, rroff, dirty;
     struct lst_buf dl, rd; /* "score mid\n" lines to add to e:<eid>:dl / :rd */
+    /* a recipient of a message record: her dimensions (emp_dims) and incoming messages */
+    bool listed, odd;     /* odd: a directory entry emp_dims would read otherwise: script */
+    int64_t lo, hi;       /* the reply windows of the batch's messages to her */
+    const redisReply *in; /* e:<eid>:in over [lo, hi] WITHSCORES, the first IN_MAX */
+    struct lst_buf dims;  /* "dep:<d>", "veh:<v>", "tag:<t>", each NUL-terminated */
 };
 
 struct nheld {       /* h:<tm> of an ID no send outcome mapped yet */
@@ -536,6 +557,11 @@ struct ntm {           /* one Threema message ID's t: entry */
     size_t held;       /* SIZE_MAX: none */
     bool map;          /* a send of the batch maps it now (HSET t:) */
     bool fold;         /* and folded its held receipts (DEL h:, ZREM hx) */
+};
+
+struct nixe { /* ZADD <ixkeys[key]> <score> <member> */
+    size_t key;
+    const char *score, *member;
 };
 
 struct ledger_native {
@@ -565,11 +591,19 @@ struct ledger_native {
     size_t nheld, capheld;
     size_t *held_tm; /* tms index per held */
     size_t capheld_tm;
-    struct lst_buf events; /* change stream entries "mid eid st\n" */
+    size_t *evr; /* per message record and recipient: the rcps index (per attempt) */
+    size_t nevr, capevr;
+    size_t emps_read;           /* employees whose erased and rroff round 2 asked for */
+    struct nindex ixkeys, cats; /* index keys the messages go into; their categories */
+    struct nixe *ix;            /* the messages' index entries */
+    size_t nix, capix;
+    const char **ixlast; /* per ixkeys: the last member added (one ZADD pair per message) */
+    size_t capixlast;
+    struct lst_buf events; /* change stream entries "mid eid st\n", "mid\n" (a new message) */
     struct lst_buf firsts; /* "mid reader\n" */
     struct lst_buf credits;
     struct lst_buf outs; /* recipients new to e:<eid>:out, "<rcps index>\n" */
-    struct lst_buf enc, key, why, num;
+    struct lst_buf enc, key, why, num, sfx;
     struct ledger_args cmd;
     struct ncache *cache; /* shared by the pair of a core (ledger_native_create) */
     bool cache_owner;
@@ -611,12 +645,14 @@ lst_err ledger_native_create(struct ledger_native **out, struct ledger_native *s
     lst_buf_init(&n->key);
     lst_buf_init(&n->why);
     lst_buf_init(&n->num);
+    lst_buf_init(&n->sfx);
     n->tok = json_tokener_new();
     lst_err err = n->tok != NULL ? LST_OK : LST_ERR_NOMEM;
     for (int i = 0; i < 3 && err == LST_OK; i++)
         err = lst_redis_pipe_create_once(&n->pipes[i]);
     n->pipe = n->pipes[0];
-    struct nindex *ix[] = {&n->fields, &n->tms, &n->mids, &n->rcps, &n->emps, &n->tids};
+    struct nindex *ix[] = {&n->fields, &n->tms,  &n->mids,   &n->rcps,
+                           &n->emps,   &n->tids, &n->ixkeys, &n->cats};
     for (size_t i = 0; i < LST_ARRAY_LEN(ix); i++)
         ix[i]->arena = &n->arena;
     if (err != LST_OK) {
@@ -642,6 +678,7 @@ static void clear_batch(struct ledger_native *n)
     for (size_t i = 0; i < n->emps.n; i++) {
         lst_buf_cleanup(&n->emp[i].dl);
         lst_buf_cleanup(&n->emp[i].rd);
+        lst_buf_cleanup(&n->emp[i].dims);
         memset(&n->emp[i], 0, sizeof(n->emp[i]));
     }
     for (size_t i = 0; i < n->tms.n; i++)
@@ -652,6 +689,10 @@ static void clear_batch(struct ledger_native *n)
     nindex_reset(&n->rcps);
     nindex_reset(&n->emps);
     nindex_reset(&n->tids);
+    nindex_reset(&n->ixkeys);
+    nindex_reset(&n->cats);
+    n->nix = 0;
+    n->nevr = 0;
     n->nheld = 0;
     n->nomem = false;
     arena_rewind(&n->arena);
@@ -680,6 +721,11 @@ void ledger_native_destroy(struct ledger_native *n)
     nindex_free(&n->rcps);
     nindex_free(&n->emps);
     nindex_free(&n->tids);
+    nindex_free(&n->ixkeys);
+    nindex_free(&n->cats);
+    free(n->evr);
+    free(n->ix);
+    free(n->ixlast);
     free(n->tid_known);
     free(n->deferred);
     free(n->wm0);
@@ -704,6 +750,7 @@ void ledger_native_destroy(struct ledger_native *n)
     lst_buf_cleanup(&n->key);
     lst_buf_cleanup(&n->why);
     lst_buf_cleanup(&n->num);
+    lst_buf_cleanup(&n->sfx);
     for (int i = 0; i < 3; i++)
         lst_redis_pipe_destroy(n->pipes[i]);
     arena_free(&n->arena);
@@ -750,9 +797,11 @@ static int64_t arg_i64(const struct ledger_args *a, size_t i, struct lst_buf *tm
 
 /* Whether the event of kind at arguments [first, first + count) of a (epilogue.lua's header,
  * then the kind's arguments) is one C merges: every receipt and outbound record, an accepted
- * send with plain IDs. */
+ * send with plain IDs, a message record parse_message takes. */
 static bool takes(enum ledger_script kind, const struct ledger_args *a, size_t first, size_t count)
 {
+    if (kind == LEDGER_S_MESSAGE) /* parse_message decides */
+        return count >= LEDGER_HEADER_ARGS + 3;
     if (kind == LEDGER_S_RECEIPT)
         return count >= LEDGER_HEADER_ARGS + 2;
     if (kind == LEDGER_S_OUTBOUND)
@@ -768,6 +817,59 @@ static bool takes(enum ledger_script kind, const struct ledger_args *a, size_t f
            (a->len[o + 5] == 0 || plain_id(buf + a->off[o + 5], a->len[o + 5]));
 }
 
+static bool arg_is(const struct ledger_args *a, size_t i, const char *s)
+{
+    return a->len[i] == strlen(s) && memcmp(a->buf.data + a->off[i], s, a->len[i]) == 0;
+}
+
+/* A count argument at i whose items fit before end. */
+static bool arg_count(const struct ledger_args *a, size_t i, size_t end, size_t per, size_t *count,
+                      struct lst_buf *tmp)
+{
+    int64_t v = i < end ? arg_i64(a, i, tmp) : -1;
+    if (v < 0 || (uint64_t)v > (end - i - 1) / per)
+        return false;
+    *count = (size_t)v;
+    return true;
+}
+
+/* message.lua's arguments after the header: mid, created_at, the number of key/value pairs and
+ * the pairs, the selector's departments, vehicles and tags (each a count, then the names), the
+ * skipped employees (a count, then pairs), the recipients. C takes a record with a plain ID,
+ * category, kind and dispatcher, and nobody skipped (skp is JSON the script writes). */
+static bool parse_message(struct ledger_native *n, struct nev *e, struct lst_buf *tmp)
+{
+    const struct ledger_args *a = &n->in;
+    size_t o = e->argfirst + LEDGER_HEADER_ARGS, end = e->argfirst + e->argn, nskip;
+    e->at = arg_i64(a, o + 1, tmp);
+    e->kv0 = o + 3;
+    if (!plain_id(a->buf.data + a->off[o], a->len[o]) || a->len[o] < 10 || e->at == INT64_MIN ||
+        !arg_count(a, o + 2, end, 2, &e->nkv, tmp))
+        return false;
+    e->cat = e->kind_arg = e->disp = e->dep = SIZE_MAX;
+    for (size_t i = e->kv0; i < e->kv0 + 2 * e->nkv; i += 2) {
+        size_t *which = arg_is(a, i, "cat")    ? &e->cat
+                        : arg_is(a, i, "kind") ? &e->kind_arg
+                        : arg_is(a, i, "disp") ? &e->disp
+                        : arg_is(a, i, "dep")  ? &e->dep
+                                               : NULL;
+        if (which != NULL)
+            *which = i + 1;
+    }
+    size_t i = e->kv0 + 2 * e->nkv;
+    for (int d = 0; d < 3; d++) {
+        if (!arg_count(a, i, end, 1, &e->nsel[d], tmp))
+            return false;
+        e->sel0[d] = i + 1;
+        i += e->nsel[d] + 1;
+    }
+    if (!arg_count(a, i, end, 2, &nskip, tmp) || nskip > 0)
+        return false;
+    e->r0 = i + 1;
+    e->nr = end - e->r0;
+    return e->cat != SIZE_MAX && e->kind_arg != SIZE_MAX && e->disp != SIZE_MAX;
+}
+
 static bool parse_event(struct ledger_native *n, struct nev *e, struct lst_buf *tmp)
 {
     const struct ledger_args *a = &n->in;
@@ -777,6 +879,8 @@ static bool parse_event(struct ledger_native *n, struct nev *e, struct lst_buf *
     e->prev = arg_i64(a, f + 3, tmp);
     e->tm0 = n->nevtm;
     e->tid_arg = SIZE_MAX;
+    if (e->kind == LEDGER_S_MESSAGE)
+        return e->off != INT64_MIN && e->prev != INT64_MIN && parse_message(n, e, tmp);
     if (e->kind == LEDGER_S_RECEIPT) {
         int64_t status = arg_i64(a, o, tmp);
         e->step = status >= 1 && status <= 4 ? K_D + (int)status - 1 : -1;
@@ -868,6 +972,13 @@ static void cmd_key(struct ledger_native *n, const char *a, const char *b)
     PUT(&n->key, LEDGER_PREFIX, a, b != NULL ? b : "");
     ledger_args_add(&n->cmd, n->key.data, n->key.len);
 }
+
+static void cmd_all(struct ledger_native *n, const char *const *parts)
+{
+    for (; *parts != NULL; parts++)
+        cmd_s(n, *parts);
+}
+#define PUT_ARGS(n, ...) cmd_all((n), (const char *const[]){__VA_ARGS__, NULL})
 
 static lst_err cmd_end(struct ledger_native *n)
 {
@@ -1043,6 +1154,42 @@ static size_t add_rcp(struct ledger_native *n, const char *value)
     return r;
 }
 
+static bool is_send(const struct nev *e)
+{
+    return e->kind == LEDGER_S_SENT || e->kind == LEDGER_S_OUTBOUND;
+}
+
+/* A message record's message and recipients; round 2 reads every state of the message, and
+ * each recipient's directory entry and incoming messages in the reply windows. */
+static bool map_message(struct ledger_native *n, struct nev *e)
+{
+    const struct ledger_args *a = &n->in;
+    size_t o = e->argfirst + LEDGER_HEADER_ARGS;
+    bool added;
+    e->mid = nindex_get(&n->mids, a->buf.data + a->off[o], a->len[o], &added);
+    if (e->mid == SIZE_MAX || !vgrow((void **)&n->msg, &n->capmsg, n->mids.n, sizeof(*n->msg)) ||
+        !vgrow((void **)&n->evr, &n->capevr, n->nevr + e->nr, sizeof(*n->evr)))
+        return false;
+    n->msg[e->mid].record = true;
+    const char *mid = n->mids.keys[e->mid];
+    int64_t mt = ulid_ms(mid);
+    e->evr0 = n->nevr;
+    for (size_t j = e->r0; j < e->r0 + e->nr; j++) {
+        lst_buf_reset(&n->key);
+        PUT(&n->key, mid, " ");
+        lst_buf_append(&n->key, a->buf.data + a->off[j], a->len[j]);
+        size_t r = lst_buf_failed(&n->key) ? SIZE_MAX : add_rcp(n, n->key.data);
+        if (r >= SIZE_MAX - 1)
+            return false;
+        n->evr[n->nevr++] = r;
+        struct nemp *em = &n->emp[n->rcp[r].emp];
+        em->lo = em->listed && em->lo < mt ? em->lo : mt;
+        em->hi = em->listed && em->hi > mt + n->window ? em->hi : mt + n->window;
+        em->listed = true;
+    }
+    return true;
+}
+
 static bool map_tms(struct ledger_native *n)
 {
     for (size_t i = 0; i < n->tms.n; i++) {
@@ -1061,7 +1208,9 @@ static bool map_tms(struct ledger_native *n)
     }
     for (size_t i = 0; i < n->nev; i++) {
         struct nev *e = &n->ev[i];
-        if (e->kind == LEDGER_S_RECEIPT)
+        if (e->kind == LEDGER_S_MESSAGE && !map_message(n, e))
+            return false;
+        if (!is_send(e))
             continue;
         lst_buf_reset(&n->key);
         lst_buf_append(&n->key, n->in.buf.data + n->in.off[e->rcp_arg], n->in.len[e->rcp_arg]);
@@ -1086,6 +1235,54 @@ static const char *const msg_fields[] = {"msg",
                                          "s:read",
                                          "s:acknowledged",
                                          "s:declined"};
+
+#define IN_MAX 64 /* incoming messages read per recipient: more counts as a reply (script) */
+
+/* What message.lua reads besides the states: every state of the message (the credit of a
+ * send before the record), whether the message has annotations or anonymous credits (left
+ * to the script), and per recipient her directory entry and incoming messages in the reply
+ * windows of the batch's messages to her (relink: left to the script). */
+static lst_err queue_records(struct ledger_native *n)
+{
+    lst_err err = LST_OK;
+    for (size_t i = 0; i < n->mids.n && err == LST_OK; i++) {
+        if (!n->msg[i].record)
+            continue;
+        cmd_begin(n, "HGETALL");
+        cmd_key(n, "r:", n->mids.keys[i]);
+        err = cmd_end(n);
+        cmd_begin(n, "EXISTS");
+        cmd_key(n, "ann:", n->mids.keys[i]);
+        cmd_key(n, "annh:", n->mids.keys[i]);
+        cmd_key(n, "crx:", n->mids.keys[i]);
+        if (err == LST_OK)
+            err = cmd_end(n);
+    }
+    for (size_t i = 0; i < n->emps.n && err == LST_OK; i++) {
+        const struct nemp *em = &n->emp[i];
+        if (!em->listed)
+            continue;
+        cmd_begin(n, "HMGET");
+        cmd_key(n, "emp:", n->emps.keys[i]);
+        cmd_s(n, "dep");
+        cmd_s(n, "veh");
+        cmd_s(n, "tags");
+        err = cmd_end(n);
+        cmd_begin(n, "ZRANGEBYSCORE");
+        lst_buf_reset(&n->key);
+        PUT(&n->key, LEDGER_PREFIX "e:", n->emps.keys[i], ":in");
+        ledger_args_add(&n->cmd, n->key.data, n->key.len);
+        cmd_i(n, em->lo);
+        cmd_i(n, em->hi);
+        cmd_s(n, "WITHSCORES");
+        cmd_s(n, "LIMIT");
+        cmd_s(n, "0");
+        cmd_i(n, IN_MAX);
+        if (err == LST_OK)
+            err = cmd_end(n);
+    }
+    return err;
+}
 
 static lst_err queue_round2(struct ledger_native *n)
 {
@@ -1119,7 +1316,7 @@ static lst_err queue_round2(struct ledger_native *n)
     }
     for (size_t i = 0; i < n->nev && err == LST_OK; i++) {
         const struct nev *e = &n->ev[i];
-        if (e->kind == LEDGER_S_RECEIPT)
+        if (!is_send(e))
             continue;
         /* relink's range: a new recipient's send may become the better reply link */
         int64_t mt = ulid_ms(n->rcps.keys[e->rcp]);
@@ -1132,6 +1329,7 @@ static lst_err queue_round2(struct ledger_native *n)
         cmd_s(n, "1");
         err = cmd_end(n);
     }
+    n->emps_read = n->emps.n;
     for (int which = 0; which < 2 && err == LST_OK && n->emps.n > 0; which++) {
         cmd_begin(n, "SMISMEMBER");
         cmd_key(n, which == 0 ? "erased" : "rroff", NULL);
@@ -1139,6 +1337,8 @@ static lst_err queue_round2(struct ledger_native *n)
             cmd_s(n, n->emps.keys[i]);
         err = cmd_end(n);
     }
+    if (err == LST_OK)
+        err = queue_records(n);
     if (err == LST_OK)
         err = lst_redis_pipe_addf(n->pipe, "INCRBY lst:mver %lld", (long long)n->nev + 2);
     if (err == LST_OK && !n->script_loaded) {
@@ -1170,6 +1370,100 @@ static bool read_rcps(struct ledger_native *n, const struct nmsg *m, const redis
                  !state_parse(n->tok, &n->arena, r->raw0, &r->s);
     }
     return true;
+}
+
+/* emp_dims: the directory entry's department, vehicle and tags as index suffixes. A list of
+ * tags that holds anything but strings (the script would fail or format a number) makes her
+ * odd: her messages go to the script. */
+static void read_dims(struct ledger_native *n, struct nemp *em, const redisReply *v)
+{
+    static const char *const dim[2] = {"dep:", "veh:"};
+    for (int k = 0; k < 2; k++) {
+        const redisReply *r = v->element[k];
+        if (r->type == REDIS_REPLY_STRING) {
+            em->odd = em->odd || strlen(r->str) != r->len;
+            PUT(&em->dims, dim[k], r->str);
+            lst_buf_append(&em->dims, "", 1);
+        }
+    }
+    const char *raw = reply_str(v->element[2]);
+    if (raw == NULL)
+        return;
+    json_tokener_reset(n->tok);
+    json_object *o = json_tokener_parse_ex(n->tok, raw, (int)v->element[2]->len);
+    if (o != NULL && json_tokener_get_parse_end(n->tok) != v->element[2]->len)
+        em->odd = true; /* cjson would refuse what follows the value */
+    if (o == NULL || !json_object_is_type(o, json_type_array)) {
+        json_object_put(o); /* tags_of: not a list (or broken) is no tags */
+        return;
+    }
+    for (size_t t = 0; t < json_object_array_length(o); t++) {
+        json_object *tag = json_object_array_get_idx(o, t);
+        const char *str = json_object_get_string(tag);
+        if (!json_object_is_type(tag, json_type_string) ||
+            strlen(str) != (size_t)json_object_get_string_len(tag)) {
+            em->odd = true;
+            break;
+        }
+        PUT(&em->dims, "tag:", str);
+        lst_buf_append(&em->dims, "", 1);
+    }
+    json_object_put(o);
+}
+
+/* A state of the message that no event of the batch names (its credit, message.lua). */
+static bool read_other(struct ledger_native *n, size_t m, const redisReply *eid,
+                       const redisReply *raw)
+{
+    lst_buf_reset(&n->key);
+    PUT(&n->key, n->mids.keys[m], " ", eid->str);
+    if (lst_buf_failed(&n->key) || strlen(eid->str) != eid->len)
+        return false;
+    if (nindex_find(&n->rcps, n->key.data) != SIZE_MAX)
+        return true; /* read by HMGET already */
+    size_t r = add_rcp(n, n->key.data);
+    if (r >= SIZE_MAX - 1)
+        return false;
+    struct nrcp *rc = &n->rcp[r];
+    rc->raw = rc->raw0 = raw->str;
+    rc->bad = !cache_get(n->cache, &n->arena, n->rcps.keys[r], rc->raw0, &rc->s) &&
+              !state_parse(n->tok, &n->arena, rc->raw0, &rc->s);
+    return true;
+}
+
+/* queue_records' replies, from reply *i on. */
+static lst_err read_records(struct ledger_native *n, size_t *i)
+{
+    size_t mids = n->mids.n; /* read_other adds no message, but be exact about the loop */
+    for (size_t m = 0; m < mids; m++) {
+        if (!n->msg[m].record)
+            continue;
+        const redisReply *all = reply(n, (*i)++), *ex = reply(n, (*i)++);
+        if (all->type != REDIS_REPLY_ARRAY || all->elements % 2 != 0 ||
+            ex->type != REDIS_REPLY_INTEGER)
+            return LST_ERR_REDIS;
+        n->msg[m].annotated = ex->integer > 0;
+        for (size_t k = 0; k < all->elements; k += 2) {
+            if (all->element[k]->type != REDIS_REPLY_STRING ||
+                all->element[k + 1]->type != REDIS_REPLY_STRING)
+                return LST_ERR_REDIS;
+            if (!read_other(n, m, all->element[k], all->element[k + 1]))
+                return LST_ERR_NOMEM;
+        }
+    }
+    for (size_t e = 0; e < n->emps_read; e++) {
+        struct nemp *em = &n->emp[e];
+        if (!em->listed)
+            continue;
+        const redisReply *v = reply(n, (*i)++);
+        em->in = reply(n, (*i)++);
+        if (v->type != REDIS_REPLY_ARRAY || v->elements != 3 || em->in->type != REDIS_REPLY_ARRAY)
+            return LST_ERR_REDIS;
+        read_dims(n, em, v);
+        if (lst_buf_failed(&em->dims))
+            return LST_ERR_NOMEM;
+    }
+    return LST_OK;
 }
 
 /* The first version of the block reserved by INCRBY (mver in prelude.lua): a fresh counter
@@ -1220,14 +1514,14 @@ static lst_err round2(struct ledger_core *c, struct ledger_native *n, unsigned l
     for (size_t t = 0; t < n->tids.n; t++, i++)
         n->tid_known[t] = reply(n, i)->integer == 1;
     for (size_t k = 0; k < n->nev; k++) {
-        if (n->ev[k].kind != LEDGER_S_RECEIPT)
+        if (is_send(&n->ev[k]))
             n->ev[k].replies = reply(n, i++)->elements > 0;
     }
-    for (int which = 0; which < 2 && n->emps.n > 0; which++, i++) {
+    for (int which = 0; which < 2 && n->emps_read > 0; which++, i++) {
         const redisReply *v = reply(n, i);
-        if (v->type != REDIS_REPLY_ARRAY || v->elements != n->emps.n)
+        if (v->type != REDIS_REPLY_ARRAY || v->elements != n->emps_read)
             return LST_ERR_REDIS;
-        for (size_t e = 0; e < n->emps.n; e++) {
+        for (size_t e = 0; e < n->emps_read; e++) {
             bool yes = v->element[e]->integer == 1;
             if (which == 0)
                 n->emp[e].erased = n->any_erased && yes;
@@ -1235,7 +1529,8 @@ static lst_err round2(struct ledger_core *c, struct ledger_native *n, unsigned l
                 n->emp[e].rroff = yes;
         }
     }
-    return versions(c, n, reply(n, i));
+    lst_err err2 = read_records(n, &i);
+    return err2 != LST_OK ? err2 : versions(c, n, reply(n, i));
 }
 
 /* ---- the merge (merge, after, agg_status of prelude.lua) ----------------------------------- */
@@ -1414,6 +1709,14 @@ static void apply_held(struct ledger_native *n, size_t h, int step, int64_t at)
  * wrote: nothing of it is applied, and its watermark stays. */
 static bool event_bad(struct ledger_native *n, const struct nev *e)
 {
+    if (e->kind == LEDGER_S_MESSAGE) {
+        const struct nmsg *m = &n->msg[e->mid];
+        for (size_t j = 0; j < m->nrcp; j++) {
+            if (n->rcp[m->rcp[j]].bad)
+                return true;
+        }
+        return false;
+    }
     if (e->kind != LEDGER_S_RECEIPT)
         return n->rcp[e->rcp].bad;
     for (size_t j = 0; j < e->ntm; j++) {
@@ -1435,6 +1738,156 @@ static bool defers(struct ledger_native *n, const struct nev *e)
     if (n->emp[r->emp].erased || (r->raw == NULL && e->replies) || (r->raw0 != NULL && !r->s.safe))
         return true;
     return e->tid_arg != SIZE_MAX && !n->tid_known[index_of(n, &n->tids, e->tid_arg)];
+}
+
+/* An incoming message of em between lo and hi (e:<eid>:in's scores), or maybe one. */
+static bool replied(const struct nemp *em, int64_t lo, int64_t hi)
+{
+    if (em->in->elements >= 2 * IN_MAX)
+        return true;
+    for (size_t k = 1; k < em->in->elements; k += 2) {
+        int64_t at = reply_i64(em->in->element[k], INT64_MIN);
+        if (at == INT64_MIN || (at >= lo && at <= hi))
+            return true;
+    }
+    return false;
+}
+
+/* A message record the script must apply: someone is erased (recipients, skipped, sel_emps),
+ * the message has annotations or anonymous credits, a recipient's directory entry is odd, or
+ * a recipient has incoming messages in the reply window after it (relink). */
+static bool message_defers(struct ledger_native *n, const struct nev *e)
+{
+    int64_t mt = ulid_ms(n->mids.keys[e->mid]);
+    if (n->any_erased || n->msg[e->mid].annotated)
+        return true;
+    for (size_t j = 0; j < e->nr; j++) {
+        const struct nemp *em = &n->emp[n->rcp[n->evr[e->evr0 + j]].emp];
+        if (em->odd || replied(em, mt, mt + n->window))
+            return true;
+    }
+    return false;
+}
+
+/* Argument i of in as a string of the attempt. */
+static const char *arg_dup(struct ledger_native *n, size_t i)
+{
+    char *d = arena_dup(&n->arena, n->in.buf.data + n->in.off[i], n->in.len[i]);
+    n->nomem = n->nomem || d == NULL;
+    return d != NULL ? d : "";
+}
+
+/* ixadd: the message into x:<sfx> and, unless the dimension has no per-category copies (emp,
+ * veh: NOCAT), into xc:<cat>:<sfx>; one entry per index and message. */
+static void ix_add(struct ledger_native *n, size_t m, const char *sfx)
+{
+    const struct nmsg *msg = &n->msg[m];
+    bool nocat = strncmp(sfx, "emp:", 4) == 0 || strncmp(sfx, "veh:", 4) == 0;
+    for (int cat = 0; cat < 2 && !(cat == 1 && nocat); cat++) {
+        bool added;
+        lst_buf_reset(&n->key);
+        if (cat)
+            PUT(&n->key, "xc:", msg->cat, ":", sfx);
+        else
+            PUT(&n->key, "x:", sfx);
+        size_t k = lst_buf_failed(&n->key)
+                       ? SIZE_MAX
+                       : nindex_get(&n->ixkeys, n->key.data, n->key.len, &added);
+        if (k == SIZE_MAX ||
+            !vgrow((void **)&n->ixlast, &n->capixlast, n->ixkeys.n, sizeof(*n->ixlast)) ||
+            !vgrow((void **)&n->ix, &n->capix, n->nix + 1, sizeof(*n->ix))) {
+            n->nomem = true;
+            return;
+        }
+        if (added)
+            n->ixlast[k] = NULL;
+        if (n->ixlast[k] == n->mids.keys[m])
+            continue;
+        n->ixlast[k] = n->mids.keys[m];
+        n->ix[n->nix++] = (struct nixe){k, msg->at_s, n->mids.keys[m]};
+    }
+}
+
+/* ix_add of dim:<argument i>. */
+static void ix_add_arg(struct ledger_native *n, size_t m, const char *dim, size_t i)
+{
+    lst_buf_reset(&n->sfx);
+    PUT(&n->sfx, dim, ":");
+    lst_buf_append(&n->sfx, n->in.buf.data + n->in.off[i], n->in.len[i]);
+    if (lst_buf_failed(&n->sfx))
+        n->nomem = true;
+    else
+        ix_add(n, m, n->sfx.data);
+}
+
+/* The one employee every recipient is (sole_recipient), or NULL. */
+static const char *sole(struct ledger_native *n, const struct nev *e)
+{
+    for (size_t j = 1; j < e->nr; j++) {
+        if (n->rcp[n->evr[e->evr0 + j]].emp != n->rcp[n->evr[e->evr0]].emp)
+            return NULL;
+    }
+    return e->nr > 0 ? n->emps.keys[n->rcp[n->evr[e->evr0]].emp] : NULL;
+}
+
+/* message.lua without what message_defers leaves to the script: the message's fields (written
+ * by write_messages), its indexes, every recipient queued, the credits of sends whose outcome
+ * came before the record. The same record again changes nothing. */
+static void apply_message(struct ledger_core *c, struct ledger_native *n, size_t i, int64_t *ev_ver)
+{
+    static const char *const sel_dim[3] = {"dep", "veh", "tag"};
+    const struct nev *e = &n->ev[i];
+    struct nmsg *m = &n->msg[e->mid];
+    const char *mid = n->mids.keys[e->mid];
+    bool added;
+    if (m->msg)
+        return;
+    if (*ev_ver == 0)
+        *ev_ver = n->ver_base + ++n->ver_seq;
+    m->ver = *ev_ver;
+    m->msg = true;
+    m->fresh = i + 1;
+    m->cat = arg_dup(n, e->cat);
+    m->disp = arg_dup(n, e->disp);
+    m->dep = e->dep != SIZE_MAX ? arg_dup(n, e->dep) : NULL;
+    lst_buf_reset(&n->num);
+    put_i64(&n->num, ulid_ms(mid));
+    m->at_s = arena_dup(&n->arena, n->num.data, n->num.len);
+    m->only = sole(n, e);
+    if (m->at_s == NULL || nindex_get(&n->cats, m->cat, strlen(m->cat), &added) == SIZE_MAX) {
+        n->nomem = true;
+        return;
+    }
+    ix_add(n, e->mid, "all");
+    ix_add(n, e->mid, "dir:out");
+    ix_add_arg(n, e->mid, "kind", e->kind_arg);
+    ix_add_arg(n, e->mid, "disp", e->disp);
+    for (int d = 0; d < 3; d++) {
+        for (size_t k = e->sel0[d]; k < e->sel0[d] + e->nsel[d]; k++)
+            ix_add_arg(n, e->mid, sel_dim[d], k);
+    }
+    struct obs q = {0}, none = {0};
+    obs_set(&q, K_Q, e->at);
+    for (size_t j = 0; j < e->nr; j++) {
+        size_t r = n->evr[e->evr0 + j];
+        struct nemp *em = &n->emp[n->rcp[r].emp];
+        n->rcp[r].unlist = n->rcp[r].unlist || n->rcp[r].raw != NULL; /* out_listed */
+        merge_after(c, n, r, &q, ev_ver);
+        lst_buf_reset(&n->sfx);
+        PUT(&n->sfx, "emp:", n->emps.keys[n->rcp[r].emp]);
+        if (lst_buf_failed(&n->sfx))
+            n->nomem = true;
+        else
+            ix_add(n, e->mid, n->sfx.data);
+        for (size_t k = 0; k < em->dims.len; k += strlen(em->dims.data + k) + 1)
+            ix_add(n, e->mid, em->dims.data + k);
+    }
+    for (size_t j = 0; j < m->nrcp; j++) { /* credits of sends the record came after */
+        const struct nrcp *r = &n->rcp[m->rcp[j]];
+        if (r->raw != NULL && HAS(&r->s, K_S) && !HAS(&r->s, K_CR))
+            merge_after(c, n, m->rcp[j], &none, ev_ver);
+    }
+    PUT(&n->events, mid, "\n");
 }
 
 static void apply_receipt(struct ledger_core *c, struct ledger_native *n, struct nev *e,
@@ -1516,11 +1969,14 @@ static void compute(struct ledger_core *c, struct ledger_native *n)
             e->result = -1;
         } else if (event_bad(n, e)) {
             e->result = -2;
-        } else if (e->kind != LEDGER_S_RECEIPT && defers(n, e)) {
+        } else if ((is_send(e) && defers(n, e)) ||
+                   (e->kind == LEDGER_S_MESSAGE && message_defers(n, e))) {
             n->deferred[e->field] = true;
             e->result = R_DEFER;
         } else {
-            if (e->kind == LEDGER_S_SENT)
+            if (e->kind == LEDGER_S_MESSAGE)
+                apply_message(c, n, i, &ev_ver);
+            else if (e->kind == LEDGER_S_SENT)
                 apply_sent(c, n, e, &ev_ver);
             else if (e->kind == LEDGER_S_OUTBOUND)
                 apply_outbound(c, n, e, &ev_ver);
@@ -1567,14 +2023,15 @@ static struct flags status_flags(const int64_t *c)
     return (struct flags){{c[ST_FAILED] > 0, readers < live, c[ST_DELIVERED] + readers < live}};
 }
 
-/* The status indexes whose membership the batch flipped (status_set). */
+/* The status indexes whose membership the batch flipped (status_set), or all of them for a
+ * message whose record the batch applied (status_full). */
 static lst_err write_status_index(struct ledger_native *n, size_t m)
 {
     const struct nmsg *msg = &n->msg[m];
     struct flags before = status_flags(msg->c0), after = status_flags(msg->c);
     lst_err err = LST_OK;
     for (int i = 0; i < 3 && err == LST_OK; i++) {
-        if (before.on[i] == after.on[i])
+        if (before.on[i] == after.on[i] && msg->fresh == 0)
             continue;
         for (int cat = 0; cat < 2 && err == LST_OK; cat++) {
             if (cat == 1 && msg->cat == NULL)
@@ -1661,14 +2118,78 @@ static lst_err put_event(struct ledger_native *n, char **w, void *ud)
     cmd_s(n, "100000"); /* EV_MAX of prelude.lua */
     cmd_s(n, "*");
     cmd_s(n, "t");
-    cmd_s(n, "status");
+    cmd_s(n, w[1] != NULL ? "status" : "message");
     cmd_s(n, "id");
     cmd_s(n, w[0]);
-    cmd_s(n, "eid");
-    cmd_s(n, w[1]);
-    cmd_s(n, "st");
-    cmd_s(n, w[2]);
+    if (w[1] != NULL) {
+        cmd_s(n, "eid");
+        cmd_s(n, w[1]);
+        cmd_s(n, "st");
+        cmd_s(n, w[2]);
+    }
     return cmd_end(n);
+}
+
+/* The fields of the messages whose records the batch applied (message.lua's HSET): msg, dir,
+ * id, at, the record's pairs, the one recipient it names, the item's version. */
+static lst_err write_messages(struct ledger_native *n)
+{
+    lst_err err = LST_OK;
+    for (size_t m = 0; m < n->mids.n && err == LST_OK; m++) {
+        const struct nmsg *msg = &n->msg[m];
+        if (msg->fresh == 0)
+            continue;
+        const struct nev *e = &n->ev[msg->fresh - 1];
+        cmd_begin(n, "HSET");
+        cmd_key(n, "m:", n->mids.keys[m]);
+        PUT_ARGS(n, "msg", "1", "dir", "out", "id", n->mids.keys[m], "at", msg->at_s);
+        for (size_t a = e->kv0; a < e->kv0 + 2 * e->nkv; a++)
+            ledger_args_add(&n->cmd, n->in.buf.data + n->in.off[a], n->in.len[a]);
+        if (msg->only != NULL)
+            PUT_ARGS(n, "eid", msg->only);
+        cmd_s(n, "v");
+        cmd_i(n, msg->ver);
+        err = cmd_end(n);
+    }
+    return err;
+}
+
+static int nixe_cmp(const void *a, const void *b)
+{
+    const struct nixe *x = a, *y = b;
+    return x->key < y->key ? -1 : x->key > y->key;
+}
+
+/* The messages' index entries, one ZADD per index; their categories in cats. */
+static lst_err put_index(struct ledger_native *n)
+{
+    lst_err err = LST_OK;
+    if (n->nix > 1)
+        qsort(n->ix, n->nix, sizeof(*n->ix), nixe_cmp);
+    for (size_t i = 0; i < n->nix && err == LST_OK;) {
+        size_t k = n->ix[i].key;
+        cmd_begin(n, "ZADD");
+        cmd_key(n, n->ixkeys.keys[k], NULL);
+        for (; i < n->nix && n->ix[i].key == k; i++)
+            PUT_ARGS(n, n->ix[i].score, n->ix[i].member);
+        err = cmd_end(n);
+    }
+    if (n->cats.n > 0 && err == LST_OK) {
+        cmd_begin(n, "SADD");
+        cmd_key(n, "cats", NULL);
+        for (size_t i = 0; i < n->cats.n; i++)
+            cmd_s(n, n->cats.keys[i]);
+        err = cmd_end(n);
+    }
+    for (size_t r = 0; r < n->rcps.n && err == LST_OK; r++) {
+        if (!n->rcp[r].unlist)
+            continue;
+        cmd_begin(n, "ZREM"); /* after put_maps: a send of the batch may have put it there */
+        cmd_ekey(n, r, "out");
+        cmd_s(n, n->mids.keys[n->rcp[r].msg]);
+        err = cmd_end(n);
+    }
+    return err;
 }
 
 /* e:<eid>:dl or :rd: the messages added, then the set trimmed to its newest RRN. */
@@ -1877,6 +2398,8 @@ static lst_err queue_writes(struct ledger_core *c, struct ledger_native *n)
 {
     lst_err err = lst_redis_pipe_addf(n->pipe, "MULTI");
     if (err == LST_OK)
+        err = write_messages(n);
+    if (err == LST_OK)
         err = write_states(n);
     if (err == LST_OK)
         err = write_counts(n);
@@ -1884,6 +2407,8 @@ static lst_err queue_writes(struct ledger_core *c, struct ledger_native *n)
         err = each_line(n, &n->events, put_event, NULL);
     if (err == LST_OK)
         err = put_maps(n);
+    if (err == LST_OK)
+        err = put_index(n);
     if (err == LST_OK)
         err = put_held(n);
     if (err == LST_OK)
