@@ -132,9 +132,10 @@ static inline lst_err lrec_message(struct lst_buf *out, const char *mid, const c
     return err;
 }
 
-static inline lst_err lrec_employee(struct lst_buf *out, const char *eid, const char *name,
-                                    const char *dep, const char *vehicle, const char *tid,
-                                    int64_t at)
+/* An active employee from the ERP with the given tags (vehicle optional). */
+static inline lst_err lrec_employee_tags(struct lst_buf *out, const char *eid, const char *name,
+                                         const char *dep, const char *vehicle, const char *tid,
+                                         const char *const *tags, size_t ntags, int64_t at)
 {
     struct lst_employee e = {0};
     e.employee_id = lrec_dup(eid);
@@ -145,10 +146,19 @@ static inline lst_err lrec_employee(struct lst_buf *out, const char *eid, const 
     e.active = true;
     e.updated_at = at;
     e.source = lrec_dup("erp");
-    lst_strv_push(&e.tags, "driver");
+    for (size_t i = 0; i < ntags; i++)
+        lst_strv_push(&e.tags, tags[i]);
     lst_err err = lst_employee_encode(&e, out);
     lst_employee_cleanup(&e);
     return err;
+}
+
+static inline lst_err lrec_employee(struct lst_buf *out, const char *eid, const char *name,
+                                    const char *dep, const char *vehicle, const char *tid,
+                                    int64_t at)
+{
+    static const char *const driver[] = {"driver"};
+    return lrec_employee_tags(out, eid, name, dep, vehicle, tid, driver, 1, at);
 }
 
 /* An lst.annotations record about item (cat: the new category of a category change, else

@@ -674,18 +674,7 @@ static void test_inbound_directory_replies(void)
 static void dims_employee(struct fx *f, int32_t p, const char *eid, const char *dep,
                           const char *tid, const char *const *tags, size_t ntags, int64_t at)
 {
-    struct lst_employee e = {0};
-    e.employee_id = lrec_dup(eid);
-    e.name = lrec_dup(eid);
-    e.department = lrec_dup(dep);
-    e.threema_id = lrec_dup(tid);
-    e.active = true;
-    e.updated_at = at;
-    e.source = lrec_dup("erp");
-    for (size_t i = 0; i < ntags; i++)
-        lst_strv_push(&e.tags, tags[i]);
-    lst_employee_encode(&e, &f->rec);
-    lst_employee_cleanup(&e);
+    lrec_employee_tags(&f->rec, eid, eid, dep, NULL, tid, tags, ntags, at);
     CHECK_EQ(feed(f, LEDGER_T_EMPLOYEES, p, eid), LEDGER_APPLIED);
 }
 
@@ -1516,25 +1505,6 @@ static int build_reply_race(struct ev *evs)
     return n;
 }
 
-/* An employee with tags (x:tag:<t> indexes of the messages sent to her). */
-static void employee_tagged(struct lst_buf *b, const char *eid, const char *dep, const char *veh,
-                            const char *tid, const char *shift, int64_t at)
-{
-    struct lst_employee e = {0};
-    e.employee_id = lrec_dup(eid);
-    e.name = lrec_dup("Fahrer");
-    e.department = lrec_dup(dep);
-    e.vehicle = lrec_dup(veh);
-    e.threema_id = lrec_dup(tid);
-    e.active = true;
-    e.updated_at = at;
-    e.source = lrec_dup("erp");
-    lst_strv_push(&e.tags, "driver");
-    lst_strv_push(&e.tags, shift);
-    REQUIRE(lst_employee_encode(&e, b) == LST_OK);
-    lst_employee_cleanup(&e);
-}
-
 /* A message record with a selector by department and tag (sel 0), vehicle (1) or employee
  * IDs (2), or with a skipped employee (3). */
 static void message_sel(struct lst_buf *b, const char *mid, const char *cat, const char *const *to,
@@ -1582,8 +1552,9 @@ static int build_message_day(struct ev *evs)
     unsigned rid = 0xA000;
     lst_buf_init(&b);
     for (int i = 0; i < 5; i++) {
-        employee_tagged(&b, eids[i], deps[i], i % 2 ? "HH-7" : "HH-8", tids[i],
-                        i < 3 ? "shift:früh" : "shift:spät", T0);
+        const char *tags[] = {"driver", i < 3 ? "shift:früh" : "shift:spät"};
+        lrec_employee_tags(&b, eids[i], "Fahrer", deps[i], i % 2 ? "HH-7" : "HH-8", tids[i], tags,
+                           2, T0);
         push_ev(evs, &n, LEDGER_T_EMPLOYEES, i % 2, eids[i], &b);
     }
     for (unsigned k = 0; k < 12; k++) {
@@ -1624,7 +1595,9 @@ static int build_message_day(struct ev *evs)
             push_ev(evs, &n, LEDGER_T_SENT, 2, "M3", &b);
         }
         if (k == 6) { /* M2 moves: the messages after it index her new department and tag */
-            employee_tagged(&b, "M2", "Werkstatt", "HH-9", "DRVM0002", "shift:spät", at + 1);
+            const char *tags[] = {"driver", "shift:spät"};
+            lrec_employee_tags(&b, "M2", "Fahrer", "Werkstatt", "HH-9", "DRVM0002", tags, 2,
+                               at + 1);
             push_ev(evs, &n, LEDGER_T_EMPLOYEES, 1, "M2", &b);
         }
         if (k == 10) { /* a reply of M1 in the window of the messages before */
