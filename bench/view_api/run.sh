@@ -54,9 +54,12 @@ BENCH=$BUILD/bench/view_api/bench_view_api
 WORK=$(mktemp -d /tmp/bench-view-api-XXXXXX)
 redis_pid=""
 api_pid=""
+topics=""
 cleanup() {
     [ -n "$api_pid" ] && kill -TERM "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null
     [ -n "$redis_pid" ] && kill -TERM "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+    [ -n "$topics" ] && "$BUILD/tools/lst-admin/lst-admin" delete-topics --brokers \
+        "$LST_KAFKA_BROKERS" --file "$ROOT/proto/topics.tsv" --prefix "$topics" >/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -96,6 +99,7 @@ printf '%s dispatcher bench Dispo-Nord\n' "$(printf %s "$TOKEN" | sha256sum | cu
 APORT=${BENCH_VIEW_API_HTTP_PORT:-$(free_port)}
 if [ -n "${LST_KAFKA_BROKERS:-}" ]; then
     export LST_TOPIC_PREFIX="benchview$$."
+    topics=$LST_TOPIC_PREFIX
     "$BUILD/tools/lst-admin/lst-admin" create-topics --brokers "$LST_KAFKA_BROKERS" \
         --file "$ROOT/proto/topics.tsv" --prefix "$LST_TOPIC_PREFIX" >/dev/null || exit 1
 else

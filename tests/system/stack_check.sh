@@ -178,6 +178,17 @@ check "create-topics rejects a bad table" bash -c "! '$ADMIN' create-topics --br
 if "$STACK_SH" restart-kafka >>"$OUT" 2>&1; then pass "restart-kafka"; else fail "restart-kafka" "$(tail "$OUT")"; fi
 "$ADMIN" list-topics --brokers "$BROKERS" >"$OUT.list" 2>&1
 check "topics survive restart-kafka" grep -qx $'p1-chk.grow\t4' "$OUT.list"
+printf 'chk.grow\t4\tdelete\nchk.compact\t1\tcompact\n' >"$tsv"
+check "delete-topics refuses a table without a prefix" bash -c \
+    "'$ADMIN' delete-topics --brokers '$BROKERS' --file '$tsv' 2>/dev/null; [ \$? -eq 2 ]"
+"$ADMIN" delete-topics --brokers "$BROKERS" --file "$tsv" --prefix p1- >"$OUT.del" 2>&1
+check "delete-topics deletes the prefixed topics" grep -qx $'deleted\tp1-chk.grow' "$OUT.del"
+# the broker's metadata may follow the controller a moment later: up to 5 s
+check "list-topics no longer shows them" bash -c "for _ in \$(seq 50); do
+    '$ADMIN' list-topics --brokers '$BROKERS' 2>/dev/null | grep -q '^p1-chk' || exit 0
+    sleep 0.1; done; exit 1"
+"$ADMIN" delete-topics --brokers "$BROKERS" --file "$tsv" --prefix p1- >"$OUT.del" 2>&1
+check "delete-topics again: absent, exit 0" grep -qx $'absent\tp1-chk.compact' "$OUT.del"
 KPID2="$(cat "$LST_STACK_DIR/kafka/kafka.pid" 2>/dev/null || echo none)"
 
 # --- down -------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 /* lst-admin: the small operator tool behind scripts/stack.sh. It waits for a Kafka broker to
- * answer metadata requests, creates the topics of proto/topics.tsv and lists topics. Internal
+ * answer metadata requests, creates the topics of proto/topics.tsv (and deletes a prefixed
+ * set of them again) and lists topics. Internal
  * to the tool: nothing here is part of liblst. */
 #ifndef LST_ADMIN_H
 #define LST_ADMIN_H
@@ -64,6 +65,11 @@ lst_err lst_admin_wait_ready(const char *brokers, int64_t timeout_ms, long watch
  * are fine; one with fewer partitions than the table gets more, one with more is reported.
  * Returns when every topic is visible in metadata with a leader for each partition. */
 lst_err lst_admin_create_topics(const char *brokers, const struct lst_admin_topics *topics,
+                                int64_t timeout_ms);
+
+/* Deletes the topics; one that is not there counts as deleted. Prints "deleted" or "absent"
+ * per topic. */
+lst_err lst_admin_delete_topics(const char *brokers, const struct lst_admin_topics *topics,
                                 int64_t timeout_ms);
 
 /* Writes "name<TAB>partitions" per topic, sorted by name, to out. Internal topics (names

@@ -2,6 +2,7 @@
  *
  *   lst-admin wait-ready    --brokers B [--timeout-ms N] [--pid PID]
  *   lst-admin create-topics --brokers B --file proto/topics.tsv [--prefix P] [--timeout-ms N]
+ *   lst-admin delete-topics --brokers B --file proto/topics.tsv --prefix P [--timeout-ms N]
  *   lst-admin list-topics   --brokers B [--all] [--timeout-ms N]
  *
  * Exit codes: 0 success, 1 failure, 2 usage error, 3 timeout, 4 the watched process died. */
@@ -39,6 +40,8 @@ static void usage(FILE *f)
           "                 [--timeout-ms N (90000)] [--pid PID: give up when PID exits]\n"
           "  create-topics  create the topics of a table (idempotent)\n"
           "                 --file proto/topics.tsv [--prefix P] [--timeout-ms N (30000)]\n"
+          "  delete-topics  delete a prefixed copy of a table's topics (absent ones are fine)\n"
+          "                 --file proto/topics.tsv --prefix P [--timeout-ms N (30000)]\n"
           "  list-topics    print 'name<TAB>partitions', sorted [--all: include __internal]\n"
           "exit codes: 0 ok, 1 failure, 2 usage, 3 timeout, 4 watched process died\n",
           f);
@@ -131,6 +134,27 @@ static int exit_code(lst_err e)
     return EXIT_FAIL;
 }
 
+/* delete-topics: only a prefixed copy of the table (a benchmark's or a test's), so that a slip
+ * cannot delete the deployment's own topics. */
+static int cmd_delete(const struct options *o)
+{
+    char err[512] = "";
+    struct lst_admin_topics topics = {0};
+    if (o->file == NULL || o->prefix == NULL || o->prefix[0] == '\0') {
+        fprintf(stderr, "lst-admin: delete-topics needs --file and a non-empty --prefix\n");
+        return EXIT_USAGE;
+    }
+    lst_err e = lst_admin_topics_load(o->file, o->prefix, &topics, err, sizeof(err));
+    if (e != LST_OK) {
+        LST_ERROR("admin.topics.invalid", "%s: %s", o->file, err);
+        return EXIT_FAIL;
+    }
+    e = lst_admin_delete_topics(o->brokers, &topics,
+                                o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_ADMIN_MS);
+    lst_admin_topics_cleanup(&topics);
+    return exit_code(e);
+}
+
 static int cmd_create(const struct options *o)
 {
     char err[512] = "";
@@ -168,6 +192,8 @@ int main(int argc, char **argv)
             o.brokers, o.timeout_ms > 0 ? o.timeout_ms : DEFAULT_WAIT_MS, (long)o.pid));
     if (strcmp(o.command, "create-topics") == 0)
         return cmd_create(&o);
+    if (strcmp(o.command, "delete-topics") == 0)
+        return cmd_delete(&o);
     if (strcmp(o.command, "list-topics") == 0)
         return exit_code(lst_admin_list_topics(
             o.brokers, o.timeout_ms > 0 ? o.timeout_ms : DEFAULT_ADMIN_MS, o.all, stdout));

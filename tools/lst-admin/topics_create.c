@@ -286,3 +286,67 @@ out:
         rd_kafka_destroy(rk);
     return result;
 }
+
+/* Reports each topic's outcome; one that is not there (deleted before, never created) counts
+ * as gone. */
+static lst_err report_deleted(rd_kafka_event_t *ev)
+{
+    lst_err result = LST_OK;
+    size_t n = 0;
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = rd_kafka_topic_result_name(res[i]);
+        rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[i]);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            printf("deleted\t%s\n", name);
+        } else if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+            printf("absent\t%s\n", name);
+        } else {
+            LST_ERROR("admin.delete.failed", "%s: %s", name, rd_kafka_err2str(err));
+            result = LST_ERR_KAFKA;
+        }
+    }
+    return result;
+}
+
+lst_err lst_admin_delete_topics(const char *brokers, const struct lst_admin_topics *topics,
+                                int64_t timeout_ms)
+{
+    lst_err result = LST_ERR_KAFKA;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_AdminOptions_t *opts = NULL;
+    rd_kafka_event_t *ev = NULL;
+    rd_kafka_DeleteTopic_t **dts = calloc(topics->n > 0 ? topics->n : 1, sizeof(*dts));
+    rd_kafka_t *rk = dts != NULL ? lst_admin_client_create(brokers) : NULL;
+    if (rk == NULL || (q = rd_kafka_queue_new(rk)) == NULL)
+        goto out;
+    for (size_t i = 0; i < topics->n; i++) {
+        if ((dts[i] = rd_kafka_DeleteTopic_new(topics->v[i].name)) == NULL)
+            goto out;
+    }
+    opts = make_options(rk, RD_KAFKA_ADMIN_OP_DELETETOPICS, timeout_ms);
+    if (opts == NULL)
+        goto out;
+    rd_kafka_DeleteTopics(rk, dts, topics->n, opts, q);
+    ev = await_event(q, timeout_ms, "DeleteTopics");
+    if (ev != NULL)
+        result = report_deleted(ev);
+    if (fflush(stdout) != 0 && result == LST_OK)
+        result = LST_ERR_IO;
+out:
+    if (ev != NULL)
+        rd_kafka_event_destroy(ev);
+    if (opts != NULL)
+        rd_kafka_AdminOptions_destroy(opts);
+    for (size_t i = 0; dts != NULL && i < topics->n; i++) {
+        if (dts[i] != NULL)
+            rd_kafka_DeleteTopic_destroy(dts[i]);
+    }
+    free(dts);
+    if (q != NULL)
+        rd_kafka_queue_destroy(q);
+    if (rk != NULL)
+        rd_kafka_destroy(rk);
+    return result;
+}
