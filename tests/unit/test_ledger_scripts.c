@@ -963,6 +963,48 @@ static void test_watermark_gate_and_dlq(void)
     fx_stop(&f);
 }
 
+/* A recipient state that is not the ledger's JSON (written by hand, or by a bug) makes the
+ * record that names it fail, through the script and through C alike: its watermark stays, and
+ * when it is read again from there it is dead-lettered and passed. C writes nothing of it; the
+ * script keeps what it wrote before the error (the message hash, the first recipient). */
+static void test_broken_state_dead_letters(void)
+{
+    struct fx f;
+    char mid[27], wm[32];
+    const char *to[] = {"E1", "E2"};
+    int64_t off = -2;
+
+    REQUIRE(fx_start(&f, 3));
+    for (int32_t p = 0; p < 2; p++) { /* p 0 through the script, p 1 through C */
+        fx_flushall(&f);
+        f.cfg.native = p == 1;
+        snprintf(wm, sizeof(wm), "lst.message:%d", (int)p);
+        lrec_mid(mid, T0, 9);
+        freeReplyObject(redisCommand(f.rc, "HSET lst:lg:r:%s E2 {not-json", mid));
+        lrec_message(&f.rec, mid, "disp1", "Leitstelle", "tour", to, 2, T0);
+        CHECK_EQ(feed(&f, LEDGER_T_MESSAGE, p, mid), LEDGER_RETRY);
+        CHECK_STREQ(cmd(&f, "HGET lst:lg:wm %s", wm, NULL), "");
+        if (p == 1) {
+            CHECK_STREQ(cmd(&f, "HGET lst:lg:m:%s %s", mid, "msg"), "");
+            CHECK_STREQ(cmd(&f, "HGET lst:lg:r:%s %s", mid, "E1"), "");
+        }
+        /* read again from the watermark (what the consumer does after a RETRY) */
+        CHECK_EQ(ledger_core_start(&f.core, LEDGER_T_MESSAGE, p, &off), LST_OK);
+        CHECK_EQ(off, LST_KAFKA_OFFSET_BEGINNING);
+        f.next[LEDGER_T_MESSAGE][p] = 0;
+        CHECK_EQ(feed(&f, LEDGER_T_MESSAGE, p, mid), LEDGER_APPLIED);
+        CHECK_STREQ(cmd(&f, "HGET lst:lg:wm %s", wm, NULL), "0");
+        CHECK_STREQ(cmd(&f, "HGET lst:lg:r:%s %s", mid, "E2"), "{not-json");
+        /* the next record of the partition is applied as usual */
+        lrec_mid(mid, T0 + 1000, 10);
+        lrec_message(&f.rec, mid, "disp1", "Leitstelle", "tour", to, 1, T0 + 1000);
+        CHECK_EQ(feed(&f, LEDGER_T_MESSAGE, p, mid), LEDGER_APPLIED);
+        CHECK(state_is(&f, mid, "E1", "queued"));
+        CHECK_STREQ(cmd(&f, "HGET lst:lg:wm %s", wm, NULL), "1");
+    }
+    fx_stop(&f);
+}
+
 /* A Redis crash that loses everything: the next batch is refused (gap), and the
  * partition resumes at the beginning, so Kafka refills it. */
 static void test_redis_loss_detected(void)
@@ -1770,11 +1812,12 @@ LST_TEST_MAIN(T(test_rules_parse), T(test_every_order_same_state),
               T(test_monotonic_and_final_states), T(test_read_receipts_off),
               T(test_inbound_directory_replies), T(test_sent_to_employee_history_and_pending),
               T(test_directory_change_moves_history), T(test_one_recipient_named),
-              T(test_watermark_gate_and_dlq), T(test_redis_loss_detected),
-              T(test_interleavings_give_identical_projections), T(test_batches_equal_single_events),
-              T(test_erasure_after_receipts_in_one_call), T(test_rebuild_drops_every_key),
-              T(test_native_equals_scripts), T(test_native_retries_after_another_writer),
-              T(native_on), T(test_every_order_same_state), T(test_monotonic_and_final_states),
+              T(test_watermark_gate_and_dlq), T(test_broken_state_dead_letters),
+              T(test_redis_loss_detected), T(test_interleavings_give_identical_projections),
+              T(test_batches_equal_single_events), T(test_erasure_after_receipts_in_one_call),
+              T(test_rebuild_drops_every_key), T(test_native_equals_scripts),
+              T(test_native_retries_after_another_writer), T(native_on),
+              T(test_every_order_same_state), T(test_monotonic_and_final_states),
               T(test_read_receipts_off), T(test_one_recipient_named),
               T(test_watermark_gate_and_dlq), T(test_redis_loss_detected),
               T(test_interleavings_give_identical_projections), T(test_batches_equal_single_events),
