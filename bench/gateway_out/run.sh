@@ -48,10 +48,15 @@ BULK_LINGER=${BENCH_BULK_LINGER_MS:-2}
 RUN="bench-gwout-$(date +%s)-$$"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench_gateway_out.XXXXXX")
 SIM_PID="" GW_PID=""
+PREFIXES=() # the runs' topic prefixes, deleted on exit
 
 cleanup() {
     [ -z "$GW_PID" ] || { kill -TERM "$GW_PID" 2>/dev/null; wait "$GW_PID" 2>/dev/null; }
     [ -z "$SIM_PID" ] || { kill -TERM "$SIM_PID" 2>/dev/null; wait "$SIM_PID" 2>/dev/null; }
+    for p in "${PREFIXES[@]}"; do
+        "$BUILD/tools/lst-admin/lst-admin" delete-topics --brokers "$LST_KAFKA_BROKERS" \
+            --file "$SRC/proto/topics.tsv" --prefix "$p" >/dev/null 2>&1
+    done
     redis-cli -p "$LST_REDIS_PORT" --scan --pattern "lst:$RUN:*" 2>/dev/null |
         xargs -r -n 500 redis-cli -p "$LST_REDIS_PORT" DEL >/dev/null 2>&1
     rm -rf "$WORK"
@@ -99,6 +104,7 @@ PY
 # GW_RATE, GW_US, SIM_US, LOAD, ACCEPTED, HWM.
 run_gateway_out() {
     local tag=$1 bulk=$2 lanes=$3 prefix="b.$RUN.$1."
+    PREFIXES+=("$prefix")
     "$BUILD/tools/lst-admin/lst-admin" create-topics --brokers "$LST_KAFKA_BROKERS" \
         --file "$SRC/proto/topics.tsv" --prefix "$prefix" >/dev/null 2>&1 || die "topics"
     "$BUILD/tests/system/gateway_out/gateway_out_driver" produce "${prefix}lst.outbound" \
