@@ -227,9 +227,9 @@ void ledger_native_reset(struct ledger_native *n);
 size_t ledger_native_count(const struct ledger_native *n);
 /* Takes the event of kind at arguments [first, first + count) of a (epilogue.lua's header,
  * then the kind's arguments) when C merges it: every receipt and outbound record, an accepted
- * send with plain IDs, a message record with a plain ID and nobody skipped. LST_ERR_INVALID
- * (nothing taken) for any other, which the script then applies. done: its record's entry in the
- * batch. */
+ * send with plain IDs, a message record with a plain ID whose skipped employees JSON writes as
+ * they are. LST_ERR_INVALID (nothing taken) for any other, which the script then applies.
+ * done: its record's entry in the batch. */
 lst_err ledger_native_add(struct ledger_native *n, enum ledger_script kind,
                           const struct ledger_args *a, size_t first, size_t count, size_t done);
 struct ledger_core;

@@ -507,6 +507,7 @@ struct nev {     /* one record merged here */
     size_t cat, kind_arg, disp, dep; /* the values of those keys; SIZE_MAX: absent */
     size_t mid;                      /* its mids index (per attempt) */
     size_t sel0[3], nsel[3];         /* departments, vehicles, tags */
+    size_t skip0, nskip;             /* the skipped employees: pairs (ID, reason) */
     size_t r0, nr;                   /* the recipients */
     size_t evr0;                     /* their recipients in evr (per attempt) */
 };
@@ -524,6 +525,7 @@ struct nmsg { /* m:<mid> as load_msg reads it, and its counts as the batch moves
     bool annotated;   /* ann:, annh: or crx: exists: left to the script */
     size_t fresh;     /* 1 + the event that applied the record; 0: none */
     const char *only; /* the one recipient the item names (eid); NULL: none */
+    const char *skp;  /* the skipped employees as skp's JSON; NULL: none */
 };
 
 struct nrcp { /* r:<mid> <eid> */
@@ -833,14 +835,26 @@ static bool arg_count(const struct ledger_args *a, size_t i, size_t end, size_t 
     return true;
 }
 
+/* A string cjson writes as it is between quotes: printable ASCII but '"', '\\' and '/'. */
+static bool json_plain(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' || ch == '/')
+            return false;
+    }
+    return true;
+}
+
 /* message.lua's arguments after the header: mid, created_at, the number of key/value pairs and
  * the pairs, the selector's departments, vehicles and tags (each a count, then the names), the
  * skipped employees (a count, then pairs), the recipients. C takes a record with a plain ID,
- * category, kind and dispatcher, and nobody skipped (skp is JSON the script writes). */
+ * category, kind and dispatcher, whose skipped employees and reasons JSON writes as they are
+ * (skp is JSON the script writes with cjson). */
 static bool parse_message(struct ledger_native *n, struct nev *e, struct lst_buf *tmp)
 {
     const struct ledger_args *a = &n->in;
-    size_t o = e->argfirst + LEDGER_HEADER_ARGS, end = e->argfirst + e->argn, nskip;
+    size_t o = e->argfirst + LEDGER_HEADER_ARGS, end = e->argfirst + e->argn, nskip = 0;
     e->at = arg_i64(a, o + 1, tmp);
     e->kv0 = o + 3;
     if (!plain_id(a->buf.data + a->off[o], a->len[o]) || a->len[o] < 10 || e->at == INT64_MIN ||
@@ -863,8 +877,15 @@ static bool parse_message(struct ledger_native *n, struct nev *e, struct lst_buf
         e->sel0[d] = i + 1;
         i += e->nsel[d] + 1;
     }
-    if (!arg_count(a, i, end, 2, &nskip, tmp) || nskip > 0)
+    if (!arg_count(a, i, end, 2, &nskip, tmp))
         return false;
+    e->skip0 = i + 1;
+    e->nskip = nskip;
+    for (size_t k = e->skip0; k < e->skip0 + 2 * nskip; k++) {
+        if (!json_plain(a->buf.data + a->off[k], a->len[k]))
+            return false;
+    }
+    i += 2 * nskip;
     e->r0 = i + 1;
     e->nr = end - e->r0;
     return e->cat != SIZE_MAX && e->kind_arg != SIZE_MAX && e->disp != SIZE_MAX;
@@ -1777,6 +1798,26 @@ static const char *arg_dup(struct ledger_native *n, size_t i)
     return d != NULL ? d : "";
 }
 
+/* The message into the sorted set n->key (without the prefix), at its time, once per batch. */
+static void ix_put(struct ledger_native *n, size_t m)
+{
+    bool added;
+    size_t k = lst_buf_failed(&n->key) ? SIZE_MAX
+                                       : nindex_get(&n->ixkeys, n->key.data, n->key.len, &added);
+    if (k == SIZE_MAX ||
+        !vgrow((void **)&n->ixlast, &n->capixlast, n->ixkeys.n, sizeof(*n->ixlast)) ||
+        !vgrow((void **)&n->ix, &n->capix, n->nix + 1, sizeof(*n->ix))) {
+        n->nomem = true;
+        return;
+    }
+    if (added)
+        n->ixlast[k] = NULL;
+    if (n->ixlast[k] == n->mids.keys[m])
+        return;
+    n->ixlast[k] = n->mids.keys[m];
+    n->ix[n->nix++] = (struct nixe){k, n->msg[m].at_s, n->mids.keys[m]};
+}
+
 /* ixadd: the message into x:<sfx> and, unless the dimension has no per-category copies (emp,
  * veh: NOCAT), into xc:<cat>:<sfx>; one entry per index and message. */
 static void ix_add(struct ledger_native *n, size_t m, const char *sfx)
@@ -1784,27 +1825,12 @@ static void ix_add(struct ledger_native *n, size_t m, const char *sfx)
     const struct nmsg *msg = &n->msg[m];
     bool nocat = strncmp(sfx, "emp:", 4) == 0 || strncmp(sfx, "veh:", 4) == 0;
     for (int cat = 0; cat < 2 && !(cat == 1 && nocat); cat++) {
-        bool added;
         lst_buf_reset(&n->key);
         if (cat)
             PUT(&n->key, "xc:", msg->cat, ":", sfx);
         else
             PUT(&n->key, "x:", sfx);
-        size_t k = lst_buf_failed(&n->key)
-                       ? SIZE_MAX
-                       : nindex_get(&n->ixkeys, n->key.data, n->key.len, &added);
-        if (k == SIZE_MAX ||
-            !vgrow((void **)&n->ixlast, &n->capixlast, n->ixkeys.n, sizeof(*n->ixlast)) ||
-            !vgrow((void **)&n->ix, &n->capix, n->nix + 1, sizeof(*n->ix))) {
-            n->nomem = true;
-            return;
-        }
-        if (added)
-            n->ixlast[k] = NULL;
-        if (n->ixlast[k] == n->mids.keys[m])
-            continue;
-        n->ixlast[k] = n->mids.keys[m];
-        n->ix[n->nix++] = (struct nixe){k, msg->at_s, n->mids.keys[m]};
+        ix_put(n, m);
     }
 }
 
@@ -1818,6 +1844,34 @@ static void ix_add_arg(struct ledger_native *n, size_t m, const char *dim, size_
         n->nomem = true;
     else
         ix_add(n, m, n->sfx.data);
+}
+
+/* skipped_add: skp as [[ID, reason], ...] in record order, and the message in each skipped
+ * employee's e:<eid>:skp, so that her erasure finds it (nobody is erased: message_defers). */
+static void skipped(struct ledger_native *n, const struct nev *e)
+{
+    struct nmsg *m = &n->msg[e->mid];
+    const struct ledger_args *a = &n->in;
+    if (e->nskip == 0)
+        return;
+    lst_buf_reset(&n->sfx);
+    for (size_t k = e->skip0; k < e->skip0 + 2 * e->nskip; k += 2) {
+        lst_buf_puts(&n->sfx, k == e->skip0 ? "[[\"" : ",[\"");
+        lst_buf_append(&n->sfx, a->buf.data + a->off[k], a->len[k]);
+        lst_buf_puts(&n->sfx, "\",\"");
+        lst_buf_append(&n->sfx, a->buf.data + a->off[k + 1], a->len[k + 1]);
+        lst_buf_puts(&n->sfx, "\"]");
+    }
+    lst_buf_puts(&n->sfx, "]");
+    m->skp = lst_buf_failed(&n->sfx) ? NULL : arena_dup(&n->arena, n->sfx.data, n->sfx.len);
+    n->nomem = n->nomem || m->skp == NULL;
+    for (size_t k = e->skip0; k < e->skip0 + 2 * e->nskip; k += 2) {
+        lst_buf_reset(&n->key);
+        lst_buf_puts(&n->key, "e:");
+        lst_buf_append(&n->key, a->buf.data + a->off[k], a->len[k]);
+        lst_buf_puts(&n->key, ":skp");
+        ix_put(n, e->mid);
+    }
 }
 
 /* The one employee every recipient is (sole_recipient), or NULL. */
@@ -1866,6 +1920,7 @@ static void apply_message(struct ledger_core *c, struct ledger_native *n, size_t
         for (size_t k = e->sel0[d]; k < e->sel0[d] + e->nsel[d]; k++)
             ix_add_arg(n, e->mid, sel_dim[d], k);
     }
+    skipped(n, e);
     struct obs q = {0}, none = {0};
     obs_set(&q, K_Q, e->at);
     for (size_t j = 0; j < e->nr; j++) {
@@ -2147,6 +2202,8 @@ static lst_err write_messages(struct ledger_native *n)
             ledger_args_add(&n->cmd, n->in.buf.data + n->in.off[a], n->in.len[a]);
         if (msg->only != NULL)
             PUT_ARGS(n, "eid", msg->only);
+        if (msg->skp != NULL)
+            PUT_ARGS(n, "skp", msg->skp);
         cmd_s(n, "v");
         cmd_i(n, msg->ver);
         err = cmd_end(n);

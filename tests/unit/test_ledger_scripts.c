@@ -1548,7 +1548,7 @@ static int build_reply_race(struct ev *evs)
 }
 
 /* A message record with a selector by department and tag (sel 0), vehicle (1) or employee
- * IDs (2), or with a skipped employee (3). */
+ * IDs (2), or with one or two skipped employees (3). */
 static void message_sel(struct lst_buf *b, const char *mid, const char *cat, const char *const *to,
                         size_t n, int64_t at, int sel)
 {
@@ -1574,6 +1574,8 @@ static void message_sel(struct lst_buf *b, const char *mid, const char *cat, con
     }
     if (sel == 3)
         REQUIRE(lst_audience_skip_push(&m.audience, "M9", LST_SKIP_NO_CONTACT) == LST_OK);
+    if (sel == 3 && n > 2)
+        REQUIRE(lst_audience_skip_push(&m.audience, "M8", LST_SKIP_INACTIVE) == LST_OK);
     REQUIRE(lst_message_encode(&m, b) == LST_OK);
     lst_message_cleanup(&m);
 }
@@ -1581,7 +1583,8 @@ static void message_sel(struct lst_buf *b, const char *mid, const char *cat, con
 /* A day of message records: selectors of every kind, recipients with tags whose directory
  * entry changes in between, a record again (a producer retry), a recipient listed twice, one
  * named alone, sends and receipts before or after their message (credits, status indexes), a
- * failed send, an annotation, a skipped employee, a reply in a message's reply window. */
+ * failed send, an annotation, skipped employees (one erased), a reply in a message's reply
+ * window. */
 static int build_message_day(struct ev *evs)
 {
     static const char *const eids[] = {"M1", "M2", "M3", "M4", "M5"};
@@ -1648,6 +1651,8 @@ static int build_message_day(struct ev *evs)
             push_ev(evs, &n, LEDGER_T_INBOUND, 0, "DRVM0001", &b);
         }
     }
+    /* a skipped employee erased: her erasure edits the skp C wrote, or defers the messages */
+    push_ev(evs, &n, LEDGER_T_EMPLOYEES, 1, "M8", NULL);
     lst_buf_cleanup(&b);
     return n;
 }
@@ -1700,6 +1705,8 @@ static void test_native_equals_scripts(void)
     CHECK(a.data != NULL && strstr(a.data, "lst:lg:x:dep:Werkstatt zset") != NULL);
     CHECK(a.data != NULL && strstr(a.data, "lst:lg:x:veh:HH-7 zset") != NULL);
     CHECK(a.data != NULL && strstr(a.data, "eid=M5") != NULL);
+    CHECK(a.data != NULL && strstr(a.data, "skp=[[\"M9\",\"no_contact\"]") != NULL);
+    CHECK(a.data != NULL && strstr(a.data, "\"M8\"") == NULL); /* erased from skp */
     /* the reply race in its order, one batch and one record per batch */
     int n = build_reply_race(evs);
     for (int i = 0; i < n; i++)
