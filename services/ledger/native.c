@@ -793,6 +793,12 @@ static int64_t arg_i64(const struct ledger_args *a, size_t i, struct lst_buf *tm
     return v;
 }
 
+/* Whether argument i of a is the string s. */
+static bool arg_is(const struct ledger_args *a, size_t i, const char *s)
+{
+    return a->len[i] == strlen(s) && memcmp(a->buf.data + a->off[i], s, a->len[i]) == 0;
+}
+
 /* sent.lua's arguments after the header: mid, eid, outcome, at, tm, tid, code, reason, final,
  * HTTP status, possible duplicate, attempts */
 #define SENT_ARGS 12
@@ -814,14 +820,8 @@ static bool takes(enum ledger_script kind, const struct ledger_args *a, size_t f
     size_t o = first + LEDGER_HEADER_ARGS;
     /* an accepted send with IDs JSON writes as they are; failures (free-text reasons) and
      * anything else stay with the script */
-    return a->len[o + 2] == 8 && memcmp(buf + a->off[o + 2], "accepted", 8) == 0 &&
-           plain_id(buf + a->off[o + 4], a->len[o + 4]) &&
+    return arg_is(a, o + 2, "accepted") && plain_id(buf + a->off[o + 4], a->len[o + 4]) &&
            (a->len[o + 5] == 0 || plain_id(buf + a->off[o + 5], a->len[o + 5]));
-}
-
-static bool arg_is(const struct ledger_args *a, size_t i, const char *s)
-{
-    return a->len[i] == strlen(s) && memcmp(a->buf.data + a->off[i], s, a->len[i]) == 0;
 }
 
 /* A count argument at i whose items fit before end. */
@@ -1285,9 +1285,7 @@ static lst_err queue_records(struct ledger_native *n)
             continue;
         cmd_begin(n, "HMGET");
         cmd_key(n, "emp:", n->emps.keys[i]);
-        cmd_s(n, "dep");
-        cmd_s(n, "veh");
-        cmd_s(n, "tags");
+        PUT_ARGS(n, "dep", "veh", "tags");
         err = cmd_end(n);
         cmd_begin(n, "ZRANGEBYSCORE");
         lst_buf_reset(&n->key);
@@ -1455,8 +1453,7 @@ static bool read_other(struct ledger_native *n, size_t m, const redisReply *eid,
 /* queue_records' replies, from reply *i on. */
 static lst_err read_records(struct ledger_native *n, size_t *i)
 {
-    size_t mids = n->mids.n; /* read_other adds no message, but be exact about the loop */
-    for (size_t m = 0; m < mids; m++) {
+    for (size_t m = 0; m < n->mids.n; m++) { /* read_other adds recipients, no message */
         if (!n->msg[m].record)
             continue;
         const redisReply *all = reply(n, (*i)++), *ex = reply(n, (*i)++);

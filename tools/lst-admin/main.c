@@ -134,44 +134,40 @@ static int exit_code(lst_err e)
     return EXIT_FAIL;
 }
 
-/* delete-topics: only a prefixed copy of the table (a benchmark's or a test's), so that a slip
- * cannot delete the deployment's own topics. */
-static int cmd_delete(const struct options *o)
+/* Loads the --file table with --prefix and runs fn (create or delete) on it. */
+static int on_table(const struct options *o,
+                    lst_err (*fn)(const char *, const struct lst_admin_topics *, int64_t))
 {
     char err[512] = "";
     struct lst_admin_topics topics = {0};
-    if (o->file == NULL || o->prefix == NULL || o->prefix[0] == '\0') {
-        fprintf(stderr, "lst-admin: delete-topics needs --file and a non-empty --prefix\n");
-        return EXIT_USAGE;
-    }
     lst_err e = lst_admin_topics_load(o->file, o->prefix, &topics, err, sizeof(err));
     if (e != LST_OK) {
         LST_ERROR("admin.topics.invalid", "%s: %s", o->file, err);
         return EXIT_FAIL;
     }
-    e = lst_admin_delete_topics(o->brokers, &topics,
-                                o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_ADMIN_MS);
+    e = fn(o->brokers, &topics, o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_ADMIN_MS);
     lst_admin_topics_cleanup(&topics);
     return exit_code(e);
 }
 
+/* delete-topics: only a prefixed copy of the table (a benchmark's or a test's), so that a slip
+ * cannot delete the deployment's own topics. */
+static int cmd_delete(const struct options *o)
+{
+    if (o->file == NULL || o->prefix == NULL || o->prefix[0] == '\0') {
+        fprintf(stderr, "lst-admin: delete-topics needs --file and a non-empty --prefix\n");
+        return EXIT_USAGE;
+    }
+    return on_table(o, lst_admin_delete_topics);
+}
+
 static int cmd_create(const struct options *o)
 {
-    char err[512] = "";
-    struct lst_admin_topics topics = {0};
     if (o->file == NULL) {
         fprintf(stderr, "lst-admin: create-topics needs --file\n");
         return EXIT_USAGE;
     }
-    lst_err e = lst_admin_topics_load(o->file, o->prefix, &topics, err, sizeof(err));
-    if (e != LST_OK) {
-        LST_ERROR("admin.topics.invalid", "%s: %s", o->file, err);
-        return EXIT_FAIL;
-    }
-    int64_t timeout = o->timeout_ms > 0 ? o->timeout_ms : DEFAULT_ADMIN_MS;
-    e = lst_admin_create_topics(o->brokers, &topics, timeout);
-    lst_admin_topics_cleanup(&topics);
-    return exit_code(e);
+    return on_table(o, lst_admin_create_topics);
 }
 
 int main(int argc, char **argv)

@@ -82,29 +82,37 @@ static rd_kafka_NewTopic_t *new_topic(const struct lst_admin_topic *t)
     return nt;
 }
 
-/* Reports each topic's outcome; TOPIC_ALREADY_EXISTS counts as success here (the partition
- * count is checked afterwards). */
-static lst_err report_created(rd_kafka_event_t *ev)
+/* Prints "<done>\t<topic>" per topic that succeeded or "<benign_name>\t<topic>" per one that
+ * failed with benign (already there when creating, not there when deleting), and logs the rest. */
+static lst_err report_topics(const rd_kafka_topic_result_t **res, size_t n, const char *done,
+                             rd_kafka_resp_err_t benign, const char *benign_name, const char *event)
 {
     lst_err result = LST_OK;
-    size_t n = 0;
-    const rd_kafka_topic_result_t **res =
-        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
     for (size_t i = 0; i < n; i++) {
         const char *name = rd_kafka_topic_result_name(res[i]);
         rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[i]);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            printf("created\t%s\n", name);
-        } else if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-            printf("exists\t%s\n", name);
+            printf("%s\t%s\n", done, name);
+        } else if (err == benign) {
+            printf("%s\t%s\n", benign_name, name);
         } else {
             const char *why = rd_kafka_topic_result_error_string(res[i]);
-            LST_ERROR("admin.create.failed", "%s: %s (%s)", name, rd_kafka_err2name(err),
+            LST_ERROR(event, "%s: %s (%s)", name, rd_kafka_err2name(err),
                       why != NULL ? why : rd_kafka_err2str(err));
             result = LST_ERR_KAFKA;
         }
     }
     return result;
+}
+
+/* TOPIC_ALREADY_EXISTS counts as success here (the partition count is checked afterwards). */
+static lst_err report_created(rd_kafka_event_t *ev)
+{
+    size_t n = 0;
+    const rd_kafka_topic_result_t **res =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+    return report_topics(res, n, "created", RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS, "exists",
+                         "admin.create.failed");
 }
 
 static lst_err create_all(rd_kafka_t *rk, rd_kafka_queue_t *q,
@@ -287,27 +295,14 @@ out:
     return result;
 }
 
-/* Reports each topic's outcome; one that is not there (deleted before, never created) counts
- * as gone. */
+/* A topic that is not there (deleted before, never created) counts as gone. */
 static lst_err report_deleted(rd_kafka_event_t *ev)
 {
-    lst_err result = LST_OK;
     size_t n = 0;
     const rd_kafka_topic_result_t **res =
         rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &n);
-    for (size_t i = 0; i < n; i++) {
-        const char *name = rd_kafka_topic_result_name(res[i]);
-        rd_kafka_resp_err_t err = rd_kafka_topic_result_error(res[i]);
-        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            printf("deleted\t%s\n", name);
-        } else if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-            printf("absent\t%s\n", name);
-        } else {
-            LST_ERROR("admin.delete.failed", "%s: %s", name, rd_kafka_err2str(err));
-            result = LST_ERR_KAFKA;
-        }
-    }
-    return result;
+    return report_topics(res, n, "deleted", RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, "absent",
+                         "admin.delete.failed");
 }
 
 lst_err lst_admin_delete_topics(const char *brokers, const struct lst_admin_topics *topics,
