@@ -29,6 +29,15 @@ bool lst_service_ready(struct lst_service *s, struct lst_buf *why)
         lst_buf_printf(why, "%skafka unreachable (%s)", ok ? "" : "; ", lst_strerror(err));
         ok = false;
     }
+    if (s->ready != NULL) {
+        struct lst_buf more;
+        lst_buf_init(&more);
+        if (!s->ready(s->ctx, &more)) {
+            lst_buf_printf(why, "%s%s", ok ? "" : "; ", more.len ? more.data : "not ready");
+            ok = false;
+        }
+        lst_buf_cleanup(&more);
+    }
     return ok;
 }
 
@@ -96,6 +105,7 @@ lst_err lst_service_create(const struct lst_service_opts *opts, struct lst_servi
     s->name = opts->name;
     s->common = opts->common;
     s->ctx = opts->ud;
+    s->ready = opts->ready;
     s->started_ms = lst_wall_ms();
     s->metrics = opts->metrics != NULL ? opts->metrics : lst_metrics_create();
     if (s->metrics == NULL)

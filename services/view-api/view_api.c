@@ -134,14 +134,14 @@ struct va_rconn *va_read_conn(struct view_api *ctx)
 }
 
 /* The idempotency keys cannot be rebuilt from Kafka: where the projections' Redis runs without
- * AOF (docs/operations.md), they live in a server of their own. */
+ * AOF (docs/operations.md), they live in a server of their own. That one is created before the
+ * HTTP server starts, so its readiness check finds it; without it, ctx->state is set to the
+ * projections' connection once the service exists. */
 static lst_err state_redis(struct view_api *ctx)
 {
     const struct view_api_config *c = &ctx->cfg;
-    if (c->state_host == NULL) {
-        ctx->state = ctx->svc->redis;
+    if (c->state_host == NULL)
         return LST_OK;
-    }
     struct lst_redis_config rc = {
         .host = c->state_host,
         .port = (int)c->state_port,
@@ -154,6 +154,20 @@ static lst_err state_redis(struct view_api *ctx)
         LST_INFO("view_api.state_redis", "idempotency keys on %s:%d db %d", c->state_host, rc.port,
                  rc.db);
     return err;
+}
+
+/* /readyz: sends need the idempotency keys, so a separate server for them must answer too
+ * (the projections' Redis and Kafka are the common checks). */
+static bool state_ready(void *ud, struct lst_buf *why)
+{
+    struct view_api *ctx = ud;
+    if (ctx->cfg.state_host == NULL)
+        return true;
+    lst_err err = lst_redis_ping(ctx->state);
+    if (err == LST_OK)
+        return true;
+    lst_buf_printf(why, "state redis (idempotency keys) unreachable (%s)", lst_strerror(err));
+    return false;
 }
 
 lst_err view_api_create(struct view_api *ctx, int port_override)
@@ -180,14 +194,17 @@ lst_err view_api_create(struct view_api *ctx, int port_override)
         /* sends and imports wait for Kafka's acks inside their handler; live streams hold
          * one each */
         .max_connections = 128 + (unsigned)ctx->cfg.max_streams,
+        .ready = state_ready,
     };
-    err = read_conns(ctx, &opts.metrics);
+    err = state_redis(ctx);
+    if (err == LST_OK)
+        err = read_conns(ctx, &opts.metrics);
     if (err == LST_OK)
         err = lst_service_start(&opts, &ctx->svc); /* owns opts.metrics now */
     else
         lst_metrics_destroy(opts.metrics);
-    if (err == LST_OK)
-        err = state_redis(ctx);
+    if (err == LST_OK && ctx->state == NULL)
+        ctx->state = ctx->svc->redis;
     if (err == LST_OK) /* a dispatcher's first send after a start need not wait a topic scan */
         err = lst_kafka_producer_prepare(
             ctx->svc->producer, (const char *const[]){ctx->topic_message, ctx->topic_outbound,

@@ -112,5 +112,26 @@ for svc in $SERVICES; do
     port=$((port + 1))
 done
 
+# The view API keeps its idempotency keys in a Redis of their own where one is configured:
+# sends need it, so readiness follows it too.
+bin=$BUILD/services/view-api/view-api
+out=$WORK/view-api-state
+LST_HTTP_PORT=$port LST_VIEW_STATE_REDIS_HOST=127.0.0.1 LST_VIEW_STATE_REDIS_PORT=${LST_REDIS_PORT:-16379} \
+    "$bin" >"$out.log" 2>&1 &
+pid=$!
+pids+=("$pid")
+check "view-api /readyz 200 with its state Redis up" wait_status "http://127.0.0.1:$port/readyz" 200
+check "view-api stops cleanly with its state Redis" stops_cleanly "$pid"
+port=$((port + 1))
+LST_HTTP_PORT=$port LST_VIEW_STATE_REDIS_HOST=127.0.0.1 LST_VIEW_STATE_REDIS_PORT=1 LST_REDIS_TIMEOUT_MS=200 \
+    "$bin" >"$out.log2" 2>&1 &
+pid=$!
+pids+=("$pid")
+check "view-api /healthz 200 without its state Redis" wait_status "http://127.0.0.1:$port/healthz" 200
+check "view-api /readyz 503 without its state Redis" wait_status "http://127.0.0.1:$port/readyz" 503
+curl -s "http://127.0.0.1:$port/readyz" >"$out.ready"
+check "view-api /readyz names the idempotency keys' Redis" contains "$out.ready" "idempotency keys"
+check "view-api stops cleanly without its state Redis" stops_cleanly "$pid"
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

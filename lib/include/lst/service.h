@@ -1,7 +1,7 @@
 /* The runtime every service shares: from its loaded configuration, one object that owns the
  * metrics registry, the Redis connection, the Kafka producer and the HTTP server with
- * /healthz, /readyz (Kafka and Redis reachable) and /metrics, and the loop that runs until
- * SIGTERM/SIGINT or a fatal producer error, then shuts down in order:
+ * /healthz, /readyz (Kafka, Redis and the service's own checks) and /metrics, and the loop that
+ * runs until SIGTERM/SIGINT or a fatal producer error, then shuts down in order:
  *
  *   1. stop accepting HTTP requests and let those in flight finish (bounded),
  *   2. the service's own stop hook (consumers finish in-flight work and commit),
@@ -51,6 +51,10 @@ struct lst_service_opts {
      * before the HTTP server answers (the view API's row cache) creates it itself and hands it
      * over here: the service owns it from then on, also when its creation fails. */
     struct lst_metrics *metrics;
+    /* NULL, or the service's own readiness checks, run after the common ones with ud: for what
+     * else a service cannot serve without (the view API's separate idempotency-key Redis).
+     * Called from HTTP threads; appends its reasons to why. */
+    lst_http_ready_fn ready;
 };
 
 struct lst_service {
@@ -62,7 +66,8 @@ struct lst_service {
     struct lst_http_server *http;
     struct lst_gauge *up;
     int64_t started_ms;
-    void *ctx; /* the service's own context (opts->ud), borrowed */
+    void *ctx;               /* the service's own context (opts->ud), borrowed */
+    lst_http_ready_fn ready; /* opts->ready */
 };
 
 /* The service context of a route handler's ud. */
@@ -79,8 +84,9 @@ lst_err lst_service_create(const struct lst_service_opts *opts, struct lst_servi
 /* Stops in the order above. NULL is a no-op; safe on a half-built service. */
 void lst_service_destroy(struct lst_service *s);
 
-/* The readiness check behind /readyz: Redis answers PING and a Kafka metadata request succeeds
- * (and the producer is not dead). Appends the reasons to why. */
+/* The readiness check behind /readyz: Redis answers PING, a Kafka metadata request succeeds
+ * (and the producer is not dead), and the service's own checks (opts->ready) pass. Appends the
+ * reasons to why, separated by "; ". */
 bool lst_service_ready(struct lst_service *s, struct lst_buf *why);
 
 /* A Redis connection more, with the common settings (host, port, db, password, timeout): for
